@@ -1,0 +1,1 @@
+"""Calibration: IRT models fitted from sparse past runs, abilities with error bars."""

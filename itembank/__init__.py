@@ -1,0 +1,1 @@
+"""The item bank: items, tags, provenance, exposure and history in one DuckDB file."""

@@ -1,0 +1,1 @@
+"""Samplers: test forms by random, stratified, evolutionary and exact assembly; adaptive testing."""
