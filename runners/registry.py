@@ -1,0 +1,86 @@
+"""One registry of backends, resolved lazily so a backend's heavy imports happen only when it is used.
+
+Targets are "package.module:Class" strings; ``create(name, **backend_args)`` imports the module and
+calls ``Class(**backend_args)``. Command lines pass backend args as text (``--backend-arg K=V``);
+``parse_backend_args`` turns those into Python values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from adt.errors import InputError, RunnerError
+from runners.base import Runner
+
+_TARGETS: dict[str, str] = {
+    "replay": "runners.replay:ReplayRunner",
+    "simulated": "runners.simulated:SimulatedRunner",
+    "hf": "runners.hf:HFRunner",
+    "vllm": "runners.vllm_backend:VLLMRunner",
+    "openai": "runners.openai_backend:OpenAIRunner",
+}
+
+
+def available() -> tuple[str, ...]:
+    """Registered backend names, sorted (whether or not their dependencies are installed)."""
+    return tuple(sorted(_TARGETS))
+
+
+def register(name: str, target: str, *, replace: bool = False) -> None:
+    """Add a backend ("package.module:Class"); refuses to shadow an existing name unless ``replace``."""
+    if ":" not in target or not all(target.split(":", 1)):
+        raise InputError(f"backend target {target!r} is not of the form 'package.module:Class'")
+    if name in _TARGETS and not replace and _TARGETS[name] != target:
+        raise InputError(f"backend {name!r} is already registered as {_TARGETS[name]!r}")
+    _TARGETS[name] = target
+
+
+def _unknown(name: str) -> InputError:
+    close = difflib.get_close_matches(name, list(_TARGETS), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return InputError(f"unknown backend {name!r}{hint} (available: {', '.join(available())})")
+
+
+def resolve(name: str) -> type[Runner]:
+    """The backend class for ``name`` (imports its module)."""
+    if name not in _TARGETS:
+        raise _unknown(name)
+    module_name, cls_name = _TARGETS[name].split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RunnerError(f"backend {name!r} could not be imported from {module_name}: {exc}") from exc
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        raise RunnerError(f"backend {name!r}: {module_name} has no class {cls_name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Runner)):
+        raise RunnerError(f"backend {name!r}: {_TARGETS[name]} is not a Runner subclass")
+    return cls
+
+
+def create(name: str, **backend_args: Any) -> Runner:
+    """Build the backend ``name`` with its arguments; unknown arguments raise ``InputError``."""
+    cls = resolve(name)
+    try:
+        return cls(**backend_args)
+    except TypeError as exc:
+        raise InputError(f"backend {name!r}: bad backend arguments {sorted(backend_args)}: {exc}") from exc
+
+
+def parse_backend_args(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict; values parse as JSON where they can (numbers, true/false, lists)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--backend-arg {pair!r} is not of the form KEY=VALUE")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
