@@ -94,14 +94,15 @@ def build_tiny_model(path: str | Path, *, seed: int = 0, vocab_size: int = 512, 
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
         num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
-        head_dim=hidden_size // num_heads, max_position_embeddings=2048, rope_theta=10000.0,
+        head_dim=hidden_size // num_heads, max_position_embeddings=2048,
         initializer_range=initializer_range, tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id)
     torch_seed = int(seeds[1].generate_state(1)[0])
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG state
         torch.manual_seed(torch_seed)
-        model = LlamaForCausalLM(config).to(torch.float32).eval()
+        model = LlamaForCausalLM(config)
+    model.float()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
