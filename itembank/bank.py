@@ -1,0 +1,786 @@
+"""The bank: one DuckDB file, opened only for as long as a command needs it.
+
+``open_bank`` takes the bank's lock (see lock.py), opens the file, verifies and applies migrations,
+and yields a ``Bank``. Every write is one transaction: a failure leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from adt.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
+
+from . import history, migrate, taxonomy
+from .history import Event, Head, VerifyReport
+from .importer import ImportOptions, PreparedItems, prepare, read_table
+from .lock import acquire
+from .sql import first
+
+DEFAULT_WAIT_S = 30.0
+DEFAULT_SETTINGS = {
+    # An item is 'high' frequency once more than this many runs, or publications, exposed it.
+    "tier_high_runs": "5",
+    "tier_high_publications": "1",
+    # Difficulty band cut points on the calibrated b: 'terciles' or two numbers "lo,hi".
+    "band_cuts": "terciles",
+}
+
+# Filter keys that are columns (or computed columns) of the item view; anything else is a tag key.
+COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "origin", "source", "generator",
+               "frequency_tier", "difficulty_band")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    files: tuple[str, ...]
+    rows: int
+    items_in_files: int
+    new_items: int
+    existing_items: int
+    merged_within_files: int
+    merged_across_sources: int
+    new_aliases: int
+    new_tags: int
+    batch_id: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ResponsesReport:
+    file: str
+    rows: int
+    matched: int
+    unknown_rows: int
+    unknown_examples: tuple[str, ...]
+    runs: int
+    new_responses: int
+    merged_duplicate_items: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def open_bank(path: str | Path, *, create: bool = False, wait_s: float = DEFAULT_WAIT_S,
+              purpose: str = "adt", on_wait: Any = None) -> Iterator[Bank]:
+    """Hold the bank for the duration of the ``with`` block (see the module doc)."""
+    path = Path(path)
+    if create and path.exists():
+        raise BankError(f"{path} already exists; pick another path or remove it")
+    if not create and not path.exists():
+        raise BankError(f"no bank at {path}; create one with `adt init` (or pass --bank / set ADT_BANK)")
+    lock = acquire(path, purpose=purpose, wait_s=wait_s, on_wait=on_wait)
+    try:
+        conn = _connect(path, wait_s)
+        try:
+            if create:
+                _create(conn)
+            else:
+                _upgrade(conn, path)
+            yield Bank(conn, path)
+        finally:
+            conn.close()
+    finally:
+        lock.release()
+
+
+def _connect(path: Path, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Open the file; a process outside adt holding DuckDB's own lock is waited for like our lock."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            msg = str(exc)
+            if "lock" in msg.lower():
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                raise BankBusy(f"bank {path} is held by another process: {msg}") from None
+            raise BankError(f"{path} is not a usable DuckDB bank: {msg}") from None
+        except duckdb.Error as exc:
+            raise BankError(f"{path} is not a usable DuckDB bank: {exc}") from None
+
+
+def _create(conn: duckdb.DuckDBPyConnection, seed_taxonomy: bool = True) -> None:
+    migrate.apply(conn, migrate.shipped_migrations())
+    conn.execute("BEGIN TRANSACTION")
+    if seed_taxonomy:
+        taxonomy.seed(conn)
+    for key, value in DEFAULT_SETTINGS.items():
+        conn.execute("INSERT INTO settings VALUES (?, ?)", [key, value])
+    conn.execute("COMMIT")
+
+
+def _upgrade(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "schema_migrations" not in tables:
+        raise BankError(f"{path} is a DuckDB file but not an adt bank (no schema_migrations table)")
+    todo = migrate.pending(conn)
+    if todo:
+        migrate.apply(conn, todo)
+
+
+def _digest_sql(table: str, cols: Sequence[str]) -> str:
+    # Order-independent digest: xor of per-row md5s (rows are unique by each table's key).
+    expr = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\\N')" for c in cols)
+    return f"SELECT count(*), coalesce(bit_xor(md5_number(concat_ws('|', {expr}))), 0) FROM {table}"  # noqa: S608
+
+
+# Tables and columns that make up a snapshot: identifiers from this allow-list only.
+SNAPSHOT_TABLES: dict[str, tuple[str, ...]] = {
+    "items": ("item_id", "content_hash", "review_state", "declared_band", "retired_reason"),
+    "item_aliases": ("source", "external_id", "item_id"),
+    "item_tags": ("item_id", "key", "value"),
+    "taxonomy_values": ("key", "value"),
+    "taxonomy_keys": ("key", "closed"),
+    "responses": ("run_id", "item_id", "score"),
+    "runs": ("run_id", "model", "kind", "form_name", "round_no", "status"),
+    "form_items": ("form_name", "position", "item_id"),
+    "publications": ("form_name", "round_no"),
+    "item_difficulty": ("item_id", "calibration_id", "b"),
+    "settings": ("key", "value"),
+}
+
+
+class Bank:
+    """An open bank. Construct it through ``open_bank``."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path):
+        self.conn = conn
+        self.path = path
+
+    # -- transactions -----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _register(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
+        self.conn.register(name, frame)
+
+    # -- settings & taxonomy ----------------------------------------------------------------------
+    def settings(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM settings").fetchall())
+
+    def set_setting(self, key: str, value: str) -> None:
+        if key not in DEFAULT_SETTINGS:
+            raise InputError(f"unknown setting {key!r}; settings: {', '.join(DEFAULT_SETTINGS)}")
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM settings WHERE key = ?", [key])
+            conn.execute("INSERT INTO settings VALUES (?, ?)", [key, value])
+
+    def taxonomy(self) -> taxonomy.Taxonomy:
+        return taxonomy.load(self.conn)
+
+    # -- history ----------------------------------------------------------------------------------
+    def head(self) -> Head:
+        return history.head(self.conn)
+
+    def verify(self, expected: Head | None = None) -> VerifyReport:
+        return history.verify(self.conn, expected)
+
+    def record_head(self, purpose: str) -> Head:
+        """Note the current head in the bank (forms, calibrations and exports call this)."""
+        head = self.head()
+        self.conn.execute("INSERT INTO history_heads VALUES (?, ?, ?, ?)", [head.n_events, head.hash, purpose, now()])
+        return head
+
+    def snapshot_id(self) -> str:
+        """Chain head plus order-independent digests of the tables that define the bank's state."""
+        import hashlib
+
+        parts = [str(self.head())]
+        for table, cols in SNAPSHOT_TABLES.items():
+            count, digest = first(self.conn.execute(_digest_sql(table, cols)))  # type: ignore[misc]
+            parts.append(f"{table}:{count}:{digest}")
+        return "snap_" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+    # -- import -----------------------------------------------------------------------------------
+    def import_items(self, paths: Sequence[str | Path], opts: ImportOptions) -> ImportReport:
+        """Import item files as one transaction; validation happens before anything is written."""
+        tax = self.taxonomy()
+        prepared: list[PreparedItems] = []
+        for p in paths:
+            frame, label = read_table(Path(p))
+            prepared.append(prepare(frame, Path(p), label, opts, tax))
+        rows = pd.concat([p.rows for p in prepared], ignore_index=True)
+        where = [w for p in prepared for w in p.where]
+        tags = pd.concat([p.tags for p in prepared], ignore_index=True).drop_duplicates()
+        new_keys = set().union(*(p.new_keys for p in prepared))
+        new_values = set().union(*(p.new_values for p in prepared))
+        if (new_keys or new_values) and not opts.extend_taxonomy:
+            key, value = sorted(new_values)[0] if new_values else (sorted(new_keys)[0], "")
+            tax.check(key, value, "import")  # raises with the allowed list
+        # The same external id in two files of one import must agree too.
+        firsts = rows.drop_duplicates("external_id")
+        clash = rows.merge(firsts[["external_id", "content_hash"]], on="external_id", suffixes=("", "_first"))
+        bad = clash.index[clash["content_hash"] != clash["content_hash_first"]]
+        if len(bad):
+            raise InputError(f"{where[bad[0]]}: id {rows['external_id'].iat[bad[0]]!r} appears earlier in this "
+                             f"import with a different question, choices or answer")
+        return self._write_items(rows, tags, where, opts, new_keys, new_values, [str(p) for p in paths])
+
+    def _write_items(self, rows: pd.DataFrame, tags: pd.DataFrame, where: list[str], opts: ImportOptions,
+                     new_keys: set[str], new_values: set[tuple[str, str]], files: list[str]) -> ImportReport:
+        conn = self.conn
+        ts = now()
+        unique = rows.drop_duplicates("item_id")
+        self._register("_in_rows", rows[["external_id", "item_id"]])
+        self._register("_in_items", unique.drop(columns=["external_id", "parent_external_id"]))
+        self._register("_in_tags", tags)
+        try:
+            # An alias already known for other content means the source changed under the same id.
+            clash = first(conn.execute("""
+                SELECT r.external_id, a.item_id, r.item_id FROM _in_rows r
+                JOIN item_aliases a ON a.source = ? AND a.external_id = r.external_id
+                WHERE a.item_id <> r.item_id LIMIT 1""", [opts.source]))
+            if clash:
+                idx = int(rows.index[rows["external_id"] == clash[0]][0])
+                raise InputError(f"{where[idx]}: id {clash[0]!r} of source {opts.source!r} was imported before as "
+                                 f"{clash[1]} with different content; import the new version under another "
+                                 f"--source name")
+            existing = {r[0] for r in conn.execute(
+                "SELECT i.item_id FROM items i JOIN (SELECT DISTINCT item_id FROM _in_items) n USING (item_id)").fetchall()}
+            cross_source = first(conn.execute("""
+                SELECT count(DISTINCT i.item_id) FROM items i JOIN _in_items n USING (item_id)
+                WHERE NOT EXISTS (SELECT 1 FROM item_aliases a WHERE a.item_id = i.item_id AND a.source = ?)""",
+                [opts.source]))[0]  # type: ignore[index]
+            new_alias = conn.execute("""
+                SELECT DISTINCT r.external_id, r.item_id FROM _in_rows r
+                WHERE NOT EXISTS (SELECT 1 FROM item_aliases a WHERE a.source = ? AND a.external_id = r.external_id)""",
+                [opts.source]).df()
+            new_tags = conn.execute("""
+                SELECT t.* FROM _in_tags t WHERE NOT EXISTS (SELECT 1 FROM item_tags x
+                WHERE x.item_id = t.item_id AND x.key = t.key AND x.value = t.value)""").df()
+            new_items = unique[~unique["item_id"].isin(existing)]
+            report = ImportReport(
+                files=tuple(files), rows=len(rows), items_in_files=len(unique), new_items=len(new_items),
+                existing_items=len(existing), merged_within_files=len(rows) - len(unique),
+                merged_across_sources=int(cross_source), new_aliases=len(new_alias), new_tags=len(new_tags),
+                batch_id=None)
+            if not (len(new_items) or len(new_alias) or len(new_tags) or new_keys or new_values):
+                return report  # re-importing changes nothing, not even a batch record
+            batch = "imp_" + uuid.uuid4().hex[:12]
+            report = ImportReport(**{**report.as_dict(), "batch_id": batch})
+            parent_map = self._parent_ids(rows, opts.source)
+            items_frame = new_items.assign(
+                source=opts.source, source_version=opts.source_version, license=opts.license,
+                parent_item_id=new_items["item_id"].map(parent_map), import_batch=batch, created_at=ts,
+                retired_reason=None)
+            self._register("_new_items", items_frame)
+            self._register("_new_alias", new_alias)
+            self._register("_new_tags", new_tags)
+            with self.transaction():
+                if new_keys or new_values:
+                    taxonomy.extend(conn, new_keys, new_values)
+                conn.execute("""INSERT INTO sources SELECT ?, ?, ?, ?
+                                WHERE NOT EXISTS (SELECT 1 FROM sources WHERE name = ?)""",
+                             [opts.source, opts.source_version, opts.license, ts, opts.source])
+                conn.execute("""INSERT INTO items SELECT item_id, question, choices, answer, item_type, language,
+                    content_hash, source, source_version, license, origin, generator, generator_params,
+                    parent_item_id, review_state, declared_band, import_batch, created_at, retired_reason
+                    FROM _new_items""")
+                conn.execute("INSERT INTO item_aliases SELECT ?, external_id, item_id FROM _new_alias", [opts.source])
+                conn.execute("INSERT INTO item_tags SELECT item_id, key, value FROM _new_tags")
+                conn.execute("INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?)",
+                             [batch, opts.source, json.dumps(files), len(rows), len(new_items), ts])
+                history.append(conn, self._import_events(items_frame, new_alias, new_tags, existing, opts, batch), ts)
+            return report
+        finally:
+            for name in ("_in_rows", "_in_items", "_in_tags", "_new_items", "_new_alias", "_new_tags"):
+                try:
+                    conn.unregister(name)
+                except duckdb.Error:
+                    pass
+
+    def _parent_ids(self, rows: pd.DataFrame, source: str) -> dict[str, str]:
+        """Parent external ids resolve within the same source (this import or earlier ones)."""
+        with_parent = rows.dropna(subset=["parent_external_id"])
+        if with_parent.empty:
+            return {}
+        local = dict(zip(rows["external_id"], rows["item_id"], strict=True))
+        out = {}
+        for item_id, parent in zip(with_parent["item_id"], with_parent["parent_external_id"], strict=True):
+            pid = local.get(parent) or self.resolve_alias(source, parent)
+            if pid is None:
+                raise InputError(f"item {item_id}: parent_id {parent!r} is not an item of source {source!r}")
+            out[item_id] = pid
+        return out
+
+    def _import_events(self, items_frame: pd.DataFrame, new_alias: pd.DataFrame, new_tags: pd.DataFrame,
+                       existing: set[str], opts: ImportOptions, batch: str) -> list[Event]:
+        new_ids = set(items_frame["item_id"])
+        tag_text: dict[str, str] = {}
+        if not new_tags.empty:
+            self._register("_tag_src", new_tags)
+            tag_text = dict(self.conn.execute(
+                "SELECT item_id, string_agg(key || '=' || value, ';' ORDER BY key, value) FROM _tag_src "
+                "GROUP BY item_id").fetchall())
+            self.conn.unregister("_tag_src")
+        first_alias = new_alias.drop_duplicates("item_id").set_index("item_id")["external_id"].to_dict()
+        events = [Event("created", iid, batch, {"content_hash": h, "source": opts.source,
+                                               "external_id": first_alias.get(iid), "tags": tag_text.get(iid, "")})
+                  for iid, h in zip(items_frame["item_id"], items_frame["content_hash"], strict=True)]
+        events += [Event("aliased", iid, batch, {"source": opts.source, "external_id": ext})
+                   for ext, iid in zip(new_alias["external_id"], new_alias["item_id"], strict=True)
+                   if iid not in new_ids]
+        events += [Event("tagged", iid, batch, {"tags": text})
+                   for iid, text in tag_text.items() if iid not in new_ids]
+        return events
+
+    def resolve_alias(self, source: str, external_id: str) -> str | None:
+        row = first(self.conn.execute("SELECT item_id FROM item_aliases WHERE source = ? AND external_id = ?",
+                                [source, external_id]))
+        return None if row is None else str(row[0])
+
+    def resolve(self, ref: str) -> str:
+        """An item id, or ``source:external_id``; ItemNotFound otherwise."""
+        if first(self.conn.execute("SELECT 1 FROM items WHERE item_id = ?", [ref])):
+            return ref
+        if ":" in ref:
+            source, ext = ref.split(":", 1)
+            found = self.resolve_alias(source, ext)
+            if found:
+                return found
+        raise ItemNotFound(f"no item {ref!r} (give an item id like it_... or SOURCE:EXTERNAL_ID)")
+
+    # -- responses ----------------------------------------------------------------------------------
+    def import_responses(self, path: str | Path, *, source: str, model_col: str, item_col: str, score_col: str,
+                         round_no: int | None = None, strict: bool = False) -> ResponsesReport:
+        """Past results keyed by the source's external ids: one run per model per file."""
+        import hashlib
+
+        path = Path(path)
+        frame, label = read_table(path)
+        for col in (model_col, item_col, score_col):
+            if col not in frame.columns:
+                shown = ", ".join(c for c in frame.columns if c != "__line__")
+                raise InputError(f"{path}: no column {col!r} (columns: {shown})")
+        scores = pd.to_numeric(frame[score_col], errors="coerce")
+        bad = scores.isna() | (scores < 0) | (scores > 1)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"{path}: {label} {frame['__line__'].iat[i]}: field {score_col!r}: "
+                             f"{frame[score_col].iat[i]!r} is not a score in [0, 1]")
+        src = pd.DataFrame({"model": frame[model_col].astype(str), "external_id": frame[item_col].astype(str),
+                            "score": scores.astype(float), "line": frame["__line__"]})
+        self._register("_resp_src", src)
+        try:
+            mapped = self.conn.execute("""
+                SELECT s.model, s.external_id, a.item_id, s.score, s.line FROM _resp_src s
+                LEFT JOIN item_aliases a ON a.source = ? AND a.external_id = s.external_id""", [source]).df()
+        finally:
+            self.conn.unregister("_resp_src")
+        unknown = mapped[mapped["item_id"].isna()]
+        examples = tuple(unknown["external_id"].drop_duplicates().head(5))
+        if strict and len(unknown):
+            raise InputError(f"{path}: {label} {unknown['line'].iat[0]}: field {item_col!r}: "
+                             f"{len(unknown)} rows name items unknown to source {source!r} (e.g. {', '.join(examples)})")
+        known = mapped.dropna(subset=["item_id"])
+        # The same row twice with two scores is a conflict in the file ...
+        conflicts = known.groupby(["model", "external_id"])["score"].nunique()
+        if (conflicts > 1).any():
+            model, ext = conflicts[conflicts > 1].index[0]
+            rows = known[(known["model"] == model) & (known["external_id"] == ext)]["line"].tolist()
+            raise InputError(f"{path}: {label}s {rows[0]} and {rows[1]}: model {model!r} has two different "
+                             f"scores for item {ext!r}")
+        # ... but two source ids of one merged (duplicate) item are two answers to the same item: the
+        # response is their mean, a fractional score.
+        known = known.drop_duplicates(["model", "external_id"])
+        merged = int(known.duplicated(["model", "item_id"]).sum())
+        known = known.groupby(["model", "item_id"], as_index=False, sort=False)["score"].mean()
+        file_hash = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        ts = now()
+        new_total = 0
+        models = sorted(known["model"].unique())
+        with self.transaction():
+            for model in models:
+                run_id = f"import:{source}:{model}:{file_hash}"
+                self._ensure_model(model, ts)
+                self.conn.execute("""INSERT INTO runs SELECT ?, ?, 'import', NULL, ?, ?, NULL, ?, 'finished', ?, ?
+                                     WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = ?)""",
+                                  [run_id, model, source, round_no, json.dumps({"file": str(path)}), ts, ts, run_id])
+                part = known[known["model"] == model]
+                new_total += self._insert_responses(run_id, pd.DataFrame({
+                    "item_id": part["item_id"].to_numpy(), "score": part["score"].to_numpy()}), ts)
+        return ResponsesReport(str(path), len(frame), len(frame) - len(unknown), len(unknown), examples, len(models),
+                               new_total, merged)
+
+    def _ensure_model(self, name: str, ts: str, family: str | None = None, size: str | None = None,
+                      release_date: str | None = None) -> None:
+        self.conn.execute("""INSERT INTO models SELECT ?, ?, ?, ?, ?
+                             WHERE NOT EXISTS (SELECT 1 FROM models WHERE name = ?)""",
+                          [name, family, size, release_date, ts, name])
+
+    RESPONSE_COLS = ("item_id", "score", "raw_output", "extracted", "template_id", "prompt_hash",
+                     "choice_logliks", "tokens_in", "tokens_out", "latency_s")
+
+    def _insert_responses(self, run_id: str, frame: pd.DataFrame, ts: str) -> int:
+        """Insert responses not yet stored for this run (inside the caller's transaction)."""
+        full = pd.DataFrame({c: frame[c] if c in frame.columns else None for c in self.RESPONSE_COLS})
+        full["choice_logliks"] = full["choice_logliks"].astype(object)
+        self._register("_resp_new", full)
+        try:
+            fresh = self.conn.execute("""
+                SELECT DISTINCT ON (n.item_id) n.* FROM _resp_new n
+                WHERE NOT EXISTS (SELECT 1 FROM responses r WHERE r.run_id = ? AND r.item_id = n.item_id)""",
+                [run_id]).df()
+            if fresh.empty:
+                return 0
+            fresh["choice_logliks"] = fresh["choice_logliks"].astype(object)
+            self._register("_resp_fresh", fresh)
+            self.conn.execute("""INSERT INTO responses SELECT ?, item_id, score, raw_output, extracted, template_id,
+                prompt_hash, CAST(choice_logliks AS DOUBLE[]), tokens_in, tokens_out, latency_s, ? FROM _resp_fresh""",
+                [run_id, ts])
+            self.conn.unregister("_resp_fresh")
+            ids = fresh["item_id"].tolist()
+            scores = fresh["score"].tolist()
+            history.append(self.conn, [Event("answered", i, run_id, {"score": s}) for i, s in zip(ids, scores, strict=True)], ts)
+            return len(ids)
+        finally:
+            self.conn.unregister("_resp_new")
+
+    # -- runs (used by the runners' spool ingestion) -------------------------------------------------
+    def start_run(self, run_id: str, *, model: str, kind: str, form_name: str | None = None,
+                  round_no: int | None = None, backend: str | None = None, config: dict | None = None) -> bool:
+        """Create the run, or find it for a resume (same model and form); True when it is new."""
+        row = first(self.conn.execute("SELECT model, form_name FROM runs WHERE run_id = ?", [run_id]))
+        if row is not None:
+            if row[0] != model or row[1] != form_name:
+                raise InputError(f"run {run_id!r} exists for model {row[0]!r} on form {row[1]!r}; "
+                                 f"pick another --run name")
+            return False
+        ts = now()
+        with self.transaction():
+            self._ensure_model(model, ts)
+            self.conn.execute("INSERT INTO runs VALUES (?, ?, ?, ?, NULL, ?, ?, ?, 'running', ?, NULL)",
+                              [run_id, model, kind, form_name, round_no, backend, json.dumps(config or {}), ts])
+        return True
+
+    def ingest_responses(self, run_id: str, frame: pd.DataFrame) -> int:
+        """Store a batch of one run's results in one short transaction; already-stored items are skipped."""
+        if not first(self.conn.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id])):
+            raise InputError(f"no run {run_id!r}")
+        unknown = self.unknown_items(frame["item_id"])
+        if unknown:
+            raise ItemNotFound(f"run {run_id}: {len(unknown)} responses name items not in the bank (e.g. {unknown[0]})")
+        with self.transaction():
+            return self._insert_responses(run_id, frame, now())
+
+    def finish_run(self, run_id: str, status: str = "finished") -> None:
+        self.conn.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, now(), run_id])
+
+    def answered(self, run_id: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT item_id FROM responses WHERE run_id = ?", [run_id]).fetchall()}
+
+    def runs(self) -> pd.DataFrame:
+        return self.conn.execute("""SELECT r.*, (SELECT count(*) FROM responses x WHERE x.run_id = r.run_id) n_responses
+                                    FROM runs r ORDER BY created_at""").df()
+
+    def unknown_items(self, item_ids: Iterable[str]) -> list[str]:
+        ids = pd.DataFrame({"item_id": pd.Series(list(item_ids), dtype=object).unique()})
+        self._register("_ids_chk", ids)
+        try:
+            return [r[0] for r in self.conn.execute(
+                "SELECT item_id FROM _ids_chk WHERE item_id NOT IN (SELECT item_id FROM items)").fetchall()]
+        finally:
+            self.conn.unregister("_ids_chk")
+
+    # -- reading items ---------------------------------------------------------------------------------
+    def _item_view_sql(self) -> tuple[str, list[Any]]:
+        """CTE text defining ``iv``: every item with exposure, frequency tier and difficulty band."""
+        s = self.settings()
+        params: list[Any] = [int(s["tier_high_runs"]), int(s["tier_high_publications"])]
+        if s["band_cuts"] == "terciles":
+            cuts = ("(SELECT quantile_cont(b, 1.0/3) FROM item_difficulty)",
+                    "(SELECT quantile_cont(b, 2.0/3) FROM item_difficulty)")
+        else:
+            try:
+                lo, hi = (float(x) for x in s["band_cuts"].split(","))
+            except ValueError:
+                raise BankError(f"setting band_cuts={s['band_cuts']!r} is not 'terciles' or 'lo,hi'") from None
+            cuts = ("?", "?")
+            params = [lo, hi, *params]
+            # the cut parameters appear first in the text below
+        sql = f"""
+        r AS (SELECT x.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr,
+                     min(x.answered_at) ft, max(x.answered_at) lt
+              FROM responses x JOIN runs ru USING (run_id) GROUP BY x.item_id),
+        p AS (SELECT fi.item_id, count(*) n, min(pb.round_no) fr, max(pb.round_no) lr,
+                     min(pb.published_at) ft, max(pb.published_at) lt
+              FROM publications pb JOIN form_items fi USING (form_name) GROUP BY fi.item_id),
+        cuts AS (SELECT {cuts[0]} AS lo, {cuts[1]} AS hi),
+        iv AS (
+          SELECT i.*, coalesce(r.n, 0) AS exposure_runs, coalesce(p.n, 0) AS exposure_publications,
+                 CASE WHEN r.fr IS NULL THEN p.fr WHEN p.fr IS NULL THEN r.fr ELSE least(r.fr, p.fr) END AS first_exposure_round,
+                 CASE WHEN r.lr IS NULL THEN p.lr WHEN p.lr IS NULL THEN r.lr ELSE greatest(r.lr, p.lr) END AS last_exposure_round,
+                 CASE WHEN r.ft IS NULL THEN p.ft WHEN p.ft IS NULL THEN r.ft ELSE least(r.ft, p.ft) END AS first_exposed_at,
+                 CASE WHEN r.lt IS NULL THEN p.lt WHEN p.lt IS NULL THEN r.lt ELSE greatest(r.lt, p.lt) END AS last_exposed_at,
+                 CASE WHEN coalesce(r.n, 0) + coalesce(p.n, 0) = 0 THEN 'low'
+                      WHEN coalesce(r.n, 0) > ? OR coalesce(p.n, 0) > ? THEN 'high' ELSE 'medium' END AS frequency_tier,
+                 CASE WHEN d.b IS NULL THEN coalesce(i.declared_band, 'unknown')
+                      WHEN d.b >= cuts.hi THEN 'hard' WHEN d.b < cuts.lo THEN 'easy' ELSE 'medium' END AS difficulty_band,
+                 d.b AS calibrated_b, len(i.choices) AS n_choices
+          FROM items i LEFT JOIN r USING (item_id) LEFT JOIN p USING (item_id)
+               LEFT JOIN item_difficulty d USING (item_id) CROSS JOIN cuts)"""  # noqa: S608 - fixed text
+        return sql, params
+
+    def _where(self, filters: dict[str, Sequence[str]] | None, include_retired: bool) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if not include_retired:
+            clauses.append("iv.review_state <> 'retired'")
+        tax = None
+        for key, values in (filters or {}).items():
+            values = list(values)
+            if not values:
+                continue
+            marks = ", ".join("?" for _ in values)
+            if key in COLUMN_KEYS:
+                clauses.append(f"iv.{key} IN ({marks})")
+            else:
+                tax = tax or self.taxonomy()
+                if key not in tax.keys:
+                    raise TaxonomyError(f"--filter {key}: unknown tag key; known keys: "
+                                        f"{', '.join(sorted(tax.keys | set(COLUMN_KEYS)))}")
+                clauses.append(f"iv.item_id IN (SELECT item_id FROM item_tags WHERE key = ? AND value IN ({marks}))")  # noqa: S608 - placeholders only
+                params.append(key)
+            params.extend(values)
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    def item_ids(self, filters: dict[str, Sequence[str]] | None = None, include_retired: bool = False) -> np.ndarray:
+        """Ids of the items matching ``filters`` (sorted), without building the full item frame."""
+        cte, cparams = self._item_view_sql()
+        where, wparams = self._where(filters, include_retired)
+        rows = self.conn.execute(f"WITH {cte} SELECT item_id FROM iv WHERE {where} ORDER BY item_id",  # noqa: S608
+                                 cparams + wparams).fetchnumpy()
+        return np.asarray(rows["item_id"], dtype=object)
+
+    def items(self, filters: dict[str, Sequence[str]] | None = None, *, include_retired: bool = False,
+              with_tags: bool = True) -> pd.DataFrame:
+        """The item frame of DESIGN.md: columns, exposure, tier, band and one column per tag key."""
+        cte, cparams = self._item_view_sql()
+        where, wparams = self._where(filters, include_retired)
+        frame = self.conn.execute(f"WITH {cte} SELECT * FROM iv WHERE {where} ORDER BY item_id",  # noqa: S608
+                                  cparams + wparams).df()
+        if not with_tags or frame.empty:
+            return frame
+        self._register("_sel_ids", frame[["item_id"]])
+        try:
+            tags = self.conn.execute("""
+                SELECT t.item_id, t.key, string_agg(t.value, '|' ORDER BY t.value) AS value
+                FROM item_tags t JOIN _sel_ids s USING (item_id) GROUP BY t.item_id, t.key""").df()
+        finally:
+            self.conn.unregister("_sel_ids")
+        if tags.empty:
+            return frame
+        wide = tags.pivot(index="item_id", columns="key", values="value")
+        wide = wide.drop(columns=[c for c in wide.columns if c in frame.columns])
+        return frame.merge(wide, left_on="item_id", right_index=True, how="left")
+
+    def stats(self, by: Sequence[str] = (), filters: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
+        """Item counts (and tiers) grouped by built-in keys or tag keys; many-valued tags count once per value."""
+        cte, cparams = self._item_view_sql()
+        where, wparams = self._where(filters, include_retired=False)
+        tax = self.taxonomy()
+        joins, cols, jparams = [], [], []
+        for n, key in enumerate(by):
+            if key in COLUMN_KEYS:
+                cols.append(f"iv.{key} AS {key}")
+            elif key in tax.keys:
+                joins.append(f"LEFT JOIN item_tags t{n} ON t{n}.item_id = iv.item_id AND t{n}.key = ?")
+                jparams.append(key)
+                cols.append(f"t{n}.value AS \"{key}\"")
+            else:
+                raise TaxonomyError(f"--by {key}: unknown key; known keys: {', '.join(sorted(tax.keys | set(COLUMN_KEYS)))}")
+        group = ", ".join(str(i + 1) for i in range(len(cols)))
+        sql = f"""WITH {cte} SELECT {', '.join(cols + [''])}
+                  count(*) AS items,
+                  count(*) FILTER (WHERE frequency_tier = 'low') AS low,
+                  count(*) FILTER (WHERE frequency_tier = 'medium') AS medium,
+                  count(*) FILTER (WHERE frequency_tier = 'high') AS high
+                  FROM iv {' '.join(joins)} WHERE {where}
+                  {('GROUP BY ' + group + ' ORDER BY ' + group) if cols else ''}"""  # noqa: S608
+        return self.conn.execute(sql, cparams + jparams + wparams).df()
+
+    def item(self, ref: str) -> dict[str, Any]:
+        """Everything the bank knows about one item."""
+        item_id = self.resolve(ref)
+        frame = self.items({"item_id": [item_id]}, include_retired=True)
+        rec = {k: (None if (isinstance(v, float) and np.isnan(v)) else v) for k, v in frame.iloc[0].to_dict().items()}
+        if isinstance(rec.get("choices"), np.ndarray):
+            rec["choices"] = list(rec["choices"])
+        rec["tags"] = {k: sorted(v) for k, v in self._tags_of(item_id).items()}
+        rec["aliases"] = [f"{s}:{e}" for s, e in self.conn.execute(
+            "SELECT source, external_id FROM item_aliases WHERE item_id = ? ORDER BY source, external_id",
+            [item_id]).fetchall()]
+        rec["derived_items"] = [r[0] for r in self.conn.execute(
+            "SELECT item_id FROM items WHERE parent_item_id = ? ORDER BY item_id", [item_id]).fetchall()]
+        rec["forms"] = [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT form_name FROM form_items WHERE item_id = ? ORDER BY 1", [item_id]).fetchall()]
+        return rec
+
+    def _tags_of(self, item_id: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for key, value in self.conn.execute("SELECT key, value FROM item_tags WHERE item_id = ?", [item_id]).fetchall():
+            out.setdefault(key, []).append(value)
+        return out
+
+    def item_history(self, ref: str) -> pd.DataFrame:
+        item_id = self.resolve(ref)
+        return self.conn.execute("""SELECT seq, ts, kind, ref, payload, hash FROM events
+                                    WHERE item_id = ? ORDER BY seq""", [item_id]).df()
+
+    # -- curation -----------------------------------------------------------------------------------
+    def retire(self, refs: Sequence[str], reason: str) -> int:
+        if not reason.strip():
+            raise InputError("--reason must say why the items are retired")
+        ids = [self.resolve(r) for r in refs]
+        ts = now()
+        with self.transaction():
+            for item_id in ids:
+                self.conn.execute("UPDATE items SET review_state = 'retired', retired_reason = ? WHERE item_id = ?",
+                                  [reason, item_id])
+            history.append(self.conn, [Event("retired", i, None, {"reason": reason}) for i in ids], ts)
+        return len(ids)
+
+    def set_review_state(self, refs: Sequence[str], state: str) -> int:
+        if state not in ("draft", "approved"):
+            raise InputError(f"review state {state!r}: use draft or approved (retire items with `bank retire`)")
+        ids = [self.resolve(r) for r in refs]
+        with self.transaction():
+            for item_id in ids:
+                self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [state, item_id])
+            history.append(self.conn, [Event(state, i, None, {}) for i in ids], now())
+        return len(ids)
+
+    def tag(self, refs: Sequence[str], key: str, value: str, extend_taxonomy: bool = False) -> int:
+        if key == "difficulty_band":
+            raise InputError("difficulty_band is computed from calibrations (declare it at import for new items)")
+        if key in taxonomy.BUILTIN_KEYS:
+            raise InputError(f"{key} is a built-in column, not a tag")
+        tax = self.taxonomy()
+        new_keys, new_values = tax.missing([(key, value)])
+        if (new_keys or new_values) and not extend_taxonomy:
+            tax.check(key, value, "bank tag")
+        ids = [self.resolve(r) for r in refs]
+        with self.transaction():
+            taxonomy.extend(self.conn, new_keys, new_values)
+            fresh = [i for i in ids if not first(self.conn.execute(
+                "SELECT 1 FROM item_tags WHERE item_id = ? AND key = ? AND value = ?", [i, key, value]))]
+            for item_id in fresh:
+                self.conn.execute("INSERT INTO item_tags VALUES (?, ?, ?)", [item_id, key, value])
+            history.append(self.conn, [Event("tagged", i, None, {"tags": f"{key}={value}"}) for i in fresh], now())
+        return len(fresh)
+
+    # -- forms and publications --------------------------------------------------------------------
+    def save_form(self, name: str, item_ids: Sequence[str], *, spec: dict, strategy: str, seed: int | None,
+                  snapshot_id: str, calibration_id: str | None, objectives: dict, content_hash: str,
+                  n_uncalibrated: int) -> None:
+        if first(self.conn.execute("SELECT 1 FROM forms WHERE name = ?", [name])):
+            raise InputError(f"form {name!r} already exists; pick another --name")
+        unknown = self.unknown_items(item_ids)
+        if unknown:
+            raise ItemNotFound(f"form {name}: items not in the bank: {', '.join(unknown[:5])}")
+        ts = now()
+        with self.transaction():
+            self.conn.execute("INSERT INTO forms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              [name, json.dumps(spec, sort_keys=True, default=str), strategy, seed, snapshot_id,
+                               calibration_id, json.dumps(objectives, default=float), content_hash,
+                               len(item_ids), n_uncalibrated, ts])
+            self._register("_form_items", pd.DataFrame({"position": np.arange(len(item_ids), dtype=np.int32),
+                                                        "item_id": list(item_ids)}))
+            self.conn.execute("INSERT INTO form_items SELECT ?, position, item_id FROM _form_items", [name])
+            self.conn.unregister("_form_items")
+            history.append(self.conn, [Event("put_in_form", i, name, {"position": p})
+                                       for p, i in enumerate(item_ids)], ts)
+            self.record_head(f"form {name}")
+
+    def form(self, name: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM forms WHERE name = ?", [name]).df()
+        if row.empty:
+            names = [r[0] for r in self.conn.execute("SELECT name FROM forms ORDER BY name").fetchall()]
+            raise FormNotFound(f"no form {name!r}" + (f"; forms: {', '.join(names[:20])}" if names else ""))
+        rec = row.iloc[0].to_dict()
+        rec["spec"] = json.loads(rec["spec"])
+        rec["objectives"] = json.loads(rec["objectives"] or "{}")
+        rec["item_ids"] = [r[0] for r in self.conn.execute(
+            "SELECT item_id FROM form_items WHERE form_name = ? ORDER BY position", [name]).fetchall()]
+        rec["publications"] = [r[0] for r in self.conn.execute(
+            "SELECT round_no FROM publications WHERE form_name = ? ORDER BY round_no", [name]).fetchall()]
+        return rec
+
+    def forms(self) -> pd.DataFrame:
+        return self.conn.execute("""SELECT name, strategy, n_items, n_uncalibrated, seed, content_hash, created_at,
+            (SELECT list(round_no ORDER BY round_no) FROM publications p WHERE p.form_name = f.name) AS published_in
+            FROM forms f ORDER BY created_at""").df()
+
+    def publish(self, name: str, round_no: int) -> None:
+        form = self.form(name)
+        if round_no in form["publications"]:
+            raise InputError(f"form {name!r} is already published in round {round_no}")
+        ts = now()
+        with self.transaction():
+            self.conn.execute("INSERT INTO rounds SELECT ?, ?, NULL WHERE NOT EXISTS "
+                              "(SELECT 1 FROM rounds WHERE round_no = ?)", [round_no, ts, round_no])
+            self.conn.execute("INSERT INTO publications VALUES (?, ?, ?)", [name, round_no, ts])
+            history.append(self.conn, [Event("published", i, name, {"round": round_no}) for i in form["item_ids"]], ts)
+
+    # -- calibration feedback ----------------------------------------------------------------------
+    def set_difficulties(self, calibration_id: str, item_ids: Sequence[str], b: Sequence[float]) -> None:
+        """The latest calibrated difficulty of each item (difficulty bands are cut from these)."""
+        frame = pd.DataFrame({"item_id": list(item_ids), "calibration_id": calibration_id,
+                              "b": np.asarray(b, dtype=float)}).dropna(subset=["b"])
+        self._register("_diff", frame)
+        try:
+            with self.transaction():
+                self.conn.execute("DELETE FROM item_difficulty WHERE item_id IN (SELECT item_id FROM _diff)")
+                self.conn.execute("INSERT INTO item_difficulty SELECT item_id, calibration_id, b FROM _diff")
+        finally:
+            self.conn.unregister("_diff")
+
+    def responses(self, filters: dict[str, Sequence[str]] | None = None,
+                  models: Sequence[str] | None = None) -> pd.DataFrame:
+        """Responses (run_id, model, item_id, score, round) to the items matching ``filters``."""
+        ids = self.item_ids(filters) if filters else None
+        sql = """SELECT x.run_id, ru.model, x.item_id, x.score, ru.round_no AS round, ru.kind, ru.form_name
+                 FROM responses x JOIN runs ru USING (run_id)"""
+        params: list[Any] = []
+        conds = []
+        if ids is not None:
+            self._register("_resp_ids", pd.DataFrame({"item_id": ids}))
+            conds.append("x.item_id IN (SELECT item_id FROM _resp_ids)")
+        if models:
+            conds.append(f"ru.model IN ({', '.join('?' for _ in models)})")
+            params.extend(models)
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        try:
+            return self.conn.execute(sql + " ORDER BY ru.model, x.item_id", params).df()
+        finally:
+            if ids is not None:
+                self.conn.unregister("_resp_ids")

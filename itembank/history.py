@@ -1,0 +1,161 @@
+"""The append-only, hash-chained event log and its verification.
+
+Each event's hash covers the previous event's hash and every field of the event, so an edited,
+deleted, inserted or reordered event breaks the chain at that point. A history that was rewritten
+and re-hashed end to end is internally consistent; it is caught by comparing with a head (event count
+and hash) recorded elsewhere: in an export manifest, a form, a calibration, or by the operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from .sql import first
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    item_id: str | None
+    ref: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Head:
+    n_events: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.n_events}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Head:
+        """``N:HASH`` (or just ``HASH``, meaning the head at whatever count carries that hash)."""
+        if ":" in text:
+            n, h = text.split(":", 1)
+            return cls(int(n), h.strip())
+        return cls(-1, text.strip())
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    n_events: int
+    head: Head
+    first_bad_seq: int | None
+    problem: str | None
+
+
+def canonical(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def event_hash(prev: str, seq: int, ts: str, kind: str, item_id: str | None, ref: str | None,
+               payload: str) -> str:
+    text = "|".join((prev, str(seq), ts, kind, item_id or "", ref or "", payload))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def head(conn: duckdb.DuckDBPyConnection) -> Head:
+    row = first(conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"))
+    return Head(0, GENESIS) if row is None else Head(int(row[0]), str(row[1]))
+
+
+def append(conn: duckdb.DuckDBPyConnection, events: Sequence[Event], ts: str) -> Head:
+    """Append events after the current head (inside the caller's transaction)."""
+    if not events:
+        return head(conn)
+    start = head(conn)
+    prev = start.hash
+    seqs, kinds, items, refs, payloads, prevs, hashes = [], [], [], [], [], [], []
+    for i, ev in enumerate(events, start=start.n_events + 1):
+        body = canonical(ev.payload)
+        h = event_hash(prev, i, ts, ev.kind, ev.item_id, ev.ref, body)
+        seqs.append(i)
+        kinds.append(ev.kind)
+        items.append(ev.item_id)
+        refs.append(ev.ref)
+        payloads.append(body)
+        prevs.append(prev)
+        hashes.append(h)
+        prev = h
+    import pyarrow as pa
+
+    table = pa.table({"seq": pa.array(seqs, pa.int64()), "ts": [ts] * len(seqs), "kind": kinds,
+                      "item_id": pa.array(items, pa.string()), "ref": pa.array(refs, pa.string()),
+                      "payload": payloads, "prev_hash": prevs, "hash": hashes})
+    conn.register("_new_events", table)
+    try:
+        conn.execute("INSERT INTO events SELECT * FROM _new_events")
+    finally:
+        conn.unregister("_new_events")
+    return Head(seqs[-1], prev)
+
+
+def verify_rows(rows: Iterable[tuple[Any, ...]], expected: Head | None = None,
+                recorded: Sequence[Head] = ()) -> VerifyReport:
+    """Walk the chain in stored order; name the first event that does not verify.
+
+    ``rows`` are (seq, ts, kind, item_id, ref, payload, prev_hash, hash) in storage order.
+    ``expected`` is a head recorded outside the bank; ``recorded`` are heads the bank noted itself,
+    which narrow down where a consistently re-hashed history was changed.
+    """
+    prev = GENESIS
+    n = 0
+    hashes: list[str] = []
+    for seq, ts, kind, item_id, ref, payload, prev_hash, stored in rows:
+        n += 1
+        if seq != n:
+            what = "deleted" if seq > n else "reordered or duplicated"
+            return VerifyReport(False, n - 1, Head(n - 1, prev), n,
+                                f"event {n} expected but found event {seq}: events {what}")
+        if prev_hash != prev:
+            return VerifyReport(False, n - 1, Head(n - 1, prev), n,
+                                f"event {n} does not follow event {n - 1} (prev hash mismatch): "
+                                f"an earlier event was deleted, reordered or edited")
+        if event_hash(prev, seq, ts, kind, item_id, ref, payload) != stored:
+            return VerifyReport(False, n - 1, Head(n - 1, prev), n,
+                                f"event {n} ({kind}) was edited: its content does not match its hash")
+        prev = stored
+        hashes.append(stored)
+    final = Head(n, prev)
+
+    def mismatch(h: Head) -> str | None:
+        if h.n_events < 0:
+            return None if h.hash in hashes else f"head {h.hash[:16]} is not in the chain"
+        if h.n_events > n:
+            return f"chain has {n} events but a head recorded {h.n_events}: events after {n} were deleted"
+        if h.n_events > 0 and hashes[h.n_events - 1] != h.hash:
+            return f"event {h.n_events} differs from the recorded head: history was rewritten at or before it"
+        return None
+
+    for anchor, origin in [(expected, "the given head")] + [(h, "a head the bank recorded") for h in recorded]:
+        if anchor is None or (problem := mismatch(anchor)) is None:
+            continue
+        if anchor.n_events > n:
+            return VerifyReport(False, n, final, n + 1, f"against {origin}: {problem}")
+        # A consistently re-hashed rewrite: heads recorded earlier that still match bound where it starts.
+        upper = anchor.n_events if anchor.n_events > 0 else n
+        lower = max([h.n_events for h in recorded if 0 <= h.n_events < upper and mismatch(h) is None] or [0])
+        return VerifyReport(False, n, final, lower + 1,
+                            f"against {origin}: {problem}; the first bad event is in {lower + 1}..{upper}")
+    return VerifyReport(True, n, final, None, None)
+
+
+def verify(conn: duckdb.DuckDBPyConnection, expected: Head | None = None) -> VerifyReport:
+    rows = conn.execute("SELECT seq, ts, kind, item_id, ref, payload, prev_hash, hash FROM events "
+                        "ORDER BY seq").fetchall()
+    recorded = [Head(int(n), str(h)) for n, h in
+                conn.execute("SELECT n_events, head_hash FROM history_heads ORDER BY n_events").fetchall()]
+    return verify_rows(rows, expected, recorded)
+
+

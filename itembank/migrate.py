@@ -1,0 +1,95 @@
+"""Numbered SQL migrations of every room, applied in one transaction and verified on open.
+
+Each room ships ``<room>/migrations/NNN_name.sql``. The bank records each applied migration with its
+sha256; opening a bank re-hashes the shipped files and refuses a bank whose recorded migrations were
+changed or come from a newer adt (a version this install does not ship).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+
+import duckdb
+
+from adt.errors import MigrationError
+
+from .sql import first
+
+ROOMS = ("itembank", "calibration", "sampler", "runners")
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    room: str
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def shipped_migrations() -> list[Migration]:
+    out = []
+    for room in ROOMS:
+        folder = resources.files(room) / "migrations"
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            match = _NAME.match(entry.name)
+            if match:
+                out.append(Migration(room, int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return out
+
+
+def _applied(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int, str, str]]:
+    exists = first(conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"))
+    if not exists or not exists[0]:
+        return []
+    return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+        "SELECT room, version, name, sha256 FROM schema_migrations ORDER BY room, version").fetchall()]
+
+
+def pending(conn: duckdb.DuckDBPyConnection) -> list[Migration]:
+    """Verify what the bank recorded against what this install ships; return what is still to apply."""
+    shipped = {(m.room, m.version): m for m in shipped_migrations()}
+    done = set()
+    for room, version, name, sha in _applied(conn):
+        mig = shipped.get((room, version))
+        if mig is None:
+            raise MigrationError(
+                f"bank has migration {room}/{name} that this adt does not ship: it was written by a newer "
+                f"adt; upgrade adt to open it")
+        if mig.sha256 != sha:
+            raise MigrationError(
+                f"migration {room}/{name} recorded in the bank (sha256 {sha[:12]}) differs from the shipped "
+                f"file (sha256 {mig.sha256[:12]}): the bank or the install was altered")
+        done.add((room, version))
+    return [m for key, m in shipped.items() if key not in done]
+
+
+def apply(conn: duckdb.DuckDBPyConnection, migrations: list[Migration]) -> None:
+    """Apply ``migrations`` (and create the bookkeeping table) in one transaction."""
+    if not migrations:
+        return
+    now = datetime.now(UTC).isoformat()
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+            room VARCHAR NOT NULL, version INTEGER NOT NULL, name VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL, applied_at VARCHAR NOT NULL, PRIMARY KEY (room, version))""")
+        for mig in migrations:
+            conn.execute(mig.sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?, ?, ?)",
+                         [mig.room, mig.version, mig.name, mig.sha256, now])
+        conn.execute("COMMIT")
+    except Exception as exc:
+        conn.execute("ROLLBACK")
+        raise MigrationError(f"applying migrations failed: {exc}") from exc
