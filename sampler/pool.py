@@ -1,0 +1,143 @@
+"""From the bank's pool frame to the arrays every strategy works on.
+
+``prepare(pool, spec)`` applies the spec's eligibility (review states, include/exclude filters),
+sorts by ``item_id`` (so the bank's row order never changes a form), fills uncalibrated parameters
+with priors (a=1, b=0, c=1/n_choices, d=1), computes each item's information over the target ability
+grid, its exposure, its enemies and (for sized forms) the quota cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from adt.errors import InputError
+from calibration.irt import guessing_from_choices, item_information
+
+from .enemies import enemy_lists, find_enemy_pairs
+from .quotas import CellModel, build_cells, split_values
+from .spec import FormSpec
+
+# Pool columns that are not tag keys (everything else of text dtype is a tag key).
+NON_TAG_COLUMNS = frozenset({
+    "item_id", "question", "choices", "answer", "item_type", "n_choices", "review_state", "origin",
+    "exposure_runs", "exposure_publications", "a", "b", "c", "d", "aliases", "created_at",
+})
+PRIOR_A, PRIOR_B, PRIOR_D = 1.0, 0.0, 1.0
+
+
+@dataclass(frozen=True)
+class PreparedPool:
+    """Eligible items (sorted by id) and everything a strategy needs, as aligned arrays."""
+
+    frame: pd.DataFrame                 # eligible rows, sorted by item_id, index 0..n-1
+    item_ids: NDArray[np.object_]
+    a: NDArray[np.float64]
+    b: NDArray[np.float64]
+    c: NDArray[np.float64]
+    d: NDArray[np.float64]
+    uncalibrated: NDArray[np.bool_]
+    info: NDArray[np.float64]           # (n_items, n_theta) item information on the target grid
+    weight: NDArray[np.float64]         # mean information over the grid (the additive objective)
+    exposure: NDArray[np.float64]       # exposure_runs + exposure_publications
+    enemies: list[NDArray[np.int64]]    # per item, indices of its enemies
+    n_enemy_pairs: int
+    cells: CellModel | None
+    coverage_codes: tuple[NDArray[np.int64], ...]  # per coverage key, a code per item (-1 = none)
+    coverage_sizes: tuple[int, ...]     # distinct values per coverage key in the pool
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+def eligible(pool: pd.DataFrame, spec: FormSpec) -> pd.DataFrame:
+    """Rows the spec allows: review state, include (any listed value) and exclude (no listed value)."""
+    if "item_id" not in pool.columns:
+        raise InputError("pool frame: missing column 'item_id'")
+    dup = pool["item_id"].duplicated()
+    if dup.any():
+        raise InputError(f"pool frame: item_id {pool['item_id'][dup].iloc[0]!r} appears twice")
+    mask = np.ones(len(pool), dtype=bool)
+    if "review_state" in pool.columns:
+        mask &= pool["review_state"].isin(spec.review_states).to_numpy()
+    for key, values in spec.include:
+        mask &= _has_any(pool, key, set(values), "include")
+    for key, values in spec.exclude:
+        mask &= ~_has_any(pool, key, set(values), "exclude")
+    out = pool.loc[mask].sort_values("item_id", kind="stable").reset_index(drop=True)
+    return out
+
+
+def _has_any(pool: pd.DataFrame, key: str, values: set[str], field: str) -> NDArray[np.bool_]:
+    if key not in pool.columns:
+        raise InputError(f"form spec field '{field}.{key}': the pool has no column {key!r}")
+    col = pool[key].to_numpy(dtype=object)
+    return np.fromiter((bool(values.intersection(split_values(v))) for v in col), bool, len(col))
+
+
+def prepare(pool: pd.DataFrame, spec: FormSpec, *, size: int | None = None,
+            coverage_keys: tuple[str, ...] | None = None) -> PreparedPool:
+    """Eligible pool arrays; quota cells when ``size`` (default ``spec.size``) is known."""
+    frame = eligible(pool, spec)
+    n = len(frame)
+    size = spec.size if size is None else size
+    k = frame["n_choices"].to_numpy(dtype=float) if "n_choices" in frame.columns else np.zeros(n)
+    prior_c = guessing_from_choices(np.nan_to_num(k, nan=0.0))
+    cols = {}
+    for name in ("a", "b", "c", "d"):
+        if name in frame.columns:
+            cols[name] = frame[name].to_numpy(dtype=float)
+        else:
+            cols[name] = np.full(n, np.nan)
+    uncal = np.isnan(cols["a"]) | np.isnan(cols["b"])
+    a = np.where(uncal, PRIOR_A, cols["a"])
+    b = np.where(uncal, PRIOR_B, cols["b"])
+    c = np.where(uncal | np.isnan(cols["c"]), prior_c, cols["c"])
+    d = np.where(uncal | np.isnan(cols["d"]), PRIOR_D, cols["d"])
+    grid = np.asarray(spec.theta_grid, float)[None, :]
+    info = item_information(grid, a[:, None], b[:, None], c[:, None], d[:, None]) if n else np.zeros((0, grid.size))
+    exposure = np.zeros(n)
+    for col in ("exposure_runs", "exposure_publications"):
+        if col in frame.columns:
+            exposure += frame[col].fillna(0).to_numpy(dtype=float)
+    ids = frame["item_id"].to_numpy(dtype=object)
+    pairs = _enemy_pairs(frame, spec, ids)
+    cells = build_cells(frame, spec, size) if size is not None else None
+    keys = coverage_keys if coverage_keys is not None else default_coverage_keys(frame, spec)
+    codes, sizes = [], []
+    for key in keys:
+        first = [next(iter(split_values(v)), None) for v in frame[key].to_numpy(dtype=object)]
+        cat = pd.Categorical(first)
+        codes.append(cat.codes.astype(np.int64))
+        sizes.append(len(cat.categories))
+    return PreparedPool(frame, ids, a, b, c, d, uncal, info, info.mean(axis=1), exposure,
+                        enemy_lists(n, pairs), len(pairs), cells, tuple(codes), tuple(sizes))
+
+
+def default_coverage_keys(frame: pd.DataFrame, spec: FormSpec) -> tuple[str, ...]:
+    """Tag keys not fixed by a quota (their spread is what coverage can still improve); else all."""
+    opt = spec.options_dict.get("coverage_keys")
+    if opt:
+        missing = [k for k in opt if k not in frame.columns]
+        if missing:
+            raise InputError(f"form spec field 'options.coverage_keys': no pool column {missing}")
+        return tuple(opt)
+    tags = [c for c in frame.columns if c not in NON_TAG_COLUMNS and frame[c].dtype == object
+            and c not in ("frequency_tier", "difficulty_band")]
+    free = [c for c in tags if c not in spec.quota_keys]
+    return tuple(free or tags)
+
+
+def _enemy_pairs(frame: pd.DataFrame, spec: FormSpec, ids: NDArray[np.object_]) -> NDArray[np.int64]:
+    found = np.zeros((0, 2), dtype=np.int64)
+    if spec.enemy_threshold is not None and "question" in frame.columns and len(frame) > 1:
+        found = find_enemy_pairs(frame["question"].fillna("").astype(str).tolist(), spec.enemy_threshold)
+    if spec.enemy_pairs:
+        pos = {i: k for k, i in enumerate(ids)}
+        extra = [(pos[x], pos[y]) for x, y in spec.enemy_pairs if x in pos and y in pos]
+        if extra:
+            found = np.concatenate([found, np.array(extra, dtype=np.int64).reshape(-1, 2)])
+    return found

@@ -1,0 +1,385 @@
+"""Form specifications: what a form must hold, from YAML/JSON files, dicts or CLI flags.
+
+Decisions (documented here once, referred to elsewhere):
+
+- **Quota amounts.** Within one key every amount is either a *count* (a Python/YAML ``int``, or
+  ``"70"`` on the CLI) or a *fraction* (a ``float`` in [0, 1], or ``"0.7"`` / ``"70%"`` on the CLI);
+  mixing both in one key is an error. Fractions become counts by largest-remainder rounding
+  (``sampler.quotas.largest_remainder``). Values a key does not list form an implicit "other" cell
+  that takes whatever the listed values leave of the form size; when the fractions sum to 1 (or
+  the counts to the size) "other" gets nothing, i.e. unlisted values are excluded from the form.
+- **Review states.** Default ``("approved", "draft")``: imported items are drafts until reviewed,
+  and an operator who wants reviewed items only says ``review_states: [approved]``. ``retired`` is
+  never eligible; asking for it is an error.
+- **Enemies.** ``enemy_threshold`` (cosine similarity of TF-IDF character n-grams, default 0.9)
+  finds near-duplicate pairs among the eligible items; ``enemy_pairs`` adds explicit pairs;
+  ``enemy_threshold: null`` turns detection off. Enemies never share a form.
+- **Target abilities.** ``theta_range: [lo, hi]`` with ``theta_points`` grid points (default
+  [-1, 1] with 5 points), or an explicit ``theta_grid`` list; information objectives are the mean
+  test information over the grid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from adt.errors import InputError
+
+DEFAULT_REVIEW_STATES: tuple[str, ...] = ("approved", "draft")
+NEVER_ELIGIBLE: tuple[str, ...] = ("retired",)
+# Bank-computed tags with a closed value list (a quota or filter on another value is a typo).
+CLOSED_KEYS: dict[str, tuple[str, ...]] = {
+    "frequency_tier": ("low", "medium", "high"),
+    "difficulty_band": ("hard", "medium", "easy", "unknown"),
+}
+
+Amount = int | float
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Required amounts for some values of one tag key (all counts or all fractions)."""
+
+    key: str
+    amounts: tuple[tuple[str, Amount], ...]
+
+    @property
+    def is_fraction(self) -> bool:
+        return any(isinstance(v, float) for _, v in self.amounts)
+
+    def as_dict(self) -> dict[str, Amount]:
+        return dict(self.amounts)
+
+
+@dataclass(frozen=True)
+class OverlapLimit:
+    """At most ``max_fraction`` of the form's items may come from earlier form ``form``."""
+
+    form: str
+    item_ids: frozenset[str]
+    max_fraction: float
+
+    def max_items(self, size: int) -> int:
+        # Floor, with a small tolerance so 0.2 * 500 is 100, not 99.
+        return int(math.floor(self.max_fraction * size + 1e-9))
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """What a form must hold. Immutable; build with ``from_dict``/``from_yaml``/``from_cli``."""
+
+    size: int | None = None
+    quotas: tuple[Quota, ...] = ()
+    include: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    exclude: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    review_states: tuple[str, ...] = DEFAULT_REVIEW_STATES
+    overlap: tuple[OverlapLimit, ...] = ()
+    enemy_pairs: tuple[tuple[str, str], ...] = ()
+    enemy_threshold: float | None = 0.9
+    theta_grid: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)
+    seed: int | None = None
+    strategy: str = "stratified"
+    options: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
+            raise InputError(f"form spec field 'size': expected a positive integer, got {self.size!r}")
+        keys = [q.key for q in self.quotas]
+        if len(set(keys)) != len(keys):
+            raise InputError(f"form spec field 'quotas': key given twice in {keys}")
+        for state in self.review_states:
+            if state in NEVER_ELIGIBLE:
+                raise InputError(f"form spec field 'review_states': {state!r} items are never eligible")
+        if self.enemy_threshold is not None and not 0.0 < self.enemy_threshold <= 1.0:
+            raise InputError(f"form spec field 'enemy_threshold': expected (0, 1], got {self.enemy_threshold}")
+        if not self.theta_grid:
+            raise InputError("form spec field 'theta_grid': needs at least one ability point")
+
+    # -- views -----------------------------------------------------------------------------------
+    @property
+    def quota_keys(self) -> tuple[str, ...]:
+        return tuple(q.key for q in self.quotas)
+
+    @property
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def with_(self, **changes: Any) -> FormSpec:
+        """A copy with some fields changed (validated again)."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        d.update(changes)
+        return FormSpec(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical plain form (sorted, JSON-able): what the content hash and the bank store."""
+        return {
+            "size": self.size,
+            "quotas": {q.key: dict(q.amounts) for q in self.quotas},
+            "include": {k: list(v) for k, v in self.include},
+            "exclude": {k: list(v) for k, v in self.exclude},
+            "review_states": list(self.review_states),
+            "overlap": [{"form": o.form, "max_fraction": o.max_fraction, "item_ids": sorted(o.item_ids)}
+                        for o in self.overlap],
+            "enemy_pairs": [list(p) for p in self.enemy_pairs],
+            "enemy_threshold": self.enemy_threshold,
+            "theta_grid": list(self.theta_grid),
+            "seed": self.seed,
+            "strategy": self.strategy,
+            "options": {k: v for k, v in self.options},
+        }
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+
+    # -- constructors ----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "form spec",
+                  earlier_forms: Mapping[str, Iterable[str]] | None = None) -> FormSpec:
+        """Build from a plain mapping (parsed YAML/JSON). ``earlier_forms`` maps form names used in
+        ``overlap`` to their item ids (the bank supplies them; a spec may also list ``item_ids``)."""
+        if not isinstance(d, Mapping):
+            raise InputError(f"{source}: expected a mapping at the top level, got {type(d).__name__}")
+        known = {"size", "quotas", "include", "exclude", "filters", "review_states", "overlap",
+                 "max_overlap", "enemy_pairs", "enemy_threshold", "theta_range", "theta_points",
+                 "theta_grid", "seed", "strategy", "options"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
+        size = d.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+            raise InputError(f"{source} field 'size': expected an integer, got {size!r}")
+        quotas = _parse_quotas(d.get("quotas") or {}, source)
+        include = _parse_filter_map(d.get("include", d.get("filters")) or {}, f"{source} field 'include'")
+        exclude = _parse_filter_map(d.get("exclude") or {}, f"{source} field 'exclude'")
+        states = d.get("review_states", DEFAULT_REVIEW_STATES)
+        if isinstance(states, str):
+            states = [states]
+        overlap = _parse_overlap(d.get("overlap", d.get("max_overlap")) or [], source, earlier_forms or {})
+        pairs = []
+        for i, p in enumerate(d.get("enemy_pairs") or []):
+            if not (isinstance(p, list | tuple) and len(p) == 2):
+                raise InputError(f"{source} field 'enemy_pairs'[{i}]: expected a pair of item ids, got {p!r}")
+            pairs.append((str(p[0]), str(p[1])))
+        threshold = d.get("enemy_threshold", 0.9)
+        grid = _parse_theta(d, source)
+        seed = d.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise InputError(f"{source} field 'seed': expected a non-negative integer, got {seed!r}")
+        options = d.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise InputError(f"{source} field 'options': expected a mapping, got {options!r}")
+        return cls(size=size, quotas=quotas, include=include, exclude=exclude,
+                   review_states=tuple(str(s) for s in states), overlap=overlap,
+                   enemy_pairs=tuple(pairs),
+                   enemy_threshold=None if threshold is None else float(threshold), theta_grid=grid,
+                   seed=seed, strategy=str(d.get("strategy", "stratified")),
+                   options=tuple(sorted((str(k), _freeze(v)) for k, v in options.items())))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *,
+                  earlier_forms: Mapping[str, Iterable[str]] | None = None) -> FormSpec:
+        """Read a YAML or JSON spec file (JSON is YAML)."""
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise InputError(f"{p}: cannot read form spec ({e.strerror})") from e
+        except yaml.YAMLError as e:
+            raise InputError(f"{p}: not valid YAML/JSON: {e}") from e
+        return cls.from_dict(data or {}, source=str(p), earlier_forms=earlier_forms)
+
+    @classmethod
+    def from_cli(cls, *, size: int | None = None, quotas: Iterable[str] = (), filters: Iterable[str] = (),
+                 max_overlap: Iterable[str] = (), seed: int | None = None, strategy: str = "stratified",
+                 earlier_forms: Mapping[str, Iterable[str]] | None = None,
+                 base: FormSpec | None = None) -> FormSpec:
+        """Flags on top of an optional spec file: flags win key by key."""
+        d: dict[str, Any] = base.to_dict() if base is not None else {}
+        if base is not None:  # overlap item ids already resolved in base
+            d["overlap"] = [{"form": o.form, "max_fraction": o.max_fraction, "item_ids": sorted(o.item_ids)}
+                            for o in base.overlap]
+        if size is not None:
+            d["size"] = size
+        q = dict(d.get("quotas") or {})
+        for text in quotas:
+            key, amounts = parse_quota_flag(text)
+            q[key] = amounts
+        d["quotas"] = q
+        inc = {k: list(v) for k, v in (d.get("include") or {}).items()}
+        for text in filters:
+            key, values = parse_filter_flag(text)
+            inc.setdefault(key, [])
+            inc[key] += [v for v in values if v not in inc[key]]
+        d["include"] = inc
+        ov = list(d.get("overlap") or [])
+        for text in max_overlap:
+            name, frac = parse_overlap_flag(text)
+            ov.append({"form": name, "max_fraction": frac})
+        d["overlap"] = ov
+        if seed is not None:
+            d["seed"] = seed
+        d["strategy"] = strategy
+        return cls.from_dict(d, source="command line", earlier_forms=earlier_forms)
+
+
+# -- CLI flag parsing --------------------------------------------------------------------------------
+def parse_amount(text: str, where: str) -> Amount:
+    """``"70"`` -> count 70; ``"0.7"`` or ``"70%"`` -> fraction 0.7."""
+    t = text.strip()
+    try:
+        if t.endswith("%"):
+            return float(t[:-1]) / 100.0
+        if re.fullmatch(r"[+-]?\d+", t):
+            return int(t)
+        return float(t)
+    except ValueError:
+        raise InputError(f"{where}: {text!r} is not a count, fraction or percentage") from None
+
+
+def parse_quota_flag(text: str) -> tuple[str, dict[str, Amount]]:
+    """``--quota KEY=VAL:FRAC,VAL:FRAC`` -> (key, {value: amount})."""
+    where = f"--quota {text!r}"
+    if "=" not in text:
+        raise InputError(f"{where}: expected KEY=VALUE:AMOUNT[,VALUE:AMOUNT...]")
+    key, rest = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise InputError(f"{where}: empty key")
+    amounts: dict[str, Amount] = {}
+    for part in rest.split(","):
+        if ":" not in part:
+            raise InputError(f"{where}: {part!r} should be VALUE:AMOUNT")
+        value, amount = part.rsplit(":", 1)
+        value = value.strip()
+        if not value or value in amounts:
+            raise InputError(f"{where}: value {value!r} empty or repeated")
+        amounts[value] = parse_amount(amount, where)
+    return key, amounts
+
+
+def parse_filter_flag(text: str) -> tuple[str, list[str]]:
+    """``--filter KEY=VALUE`` (or ``KEY=V1|V2``) -> (key, [values])."""
+    if "=" not in text:
+        raise InputError(f"--filter {text!r}: expected KEY=VALUE")
+    key, value = (s.strip() for s in text.split("=", 1))
+    values = [v.strip() for v in value.split("|") if v.strip()]
+    if not key or not values:
+        raise InputError(f"--filter {text!r}: empty key or value")
+    return key, values
+
+
+def parse_overlap_flag(text: str) -> tuple[str, float]:
+    """``--max-overlap FORM:FRAC`` -> (form, fraction)."""
+    if ":" not in text:
+        raise InputError(f"--max-overlap {text!r}: expected FORM:FRACTION")
+    name, frac = text.rsplit(":", 1)
+    amount = parse_amount(frac, f"--max-overlap {text!r}")
+    return name.strip(), float(amount)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _freeze(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return tuple(sorted((str(k), _freeze(x)) for k, x in v.items()))
+    if isinstance(v, list):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+def _parse_quotas(raw: Any, source: str) -> tuple[Quota, ...]:
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{source} field 'quotas': expected a mapping KEY -> {{VALUE: AMOUNT}}")
+    out = []
+    for key, amounts in raw.items():
+        where = f"{source} field 'quotas.{key}'"
+        if not isinstance(amounts, Mapping) or not amounts:
+            raise InputError(f"{where}: expected a non-empty mapping VALUE -> AMOUNT")
+        items: list[tuple[str, Amount]] = []
+        for value, amount in amounts.items():
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                raise InputError(f"{where}.{value}: expected a number, got {amount!r}")
+            if isinstance(amount, float) and not 0.0 <= amount <= 1.0:
+                raise InputError(f"{where}.{value}: fraction {amount} outside [0, 1]")
+            if isinstance(amount, int) and amount < 0:
+                raise InputError(f"{where}.{value}: negative count {amount}")
+            items.append((str(value), amount))
+        kinds = {isinstance(a, float) for _, a in items}
+        if len(kinds) > 1:
+            raise InputError(f"{where}: mixes counts (integers) and fractions (decimals); use one kind")
+        if True in kinds and sum(a for _, a in items) > 1.0 + 1e-9:
+            raise InputError(f"{where}: fractions sum to {sum(a for _, a in items):.4g} > 1")
+        closed = CLOSED_KEYS.get(str(key))
+        for value, _ in items:
+            if closed is not None and value not in closed:
+                raise InputError(f"{where}: {value!r} is not one of {closed}")
+            if key == "difficulty_band" and value == "unknown":
+                raise InputError(f"{where}: the 'unknown' band never counts towards a band quota")
+        out.append(Quota(str(key), tuple(items)))
+    return tuple(out)
+
+
+def _parse_filter_map(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}: expected a mapping KEY -> [VALUES]")
+    out = []
+    for key, values in sorted(raw.items()):
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list | tuple) or not values:
+            raise InputError(f"{where}.{key}: expected a value or a non-empty list")
+        out.append((str(key), tuple(str(v) for v in values)))
+    return tuple(out)
+
+
+def _parse_overlap(raw: Any, source: str, earlier: Mapping[str, Iterable[str]]) -> tuple[OverlapLimit, ...]:
+    if isinstance(raw, Mapping):  # {form: fraction}
+        raw = [{"form": k, "max_fraction": v} for k, v in raw.items()]
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"{source} field 'overlap'[{i}]"
+        if not isinstance(entry, Mapping) or "form" not in entry or "max_fraction" not in entry:
+            raise InputError(f"{where}: expected {{form: NAME, max_fraction: F[, item_ids: [...]]}}")
+        name = str(entry["form"])
+        frac = entry["max_fraction"]
+        if isinstance(frac, bool) or not isinstance(frac, int | float) or not 0 <= frac <= 1:
+            raise InputError(f"{where}.max_fraction: expected a fraction in [0, 1], got {frac!r}")
+        ids = entry.get("item_ids")
+        if ids is None:
+            if name not in earlier:
+                raise InputError(f"{where}: earlier form {name!r} not known (give its item_ids)")
+            ids = earlier[name]
+        out.append(OverlapLimit(name, frozenset(str(x) for x in ids), float(frac)))
+    return tuple(out)
+
+
+def _parse_theta(d: Mapping[str, Any], source: str) -> tuple[float, ...]:
+    if "theta_grid" in d:
+        grid = d["theta_grid"]
+        if not isinstance(grid, list | tuple) or not grid:
+            raise InputError(f"{source} field 'theta_grid': expected a non-empty list of numbers")
+        try:
+            return tuple(float(x) for x in grid)
+        except (TypeError, ValueError):
+            raise InputError(f"{source} field 'theta_grid': expected numbers, got {grid!r}") from None
+    rng_ = d.get("theta_range", [-1.0, 1.0])
+    if not isinstance(rng_, list | tuple) or len(rng_) != 2:
+        raise InputError(f"{source} field 'theta_range': expected [low, high], got {rng_!r}")
+    try:
+        lo, hi = float(rng_[0]), float(rng_[1])
+    except (TypeError, ValueError):
+        raise InputError(f"{source} field 'theta_range': expected numbers, got {rng_!r}") from None
+    if lo > hi:
+        raise InputError(f"{source} field 'theta_range': low {lo} > high {hi}")
+    n = d.get("theta_points", 5)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"{source} field 'theta_points': expected a positive integer, got {n!r}")
+    return tuple(float(x) for x in np.linspace(lo, hi, n)) if lo < hi else (lo,)
