@@ -1,0 +1,201 @@
+"""Item fit and item flags: what an auditor looks at to find broken items.
+
+- ``item_fit``: per item, from sparse responses and ability estimates, the infit and outfit mean
+  squares (information-weighted and unweighted mean squared standardised residuals; about 1 when the
+  model fits, > 1 noisy, < 1 too deterministic), their Wilson-Hilferty t statistics, observed and
+  expected mean score, and the correlation of the item's score with ability (negative = the item is
+  answered right more often by weaker models: the classic sign of a wrong answer key, which shows even
+  when a prior on a keeps the fitted discrimination positive).
+- ``parameter_drift``: z of the change of each common item's parameters between two calibrations
+  (on one scale: link first), against the SEs of both.
+- ``flag_items``: one row per (item, flag) with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from adt.errors import InputError
+
+from .irt import EPS, ItemParams, prob
+
+FLAG_COLUMNS = ["item_id", "flag", "value", "threshold", "reason"]
+
+
+def _triplets(responses: Any, params: ItemParams) -> tuple[NDArray, NDArray, NDArray, int]:
+    """Response triplets with item indices mapped onto ``params`` (matched by item id)."""
+    for attr in ("model_idx", "item_idx", "score", "item_ids", "model_ids"):
+        if not hasattr(responses, attr):
+            raise InputError(f"responses must be a ResponseSet (missing attribute {attr!r})")
+    pos = {k: i for i, k in enumerate(params.item_ids)}
+    missing = [k for k in responses.item_ids if k not in pos]
+    used = np.unique(np.asarray(responses.item_idx))
+    missing_used = [responses.item_ids[i] for i in used if responses.item_ids[i] not in pos]
+    if missing_used:
+        raise InputError(f"item {missing_used[0]!r} has responses but no parameters "
+                         f"({len(missing_used)} such items; {len(missing)} ids without parameters in all)")
+    remap = np.array([pos.get(k, -1) for k in responses.item_ids], dtype=np.int64)
+    j = remap[np.asarray(responses.item_idx, dtype=np.int64)]
+    return (np.asarray(responses.model_idx, dtype=np.int64), j, np.asarray(responses.score, dtype=float),
+            len(responses.model_ids))
+
+
+def item_fit(responses: Any, params: ItemParams, theta: ArrayLike) -> pd.DataFrame:
+    """Infit/outfit per item from a ResponseSet and one ability per model (aligned with its model_ids).
+
+    Columns: ``n, mean_score, expected_score, infit, outfit, infit_t, outfit_t, r_theta``; indexed by
+    item id, one row per item of ``params`` (NaN where an item has no responses). Abilities should be
+    point estimates from the same calibration (EAP is fine; mean squares then sit slightly below 1).
+    """
+    m, j, s, n_models = _triplets(responses, params)
+    th = np.asarray(theta, dtype=float)
+    if th.shape != (n_models,):
+        raise InputError(f"theta has shape {th.shape}; expected one ability per model ({n_models},)")
+    answered = np.bincount(m, minlength=n_models) > 0
+    if not np.isfinite(th[answered]).all():
+        bad = int(np.flatnonzero(answered & ~np.isfinite(th))[0])
+        raise InputError(f"theta of model {responses.model_ids[bad]!r} is not finite")
+    n_items = len(params)
+    p = np.clip(prob(th[m], params.a[j], params.b[j], params.c[j], params.d[j]), EPS, 1 - EPS)
+    w = p * (1 - p)
+    resid2 = (s - p) ** 2
+    kurt = p * (1 - p) ** 4 + (1 - p) * p**4  # E[(x - P)^4] of a Bernoulli
+
+    def per_item(x: NDArray) -> NDArray:
+        return np.bincount(j, weights=x, minlength=n_items)
+
+    n = np.bincount(j, minlength=n_items).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        infit = per_item(resid2) / per_item(w)
+        outfit = per_item(resid2 / w) / n
+        # Wilson-Hilferty standardisation (Wright & Masters): t = (MS^(1/3) - 1)(3/q) + q/3.
+        q_out = np.sqrt(np.maximum(per_item(kurt / w**2) / n**2 - 1 / n, 1e-12))
+        q_in = np.sqrt(np.maximum(per_item(kurt - w**2) / per_item(w) ** 2, 1e-12))
+        infit_t = (np.cbrt(infit) - 1) * 3 / q_in + q_in / 3
+        outfit_t = (np.cbrt(outfit) - 1) * 3 / q_out + q_out / 3
+        mean_s = per_item(s) / n
+        mean_t = per_item(th[m]) / n
+        cov = per_item(s * th[m]) / n - mean_s * mean_t
+        var_s = per_item(s**2) / n - mean_s**2
+        var_t = per_item(th[m] ** 2) / n - mean_t**2
+        r_theta = cov / np.sqrt(var_s * var_t)
+    r_theta[~(var_s > 1e-12) | ~(var_t > 1e-12)] = np.nan
+    return pd.DataFrame({"n": n.astype(int), "mean_score": mean_s, "expected_score": _safe_div(per_item(p), n),
+                         "infit": infit, "outfit": outfit, "infit_t": infit_t, "outfit_t": outfit_t,
+                         "r_theta": r_theta}, index=pd.Index(list(params.item_ids), name="item_id"))
+
+
+def parameter_drift(old: ItemParams, old_se: Mapping[str, ArrayLike], new: ItemParams,
+                    new_se: Mapping[str, ArrayLike], *, names: Sequence[str] = ("a", "b"),
+                    z_crit: float = 3.0) -> pd.DataFrame:
+    """Per common item: old and new values, z = (new - old) / sqrt(se_old^2 + se_new^2), ``moved``.
+
+    Both calibrations must be on one scale (fixed-parameter linking, or ``linking.link`` then
+    ``transform_params``/``transform_se`` on the new one), else every item looks moved.
+    """
+    pos_old = {k: i for i, k in enumerate(old.item_ids)}
+    common = [k for k in new.item_ids if k in pos_old]
+    io = np.array([pos_old[k] for k in common], dtype=np.int64)
+    jn = np.array([i for i, k in enumerate(new.item_ids) if k in pos_old], dtype=np.int64)
+    out = pd.DataFrame(index=pd.Index(common, name="item_id"))
+    moved = np.zeros(len(common), bool)
+    worst = np.zeros(len(common))
+    for name in names:
+        if name not in old_se or name not in new_se:
+            raise InputError(f"parameter_drift: no standard errors for {name!r} in both calibrations")
+        so, sn = np.asarray(old_se[name], dtype=float), np.asarray(new_se[name], dtype=float)
+        if so.shape != (len(old),) or sn.shape != (len(new),):
+            raise InputError(f"parameter_drift: se[{name!r}] must align with the items of each calibration")
+        vo, vn = getattr(old, name)[io], getattr(new, name)[jn]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (vn - vo) / np.sqrt(so[io] ** 2 + sn[jn] ** 2)
+        out[f"{name}_old"], out[f"{name}_new"], out[f"z_{name}"] = vo, vn, z
+        moved |= np.abs(np.nan_to_num(z)) > z_crit
+        worst = np.maximum(worst, np.abs(np.nan_to_num(z)))
+    out["max_abs_z"] = worst
+    out["moved"] = moved
+    return out
+
+
+def flag_items(params: ItemParams, *, fit: pd.DataFrame | None = None, item_status: ArrayLike | None = None,
+               drift: pd.DataFrame | None = None, a_min: float = 0.25,
+               infit_range: tuple[float, float] = (0.7, 1.3), outfit_range: tuple[float, float] = (0.7, 1.3),
+               min_abs_t: float = 2.0, r_min: float = 0.0) -> pd.DataFrame:
+    """Flags with reasons, one row per (item, flag): columns ``item_id, flag, value, threshold, reason``.
+
+    - ``negative_discrimination`` (a < 0) and ``low_discrimination`` (0 <= a < a_min): likely a wrong
+      answer key (or an ambiguous item); ``negative_r_theta`` (score-ability correlation < r_min): the
+      same symptom seen directly in the responses.
+    - ``unanswered``, ``all_correct``, ``all_wrong``: from the calibration's ``item_status`` or, without
+      it, from ``fit`` (n == 0, mean score 1 or 0): such items are at their priors, not calibrated.
+    - ``infit_misfit`` / ``outfit_misfit``: mean square outside its range AND |t| > ``min_abs_t`` (so a
+      small, noisy item is not flagged on a mean square that chance alone explains).
+    - ``parameter_moved``: from ``parameter_drift`` (|z| above its criterion).
+    """
+    rows: list[tuple[str, str, float, float, str]] = []
+    ids = list(params.item_ids)
+    status = None if item_status is None else np.asarray(item_status, dtype=object)
+    if status is not None and status.shape != (len(ids),):
+        raise InputError(f"item_status has {status.shape[0]} entries for {len(ids)} items")
+    calibrated = np.ones(len(ids), bool) if status is None else status == "calibrated"
+    for i, k in enumerate(ids):
+        a = float(params.a[i])
+        if not calibrated[i]:
+            continue  # a prior value says nothing about the key
+        if a < 0:
+            rows.append((k, "negative_discrimination", a, 0.0,
+                         f"a = {a:.3g} < 0: stronger models fail it more often; likely a wrong answer key"))
+        elif a < a_min:
+            rows.append((k, "low_discrimination", a, a_min,
+                         f"a = {a:.3g} < {a_min:g}: the item barely separates models; check the key and wording"))
+    if status is not None:
+        for i, k in enumerate(ids):
+            if status[i] in ("unanswered", "all_correct", "all_wrong"):
+                rows.append((k, str(status[i]), float("nan"), float("nan"), _STATUS_REASON[str(status[i])]))
+    if fit is not None:
+        fit = fit.reindex(ids)
+        if status is None:
+            for k, n, ms in zip(ids, fit["n"].to_numpy(), fit["mean_score"].to_numpy(), strict=True):
+                if not n > 0:
+                    rows.append((k, "unanswered", float("nan"), float("nan"), _STATUS_REASON["unanswered"]))
+                elif ms >= 1:
+                    rows.append((k, "all_correct", 1.0, 1.0, _STATUS_REASON["all_correct"]))
+                elif ms <= 0:
+                    rows.append((k, "all_wrong", 0.0, 0.0, _STATUS_REASON["all_wrong"]))
+        for k, r in zip(ids, fit["r_theta"].to_numpy(), strict=True):
+            if np.isfinite(r) and r < r_min:
+                rows.append((k, "negative_r_theta", float(r), r_min,
+                             f"score-ability correlation {r:.3f} < {r_min:g}: weaker models do better; "
+                             "likely a wrong answer key"))
+        for col, (lo, hi) in (("infit", infit_range), ("outfit", outfit_range)):
+            for k, ms, t in zip(ids, fit[col].to_numpy(), fit[f"{col}_t"].to_numpy(), strict=True):
+                if np.isfinite(ms) and (ms < lo or ms > hi) and abs(t) > min_abs_t:
+                    kind = "noisy: answers vary more than the model predicts" if ms > hi else \
+                        "too deterministic: answers vary less than the model predicts"
+                    rows.append((k, f"{col}_misfit", float(ms), hi if ms > hi else lo,
+                                 f"{col} mean square {ms:.2f} outside [{lo:g}, {hi:g}] (t = {t:.1f}); {kind}"))
+    if drift is not None:
+        for key, row in drift[drift["moved"]].iterrows():
+            parts = [f"{c[2:]}: {row[c[2:] + '_old']:.3g} -> {row[c[2:] + '_new']:.3g} (z = {row[c]:.1f})"
+                     for c in drift.columns if c.startswith("z_")]
+            rows.append((str(key), "parameter_moved", float(row["max_abs_z"]), float("nan"),
+                         "parameters moved between calibrations beyond their SEs: " + "; ".join(parts)))
+    return pd.DataFrame(rows, columns=FLAG_COLUMNS).sort_values(["item_id", "flag"], kind="stable",
+                                                                 ignore_index=True)
+
+
+_STATUS_REASON = {
+    "unanswered": "no responses: parameters are the prior, not a calibration",
+    "all_correct": "every response correct: difficulty is not identified (kept at the prior)",
+    "all_wrong": "every response wrong: difficulty is not identified (kept at the prior)",
+}
+
+
+def _safe_div(x: NDArray, n: NDArray) -> NDArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return x / n
