@@ -198,10 +198,10 @@ def _build_arithmetic(k: int, lang: str, rng: np.random.Generator) -> list[Row]:
         if mc:
             # A carry/borrow slip at a random column: off by 9..11 or 20 times 10**column.
             scale = 10 ** (ordr[0] % max(1, len(str(abs(value))) - 1))
-            cands = ([str(naive)] if naive != value else []) + [
-                str(value + _ARITH_OFFSETS[j] * (scale if abs(_ARITH_OFFSETS[j]) >= 9 else 1))
-                for j in ordr
-            ]
+            wrong = [naive] if naive != value else []
+            wrong += [value + _ARITH_OFFSETS[j] * (scale if abs(_ARITH_OFFSETS[j]) >= 9 else 1) for j in ordr]
+            # A negative choice for a non-negative result gives itself away; the positive offsets suffice.
+            cands = [str(w) for w in wrong if w >= 0 or value < 0]
             choices, letter = _mc(answer, cands, ps)
             rows.append((expr, mc_lead.format(e=expr), choices, letter, "mc", {}, params))
         else:
