@@ -188,7 +188,9 @@ def diagnose(model: CellModel, capacity: NDArray | None = None) -> str:
     # x (n cells), under (m), over (m):  lo <= A x + under - over <= hi, minimise under + over.
     from scipy.sparse import eye, hstack
     big = hstack([A, eye(m), -eye(m)]).tocsr()
-    c = np.r_[np.zeros(n), np.ones(2 * m)]
+    # Blame the size row only when the pool itself is too small: its slack costs more than any other.
+    w = np.array([100.0 if kind == "size" else 1.0 for kind, _, _ in names])
+    c = np.r_[np.zeros(n), w, w]
     res = milp(c, constraints=LinearConstraint(big, lo, hi), integrality=np.r_[np.ones(n), np.zeros(2 * m)],
                bounds=Bounds(np.zeros(n + 2 * m), np.r_[cap.astype(float), np.full(2 * m, np.inf)]))
     lines = []

@@ -61,11 +61,21 @@ class Sampler(ABC):
 
     def sample(self, pool: pd.DataFrame, spec: FormSpec, rng: np.random.Generator | None = None) -> FormDraft:
         """Draw one form from the pool frame; ``rng`` defaults to one seeded by ``spec.seed``."""
-        rng = rng if rng is not None else np.random.default_rng(spec.seed)
         if self.needs_size and spec.size is None:
             raise InputError(f"form spec field 'size': strategy {self.name!r} needs a form size")
         start = time.perf_counter()
         prep = prepare(pool, spec, size=spec.size if self.needs_size else None)
+        return self.sample_prepared(prep, spec, rng, _start=start)
+
+    def sample_prepared(self, prep: PreparedPool, spec: FormSpec, rng: np.random.Generator | None = None,
+                        *, _start: float | None = None) -> FormDraft:
+        """Draw from a pool already prepared for ``spec`` (``pool.prepare``): reuse across draws."""
+        rng = rng if rng is not None else np.random.default_rng(spec.seed)
+        start = time.perf_counter() if _start is None else _start
+        if self.needs_size and spec.size is None:
+            raise InputError(f"form spec field 'size': strategy {self.name!r} needs a form size")
+        if self.needs_size and prep.cells is None:
+            raise InputError("pool was prepared without a form size; prepare(pool, spec) with spec.size set")
         if self.needs_size and spec.size is not None and spec.size > len(prep):
             raise QuotaInfeasible(f"form spec is infeasible: form size {spec.size}: only {len(prep)} "
                                   f"eligible items")
