@@ -10,10 +10,16 @@ that value cut at ``EASY_BELOW`` / ``HARD_FROM``. The knobs and the drawn instan
 ``generate_items`` returns the bank's canonical import columns (``id, question, choices, answer, type,
 language, tags``) plus ``origin``, ``generator`` (name@version), ``generator_params`` and
 ``true_difficulty``. Multiple-choice answers are the correct letter; numeric answers are exact decimal
-text; open answers are the exact expected string.
+text; open answers are the exact expected string. ``true_difficulty`` describes the problem, not the
+format: a simulation should add guessing (c = 1/4) for multiple choice itself.
+
+Multiple choice: four choices with plausible distractors (precedence and carry slips, decimal-point
+slips, the factor applied the wrong way, off-by-one dates, neighbours in a chain, near-miss strings).
+Numbers and dates are listed in ascending order with the key's rank drawn uniformly, so neither its
+position nor "the middle value" gives it away.
 
 Speed: randomness is drawn in vectorised blocks per generator and language; per-item work is string
-formatting only (50,000 items in about a second).
+formatting only (50,000 items in about 1.2-1.5 s on an idle 2-core machine).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -84,6 +90,31 @@ def _mc(correct: str, candidates: Sequence[str], pos: int) -> tuple[list[str], s
     return picks, LETTERS[pos]
 
 
+def _mc_ordered(value: Any, below: Iterable[Any], above: Iterable[Any], rank: int,
+                text: Callable[[Any], str | None]) -> tuple[list[str], str]:
+    """Four ordered choices (numbers, dates) with ``rank`` distractors below the key, the rest above.
+
+    Choices are listed in ascending order, so the key's letter is its rank; drawing ``rank`` uniformly
+    keeps "the middle value" or "the smallest" from giving the key away. Where one side's pool is too
+    short (a count cannot fall below 1), the other side makes up the difference. Candidates whose
+    ``text`` is None (no exact decimal) are skipped.
+    """
+    key = text(value)
+    seen = {key}
+    sides: list[list[Any]] = [[], []]
+    for side, pool, keep in ((0, below, lambda v: v < value), (1, above, lambda v: v > value)):
+        for v in pool:
+            t = text(v)
+            if t is not None and t not in seen and keep(v):
+                seen.add(t)
+                sides[side].append(v)
+    n_hi = min(3 - min(rank, len(sides[0])), len(sides[1]))
+    if 3 - n_hi > len(sides[0]) or key is None:  # generators supply enough candidates: a bug
+        raise RuntimeError(f"too few ordered distractors for {key!r}")
+    values = sorted([*sides[0][: 3 - n_hi], value, *sides[1][:n_hi]])
+    return [str(text(v)) for v in values], LETTERS[values.index(value)]
+
+
 def _fmt_fraction(x: Fraction) -> str | None:
     """Exact decimal text of x ("2.5", "-12", "0.0036"), or None if its decimal does not terminate."""
     den = x.denominator
@@ -117,7 +148,7 @@ def _decimals(text: str) -> int:
 _OPS = "+-×"
 _ARITH_EN = ("Compute {e}.", "What is {e}?", "Calculate the value of {e}.")
 _ARITH_ZH = ("计算 {e} 的结果。", "{e} 等于多少？", "求 {e} 的值。")
-_ARITH_OFFSETS = (-20, -11, -10, -9, -2, -1, 1, 2, 9, 10, 11, 20)
+_ARITH_OFFSETS = (1, 2, 3, 9, 10, 11, 20, 100)
 
 
 def _carries(a: int, b: int, subtract: bool) -> int:
@@ -196,13 +227,14 @@ def _build_arithmetic(k: int, lang: str, rng: np.random.Generator) -> list[Row]:
                   "negative": int(value < 0), "operands": operands}
         answer = str(value)
         if mc:
-            # A carry/borrow slip at a random column: off by 9..11 or 20 times 10**column.
+            # Off by a little (1-3), or a carry/borrow slip at a random column (9-11, 20, 100 times
+            # 10**column), or the precedence slip (left to right).
             scale = 10 ** (ordr[0] % max(1, len(str(abs(value))) - 1))
-            wrong = [naive] if naive != value else []
-            wrong += [value + _ARITH_OFFSETS[j] * (scale if abs(_ARITH_OFFSETS[j]) >= 9 else 1) for j in ordr]
-            # A negative choice for a non-negative result gives itself away; the positive offsets suffice.
-            cands = [str(w) for w in wrong if w >= 0 or value < 0]
-            choices, letter = _mc(answer, cands, ps)
+            slips = [_ARITH_OFFSETS[j] * (scale if _ARITH_OFFSETS[j] >= 9 else 1) for j in ordr]
+            # A negative choice for a non-negative result would give itself away.
+            below = [v for v in [naive] + [value - o for o in slips] if v >= 0 or value < 0]
+            above = [naive] + [value + o for o in slips]
+            choices, letter = _mc_ordered(value, below, above, ps, str)
             rows.append((expr, mc_lead.format(e=expr), choices, letter, "mc", {}, params))
         else:
             rows.append((expr, templates[t].format(e=expr), None, answer, "numeric", {}, params))
@@ -312,13 +344,11 @@ def _build_units(k: int, lang: str, rng: np.random.Generator) -> list[Row]:
             mc_q = f"{v_txt} {src[3]}等于多少{dst[3]}？"
         key = f"{family}|{src[0]}|{dst[0]}|{v_txt}"
         if mc:
-            pool = [result * 10, result / 10, result * 100, result / 100, result * 1000, result / 1000]
-            order = sorted(range(6), key=sh.__getitem__)
-            wrong_way = _fmt_fraction(value / ratio)  # divided where it should multiply
-            cands = ([wrong_way] if wrong_way is not None else []) + [
-                str(_fmt_fraction(pool[j])) for j in order
-            ]
-            choices, letter = _mc(answer, cands, ps)
+            # Slips of the decimal point, and the factor applied the wrong way round.
+            powers = [10 ** (1 + j % 3) for j in sorted(range(6), key=sh.__getitem__)]
+            wrong_way = value / ratio
+            choices, letter = _mc_ordered(result, [wrong_way] + [result / f for f in powers],
+                                          [wrong_way] + [result * f for f in powers], ps, _fmt_fraction)
             rows.append((key, mc_q, choices, letter, "mc", {}, params))
         else:
             rows.append((key, q, None, answer, "numeric", {}, params))
@@ -340,7 +370,7 @@ _DATE_KIND_P = (0.4, 0.25, 0.2, 0.15)
 _EPOCH = dt.date(1970, 1, 1).toordinal()  # day numbers below count from 1970-01-01, as numpy's do
 _DAY0 = dt.date(1980, 1, 1).toordinal() - _EPOCH
 _DAY_SPAN = dt.date(2040, 1, 1).toordinal() - dt.date(1980, 1, 1).toordinal()
-_DATE_SHIFTS = (1, -1, 7, -7, 10, -10, 30, -30)
+_DATE_SHIFTS = (1, 2, 7, 10, 30, 31, 365)
 
 
 def _ymd(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -440,9 +470,10 @@ def _build_dates(k: int, lang: str, rng: np.random.Generator) -> list[Row]:
             key = f"add|{params['start']}|{unit}|{direction}|{amount}"
             if mc:
                 wrong_way = int(base_l[i]) + (n if before_l[i] else -n)
-                order = sorted(range(len(_DATE_SHIFTS)), key=shuffle_l[i].__getitem__)
-                cands = [answer_text(wrong_way)] + [answer_text(int(end_l[i]) + _DATE_SHIFTS[j]) for j in order]
-                choices, letter = _mc(answer, cands, ps)
+                shifts = [_DATE_SHIFTS[j] for j in sorted(range(len(_DATE_SHIFTS)), key=shuffle_l[i].__getitem__)]
+                end_day = int(end_l[i])
+                choices, letter = _mc_ordered(end_day, [wrong_way] + [end_day - d for d in shifts],
+                                              [wrong_way] + [end_day + d for d in shifts], ps, answer_text)
                 rows.append((key, stem, choices, letter, "mc", {"task": "date_offset"}, params))
             else:
                 rows.append((key, q_open, None, answer, "open", {"task": "date_offset"}, params))
@@ -454,10 +485,10 @@ def _build_dates(k: int, lang: str, rng: np.random.Generator) -> list[Row]:
                  else f"{b_txt}比{a_txt}晚多少天？")
             key = f"between|{params['start']}|{params['end']}"
             if mc:
-                order = sorted(range(len(_DATE_SHIFTS)), key=shuffle_l[i].__getitem__)
-                cands = [str(n + _DATE_SHIFTS[j]) for j in order if n + _DATE_SHIFTS[j] > 0]
-                cands += [str(n + 2), str(n + 3), str(n + 4)]
-                choices, letter = _mc(str(n), cands, ps)
+                shifts = [_DATE_SHIFTS[j] for j in sorted(range(len(_DATE_SHIFTS)), key=shuffle_l[i].__getitem__)]
+                below = [n - d for d in shifts if n - d > 0] + [n - 2, n - 3]  # e.g. counting both ends
+                choices, letter = _mc_ordered(n, [v for v in below if v > 0], [n + d for d in shifts] + [n + 2],
+                                              ps, str)
                 rows.append((key, q, choices, letter, "mc", {"task": "date_difference"}, params))
             else:
                 rows.append((key, q, None, str(n), "numeric", {"task": "date_difference"}, params))
@@ -554,10 +585,12 @@ def _build_strings(k: int, lang: str, rng: np.random.Generator) -> list[Row]:
         c = s[target_pos]
         params: dict[str, Any] = {"op": op, "length": n, "alphabet": a, "string": s}
         en = lang == "en"
+        cands: list[str] = []
+        ordered: tuple[int, list[int], list[int]] | None = None
         if op == "length":
             q = f'How many characters are in the string "{s}"?' if en else f"字符串“{s}”有多少个字符？"
             answer, typ = str(n), "numeric"
-            cands = [str(n + d) for d in (-1, 1, 2, -2, 3)]
+            ordered = (n, [n - 1, n - 2, n - 3], [n + 1, n + 2, n + 3])
         elif op == "char_at":
             params["position"] = target_pos + 1
             q = (f'What is character number {target_pos + 1} (counting from 1) of the string "{s}"?' if en
@@ -572,7 +605,7 @@ def _build_strings(k: int, lang: str, rng: np.random.Generator) -> list[Row]:
             q = (f'How many times does the character "{c}" appear in the string "{s}"?' if en
                  else f"字符“{c}”在字符串“{s}”中出现了几次？")
             answer, typ = str(occ), "numeric"
-            cands = [str(occ + d) for d in (1, -1, 2, -2, 3, 4) if occ + d > 0]
+            ordered = (occ, [v for v in (occ - 1, occ - 2, occ - 3) if v >= 0], [occ + 1, occ + 2, occ + 3])
         elif op == "reverse":
             q = f'Write the string "{s}" in reverse order.' if en else f"把字符串“{s}”倒序写出来。"
             answer, typ = s[::-1], "open"
@@ -596,7 +629,8 @@ def _build_strings(k: int, lang: str, rng: np.random.Generator) -> list[Row]:
             cands = [desc, *_mutations(answer, alphabet, mu)]
         key = f"{op}|{s}|{c if op in ('count', 'remove') else ''}|{target_pos if op == 'char_at' else ''}"
         if mc:
-            choices, letter = _mc(answer, cands, ps)
+            choices, letter = (_mc(answer, cands, ps) if ordered is None
+                               else _mc_ordered(ordered[0], ordered[1], ordered[2], ps, str))
             rows.append((key, q, choices, letter, "mc", {"task": f"string_{op}"}, params))
         else:
             rows.append((key, q, None, answer, typ, {"task": f"string_{op}"}, params))

@@ -289,6 +289,20 @@ def test_multiple_choice_is_sound(items: pd.DataFrame) -> None:
     # The key's position carries no information.
     share = mc["answer"].value_counts(normalize=True)
     assert set(share.index) == set("ABCD") and share.between(0.21, 0.29).all(), share
+    # Numbers and dates are listed in ascending order, and the key's rank among them is uniform: neither
+    # "the middle value" nor "the smallest" gives it away.
+    ordered = mc[mc["tags"].map(lambda t: t["task"] in ("arithmetic", "unit_conversion", "string_length"))]
+    assert len(ordered) > 800
+    ranks = []
+    for row in ordered.itertuples():
+        values = [Fraction(c) for c in row.choices]
+        assert values == sorted(values)
+        ranks.append("ABCD".index(row.answer))
+    assert (np.bincount(ranks, minlength=4) / len(ranks) > 0.19).all()
+    dates = mc[mc["tags"].map(lambda t: t["task"] == "date_offset")]
+    for row in dates.itertuples():
+        days = [dt.date.fromisoformat(c) if row.language == "en" else _dates(c, "zh")[0] for c in row.choices]
+        assert days == sorted(days)
     # A non-negative arithmetic result never comes with a negative (give-away) distractor.
     arith = mc[mc["generator"].str.startswith("arithmetic")]
     for row in arith.itertuples():
@@ -415,3 +429,20 @@ def test_bad_arguments_raise_input_error(kwargs: dict) -> None:
     args = {"n": 10, "rng": np.random.default_rng(0), **kwargs}
     with pytest.raises(InputError):
         generate_items(**args)
+
+
+def test_the_bank_imports_generated_items_as_they_are(tmp_path) -> None:
+    from itembank import ImportOptions, open_bank
+
+    df = generate_items(400, np.random.default_rng(8))
+    path = tmp_path / "generated.parquet"
+    df.to_parquet(path)
+    with open_bank(tmp_path / "bank.duckdb", create=True) as bank:
+        report = bank.import_items([path], ImportOptions(source="adt-templates"))
+        assert report.new_items == 400 and report.merged_within_files == 0
+        got = bank.items().merge(df, on="question", suffixes=("_bank", ""))
+    assert len(got) == 400
+    assert (got["origin_bank"] == "template").all() and (got["generator_bank"] == got["generator"]).all()
+    assert (got["difficulty_band"] == got["tags"].map(lambda t: t["difficulty_band"])).all()
+    assert (got["answer_bank"] == got["answer"]).all() and (got["item_type"] == got["type"]).all()
+    assert (got["scenario"] == got["tags"].map(lambda t: t["scenario"])).all()
