@@ -9,7 +9,7 @@ is furthest below its target share); then maximum Fisher information at the curr
 - **randomesque**: a uniform pick among the ``top_k`` most informative candidates;
 - **Sympson-Hetter**: the picked item is given with probability ``K_i`` (else it is set aside for
   this respondent and the next one is picked); ``K`` comes from ``calibrate_sympson_hetter``, the
-  classic iteration ``K_i <- min(1, r_max / P(select_i))`` over simulated respondents.
+  classic iteration ``K_i <- r_max / P(select_i)`` over simulated respondents (kept non-increasing).
 
 Stops at ``se_target`` (after ``min_items``) or ``max_items``. The runner is any object with
 ``score(list_of_requests) -> list_of_results`` (each result has ``.score`` in [0, 1]); requests are
@@ -255,7 +255,7 @@ def mean_overlap(results: Sequence[CatResult]) -> float:
 def calibrate_sympson_hetter(params: ItemParams, config: CatConfig, thetas: NDArray[np.float64],
                              rng: np.random.Generator, r_max: float = 0.2, n_iter: int = 8,
                              content: pd.DataFrame | None = None) -> tuple[NDArray[np.float64], list[float]]:
-    """Sympson-Hetter exposure parameters by simulation: ``K_i <- min(1, r_max / P(select_i))``.
+    """Sympson-Hetter exposure parameters by simulation: ``K_i <- min(K_i, r_max / P(select_i))``.
 
     Returns ``K`` and the maximum exposure rate seen at each iteration.
     """
@@ -272,7 +272,9 @@ def calibrate_sympson_hetter(params: ItemParams, config: CatConfig, thetas: NDAr
             np.add.at(sel, np.asarray(r.selected, dtype=np.int64), 1.0)
         p_sel = sel / len(results)
         history.append(float(exposure_rates(results, params.item_ids).max()))
-        k = np.where(p_sel > r_max, r_max / np.maximum(p_sel, 1e-12), 1.0)
+        # Non-increasing K: restricting one item only raises the others' selection rates, so
+        # never relaxing keeps the iteration from oscillating (classic SH resets K to 1).
+        k = np.minimum(k, np.where(p_sel > r_max, r_max / np.maximum(p_sel, 1e-12), 1.0))
     return k, history
 
 

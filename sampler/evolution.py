@@ -213,8 +213,13 @@ class _Model:
 
 
 def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
-           members: list[NDArray[np.int64]]) -> tuple[NDArray[np.int64], dict[str, Any]]:
-    """Run NSGA-II/III; return the form picked by the declared weights and the run's diagnostics."""
+           members: list[NDArray[np.int64]], started: float | None = None
+           ) -> tuple[NDArray[np.int64], dict[str, Any]]:
+    """Run NSGA-II/III; return the form picked by the declared weights and the run's diagnostics.
+
+    Stops after ``options.n_gen`` generations (default 300) or when ``options.time_limit`` seconds
+    (default 45, counted from ``started``, e.g. the start of pool preparation) have passed.
+    """
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.algorithms.moo.nsga3 import NSGA3
     from pymoo.core.crossover import Crossover
@@ -287,13 +292,14 @@ def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
     seed = int(rng.integers(2**31 - 1))
     problem = FormProblem()
     start = time.perf_counter()
+    budget_start = start if started is None else started
     algorithm.setup(problem, termination=("n_gen", n_gen), seed=seed, verbose=False)
     first_F: NDArray | None = None
     while algorithm.has_next():
         algorithm.next()
         if first_F is None:
             first_F = algorithm.pop.get("F").copy()
-        if time.perf_counter() - start > time_limit:
+        if time.perf_counter() - budget_start > time_limit:
             break
     opt = algorithm.opt
     X = np.asarray(opt.get("X"), dtype=np.int64)

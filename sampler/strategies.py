@@ -76,6 +76,7 @@ class Sampler(ABC):
             raise InputError(f"form spec field 'size': strategy {self.name!r} needs a form size")
         if self.needs_size and prep.cells is None:
             raise InputError("pool was prepared without a form size; prepare(pool, spec) with spec.size set")
+        self._t0 = start  # nsga2's time budget counts from here (pool preparation included)
         if self.needs_size and spec.size is not None and spec.size > len(prep):
             raise QuotaInfeasible(f"form spec is infeasible: form size {spec.size}: only {len(prep)} "
                                   f"eligible items")
@@ -331,7 +332,7 @@ class Nsga2Sampler(Sampler):
     def _select(self, prep, spec, rng):
         from .evolution import evolve
 
-        return evolve(prep, spec, rng, cell_members(prep))
+        return evolve(prep, spec, rng, cell_members(prep), started=getattr(self, "_t0", None))
 
 
 REGISTRY: dict[str, type[Sampler]] = {
