@@ -32,18 +32,22 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/python"
     exit 0
 fi
 
+# pip warns once per package about the machine's extra local indexes; keep real errors only.
+pip_quiet() {
+    "$VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
 start=$(date +%s)
 echo "install_extra: building $VENV ($WANT) ..."
 rm -f "$STAMP"
 test -x "$VENV/bin/python" || "$PY" -m venv "$VENV"
-PIP="$VENV/bin/pip"
-"$PIP" install -q --upgrade pip
-"$PIP" install -q "$TORCH_PIN"
-"$PIP" install -q "$VLLM_PIN"
-"$PIP" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+pip_quiet install -q --upgrade pip
+pip_quiet install -q "$TORCH_PIN"
+pip_quiet install -q "$VLLM_PIN"
+"$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 # This repo itself (runners, adt.errors) without its dependencies: the worker needs only the standard
 # library and vllm; scoring and answer keys stay in the calling process.
-"$PIP" install -q --no-deps -e .
+pip_quiet install -q --no-deps -e .
 # Fail the install, not the first test, if the build cannot be imported.
 "$VENV/bin/python" -c "import vllm, runners.vllm_backend" >/dev/null 2>&1 || {
     echo "install_extra: $VENV built but 'import vllm, runners.vllm_backend' fails:" >&2
