@@ -4,6 +4,7 @@ Public API: ``open_bank`` (a context manager yielding a ``Bank``), ``ImportOptio
 types, ``Head`` for history heads, and the spool used by long runs (``itembank.spool``).
 """
 
+from . import snapshot, spool  # noqa: E402,F401  (submodules of the public API)
 from .bank import DEFAULT_WAIT_S, Bank, ImportReport, ResponsesReport, open_bank
 from .history import Head, VerifyReport
 from .importer import ImportOptions

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -550,7 +550,7 @@ class Bank:
                LEFT JOIN item_difficulty d USING (item_id) CROSS JOIN cuts)"""  # noqa: S608 - fixed text
         return sql, params
 
-    def _where(self, filters: dict[str, Sequence[str]] | None, include_retired: bool) -> tuple[str, list[Any]]:
+    def _where(self, filters: Mapping[str, Sequence[str]] | None, include_retired: bool) -> tuple[str, list[Any]]:
         clauses, params = [], []
         if not include_retired:
             clauses.append("iv.review_state <> 'retired'")
@@ -572,7 +572,7 @@ class Bank:
             params.extend(values)
         return (" AND ".join(clauses) or "TRUE"), params
 
-    def item_ids(self, filters: dict[str, Sequence[str]] | None = None, include_retired: bool = False) -> np.ndarray:
+    def item_ids(self, filters: Mapping[str, Sequence[str]] | None = None, include_retired: bool = False) -> np.ndarray:
         """Ids of the items matching ``filters`` (sorted), without building the full item frame."""
         cte, cparams = self._item_view_sql()
         where, wparams = self._where(filters, include_retired)
@@ -580,7 +580,7 @@ class Bank:
                                  cparams + wparams).fetchnumpy()
         return np.asarray(rows["item_id"], dtype=object)
 
-    def items(self, filters: dict[str, Sequence[str]] | None = None, *, include_retired: bool = False,
+    def items(self, filters: Mapping[str, Sequence[str]] | None = None, *, include_retired: bool = False,
               with_tags: bool = True) -> pd.DataFrame:
         """The item frame of DESIGN.md: columns, exposure, tier, band and one column per tag key."""
         cte, cparams = self._item_view_sql()
@@ -602,7 +602,7 @@ class Bank:
         wide = wide.drop(columns=[c for c in wide.columns if c in frame.columns])
         return frame.merge(wide, left_on="item_id", right_index=True, how="left")
 
-    def stats(self, by: Sequence[str] = (), filters: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    def stats(self, by: Sequence[str] = (), filters: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
         """Item counts (and tiers) grouped by built-in keys or tag keys; many-valued tags count once per value."""
         cte, cparams = self._item_view_sql()
         where, wparams = self._where(filters, include_retired=False)
@@ -631,9 +631,10 @@ class Bank:
         """Everything the bank knows about one item."""
         item_id = self.resolve(ref)
         frame = self.items({"item_id": [item_id]}, include_retired=True)
-        rec = {k: (None if (isinstance(v, float) and np.isnan(v)) else v) for k, v in frame.iloc[0].to_dict().items()}
-        if isinstance(rec.get("choices"), np.ndarray):
-            rec["choices"] = list(rec["choices"])
+        rec: dict[str, Any] = {str(k): (None if (isinstance(v, float) and np.isnan(v)) else v) for k, v in frame.iloc[0].to_dict().items()}
+        choices = rec.get("choices")
+        if isinstance(choices, np.ndarray):
+            rec["choices"] = choices.tolist()
         rec["tags"] = {k: sorted(v) for k, v in self._tags_of(item_id).items()}
         rec["aliases"] = [f"{s}:{e}" for s, e in self.conn.execute(
             "SELECT source, external_id FROM item_aliases WHERE item_id = ? ORDER BY source, external_id",
@@ -725,7 +726,7 @@ class Bank:
         if row.empty:
             names = [r[0] for r in self.conn.execute("SELECT name FROM forms ORDER BY name").fetchall()]
             raise FormNotFound(f"no form {name!r}" + (f"; forms: {', '.join(names[:20])}" if names else ""))
-        rec = row.iloc[0].to_dict()
+        rec: dict[str, Any] = {str(k): v for k, v in row.iloc[0].to_dict().items()}
         rec["spec"] = json.loads(rec["spec"])
         rec["objectives"] = json.loads(rec["objectives"] or "{}")
         rec["item_ids"] = [r[0] for r in self.conn.execute(
@@ -763,7 +764,7 @@ class Bank:
         finally:
             self.conn.unregister("_diff")
 
-    def responses(self, filters: dict[str, Sequence[str]] | None = None,
+    def responses(self, filters: Mapping[str, Sequence[str]] | None = None,
                   models: Sequence[str] | None = None) -> pd.DataFrame:
         """Responses (run_id, model, item_id, score, round) to the items matching ``filters``."""
         ids = self.item_ids(filters) if filters else None

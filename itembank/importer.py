@@ -270,7 +270,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
         if itype == "mc" and len(choices) > len(LETTERS):
             raise InputError(f"{w}: {len(choices)} choices is more than {len(LETTERS)}")
         key = None if answer_col is None else _answer_key(answers[i], choices, itype, opts.answer_format, w, answer_col)
-        lang = langs[i] if not _blank(langs[i]) else guess_language(q + " ".join(choices))
+        lang = str(langs[i]) if not _blank(langs[i]) else guess_language(q + " ".join(choices))
         taxonomy_lang = taxonomy.closed.get("language")
         if taxonomy_lang is not None and lang not in taxonomy_lang and not opts.extend_taxonomy:
             taxonomy.check("language", lang, f"{w}: field 'language'")

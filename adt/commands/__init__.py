@@ -1,0 +1,3 @@
+"""Command groups of the adt CLI; importing this package registers them on ``adt.cli.cli``."""
+
+from adt.commands import bank  # noqa: F401

@@ -1,0 +1,256 @@
+"""``adt bank ...`` and ``adt responses ...``: the item bank's commands."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from adt.cli import Context, cli, emit, parse_filters, pass_ctx
+from adt.errors import InputError
+from itembank import Head, ImportOptions, snapshot, spool
+
+
+@cli.group()
+def bank() -> None:
+    """Import, inspect, curate, verify and export the item bank."""
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for text in values:
+        if "=" not in text:
+            raise InputError(f"{flag} {text!r}: expected KEY=VALUE")
+        k, v = text.split("=", 1)
+        out.append((k.strip(), v.strip()))
+    return tuple(out)
+
+
+def _tag_cols(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for text in values:
+        col, _, key = text.partition("=")
+        out.append((col.strip(), (key or col).strip()))
+    return tuple(out)
+
+
+@bank.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--source", required=True, help="Name of the source dataset (aliases are kept per source).")
+@click.option("--source-version", default=None)
+@click.option("--license", "license_", default=None)
+@click.option("--language", default=None, help="Language of every item (default: a language column, else guessed).")
+@click.option("--id-col", "id_cols", multiple=True, help="Id column; repeat for a composite id (default: row number).")
+@click.option("--question-col", default=None)
+@click.option("--choices-col", default=None, help="A column holding the list of choices.")
+@click.option("--choice-cols", default=None, help="Comma-separated columns, one per choice (A,B,C,D).")
+@click.option("--answer-col", default=None)
+@click.option("--answer-format", type=click.Choice(["auto", "letter", "index", "text", "gsm8k"]), default="auto",
+              show_default=True)
+@click.option("--no-key", is_flag=True, help="Items without an answer key (scores arrive from outside).")
+@click.option("--tag-col", "tag_cols", multiple=True, help="COL[=KEY]: tag each item with this column's value.")
+@click.option("--tag", "tags", multiple=True, help="KEY=VALUE: tag every item.")
+@click.option("--type", "item_type", type=click.Choice(["mc", "open", "numeric"]), default=None)
+@click.option("--extend-taxonomy", is_flag=True, help="Add unknown tag keys and values to the taxonomy.")
+@click.option("--review-state", type=click.Choice(["draft", "approved"]), default="approved", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def import_(ctx: Context, files: tuple[Path, ...], source: str, source_version: str | None, license_: str | None,
+            language: str | None, id_cols: tuple[str, ...], question_col: str | None, choices_col: str | None,
+            choice_cols: str | None, answer_col: str | None, answer_format: str, no_key: bool,
+            tag_cols: tuple[str, ...], tags: tuple[str, ...], item_type: str | None, extend_taxonomy: bool,
+            review_state: str, as_json: bool) -> None:
+    """Import items from JSONL, CSV or Parquet files, as one transaction.
+
+    With no column flags the canonical columns are read: id, question, choices, answer, type,
+    language, tags (see itembank/importer.py).
+    """
+    if choices_col and choice_cols:
+        raise click.UsageError("give --choices-col or --choice-cols, not both")
+    opts = ImportOptions(
+        source=source, source_version=source_version, license=license_, language=language, id_cols=id_cols,
+        question_col=question_col, choices_col=choices_col,
+        choice_cols=tuple(c.strip() for c in choice_cols.split(",")) if choice_cols else (),
+        answer_col=answer_col, answer_format=answer_format, no_key=no_key, tag_cols=_tag_cols(tag_cols),
+        tags=_pairs(tags, "--tag"), item_type=item_type, extend_taxonomy=extend_taxonomy, review_state=review_state)
+    start = time.perf_counter()
+    with ctx.bank(f"adt bank import {source}") as b:
+        report = b.import_items(files, opts)
+    data = report.as_dict() | {"seconds": round(time.perf_counter() - start, 2)}
+    emit(data, as_json, None if as_json else (
+        f"{report.rows} rows -> {report.items_in_files} items ({report.new_items} new, {report.existing_items} "
+        f"already in the bank, {report.merged_across_sources} of them from other sources); "
+        f"{report.merged_within_files} duplicate rows merged within the files; {report.new_aliases} new aliases, "
+        f"{report.new_tags} new tags" + ("" if report.batch_id else "; nothing changed")))
+
+
+@bank.command()
+@click.option("--by", "by", multiple=True, help="Group by a built-in key or tag key (repeatable).")
+@click.option("--filter", "filters", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def stats(ctx: Context, by: tuple[str, ...], filters: tuple[str, ...], as_json: bool) -> None:
+    """Item counts and frequency tiers, grouped by keys."""
+    with ctx.bank("adt bank stats") as b:
+        frame = b.stats(by, parse_filters(filters))
+    emit(frame, as_json)
+
+
+@bank.command()
+@click.argument("item")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def show(ctx: Context, item: str, as_json: bool) -> None:
+    """Everything about one item (id, or SOURCE:EXTERNAL_ID)."""
+    with ctx.bank("adt bank show") as b:
+        rec = b.item(item)
+    emit(rec, as_json)
+
+
+@bank.command("history")
+@click.argument("item")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def history_(ctx: Context, item: str, as_json: bool) -> None:
+    """The item's events, oldest first."""
+    with ctx.bank("adt bank history") as b:
+        frame = b.item_history(item)
+    emit(frame, as_json)
+
+
+@bank.command()
+@click.option("--head", "head", default=None, help="A head recorded elsewhere: N:HASH (or HASH).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def verify(ctx: Context, head: str | None, as_json: bool) -> None:
+    """Check the history chain (against a recorded head, if given); exit 1 if it does not verify."""
+    with ctx.bank("adt bank verify") as b:
+        report = b.verify(Head.parse(head) if head else None)
+    data = {"ok": report.ok, "n_events": report.n_events, "head": str(report.head),
+            "first_bad_event": report.first_bad_seq, "problem": report.problem}
+    emit(data, as_json, None if as_json else (
+        f"history verifies: {report.n_events} events, head {report.head}" if report.ok
+        else f"history does NOT verify: {report.problem} (first bad event: {report.first_bad_seq})"))
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@bank.command()
+@click.argument("items", nargs=-1, required=True)
+@click.option("--reason", required=True)
+@pass_ctx
+def retire(ctx: Context, items: tuple[str, ...], reason: str) -> None:
+    """Retire items: they stay in the bank and its history but are never sampled again."""
+    with ctx.bank("adt bank retire") as b:
+        n = b.retire(items, reason)
+    click.echo(f"retired {n} items")
+
+
+@bank.command()
+@click.argument("items", nargs=-1, required=True)
+@click.option("--state", type=click.Choice(["draft", "approved"]), default="approved", show_default=True)
+@pass_ctx
+def review(ctx: Context, items: tuple[str, ...], state: str) -> None:
+    """Set the review state of items (draft or approved)."""
+    with ctx.bank("adt bank review") as b:
+        n = b.set_review_state(items, state)
+    click.echo(f"{n} items now {state}")
+
+
+@bank.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("--extend-taxonomy", is_flag=True)
+@pass_ctx
+def tag(ctx: Context, args: tuple[str, ...], extend_taxonomy: bool) -> None:
+    """Tag items: adt bank tag ITEM... KEY=VALUE."""
+    if len(args) < 2 or "=" not in args[-1]:
+        raise click.UsageError("usage: adt bank tag ITEM... KEY=VALUE")
+    key, value = args[-1].split("=", 1)
+    with ctx.bank("adt bank tag") as b:
+        n = b.tag(args[:-1], key.strip(), value.strip(), extend_taxonomy)
+    click.echo(f"tagged {n} items with {key}={value}")
+
+
+@bank.command()
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def export(ctx: Context, out_dir: Path, as_json: bool) -> None:
+    """Export every table to Parquet with a sha256 manifest."""
+    with ctx.bank("adt bank export") as b:
+        manifest = snapshot.export(b, out_dir)
+    emit(manifest if as_json else {"exported_to": str(out_dir), "snapshot_id": manifest["snapshot_id"],
+                                   "history_head": f"{manifest['history_head']['n_events']}:{manifest['history_head']['hash']}",
+                                   "tables": len(manifest["tables"])}, as_json)
+
+
+@bank.command("import-snapshot")
+@click.argument("folder", type=click.Path(path_type=Path))
+@pass_ctx
+def import_snapshot(ctx: Context, folder: Path) -> None:
+    """Rebuild a bank (at --bank, which must not exist) from an export folder."""
+    manifest = snapshot.import_snapshot(folder, ctx.bank_path)
+    click.echo(f"rebuilt {ctx.bank_path} from {folder}: snapshot {manifest['snapshot_id']} verified")
+
+
+@bank.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def snapshot_id(ctx: Context, as_json: bool) -> None:
+    """The bank's current snapshot id and history head."""
+    with ctx.bank("adt bank snapshot-id") as b:
+        data = {"snapshot_id": b.snapshot_id(), "history_head": str(b.head())}
+    emit(data, as_json)
+
+
+@bank.command()
+@click.argument("key", required=False)
+@click.argument("value", required=False)
+@pass_ctx
+def settings(ctx: Context, key: str | None, value: str | None) -> None:
+    """Show settings, or set one: tier_high_runs, tier_high_publications, band_cuts."""
+    with ctx.bank("adt bank settings") as b:
+        if key is not None:
+            if value is None:
+                raise click.UsageError("give a value to set")
+            b.set_setting(key, value)
+        emit(b.settings(), False)
+
+
+@cli.group()
+def responses() -> None:
+    """Past results and spooled run results."""
+
+
+@responses.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--source", required=True, help="Source whose external ids the item column holds.")
+@click.option("--model-col", required=True)
+@click.option("--item-col", required=True)
+@click.option("--score-col", required=True)
+@click.option("--round", "round_no", type=int, default=None)
+@click.option("--strict", is_flag=True, help="Rows naming unknown items are an error, not a report.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def responses_import(ctx: Context, file: Path, source: str, model_col: str, item_col: str, score_col: str,
+                     round_no: int | None, strict: bool, as_json: bool) -> None:
+    """Import past results (one run per model); they count as exposure."""
+    with ctx.bank("adt responses import") as b:
+        report = b.import_responses(file, source=source, model_col=model_col, item_col=item_col,
+                                    score_col=score_col, round_no=round_no, strict=strict)
+    emit(report.as_dict(), as_json, None if as_json else (
+        f"{report.rows} rows: {report.matched} matched, {report.unknown_rows} unknown"
+        + (f" (e.g. {', '.join(report.unknown_examples)})" if report.unknown_rows else "")
+        + f"; {report.runs} runs, {report.new_responses} new responses"
+        + (f"; {report.merged_duplicate_items} answers to duplicate items averaged" if report.merged_duplicate_items else "")))
+
+
+@responses.command("ingest")
+@pass_ctx
+def responses_ingest(ctx: Context) -> None:
+    """Move spooled run results into the bank."""
+    with ctx.bank("adt responses ingest") as b:
+        counts = spool.ingest(b)
+    click.echo(json.dumps(counts))
