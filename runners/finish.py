@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runners.base import Request, Result, loglik_continuations
+from runners.base import Request, Result, ScoringRule, loglik_continuations
 from runners.scoring import score_logliks, score_request
 
 
@@ -42,10 +42,13 @@ class RawOutput:
 
 
 def job_for(request: Request) -> dict[str, Any]:
-    """The model-side job for a request: log-likelihood continuations or a generation prompt."""
+    """The model-side job for a request: the public request (log-likelihood) or a generation prompt.
+
+    Log-likelihood jobs carry the whole public view so the engine can apply a chat template first and
+    then build the continuations with ``loglik_continuations``, exactly as the ``hf`` backend does.
+    """
     if request.uses_loglik:
-        context, continuations = loglik_continuations(request)
-        return {"kind": "loglik", "context": context, "continuations": list(continuations)}
+        return {"kind": "loglik", "request": request.public()}
     return {"kind": "generate", "prompt": request.prompt, "max_new_tokens": request.max_new_tokens,
             "stop": list(request.stop)}
 
@@ -57,12 +60,27 @@ def finish(request: Request, raw: RawOutput, backend: str) -> Result:
     if raw.error is not None:
         return Result(raw_output=raw.text, extracted=None, score=0.0, choice_logliks=raw.choice_logliks,
                       error=raw.error, **common)
-    if request.uses_loglik:
+    if request.uses_loglik and raw.extra.get("mc_mode") != "generate":  # else answered by generation
         logliks: Sequence[float] = raw.choice_logliks or ()
         if len(logliks) != len(request.choices) or any(math.isnan(x) for x in logliks):
             return Result(raw_output="", extracted=None, score=0.0, choice_logliks=raw.choice_logliks,
                           error=f"{backend}: incomplete choice log-likelihoods", **common)
         label, score = score_logliks(request, logliks)
-        return Result(raw_output=label, extracted=label, score=score, choice_logliks=tuple(logliks), **common)
+        chosen = request.choices[request.choice_labels.index(label)]
+        raw_output = str(chosen) if request.loglik_target == "text" else label  # as the hf backend reports it
+        return Result(raw_output=raw_output, extracted=label, score=score, choice_logliks=tuple(logliks), **common)
     extracted, score = score_request(request, raw.text)
     return Result(raw_output=raw.text, extracted=extracted, score=score, **common)
+
+
+def loglik_parts(public: dict[str, Any], prompt: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """``loglik_continuations`` for a public request view (optionally with another prompt, e.g. chat-wrapped).
+
+    The engine side has no answer key; the rule below is a placeholder that only satisfies the
+    ``Request`` checks and is never used to score.
+    """
+    labels = tuple(public["choice_labels"])
+    req = Request(item_id=str(public["item_id"]), prompt=public["prompt"] if prompt is None else prompt,
+                  item_type="mc", scoring=ScoringRule("choice", labels[0]), choices=tuple(public["choices"]),
+                  choice_labels=labels, mc_mode="loglik", loglik_target=public.get("loglik_target", "text"))
+    return loglik_continuations(req)

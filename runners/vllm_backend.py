@@ -14,10 +14,10 @@ Semantics (shared with ``hf``; see ``runners.base``):
   long common start of the options) is re-run without reading the cache.
 - Multiple choice by generation, open and numeric items: greedy decoding with the request's stop
   sequences and ``max_new_tokens``; the answer is extracted and scored by ``runners.scoring``.
-- ``chat=True`` (instruction-tuned models): the prompt becomes one user message (after an optional
-  system prompt) rendered by the tokenizer's chat template (or ``chat_template``), with the
-  generation prompt; for log-likelihood the continuation follows the assistant header without the
-  leading separator.
+- ``chat_template=True`` (instruction-tuned models; a string is used as the template itself): the
+  prompt becomes one user message (after an optional system prompt) rendered by the tokenizer's chat
+  template with the generation prompt, tokenised without extra special tokens; log-likelihood
+  continuations are then built from the rendered text, as the ``hf`` backend does.
 - Requests are grouped by length (items longest first), sent in batches of ``batch_size`` sequences,
   and results are put back in request order. ``latency_s`` is the batch's wall time shared out
   evenly over its items.
@@ -51,7 +51,7 @@ from typing import Any
 
 from adt.errors import RunnerError
 from runners.base import Request, Result, Runner, check_results
-from runners.finish import RawOutput, finish, job_for
+from runners.finish import RawOutput, finish, job_for, loglik_parts
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKER_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
@@ -85,8 +85,8 @@ class VLLMEngine:
     Runs where vllm is importable; knows nothing of answer keys.
     """
 
-    def __init__(self, model: str, *, dtype: str = "auto", tokenizer: str | None = None, chat: bool = False,
-                 chat_template: str | None = None, system_prompt: str | None = None,
+    def __init__(self, model: str, *, dtype: str = "auto", tokenizer: str | None = None,
+                 chat_template: bool | str = False, system_prompt: str | None = None,
                  max_model_len: int | None = None, batch_size: int = 256,
                  gpu_memory_utilization: float | None = None, enable_prefix_caching: bool = True,
                  enforce_eager: bool | None = None, seed: int = 0, tensor_parallel_size: int = 1,
@@ -119,8 +119,10 @@ class VLLMEngine:
             raise RunnerError(f"vllm: could not load model {model!r}: {type(exc).__name__}: {exc}") from exc
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
-        self.chat = chat
-        self.chat_template = chat_template
+        self.chat = bool(chat_template)
+        self.chat_template = chat_template if isinstance(chat_template, str) else None
+        if self.chat and self.chat_template is None and not getattr(self.tokenizer, "chat_template", None):
+            raise RunnerError(f"vllm: chat_template=True but the tokenizer of {model} has no chat template")
         self.system_prompt = system_prompt
         self.batch_size = batch_size
         self.prefix_caching = enable_prefix_caching
@@ -138,15 +140,18 @@ class VLLMEngine:
     def _encode(self, text: str, *, special: bool) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
-    def _context_ids(self, text: str) -> list[int]:
-        """The prompt as tokens: chat-templated (special tokens from the template) or plain (with BOS)."""
+    def _render(self, prompt: str) -> str:
+        """The text given to the model: the prompt, or one user turn in the chat template."""
         if not self.chat:
-            return self._encode(text, special=True)
+            return prompt
         messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
-        messages.append({"role": "user", "content": text})
-        rendered = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                                      chat_template=self.chat_template)
-        return self._encode(str(rendered), special=False)
+        messages.append({"role": "user", "content": prompt})
+        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                                      chat_template=self.chat_template))
+
+    def _context_ids(self, prompt: str) -> list[int]:
+        """Prompt tokens: with the tokenizer's special tokens (BOS), or, in chat mode, those the template writes."""
+        return self._encode(self._render(prompt), special=not self.chat)
 
     # ----------------------------------------------------------------- running
 
@@ -184,8 +189,9 @@ class VLLMEngine:
         conts: list[list[list[int]]] = []
         errors: list[str | None] = []
         for job in jobs:
-            ctx = self._context_ids(str(job["context"]))
-            texts = [str(c).lstrip() if self.chat else str(c) for c in job["continuations"]]
+            public = job["request"]
+            context, texts = loglik_parts(public, self._render(str(public["prompt"])))
+            ctx = self._encode(context, special=not self.chat)
             ids = [self._encode(t, special=False) for t in texts]
             err = None
             if any(len(c) == 0 for c in ids):
@@ -426,15 +432,15 @@ class VLLMRunner(Runner):
 
     name = "vllm"
 
-    def __init__(self, model: str, *, dtype: str = "auto", tokenizer: str | None = None, chat: bool = False,
-                 chat_template: str | None = None, system_prompt: str | None = None,
+    def __init__(self, model: str, *, dtype: str = "auto", tokenizer: str | None = None,
+                 chat_template: bool | str = False, system_prompt: str | None = None,
                  max_model_len: int | None = None, batch_size: int = 256,
                  gpu_memory_utilization: float | None = None, enable_prefix_caching: bool = True,
                  enforce_eager: bool | None = None, seed: int = 0, tensor_parallel_size: int = 1,
                  engine_args: dict[str, Any] | None = None, python: str | None = None,
                  startup_timeout_s: float = 900.0, run_timeout_s: float = 3600.0) -> None:
         args: dict[str, Any] = {
-            "model": str(model), "dtype": dtype, "tokenizer": tokenizer, "chat": chat,
+            "model": str(model), "dtype": dtype, "tokenizer": tokenizer,
             "chat_template": chat_template, "system_prompt": system_prompt, "max_model_len": max_model_len,
             "batch_size": batch_size, "gpu_memory_utilization": gpu_memory_utilization,
             "enable_prefix_caching": enable_prefix_caching, "enforce_eager": enforce_eager, "seed": seed,
