@@ -56,9 +56,10 @@ class PackedItem:
         return len(self.ctx_ids) + sum(len(o) for o in self.option_ids)
 
 
-def pack_batch(items: Sequence[PackedItem], pad_id: int) -> dict[str, np.ndarray]:
+def pack_batch(items: Sequence[PackedItem], pad_id: int, pad_to_multiple: int = 1) -> dict[str, np.ndarray]:
     """Arrays for one forward pass over packed items (pure numpy; padded on the right).
 
+    The padded width is rounded up to ``pad_to_multiple`` (GPU attention kernels want aligned masks).
     Returns ``input_ids``, ``position_ids``, ``segment`` (B, T): 0 for context tokens, j + 1 for
     option j, -1 for padding; ``rows`` (R, 2): (batch row, position) of each hidden state that
     predicts an option token, deduplicated (the last context token serves every option's first
@@ -66,6 +67,7 @@ def pack_batch(items: Sequence[PackedItem], pad_id: int) -> dict[str, np.ndarray
     ``option_of_target`` (N,): a running option number over the batch, items in order.
     """
     width = max(it.length for it in items)
+    width = -(-width // pad_to_multiple) * pad_to_multiple
     n = len(items)
     input_ids = np.full((n, width), pad_id, dtype=np.int64)
     position_ids = np.zeros((n, width), dtype=np.int64)
@@ -301,7 +303,7 @@ class HFRunner(Runner):
 
     @torch.inference_mode()
     def _forward_packed(self, items: Sequence[PackedItem]) -> list[list[float]]:
-        arrays = pack_batch(items, self.pad_id)
+        arrays = pack_batch(items, self.pad_id, pad_to_multiple=16 if self.device.type == "cuda" else 1)
         dev = self.device
         segment = torch.from_numpy(arrays["segment"]).to(dev)
         hidden = self.model.base_model(

@@ -134,6 +134,9 @@ def test_pack_batch_layout() -> None:
     assert a["target"].tolist() == [7, 8, 9, 5, 6, 6]
     assert a["row_of_target"].tolist() == [0, 1, 0, 2, 3, 4]
     assert a["option_of_target"].tolist() == [0, 0, 1, 2, 2, 2]
+    wide = pack_batch(items, pad_id=0, pad_to_multiple=4)
+    assert wide["input_ids"].shape == (2, 8) and (wide["segment"][:, 6:] == -1).all()
+    assert (wide["rows"] == a["rows"]).all() and (wide["target"] == a["target"]).all()
     mask = packed_attention_mask(torch.from_numpy(a["segment"]), torch.float32)[0, 0] == 0
     # option 2's token (position 5) sees the context (0-2) and itself, not option 1 (3-4)
     assert mask[5].tolist() == [True, True, True, False, False, True]
