@@ -1,1 +1,26 @@
 """Calibration: IRT models fitted from sparse past runs, abilities with error bars."""
+# Abilities, linking, item fit and drift (explicit re-exports).
+from .ability import AbilityEstimate as AbilityEstimate
+from .ability import AbilityEstimates as AbilityEstimates
+from .ability import Posterior as Posterior
+from .ability import PredictedScore as PredictedScore
+from .ability import Prior as Prior
+from .ability import ability_posterior as ability_posterior
+from .ability import estimate_abilities as estimate_abilities
+from .ability import estimate_ability as estimate_ability
+from .ability import predict_score as predict_score
+from .drift import DriftReport as DriftReport
+from .drift import adjust_pvalues as adjust_pvalues
+from .drift import mantel_haenszel_drift as mantel_haenszel_drift
+from .fit import flag_items as flag_items
+from .fit import item_fit as item_fit
+from .fit import parameter_drift as parameter_drift
+from .linking import LinkingResult as LinkingResult
+from .linking import fixed_from_calibration as fixed_from_calibration
+from .linking import link as link
+from .linking import mean_mean as mean_mean
+from .linking import mean_sigma as mean_sigma
+from .linking import stocking_lord_constants as stocking_lord_constants
+from .linking import transform_params as transform_params
+from .linking import transform_se as transform_se
+from .linking import transform_theta as transform_theta
