@@ -133,3 +133,25 @@ def test_item_fit_input_errors(world):
         item_fit(rs, params.subset(np.arange(5)), theta)
     with pytest.raises(InputError, match="ResponseSet"):
         item_fit(pd.DataFrame(), params, theta)
+
+
+def test_flipped_key_flagged_after_real_calibration():
+    # End to end with the EM fitter: its lognormal prior keeps a > 0, so a key-flipped item shows as a
+    # near-zero discrimination plus a negative score-ability correlation; good items raise nothing.
+    from calibration.mml import fit_mml, simulate_responses
+
+    rng = np.random.default_rng(33)
+    n_items = 20
+    params = ItemParams(tuple(f"q{j}" for j in range(n_items)), rng.lognormal(0.3, 0.3, n_items),
+                        rng.normal(0, 1, n_items))
+    rs = simulate_responses(params, rng.normal(0, 1, 800), rng, missing=0.2)
+    flipped = np.where(rs.item_idx == 0, 1 - rs.score, rs.score)
+    rs = ResponseSet(rs.model_idx, rs.item_idx, flipped, rs.model_ids, rs.item_ids)
+    res = fit_mml(rs, "2pl", rng=rng)
+    fit = item_fit(rs, res.params, res.theta)
+    flags = flag_items(res.params, fit=fit, item_status=res.item_status)
+    assert {"low_discrimination", "negative_r_theta"} <= set(flags.loc[flags["item_id"] == "q0", "flag"])
+    key_flags = flags[flags["flag"].isin(["negative_discrimination", "low_discrimination", "negative_r_theta"])]
+    assert set(key_flags["item_id"]) == {"q0"}
+    good = fit.drop("q0")
+    assert good["infit"].between(0.8, 1.2).all()
