@@ -1,10 +1,11 @@
 """Multiple-choice log-likelihood throughput of the ``hf`` backend against a bare per-option loop.
 
 For a machine with one NVIDIA H100 (Python 3.12, torch 2.11, transformers 5.x; no vLLM, duckdb,
-pymoo or network). The script imports only the ``hf`` backend's module from the project, builds a
-randomly initialised Llama-3.2-1B-shaped model (bf16) and a BPE tokenizer trained here on the item
-text, reads a copy of ``mmlu_pro/items.parquet`` (or a .jsonl export of it), and scores N items (all
-their options) twice in the same run:
+pymoo or network). The script imports only the ``hf`` backend's module from the project (with the
+light contract and template modules it stands on), builds a randomly initialised Llama-3.2-1B-shaped
+model (bf16) and a byte-level BPE tokenizer (up to 32,000 tokens) trained here on the item text, reads a copy of ``mmlu_pro/items.parquet`` (or a .jsonl export of it), and scores N items (all
+their options) twice in the same run. Prompts are the project's "mc-en-0shot@1" template (question, lettered options, "Answer:"); each
+option's text is the continuation scored.
 
 - ``hf``: ``runners.hf.HFRunner.score`` (one packed sequence per item: question once, all options
   after it under a 4-D mask, positions restarting after the question);
@@ -38,12 +39,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Only the hf backend and the light contract it is built on (no pandas, duckdb, pymoo, vllm).
-from runners.base import Request, ScoringRule, loglik_continuations  # noqa: E402
+# Only the hf backend and the light modules it is built on (no pandas, duckdb, pymoo, vllm).
+from runners.base import Request, loglik_continuations  # noqa: E402
 from runners.hf import HFRunner  # noqa: E402
+from runners.templates import build_request  # noqa: E402
 
 DEFAULT_ITEMS = ROOT.parent / "shared" / "data" / "mmlu_pro" / "items.parquet"
-LABELS = "ABCDEFGHIJ"
 
 # Llama-3.2-1B: 16 layers, hidden 2048, 32 heads of 64 (8 key/value heads), MLP 8192, vocab 128,256,
 # tied embeddings, RoPE theta 500,000 -> 1.24 B parameters.
@@ -79,13 +80,14 @@ def read_items(path: Path, n: int, rng: np.random.Generator) -> list[dict]:
 
 
 def make_requests(items: list[dict]) -> list[Request]:
-    """The question as prompt, each option's text as its continuation (as MMLU-Pro's loglik setups do)."""
+    """The project's zero-shot MC prompt (question with lettered options, "Answer:"), each option's text
+    scored as its continuation."""
     reqs = []
     for k, it in enumerate(items):
-        options = tuple(str(o) for o in it["options"])
-        reqs.append(Request(str(it.get("question_id", k)), f"Question: {it['question'].strip()}\nAnswer:", "mc",
-                            ScoringRule("choice", str(it["answer"])), choices=options,
-                            choice_labels=tuple(LABELS[: len(options)]), loglik_target="text"))
+        item = {"item_id": str(it.get("question_id", k)), "question": it["question"],
+                "choices": [str(o) for o in it["options"]], "answer": str(it["answer"]), "item_type": "mc",
+                "language": "en"}
+        reqs.append(build_request(item, "mc-en-0shot@1", loglik_target="text"))
     return reqs
 
 
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = HFRunner(model, tokenizer, device=str(device), dtype="float32" if args.smoke else "bfloat16",
                       batch_tokens=args.batch_tokens)
     print(f"setup {time.perf_counter() - t0:.1f} s: {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, "
-          f"torch {torch.__version__}, {n_params / 1e9:.3f} B parameters, {dtype}, "
+          f"torch {torch.__version__}, {n_params / 1e9:.3f} B parameters, {dtype}, tokenizer of {len(tokenizer)} tokens, "
           f"{len(requests)} items, {sum(len(r.choices) for r in requests)} options")
 
     warm = requests[: min(8, len(requests))]  # kernels, allocator and tokenizer caches
