@@ -5,6 +5,7 @@ from .ability import AbilityEstimates as AbilityEstimates
 from .ability import Posterior as Posterior
 from .ability import PredictedScore as PredictedScore
 from .ability import Prior as Prior
+from .ability import abilities_for as abilities_for
 from .ability import ability_posterior as ability_posterior
 from .ability import estimate_abilities as estimate_abilities
 from .ability import estimate_ability as estimate_ability

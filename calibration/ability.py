@@ -387,6 +387,34 @@ def _crossing(grid: NDArray, ll: NDArray, level: float, k: int, direction: int) 
     return float(grid[k] + frac * (grid[k2] - grid[k]))
 
 
+def abilities_for(responses: Any, params: ItemParams, method: str = "eap", *,
+                  item_status: ArrayLike | None = None, prior: Prior | None = None,
+                  level: float = 0.95, **kwargs: Any) -> AbilityEstimates:
+    """Batch abilities for a ResponseSet, matching its items to ``params`` by item id.
+
+    Responses to items without parameters, or whose ``item_status`` is not "calibrated" (items kept at
+    their priors), are left out, so ``n_items`` counts the items that informed each estimate. Results
+    are aligned with ``responses.model_ids``.
+    """
+    for attr in ("model_idx", "item_idx", "score", "item_ids", "model_ids"):
+        if not hasattr(responses, attr):
+            raise InputError(f"responses must be a ResponseSet (missing attribute {attr!r})")
+    pos = {k: i for i, k in enumerate(params.item_ids)}
+    usable = np.ones(len(params), bool)
+    if item_status is not None:
+        st = np.asarray(item_status)
+        if st.shape != (len(params),):
+            raise InputError(f"item_status has shape {st.shape}, expected ({len(params)},)")
+        usable = st == "calibrated"
+    remap = np.array([pos.get(k, -1) for k in responses.item_ids], dtype=np.int64)
+    j = remap[np.asarray(responses.item_idx, dtype=np.int64)]
+    keep = j >= 0
+    keep[keep] = usable[j[keep]]
+    return estimate_abilities(np.asarray(responses.model_idx, dtype=np.int64)[keep], j[keep],
+                              np.asarray(responses.score, dtype=float)[keep], params, method,
+                              n_models=len(responses.model_ids), prior=prior, level=level, **kwargs)
+
+
 # ---------------------------------------------------------------- one model
 
 

@@ -262,3 +262,24 @@ def test_predict_score_variants():
 def _post(scores: np.ndarray, params: ItemParams) -> tuple[np.ndarray, np.ndarray]:
     p = ability_posterior(scores, params)
     return p.grid, p.weights
+
+
+def test_abilities_for_response_set_maps_ids_and_skips_prior_items():
+    from calibration.ability import abilities_for
+    from calibration.data import ResponseSet
+
+    rng = np.random.default_rng(21)
+    params = make_items(rng, 12)
+    x = simulate(rng, rng.normal(0, 1, 5), params)
+    m, j = np.nonzero(np.ones_like(x))
+    # The response set lists its items in another order, plus one item the calibration never saw.
+    order = rng.permutation(12)
+    ids = tuple(params.item_ids[k] for k in order) + ("unknown",)
+    inv = np.argsort(order)
+    rs = ResponseSet.from_arrays(np.r_[m, 0], np.r_[inv[j], 12], np.r_[x[m, j], 1.0],
+                                 [f"m{i}" for i in range(5)], ids)
+    status = np.array(["calibrated"] * 11 + ["all_correct"])
+    got = abilities_for(rs, params, "eap", item_status=status)
+    ref = estimate_abilities(m[j < 11], j[j < 11], x[m, j][j < 11], params, "eap", n_models=5)
+    np.testing.assert_allclose(got.theta, ref.theta, atol=1e-12)
+    assert (got.n_items == 11).all()
