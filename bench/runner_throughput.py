@@ -3,9 +3,10 @@
 For a machine with one NVIDIA H100 (Python 3.12, torch 2.11, transformers 5.x; no vLLM, duckdb,
 pymoo or network). The script imports only the ``hf`` backend's module from the project (with the
 light contract and template modules it stands on), builds a randomly initialised Llama-3.2-1B-shaped
-model (bf16) and a byte-level BPE tokenizer (up to 32,000 tokens) trained here on the item text, reads a copy of ``mmlu_pro/items.parquet`` (or a .jsonl export of it), and scores N items (all
-their options) twice in the same run. Prompts are the project's "mc-en-0shot@1" template (question, lettered options, "Answer:"); each
-option's text is the continuation scored.
+model (bf16) and a byte-level BPE tokenizer (up to 32,000 tokens) trained here on the item text,
+reads a copy of ``mmlu_pro/items.parquet`` (or a .jsonl export of it), and scores N items (all their
+options) twice in the same run. Prompts are the project's "mc-en-0shot@1" template (question,
+lettered options, "Answer:"); each option's text is the continuation scored.
 
 - ``hf``: ``runners.hf.HFRunner.score`` (one packed sequence per item: question once, all options
   after it under a 4-D mask, positions restarting after the question);
@@ -205,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     runner = HFRunner(model, tokenizer, device=str(device), dtype="float32" if args.smoke else "bfloat16",
                       batch_tokens=args.batch_tokens)
-    print(f"setup {time.perf_counter() - t0:.1f} s: {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, "
-          f"torch {torch.__version__}, {n_params / 1e9:.3f} B parameters, {dtype}, tokenizer of {len(tokenizer)} tokens, "
+    where = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"setup {time.perf_counter() - t0:.1f} s: {where}, torch {torch.__version__}, "
+          f"{n_params / 1e9:.3f} B parameters, {dtype}, tokenizer of {len(tokenizer)} tokens, "
           f"{len(requests)} items, {sum(len(r.choices) for r in requests)} options")
 
     warm = requests[: min(8, len(requests))]  # kernels, allocator and tokenizer caches
