@@ -16,6 +16,7 @@ from .drift import mantel_haenszel_drift as mantel_haenszel_drift
 from .fit import flag_items as flag_items
 from .fit import item_fit as item_fit
 from .fit import parameter_drift as parameter_drift
+from .fit import s_x2 as s_x2
 from .linking import LinkingResult as LinkingResult
 from .linking import fixed_from_calibration as fixed_from_calibration
 from .linking import link as link

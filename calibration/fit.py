@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
+from scipy.stats import chi2
 
 from adt.errors import InputError
 
@@ -88,6 +89,95 @@ def item_fit(responses: Any, params: ItemParams, theta: ArrayLike) -> pd.DataFra
     return pd.DataFrame({"n": n.astype(int), "mean_score": mean_s, "expected_score": _safe_div(per_item(p), n),
                          "infit": infit, "outfit": outfit, "infit_t": infit_t, "outfit_t": outfit_t,
                          "r_theta": r_theta}, index=pd.Index(list(params.item_ids), name="item_id"))
+
+
+def lord_wingersky(p: NDArray) -> NDArray:
+    """Sum-score distribution at each node: p (n_nodes, n_items) -> (n_nodes, n_items + 1)."""
+    dist = np.zeros((p.shape[0], p.shape[1] + 1))
+    dist[:, 0] = 1.0
+    for i in range(p.shape[1]):
+        pi = p[:, i : i + 1]
+        dist[:, 1 : i + 2] = dist[:, 1 : i + 2] * (1 - pi) + dist[:, : i + 1] * pi
+        dist[:, 0] *= 1 - pi[:, 0]
+    return dist
+
+
+def s_x2(responses: Any, params: ItemParams, quad_points: ArrayLike, quad_weights: ArrayLike, *,
+         n_item_params: int = 2, min_expected: float = 1.0) -> pd.DataFrame:
+    """Orlando-Thissen S-X2 per item, from the models that answered every item of ``params`` (0/1).
+
+    Observed proportions correct within each sum-score group are compared with the model's expected
+    proportions (Lord-Wingersky recursion over the latent distribution ``quad_points``/``quad_weights``);
+    groups are merged from the tails until every expected count (right and wrong) is at least
+    ``min_expected``; df = groups - ``n_item_params``. Sparse data: only complete patterns are used, so
+    on a bank where no model took every item this raises; compute it per form instead.
+    """
+    m, j, s, n_models = _triplets(responses, params)
+    n = len(params)
+    if np.any((s != 0) & (s != 1)):
+        raise InputError("S-X2 needs 0/1 scores; fractional scores have no sum-score groups")
+    counts = np.bincount(m, minlength=n_models)
+    complete = np.flatnonzero(counts == n)
+    if complete.size < 10:
+        raise InputError(f"S-X2 needs models that answered all {n} items; only {complete.size} did")
+    keep = np.isin(m, complete)
+    rows = np.searchsorted(complete, m[keep])
+    x = np.zeros((complete.size, n))
+    x[rows, j[keep]] = s[keep]
+    total = x.sum(axis=1).astype(int)
+    x_pts = np.asarray(quad_points, dtype=float)
+    w = np.asarray(quad_weights, dtype=float)
+    w = w / w.sum()
+    p = np.clip(prob(x_pts[:, None], params.a, params.b, params.c, params.d), EPS, 1 - EPS)
+    full = w @ lord_wingersky(p)  # P(sum = k)
+    n_k = np.bincount(total, minlength=n + 1).astype(float)
+    out = []
+    for i in range(n):
+        rest = lord_wingersky(np.delete(p, i, axis=1))  # sum over the other items
+        # E[item i right | sum = k] = sum_q w P_i(q) S_{k-1}^{-i}(q) / P(sum = k), k = 1..n-1
+        joint = (w * p[:, i]) @ rest
+        ks = np.arange(1, n)
+        expected = joint[ks - 1] / np.maximum(full[ks], 1e-300)
+        observed = np.bincount(total, weights=x[:, i], minlength=n + 1)[ks]
+        groups = _merge_groups(n_k[ks], expected, min_expected)
+        stat = 0.0
+        for g in groups:
+            nn = n_k[ks][g].sum()
+            if nn == 0:
+                continue
+            e = float((n_k[ks][g] * expected[g]).sum() / nn)
+            o = float(observed[g].sum() / nn)
+            stat += nn * (o - e) ** 2 / max(e * (1 - e), 1e-12)
+        df = len(groups) - n_item_params
+        out.append((stat, df, float(chi2.sf(stat, df)) if df > 0 else float("nan")))
+    res = pd.DataFrame(out, columns=["s_x2", "df", "p"], index=pd.Index(list(params.item_ids), name="item_id"))
+    res.attrs["n_complete_models"] = int(complete.size)
+    return res
+
+
+def _merge_groups(n_k: NDArray, expected: NDArray, min_expected: float) -> list[NDArray]:
+    """Adjacent sum-score groups merged (from both tails inwards) until expected counts reach the minimum."""
+    groups = [np.array([k]) for k in range(n_k.size)]
+
+    def ok(g: NDArray) -> bool:
+        e = (n_k[g] * expected[g]).sum()
+        return bool(e >= min_expected and n_k[g].sum() - e >= min_expected)
+
+    for _ in range(2):  # once from the low tail, once from the high tail
+        merged: list[NDArray] = []
+        carry = np.array([], dtype=int)
+        for g in groups:
+            carry = np.concatenate([carry, g])
+            if ok(carry):
+                merged.append(carry)
+                carry = np.array([], dtype=int)
+        if carry.size:
+            if merged:
+                merged[-1] = np.concatenate([merged[-1], carry])
+            else:
+                merged.append(carry)
+        groups = merged[::-1]
+    return groups
 
 
 def parameter_drift(old: ItemParams, old_se: Mapping[str, ArrayLike], new: ItemParams,

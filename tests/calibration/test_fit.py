@@ -155,3 +155,45 @@ def test_flipped_key_flagged_after_real_calibration():
     assert set(key_flags["item_id"]) == {"q0"}
     good = fit.drop("q0")
     assert good["infit"].between(0.8, 1.2).all()
+
+
+def test_lord_wingersky_matches_enumeration():
+    import itertools
+
+    from calibration.fit import lord_wingersky
+
+    rng = np.random.default_rng(34)
+    p = rng.uniform(0.05, 0.95, (3, 6))
+    dist = lord_wingersky(p)
+    for q in range(3):
+        brute = np.zeros(7)
+        for pattern in itertools.product([0, 1], repeat=6):
+            x = np.array(pattern)
+            brute[x.sum()] += np.prod(np.where(x == 1, p[q], 1 - p[q]))
+        np.testing.assert_allclose(dist[q], brute, atol=1e-14)
+
+
+def test_s_x2_calibrated_under_fit_and_finds_guessing_misfit():
+    from calibration.fit import s_x2
+    from calibration.mml import simulate_responses
+
+    rng = np.random.default_rng(35)
+    n_items = 20
+    c = np.zeros(n_items)
+    c[0] = 0.35  # item 0 really has guessing; the parameters we test claim it has none
+    true = ItemParams(tuple(f"q{j}" for j in range(n_items)), rng.lognormal(0.3, 0.3, n_items),
+                      rng.normal(0, 1, n_items), c)
+    claimed = ItemParams(true.item_ids, true.a, true.b)
+    nodes = np.linspace(-6, 6, 121)
+    weights = np.exp(-nodes**2 / 2)
+    pvals = []
+    for _ in range(3):
+        rs = simulate_responses(true, rng.normal(0, 1, 2000), rng)
+        res = s_x2(rs, claimed, nodes, weights, n_item_params=0)  # true parameters: nothing estimated
+        assert res.loc["q0", "p"] < 1e-4
+        pvals.append(res["p"].iloc[1:].to_numpy())
+    p = np.concatenate(pvals)
+    assert np.mean(p < 0.05) < 0.12  # 57 fitting items: about 5% expected
+    assert 0.35 < np.mean(p) < 0.65  # roughly uniform
+    with pytest.raises(InputError, match="answered all"):
+        s_x2(rs.subset(np.arange(rs.n_obs) % 3 > 0), claimed, nodes, weights)
