@@ -218,3 +218,18 @@ def test_cuda_request_without_cuda_is_a_clear_error(tiny_model_dir: Path) -> Non
         HFRunner(str(tiny_model_dir), device="cuda")
     with pytest.raises(InputError, match="dtype"):
         HFRunner(str(tiny_model_dir), dtype="float8")
+
+
+def test_tiny_model_builder_is_seeded_and_shaped(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from runners.testing import build_tiny_model
+
+    again = build_tiny_model(tmp_path / "again", seed=0)
+    assert (again / "tokenizer.json").read_bytes() == (tiny_model_dir / "tokenizer.json").read_bytes()
+    assert (again / "model.safetensors").read_bytes() == (tiny_model_dir / "model.safetensors").read_bytes()
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    assert (other / "model.safetensors").read_bytes() != (tiny_model_dir / "model.safetensors").read_bytes()
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2 and config["hidden_size"] == 128 and config["head_dim"] >= 32
+    assert config["vocab_size"] == 512
