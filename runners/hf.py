@@ -202,6 +202,9 @@ class HFRunner(Runner):
         self.model.eval()
         if self.chat_template and not getattr(self.tokenizer, "chat_template", None):
             raise InputError(f"hf: chat_template=True but the tokenizer of {source} has no chat template")
+        if self.model.base_model is self.model:
+            raise RunnerError(f"hf: {source} exposes no decoder body (base_model); the LM head cannot be "
+                              "applied at option rows only")
         cfg = self.model.config
         self.max_length = int(max_length or getattr(cfg, "max_position_embeddings", 0) or 2**31 - 1)
         self.pad_id = self._pad_id()
