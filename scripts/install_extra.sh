@@ -47,7 +47,7 @@ pip_quiet install -q "$VLLM_PIN"
 "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 # This repo itself (runners, adt.errors) without its dependencies: the worker needs only the standard
 # library and vllm; scoring and answer keys stay in the calling process.
-pip_quiet install -q --no-deps -e .
+out=$(pip_quiet install -q --no-deps -e . 2>&1) || { echo "$out" >&2; exit 1; }
 # Fail the install, not the first test, if the build cannot be imported.
 "$VENV/bin/python" -c "import vllm, runners.vllm_backend" >/dev/null 2>&1 || {
     echo "install_extra: $VENV built but 'import vllm, runners.vllm_backend' fails:" >&2
