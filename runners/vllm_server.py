@@ -73,8 +73,9 @@ class LocalVLLMServer:
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                "--served-model-name", self.served_name, "--host", "127.0.0.1", "--port", str(self.port),
                "--dtype", self.dtype, "--max-model-len", str(self.max_model_len)]
-        if self._cpu_build():
-            cmd += ["--gpu-memory-utilization", "0.05", "--enforce-eager"]
+        if self._cpu_build():  # what the CPU build needs, and one process instead of three (faster start)
+            cmd += ["--gpu-memory-utilization", "0.05", "--enforce-eager", "--distributed-executor-backend", "uni"]
+            env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         cmd += list(self.extra_args)
         fd, name = tempfile.mkstemp(prefix="adt-vllm-serve-", suffix=".log")
         self.log_path = Path(name)
