@@ -122,6 +122,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         os._exit(0)
 
-
-if __name__ == "__main__":
-    main()

@@ -416,18 +416,22 @@ class Bank:
         known = known.groupby(["model", "item_id"], as_index=False, sort=False)["score"].mean()
         file_hash = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         ts = now()
-        new_total = 0
         models = sorted(known["model"].unique())
-        with self.transaction():
-            for model in models:
-                run_id = f"import:{source}:{model}:{file_hash}"
-                self._ensure_model(model, ts)
-                self.conn.execute("""INSERT INTO runs SELECT ?, ?, 'import', NULL, ?, ?, NULL, ?, 'finished', ?, ?
-                                     WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = ?)""",
-                                  [run_id, model, source, round_no, json.dumps({"file": str(path)}), ts, ts, run_id])
-                part = known[known["model"] == model]
-                new_total += self._insert_responses(run_id, pd.DataFrame({
-                    "item_id": part["item_id"].to_numpy(), "score": part["score"].to_numpy()}), ts)
+        run_of = {m: f"import:{source}:{m}:{file_hash}" for m in models}
+        runs = pd.DataFrame({"run_id": [run_of[m] for m in models], "model": models})
+        self._register("_imp_runs", runs)
+        try:
+            with self.transaction():
+                self.conn.execute("""INSERT INTO models SELECT DISTINCT model, NULL, NULL, NULL, ? FROM _imp_runs
+                                     WHERE model NOT IN (SELECT name FROM models)""", [ts])
+                self.conn.execute("""INSERT INTO runs SELECT run_id, model, 'import', NULL, ?, ?, NULL, ?, 'finished', ?, ?
+                                     FROM _imp_runs WHERE run_id NOT IN (SELECT run_id FROM runs)""",
+                                  [source, round_no, json.dumps({"file": str(path)}), ts, ts])
+                new_total = self._insert_responses(pd.DataFrame({
+                    "run_id": known["model"].map(run_of).to_numpy(), "item_id": known["item_id"].to_numpy(),
+                    "score": known["score"].to_numpy()}), ts)
+        finally:
+            self.conn.unregister("_imp_runs")
         return ResponsesReport(str(path), len(frame), len(frame) - len(unknown), len(unknown), examples, len(models),
                                new_total, merged)
 
@@ -440,28 +444,28 @@ class Bank:
     RESPONSE_COLS = ("item_id", "score", "raw_output", "extracted", "template_id", "prompt_hash",
                      "choice_logliks", "tokens_in", "tokens_out", "latency_s")
 
-    def _insert_responses(self, run_id: str, frame: pd.DataFrame, ts: str) -> int:
-        """Insert responses not yet stored for this run (inside the caller's transaction)."""
-        full = pd.DataFrame({c: frame[c] if c in frame.columns else None for c in self.RESPONSE_COLS})
+    def _insert_responses(self, frame: pd.DataFrame, ts: str) -> int:
+        """Insert responses (with a run_id column) not yet stored, inside the caller's transaction."""
+        cols = ("run_id", *self.RESPONSE_COLS)
+        full = pd.DataFrame({c: frame[c] if c in frame.columns else None for c in cols})
         full["choice_logliks"] = full["choice_logliks"].astype(object)
         self._register("_resp_new", full)
         try:
             fresh = self.conn.execute("""
-                SELECT DISTINCT ON (n.item_id) n.* FROM _resp_new n
-                WHERE NOT EXISTS (SELECT 1 FROM responses r WHERE r.run_id = ? AND r.item_id = n.item_id)""",
-                [run_id]).df()
+                SELECT DISTINCT ON (n.run_id, n.item_id) n.* FROM _resp_new n
+                WHERE NOT EXISTS (SELECT 1 FROM responses r WHERE r.run_id = n.run_id AND r.item_id = n.item_id)
+                ORDER BY n.run_id, n.item_id""").df()
             if fresh.empty:
                 return 0
             fresh["choice_logliks"] = fresh["choice_logliks"].astype(object)
             self._register("_resp_fresh", fresh)
-            self.conn.execute("""INSERT INTO responses SELECT ?, item_id, score, raw_output, extracted, template_id,
+            self.conn.execute("""INSERT INTO responses SELECT run_id, item_id, score, raw_output, extracted, template_id,
                 prompt_hash, CAST(choice_logliks AS DOUBLE[]), tokens_in, tokens_out, latency_s, ? FROM _resp_fresh""",
-                [run_id, ts])
+                [ts])
             self.conn.unregister("_resp_fresh")
-            ids = fresh["item_id"].tolist()
-            scores = fresh["score"].tolist()
-            history.append(self.conn, [Event("answered", i, run_id, {"score": s}) for i, s in zip(ids, scores, strict=True)], ts)
-            return len(ids)
+            history.append(self.conn, [Event("answered", i, r, {"score": sc}) for r, i, sc in zip(
+                fresh["run_id"].tolist(), fresh["item_id"].tolist(), fresh["score"].tolist(), strict=True)], ts)
+            return len(fresh)
         finally:
             self.conn.unregister("_resp_new")
 
@@ -490,7 +494,7 @@ class Bank:
         if unknown:
             raise ItemNotFound(f"run {run_id}: {len(unknown)} responses name items not in the bank (e.g. {unknown[0]})")
         with self.transaction():
-            return self._insert_responses(run_id, frame, now())
+            return self._insert_responses(frame.assign(run_id=run_id), now())
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         self.conn.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, now(), run_id])

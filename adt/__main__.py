@@ -1,0 +1,5 @@
+"""``python -m adt`` runs the CLI."""
+
+from adt.cli import main
+
+main()
