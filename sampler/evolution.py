@@ -8,10 +8,11 @@ so no objective carries a penalty:
   or a greedy form;
 - **crossover**: the child keeps parent A's cell counts and fills each cell from the parents' items
   in it, items both parents share first (uniform otherwise);
-- **mutation**: swap-within-cell moves (an item for another of its cell) and paired moves along one
-  quota key (u->v in one cell, v->u in another), which leave every marginal unchanged and let the
-  cell counts themselves evolve. Each replacement is the best of a few uniform candidates from the
-  cell on one additive objective drawn at random (information or novelty) or a uniform draw.
+- **mutation**: swap-within-cell moves (an item for another of its cell) and marginal-preserving
+  2-exchanges between cells (one item moves to a cell that differs on a set D of coordinates, a
+  second item moves the opposite way on D), which let the cell counts themselves evolve. Each move
+  is guided by a criterion drawn at random: uniform, or one additive objective (information or
+  novelty), with the leaving item the worst of 3 and the entering one of the best free of its cell.
 
 Enemies are repaired in place (an item conflicting with one kept is replaced from its own cell) and
 overlap flags are part of the cells, so overlap limits hold because cell counts do.
@@ -29,6 +30,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from .pool import PreparedPool
@@ -51,19 +53,22 @@ class _Model:
         self.n_cells = len(members)
         self.has_enemy = np.array([len(e) > 0 for e in prep.enemies], dtype=bool)
         self.inv_exposure = 1.0 / (1.0 + prep.exposure)
+        n = len(prep.weight)
+        self.info_rank = np.argsort(np.argsort(prep.weight, kind="stable"), kind="stable") / max(n - 1, 1)
+        self.novelty_rank = np.argsort(np.argsort(self.inv_exposure, kind="stable"), kind="stable") / max(n - 1, 1)
+        self.tries = 12
+        # Each cell's items from best to worst on information (0) and on novelty (1).
+        self.ranked = [[m[np.argsort(-v[m], kind="stable")] for m in members]
+                       for v in (prep.weight, self.inv_exposure)]
         cells = prep.cells.cells
         self.keys = list(prep.cells.keys)
         self.targets = prep.cells.targets
         coords = [c for c in cells.columns if c != "capacity"]
-        self.coord = [tuple(r) for r in cells[coords].itertuples(index=False, name=None)]
-        self.lookup = {t: k for k, t in enumerate(self.coord)}
-        self.key_pos = {k: coords.index(k) for k in self.keys}
-
-    def partner(self, c: int, key: str, value: str) -> int | None:
-        """The cell equal to ``c`` except ``key = value`` (None if empty)."""
-        t = list(self.coord[c])
-        t[self.key_pos[key]] = value
-        return self.lookup.get(tuple(t))
+        # Cells as integer coordinate vectors (quota labels and earlier-form flags).
+        self.codes = np.column_stack([pd.factorize(cells[col])[0] for col in coords]) if coords \
+            else np.zeros((len(cells), 0), dtype=np.int64)
+        self.lookup = {tuple(r.tolist()): k for k, r in enumerate(self.codes)}
+        self.n_values = self.codes.max(axis=0) + 1 if len(self.codes) else np.zeros(0, dtype=np.int64)
 
     # -- objectives ------------------------------------------------------------------------------
     def evaluate(self, X: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -117,13 +122,26 @@ class _Model:
         return x
 
     def _draw(self, c: int, inform: NDArray[np.bool_], rng: np.random.Generator, *, avoid_enemies: bool,
-              criterion: int = -1, tries: int = 4) -> int | None:
-        """A random item of cell ``c`` not in the form (best of ``tries`` on ``criterion`` if >= 0)."""
+              criterion: int = -1, tries: int | None = None) -> int | None:
+        """An item of cell ``c`` not in the form: uniform (criterion -1) or one of the best free ones."""
         m = self.members[c]
         enemies = self.prep.enemies
+        if criterion >= 0:
+            # Walk the cell from its best item on this criterion; take each free one with prob. 0.7
+            # (mostly the best free item, sometimes a lesser one: greedy but not deterministic).
+            first = None
+            for j in self.ranked[criterion][c]:
+                if inform[j] or (avoid_enemies and len(enemies[j]) and inform[enemies[j]].any()):
+                    continue
+                if first is None:
+                    first = int(j)
+                if rng.random() < 0.7:
+                    return int(j)
+            return first
+        tries = self.tries if tries is None else tries
         best, best_v = None, -np.inf
         found = 0
-        for _ in range(24):
+        for _ in range(3 * tries):
             j = int(m[rng.integers(len(m))])
             if inform[j] or (avoid_enemies and len(enemies[j]) and inform[enemies[j]].any()):
                 continue
@@ -141,67 +159,103 @@ class _Model:
             free = np.array([j for j in free if not (len(enemies[j]) and inform[enemies[j]].any())], np.int64)
         return int(free[rng.integers(len(free))]) if len(free) else None
 
+    def _value(self, i: int | NDArray, criterion: int) -> NDArray | float:
+        return self.prep.weight[i] if criterion == 0 else self.inv_exposure[i]
+
     def mutate(self, x: NDArray[np.int64], rng: np.random.Generator, n_moves: int) -> NDArray[np.int64]:
+        """``n_moves`` feasible moves; each is guided by a criterion drawn at random (uniform,
+        information or novelty): the item to leave is the worst of 3 random ones on it, the item to
+        enter one of the best free items of its cell, and a paired move the best of 8 proposals."""
         x = x.copy()
         inform = np.zeros(len(self.cell), dtype=bool)
         inform[x] = True
         for _ in range(n_moves):
-            crit = int(rng.integers(-1, 2))  # uniform, information or novelty
-            p = int(rng.integers(len(x)))
-            i = int(x[p])
-            c = int(self.cell[i])
-            if self.keys and rng.random() < 0.5:
-                if self._pair_move(x, inform, p, rng, crit):
+            crit = int(rng.integers(-1, 2))  # -1 uniform, 0 information, 1 novelty
+            if self.codes.shape[1] and rng.random() < 0.5:
+                best = None
+                for _ in range(8 if crit >= 0 else 1):
+                    prop = self._propose_pair(x, inform, rng, crit)
+                    if prop is not None and (best is None or prop[4] > best[4]):
+                        best = prop
+                if best is not None and (crit < 0 or best[4] > 0):
+                    p, q, j, l_item, _ = best
+                    inform[[x[p], x[q]]] = False
+                    inform[[j, l_item]] = True
+                    x[p], x[q] = j, l_item
                     continue
+            ps = rng.integers(len(x), size=3 if crit >= 0 else 1)
+            p = int(ps[np.argmin(self._value(x[ps], crit))]) if crit >= 0 else int(ps[0])
+            i = int(x[p])
             inform[i] = False
-            j = self._draw(c, inform, rng, avoid_enemies=True, criterion=crit)
-            if j is None:
+            new = self._draw(int(self.cell[i]), inform, rng, avoid_enemies=True, criterion=crit)
+            if new is None:
                 inform[i] = True
                 continue
-            x[p] = j
-            inform[j] = True
+            x[p] = new
+            inform[new] = True
         return np.sort(x)
 
-    def _pair_move(self, x: NDArray[np.int64], inform: NDArray[np.bool_], p: int,
-                   rng: np.random.Generator, crit: int) -> bool:
-        """Swap x[p] (cell c, key=u) for an item of c' (key=v) and some x[q] (key=v) for its u-cell."""
+    def _propose_pair(self, x: NDArray[np.int64], inform: NDArray[np.bool_], rng: np.random.Generator,
+                      crit: int) -> tuple[int, int, int, int, float] | None:
+        """A marginal-preserving 2-exchange: x[p] (cell c) -> j in cell c2, where c2 is c with one or
+        two coordinates (the set D) changed; and x[q] (a cell e that has c2's values on D) -> l in e
+        with c's values on D. Every quota marginal and overlap count is unchanged."""
+        ps = rng.integers(len(x), size=3 if crit >= 0 else 1)
+        p = int(ps[np.argmin(self._value(x[ps], crit))]) if crit >= 0 else int(ps[0])
         i = int(x[p])
         c = int(self.cell[i])
-        key = self.keys[int(rng.integers(len(self.keys)))]
-        u = self.coord[c][self.key_pos[key]]
-        values = [v for v in self.targets[key] if v != u]
-        if not values:
-            return False
-        v = values[int(rng.integers(len(values)))]
-        c2 = self.partner(c, key, v)
-        if c2 is None:
-            return False
-        qs = np.flatnonzero(np.array([self.coord[k][self.key_pos[key]] == v for k in self.cell[x]]))
+        # Target cell: c with one coordinate changed (sometimes two), so moves stay local.
+        t = self.codes[c].copy()
+        for _ in range(1 if rng.random() < 0.7 else 2):
+            k = int(rng.integers(len(t)))
+            t[k] = int(rng.integers(self.n_values[k]))
+        found = self.lookup.get(tuple(t.tolist()))
+        if found is None:
+            return None
+        c2 = int(found)
+        diff = self.codes[c2] != self.codes[c]
+        if not diff.any():
+            return None
+        xc = self.cell[x]
+        qs = np.flatnonzero((self.codes[xc][:, diff] == self.codes[c2][diff]).all(axis=1))
         if len(qs) == 0:
-            return False
-        q = int(qs[rng.integers(len(qs))])
+            return None
+        pick = rng.integers(len(qs), size=3 if crit >= 0 else 1)
+        q = int(qs[pick[np.argmin(self._value(x[qs[pick]], crit))]] if crit >= 0 else qs[pick[0]])
         k_item = int(x[q])
-        c4 = self.partner(int(self.cell[k_item]), key, u)
+        t = self.codes[xc[q]].copy()
+        t[diff] = self.codes[c][diff]
+        c4 = self.lookup.get(tuple(t.tolist()))
         if c4 is None:
-            return False
+            return None
         inform[i] = inform[k_item] = False
         j = self._draw(c2, inform, rng, avoid_enemies=True, criterion=crit)
+        l_item = None
         if j is not None:
             inform[j] = True
             l_item = self._draw(c4, inform, rng, avoid_enemies=True, criterion=crit)
-            if l_item is not None:
-                x[p], x[q] = j, l_item
-                inform[l_item] = True
-                return True
             inform[j] = False
         inform[i] = inform[k_item] = True
-        return False
+        if j is None or l_item is None:
+            return None
+        gain = 0.0 if crit < 0 else float(self._value(j, crit) + self._value(l_item, crit)
+                                         - self._value(i, crit) - self._value(k_item, crit))
+        return p, q, j, l_item, gain
 
     def crossover(self, a: NDArray[np.int64], b: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.int64]:
-        """A's cell counts, filled from the parents' items in each cell (shared items first)."""
+        """A's cell counts, filled from the parents' items in each cell.
+
+        Half the children keep shared items first and pick the rest uniformly; the other half rank
+        the parents' items by a random mix of the two additive objectives (information and novelty,
+        each as a within-pool rank), so recombination can move along the whole front.
+        """
         union = np.union1d(a, b)
-        shared = np.isin(union, a) & np.isin(union, b)
-        key = np.where(shared, 0.0, 1.0) + rng.random(len(union))
+        if rng.random() < 0.5:
+            shared = np.isin(union, a) & np.isin(union, b)
+            key = np.where(shared, 0.0, 1.0) + rng.random(len(union))
+        else:
+            lam = rng.random()
+            key = -(lam * self.info_rank[union] + (1 - lam) * self.novelty_rank[union]) + 1e-3 * rng.random(len(union))
         cells = self.cell[union]
         order = np.lexsort((key, cells))
         cells_sorted = cells[order]
@@ -238,6 +292,7 @@ def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
     n_gen = int(opts.get("n_gen", 300))
     time_limit = float(opts.get("time_limit", 45.0))
     mean_moves = float(opts.get("mutation_moves", 3.0))
+    model.tries = int(opts.get("candidate_tries", 12))
     weights = {**DEFAULT_WEIGHTS, **dict(opts.get("weights", ()))}
     unknown = set(weights) - set(OBJECTIVES)
     if unknown:
@@ -245,12 +300,14 @@ def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
         raise InputError(f"form spec field 'options.weights': unknown objective(s) {sorted(unknown)}; "
                          f"known: {list(OBJECTIVES)}")
 
+    active = [OBJECTIVES.index(o) for o in opts.get("objectives", OBJECTIVES)]
+
     class FormProblem(Problem):
         def __init__(self) -> None:
-            super().__init__(n_var=size, n_obj=len(OBJECTIVES), xl=0, xu=len(prep) - 1, vtype=int)
+            super().__init__(n_var=size, n_obj=len(active), xl=0, xu=len(prep) - 1, vtype=int)
 
         def _evaluate(self, X, out, *args, **kwargs):
-            out["F"] = model.evaluate(np.asarray(X, dtype=np.int64))
+            out["F"] = model.evaluate(np.asarray(X, dtype=np.int64))[:, active]
 
     class CellSampling(Sampling):
         def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
@@ -298,12 +355,12 @@ def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
     while algorithm.has_next():
         algorithm.next()
         if first_F is None:
-            first_F = algorithm.pop.get("F").copy()
+            first_F = model.evaluate(np.asarray(algorithm.pop.get("X"), dtype=np.int64))
         if time.perf_counter() - budget_start > time_limit:
             break
     opt = algorithm.opt
     X = np.asarray(opt.get("X"), dtype=np.int64)
-    F = np.asarray(opt.get("F"), dtype=float)
+    F = model.evaluate(X)  # every objective, also those not optimised
     order = np.lexsort(F.T[::-1])  # deterministic order of the Pareto set
     X, F = X[order], F[order]
     lo = F.min(axis=0)
@@ -313,12 +370,14 @@ def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
     both = np.vstack([first_F if first_F is not None else F, F])
     ideal, nadir = both.min(axis=0), both.max(axis=0)
     rng_span = np.where(nadir - ideal > 0, nadir - ideal, 1.0)
-    hv = HV(ref_point=np.full(len(OBJECTIVES), 1.1))
+    hv = HV(ref_point=np.full(len(active), 1.1))
+    first = first_F if first_F is not None else F
     diag = {
         "algorithm": algo_name, "generations": int(algorithm.n_gen - 1 if algorithm.n_gen else 0),
         "evaluations": int(algorithm.evaluator.n_eval), "pareto_size": int(len(X)),
-        "hypervolume": float(hv((F - ideal) / rng_span)),
-        "hypervolume_first_population": float(hv(((first_F if first_F is not None else F) - ideal) / rng_span)),
+        "objectives_optimised": [OBJECTIVES[k] for k in active],
+        "hypervolume": float(hv(((F - ideal) / rng_span)[:, active])),
+        "hypervolume_first_population": float(hv(((first - ideal) / rng_span)[:, active])),
         "pareto_objectives": [dict(zip(OBJECTIVES, (f * SIGN).round(6).tolist(), strict=True)) for f in F],
         "pareto_set": [[str(prep.item_ids[i]) for i in x] for x in X],
         "weights": {k: float(weights.get(k, 0.0)) for k in OBJECTIVES}, "pymoo_seed": seed,
