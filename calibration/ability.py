@@ -322,6 +322,21 @@ def estimate_abilities(model_idx: ArrayLike, item_idx: ArrayLike, scores: ArrayL
     return AbilityEstimates(theta, se, lo, hi, n_items, bounded, method, level)
 
 
+def ability_posteriors(model_idx: ArrayLike, item_idx: ArrayLike, scores: ArrayLike, params: ItemParams, *,
+                       n_models: int | None = None, prior: Prior | None = None,
+                       grid: ArrayLike | None = None) -> tuple[NDArray, NDArray]:
+    """Batch posteriors on a grid: (grid, weights) with weights of shape (n_models, n_nodes), rows sum to 1.
+
+    ``weights @ prob_matrix(grid, items)`` is then each model's posterior-predictive probability of
+    answering each item correctly.
+    """
+    _check_params(params)
+    m, j, s, n = _check_triplets(model_idx, item_idx, scores, len(params), n_models)
+    g = default_grid() if grid is None else np.asarray(grid, dtype=float)
+    prior = prior or Prior.normal()
+    return g, _normalise(_grid_loglik(m, j, s, n, params, g) + prior.log_density(g)[None, :])
+
+
 def _normalise(logw: NDArray) -> NDArray:
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
     return w / w.sum(axis=1, keepdims=True)

@@ -283,3 +283,21 @@ def test_abilities_for_response_set_maps_ids_and_skips_prior_items():
     ref = estimate_abilities(m[j < 11], j[j < 11], x[m, j][j < 11], params, "eap", n_models=5)
     np.testing.assert_allclose(got.theta, ref.theta, atol=1e-12)
     assert (got.n_items == 11).all()
+
+
+def test_batch_posteriors_match_single_and_give_predictive_probabilities():
+    from calibration.ability import ability_posteriors
+    from calibration.irt import prob_matrix
+
+    rng = np.random.default_rng(22)
+    params = make_items(rng, 15)
+    x = simulate(rng, rng.normal(0, 1, 4), params)
+    m, j = np.nonzero(rng.random(x.shape) < 0.6)
+    grid, w = ability_posteriors(m, j, x[m, j], params, n_models=4)
+    for i in range(4):
+        sel = j[m == i]
+        single = ability_posterior(x[i, sel], params.subset(sel))
+        np.testing.assert_allclose(w[i], single.weights, atol=1e-12)
+    pred = w @ prob_matrix(grid, params)
+    assert pred.shape == (4, 15) and np.all((pred > 0) & (pred < 1))
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
