@@ -1,3 +1,5 @@
 """Command groups of the adt CLI; importing this package registers them on ``adt.cli.cli``."""
 
 from adt.commands import bank  # noqa: F401
+from adt.commands import audit  # noqa: F401
+from adt.commands import run  # noqa: F401
