@@ -1,5 +1,15 @@
 """Samplers: test forms by random, stratified, evolutionary and exact assembly; adaptive testing."""
 
+from .cat import (
+    AdaptiveTest,
+    CatConfig,
+    CatResult,
+    calibrate_sympson_hetter,
+    exposure_rates,
+    final_estimate,
+    mean_overlap,
+    simulate,
+)
 from .enemies import find_enemy_pairs
 from .pool import PreparedPool, eligible, prepare
 from .quotas import OTHER, CellModel, build_cells, largest_remainder, quota_counts, solve_cell_counts
@@ -7,6 +17,8 @@ from .spec import FormSpec, OverlapLimit, Quota, parse_filter_flag, parse_overla
 from .strategies import REGISTRY, FormDraft, Sampler, form_objectives, get_sampler, sample_form, violations
 
 __all__ = [
+    "AdaptiveTest", "CatConfig", "CatResult", "calibrate_sympson_hetter", "exposure_rates", "final_estimate",
+    "mean_overlap", "simulate",
     "OTHER", "REGISTRY", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
     "Sampler", "build_cells", "eligible", "find_enemy_pairs", "form_objectives", "get_sampler",
     "largest_remainder", "parse_filter_flag", "parse_overlap_flag", "parse_quota_flag", "prepare",
