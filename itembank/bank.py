@@ -358,6 +358,17 @@ class Bank:
                                 [source, external_id]))
         return None if row is None else str(row[0])
 
+    def aliases_for(self, item_ids: Iterable[str], source: str) -> dict[str, str]:
+        """Each item's external id in ``source`` (items without one are left out); where the source
+        holds several ids for one merged item, the smallest (as text) is given."""
+        self._register("_alias_ids", pd.DataFrame({"item_id": pd.Series(list(item_ids), dtype=object).unique()}))
+        try:
+            return dict(self.conn.execute("""
+                SELECT a.item_id, min(a.external_id) FROM item_aliases a JOIN _alias_ids s USING (item_id)
+                WHERE a.source = ? GROUP BY a.item_id""", [source]).fetchall())
+        finally:
+            self.conn.unregister("_alias_ids")
+
     def resolve(self, ref: str) -> str:
         """An item id, or ``source:external_id``; ItemNotFound otherwise."""
         if first(self.conn.execute("SELECT 1 FROM items WHERE item_id = ?", [ref])):

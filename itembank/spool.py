@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from adt.errors import InputError
 
@@ -46,14 +48,18 @@ class SpoolWriter:
         if not meta.exists():
             meta.write_text(json.dumps({"run_id": self.run_id}))
 
-    def write(self, frame: pd.DataFrame) -> Path:
-        """Write one batch atomically; returns its final path."""
-        if "item_id" not in frame.columns or "score" not in frame.columns:
+    def write(self, frame: pd.DataFrame | pa.Table) -> Path:
+        """Write one batch (a DataFrame or an Arrow table) atomically; returns its final path."""
+        names = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
+        if "item_id" not in names or "score" not in names:
             raise InputError("a spool batch needs item_id and score columns")
         n = len(list(self.folder.glob("batch-*.parquet")))
         final = self.folder / f"batch-{n:06d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = final.with_suffix(".tmp")
-        frame.to_parquet(tmp, index=False)
+        if isinstance(frame, pa.Table):
+            pq.write_table(frame, tmp)
+        else:
+            frame.to_parquet(tmp, index=False)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)

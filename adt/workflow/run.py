@@ -1,0 +1,392 @@
+"""One run: one model answering one form, resumable, without holding the bank while it scores.
+
+``run_form`` follows the bank's connection model (DESIGN.md, itembank): it holds the bank only for
+short steps and never while the model works.
+
+1. Setup (bank held briefly): create the run, or find it again for a resume (same model and form);
+   move results an earlier, killed attempt left in the spool into the bank; read the form's items
+   and the run's answered set.
+2. Scoring (bank not held): prompts from ``runners.templates`` (template id and prompt hash go with
+   every response), batch by batch through the backend from ``runners.registry``. Each batch is
+   written to the spool (an atomic Parquet file) as soon as it is scored; then, at most once per
+   ``ingest_every_s``, the spool is ingested with a short wait: if another process holds the bank,
+   the batches simply stay in the spool until the next try. The run never blocks on the bank.
+3. Finish (bank held briefly, normal wait): ingest what is left and mark the run finished.
+
+Responses are keyed by (run, item), so a batch ingested twice adds nothing: a ``kill -9`` loses at
+most the batch being scored, and re-running the same command resumes with the items not yet
+answered. A backend that raises marks the run failed (when the bank can be had) and keeps every
+batch scored before it. Run ids default to ``"<form>:<model>"``, so re-running the same command finds
+the same run; a second process on the same run id is refused (a lock file in the run's spool folder).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from adt.errors import AdtError, BankBusy, InputError, RunnerError
+from itembank import DEFAULT_WAIT_S, Bank, open_bank, spool
+from runners import registry
+from runners.base import Request, Result, Runner, check_results
+from runners.templates import build_request
+
+DEFAULT_BATCH_SIZE = 64
+# Per-batch ingests give up after this long and leave the batch in the spool for the next try.
+INGEST_WAIT_S = 0.5
+# Opening the bank costs ~0.1 s; with fast backends (replay) ingest at most this often.
+INGEST_EVERY_S = 1.0
+
+RESULT_SCHEMA = pa.schema([
+    ("item_id", pa.string()), ("score", pa.float64()), ("raw_output", pa.string()), ("extracted", pa.string()),
+    ("template_id", pa.string()), ("prompt_hash", pa.string()), ("choice_logliks", pa.list_(pa.float64())),
+    ("tokens_in", pa.int32()), ("tokens_out", pa.int32()), ("latency_s", pa.float64()),
+])
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one call of ``run_form`` did."""
+
+    run_id: str
+    model: str
+    form: str
+    backend: str
+    status: str            # finished | failed (some items errored; re-run to retry them)
+    resumed: bool          # the run existed before this call
+    n_items: int           # items on the form
+    n_answered_before: int  # answered (bank or spool) when this call started
+    n_scored: int          # results this call stored
+    n_missing: int         # replay: items the recorded model never answered (no response stored)
+    n_errors: int          # items the backend reported an error for (not stored; retried on resume)
+    n_responses: int       # the run's responses in the bank at the end
+    batches: int
+    seconds: float         # wall time of the whole call
+    scoring_seconds: float  # time inside the backend
+    ingest_seconds: float   # time ingesting the spool, opening and closing the bank included
+    ingest_tx_seconds: float  # of which inside the ingest transactions
+    ingested: int          # responses this call moved from the spool into the bank
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_run_id(form_name: str, model: str) -> str:
+    """The run id used when none is given: re-running the same form and model resumes this run."""
+    return f"{form_name}:{model}"
+
+
+# -- backend arguments ----------------------------------------------------------------------------
+
+def _load_params(value: Any) -> dict[str, tuple[float, float, float, float]]:
+    """Simulated item parameters: a mapping, or a file (JSON mapping / CSV / Parquet with
+    ``item_id, a, b`` and optional ``c`` (default 0) and ``d`` (default 1))."""
+    if isinstance(value, Mapping):
+        return {str(k): tuple(v) for k, v in value.items()}  # type: ignore[misc]
+    path = Path(str(value))
+    if not path.is_file():
+        raise InputError(f"simulated: params file {path} not found")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise InputError(f"simulated: params file {path} is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"simulated: params file {path} must hold an object item_id -> [a, b, c, d]")
+        return {str(k): tuple(v) for k, v in data.items()}  # type: ignore[misc]
+    frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    absent = [c for c in ("item_id", "a", "b") if c not in frame.columns]
+    if absent:
+        raise InputError(f"simulated: params file {path}: missing column(s) {absent} (has {list(frame.columns)})")
+    c = frame["c"] if "c" in frame.columns else pd.Series(0.0, index=frame.index)
+    d = frame["d"] if "d" in frame.columns else pd.Series(1.0, index=frame.index)
+    return {str(i): (float(a), float(b), float(cc), float(dd))
+            for i, a, b, cc, dd in zip(frame["item_id"], frame["a"], frame["b"], c, d, strict=True)}
+
+
+def _backend_kwargs(backend: str, args: Mapping[str, Any], model: str,
+                    aliases: Mapping[str, str] | None) -> dict[str, Any]:
+    """Translate command-line backend args into the backend's constructor arguments."""
+    kw = dict(args)
+    if backend == "replay":
+        if "path" in kw:
+            kw.setdefault("responses", kw.pop("path"))
+        if "responses" not in kw:
+            raise InputError("replay backend: give the recorded responses, --backend-arg path=FILE.parquet")
+        kw.pop("source", None)
+        kw.setdefault("model", model)  # the recorded model's name, if it differs from --model
+        kw.setdefault("skip_missing", True)  # an item the model never answered gets no response
+        if aliases is not None:
+            kw["aliases"] = aliases
+    elif backend == "simulated" and "params" in kw:
+        kw["params"] = _load_params(kw["params"])
+    return kw
+
+
+_SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "authorization")
+
+
+def _public_config(backend: str, args: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """Backend args as stored with the run: scalars as they are, anything big summarised, secrets hidden."""
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if any(word == key.lower() or key.lower().endswith(word) for word in _SECRET_WORDS):
+            out[key] = "<hidden>"
+        elif value is None or isinstance(value, str | int | float | bool):
+            out[key] = value
+        elif isinstance(value, Mapping):
+            out[key] = f"<{len(value)} entries>"
+        else:
+            out[key] = f"<{type(value).__name__}>"
+    return {"backend": backend, "backend_args": out, **extra}
+
+
+def _make_runner(backend: str, kwargs: Mapping[str, Any]) -> Runner:
+    if ":" in backend:  # a backend class given as "package.module:Class" (plugins, tests)
+        registry.register(backend, backend)
+    return registry.create(backend, **kwargs)
+
+
+# -- spool and bank steps -------------------------------------------------------------------------
+
+def _results_table(requests: Sequence[Request], results: Sequence[Result]) -> tuple[pa.Table, int, int]:
+    """The stored columns of the results that are answers; (table, n_missing, n_errors)."""
+    keep = [(q, r) for q, r in zip(requests, results, strict=True) if r.ok]
+    missing = sum(1 for r in results if r.error == "missing")
+    cols: dict[str, list[Any]] = {name: [] for name in RESULT_SCHEMA.names}
+    for q, r in keep:
+        cols["item_id"].append(r.item_id)
+        cols["score"].append(float(r.score))
+        cols["raw_output"].append(r.raw_output)
+        cols["extracted"].append(r.extracted)
+        cols["template_id"].append(q.template_id)
+        cols["prompt_hash"].append(q.prompt_hash)
+        cols["choice_logliks"].append(None if r.choice_logliks is None else list(r.choice_logliks))
+        cols["tokens_in"].append(int(r.tokens_in))
+        cols["tokens_out"].append(int(r.tokens_out))
+        cols["latency_s"].append(float(r.latency_s))
+    return pa.table(cols, schema=RESULT_SCHEMA), missing, len(results) - len(keep) - missing
+
+
+@dataclass
+class _IngestClock:
+    seconds: float = 0.0
+    tx_seconds: float = 0.0
+    ingested: int = 0
+
+    def ingest(self, bank: Bank, run_id: str) -> None:
+        t0 = time.perf_counter()
+        self.ingested += spool.ingest(bank, [run_id])["new_responses"]
+        self.tx_seconds += time.perf_counter() - t0
+
+
+def _try_ingest(bank_path: Path, run_id: str, wait_s: float, clock: _IngestClock) -> bool:
+    """Ingest the run's spooled batches if the bank can be had within ``wait_s``; False if busy."""
+    t0 = time.perf_counter()
+    try:
+        with open_bank(bank_path, wait_s=wait_s, purpose=f"adt run {run_id}: ingest") as bank:
+            clock.ingest(bank, run_id)
+        return True
+    except BankBusy:
+        return False
+    finally:
+        clock.seconds += time.perf_counter() - t0
+
+
+@contextmanager
+def _run_lock(bank_path: Path, run_id: str) -> Iterator[None]:
+    """One process per run id: a lock file in the run's spool folder (released by the OS on kill)."""
+    folder = spool.run_dir(bank_path, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "run.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = path.read_text().strip() or "another process"
+        os.close(fd)
+        raise InputError(f"run {run_id!r} is already in progress ({holder}); wait for it or pick another "
+                         f"--run name") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+    try:
+        yield
+    finally:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextmanager
+def _progress(enabled: bool, total: int, completed: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar (items/s, ETA) on stderr when it is a terminal; otherwise a no-op."""
+    if not enabled or total == 0 or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(f"{task.speed:.1f} items/s" if task.speed else "- items/s")
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=total, completed=completed)
+        yield lambda n: bar.advance(task, n)
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
+             backend_args: Mapping[str, Any] | None = None, run_id: str | None = None, *,
+             batch_size: int = DEFAULT_BATCH_SIZE, wait_s: float = DEFAULT_WAIT_S, progress: bool = True,
+             round_no: int | None = None, template_id: str | None = None, mc_mode: str = "loglik",
+             ingest_wait_s: float = INGEST_WAIT_S, ingest_every_s: float = INGEST_EVERY_S,
+             on_wait: Callable[[str], None] | None = None) -> RunReport:
+    """Score ``model`` on form ``form_name`` with ``backend`` and store the responses (see module doc).
+
+    ``backend_args`` go to the backend's constructor, with two conveniences: for ``replay``,
+    ``path`` names the recorded responses file, ``source`` maps bank items to that source's ids
+    (the bank's aliases) and ``model`` defaults to ``model``; for ``simulated``, ``params`` may name
+    a file. ``backend`` may also be a ``"package.module:Class"`` Runner. ``wait_s`` bounds the waits
+    for the bank at setup and finish; per-batch ingests wait ``ingest_wait_s`` at most.
+    """
+    t_start = time.perf_counter()
+    bank_path = Path(bank_path)
+    args = dict(backend_args or {})
+    run_id = run_id or default_run_id(form_name, model)
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if mc_mode not in ("loglik", "generate"):
+        raise InputError(f"--mc-mode {mc_mode!r}: use loglik or generate")
+    clock = _IngestClock()
+    with _run_lock(bank_path, run_id):
+        with open_bank(bank_path, wait_s=wait_s, purpose=f"adt run {run_id}: setup", on_wait=on_wait) as bank:
+            form_ids = [str(i) for i in bank.form(form_name)["item_ids"]]
+            config = _public_config(backend, args, batch_size=batch_size, template_id=template_id, mc_mode=mc_mode)
+            resumed = not bank.start_run(run_id, model=model, kind="form", form_name=form_name, round_no=round_no,
+                                         backend=backend, config=config)
+            clock.ingest(bank, run_id)  # what a killed attempt left in the spool
+            done = bank.answered(run_id) | spool.spooled_items(bank_path, run_id)
+            todo = [i for i in form_ids if i not in done]
+            items = (bank.items({"item_id": todo}, include_retired=True, with_tags=False) if todo
+                     else pd.DataFrame())
+            aliases = (bank.aliases_for(todo, str(args["source"]))
+                       if backend == "replay" and "source" in args else None)
+        clock.seconds += clock.tx_seconds
+        n_before = len(form_ids) - len(todo)
+        requests = _requests(items, todo, template_id, mc_mode)
+        stats = {"scored": 0, "missing": 0, "errors": 0, "batches": 0, "scoring_s": 0.0}
+        if requests:
+            _score_all(bank_path, run_id, backend, _backend_kwargs(backend, args, model, aliases), requests,
+                       batch_size, progress, n_before, len(form_ids), stats, clock, ingest_wait_s, ingest_every_s,
+                       form_name, model)
+        t0 = time.perf_counter()
+        try:
+            with open_bank(bank_path, wait_s=wait_s, purpose=f"adt run {run_id}: finish", on_wait=on_wait) as bank:
+                clock.ingest(bank, run_id)
+                n_responses = len(bank.answered(run_id))
+                status = "failed" if stats["errors"] else "finished"
+                bank.finish_run(run_id, status)
+        except BankBusy as exc:
+            left = len(spool.spooled_items(bank_path, run_id))
+            raise BankBusy(f"{exc}; run {run_id!r} scored every item, {left} results wait in the spool: "
+                           f"`adt responses ingest` or re-running this command stores them") from None
+        finally:
+            clock.seconds += time.perf_counter() - t0
+    return RunReport(
+        run_id=run_id, model=model, form=form_name, backend=backend, status=status, resumed=resumed,
+        n_items=len(form_ids), n_answered_before=n_before, n_scored=int(stats["scored"]),
+        n_missing=int(stats["missing"]), n_errors=int(stats["errors"]), n_responses=n_responses,
+        batches=int(stats["batches"]), seconds=time.perf_counter() - t_start, scoring_seconds=stats["scoring_s"],
+        ingest_seconds=clock.seconds, ingest_tx_seconds=clock.tx_seconds, ingested=clock.ingested)
+
+
+def _requests(items: pd.DataFrame, order: Sequence[str], template_id: str | None, mc_mode: str) -> list[Request]:
+    """Requests in form order, built before any scoring so a bad item fails the run up front."""
+    if not order:
+        return []
+    rows = {str(r["item_id"]): r for r in items.to_dict("records")}
+    out = []
+    for item_id in order:
+        row = rows[item_id]
+        if isinstance(row.get("choices"), np.ndarray):
+            row["choices"] = row["choices"].tolist()
+        out.append(build_request(row, template_id, mc_mode=mc_mode))  # type: ignore[arg-type]
+    return out
+
+
+def _score_all(bank_path: Path, run_id: str, backend: str, kwargs: dict[str, Any], requests: list[Request],
+               batch_size: int, progress: bool, n_before: int, n_total: int, stats: dict[str, Any],
+               clock: _IngestClock, ingest_wait_s: float, ingest_every_s: float, form_name: str,
+               model: str) -> None:
+    """Score batch by batch into the spool; on a failure, mark the run failed and re-raise."""
+    writer = spool.SpoolWriter(bank_path, run_id)
+    last_ingest = time.perf_counter()
+    try:
+        with _make_runner(backend, kwargs) as runner, \
+                _progress(progress, n_total, n_before, f"{model} on {form_name}") as advance:
+            for start in range(0, len(requests), batch_size):
+                batch = requests[start:start + batch_size]
+                t0 = time.perf_counter()
+                try:
+                    results = check_results(batch, runner.score(batch), backend)
+                except AdtError:
+                    raise
+                except Exception as exc:  # a backend's own failure (CUDA, HTTP, ...): say which run
+                    raise RunnerError(f"backend {backend!r} failed: {type(exc).__name__}: {exc}") from exc
+                stats["scoring_s"] += time.perf_counter() - t0
+                table, missing, errors = _results_table(batch, results)
+                if table.num_rows:
+                    writer.write(table)
+                stats["scored"] += table.num_rows
+                stats["missing"] += missing
+                stats["errors"] += errors
+                stats["batches"] += 1
+                if time.perf_counter() - last_ingest >= ingest_every_s:
+                    _try_ingest(bank_path, run_id, ingest_wait_s, clock)
+                    last_ingest = time.perf_counter()
+                advance(len(batch))
+    except BaseException as exc:
+        kept = _mark_failed(bank_path, run_id)
+        if isinstance(exc, AdtError):
+            note = (f"; run {run_id!r} marked failed with {kept} responses kept" if kept is not None else
+                    f"; run {run_id!r}: its scored batches are kept in the spool")
+            raise type(exc)(f"{exc}{note}; re-run the same command to resume") from exc
+        raise
+
+
+def _mark_failed(bank_path: Path, run_id: str) -> int | None:
+    """Store what was scored and mark the run failed; None when the bank cannot be had quickly."""
+    try:
+        with open_bank(bank_path, wait_s=5.0, purpose=f"adt run {run_id}: failed") as bank:
+            spool.ingest(bank, [run_id])
+            bank.finish_run(run_id, "failed")
+            return len(bank.answered(run_id))
+    except AdtError:
+        return None
