@@ -83,7 +83,9 @@ def test_generation_over_http_matches_hf_greedy(server, hf_runner) -> None:  # n
 
 def test_chat_endpoint_answers(server) -> None:  # noqa: ANN001
     # The tiny tokenizer carries a chat template, so vLLM serves /v1/chat/completions for it.
-    mc = requests()[0]
+    from dataclasses import replace
+
+    mc = replace(requests()[0], max_new_tokens=16)
     runner = create("openai", model=server.served_name, base_url=server.base_url, api="chat")
     [res] = runner.score([mc])
     assert res.ok and res.extra["api"] == "chat" and res.extra["mc_mode"] == "generate"
