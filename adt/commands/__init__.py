@@ -4,3 +4,4 @@ from adt.commands import bank  # noqa: F401
 from adt.commands import audit  # noqa: F401
 from adt.commands import run  # noqa: F401
 from adt.commands import lmeval  # noqa: F401
+from adt.commands import plot  # noqa: F401

@@ -1,0 +1,237 @@
+"""Plots for analysts and auditors: pure functions from arrays and frames to matplotlib figures.
+
+Each ``*_figure`` builds a Figure (Agg backend, no display) and touches no file; ``save`` writes it
+as PNG or SVG by the file's suffix. IRT curves come from ``calibration.irt`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from adt.errors import InputError
+from calibration.irt import ItemParams, expected_score, prob, test_information
+
+FORMATS = (".png", ".svg")
+THETA_GRID = np.linspace(-4.0, 4.0, 161)
+Z95 = 1.959963984540054
+
+
+def _figure(width: float, height: float) -> Any:
+    # The object-oriented API with the Agg canvas: no pyplot state, safe in threads and servers.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Any, out: str | Path) -> Path:
+    """Write ``fig`` as PNG or SVG (chosen by the suffix); returns the path."""
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise InputError(f"--out {out}: use a .png or .svg file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format=out.suffix.lower()[1:])
+    return out
+
+
+# -- abilities ------------------------------------------------------------------------------------
+def ability_figure(models: Sequence[str], theta: ArrayLike, lo: ArrayLike, hi: ArrayLike, *,
+                   title: str = "Ability (95% interval)", sort: bool = True) -> Any:
+    """Forest plot: one row per model, the estimate with its interval; highest ability on top."""
+    names = [str(m) for m in models]
+    t, low, high = (np.asarray(x, dtype=float) for x in (theta, lo, hi))
+    if not (len(names) == len(t) == len(low) == len(high)) or not names:
+        raise InputError(f"ability plot: {len(names)} models, {len(t)} thetas, {len(low)} lows, {len(high)} highs; "
+                         f"need the same non-zero number of each")
+    bad = ~np.isfinite(t) | (low > t + 1e-9) | (high < t - 1e-9)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"ability plot: model {names[i]!r}: theta {t[i]} is not inside [{low[i]}, {high[i]}]")
+    order = np.argsort(t, kind="stable") if sort else np.arange(len(t))[::-1]
+    y = np.arange(len(order))
+    fig = _figure(7.0, 1.2 + 0.32 * len(order))
+    ax = fig.add_subplot()
+    xerr = np.vstack([t[order] - low[order], high[order] - t[order]])
+    ax.errorbar(t[order], y, xerr=xerr, fmt="o", color="#1f4e79", ecolor="#6b8fb3", capsize=3, markersize=5)
+    ax.set_yticks(y, [names[i] for i in order])
+    ax.set_xlabel("ability (theta)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def intervals_from_se(theta: ArrayLike, se: ArrayLike, level: float = 0.95) -> tuple[NDArray, NDArray]:
+    """Normal intervals theta +- z * se, for sources that give only standard errors."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + level / 2))
+    t, s = np.asarray(theta, dtype=float), np.asarray(se, dtype=float)
+    return t - z * s, t + z * s
+
+
+# -- forms: test information and expected score --------------------------------------------------------
+def information_figure(forms: Mapping[str, ItemParams], *, theta: ArrayLike = THETA_GRID,
+                       title: str = "Test information and expected score") -> Any:
+    """Two panels over theta: each form's test information (with its SE scale) and expected score."""
+    if not forms:
+        raise InputError("information plot: no forms given")
+    grid = np.asarray(theta, dtype=float)
+    fig = _figure(9.0, 4.0)
+    info_ax, score_ax = fig.subplots(1, 2)
+    for name, params in forms.items():
+        if len(params) == 0:
+            raise InputError(f"information plot: form {name!r} has no items with parameters")
+        info = test_information(grid, params)
+        info_ax.plot(grid, info, label=f"{name} ({len(params)} items)")
+        score_ax.plot(grid, expected_score(grid, params), label=name)
+    info_ax.set_xlabel("theta")
+    info_ax.set_ylabel("test information")
+    info_ax.set_title("information (SE = 1 / sqrt(I))")
+    info_ax.grid(alpha=0.3)
+    info_ax.legend(fontsize="small")
+    score_ax.set_xlabel("theta")
+    score_ax.set_ylabel("expected proportion correct")
+    score_ax.set_ylim(0, 1)
+    score_ax.set_title("expected score")
+    score_ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+# -- items: characteristic curves with observed proportions --------------------------------------------
+def observed_proportions(theta: ArrayLike, item_ids: Sequence[str], scores: ArrayLike, *, bins: int = 6,
+                         min_count: int = 1) -> pd.DataFrame:
+    """Observed proportion correct per item in ability bins (equal-count bins of the responders' theta).
+
+    ``theta``, ``item_ids`` and ``scores`` are aligned, one entry per response (theta of the model
+    that answered). Returns item_id, theta (bin mean), p (mean score), n, lo, hi (Wilson 95%).
+    """
+    t = np.asarray(theta, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    ids = np.asarray(item_ids, dtype=object)
+    if not (len(t) == len(s) == len(ids)):
+        raise InputError(f"observed proportions: {len(t)} thetas, {len(ids)} item ids, {len(s)} scores")
+    if bins < 1:
+        raise InputError("observed proportions: bins must be at least 1")
+    frame = pd.DataFrame({"item_id": ids, "theta": t, "score": s}).dropna()
+    if frame.empty:
+        return pd.DataFrame(columns=["item_id", "theta", "p", "n", "lo", "hi"])
+    edges = np.unique(np.quantile(frame["theta"], np.linspace(0, 1, bins + 1)))
+    frame["bin"] = np.clip(np.searchsorted(edges, frame["theta"], side="right") - 1, 0, max(len(edges) - 2, 0))
+    out = frame.groupby(["item_id", "bin"], sort=True).agg(theta=("theta", "mean"), p=("score", "mean"),
+                                                            n=("score", "size")).reset_index()
+    out = out[out["n"] >= min_count].drop(columns="bin").reset_index(drop=True)
+    n, p = out["n"].to_numpy(float), out["p"].to_numpy(float)
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / (1 + Z95**2 / n)
+    out["lo"], out["hi"] = centre - half, centre + half
+    return out
+
+
+def icc_figure(params: ItemParams, *, observed: pd.DataFrame | None = None, theta: ArrayLike = THETA_GRID,
+               labels: Mapping[str, str] | None = None, max_items: int = 24,
+               title: str = "Item characteristic curves") -> Any:
+    """One small panel per item: the fitted curve and, if given, observed proportions by ability bin."""
+    n = len(params)
+    if n == 0:
+        raise InputError("icc plot: no items")
+    if n > max_items:
+        raise InputError(f"icc plot: {n} items; at most {max_items} fit on one figure (pick the flagged ones)")
+    grid = np.asarray(theta, dtype=float)
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig = _figure(3.0 * cols, 2.4 * rows + 0.4)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for k, item_id in enumerate(params.item_ids):
+        ax = axes[k]
+        ax.plot(grid, prob(grid, params.a[k], params.b[k], params.c[k], params.d[k]), color="#1f4e79")
+        if observed is not None:
+            obs = observed[observed["item_id"] == item_id]
+            if len(obs):
+                yerr = np.vstack([obs["p"] - obs["lo"], obs["hi"] - obs["p"]]) if {"lo", "hi"} <= set(obs) else None
+                ax.errorbar(obs["theta"], obs["p"], yerr=yerr, fmt="o", color="#c0504d", markersize=4, capsize=2)
+        label = (labels or {}).get(item_id, "")
+        ax.set_title(f"{item_id}" + (f"\n{label}" if label else ""), fontsize="small")
+        ax.text(0.02, 0.97, f"a={params.a[k]:.2f} b={params.b[k]:.2f}\nc={params.c[k]:.2f} d={params.d[k]:.2f}",
+                transform=ax.transAxes, va="top", fontsize="x-small")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return fig
+
+
+# -- the bank: exposure ---------------------------------------------------------------------------------
+def exposure_figure(exposure_runs: ArrayLike, exposure_publications: ArrayLike, *,
+                    high_runs: int | None = None, title: str = "Item exposure") -> Any:
+    """Histogram of items by number of exposures (runs and publications), side by side."""
+    runs = np.asarray(exposure_runs, dtype=np.int64)
+    pubs = np.asarray(exposure_publications, dtype=np.int64)
+    if runs.shape != pubs.shape or runs.size == 0:
+        raise InputError("exposure plot: need the same non-zero number of run and publication counts")
+    fig = _figure(9.0, 3.6)
+    run_ax, pub_ax = fig.subplots(1, 2)
+    for ax, counts, what in ((run_ax, runs, "runs"), (pub_ax, pubs, "publications")):
+        values, freq = np.unique(counts, return_counts=True)
+        ax.bar(values, freq, width=0.8, color="#1f4e79")
+        ax.set_xlabel(f"number of {what} that exposed the item")
+        ax.set_ylabel("items")
+        ax.set_title(f"exposure by {what} ({int((counts == 0).sum())} of {counts.size} never)")
+        ax.grid(axis="y", alpha=0.3)
+    if high_runs is not None:
+        run_ax.axvline(high_runs + 0.5, color="#c0504d", linestyle="--", label=f"high tier above {high_runs}")
+        run_ax.legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+# -- inputs ------------------------------------------------------------------------------------------
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a frame; InputError names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot be read ({exc})") from None
+    raise InputError(f"{path}: use a .csv or .parquet file")
+
+
+def params_from_frame(frame: pd.DataFrame, where: str = "parameters") -> ItemParams:
+    """ItemParams from a frame with item_id, a, b and optional c, d (defaults 0 and 1)."""
+    for col in ("item_id", "a", "b"):
+        if col not in frame.columns:
+            raise InputError(f"{where}: no column {col!r} (columns: {', '.join(map(str, frame.columns))})")
+    values = {k: pd.to_numeric(frame[k], errors="coerce").to_numpy(float) if k in frame.columns else None
+              for k in ("a", "b", "c", "d")}
+    c = values["c"] if values["c"] is not None else np.zeros(len(frame))
+    d = values["d"] if values["d"] is not None else np.ones(len(frame))
+    for name, arr in (("a", values["a"]), ("b", values["b"]), ("c", c), ("d", d)):
+        bad = ~np.isfinite(arr)  # type: ignore[arg-type]
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{where}: row {i}: field {name!r}: {frame[name].iloc[i]!r} is not a number")
+    if frame["item_id"].duplicated().any():
+        dup = frame["item_id"][frame["item_id"].duplicated()].iloc[0]
+        raise InputError(f"{where}: item {dup!r} appears twice")
+    return ItemParams(tuple(frame["item_id"].astype(str)), values["a"], values["b"], c, d)  # type: ignore[arg-type]
+
+
+def subset_params(params: ItemParams, item_ids: Sequence[str]) -> tuple[ItemParams, list[str]]:
+    """The parameters of ``item_ids`` (in that order) and the ids that have none."""
+    pos = {k: i for i, k in enumerate(params.item_ids)}
+    have = [pos[i] for i in item_ids if i in pos]
+    return params.subset(np.asarray(have, dtype=np.int64)), [i for i in item_ids if i not in pos]
