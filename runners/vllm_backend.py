@@ -41,6 +41,7 @@ import importlib.util
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -308,13 +309,20 @@ class _WorkerClient:
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        self.log_path = Path(tempfile.mkstemp(prefix="adt-vllm-worker-", suffix=".log")[1])
+        # The worker's temporary files (vLLM's rendezvous file, its log) live in one folder removed at close.
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="adt-vllm-worker-"))
+        env["TMPDIR"] = str(self.tmpdir)
+        self.log_path = self.tmpdir / "worker.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the worker's lifetime
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             [python, "-m", "runners.vllm_backend", "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._log, cwd=str(ROOT), env=env)
         self._buf = b""
-        self.info = self.call({"op": "init", "args": engine_args}, startup_timeout_s)["info"]
+        try:
+            self.info = self.call({"op": "init", "args": engine_args}, startup_timeout_s)["info"]
+        except RunnerError:
+            self.close()
+            raise
 
     def _log_tail(self, n: int = 30) -> str:
         try:
@@ -351,7 +359,8 @@ class _WorkerClient:
         if b"\n" not in self._buf:
             code = proc.poll()
             self.close(kill=True)
-            raise RunnerError(f"vllm: the worker exited (code {code}); its log ends:\n{self._log_tail()}")
+            raise RunnerError(f"vllm: the worker exited (code {code}); its log ({self.log_path}) ends:\n"
+                              f"{self._log_tail()}")
         line, _, self._buf = self._buf.partition(b"\n")
         reply = json.loads(line)
         if not reply.get("ok"):
@@ -386,8 +395,8 @@ class _WorkerClient:
                     proc.wait(timeout=10)
         finally:
             self._log.close()
-            if not kill:  # a clean shutdown keeps no log; after a failure it stays for the error message
-                self.log_path.unlink(missing_ok=True)
+            if not kill:  # a clean shutdown keeps nothing; after a failure the log stays for inspection
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def _worker_main() -> int:
@@ -416,7 +425,16 @@ def _worker_main() -> int:
         except Exception as exc:  # report every failure to the caller instead of dying silently
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         proto.write(json.dumps(reply) + "\n")
-    return 0
+    if engine is not None:  # stop the engine (and any engine-core process) now, then skip the slow teardown
+        shutdown = getattr(getattr(engine.llm.llm_engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            try:
+                shutdown()
+            except Exception as exc:  # best effort: the process exits next anyway
+                print(f"vllm worker: engine shutdown: {exc}", file=sys.stderr)
+    proto.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # --------------------------------------------------------------------- the backend

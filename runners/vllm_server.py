@@ -10,6 +10,7 @@ wait for it to answer ``/health`` and the wait for it to stop are both bounded.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,6 +48,7 @@ class LocalVLLMServer:
         self.extra_args = tuple(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
+        self.tmpdir: Path | None = None
         self.startup_s: float | None = None
 
     @property
@@ -77,10 +79,11 @@ class LocalVLLMServer:
             cmd += ["--gpu-memory-utilization", "0.05", "--enforce-eager", "--distributed-executor-backend", "uni"]
             env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         cmd += list(self.extra_args)
-        fd, name = tempfile.mkstemp(prefix="adt-vllm-serve-", suffix=".log")
-        self.log_path = Path(name)
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="adt-vllm-serve-"))  # the server's temporary files and log
+        env["TMPDIR"] = str(self.tmpdir)
+        self.log_path = self.tmpdir / "serve.log"
         start = time.monotonic()
-        with os.fdopen(fd, "wb") as log:
+        with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          env=env, start_new_session=True)
         deadline = start + self.startup_timeout_s
@@ -110,7 +113,7 @@ class LocalVLLMServer:
             return False
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM to the server's process group, SIGKILL after ``timeout_s``; removes the log."""
+        """SIGTERM to the server's process group, SIGKILL after ``timeout_s``; removes its temporary files."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             try:
@@ -126,8 +129,9 @@ class LocalVLLMServer:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        if self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
             self.log_path = None
 
     def __enter__(self) -> LocalVLLMServer:

@@ -142,3 +142,11 @@ def test_chat_template_matches_hf(tiny_model_dir: Path) -> None:
         assert g.choice_logliks == pytest.approx(r.choice_logliks, abs=TOL)
         assert max(abs(a - b) for a, b in zip(g.choice_logliks, p.choice_logliks, strict=True)) > 1e-2
     assert got[-1].ok and got[-1].tokens_in > len("Say hello".split())  # template tokens were added
+
+
+def test_a_missing_model_is_a_clear_error_and_the_worker_ends(tmp_path: Path) -> None:
+    from adt.errors import RunnerError
+
+    with pytest.raises(RunnerError, match="could not load model"):
+        create("vllm", model=str(tmp_path / "no-such-model"), python=str(DEFAULT_WORKER_PYTHON),
+               startup_timeout_s=300)
