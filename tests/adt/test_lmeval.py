@@ -344,3 +344,38 @@ def test_round_trip_through_lm_eval(lm_eval_run: dict[str, Path], tmp_path: Path
     picked = [doc["question"] for _, doc in tasks["tiny_arc"].doc_iterator(samples=indices)]
     assert sorted(picked) == sorted(expected[r]["question"] for r in ("lmeval/tiny_arc:4", "lmeval/tiny_arc:1"))
 
+
+
+def test_real_mmlu_and_gsm8k_logs_merge_with_bank_imports(bank_path: Path, tmp_path: Path, shared_data: Path) -> None:
+    """Docs in lm-eval's mmlu / gsm8k shapes are the same items as the bank's imports of the same data."""
+    import pandas as pd
+
+    from itembank import ImportOptions
+
+    mmlu = pd.read_parquet(shared_data / "mmlu/items.parquet")
+    mmlu = mmlu[(mmlu["subject"] == "anatomy") & (mmlu["split"] == "test")].reset_index(drop=True)
+    gsm = pd.read_parquet(shared_data / "gsm8k/items.parquet").head(60)
+    mmlu.to_parquet(tmp_path / "mmlu.parquet")
+    gsm.to_parquet(tmp_path / "gsm.parquet")
+    mmlu_recs = [mc_record(i, {"question": r.question, "subject": r.subject,
+                               "choices": [r.choice0, r.choice1, r.choice2, r.choice3], "answer": int(r.answer)},
+                           str(int(r.answer)), f"{r.question}\nAnswer:", [" A", " B", " C", " D"],
+                           [-1.0, -2.0, -3.0, -4.0], float(int(r.answer) == 0)) for i, r in enumerate(mmlu.itertuples())]
+    gsm_recs = [gen_record(i, {"question": r.question, "answer": r.answer}, r.answer, f"Question: {r.question}\nAnswer:",
+                           "The answer is 18.", "[invalid]", 0.0) for i, r in enumerate(gsm.itertuples())]
+    with open_bank(bank_path) as bank:
+        bank_mmlu = bank.import_items([tmp_path / "mmlu.parquet"], ImportOptions(
+            source="mmlu", language="en", id_cols=("subject", "split", "row_in_file"),
+            choice_cols=("choice0", "choice1", "choice2", "choice3"), answer_format="index", tag_cols=(("subject", "subject"),)))
+        bank.import_items([tmp_path / "gsm.parquet"], ImportOptions(source="gsm8k", language="en", item_type="numeric",
+                                                                    answer_format="gsm8k"))
+        rep_m = lmeval.import_log(bank, write_log(tmp_path / "m.jsonl", mmlu_recs),
+                                  lmeval.LmevalImportOptions(task="mmlu_anatomy", model="m", language="en"))
+        rep_g = lmeval.import_log(bank, write_log(tmp_path / "g.jsonl", gsm_recs),
+                                  lmeval.LmevalImportOptions(task="gsm8k", model="m", language="en"))
+        assert (rep_m.docs, rep_m.new_items, rep_m.existing_items) == (len(mmlu), 0, bank_mmlu.items_in_files)
+        assert rep_g.new_items == 0 and rep_g.existing_items == len(gsm)
+        assert bank.resolve("lmeval/gsm8k:0") == bank.resolve("gsm8k:0")
+        row = mmlu.iloc[3]
+        assert bank.resolve("lmeval/mmlu_anatomy:3") == bank.resolve(f"mmlu:anatomy/test/{row.row_in_file}")
+        assert rep_m.mean_score == pytest.approx(float((mmlu["answer"] == 0).mean()))
