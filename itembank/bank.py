@@ -7,11 +7,13 @@ and yields a ``Bank``. Every write is one transaction: a failure leaves the file
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from adt.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFou
 
 from . import history, migrate, taxonomy
 from .history import Event, Head, VerifyReport
-from .importer import ImportOptions, PreparedItems, prepare, read_table
+from .importer import ImportOptions, PreparedItems, count_rows, prepare, read_chunks, read_table
 from .lock import acquire
 from .sql import first
 
@@ -162,6 +164,37 @@ SNAPSHOT_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass
+class _ImportTally:
+    """Counts of one import, summed over its chunks."""
+
+    rows: int = 0
+    new_items: int = 0
+    new_aliases: int = 0
+    new_tags: int = 0
+    cross_source: int = 0
+    taxonomy_changed: bool = False
+    seen: set[str] = field(default_factory=set)       # distinct items among the import's rows
+    existing: set[str] = field(default_factory=set)   # of those, items the bank had before the import
+    inserted: set[str] = field(default_factory=set)   # items this import created
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new_items or self.new_aliases or self.new_tags or self.taxonomy_changed)
+
+    def report(self, files: list[str], batch: str) -> ImportReport:
+        return ImportReport(files=tuple(files), rows=self.rows, items_in_files=len(self.seen),
+                            new_items=self.new_items, existing_items=len(self.existing),
+                            merged_within_files=self.rows - len(self.seen), merged_across_sources=self.cross_source,
+                            new_aliases=self.new_aliases, new_tags=self.new_tags,
+                            batch_id=batch if self.changed else None)
+
+
+def _strings(frame: pd.DataFrame, cols: Sequence[str]) -> pa.Table:
+    """Columns as an Arrow table of strings: an empty pandas column would reach DuckDB as DOUBLE."""
+    return pa.table({c: pa.array(frame[c].tolist() if c in frame.columns else [], pa.string()) for c in cols})
+
+
 class Bank:
     """An open bank. Construct it through ``open_bank``."""
 
@@ -181,6 +214,10 @@ class Bank:
         self.conn.execute("COMMIT")
 
     def _register(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
+        # DuckDB keeps a registered object alive until the transaction ends; as Arrow it is compact
+        # (a chunk of a million-item import is ~30 MB as Arrow, several times that as pandas objects).
+        if isinstance(frame, pd.DataFrame):
+            frame = pa.Table.from_pandas(frame, preserve_index=False)
         self.conn.register(name, frame)
 
     # -- settings & taxonomy ----------------------------------------------------------------------
@@ -221,102 +258,138 @@ class Bank:
         return "snap_" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
     # -- import -----------------------------------------------------------------------------------
-    def import_items(self, paths: Sequence[str | Path], opts: ImportOptions) -> ImportReport:
-        """Import item files as one transaction; validation happens before anything is written."""
-        tax = self.taxonomy()
-        prepared: list[PreparedItems] = []
-        for p in paths:
-            frame, label = read_table(Path(p))
-            prepared.append(prepare(frame, Path(p), label, opts, tax))
-        rows = pd.concat([p.rows for p in prepared], ignore_index=True)
-        where = [w for p in prepared for w in p.where]
-        tags = pd.concat([p.tags for p in prepared], ignore_index=True).drop_duplicates()
-        new_keys = set().union(*(p.new_keys for p in prepared))
-        new_values = set().union(*(p.new_values for p in prepared))
-        if (new_keys or new_values) and not opts.extend_taxonomy:
-            key, value = sorted(new_values)[0] if new_values else (sorted(new_keys)[0], "")
-            tax.check(key, value, "import")  # raises with the allowed list
-        # The same external id in two files of one import must agree too.
-        firsts = rows.drop_duplicates("external_id")
-        clash = rows.merge(firsts[["external_id", "content_hash"]], on="external_id", suffixes=("", "_first"))
-        bad = clash.index[clash["content_hash"] != clash["content_hash_first"]]
-        if len(bad):
-            raise InputError(f"{where[bad[0]]}: id {rows['external_id'].iat[bad[0]]!r} appears earlier in this "
-                             f"import with a different question, choices or answer")
-        return self._write_items(rows, tags, where, opts, new_keys, new_values, [str(p) for p in paths])
+    def import_items(self, paths: Sequence[str | Path], opts: ImportOptions,
+                     chunk_rows: int = 100_000) -> ImportReport:
+        """Import item files all or nothing, streaming them in chunks of rows.
 
-    def _write_items(self, rows: pd.DataFrame, tags: pd.DataFrame, where: list[str], opts: ImportOptions,
-                     new_keys: set[str], new_values: set[tuple[str, str]], files: list[str]) -> ImportReport:
-        conn = self.conn
-        ts = now()
-        unique = rows.drop_duplicates("item_id")
-        self._register("_in_rows", rows[["external_id", "item_id"]])
-        self._register("_in_items", unique.drop(columns=["external_id", "parent_external_id"]))
-        self._register("_in_tags", tags)
+        Every chunk is validated before it is written. A small import is one transaction. A large one
+        would keep every chunk in DuckDB's transaction-local memory until the commit (~3 KB a row), so
+        it is written chunk by chunk into a copy of the bank that replaces the bank only once the
+        whole import succeeded: either way a failed import leaves the bank file byte-for-byte as it was.
+        """
+        if sum(count_rows(Path(p)) for p in paths) <= chunk_rows:
+            return self._import(paths, opts, chunk_rows, commit_each_chunk=False)
+        shadow = self.path.with_name(self.path.name + ".importing")
+        shadow.unlink(missing_ok=True)
+        self.conn.close()
         try:
-            # An alias already known for other content means the source changed under the same id.
+            shutil.copyfile(self.path, shadow)
+            self.conn = _connect(shadow, 0)
+            report = self._import(paths, opts, chunk_rows, commit_each_chunk=True)
+            self.conn.close()
+            if report.batch_id is not None:
+                os.replace(shadow, self.path)
+            return report
+        finally:
+            try:
+                self.conn.close()
+            finally:
+                shadow.unlink(missing_ok=True)
+                shadow.with_name(shadow.name + ".wal").unlink(missing_ok=True)
+                self.conn = _connect(self.path, DEFAULT_WAIT_S)
+
+    def _import(self, paths: Sequence[str | Path], opts: ImportOptions, chunk_rows: int,
+                commit_each_chunk: bool) -> ImportReport:
+        tax = self.taxonomy()
+        files = [str(p) for p in paths]
+        batch = "imp_" + uuid.uuid4().hex[:12]
+        ts = now()
+        tally = _ImportTally()
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            for p in paths:
+                for frame, label in read_chunks(Path(p), chunk_rows):
+                    prep = prepare(frame, Path(p), label, opts, tax)
+                    del frame
+                    if prep.new_keys or prep.new_values:
+                        if not opts.extend_taxonomy:  # prepare() reports these itself; this is a backstop
+                            raise TaxonomyError(f"{p}: unknown tags {sorted(prep.new_values or prep.new_keys)[:3]}")
+                        taxonomy.extend(self.conn, prep.new_keys, prep.new_values)
+                        tax = self.taxonomy()
+                        tally.taxonomy_changed = True
+                    self._write_chunk(prep, opts, batch, ts, tally)
+                    if commit_each_chunk:
+                        self.conn.execute("COMMIT")
+                        self.conn.execute("BEGIN TRANSACTION")
+            report = tally.report(files, batch)
+            if not tally.changed:
+                self.conn.execute("ROLLBACK")  # re-importing changes nothing, not even a batch record
+                return report
+            self.conn.execute("""INSERT INTO sources SELECT ?, ?, ?, ?
+                                 WHERE NOT EXISTS (SELECT 1 FROM sources WHERE name = ?)""",
+                              [opts.source, opts.source_version, opts.license, ts, opts.source])
+            self.conn.execute("INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?)",
+                              [batch, opts.source, json.dumps(files), tally.rows, tally.new_items, ts])
+            self.conn.execute("COMMIT")
+            return report
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _write_chunk(self, prep: PreparedItems, opts: ImportOptions, batch: str, ts: str,
+                     tally: _ImportTally) -> None:
+        """Write one validated chunk inside the import's transaction."""
+        conn = self.conn
+        rows, where = prep.rows, prep.where
+        unique = rows.drop_duplicates("item_id")
+        self._register("_in_rows", _strings(rows, ("external_id", "item_id", "content_hash")))
+        self._register("_in_ids", _strings(unique, ("item_id",)))
+        self._register("_in_tags", _strings(prep.tags, ("item_id", "key", "value")))
+        try:
+            # One external id with two contents, within this import or against an earlier one.
             clash = first(conn.execute("""
-                SELECT r.external_id, a.item_id, r.item_id FROM _in_rows r
+                SELECT r.external_id, a.item_id FROM _in_rows r
                 JOIN item_aliases a ON a.source = ? AND a.external_id = r.external_id
                 WHERE a.item_id <> r.item_id LIMIT 1""", [opts.source]))
             if clash:
-                idx = int(rows.index[rows["external_id"] == clash[0]][0])
-                raise InputError(f"{where[idx]}: id {clash[0]!r} of source {opts.source!r} was imported before as "
-                                 f"{clash[1]} with different content; import the new version under another "
-                                 f"--source name")
-            existing = {r[0] for r in conn.execute(
-                "SELECT i.item_id FROM items i JOIN (SELECT DISTINCT item_id FROM _in_items) n USING (item_id)").fetchall()}
+                idx = int(np.flatnonzero(rows["external_id"].to_numpy() == clash[0])[0])
+                raise InputError(f"{where[idx]}: id {clash[0]!r} of source {opts.source!r} was seen before (earlier "
+                                 f"in this import, or imported as {clash[1]}) with a different question, choices "
+                                 f"or answer")
+            found = {r[0] for r in conn.execute(
+                "SELECT item_id FROM items WHERE item_id IN (SELECT item_id FROM _in_ids)").fetchall()}
+            before_import = found - tally.inserted
             cross_source = first(conn.execute("""
-                SELECT count(DISTINCT i.item_id) FROM items i JOIN _in_items n USING (item_id)
-                WHERE NOT EXISTS (SELECT 1 FROM item_aliases a WHERE a.item_id = i.item_id AND a.source = ?)""",
-                [opts.source]))[0]  # type: ignore[index]
+                SELECT count(*) FROM _in_ids n WHERE n.item_id IN (SELECT item_id FROM items)
+                AND NOT EXISTS (SELECT 1 FROM item_aliases a WHERE a.item_id = n.item_id AND a.source = ?)""",
+                [opts.source]))[0]
             new_alias = conn.execute("""
                 SELECT DISTINCT r.external_id, r.item_id FROM _in_rows r
                 WHERE NOT EXISTS (SELECT 1 FROM item_aliases a WHERE a.source = ? AND a.external_id = r.external_id)""",
                 [opts.source]).df()
             new_tags = conn.execute("""
-                SELECT t.* FROM _in_tags t WHERE NOT EXISTS (SELECT 1 FROM item_tags x
+                SELECT DISTINCT t.* FROM _in_tags t WHERE NOT EXISTS (SELECT 1 FROM item_tags x
                 WHERE x.item_id = t.item_id AND x.key = t.key AND x.value = t.value)""").df()
-            new_items = unique[~unique["item_id"].isin(existing)]
-            report = ImportReport(
-                files=tuple(files), rows=len(rows), items_in_files=len(unique), new_items=len(new_items),
-                existing_items=len(existing), merged_within_files=len(rows) - len(unique),
-                merged_across_sources=int(cross_source), new_aliases=len(new_alias), new_tags=len(new_tags),
-                batch_id=None)
-            if not (len(new_items) or len(new_alias) or len(new_tags) or new_keys or new_values):
-                return report  # re-importing changes nothing, not even a batch record
-            batch = "imp_" + uuid.uuid4().hex[:12]
-            report = ImportReport(**{**report.as_dict(), "batch_id": batch})
+            new_items = unique[~unique["item_id"].isin(found)]
             parent_map = self._parent_ids(rows, opts.source)
-            items_frame = new_items.assign(
+            items_frame = new_items.drop(columns=["external_id", "parent_external_id"]).assign(
                 source=opts.source, source_version=opts.source_version, license=opts.license,
                 parent_item_id=new_items["item_id"].map(parent_map), import_batch=batch, created_at=ts,
                 retired_reason=None)
             self._register("_new_items", items_frame)
-            self._register("_new_alias", new_alias)
-            self._register("_new_tags", new_tags)
-            with self.transaction():
-                if new_keys or new_values:
-                    taxonomy.extend(conn, new_keys, new_values)
-                conn.execute("""INSERT INTO sources SELECT ?, ?, ?, ?
-                                WHERE NOT EXISTS (SELECT 1 FROM sources WHERE name = ?)""",
-                             [opts.source, opts.source_version, opts.license, ts, opts.source])
-                conn.execute("""INSERT INTO items SELECT item_id, question, choices, answer, item_type, language,
-                    content_hash, source, source_version, license, origin, generator, generator_params,
-                    parent_item_id, review_state, declared_band, import_batch, created_at, retired_reason
-                    FROM _new_items""")
-                conn.execute("INSERT INTO item_aliases SELECT ?, external_id, item_id FROM _new_alias", [opts.source])
-                conn.execute("INSERT INTO item_tags SELECT item_id, key, value FROM _new_tags")
-                conn.execute("INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?)",
-                             [batch, opts.source, json.dumps(files), len(rows), len(new_items), ts])
-                history.append(conn, self._import_events(items_frame, new_alias, new_tags, existing, opts, batch), ts)
-            return report
+            self._register("_new_alias", _strings(new_alias, ("external_id", "item_id")))
+            self._register("_new_tags", _strings(new_tags, ("item_id", "key", "value")))
+            conn.execute("""INSERT INTO items SELECT item_id, question, choices, answer, item_type, language,
+                content_hash, source, source_version, license, origin, generator, generator_params,
+                parent_item_id, review_state, declared_band, import_batch, created_at, retired_reason
+                FROM _new_items""")
+            conn.execute("INSERT INTO item_aliases SELECT ?, external_id, item_id FROM _new_alias", [opts.source])
+            conn.execute("INSERT INTO item_tags SELECT item_id, key, value FROM _new_tags")
+            history.append(conn, self._import_events(items_frame, new_alias, new_tags, opts, batch), ts)
         finally:
-            for name in ("_in_rows", "_in_items", "_in_tags", "_new_items", "_new_alias", "_new_tags"):
+            for name in ("_in_rows", "_in_ids", "_in_tags", "_new_items", "_new_alias", "_new_tags"):
                 try:
                     conn.unregister(name)
                 except duckdb.Error:
                     pass
+        tally.rows += len(rows)
+        tally.seen.update(unique["item_id"])
+        tally.existing.update(before_import)
+        tally.cross_source += int(cross_source)
+        tally.inserted.update(new_items["item_id"])
+        tally.new_items += len(new_items)
+        tally.new_aliases += len(new_alias)
+        tally.new_tags += len(new_tags)
 
     def _parent_ids(self, rows: pd.DataFrame, source: str) -> dict[str, str]:
         """Parent external ids resolve within the same source (this import or earlier ones)."""
@@ -333,25 +406,39 @@ class Bank:
         return out
 
     def _import_events(self, items_frame: pd.DataFrame, new_alias: pd.DataFrame, new_tags: pd.DataFrame,
-                       existing: set[str], opts: ImportOptions, batch: str) -> list[Event]:
-        new_ids = set(items_frame["item_id"])
-        tag_text: dict[str, str] = {}
-        if not new_tags.empty:
-            self._register("_tag_src", new_tags)
-            tag_text = dict(self.conn.execute(
-                "SELECT item_id, string_agg(key || '=' || value, ';' ORDER BY key, value) FROM _tag_src "
-                "GROUP BY item_id").fetchall())
-            self.conn.unregister("_tag_src")
-        first_alias = new_alias.drop_duplicates("item_id").set_index("item_id")["external_id"].to_dict()
-        events = [Event("created", iid, batch, {"content_hash": h, "source": opts.source,
-                                               "external_id": first_alias.get(iid), "tags": tag_text.get(iid, "")})
-                  for iid, h in zip(items_frame["item_id"], items_frame["content_hash"], strict=True)]
-        events += [Event("aliased", iid, batch, {"source": opts.source, "external_id": ext})
-                   for ext, iid in zip(new_alias["external_id"], new_alias["item_id"], strict=True)
-                   if iid not in new_ids]
-        events += [Event("tagged", iid, batch, {"tags": text})
-                   for iid, text in tag_text.items() if iid not in new_ids]
-        return events
+                       opts: ImportOptions, batch: str) -> Iterator[Event]:
+        """Events of an import, generated lazily: a million items must not become a million dicts at once."""
+        enc = history.encode_string
+        self._register("_ev_items", _strings(items_frame, ("item_id", "content_hash")))
+        self._register("_ev_alias", _strings(new_alias, ("external_id", "item_id")))
+        self._register("_ev_tags", _strings(new_tags, ("item_id", "key", "value")))
+        try:
+            created = self.conn.execute("""
+                WITH t AS (SELECT item_id, string_agg(key || '=' || value, ';' ORDER BY key, value) AS tags
+                           FROM _ev_tags GROUP BY item_id),
+                     a AS (SELECT item_id, min(external_id) AS external_id FROM _ev_alias GROUP BY item_id)
+                SELECT i.item_id, i.content_hash, a.external_id, coalesce(t.tags, '') AS tags
+                FROM _ev_items i LEFT JOIN a USING (item_id) LEFT JOIN t USING (item_id)
+                ORDER BY i.item_id""").fetchnumpy()
+            aliased = self.conn.execute("""SELECT external_id, item_id FROM _ev_alias
+                WHERE item_id NOT IN (SELECT item_id FROM _ev_items) ORDER BY item_id, external_id""").fetchall()
+            tagged = self.conn.execute("""SELECT item_id, string_agg(key || '=' || value, ';' ORDER BY key, value)
+                FROM _ev_tags WHERE item_id NOT IN (SELECT item_id FROM _ev_items) GROUP BY item_id
+                ORDER BY item_id""").fetchall()
+        finally:
+            for name in ("_ev_items", "_ev_alias", "_ev_tags"):
+                self.conn.unregister(name)
+        source = enc(opts.source)
+        for iid, digest, ext, tags in zip(created["item_id"], created["content_hash"], created["external_id"],
+                                          created["tags"], strict=True):
+            # The canonical JSON of {"content_hash", "external_id", "source", "tags"}, written directly.
+            payload = (f'{{"content_hash":"{digest}","external_id":{"null" if ext is None else enc(ext)},'
+                       f'"source":{source},"tags":{enc(tags)}}}')
+            yield Event("created", iid, batch, payload)
+        for ext, iid in aliased:
+            yield Event("aliased", iid, batch, {"source": opts.source, "external_id": ext})
+        for iid, text in tagged:
+            yield Event("tagged", iid, batch, {"tags": text})
 
     def resolve_alias(self, source: str, external_id: str) -> str | None:
         row = first(self.conn.execute("SELECT item_id FROM item_aliases WHERE source = ? AND external_id = ?",
@@ -506,6 +593,23 @@ class Bank:
             raise ItemNotFound(f"run {run_id}: {len(unknown)} responses name items not in the bank (e.g. {unknown[0]})")
         with self.transaction():
             return self._insert_responses(frame.assign(run_id=run_id), now())
+
+    def ingest_many(self, frame: pd.DataFrame) -> int:
+        """``ingest_responses`` for several runs at once (a ``run_id`` column), in one transaction."""
+        runs = pd.DataFrame({"run_id": frame["run_id"].astype(str).unique()})
+        self._register("_ing_runs", runs)
+        try:
+            missing = first(self.conn.execute(
+                "SELECT run_id FROM _ing_runs WHERE run_id NOT IN (SELECT run_id FROM runs) LIMIT 1"))
+        finally:
+            self.conn.unregister("_ing_runs")
+        if missing:
+            raise InputError(f"no run {missing[0]!r}")
+        unknown = self.unknown_items(frame["item_id"])
+        if unknown:
+            raise ItemNotFound(f"{len(unknown)} responses name items not in the bank (e.g. {unknown[0]})")
+        with self.transaction():
+            return self._insert_responses(frame, now())
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         self.conn.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, now(), run_id])

@@ -8,19 +8,21 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-_SPACE = re.compile(r"\s+")
+# One encoder, built once: json.dumps with non-default options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def normalise(text: str) -> str:
     """NFKC, trimmed, inner whitespace runs collapsed to one space."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.split())
 
 
 def content_hash(question: str, choices: Sequence[str] | None, answer: str | None) -> str:
     """sha256 of the normalised (question, choices, answer key); the answer key is a letter for MC."""
-    body = json.dumps([normalise(question), [normalise(c) for c in (choices or ())], answer or ""],
-                      ensure_ascii=False, separators=(",", ":"))
+    body = _ENCODER.encode([normalise(question), [normalise(c) for c in (choices or ())], answer or ""])
     return hashlib.sha256(body.encode()).hexdigest()
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import duckdb
@@ -26,7 +27,7 @@ class Event:
     kind: str
     item_id: str | None
     ref: str | None
-    payload: dict[str, Any]
+    payload: dict[str, Any] | str   # a dict, or its canonical JSON already written
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,16 @@ class VerifyReport:
     problem: str | None
 
 
-def canonical(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def canonical(payload: dict[str, Any] | str) -> str:
+    return payload if isinstance(payload, str) else _ENCODER.encode(payload)
+
+
+def encode_string(text: str) -> str:
+    """A JSON string literal exactly as the canonical encoder writes it."""
+    return _ENCODER.encode(text)
 
 
 def event_hash(prev: str, seq: int, ts: str, kind: str, item_id: str | None, ref: str | None,
@@ -70,35 +79,40 @@ def head(conn: duckdb.DuckDBPyConnection) -> Head:
     return Head(0, GENESIS) if row is None else Head(int(row[0]), str(row[1]))
 
 
-def append(conn: duckdb.DuckDBPyConnection, events: Sequence[Event], ts: str) -> Head:
-    """Append events after the current head (inside the caller's transaction)."""
-    if not events:
-        return head(conn)
-    start = head(conn)
-    prev = start.hash
-    seqs, kinds, items, refs, payloads, prevs, hashes = [], [], [], [], [], [], []
-    for i, ev in enumerate(events, start=start.n_events + 1):
-        body = canonical(ev.payload)
-        h = event_hash(prev, i, ts, ev.kind, ev.item_id, ev.ref, body)
-        seqs.append(i)
-        kinds.append(ev.kind)
-        items.append(ev.item_id)
-        refs.append(ev.ref)
-        payloads.append(body)
-        prevs.append(prev)
-        hashes.append(h)
-        prev = h
+def append(conn: duckdb.DuckDBPyConnection, events: Iterable[Event], ts: str, chunk: int = 200_000) -> Head:
+    """Append events after the current head (inside the caller's transaction), a chunk at a time."""
     import pyarrow as pa
 
-    table = pa.table({"seq": pa.array(seqs, pa.int64()), "ts": [ts] * len(seqs), "kind": kinds,
-                      "item_id": pa.array(items, pa.string()), "ref": pa.array(refs, pa.string()),
-                      "payload": payloads, "prev_hash": prevs, "hash": hashes})
-    conn.register("_new_events", table)
-    try:
-        conn.execute("INSERT INTO events SELECT * FROM _new_events")
-    finally:
-        conn.unregister("_new_events")
-    return Head(seqs[-1], prev)
+    start = head(conn)
+    n, prev = start.n_events, start.hash
+    it = iter(events)
+    while True:
+        batch = list(islice(it, chunk))
+        if not batch:
+            break
+        seqs, payloads, hashes, prevs = [], [], [], []
+        for ev in batch:
+            n += 1
+            body = canonical(ev.payload)
+            h = event_hash(prev, n, ts, ev.kind, ev.item_id, ev.ref, body)
+            seqs.append(n)
+            payloads.append(body)
+            prevs.append(prev)
+            hashes.append(h)
+            prev = h
+        table = pa.table({"seq": pa.array(seqs, pa.int64()), "ts": pa.array([ts] * len(seqs), pa.string()),
+                          "kind": pa.array([e.kind for e in batch], pa.string()),
+                          "item_id": pa.array([e.item_id for e in batch], pa.string()),
+                          "ref": pa.array([e.ref for e in batch], pa.string()),
+                          "payload": pa.array(payloads, pa.string()), "prev_hash": pa.array(prevs, pa.string()),
+                          "hash": pa.array(hashes, pa.string())})
+        del batch, payloads, prevs
+        conn.register("_new_events", table)
+        try:
+            conn.execute("INSERT INTO events SELECT * FROM _new_events")
+        finally:
+            conn.unregister("_new_events")
+    return Head(n, prev)
 
 
 def verify_rows(rows: Iterable[tuple[Any, ...]], expected: Head | None = None,

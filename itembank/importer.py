@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import pandas as pd
 
 from adt.errors import InputError
 
-from .content import LETTERS, content_hash, guess_language, item_id_from_hash, normalise
+from .content import LETTERS, content_hash, guess_language, normalise
 from .taxonomy import BUILTIN_KEYS, Taxonomy
 
 ITEM_TYPES = ("mc", "open", "numeric")
@@ -63,13 +63,33 @@ class ImportOptions:
     review_state: str = "approved"
 
 
+class RowLabels:
+    """'FILE: line N' for row i of one or more files, built on demand (a million strings cost ~150 MB)."""
+
+    def __init__(self, parts: Sequence[tuple[str, str, Sequence[int]]]):
+        self.parts = list(parts)          # (path, 'line' | 'row', line number of each row)
+        self.offsets = np.cumsum([0] + [len(p[2]) for p in self.parts])
+
+    def __getitem__(self, i: int) -> str:
+        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
+        path, label, lines = self.parts[k]
+        return f"{path}: {label} {lines[i - self.offsets[k]]}"
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @classmethod
+    def concat(cls, many: Sequence[RowLabels]) -> RowLabels:
+        return cls([part for labels in many for part in labels.parts])
+
+
 @dataclass
 class PreparedItems:
     """Canonical rows of one import, validated; ``rows`` has one row per input row."""
 
     rows: pd.DataFrame            # external_id, item_id, content_hash, question, choices, answer, ...
     tags: pd.DataFrame            # item_id, key, value (unique)
-    where: list[str]              # row label of each row, for messages
+    where: RowLabels              # row label of each row, for messages
     new_keys: set[str] = field(default_factory=set)
     new_values: set[tuple[str, str]] = field(default_factory=set)
 
@@ -110,6 +130,46 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     raise InputError(f"{path}: unknown file type {suffix!r} (use .jsonl, .csv or .parquet)")
 
 
+def count_rows(path: Path) -> int:
+    """Rows in a file (Parquet from its footer; text files by counting lines)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except Exception as exc:
+            raise InputError(f"{path}: cannot be read as parquet: {exc}") from None
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def read_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, str]]:
+    """The file in frames of at most ``chunk_rows`` rows, ``__line__`` numbering rows across chunks."""
+    if path.suffix.lower() == ".parquet" and path.exists():
+        import pyarrow.parquet as pq
+
+        try:
+            reader = pq.ParquetFile(path)
+            start = 0
+            for batch in reader.iter_batches(batch_size=chunk_rows):
+                frame = batch.to_pandas()
+                frame["__line__"] = np.arange(start, start + len(frame))
+                start += len(frame)
+                yield frame, "row"
+            if start == 0:
+                yield pd.DataFrame({c: [] for c in reader.schema_arrow.names} | {"__line__": []}), "row"
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"{path}: cannot be read as parquet: {exc}") from None
+        return
+    frame, label = read_table(path)
+    for start in range(0, max(len(frame), 1), chunk_rows):
+        yield frame.iloc[start:start + chunk_rows].reset_index(drop=True), label
+
+
 def _blank(value: Any) -> bool:
     if value is None:
         return True
@@ -119,20 +179,22 @@ def _blank(value: Any) -> bool:
 
 
 def _as_list(value: Any, where: str, col: str) -> list[str]:
-    if _blank(value) if not isinstance(value, (list, tuple, np.ndarray)) else False:
-        return []
-    if isinstance(value, str):
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, str):
+        if not value.strip():
+            return []
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise InputError(f"{where}: field {col!r}: expected a list of choices (JSON), got {value[:60]!r}") from None
-    if not isinstance(value, (list, tuple, np.ndarray)):
+    elif _blank(value):
+        return []
+    if not isinstance(value, (list, tuple)):
         raise InputError(f"{where}: field {col!r}: expected a list of choices, got {type(value).__name__}")
-    out = []
-    for v in value:
-        if _blank(v):
-            raise InputError(f"{where}: field {col!r}: a choice is empty")
-        out.append(str(v))
+    out = [v if isinstance(v, str) else ("" if _blank(v) else str(v)) for v in value]
+    if not all(v.strip() for v in out):
+        raise InputError(f"{where}: field {col!r}: a choice is empty")
     return out
 
 
@@ -184,11 +246,12 @@ def _answer_key(raw: Any, choices: list[str], item_type: str, fmt: str, where: s
 
 
 def _tag_values(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = value.strip()
+        return [value] if value else []
     if isinstance(value, (list, tuple, np.ndarray)):
         return [str(v).strip() for v in value if not _blank(v)]
-    if _blank(value):
-        return []
-    return [str(value).strip()]
+    return [] if _blank(value) else [str(value).strip()]
 
 
 def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, taxonomy: Taxonomy) -> PreparedItems:
@@ -219,7 +282,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     tags_col = "tags" if "tags" in cols and not opts.tag_cols else None
 
     lines = frame["__line__"].tolist()
-    where = [f"{path}: {label} {ln}" for ln in lines]
+    where = RowLabels([(str(path), label, lines)])
     n = len(frame)
     questions = frame[q_col].tolist()
     ext_ids: list[str]
@@ -253,36 +316,36 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
 
     out_q, out_choices, out_answer, out_type, out_lang, out_hash, out_id = [], [], [], [], [], [], []
     tag_item, tag_key, tag_value = [], [], []
-    pairs: set[tuple[str, str]] = set()
-    const_tags = list(opts.tags)
+    first_use: dict[tuple[str, str], tuple[int, str]] = {}   # (key, value) -> (row, field), checked once
+    const_tags = [(k, v, "--tag") for k, v in opts.tags]
+    tag_col_values = [(col, tkey, frame[col].tolist()) for col, tkey in opts.tag_cols]
+    raw_tags = frame[tags_col].tolist() if tags_col is not None else None
+    default_type = "numeric" if opts.answer_format == "gsm8k" else "open"
     for i in range(n):
-        w = where[i]
         q = questions[i]
-        if _blank(q):
-            raise InputError(f"{w}: field {q_col!r}: the question is empty")
-        q = str(q)
+        if not isinstance(q, str) or not q.strip():
+            if _blank(q):
+                raise InputError(f"{where[i]}: field {q_col!r}: the question is empty")
+            q = str(q)
         choices = choice_lists[i]
-        itype = types[i] if not _blank(types[i]) else ("mc" if choices else ("numeric" if opts.answer_format == "gsm8k" else "open"))
+        itype = types[i] if isinstance(types[i], str) and types[i] else ("mc" if choices else default_type)
         if itype not in ITEM_TYPES:
-            raise InputError(f"{w}: field 'type': {itype!r} is not one of {', '.join(ITEM_TYPES)}")
-        if itype == "mc" and len(choices) < 2:
-            raise InputError(f"{w}: multiple-choice item has {len(choices)} choices (needs at least 2)")
-        if itype == "mc" and len(choices) > len(LETTERS):
-            raise InputError(f"{w}: {len(choices)} choices is more than {len(LETTERS)}")
-        key = None if answer_col is None else _answer_key(answers[i], choices, itype, opts.answer_format, w, answer_col)
-        lang = str(langs[i]) if not _blank(langs[i]) else guess_language(q + " ".join(choices))
-        taxonomy_lang = taxonomy.closed.get("language")
-        if taxonomy_lang is not None and lang not in taxonomy_lang and not opts.extend_taxonomy:
-            taxonomy.check("language", lang, f"{w}: field 'language'")
-        pairs.add(("language", lang))
+            raise InputError(f"{where[i]}: field 'type': {itype!r} is not one of {', '.join(ITEM_TYPES)}")
+        if itype == "mc" and not 2 <= len(choices) <= len(LETTERS):
+            raise InputError(f"{where[i]}: multiple-choice item has {len(choices)} choices "
+                             f"(needs 2 to {len(LETTERS)})")
+        key = None if answer_col is None else _answer_key(answers[i], choices, itype, opts.answer_format, where[i],
+                                                          answer_col)
+        lang: str = langs[i] if isinstance(langs[i], str) and langs[i] else guess_language(q + " ".join(choices))
+        if ("language", lang) not in first_use:
+            first_use[("language", lang)] = (i, "language")
         if origins[i] not in ORIGINS:
-            raise InputError(f"{w}: field 'origin': {origins[i]!r} is not one of {', '.join(ORIGINS)}")
+            raise InputError(f"{where[i]}: field 'origin': {origins[i]!r} is not one of {', '.join(ORIGINS)}")
         if states[i] not in REVIEW_STATES:
-            raise InputError(f"{w}: field 'review_state': {states[i]!r} is not one of {', '.join(REVIEW_STATES)}")
-        if bands[i] is not None and bands[i] not in ("hard", "medium", "easy", "unknown"):
-            raise InputError(f"{w}: field 'difficulty_band': {bands[i]!r} is not one of hard, medium, easy, unknown")
+            raise InputError(f"{where[i]}: field 'review_state': {states[i]!r} is not one of "
+                             f"{', '.join(REVIEW_STATES)}")
         digest = content_hash(q, choices, key)
-        item_id = item_id_from_hash(digest)
+        item_id = "it_" + digest[:20]
         out_q.append(q)
         out_choices.append(choices or None)
         out_answer.append(key)
@@ -291,36 +354,43 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
         out_hash.append(digest)
         out_id.append(item_id)
 
-        row_tags: list[tuple[str, str, str]] = [(k, v, "--tag") for k, v in const_tags]
-        for col, tkey in opts.tag_cols:
-            row_tags.extend((tkey, v, col) for v in _tag_values(frame[col].iat[i]))
-        if tags_col is not None:
-            raw = frame[tags_col].iat[i]
+        row_tags = list(const_tags)
+        for col, tkey, values in tag_col_values:
+            row_tags.extend((tkey, v, col) for v in _tag_values(values[i]))
+        if raw_tags is not None:
+            raw = raw_tags[i]
             if isinstance(raw, str) and raw.strip():
                 try:
                     raw = json.loads(raw)
                 except json.JSONDecodeError:
-                    raise InputError(f"{w}: field 'tags': not a JSON object") from None
+                    raise InputError(f"{where[i]}: field 'tags': not a JSON object") from None
             if isinstance(raw, dict):
                 for tkey, tval in raw.items():
                     row_tags.extend((str(tkey), v, "tags") for v in _tag_values(tval))
-            elif not _blank(raw) if not isinstance(raw, (list, np.ndarray)) else len(raw):
-                raise InputError(f"{w}: field 'tags': expected a mapping of key to value(s)")
+            elif not (_blank(raw) if not isinstance(raw, (list, np.ndarray)) else len(raw) == 0):
+                raise InputError(f"{where[i]}: field 'tags': expected a mapping of key to value(s)")
         for tkey, tval, field_name in row_tags:
             if tkey == "difficulty_band":
-                if tval not in ("hard", "medium", "easy", "unknown"):
-                    taxonomy.check(tkey, tval, f"{w}: field {field_name!r}")
                 bands[i] = tval
                 continue
             if tkey in BUILTIN_KEYS:
-                raise InputError(f"{w}: field {field_name!r}: {tkey} is a built-in column, not a tag "
+                raise InputError(f"{where[i]}: field {field_name!r}: {tkey} is a built-in column, not a tag "
                                  f"(set it with the {tkey} column or flag)")
-            if not opts.extend_taxonomy:
-                taxonomy.check(tkey, tval, f"{w}: field {field_name!r}")
-            pairs.add((tkey, tval))
+            pair = (tkey, tval)
+            if pair not in first_use:
+                first_use[pair] = (i, field_name)
             tag_item.append(item_id)
             tag_key.append(tkey)
             tag_value.append(tval)
+
+    for i, band in enumerate(bands):
+        if band is not None and band not in ("hard", "medium", "easy", "unknown"):
+            raise InputError(f"{where[i]}: field 'difficulty_band': {band!r} is not one of hard, medium, easy, unknown")
+    if not opts.extend_taxonomy:
+        # Each distinct (key, value) is checked once, reported at the first row that used it.
+        for (tkey, tval), (i, field_name) in sorted(first_use.items(), key=lambda kv: kv[1][0]):
+            taxonomy.check(tkey, tval, f"{where[i]}: field {field_name!r}")
+    pairs = set(first_use)
 
     rows = pd.DataFrame({
         "external_id": ext_ids, "item_id": out_id, "content_hash": out_hash, "question": out_q,
@@ -337,7 +407,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     return PreparedItems(rows, tags.reset_index(drop=True), where, new_keys, new_values)
 
 
-def _check_conflicts(rows: pd.DataFrame, where: Sequence[str]) -> None:
+def _check_conflicts(rows: pd.DataFrame, where: RowLabels) -> None:
     """One external id with two different contents in one file is an error naming both rows."""
     dup = rows["external_id"].duplicated(keep=False)
     if not dup.any():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,8 +54,8 @@ class SpoolWriter:
         names = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
         if "item_id" not in names or "score" not in names:
             raise InputError("a spool batch needs item_id and score columns")
-        n = len(list(self.folder.glob("batch-*.parquet")))
-        final = self.folder / f"batch-{n:06d}-{uuid.uuid4().hex[:8]}.parquet"
+        # Names sort in writing order (nanosecond clock), so ingest takes batches oldest first.
+        final = self.folder / f"batch-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = final.with_suffix(".tmp")
         if isinstance(frame, pa.Table):
             pq.write_table(frame, tmp)
@@ -93,15 +94,57 @@ def spooled_items(bank_path: Path, run_id: str) -> set[str]:
     return items
 
 
-def ingest(bank: Bank, run_ids: Sequence[str] | None = None) -> dict[str, Any]:
-    """Move spooled batches into the bank (one transaction per batch); returns counts."""
+# Batch files moved into the bank per transaction: one short transaction carries many batches (the
+# per-statement cost of an ingest is paid once per chunk, not once per file).
+INGEST_CHUNK_FILES = 2_000
+INGESTED = ".ingested"
+
+
+def _read_batches(bank: Bank, files: list[tuple[str, Path]]) -> pd.DataFrame:
+    """The rows of many batch files with their run ids, oldest batch first (DuckDB reads them at once)."""
+    order = {str(f): (k, rid) for k, (rid, f) in enumerate(files)}
+    frame = bank.conn.execute("SELECT * FROM read_parquet(?, union_by_name = true, filename = true)",
+                              [list(order)]).df()
+    keys = frame.pop("filename").map(order)
+    frame["run_id"] = [k[1] for k in keys]
+    frame["_batch"] = [k[0] for k in keys]
+    frame = frame.sort_values("_batch", kind="stable").drop(columns="_batch")
+    return frame.drop_duplicates(["run_id", "item_id"], keep="first")
+
+
+def ingest(bank: Bank, run_ids: Sequence[str] | None = None, *, cleanup_later: bool = False) -> dict[str, Any]:
+    """Move spooled batches into the bank, many batches per short transaction; returns counts.
+
+    Files are removed only after their transaction commits; should the process die in between, the
+    next ingest finds them again and adds nothing (responses are keyed by run and item). Within a
+    chunk, the oldest batch's answer to an item wins, as it would have one batch at a time.
+    With ``cleanup_later`` ingested files are only renamed (``*.ingested``, a fast metadata change;
+    deleting a freshly fsynced file costs milliseconds) and ``cleanup`` deletes them once the caller
+    has let go of the bank.
+    """
+    todo = [(rid, f) for rid, paths in pending_batches(bank.path).items()
+            if run_ids is None or rid in run_ids for f in paths]
     new = 0
-    batches = 0
-    for rid, files in pending_batches(bank.path).items():
-        if run_ids is not None and rid not in run_ids:
-            continue
-        for f in files:
-            new += bank.ingest_responses(rid, pd.read_parquet(f))
-            f.unlink()
-            batches += 1
-    return {"batches": batches, "new_responses": new}
+    for start in range(0, len(todo), INGEST_CHUNK_FILES):
+        chunk = todo[start:start + INGEST_CHUNK_FILES]
+        new += bank.ingest_many(_read_batches(bank, chunk))
+        for _, f in chunk:
+            if cleanup_later:
+                os.replace(f, f.with_name(f.name + INGESTED))
+            else:
+                f.unlink()
+    return {"batches": len(todo), "new_responses": new}
+
+
+def cleanup(bank_path: Path, run_id: str | None = None) -> int:
+    """Delete batch files that ``ingest(cleanup_later=True)`` left renamed; returns how many."""
+    root = spool_root(bank_path)
+    if not root.exists():
+        return 0
+    folders = [run_dir(bank_path, run_id)] if run_id else [p for p in root.iterdir() if p.is_dir()]
+    n = 0
+    for folder in folders:
+        for f in folder.glob(f"batch-*{INGESTED}"):
+            f.unlink(missing_ok=True)
+            n += 1
+    return n

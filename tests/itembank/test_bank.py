@@ -256,3 +256,22 @@ def test_migrations_from_a_newer_or_altered_adt_are_refused(bank_path: Path) -> 
     with pytest.raises(MigrationError, match="differs from the shipped file"):
         with open_bank(bank_path):
             pass
+
+
+def test_chunked_import_rolls_back_whole_on_a_late_error(bank_path: Path, tmp_path: Path) -> None:
+    rows = [{"id": f"r{i}", "question": f"Question number {i}?", "choices": ["a", "b"], "answer": "A"}
+            for i in range(25)]
+    with open_bank(bank_path) as bank:
+        rep = bank.import_items([write_jsonl(tmp_path / "ok.jsonl", rows)], ImportOptions(source="c"), chunk_rows=7)
+        assert (rep.rows, rep.new_items, rep.new_aliases) == (25, 25, 25)
+        assert len(bank.item_ids()) == 25 and bank.verify().ok
+    before = digest(bank_path)
+    late_bad = rows + [dict(rows[0], id="new1", question="Fresh?"), {"id": "z", "question": "Q?", "choices": ["a"],
+                                                                      "answer": "A"}]
+    conflict = [dict(r, id=f"k{i}") for i, r in enumerate(rows)] + [dict(rows[3], id="k1")]
+    with open_bank(bank_path) as bank:
+        with pytest.raises(InputError, match=r"line 27: multiple-choice item has 1 choices"):
+            bank.import_items([write_jsonl(tmp_path / "late.jsonl", late_bad)], ImportOptions(source="d"), chunk_rows=7)
+        with pytest.raises(InputError, match=r"line 26: id 'k1' of source 'e' was seen before"):
+            bank.import_items([write_jsonl(tmp_path / "conf.jsonl", conflict)], ImportOptions(source="e"), chunk_rows=7)
+    assert digest(bank_path) == before
