@@ -323,9 +323,15 @@ def test_round_trip_through_lm_eval(lm_eval_run: dict[str, Path], tmp_path: Path
     monkeypatch.setenv("HF_DATASETS_CACHE", str(lm_eval_run["env_cache"]))
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=[str(tmp_path / "task"), str(lm_eval_run["root"] / "tasks")],
-                          include_defaults=False)
-    loaded = manager.load([exp["task"], "tiny_arc"])
+    adt("lmeval", "export-task", "f1", "--out", str(tmp_path / "task_pq"), "--task", "adt_f1_pq", "--format", "parquet",
+        "--mc-target", "text")
+    manager = TaskManager(include_path=[str(tmp_path / "task"), str(tmp_path / "task_pq"),
+                                        str(lm_eval_run["root"] / "tasks")], include_defaults=False)
+    loaded = manager.load([exp["task"], "tiny_arc", "adt_f1_pq"])
+    pq_mc = loaded["tasks"]["adt_f1_pq_mc"]
+    pq_docs = list(pq_mc.eval_docs)
+    assert [pq_mc.doc_to_choice(d) for d in pq_docs] == [expected[r]["choices"] for r in ("lmeval/tiny_arc:4",
+                                                                                          "lmeval/tiny_arc:1")]
     assert loaded["group_map"][exp["task"]] == ["adt_f1_mc", "adt_f1_numeric"]
     tasks = loaded["tasks"]
     mc, num = tasks["adt_f1_mc"], tasks["adt_f1_numeric"]
