@@ -63,6 +63,19 @@ class ImportOptions:
     review_state: str = "approved"
 
 
+class RowLabel:
+    """One row's label, formatted only if an error message needs it."""
+
+    __slots__ = ("labels", "i")
+
+    def __init__(self, labels: RowLabels, i: int):
+        self.labels, self.i = labels, i
+
+    def __str__(self) -> str:
+        return self.labels[self.i]
+
+
+
 class RowLabels:
     """'FILE: line N' for row i of one or more files, built on demand (a million strings cost ~150 MB)."""
 
@@ -178,7 +191,7 @@ def _blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _as_list(value: Any, where: str, col: str) -> list[str]:
+def _as_list(value: Any, where: RowLabel | str, col: str) -> list[str]:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     elif isinstance(value, str):
@@ -198,7 +211,7 @@ def _as_list(value: Any, where: str, col: str) -> list[str]:
     return out
 
 
-def _answer_key(raw: Any, choices: list[str], item_type: str, fmt: str, where: str, col: str) -> str | None:
+def _answer_key(raw: Any, choices: list[str], item_type: str, fmt: str, where: RowLabel | str, col: str) -> str | None:
     """The canonical key: a letter for MC, a plain number for numeric, text for open."""
     if _blank(raw):
         raise InputError(f"{where}: field {col!r}: the answer is missing (use --no-key for response-only items)")
@@ -295,7 +308,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
         choice_lists = [[str(v) for v in row if not _blank(v)]
                         for row in zip(*(frame[c].tolist() for c in choice_cols), strict=True)]
     elif choices_col:
-        choice_lists = [_as_list(v, where[i], choices_col) for i, v in enumerate(frame[choices_col].tolist())]
+        choice_lists = [_as_list(v, RowLabel(where, i), choices_col) for i, v in enumerate(frame[choices_col].tolist())]
     else:
         choice_lists = [[] for _ in range(n)]
     answers = frame[answer_col].tolist() if answer_col else [None] * n
@@ -334,9 +347,10 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
         if itype == "mc" and not 2 <= len(choices) <= len(LETTERS):
             raise InputError(f"{where[i]}: multiple-choice item has {len(choices)} choices "
                              f"(needs 2 to {len(LETTERS)})")
-        key = None if answer_col is None else _answer_key(answers[i], choices, itype, opts.answer_format, where[i],
+        key = None if answer_col is None else _answer_key(answers[i], choices, itype, opts.answer_format, RowLabel(where, i),
                                                           answer_col)
-        lang: str = langs[i] if isinstance(langs[i], str) and langs[i] else guess_language(q + " ".join(choices))
+        given = langs[i]
+        lang = given if isinstance(given, str) and given else guess_language(q + " ".join(choices))
         if ("language", lang) not in first_use:
             first_use[("language", lang)] = (i, "language")
         if origins[i] not in ORIGINS:
