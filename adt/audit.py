@@ -165,7 +165,9 @@ def format_item_trail(trail: Mapping[str, Any]) -> str:
     lines.append(f"  publications ({len(trail['publications'])}):")
     lines += [f"    {p['form']} round {p['round']} at {p['at']}" for p in trail["publications"]]
     lines.append(f"  runs ({len(trail['runs'])}):")
-    lines += [f"    {r['run_id']} model {r.get('model')} score {r['score']} at {r['at']}" for r in trail["runs"]]
+    lines += [f"    {r['run_id']} model {r.get('model')}"
+              + (f" round {r['round']}" if r.get("round") is not None else "")
+              + f" score {r['score']} at {r['at']}" for r in trail["runs"]]
     lines.append(f"  calibrations ({len(trail['calibrations'])}):")
     if trail["calibrations"]:
         table = pd.DataFrame(trail["calibrations"]).to_string(index=False)
