@@ -189,7 +189,7 @@ class _IngestClock:
 
     def ingest(self, bank: Bank, run_id: str) -> None:
         t0 = time.perf_counter()
-        self.ingested += spool.ingest(bank, [run_id])["new_responses"]
+        self.ingested += spool.ingest(bank, [run_id], cleanup_later=True)["new_responses"]
         self.tx_seconds += time.perf_counter() - t0
 
 
@@ -199,11 +199,12 @@ def _try_ingest(bank_path: Path, run_id: str, wait_s: float, clock: _IngestClock
     try:
         with open_bank(bank_path, wait_s=wait_s, purpose=f"adt run {run_id}: ingest") as bank:
             clock.ingest(bank, run_id)
-        return True
     except BankBusy:
         return False
     finally:
         clock.seconds += time.perf_counter() - t0
+    spool.cleanup(bank_path, run_id)  # after letting go of the bank
+    return True
 
 
 @contextmanager
@@ -299,6 +300,7 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
             aliases = (bank.aliases_for(todo, str(args["source"]))
                        if backend == "replay" and "source" in args else None)
         clock.seconds += clock.tx_seconds
+        spool.cleanup(bank_path, run_id)
         n_before = len(form_ids) - len(todo)
         requests = _requests(items, todo, template_id, mc_mode)
         stats = {"scored": 0, "missing": 0, "errors": 0, "batches": 0, "scoring_s": 0.0}
@@ -319,6 +321,7 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
                            f"`adt responses ingest` or re-running this command stores them") from None
         finally:
             clock.seconds += time.perf_counter() - t0
+        spool.cleanup(bank_path, run_id)
     return RunReport(
         run_id=run_id, model=model, form=form_name, backend=backend, status=status, resumed=resumed,
         n_items=len(form_ids), n_answered_before=n_before, n_scored=int(stats["scored"]),

@@ -264,13 +264,16 @@ def test_kill_9_mid_run_loses_at_most_the_batch_in_flight_and_resume_never_doubl
 def test_two_models_run_concurrently_and_bank_stats_answers_meanwhile(bank_path: Path, tmp_path: Path) -> None:
     logs = {m: tmp_path / f"{m}.jsonl" for m in ("ma", "mb")}
     procs = {m: subprocess.Popen(_adt(bank_path, "run", "--form", "f1", "--model", m, "--backend", SLOW,
-                                      "--batch-size", "5", "--no-progress", "--backend-arg", "delay_s=0.2",
+                                      "--batch-size", "5", "--no-progress", "--backend-arg", "delay_s=0.4",
                                       "--backend-arg", f"seed={k}", "--backend-arg", f"log={logs[m]}", "--json"),
                                  env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k, m in enumerate(("ma", "mb"))}
     stats_while_running = 0
-    while stats_while_running < 2 and all(p.poll() is None for p in procs.values()):
-        both_scoring = all(_logged(log) for log in logs.values())
+    while stats_while_running < 2 and any(p.poll() is None for p in procs.values()):
+        both_scoring = all(_logged(log) for log in logs.values()) and all(p.poll() is None for p in procs.values())
+        if not both_scoring and stats_while_running == 0 and all(p.poll() is None for p in procs.values()):
+            time.sleep(0.05)
+            continue
         out = subprocess.run(_adt(bank_path, "bank", "stats", "--json"), env=_env(), capture_output=True, text=True,
                              timeout=60)
         assert out.returncode == 0, out.stderr
