@@ -456,6 +456,16 @@ class Bank:
         finally:
             self.conn.unregister("_alias_ids")
 
+    def items_for_aliases(self, external_ids: Iterable[str], source: str) -> dict[str, str]:
+        """The item id behind each external id of ``source`` (unknown ids are left out)."""
+        self._register("_ext_ids", pd.DataFrame({"external_id": pd.Series(list(external_ids), dtype=object).unique()}))
+        try:
+            return dict(self.conn.execute("""
+                SELECT a.external_id, a.item_id FROM item_aliases a JOIN _ext_ids s USING (external_id)
+                WHERE a.source = ?""", [source]).fetchall())
+        finally:
+            self.conn.unregister("_ext_ids")
+
     def resolve(self, ref: str) -> str:
         """An item id, or ``source:external_id``; ItemNotFound otherwise."""
         if first(self.conn.execute("SELECT 1 FROM items WHERE item_id = ?", [ref])):

@@ -5,3 +5,4 @@ from adt.commands import audit  # noqa: F401
 from adt.commands import run  # noqa: F401
 from adt.commands import lmeval  # noqa: F401
 from adt.commands import plot  # noqa: F401
+from adt.commands import round  # noqa: F401,E402

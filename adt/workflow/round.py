@@ -1,0 +1,156 @@
+"""`adt round --spec round.yaml`: sample -> publish -> run every model -> recalibrate (linked) -> estimate.
+
+The round spec, a YAML (or JSON) file::
+
+    round: 7                      # the round number; the form is published in it
+    calibration:                  # the recalibration after the runs
+      irt: 2pl                    # 1pl | 2pl | 3pl | 4pl | auto (chosen by held-out fit)
+      method: mml                 # mml | pyirt
+      latent: normal              # normal | empirical
+      link: fixed                 # fixed (anchors at their previous values) | stocking-lord | none
+      seed: 7
+    form:                         # a form spec, as in `adt sample --spec` (see sampler/spec.py)
+      name: round-7
+      strategy: stratified        # all | random | stratified | nsga2 | milp
+      size: 600
+      seed: 7
+      quotas:
+        frequency_tier: {high: 0.1, medium: 0.4, low: 0.5}
+        difficulty_band: {hard: 0.3, medium: 0.4, easy: 0.3}
+        language: {zh: 0.7, en: 0.3}
+      max_overlap: {round-6: 0.2}
+    models:                       # one run per model on the form
+      - name: my-model
+        backend: hf               # replay | simulated | hf | vllm | openai
+        backend_args: {model: /models/my-model, dtype: bfloat16}
+
+Every step goes through the same functions as the single commands (`adt sample`, `adt form publish`,
+`adt run`, `adt calibrate`, `adt estimate`), so a round is resumable: re-running it skips a form
+that already exists and answered items of runs already made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from adt.errors import InputError
+from itembank import open_bank
+
+LEADERBOARD_COLUMNS = ("model", "theta", "se", "lo", "hi", "pred_acc", "pred_lo", "pred_hi", "n_items")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    backend: str
+    backend_args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    round_no: int
+    form: Mapping[str, Any]
+    models: tuple[ModelEntry, ...]
+    calibration: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "round spec") -> RoundSpec:
+        if not isinstance(data, Mapping):
+            raise InputError(f"{where}: expected a mapping at the top level")
+        unknown = set(data) - {"round", "form", "models", "calibration"}
+        if unknown:
+            raise InputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} "
+                             f"(fields: round, form, models, calibration)")
+        try:
+            round_no = int(data["round"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{where}: field 'round' must be an integer") from None
+        form = data.get("form")
+        if not isinstance(form, Mapping) or "name" not in form:
+            raise InputError(f"{where}: field 'form' must be a form spec with a 'name'")
+        models = []
+        for k, entry in enumerate(data.get("models") or []):
+            if not isinstance(entry, Mapping) or "name" not in entry or "backend" not in entry:
+                raise InputError(f"{where}: models[{k}] needs 'name' and 'backend'")
+            models.append(ModelEntry(str(entry["name"]), str(entry["backend"]), dict(entry.get("backend_args") or {})))
+        if not models:
+            raise InputError(f"{where}: field 'models' lists no models")
+        calibration = data.get("calibration") or {}
+        if not isinstance(calibration, Mapping):
+            raise InputError(f"{where}: field 'calibration' must be a mapping")
+        return cls(round_no, dict(form), tuple(models), dict(calibration))
+
+    @classmethod
+    def from_file(cls, path: Path) -> RoundSpec:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path}: not valid YAML: {exc}") from None
+        return cls.from_dict(data, str(path))
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    round_no: int
+    form_name: str
+    calibration_before: str | None
+    calibration_after: str
+    runs: tuple[Any, ...]
+    leaderboard: pd.DataFrame
+
+
+def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = print,
+              calibrate_first: bool = False, progress: bool = False) -> RoundSummary:
+    from adt.workflow.calibrate import calibrate, estimate_all, latest_calibration_id
+    from adt.workflow.forms import sample_and_store
+    from adt.workflow.run import run_form
+
+    settings = dict(spec.calibration)
+    with open_bank(bank_path, purpose="adt round: setup") as bank:
+        before = latest_calibration_id(bank)
+        existing_forms = set(bank.forms()["name"]) if not bank.forms().empty else set()
+    if before is None or calibrate_first:
+        cal = calibrate(bank_path, irt=settings.get("irt", "2pl"), method=settings.get("method", "mml"),
+                        latent=settings.get("latent", "normal"), seed=int(settings.get("seed", 0)))
+        before = cal.calibration_id
+        say(f"[3] calibrated on past runs: {cal.summary_line()}")
+    name = str(spec.form["name"])
+    if name in existing_forms:
+        say(f"[4] form {name} exists; reusing it")
+    else:
+        drawn = sample_and_store(bank_path, spec.form, calibration_id=before)
+        say(f"[4] sampled form {name}: {drawn.summary_line()}")
+    with open_bank(bank_path, purpose="adt round: publish") as bank:
+        if spec.round_no not in bank.form(name)["publications"]:
+            bank.publish(name, spec.round_no)
+    say(f"    published {name} in round {spec.round_no}")
+    runs = []
+    for entry in spec.models:
+        report = run_form(bank_path, name, entry.name, entry.backend, entry.backend_args, progress=progress,
+                          round_no=spec.round_no)
+        runs.append(report)
+    say(f"[5] ran {len(runs)} models on {name}: {sum(r.new_responses for r in runs):,} responses stored")
+    link = settings.get("link", "fixed")
+    cal = calibrate(bank_path, irt=settings.get("irt", "2pl"), method=settings.get("method", "mml"),
+                    latent=settings.get("latent", "normal"), seed=int(settings.get("seed", 0)),
+                    link=None if link == "none" else link, anchor_calibration=before)
+    say(f"[6] recalibrated, linked ({link}) to {before}: {cal.summary_line()}")
+    with open_bank(bank_path, purpose="adt round: estimate") as bank:
+        board = estimate_all(bank, cal.calibration_id)
+    board = board[board["model"].isin([m.name for m in spec.models])]
+    return RoundSummary(spec.round_no, name, before, cal.calibration_id, tuple(runs),
+                        board[list(LEADERBOARD_COLUMNS)].reset_index(drop=True))
+
+
+def summary_table(summary: RoundSummary) -> pd.DataFrame:
+    board = summary.leaderboard.sort_values("theta", ascending=False).reset_index(drop=True)
+    board.insert(0, "rank", range(1, len(board) + 1))
+    return board
