@@ -1,4 +1,8 @@
-"""Command groups of the adt CLI; importing this package registers them on ``adt.cli.cli``."""
+"""Command groups of the adt CLI; importing this package registers them on ``adt.cli.cli``.
+
+One import line per command module; new modules append a line (hence no import sorting here).
+"""
+# ruff: noqa: I001
 
 from adt.commands import bank  # noqa: F401
 from adt.commands import audit  # noqa: F401
