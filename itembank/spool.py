@@ -136,15 +136,21 @@ def ingest(bank: Bank, run_ids: Sequence[str] | None = None, *, cleanup_later: b
     return {"batches": len(todo), "new_responses": new}
 
 
-def cleanup(bank_path: Path, run_id: str | None = None) -> int:
-    """Delete batch files that ``ingest(cleanup_later=True)`` left renamed; returns how many."""
+def cleanup(bank_path: Path, run_id: str | None = None, *, partial_writes: bool = False) -> int:
+    """Delete batch files that ``ingest(cleanup_later=True)`` left renamed; returns how many.
+
+    ``partial_writes`` also deletes half-written ``*.tmp`` batches a killed writer left behind; only
+    the process that owns the run (and is not writing) may ask for it.
+    """
     root = spool_root(bank_path)
     if not root.exists():
         return 0
     folders = [run_dir(bank_path, run_id)] if run_id else [p for p in root.iterdir() if p.is_dir()]
+    patterns = [f"batch-*{INGESTED}"] + (["batch-*.tmp"] if partial_writes else [])
     n = 0
     for folder in folders:
-        for f in folder.glob(f"batch-*{INGESTED}"):
-            f.unlink(missing_ok=True)
-            n += 1
+        for pattern in patterns:
+            for f in folder.glob(pattern):
+                f.unlink(missing_ok=True)
+                n += 1
     return n

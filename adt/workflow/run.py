@@ -300,7 +300,7 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
             aliases = (bank.aliases_for(todo, str(args["source"]))
                        if backend == "replay" and "source" in args else None)
         clock.seconds += clock.tx_seconds
-        spool.cleanup(bank_path, run_id)
+        spool.cleanup(bank_path, run_id, partial_writes=True)  # we hold the run lock and write nothing yet
         n_before = len(form_ids) - len(todo)
         requests = _requests(items, todo, template_id, mc_mode)
         stats = {"scored": 0, "missing": 0, "errors": 0, "batches": 0, "scoring_s": 0.0}

@@ -25,11 +25,12 @@ class SlowRunner(Runner):
     name = "slow-test"
 
     def __init__(self, delay_s: float = 0.0, crash_at_batch: int | None = None, log: str | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, logliks: bool = False) -> None:
         self.delay_s = float(delay_s)
         self.crash_at_batch = crash_at_batch
         self.log = log
         self.seed = int(seed)
+        self.logliks = bool(logliks)
         self.calls = 0
 
     def score(self, requests: Sequence[Request]) -> list[Result]:
@@ -37,7 +38,9 @@ class SlowRunner(Runner):
         if self.crash_at_batch is not None and self.calls == self.crash_at_batch:
             raise RuntimeError(f"test backend crashed on batch {self.calls}")
         time.sleep(self.delay_s)
-        results = [Result(r.item_id, "out", "A", coin(self.seed, r.item_id), tokens_in=len(r.prompt), tokens_out=1)
+        results = [Result(r.item_id, "out", "A", coin(self.seed, r.item_id), tokens_in=len(r.prompt), tokens_out=1,
+                          choice_logliks=tuple(-0.5 * k for k in range(len(r.choices)))
+                          if self.logliks and r.choices else None)
                    for r in requests]
         if self.log:
             with open(self.log, "a") as fh:  # one line per finished batch

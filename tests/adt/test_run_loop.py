@@ -170,6 +170,20 @@ def test_backend_crash_marks_run_failed_keeps_batches_and_resume_completes(bank_
     assert (resp.set_index("item_id")["score"] == [coin(0, i) for i in resp["item_id"]]).all()
 
 
+def test_choice_logliks_and_token_counts_are_stored(bank_path: Path) -> None:
+    report = run_form(bank_path, "f1", "ll", SLOW, {"logliks": True}, batch_size=25, progress=False)
+    assert report.n_responses == N_ITEMS
+    resp, _, _ = _run_state(bank_path, "f1:ll")
+    with open_bank(bank_path) as bank:
+        n_choices = bank.items(with_tags=False).set_index("item_id")["n_choices"]
+    for item_id, ll, tokens in zip(resp["item_id"], resp["choice_logliks"], resp["tokens_in"], strict=True):
+        if pd.isna(n_choices[item_id]):  # numeric items: no choices, no log-likelihoods
+            assert ll is None or (not isinstance(ll, list | np.ndarray) and pd.isna(ll))
+        else:
+            assert list(ll) == [-0.5 * k for k in range(int(n_choices[item_id]))]
+        assert tokens > 20  # the rendered prompt's length, as the test backend reports it
+
+
 def test_a_batch_ingested_twice_counts_once(bank_path: Path) -> None:
     form = _form(bank_path)
     with open_bank(bank_path) as bank:
