@@ -302,10 +302,15 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
         clock.seconds += clock.tx_seconds
         spool.cleanup(bank_path, run_id, partial_writes=True)  # we hold the run lock and write nothing yet
         n_before = len(form_ids) - len(todo)
-        requests = _requests(items, todo, template_id, mc_mode)
+        try:  # nothing to do (a finished run run again) needs no prompts and no backend
+            requests = _requests(items, todo, template_id, mc_mode)
+            kwargs = _backend_kwargs(backend, args, model, aliases) if requests else {}
+        except AdtError:
+            _mark_failed(bank_path, run_id)  # e.g. an item without an answer key, or a template that does not fit
+            raise
         stats = {"scored": 0, "missing": 0, "errors": 0, "batches": 0, "scoring_s": 0.0}
         if requests:
-            _score_all(bank_path, run_id, backend, _backend_kwargs(backend, args, model, aliases), requests,
+            _score_all(bank_path, run_id, backend, kwargs, requests,
                        batch_size, progress, n_before, len(form_ids), stats, clock, ingest_wait_s, ingest_every_s,
                        form_name, model)
         t0 = time.perf_counter()

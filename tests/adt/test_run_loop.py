@@ -228,6 +228,10 @@ def test_unknown_form_and_bad_backend_args_are_user_errors(bank_path: Path) -> N
         run_form(bank_path, "nope", "m", SLOW, {}, progress=False)
     with pytest.raises(InputError, match="replay backend: give the recorded responses"):
         run_form(bank_path, "f1", "m", "replay", {"source": "toy"}, progress=False)
+    assert _run_state(bank_path, "f1:m")[2] == "failed"
+    with pytest.raises(InputError, match="does not fit template 'mc-en-0shot@1'"):
+        run_form(bank_path, "f1", "m2", SLOW, {}, template_id="mc-en-0shot@1", progress=False)
+    assert _run_state(bank_path, "f1:m2")[2] == "failed"
 
 
 # -- processes ------------------------------------------------------------------------------------------
