@@ -10,3 +10,5 @@ from adt.commands import run  # noqa: F401
 from adt.commands import lmeval  # noqa: F401
 from adt.commands import plot  # noqa: F401
 from adt.commands import round  # noqa: F401,E402
+from adt.commands import sample  # noqa: F401,E402
+from adt.commands import cat  # noqa: F401,E402

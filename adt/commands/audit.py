@@ -8,6 +8,7 @@ import click
 
 from adt import audit as trails
 from adt.cli import Context, cli, emit, pass_ctx
+from adt.workflow.forms import rederivation_line, rederive
 
 
 @cli.group()
@@ -34,6 +35,7 @@ def audit_form(ctx: Context, form: str, as_json: bool) -> None:
     """Spec, strategy, seed, bank snapshot and calibration a form was built from, and its runs."""
     with ctx.bank("adt audit form") as b:
         trail = trails.form_trail(b, form)
+        trail["rederivation"] = rederive(b, form)  # rebuilt from the recorded spec, seed, head and calibration
     if as_json:
         emit(trail, True)
         return
@@ -43,7 +45,8 @@ def audit_form(ctx: Context, form: str, as_json: bool) -> None:
              f"  content hash: {trail['content_hash']}", f"  created: {trail['created_at']}",
              f"  spec: {trail['spec']}",
              f"  published in rounds: {', '.join(map(str, trail['publications'])) or '(never)'}",
-             f"  runs ({len(trail['runs'])}): " + ", ".join(f"{r['run_id']} ({r['model']})" for r in trail["runs"])]
+             f"  runs ({len(trail['runs'])}): " + ", ".join(f"{r['run_id']} ({r['model']})" for r in trail["runs"]),
+             f"  {rederivation_line(trail['rederivation'])}"]
     click.echo("\n".join(lines))
 
 

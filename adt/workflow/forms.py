@@ -1,0 +1,565 @@
+"""Forms: draw one from the bank (full, module or sampled mode), store it, rebuild it for an audit, export it.
+
+The pool a form is drawn from is the bank *as of a history head*, rebuilt from the history:
+
+- the items created at or before the head (``created`` events), their content and static columns
+  (question, choices, type, language, origin, source) from ``Bank.items``;
+- their tags minus those added after the head (``tagged`` events; tags are never removed);
+- their review state: the last ``approved`` / ``draft`` / ``retired`` event at or before the head, else
+  the current state when no such event came later (the state an item was imported in is not an event);
+- their exposure: ``answered`` and ``published`` events at or before the head (exactly the bank's
+  definition: one per response, one per publication of a form holding the item), and the frequency
+  tier from those counts with the tier thresholds in force at the draw (recorded with the form);
+- difficulty bands: the bank keeps only each item's latest calibrated difficulty, not in the history,
+  so a spec that uses ``difficulty_band`` records the bands it was drawn with;
+- item parameters: from the calibration recorded with the form (``calibration.store``; calibrations are
+  immutable versions), joined by item id; items without parameters use the sampler's priors.
+
+A draw uses this same reconstruction at the bank's current head and first checks that the exposure it
+gives equals the bank's live exposure columns (``Bank.items``), so the reconstruction is the bank's own
+view at draw time; a later audit (``rebuild_form``) runs it at the *recorded* head, so forms saved,
+published or answered since, new items and new tags do not change the pool it rebuilds. A digest of
+every pool column used is recorded too: the audit reports which column, if any, it could not
+reconstruct.
+
+The snapshot id is taken *before* the form is saved (saving appends the form's events and changes it).
+The content hash covers the canonical spec (seed and strategy included), the snapshot id, the
+calibration id and the items in order: the same spec and seed on the same snapshot give the same hash.
+``nsga2`` may stop on its time budget; the generations it ran are recorded and the rebuild runs exactly
+that many (a ``milp`` that stops on its time limit is not reproducible and is reported as such).
+
+The bank is held only while reading the pool and while saving; sampling runs without it, and a save
+refuses if the bank's snapshot moved in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adt.errors import AdtError, BankError, CalibrationError, InputError
+from itembank import DEFAULT_WAIT_S, Bank, open_bank
+from itembank.bank import COLUMN_KEYS
+from sampler import FormSpec, PreparedPool, get_sampler, prepare, solve_cell_counts
+
+# Item columns that never change once an item exists (and that the sampler reads).
+STATIC_COLUMNS = ("item_id", "question", "n_choices", "item_type", "language", "origin", "source")
+# Filter keys whose values change with the bank's state: applied on the reconstructed pool, not in SQL.
+DYNAMIC_KEYS = frozenset({"review_state", "frequency_tier", "difficulty_band"})
+STATE_EVENTS = ("approved", "draft", "retired")
+PARAM_COLUMNS = ("a", "b", "c", "d")
+# Diagnostics kept with the objectives (the Pareto set itself is not stored).
+KEPT_DIAGNOSTICS = ("n_eligible", "n_enemy_pairs", "n_cells_used", "dropped_enemies", "algorithm", "generations",
+                    "evaluations", "pareto_size", "hypervolume", "hypervolume_first_population", "weights",
+                    "milp_status", "mip_gap", "n_candidates", "solve_time_s")
+
+
+# -- calibration parameters ---------------------------------------------------------------------------
+def _store() -> Any | None:
+    if importlib.util.find_spec("calibration.store") is None:
+        return None
+    return importlib.import_module("calibration.store")
+
+
+def _params_frame(obj: Any) -> pd.DataFrame:
+    """Item parameters as ``item_id, a, b, c, d`` (NaN = kept at the prior) from what the store returns."""
+    if isinstance(obj, pd.DataFrame):
+        missing = [c for c in ("item_id", "a", "b") if c not in obj.columns]
+        if missing:
+            raise CalibrationError(f"calibration parameters lack column(s) {missing}")
+        frame = obj.copy()
+    else:
+        params = getattr(obj, "params", obj)
+        if not hasattr(params, "item_ids"):
+            raise CalibrationError(f"calibration store returned {type(obj).__name__}, which holds no item parameters")
+        frame = pd.DataFrame({"item_id": list(params.item_ids),
+                              **{k: np.asarray(getattr(params, k), dtype=float) for k in PARAM_COLUMNS}})
+        status = getattr(obj, "item_status", None)
+        if status is not None and len(status) == len(frame):
+            # Items nobody answered, or everyone answered alike, are not calibrated: use the priors.
+            frame.loc[np.asarray(status) != "calibrated", list(PARAM_COLUMNS)] = np.nan
+    for k in PARAM_COLUMNS:
+        if k not in frame.columns:
+            frame[k] = np.nan
+    return frame[["item_id", *PARAM_COLUMNS]].astype({k: float for k in PARAM_COLUMNS})
+
+
+def load_parameters(bank: Bank, calibration_id: str | None) -> tuple[str | None, pd.DataFrame | None]:
+    """(calibration id, parameters) of ``calibration_id``, or of the latest calibration when None.
+
+    Uses ``calibration.store.load_calibration(bank, ref)`` where the store exists; without it (or
+    with no calibration in the bank) every item is uncalibrated and the id is None.
+    """
+    store = _store()
+    loader = getattr(store, "load_calibration", None) if store is not None else None
+    if loader is None:
+        if calibration_id is not None:
+            raise CalibrationError(f"calibration {calibration_id!r}: this version of adt has no calibration storage "
+                                   "(calibration/store.py); draw without --calibration")
+        return None, None
+    if calibration_id is None:
+        lister = getattr(store, "list_calibrations", None)
+        if lister is not None and lister(bank).empty:
+            return None, None
+    found = loader(bank, calibration_id)
+    if found is None:
+        if calibration_id is not None:
+            raise CalibrationError(f"no calibration {calibration_id!r} in the bank")
+        return None, None
+    cid = next((str(getattr(found, k)) for k in ("calibration_id", "id") if getattr(found, k, None)), calibration_id)
+    # ``pool_frame``: NaN where an item is kept at its prior (unanswered, all correct, all wrong).
+    frame = found.pool_frame() if hasattr(found, "pool_frame") else found
+    return cid, _params_frame(frame)
+
+
+# -- earlier forms, lazily --------------------------------------------------------------------------
+class EarlierForms(Mapping[str, list[str]]):
+    """Item ids of the bank's forms, fetched when a spec names one (overlap limits)."""
+
+    def __init__(self, bank: Bank) -> None:
+        self.bank = bank
+        self.names = set(bank.forms()["name"].astype(str))
+
+    def __getitem__(self, name: str) -> list[str]:
+        if name not in self.names:
+            raise KeyError(name)
+        return [str(i) for i in self.bank.form(name)["item_ids"]]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.names))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = None, quotas: Sequence[str] = (),
+               spec_file: str | Path | None = None, filters: Sequence[str] = (), max_overlap: Sequence[str] = (),
+               seed: int | None = None, spec_dict: Mapping[str, Any] | None = None) -> FormSpec:
+    """The spec of a draw: a spec file or mapping (optional) with the command-line flags on top, key by key."""
+    earlier = EarlierForms(bank)
+    for text in max_overlap:
+        name = text.rsplit(":", 1)[0].strip()
+        if name not in earlier:
+            raise InputError(f"--max-overlap {text!r}: no form {name!r} in the bank"
+                             + (f" (forms: {', '.join(sorted(earlier.names)[:10])})" if earlier.names else ""))
+    base = FormSpec.from_yaml(spec_file, earlier_forms=earlier) if spec_file else None
+    if spec_dict is not None:
+        base = FormSpec.from_dict(spec_dict, source="form spec", earlier_forms=earlier)
+    strategy = strategy or (base.strategy if base is not None else "stratified")
+    get_sampler(strategy)  # an unknown strategy fails here, with a did-you-mean
+    spec = FormSpec.from_cli(size=size, quotas=quotas, filters=filters, max_overlap=max_overlap, seed=seed,
+                             strategy=strategy, earlier_forms=earlier, base=base)
+    if spec.seed is None:  # drawn once and recorded, so the form can be rebuilt
+        spec = spec.with_(seed=int(np.random.SeedSequence().entropy % (2**63)))  # type: ignore[operator]
+    # Draw with the spec exactly as it will be read back from the bank.
+    return FormSpec.from_dict(json.loads(spec.canonical_json()), source="form spec")
+
+
+def uses_band(spec: FormSpec) -> bool:
+    keys = set(spec.quota_keys) | {k for k, _ in spec.include} | {k for k, _ in spec.exclude}
+    return "difficulty_band" in keys
+
+
+def prefilter(spec: FormSpec) -> dict[str, list[str]]:
+    """The spec's include filters that can narrow the SQL read (static columns and tags only ever grow)."""
+    return {k: list(v) for k, v in spec.include if k not in DYNAMIC_KEYS}
+
+
+# -- the pool as of a history head ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PoolSettings:
+    """What the reconstruction needs beyond the history (recorded with the form)."""
+
+    head_n: int
+    head_hash: str
+    tier_high_runs: int
+    tier_high_publications: int
+    bands: dict[str, str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tag_columns(frame: pd.DataFrame, tax_keys: Iterable[str]) -> list[str]:
+    """The item frame's tag columns (taxonomy keys that are not built-in columns)."""
+    builtin = set(STATIC_COLUMNS) | DYNAMIC_KEYS | set(COLUMN_KEYS)
+    return sorted(c for c in frame.columns if c in set(tax_keys) and c not in builtin)
+
+
+def _events(bank: Bank, sql: str, params: Sequence[Any]) -> pd.DataFrame:
+    # The history log is the bank's public audit record; Bank offers per-item reads only, so the
+    # reconstruction reads the events table directly (read-only, values bound).
+    return bank.conn.execute(sql, list(params)).df()
+
+
+def _head_hash(bank: Bank, n: int) -> str | None:
+    if n == 0:
+        return "0" * 64
+    row = bank.conn.execute("SELECT hash FROM events WHERE seq = ?", [n]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def pool_at(bank: Bank, settings: PoolSettings, spec: FormSpec, params: pd.DataFrame | None) -> pd.DataFrame:
+    """The pool frame as of ``settings.head_n`` (see the module doc), sorted by item id."""
+    n = settings.head_n
+    frame = bank.items(prefilter(spec), include_retired=True)
+    if frame.empty:
+        raise InputError("no items match the form's filters" + (f" {prefilter(spec)}" if prefilter(spec) else ""))
+    tax_keys = set(bank.taxonomy().keys)
+    tag_cols = tag_columns(frame, tax_keys)
+    later = _events(bank, "SELECT seq, kind, item_id, payload FROM events WHERE seq > ? AND kind IN "
+                          "('created', 'tagged', 'approved', 'draft', 'retired') ORDER BY seq", [n])
+    born_later = set(later.loc[later["kind"] == "created", "item_id"])
+    frame = frame[~frame["item_id"].isin(born_later)].reset_index(drop=True)
+    pos = {i: k for k, i in enumerate(frame["item_id"])}
+
+    # Tags added after the head come off again.
+    tags = {c: frame[c].to_numpy(dtype=object).copy() for c in tag_cols}
+    for item_id, payload in later.loc[later["kind"] == "tagged", ["item_id", "payload"]].itertuples(index=False):
+        k = pos.get(item_id)
+        if k is None:
+            continue
+        for pair in str(json.loads(payload).get("tags", "")).split(";"):
+            key, _, value = pair.partition("=")
+            if key in tags and isinstance(tags[key][k], str):
+                left = [v for v in tags[key][k].split("|") if v != value]
+                tags[key][k] = "|".join(left) if left else None
+    for c in tag_cols:
+        frame[c] = tags[c]
+
+    # Review states changed after the head roll back to the last state event at or before it.
+    changed = set(later.loc[later["kind"].isin(STATE_EVENTS), "item_id"]) & set(pos)
+    if changed:
+        before = _events(bank, "SELECT item_id, kind FROM events WHERE seq <= ? AND kind IN "
+                               "('approved', 'draft', 'retired') ORDER BY seq", [n])
+        last = dict(zip(before["item_id"], before["kind"], strict=True))
+        states = frame["review_state"].to_numpy(dtype=object).copy()
+        for item_id in changed:
+            # No earlier event: the item kept its imported state until after the head; the history does
+            # not say which it was, so the import default stands in (the pool digest shows any error).
+            states[pos[item_id]] = last.get(item_id, "approved")
+        frame["review_state"] = states
+
+    # Exposure from the history up to the head, tiers with the recorded thresholds.
+    counts = _events(bank, """SELECT item_id, count(*) FILTER (WHERE kind = 'answered') AS runs,
+                                     count(*) FILTER (WHERE kind = 'published') AS pubs
+                              FROM events WHERE seq <= ? AND kind IN ('answered', 'published')
+                              GROUP BY item_id""", [n]).set_index("item_id")
+    runs = frame["item_id"].map(counts["runs"]).fillna(0).astype(np.int64).to_numpy()
+    pubs = frame["item_id"].map(counts["pubs"]).fillna(0).astype(np.int64).to_numpy()
+    frame["exposure_runs"], frame["exposure_publications"] = runs, pubs
+    frame["frequency_tier"] = np.where(runs + pubs == 0, "low",
+                                       np.where((runs > settings.tier_high_runs)
+                                                | (pubs > settings.tier_high_publications), "high", "medium"))
+    if settings.bands is not None:
+        frame["difficulty_band"] = frame["item_id"].map(settings.bands).fillna("unknown")
+
+    cols = [*STATIC_COLUMNS, "review_state", "exposure_runs", "exposure_publications", "frequency_tier",
+            "difficulty_band", *tag_cols]
+    out = frame[cols].copy()
+    if params is not None:
+        out = out.merge(params, on="item_id", how="left")
+    return out.sort_values("item_id", kind="stable").reset_index(drop=True)
+
+
+def check_live_exposure(pool: pd.DataFrame, live: pd.DataFrame) -> None:
+    """At draw time the history must explain the bank's exposure columns, else nothing is reproducible."""
+    merged = pool[["item_id", "exposure_runs", "exposure_publications"]].merge(
+        live[["item_id", "exposure_runs", "exposure_publications"]], on="item_id", suffixes=("", "_live"))
+    for col in ("exposure_runs", "exposure_publications"):
+        bad = merged[merged[col].to_numpy() != merged[f"{col}_live"].to_numpy()]
+        if len(bad):
+            row = bad.iloc[0]
+            raise BankError(f"the bank's history does not account for its exposure (item {row['item_id']}: "
+                            f"{col} {int(row[col + '_live'])} in the bank, {int(row[col])} from the history); "
+                            f"run `adt bank verify`")
+
+
+def pool_digest(prep: PreparedPool) -> dict[str, str]:
+    """sha256 (16 hex) of each column of the eligible pool: what an audit compares its rebuild with."""
+    out = {}
+    for col in prep.frame.columns:
+        values = prep.frame[col].to_numpy(dtype=object)
+        text = "\x1f".join("\x00" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                           (repr(round(v, 12)) if isinstance(v, float) else str(v)) for v in values)
+        out[str(col)] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return out
+
+
+# -- drawing -------------------------------------------------------------------------------------------
+def content_hash(spec: FormSpec, snapshot_id: str, calibration_id: str | None, item_ids: Sequence[str]) -> str:
+    """sha256 of the canonical spec (seed, strategy), snapshot, calibration and items in order."""
+    payload = json.dumps({"spec": json.loads(spec.canonical_json()), "strategy": spec.strategy, "seed": spec.seed,
+                          "snapshot": snapshot_id, "calibration": calibration_id, "items": list(item_ids)},
+                         sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DrawnForm:
+    """A form as drawn (and, unless a dry run, stored)."""
+
+    name: str
+    mode: str                       # full | module | sampled
+    strategy: str
+    seed: int | None
+    item_ids: tuple[str, ...]
+    snapshot_id: str
+    calibration_id: str | None
+    content_hash: str
+    n_uncalibrated: int
+    objectives: dict[str, Any]
+    spec: dict[str, Any]            # as stored: the canonical spec plus the pool record ("pool")
+    stored: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["n_items"] = self.n_items
+        return out
+
+    def summary_line(self) -> str:
+        info = self.objectives.get("information")
+        return (f"{self.n_items} items ({self.mode}, {self.strategy}, seed {self.seed}, {self.n_uncalibrated} "
+                f"uncalibrated), calibration {self.calibration_id or '(none: priors)'}"
+                + (f", information {info:.4g}" if isinstance(info, float) else "") + f", hash {self.content_hash[:16]}")
+
+
+def mode_of(spec: FormSpec) -> str:
+    if spec.strategy != "all":
+        return "sampled"
+    return "module" if spec.include else "full"
+
+
+def _draw(pool: pd.DataFrame, spec: FormSpec, *, n_gen: int | None = None) -> tuple[PreparedPool, Any]:
+    """Check feasibility, then sample (``n_gen`` fixes nsga2's generations for a rebuild)."""
+    sampler = get_sampler(spec.strategy)
+    prep = prepare(pool, spec, size=spec.size if sampler.needs_size else None)
+    if sampler.needs_size and spec.size is not None and spec.size > len(prep):
+        from adt.errors import QuotaInfeasible
+        raise QuotaInfeasible(f"form spec is infeasible: form size {spec.size}: only {len(prep)} eligible items")
+    if sampler.meets_quotas and prep.cells is not None:
+        solve_cell_counts(prep.cells)  # an infeasible spec fails here, naming marginals and starving cells
+    run_spec = spec
+    if n_gen is not None:
+        opts = {**spec.options_dict, "n_gen": int(n_gen), "time_limit": 1e9}
+        run_spec = spec.with_(options=tuple(sorted(opts.items())))
+    draft = sampler.sample_prepared(prep, run_spec, np.random.default_rng(spec.seed))
+    return prep, draft
+
+
+def _objectives(draft: Any) -> dict[str, Any]:
+    diag = {k: draft.diagnostics[k] for k in KEPT_DIAGNOSTICS if k in draft.diagnostics}
+    return {**draft.objectives, "diagnostics": diag}
+
+
+def read_pool(bank: Bank, spec: FormSpec, calibration_id: str | None) -> tuple[pd.DataFrame, PoolSettings, str,
+                                                                                str | None]:
+    """(pool, settings, snapshot id, calibration id) at the bank's current head, checked against live exposure."""
+    snapshot_id = bank.snapshot_id()
+    head = bank.head()
+    s = bank.settings()
+    cid, params = load_parameters(bank, calibration_id)
+    bands = None
+    if uses_band(spec):
+        live = bank.items(prefilter(spec), include_retired=True, with_tags=False)
+        bands = {str(i): str(b) for i, b in zip(live["item_id"], live["difficulty_band"], strict=True) if b != "unknown"}
+    settings = PoolSettings(head.n_events, head.hash, int(s["tier_high_runs"]), int(s["tier_high_publications"]), bands)
+    pool = pool_at(bank, settings, spec, params)
+    check_live_exposure(pool, bank.items(prefilter(spec), include_retired=True, with_tags=False))
+    return pool, settings, snapshot_id, cid
+
+
+def draw_form(bank_path: str | Path, spec_args: Mapping[str, Any], name: str, *, calibration_id: str | None = None,
+              dry_run: bool = False, wait_s: float = DEFAULT_WAIT_S, on_wait: Any = None) -> DrawnForm:
+    """Draw form ``name`` from the bank and store it (see the module doc); ``spec_args`` go to ``build_spec``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", name or ""):
+        raise InputError(f"--name {name!r}: use letters, digits and . _ : - (starting with a letter or digit)")
+    with open_bank(bank_path, wait_s=wait_s, purpose=f"adt sample {name}: read pool", on_wait=on_wait) as bank:
+        if name in set(bank.forms()["name"].astype(str)):
+            raise InputError(f"form {name!r} already exists; pick another --name")
+        spec = build_spec(bank, **spec_args)
+        pool, settings, snapshot_id, cid = read_pool(bank, spec, calibration_id)
+    prep, draft = _draw(pool, spec)
+    stored_spec = {**spec.to_dict(), "pool": {**settings.as_dict(), "digest": pool_digest(prep),
+                                              "generations": draft.diagnostics.get("generations")}}
+    digest = content_hash(spec, snapshot_id, cid, draft.item_ids)
+    notes = []
+    if spec.strategy == "milp" and draft.diagnostics.get("milp_status") not in (0, None):
+        notes.append(f"milp stopped early ({draft.diagnostics.get('milp_message')}): a rebuild may differ")
+    form = DrawnForm(name, mode_of(spec), spec.strategy, spec.seed, draft.item_ids, snapshot_id, cid, digest,
+                     draft.n_uncalibrated, _objectives(draft), stored_spec, False, tuple(notes))
+    if dry_run:
+        return form
+    with open_bank(bank_path, wait_s=wait_s, purpose=f"adt sample {name}: save", on_wait=on_wait) as bank:
+        now = bank.snapshot_id()
+        if now != snapshot_id:
+            raise BankError(f"the bank changed while form {name!r} was drawn (snapshot {snapshot_id} -> {now}); "
+                            f"run the command again")
+        bank.save_form(name, list(draft.item_ids), spec=stored_spec, strategy=spec.strategy, seed=spec.seed,
+                       snapshot_id=snapshot_id, calibration_id=cid, objectives=form.objectives,
+                       content_hash=digest, n_uncalibrated=draft.n_uncalibrated)
+    return replace(form, stored=True)
+
+
+def sample_and_store(bank_path: str | Path, form: Mapping[str, Any], *, calibration_id: str | None = None,
+                     dry_run: bool = False, wait_s: float = DEFAULT_WAIT_S, on_wait: Any = None) -> DrawnForm:
+    """Draw and store a form given as a mapping: ``name`` plus a form spec (the fields of a spec file)."""
+    spec = dict(form)
+    name = spec.pop("name", None)
+    if not isinstance(name, str):
+        raise InputError("form spec: field 'name' (the new form's name) is required")
+    return draw_form(bank_path, {"spec_dict": spec}, name, calibration_id=calibration_id, dry_run=dry_run,
+                     wait_s=wait_s, on_wait=on_wait)
+
+
+# -- rebuilding (audit) ------------------------------------------------------------------------------------
+@dataclass
+class RebuildNotes:
+    """What a rebuild found besides the items: pool columns it could not reconstruct, history problems."""
+
+    problems: list[str] = field(default_factory=list)
+
+
+def rebuild_form(bank: Bank, rec: Mapping[str, Any], notes: RebuildNotes | None = None) -> tuple[list[str], str]:
+    """Rebuild a stored form from its recorded spec, strategy, seed, snapshot head and calibration.
+
+    Returns ``(item_ids, content_hash)``; ``notes`` collects pool columns whose digest differs from the
+    recorded one (the reconstruction could not reproduce the pool) and history problems.
+    """
+    notes = notes if notes is not None else RebuildNotes()
+    stored = dict(rec["spec"])
+    pool_rec = stored.pop("pool", None)
+    if not isinstance(pool_rec, Mapping):
+        raise InputError(f"form {rec.get('name')!r} was not drawn by `adt sample` (its spec records no pool): "
+                         "it cannot be re-derived")
+    spec = FormSpec.from_dict(stored, source=f"form {rec.get('name')} spec")
+    settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]), int(pool_rec["tier_high_runs"]),
+                            int(pool_rec["tier_high_publications"]), pool_rec.get("bands"))
+    if _head_hash(bank, settings.head_n) != settings.head_hash:
+        notes.problems.append(f"the history at event {settings.head_n} is not the one the form was drawn at "
+                              f"(history rewritten or truncated; run `adt bank verify`)")
+    _, params = load_parameters(bank, rec.get("calibration_id")) if rec.get("calibration_id") else (None, None)
+    pool = pool_at(bank, settings, spec, params)
+    gens = pool_rec.get("generations") if spec.strategy == "nsga2" else None
+    prep, draft = _draw(pool, spec, n_gen=gens)
+    recorded = pool_rec.get("digest") or {}
+    now = pool_digest(prep)
+    differ = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+    if differ:
+        notes.problems.append("the pool as of the recorded head could not be reconstructed exactly; columns that "
+                              f"differ: {', '.join(differ)}")
+    return list(draft.item_ids), content_hash(spec, str(rec["snapshot_id"]), rec.get("calibration_id"),
+                                              draft.item_ids)
+
+
+def rederive(bank: Bank, name: str) -> dict[str, Any]:
+    """``adt.audit.rederive_form`` with ``rebuild_form``: the outcome plus the rebuild's notes."""
+    from adt import audit
+
+    notes = RebuildNotes()
+    try:
+        result = audit.rederive_form(bank, name, lambda rec: rebuild_form(bank, {**rec, "name": name}, notes))
+    except AdtError as exc:
+        return {"ok": False, "problem": f"cannot re-derive: {exc}", "notes": notes.problems}
+    out = result.as_dict()
+    out["notes"] = notes.problems
+    return out
+
+
+def rederivation_line(outcome: Mapping[str, Any]) -> str:
+    """One line for ``adt audit form``."""
+    if outcome.get("ok"):
+        text = "re-derived: hash matches"
+    else:
+        text = f"re-derived: MISMATCH: {outcome.get('problem')}"
+    notes = outcome.get("notes") or []
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+# -- reading and exporting forms ----------------------------------------------------------------------------
+def _aliases(bank: Bank, item_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Every ``source:external_id`` alias of the items (Bank.aliases_for, once per source)."""
+    sources = [r[0] for r in bank.conn.execute("SELECT name FROM sources ORDER BY name").fetchall()]
+    out: dict[str, list[str]] = {i: [] for i in item_ids}
+    for source in sources:
+        for item_id, ext in bank.aliases_for(item_ids, source).items():
+            out[item_id].append(f"{source}:{ext}")
+    return out
+
+
+def form_items(bank: Bank, name: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(form record, its items in order with position, aliases and tags)."""
+    rec = bank.form(name)
+    ids = [str(i) for i in rec["item_ids"]]
+    items = bank.items({"item_id": ids}, include_retired=True) if ids else pd.DataFrame({"item_id": []})
+    tax_keys = set(bank.taxonomy().keys)
+    tag_cols = tag_columns(items, tax_keys)
+    order = pd.DataFrame({"position": np.arange(len(ids)), "item_id": ids})
+    frame = order.merge(items, on="item_id", how="left").sort_values("position").reset_index(drop=True)
+    aliases = _aliases(bank, ids)
+    frame["aliases"] = [aliases.get(i, []) for i in frame["item_id"]]
+    frame["tags"] = [{c: str(v).split("|") for c in tag_cols if isinstance(v := row[c], str) and v}
+                     for _, row in frame.iterrows()]
+    return rec, frame
+
+
+# What the model side may see: no answer key, no exposure or calibration data.
+EXPORT_COLUMNS = ("form", "position", "item_id", "question", "choices", "item_type", "language", "n_choices")
+
+
+def export_form(bank: Bank, name: str, out: Path, fmt: str | None = None) -> dict[str, Any]:
+    """Write the form's items for the model side (JSONL or Parquet) without answer keys."""
+    fmt = fmt or ("parquet" if out.suffix == ".parquet" else "jsonl")
+    if fmt not in ("jsonl", "parquet"):
+        raise InputError(f"--format {fmt!r}: use jsonl or parquet")
+    rec, frame = form_items(bank, name)
+    frame = frame.assign(form=name)
+    rows = []
+    for r in frame.to_dict("records"):
+        choices = r.get("choices")
+        rows.append({"form": name, "position": int(r["position"]), "item_id": str(r["item_id"]),
+                     "question": r["question"],
+                     "choices": None if choices is None or (isinstance(choices, float)) else [str(c) for c in choices],
+                     "item_type": r["item_type"], "language": r["language"],
+                     "n_choices": None if pd.isna(r.get("n_choices")) else int(r["n_choices"])})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if fmt == "jsonl":
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([("form", pa.string()), ("position", pa.int32()), ("item_id", pa.string()),
+                            ("question", pa.string()), ("choices", pa.list_(pa.string())), ("item_type", pa.string()),
+                            ("language", pa.string()), ("n_choices", pa.int32())])
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+    tmp.replace(out)
+    return {"form": name, "out": str(out), "format": fmt, "n_items": len(rows), "content_hash": rec["content_hash"],
+            "columns": list(EXPORT_COLUMNS)}
+
+
+def forms_table(bank: Bank) -> pd.DataFrame:
+    frame = bank.forms()
+    if not frame.empty:
+        frame["published_in"] = [list(v) if isinstance(v, Iterable) and not isinstance(v, str) else []
+                                 for v in frame["published_in"]]
+    return frame
