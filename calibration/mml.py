@@ -29,9 +29,12 @@ the cycle's starting value is discarded in favour of the two plain EM steps alre
 step bound shrinks.
 
 Convergence rule.  At each cycle a plain EM step is taken from the current point p0 to p1 = EM(p0);
-the fit has converged when BOTH |logpost(p1) - logpost(p0)| < tol_ll * (1 + |logpost(p0)|) AND
-max |p1 - p0| < tol_param (item parameters on the unconstrained scale, latent weights on their natural
-scale).  ``n_iter`` counts EM steps (E-step + M-step evaluations, extrapolation steps included).  A fit
+the fit has converged when BOTH |logpost(p1) - logpost(p0)| < tol_ll * (1 + |logpost(p0)|) AND the
+parameter change is < tol_param, the change being measured where it matters: the largest move of any
+free item's response probability at any quadrature node, max_iq |P_iq(p1) - P_iq(p0)| (and of the
+latent weights, or the latent mean and log-sd when they are estimated).  Measuring (a, b) directly
+would let directions the data cannot see (b of an item with a ~ 0, which moves freely along a flat
+ridge) hold a fit up forever, as they do on the leaderboard data.  ``n_iter`` counts EM steps (E-step + M-step evaluations, extrapolation steps included).  A fit
 that stops at ``max_iter`` first says so with a ``CalibrationConvergenceWarning`` and
 ``converged=False``.
 
@@ -434,7 +437,7 @@ class _Problem:
         if self.shared_a and self.free.size:
             parts.append(np.log(p.a[self.free[:1]]))
         if self.latent == "empirical":
-            parts.append(np.exp(p.logw))
+            parts.append(p.logw - p.logw.mean())     # log scale: extrapolation keeps weights positive
         elif self.anchored:
             parts.append(np.array([p.mu, math.log(p.sd)]))
         return np.concatenate(parts) if parts else np.zeros(0)
@@ -451,16 +454,30 @@ class _Problem:
             p.a[self.free] = _to_nat("a", v[k:k + 1])[0]
             k += 1
         if self.latent == "empirical":
-            w = np.maximum(v[k:k + self.x.size], 1e-300)
-            p.logw = np.log(w / w.sum())
+            lw = np.maximum(v[k:k + self.x.size], -700.0)
+            p.logw = lw - logsumexp(lw)
             k += self.x.size
         elif self.anchored:
             p.mu, p.sd = float(v[k]), float(math.exp(np.clip(v[k + 1], -5, 5)))
             p.logw = _normal_logw(self.x, p.mu, p.sd)
         return p
 
-    def param_change(self, v0: NDArray, v1: NDArray) -> float:
-        return float(np.max(np.abs(v1 - v0))) if v0.size else 0.0
+    def param_change(self, e0: _EStep, e1: _EStep, v0: NDArray, v1: NDArray) -> float:
+        """Largest move of any free item's response curve at any node, or of the latent parameters.
+
+        Measured on the curves P(theta_q) (taken from the two E-steps) rather than on (a, b, c, d),
+        so that directions the data cannot see (b of an item with a ~ 0, a parameter pinned at a
+        bound) do not hold up convergence, while a steep item's b counts in proportion to its slope.
+        """
+        f = self.free
+        items = float(np.max(np.abs(e1.P[f] - e0.P[f]))) if f.size else 0.0
+        n_lat = self.x.size if self.latent == "empirical" else (2 if self.anchored else 0)
+        if self.latent == "empirical":
+            w0, w1 = (np.exp(v[-n_lat:] - logsumexp(v[-n_lat:])) for v in (v0, v1))
+            lat = float(np.max(np.abs(w1 - w0)))
+        else:
+            lat = float(np.max(np.abs(v1[-n_lat:] - v0[-n_lat:]))) if n_lat else 0.0
+        return max(items, lat)
 
     # -- E-step ------------------------------------------------------------------------------------
     def log_prior(self, p: _Params) -> float:
@@ -834,7 +851,7 @@ def _run_em(prob: _Problem, p0: _Params, *, max_iter: int, tol_ll: float, tol_pa
 
     def done(e0: _EStep, e1: _EStep, v0: NDArray, v1: NDArray) -> bool:
         tr.last_dll = abs(e1.logpost - e0.logpost)
-        tr.last_dpar = prob.param_change(v0, v1)
+        tr.last_dpar = prob.param_change(e0, e1, v0, v1)
         return tr.last_dll < tol_ll * (1.0 + abs(e0.logpost)) and tr.last_dpar < tol_param
 
     v0 = prob.pack(p0)
@@ -1183,11 +1200,12 @@ def split_holdout(responses: ResponseSet, holdout_frac: float,
         raise InputError(f"holdout_frac must be in (0, 1), got {holdout_frac}")
     u = rng.random(responses.n_obs)
     hold = u < holdout_frac
-    # keep at least one training response per model and per item: un-hold each one's first response
-    for idx in (responses.model_idx, responses.item_idx):
+    # a model (or item) whose every response was drawn keeps its first one for training
+    for idx, n in ((responses.model_idx, responses.n_models), (responses.item_idx, responses.n_items)):
+        starved = np.bincount(idx[~hold], minlength=n) == 0
         order = np.lexsort((u, idx))
         first = order[np.r_[True, np.diff(idx[order]) != 0]]
-        hold[first] = False
+        hold[first[starved[idx[first]]]] = False
     return responses.subset(~hold), responses.subset(hold)
 
 

@@ -1,0 +1,336 @@
+"""MML-EM fitting core: seeded recovery, edge cases, convergence reporting, SEs, anchors, agreement."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adt.errors import InputError
+from calibration import mml
+from calibration.data import ResponseSet
+from calibration.irt import ItemParams
+from calibration.mml import CalibrationConvergenceWarning, fit_mml, select_model, simulate_responses
+
+
+def corr(u: np.ndarray, v: np.ndarray) -> float:
+    return float(np.corrcoef(u, v)[0, 1])
+
+
+def make_items(rng: np.random.Generator, n: int, model: str = "2pl") -> ItemParams:
+    ids = tuple(f"it{k}" for k in range(n))
+    a = np.exp(rng.normal(0.2, 0.3, n)) if model != "1pl" else np.full(n, 1.3)
+    b = rng.normal(0.0, 1.0, n)
+    c = rng.uniform(0.1, 0.3, n) if model in ("3pl", "4pl") else np.zeros(n)
+    d = rng.uniform(0.8, 0.97, n) if model == "4pl" else np.ones(n)
+    return ItemParams(ids, a, b, c, d)
+
+
+# ------------------------------------------------------------------------------------------------
+# ResponseSet
+# ------------------------------------------------------------------------------------------------
+def test_from_frame_validates_and_averages_duplicates() -> None:
+    df = pd.DataFrame({"model": ["m1", "m1", "m2", "m1"], "item_id": ["i1", "i2", "i1", "i1"],
+                       "score": [1.0, 0.0, 0.5, 0.0]})
+    rs = ResponseSet.from_frame(df)
+    assert rs.model_ids == ("m1", "m2") and rs.item_ids == ("i1", "i2")
+    assert rs.n_obs == 3                                     # (m1, i1) seen twice, averaged
+    got = {(rs.model_ids[m], rs.item_ids[i]): s for m, i, s in zip(rs.model_idx, rs.item_idx, rs.score,
+                                                                     strict=True)}
+    assert got[("m1", "i1")] == pytest.approx(0.5)
+    with pytest.raises(InputError, match="duplicate"):
+        ResponseSet.from_frame(df, duplicates="error")
+    bad = df.assign(score=[1.0, 1.5, 0.0, 0.0])
+    with pytest.raises(InputError, match=r"row 1.*score"):
+        ResponseSet.from_frame(bad)
+    with pytest.raises(InputError, match=r"row 2.*score"):
+        ResponseSet.from_frame(df.assign(score=[1.0, 0.0, np.nan, 0.0]))
+    with pytest.raises(InputError, match="no column 'correct'"):
+        ResponseSet.from_frame(df, score_col="correct")
+    universe = ResponseSet.from_frame(df, item_ids=["i0", "i1", "i2"])
+    assert universe.item_ids == ("i0", "i1", "i2") and universe.counts_per_item()[0] == 0
+    with pytest.raises(InputError, match="duplicate"):
+        ResponseSet(np.array([0, 0]), np.array([1, 1]), np.array([1.0, 0.0]), ("m",), ("a", "b"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Recovery of known parameters (seeded)
+# ------------------------------------------------------------------------------------------------
+def test_recovers_2pl_dense(rng: np.random.Generator) -> None:
+    items = make_items(rng, 60)
+    theta = rng.normal(size=1500)
+    res = fit_mml(simulate_responses(items, theta, rng), "2pl", rng=rng)
+    assert res.converged and (res.item_status == "calibrated").all()
+    assert corr(res.params.a, items.a) > 0.93
+    assert corr(res.params.b, items.b) > 0.98
+    assert np.sqrt(np.mean((res.params.b - items.b) ** 2)) < 0.15
+    assert corr(res.theta, theta) > 0.93
+    assert res.n_params == 120 and np.isfinite(res.aic) and res.bic > res.aic
+
+
+def test_recovers_1pl_shared_slope(rng: np.random.Generator) -> None:
+    items = make_items(rng, 40, "1pl")
+    res = fit_mml(simulate_responses(items, rng.normal(size=1500), rng), "1pl", rng=rng)
+    assert res.converged
+    assert np.ptp(res.params.a) == 0.0 and res.params.a[0] == pytest.approx(1.3, abs=0.1)
+    assert corr(res.params.b, items.b) > 0.98
+    assert np.isfinite(res.se["a"]).all() and res.se["a"][0] < 0.1
+
+
+def test_recovers_3pl_with_guessing_from_choices(rng: np.random.Generator) -> None:
+    base = make_items(rng, 40)
+    items = ItemParams(base.item_ids, base.a, base.b, np.full(40, 0.25))
+    res = fit_mml(simulate_responses(items, rng.normal(size=3000), rng), "3pl", rng=rng, n_choices=np.full(40, 4))
+    assert res.converged and np.all(res.params.c == 0.25)
+    assert corr(res.params.b, items.b) > 0.97
+    assert corr(res.params.a, items.a) > 0.85
+    assert np.isnan(res.se["c"]).all()
+
+
+def test_recovers_3pl_estimated_guessing(rng: np.random.Generator) -> None:
+    items = make_items(rng, 40, "3pl")
+    res = fit_mml(simulate_responses(items, rng.normal(size=4000), rng), "3pl", rng=rng)
+    assert res.converged
+    assert corr(res.params.b, items.b) > 0.95
+    assert corr(res.params.a, items.a) > 0.8
+    assert np.sqrt(np.mean((res.params.c - items.c) ** 2)) < 0.08
+    assert np.isfinite(res.se["c"]).all()
+
+
+def test_recovers_4pl(rng: np.random.Generator) -> None:
+    items = make_items(rng, 40, "4pl")
+    res = fit_mml(simulate_responses(items, rng.normal(size=5000), rng), "4pl", rng=rng)
+    assert res.converged
+    assert corr(res.params.b, items.b) > 0.95
+    assert corr(res.params.a, items.a) > 0.7
+    assert np.sqrt(np.mean((res.params.d - items.d) ** 2)) < 0.06
+    assert np.sqrt(np.mean((res.params.c - items.c) ** 2)) < 0.08
+
+
+def test_recovers_from_sparse_missing_data(rng: np.random.Generator) -> None:
+    items = make_items(rng, 400)
+    theta = rng.normal(size=1500)
+    rs = simulate_responses(items, theta, rng, missing=0.85)       # ~60 items per model, ~225 per item
+    assert rs.density < 0.2
+    res = fit_mml(rs, "2pl", rng=rng)
+    assert res.converged and res.settings["backend"] == "sparse"
+    assert corr(res.params.b, items.b) > 0.96
+    assert corr(res.params.a, items.a) > 0.75
+    assert corr(res.theta, theta) > 0.9
+
+
+def test_dense_and_sparse_backends_agree(rng: np.random.Generator) -> None:
+    items = make_items(rng, 30)
+    rs = simulate_responses(items, rng.normal(size=300), rng, missing=0.1)
+    d = fit_mml(rs, "2pl", backend="dense")
+    s = fit_mml(rs, "2pl", backend="sparse")
+    assert d.settings["backend"] == "dense" and s.settings["backend"] == "sparse"
+    np.testing.assert_allclose(d.params.a, s.params.a, rtol=1e-6)
+    np.testing.assert_allclose(d.se["b"], s.se["b"], rtol=1e-6)
+    assert d.loglik == pytest.approx(s.loglik, rel=1e-10)
+
+
+def test_fractional_scores(rng: np.random.Generator) -> None:
+    """pass@k-style credit: the mean of 4 Bernoulli draws per cell, fitted as fractional scores."""
+    items = make_items(rng, 40)
+    theta = rng.normal(size=1000)
+    p = items.c + (items.d - items.c) / (1 + np.exp(-items.a * (theta[:, None] - items.b)))
+    frac = rng.binomial(4, p) / 4.0
+    m, i = np.nonzero(np.ones_like(frac))
+    rs = ResponseSet(m, i, frac[m, i], tuple(f"m{k}" for k in range(1000)), items.item_ids)
+    res = fit_mml(rs, "2pl")
+    assert res.converged and (res.item_status == "calibrated").all()
+    assert corr(res.params.b, items.b) > 0.98
+    assert corr(res.params.a, items.a) > 0.85
+    assert corr(res.theta, theta) > 0.95
+    assert np.isfinite(res.se["a"]).all()
+
+
+def test_empirical_histogram_on_skewed_abilities(rng: np.random.Generator) -> None:
+    """Abilities from a right-skewed distribution (standardised chi-square, 2 df): the estimated
+    histogram is skewed the same way and the marginal likelihood beats the normal latent."""
+    items = make_items(rng, 30)
+    raw = rng.chisquare(2, size=2000)
+    theta = (raw - raw.mean()) / raw.std()
+    rs = simulate_responses(items, theta, rng)
+    emp = fit_mml(rs, "2pl", latent="empirical", n_quad=31)
+    nor = fit_mml(rs, "2pl", latent="normal", n_quad=31)
+    assert emp.converged and nor.converged
+    w, x = emp.quad_weights, emp.quad_points
+    mean = w @ x
+    sd = np.sqrt(w @ (x - mean) ** 2)
+    skew = w @ ((x - mean) / sd) ** 3
+    assert abs(mean) < 0.05 and abs(sd - 1) < 0.05        # standardised to fix the scale
+    assert skew > 0.8                                      # chi2(2) has skewness 2
+    assert emp.loglik > nor.loglik + 10
+    assert corr(emp.params.b, items.b) > 0.98
+    assert corr(emp.theta, theta) > 0.9
+
+
+# ------------------------------------------------------------------------------------------------
+# Edge cases
+# ------------------------------------------------------------------------------------------------
+def test_uninformative_items_are_flagged_and_kept_at_priors(rng: np.random.Generator) -> None:
+    items = make_items(rng, 20)
+    rs = simulate_responses(items, rng.normal(size=400), rng)
+    m, i, s = rs.model_idx, rs.item_idx, rs.score.copy()
+    s[i == 0] = 1.0                                       # everybody right
+    s[i == 1] = 0.0                                       # everybody wrong
+    ids = (*rs.item_ids, "never_asked")                   # in the bank, never answered
+    extra_model = np.array([0], dtype=np.int32)
+    rs2 = ResponseSet(np.r_[m, extra_model + 400], np.r_[i, [5]], np.r_[s, [1.0]],
+                      (*rs.model_ids, "one_response"), ids)
+    res = fit_mml(rs2, "2pl", prior_a=(0.0, 1.0), prior_b=(0.0, 3.0))
+    assert list(res.item_status[[0, 1, 20]]) == ["all_correct", "all_wrong", "unanswered"]
+    assert (res.item_status[2:20] == "calibrated").all()
+    for k in (0, 1, 20):
+        assert res.params.a[k] == 1.0 and res.params.b[k] == 0.0
+        assert np.isnan(res.se["a"][k]) and np.isnan(res.se["b"][k])
+    assert res.converged
+    # the model with a single response gets a finite, uncertain ability
+    assert np.isfinite(res.theta[-1]) and 0.5 < res.theta_se[-1] < 1.0
+    assert res.theta[-1] > res.quad_weights @ res.quad_points      # it got that item right
+
+
+def test_capped_fit_says_it_did_not_converge(rng: np.random.Generator) -> None:
+    items = make_items(rng, 30)
+    rs = simulate_responses(items, rng.normal(size=300), rng)
+    with pytest.warns(CalibrationConvergenceWarning, match="did NOT converge"):
+        res = fit_mml(rs, "2pl", max_iter=3)
+    assert not res.converged and res.n_iter <= 4
+
+
+def test_bad_arguments_raise_input_errors(rng: np.random.Generator) -> None:
+    rs = simulate_responses(make_items(rng, 5), rng.normal(size=20), rng)
+    with pytest.raises(InputError, match="unknown IRT model"):
+        fit_mml(rs, "5pl")
+    with pytest.raises(InputError, match="latent"):
+        fit_mml(rs, latent="mixture")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="fixed"):
+        fit_mml(rs, fixed={"it0": (1.0, 0.0, 0.5, 0.4)})
+
+
+def test_fit_leaves_global_random_state_alone(rng: np.random.Generator) -> None:
+    rs = simulate_responses(make_items(rng, 10), rng.normal(size=100), rng)
+    before = np.random.get_state()[1].copy()  # noqa: NPY002 - checking nobody touches it
+    fit_mml(rs, "2pl", rng=rng)
+    assert (np.random.get_state()[1] == before).all()  # noqa: NPY002
+
+
+# ------------------------------------------------------------------------------------------------
+# Standard errors
+# ------------------------------------------------------------------------------------------------
+def _marginal_logpost(res, rs, k, la, b):
+    """Marginal log-posterior with item k's (log a, b) replaced, every other parameter held."""
+    a = res.params.a.copy()
+    bb = res.params.b.copy()
+    a[k], bb[k] = np.exp(la), b
+    pri = mml._Priors((0.0, 1.0), (0.0, 3.0), (5.0, 17.0), (12.0, 2.0))
+    free = np.ones(rs.n_items, dtype=bool)
+    prob = mml._Problem(rs, "2pl", res.quad_points, "normal", pri, free, free, ("a", "b"), False, False, 2)
+    p = mml._Params(a, bb, np.zeros(rs.n_items), np.ones(rs.n_items), np.log(res.quad_weights))
+    return prob.estep(p).logpost
+
+
+def test_louis_se_matches_numerical_hessian(rng: np.random.Generator) -> None:
+    """The per-item block of the observed information by Louis' identity equals the finite-difference
+    Hessian of the marginal log-posterior in that item's (log a, b)."""
+    items = make_items(rng, 15)
+    rs = simulate_responses(items, rng.normal(size=300), rng)
+    res = fit_mml(rs, "2pl", tol_param=1e-7, tol_ll=1e-12)
+    for k in (0, 7):
+        la0, b0 = np.log(res.params.a[k]), res.params.b[k]
+        h = 1e-3
+        def f(u: float, v: float, k: int = k, la0: float = la0, b0: float = b0) -> float:
+            return _marginal_logpost(res, rs, k, la0 + u, b0 + v)
+
+        f0 = f(0, 0)
+        haa = (f(h, 0) - 2 * f0 + f(-h, 0)) / h**2
+        hbb = (f(0, h) - 2 * f0 + f(0, -h)) / h**2
+        hab = (f(h, h) - f(h, -h) - f(-h, h) + f(-h, -h)) / (4 * h * h)
+        cov = np.linalg.inv(-np.array([[haa, hab], [hab, hbb]]))
+        se_a = res.params.a[k] * np.sqrt(cov[0, 0])
+        se_b = np.sqrt(cov[1, 1])
+        assert res.se["a"][k] == pytest.approx(se_a, rel=0.02)
+        assert res.se["b"][k] == pytest.approx(se_b, rel=0.02)
+
+
+def test_se_matches_spread_over_replications() -> None:
+    items = make_items(np.random.default_rng(11), 10)
+    est, ses = [], []
+    for rep in range(40):
+        r = np.random.default_rng(1000 + rep)
+        res = fit_mml(simulate_responses(items, r.normal(size=500), r), "2pl")
+        est.append(np.r_[res.params.a, res.params.b])
+        ses.append(np.r_[res.se["a"], res.se["b"]])
+    ratio = np.std(est, axis=0, ddof=1) / np.mean(ses, axis=0)
+    # 40 replications: the SD of an SD estimate is ~11%, so the mean ratio should sit near 1
+    assert 0.85 < float(np.mean(ratio)) < 1.15
+    assert np.all((ratio > 0.6) & (ratio < 1.5))
+
+
+# ------------------------------------------------------------------------------------------------
+# Anchors (fixed-parameter linking)
+# ------------------------------------------------------------------------------------------------
+def test_fixed_anchors_stay_fixed_and_set_the_scale(rng: np.random.Generator) -> None:
+    items = make_items(rng, 40)
+    theta = rng.normal(0.7, 1.2, size=2000)                # a new round: abler and more spread out
+    rs = simulate_responses(items, theta, rng)
+    anchors = {items.item_ids[k]: (items.a[k], items.b[k], 0.0, 1.0) for k in range(15)}
+    anchors["not_in_this_round"] = (1.0, 0.0, 0.0, 1.0)
+    res = fit_mml(rs, "2pl", fixed=anchors)
+    assert res.converged
+    np.testing.assert_array_equal(res.params.a[:15], items.a[:15])
+    np.testing.assert_array_equal(res.params.b[:15], items.b[:15])
+    assert res.fixed[:15].all() and not res.fixed[15:].any()
+    assert res.settings["fixed_unused"] == ["not_in_this_round"]
+    assert np.isnan(res.se["b"][:15]).all() and np.isfinite(res.se["b"][15:]).all()
+    # free items land on the anchors' scale, and the latent mean/sd are estimated on it
+    assert np.mean(np.abs(res.params.b[15:] - items.b[15:])) < 0.15
+    assert res.settings["latent_mean"] == pytest.approx(0.7, abs=0.12)
+    assert res.settings["latent_sd"] == pytest.approx(1.2, abs=0.12)
+
+
+# ------------------------------------------------------------------------------------------------
+# Agreement with an independent implementation (PyPI mirt) and model selection
+# ------------------------------------------------------------------------------------------------
+def test_agrees_with_mirt_on_small_dense_case(rng: np.random.Generator) -> None:
+    mirt = pytest.importorskip("mirt")
+    items = make_items(rng, 20)
+    rs = simulate_responses(items, rng.normal(size=500), rng)
+    y = np.zeros((rs.n_models, rs.n_items), dtype=int)
+    y[rs.model_idx, rs.item_idx] = rs.score.astype(int)
+    theirs = mirt.fit_mirt(y, model="2PL", n_quadpts=61, compute_standard_errors=False)
+    ta = np.asarray(theirs.model.parameters["discrimination"]).ravel()
+    tb = np.asarray(theirs.model.parameters["difficulty"]).ravel()
+    # near-flat priors: both compute the plain marginal MLE (quadrature rules differ slightly)
+    ours = fit_mml(rs, "2pl", prior_a=(0.0, 100.0), prior_b=(0.0, 100.0), tol_param=1e-6)
+    assert np.max(np.abs(ours.params.a - ta)) < 0.02
+    assert np.max(np.abs(ours.params.b - tb)) < 0.02
+    assert ours.loglik == pytest.approx(theirs.log_likelihood, abs=0.5)
+
+
+def test_select_model_prefers_the_generating_family(rng: np.random.Generator) -> None:
+    base = make_items(rng, 30)
+    spread = ItemParams(base.item_ids, np.exp(rng.normal(0.0, 0.6, 30)), base.b)
+    rs = simulate_responses(spread, rng.normal(size=1500), rng)
+    sel = select_model(rs, ("1pl", "2pl"), rng=rng, holdout_frac=0.2)
+    table = sel.table().set_index("model")
+    assert sel.best == "2pl"
+    assert table.loc["2pl", "heldout_loglik"] > table.loc["1pl", "heldout_loglik"]
+    assert sel.result is not None and sel.result.model == "2pl" and sel.result.n_obs == rs.n_obs
+    assert table["n_heldout"].iloc[0] == pytest.approx(0.2 * rs.n_obs, rel=0.05)
+    guess = ItemParams(base.item_ids, base.a * 1.5, base.b, np.full(30, 0.3))
+    rs3 = simulate_responses(guess, rng.normal(size=2000), rng)
+    sel3 = select_model(rs3, ("2pl", "3pl"), rng=rng, refit=False, n_choices=np.full(30, 4))
+    assert sel3.best == "3pl" and sel3.result is None
+
+
+def test_capped_fits_warn_quietly_when_asked(rng: np.random.Generator) -> None:
+    rs = simulate_responses(make_items(rng, 10), rng.normal(size=100), rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = fit_mml(rs, "2pl", max_iter=2, warn=False)
+    assert not res.converged
