@@ -12,3 +12,4 @@ from adt.commands import plot  # noqa: F401
 from adt.commands import round  # noqa: F401,E402
 from adt.commands import sample  # noqa: F401,E402
 from adt.commands import cat  # noqa: F401,E402
+from adt.commands import report  # noqa: F401,E402

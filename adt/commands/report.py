@@ -1,0 +1,46 @@
+"""``adt report``: one self-contained HTML report of a round, a form or the whole bank (see adt/report.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from adt.cli import Context, cli, emit, pass_ctx
+
+
+@cli.command("report")
+@click.option("--round", "round_no", type=int, default=None, help="Report this round (its forms and responses).")
+@click.option("--calibration", "calibration_id", default=None, help="Calibration id (default: the latest stored).")
+@click.option("--form", default=None, help="Report this form (default: the round's forms, or the latest form).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rank and coverage simulations.")
+@click.option("--worlds", "n_worlds", type=int, default=200, show_default=True,
+              help="Parameter draws in the coverage simulation (25 simulated respondents each).")
+@click.option("--loo/--no-loo", default=True, show_default=True,
+              help="Leave-one-model-out replay (one refit per model).")
+@click.option("--loo-models", type=int, default=None, help="Replay at most this many models (spread over the ranks).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The HTML file to write.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def report(ctx: Context, round_no: int | None, calibration_id: str | None, form: str | None, seed: int,
+           n_worlds: int, loo: bool, loo_models: int | None, out: Path, as_json: bool) -> None:
+    """Leaderboard with intervals and rank uncertainty, forms, diagnostics, honesty block, provenance."""
+    from adt.report import write_report
+
+    with ctx.bank("adt report") as bank:
+        rep = write_report(bank, out, round_no=round_no, calibration_id=calibration_id, form=form, seed=seed,
+                           n_worlds=n_worlds, loo=loo, loo_models=loo_models,
+                           say=lambda m: click.echo(m, err=True) if not as_json else None)
+    cov = rep.honesty.get("coverage")
+    loo_frame = rep.honesty.get("loo")
+    data = {"out": str(out), "models": len(rep.leaderboard), "forms": [f["name"] for f in rep.forms],
+            "calibration": rep.provenance["calibration"],
+            "coverage": None if cov is None else cov.coverage,
+            "coverage_point_params": None if cov is None else cov.coverage_point_params,
+            "loo_coverage": None if loo_frame is None or not len(loo_frame) else float(loo_frame["covered"].mean()),
+            "loo_models": 0 if loo_frame is None else len(loo_frame)}
+    text = (f"wrote {out}: {data['models']} models, forms {', '.join(data['forms']) or '-'}"
+            + (f"; 95% intervals cover {cov.coverage:.1%} in simulation" if cov is not None else "")
+            + (f"; leave-one-out {data['loo_coverage']:.0%} of {data['loo_models']}" if data["loo_coverage"] is not None
+               else ""))
+    emit(data, as_json, text)

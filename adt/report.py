@@ -1,0 +1,826 @@
+"""The analyst's and auditor's report: one self-contained HTML file (inline CSS, plots as inline PNG).
+
+``build_report(bank, ...)`` gathers every section as plain data (frames, numbers, figures) and
+``render_html(report)`` turns it into HTML; ``write_report`` does both and writes the file. The
+statistics are pure functions here so they can be tested alone:
+
+- ``rank_distribution``: rank probabilities and 95% rank intervals by drawing abilities from each
+  model's grid posterior (seeded generator; rank 1 = best);
+- ``separability``: which models' 95% ability intervals overlap (not separable);
+- ``simulated_coverage``: the honesty check: the real coverage of the 95% intervals on one form when
+  the item parameters are only known up to their standard errors. Each simulated "world" draws one set
+  of parameters from their SEs (the same calibration error is shared by everyone scored in it),
+  simulates respondents spread evenly over the ability range answering with those parameters, then
+  estimates them with the point parameters, as the leaderboard does, and counts how often the 95%
+  interval holds the true ability;
+- ``leave_one_model_out``: replay: refit the calibration without a model, estimate it from its answers
+  on the form alone, predict its accuracy on every item it answered, and check the predictive interval
+  against its actual accuracy.
+
+The calibration comes from ``calibration.store`` when a stored one exists; otherwise the report fits
+one now (a 2PL by MML on every response in the bank) and says so in its provenance.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from adt import plots
+from adt.errors import InputError
+from calibration.irt import ItemParams
+
+SLICE_KEYS = ("scenario", "domain", "language")
+COMPOSITION_KEYS = ("frequency_tier", "difficulty_band", "language")
+LEVEL = 0.95
+Z95 = 1.959963984540054
+
+
+# ------------------------------------------------------------------------------------------------
+# value objects
+@dataclass(frozen=True)
+class CalibrationView:
+    """What the report needs of one calibration: parameters with SEs and status, where it came from."""
+
+    calibration_id: str
+    params: ItemParams
+    se: dict[str, NDArray]
+    item_status: NDArray
+    irt_model: str
+    seed: int | None
+    fitted_here: bool
+    previous: CalibrationView | None = None
+    prior: Any = None  # calibration.Prior of the latent distribution; None = N(0, 1)
+
+    @property
+    def calibrated(self) -> NDArray[np.bool_]:
+        return np.asarray(self.item_status == "calibrated")
+
+    def usable(self) -> tuple[ItemParams, dict[str, NDArray]]:
+        """Parameters and SEs of the calibrated items only (items at their priors say nothing)."""
+        idx = np.flatnonzero(self.calibrated)
+        return self.params.subset(idx), {k: np.asarray(v)[idx] for k, v in self.se.items()}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Result of the simulation check of the 95% intervals on one form."""
+
+    coverage: float
+    n: int
+    coverage_point_params: float
+    mean_width: float
+    by_band: pd.DataFrame  # band, n, coverage, coverage_point_params
+    n_items: int
+    n_worlds: int
+    theta_range: tuple[float, float]
+
+    @property
+    def mc_se(self) -> float:
+        return float(np.sqrt(self.coverage * (1 - self.coverage) / max(self.n, 1)))
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every section of the report as data; ``render_html`` draws it."""
+
+    title: str
+    leaderboard: pd.DataFrame
+    rank_probs: pd.DataFrame
+    slices: dict[str, pd.DataFrame]
+    forms: list[dict[str, Any]]
+    diagnostics: dict[str, Any]
+    honesty: dict[str, Any]
+    provenance: dict[str, Any]
+    figures: dict[str, str] = field(default_factory=dict)  # name -> data URI
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------
+# pure statistics
+def rank_distribution(grid: NDArray, weights: NDArray, rng: np.random.Generator,
+                      n_draws: int = 4000) -> tuple[NDArray, NDArray, NDArray]:
+    """Rank probabilities from grid posteriors (rows of ``weights``): P[i, r] = P(model i has rank r+1).
+
+    Draws one ability per model per replicate (inverse CDF on the grid, jittered uniformly within a
+    grid cell so ties break at random), ranks them (1 = highest) and returns (P, lo, hi) where lo/hi
+    bound the central 95% of each model's ranks.
+    """
+    g = np.asarray(grid, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape[1] != g.size:
+        raise InputError(f"rank_distribution: weights of shape {w.shape} do not match a grid of {g.size} nodes")
+    n = w.shape[0]
+    cdf = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+    u = rng.random((n_draws, n))
+    step = float(np.median(np.diff(g))) if g.size > 1 else 0.0
+    draws = np.empty((n_draws, n))
+    for i in range(n):
+        k = np.minimum(np.searchsorted(cdf[i], u[:, i]), g.size - 1)
+        draws[:, i] = g[k]
+    draws += (rng.random(draws.shape) - 0.5) * step
+    ranks = np.argsort(np.argsort(-draws, axis=1), axis=1)  # 0 = best
+    probs = np.stack([np.bincount(ranks[:, i], minlength=n) for i in range(n)]) / n_draws
+    lo = np.quantile(ranks, 0.025, axis=0, method="lower") + 1
+    hi = np.quantile(ranks, 0.975, axis=0, method="higher") + 1
+    return probs, lo.astype(int), hi.astype(int)
+
+
+def separability(lo: NDArray, hi: NDArray) -> list[list[int]]:
+    """For each model, the indices of the others whose intervals overlap its own (not separable)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    overlap = (lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None])
+    np.fill_diagonal(overlap, False)
+    return [np.flatnonzero(row).tolist() for row in overlap]
+
+
+def draw_params(params: ItemParams, se: Mapping[str, NDArray], rng: np.random.Generator) -> ItemParams:
+    """One draw of item parameters from their SEs: a on the log scale, b normal, c and d on the logit scale.
+
+    Missing or NaN SEs mean the parameter was fixed (not estimated): it is kept as it is.
+    """
+    n = len(params)
+
+    def sd(name: str) -> NDArray:
+        v = np.asarray(se.get(name, np.zeros(n)), dtype=float)
+        return np.maximum(np.nan_to_num(v, nan=0.0), 0.0)
+
+    mag = np.maximum(np.abs(params.a), 1e-6)
+    a = np.sign(params.a) * mag * np.exp(rng.normal(0.0, 1.0, n) * sd("a") / mag)
+    b = params.b + rng.normal(0.0, 1.0, n) * sd("b")
+    out = {}
+    for name in ("c", "d"):
+        x = np.clip(getattr(params, name), 1e-6, 1 - 1e-6)
+        s = sd(name)
+        logit = np.log(x / (1 - x)) + rng.normal(0.0, 1.0, n) * s / (x * (1 - x))
+        out[name] = np.where(s > 0, 1 / (1 + np.exp(-logit)), getattr(params, name))
+    return ItemParams(params.item_ids, a, b, out["c"], np.maximum(out["d"], out["c"]))
+
+
+def simulated_coverage(params: ItemParams, se: Mapping[str, NDArray], rng: np.random.Generator, *,
+                       n_worlds: int = 200, per_world: int = 25, theta_range: tuple[float, float] = (-3.0, 3.0),
+                       level: float = LEVEL, prior: Any = None) -> Coverage:
+    """Coverage of the EAP intervals on a form whose parameters are known only up to ``se`` (module doc).
+
+    Also reports the coverage when the responses come from the point parameters themselves (what a
+    check that ignores calibration error would claim), the mean interval width, and coverage by band of
+    true ability.
+    """
+    from calibration import estimate_abilities, simulate_responses
+
+    if len(params) == 0:
+        raise InputError("coverage simulation: the form has no calibrated items")
+    lo_t, hi_t = theta_range
+    thetas: list[NDArray] = []
+    hits: list[NDArray] = []
+    hits_point: list[NDArray] = []
+    widths: list[NDArray] = []
+    for _ in range(n_worlds):
+        theta = rng.uniform(lo_t, hi_t, per_world)
+        for world_params, sink in ((draw_params(params, se, rng), hits), (params, hits_point)):
+            rs = simulate_responses(world_params, theta, rng)
+            est = estimate_abilities(rs.model_idx, rs.item_idx, rs.score, params, "eap", n_models=per_world,
+                                     level=level, prior=prior)
+            sink.append((est.lo <= theta) & (theta <= est.hi))
+            if sink is hits:
+                widths.append(est.hi - est.lo)
+        thetas.append(theta)
+    t, h, hp = np.concatenate(thetas), np.concatenate(hits), np.concatenate(hits_point)
+    edges = np.array([-np.inf, -2.0, -1.0, 1.0, 2.0, np.inf])
+    names = ["below -2", "-2 to -1", "-1 to 1", "1 to 2", "above 2"]
+    band = np.searchsorted(edges, t, side="right") - 1
+    rows = [(names[k], int((band == k).sum()), float(h[band == k].mean()), float(hp[band == k].mean()))
+            for k in range(len(names)) if (band == k).any()]
+    by_band = pd.DataFrame(rows, columns=["ability band", "n", "coverage", "coverage_point_params"])
+    return Coverage(float(h.mean()), int(h.size), float(hp.mean()), float(np.concatenate(widths).mean()), by_band,
+                    len(params), n_worlds, (float(lo_t), float(hi_t)))
+
+
+def leave_one_model_out(responses: pd.DataFrame, form_items: Sequence[str], *, irt_model: str = "2pl",
+                        start: ItemParams | None = None, models: Sequence[str] | None = None,
+                        min_outside: int = 50, level: float = LEVEL,
+                        on_model: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Replay each model against a calibration that never saw it (module doc); one row per model.
+
+    ``responses``: model, item_id, score. A model takes part when it answered at least ``min_outside``
+    calibrated items outside the form (else there is nothing to predict). Columns: model, n_form,
+    n_target, actual, predicted, lo, hi, covered, raw_form_accuracy.
+    """
+    from calibration import ResponseSet, estimate_abilities, fit_mml, predict_score
+    from calibration.ability import Posterior, ability_posteriors
+
+    form = set(form_items)
+    # An item answered in several runs counts once (its mean score).
+    df = responses.groupby(["model", "item_id"], as_index=False, sort=True)["score"].mean()
+    outside = df[~df["item_id"].isin(form)].groupby("model").size()
+    on_form = df[df["item_id"].isin(form)].groupby("model").size()
+    chosen = [m for m in (models if models is not None else sorted(df["model"].unique()))
+              if outside.get(m, 0) >= min_outside and on_form.get(m, 0) > 0]
+    rows = []
+    for model in chosen:
+        if on_model is not None:
+            on_model(model)
+        train = df[df["model"] != model]
+        rs = ResponseSet.from_frame(train, "model", "item_id", "score")
+        warm = None
+        if start is not None:
+            pos = {k: i for i, k in enumerate(start.item_ids)}
+            if all(k in pos for k in rs.item_ids):
+                warm = start.subset(np.array([pos[k] for k in rs.item_ids]))
+        fit = fit_mml(rs, irt_model, start=warm, compute_se=False, warn=False)
+        ok = np.asarray(fit.item_status == "calibrated")
+        params = fit.params.subset(np.flatnonzero(ok))
+        pos = {k: i for i, k in enumerate(params.item_ids)}
+        mine = df[(df["model"] == model) & df["item_id"].isin(pos)]
+        target_ids = mine["item_id"].tolist()
+        seen = mine[mine["item_id"].isin(form)]
+        if seen.empty or len(mine) - len(seen) < min_outside:
+            continue
+        j = np.array([pos[k] for k in seen["item_id"]])
+        scores = seen["score"].to_numpy(float)
+        grid, w = ability_posteriors(np.zeros(len(j), np.int64), np.arange(len(j)), scores, params.subset(j),
+                                     n_models=1)
+        rest = [pos[k] for k in target_ids if k not in form]
+        pred = predict_score(scores, params.subset(j), params.subset(np.array(rest)), Posterior(grid, w[0]),
+                             level=level)
+        est = estimate_abilities(np.zeros(len(j), np.int64), np.arange(len(j)), scores, params.subset(j), "eap",
+                                 n_models=1)
+        actual = float(mine["score"].mean())
+        rows.append((model, len(seen), len(mine), actual, pred.mean, pred.lo, pred.hi,
+                     bool(pred.lo - 1e-12 <= actual <= pred.hi + 1e-12), float(scores.mean()), float(est.theta[0])))
+    return pd.DataFrame(rows, columns=["model", "n_form", "n_target", "actual", "predicted", "lo", "hi", "covered",
+                                       "raw_form_accuracy", "theta_form"])
+
+
+def form_composition(form_items: pd.DataFrame, spec: Mapping[str, Any], keys: Sequence[str] = ()) -> pd.DataFrame:
+    """Count of the form's items per value of each quota key (and ``keys``) next to the quota's target.
+
+    Fractions in the spec are shown as their target count (fraction x form size). Columns: key, value,
+    items, share, target (NaN where the key has no quota for that value), meets (target met or no target).
+    """
+    n = len(form_items)
+    quotas = dict(spec.get("quotas") or {})
+    size = int(spec.get("size") or n)
+    rows = []
+    for key in list(dict.fromkeys([*quotas, *keys])):
+        if key not in form_items.columns:
+            rows.append((key, "(no such column)", 0, 0.0, np.nan, False))
+            continue
+        values = form_items[key].fillna("(none)").astype(str).str.split("|").explode()
+        counts = values.value_counts()
+        want = quotas.get(key, {})
+        for value in sorted(set(counts.index) | set(map(str, want))):
+            amount = want.get(value)
+            target = np.nan if amount is None else (float(amount) * size if isinstance(amount, float) else float(amount))
+            got = int(counts.get(value, 0))
+            meets = bool(np.isnan(target) or abs(got - target) < 1.0)
+            rows.append((key, value, got, got / n if n else 0.0, target, meets))
+    return pd.DataFrame(rows, columns=["key", "value", "items", "share", "target", "meets"])
+
+
+# ------------------------------------------------------------------------------------------------
+# calibration: stored, or fitted for this report
+def load_calibration_view(bank: Any, calibration_id: str | None, responses: pd.DataFrame, *,
+                          seed: int) -> CalibrationView:
+    """The stored calibration named (``calibration.store``; the latest by default); where the bank has
+    none stored and none is named, one fitted now."""
+    from adt.errors import CalibrationError
+    from calibration import store
+
+    try:
+        stored = store.load_calibration(bank, calibration_id)
+    except CalibrationError:
+        if calibration_id is not None or len(store.list_calibrations(bank)):
+            raise
+        return fit_view(responses, seed=seed)
+    previous = None
+    prev_id = store.previous_calibration_id(bank, stored.calibration_id)
+    if prev_id is not None:
+        previous = _view_of(store.load_calibration(bank, prev_id), None)
+    return _view_of(stored, previous)
+
+
+def _view_of(stored: Any, previous: CalibrationView | None) -> CalibrationView:
+    # Anchors fixed at an earlier calibration's values count as calibrated (their SEs are NaN: held fixed).
+    seed = stored.info.get("seed")
+    return CalibrationView(stored.calibration_id, stored.params, dict(stored.se), stored.status_for_abilities(),
+                           stored.irt_model, None if seed is None or pd.isna(seed) else int(seed), False, previous,
+                           stored.prior())
+
+
+def fit_view(responses: pd.DataFrame, *, seed: int, irt_model: str = "2pl") -> CalibrationView:
+    """A calibration of every response given, fitted now (when the bank has none stored)."""
+    import hashlib
+
+    from calibration import ResponseSet, fit_mml
+
+    if responses.empty:
+        raise InputError("the bank has no responses: nothing to calibrate or report")
+    rs = ResponseSet.from_frame(responses.groupby(["model", "item_id"], as_index=False)["score"].mean(),
+                                "model", "item_id", "score")
+    res = fit_mml(rs, irt_model, rng=np.random.default_rng(seed), seed=seed, warn=False)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(responses[["model", "item_id", "score"]], index=False)
+                            .to_numpy().tobytes()).hexdigest()[:12]
+    return CalibrationView(f"report-fit-{irt_model}-{digest}", res.params, dict(res.se), np.asarray(res.item_status),
+                           irt_model, seed, True)
+
+
+# ------------------------------------------------------------------------------------------------
+# building the report from a bank
+def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str | None = None,
+                 form: str | None = None, seed: int = 0, n_worlds: int = 200, per_world: int = 25,
+                 loo: bool = True, loo_models: int | None = None, min_slice_items: int = 20,
+                 say: Callable[[str], None] = lambda _m: None) -> Report:
+    """Every section of the report for a round (or a form, or the whole bank) of ``bank``."""
+    from calibration import Prior, estimate_abilities, predict_score
+    from calibration.ability import Posterior, ability_posteriors
+
+    root = np.random.SeedSequence(seed)
+    rank_rng, cov_rng = (np.random.default_rng(s) for s in root.spawn(2))
+    notes: list[str] = []
+    figures: dict[str, str] = {}
+
+    all_resp = bank.responses()
+    if all_resp.empty:
+        raise InputError(f"{bank.path}: the bank has no responses: run models before reporting")
+    forms_frame = bank.forms()
+    form_names = _forms_of(forms_frame, round_no, form)
+    if round_no is not None:
+        resp = all_resp[all_resp["round"] == round_no]
+        if resp.empty:
+            rounds = sorted({int(r) for r in all_resp["round"].dropna()})
+            raise InputError(f"--round {round_no}: no responses in that round (rounds with responses: {rounds})")
+        scope = f"round {round_no}"
+    elif form is not None:
+        ids = set(bank.form(form)["item_ids"])
+        resp = all_resp[all_resp["item_id"].isin(ids)]
+        if resp.empty:
+            raise InputError(f"--form {form}: no model has answered its items")
+        scope = f"form {form}"
+    else:
+        resp = all_resp
+        scope = "all responses in the bank"
+
+    say("calibration ...")
+    cal = load_calibration_view(bank, calibration_id, all_resp, seed=seed)
+    params, se = cal.usable()
+    if len(params) == 0:
+        raise InputError(f"calibration {cal.calibration_id}: no calibrated items")
+    pos = {k: i for i, k in enumerate(params.item_ids)}
+
+    # -- leaderboard ---------------------------------------------------------------------------------
+    say("leaderboard ...")
+    used = resp[resp["item_id"].isin(pos)]
+    models = sorted(resp["model"].unique())
+    if used.empty:
+        raise InputError(f"{scope}: none of the answered items is calibrated in {cal.calibration_id}")
+    m_of = {m: i for i, m in enumerate(models)}
+    mi = used["model"].map(m_of).to_numpy(np.int64)
+    ji = used["item_id"].map(pos).to_numpy(np.int64)
+    sc = used["score"].to_numpy(float)
+    prior = cal.prior or Prior.normal()
+    est = estimate_abilities(mi, ji, sc, params, "eap", n_models=len(models), level=LEVEL, prior=prior)
+    grid, post = ability_posteriors(mi, ji, sc, params, n_models=len(models), prior=prior)
+    probs, rank_lo, rank_hi = rank_distribution(grid, post, rank_rng)
+    bank_all = all_resp[all_resp["item_id"].isin(pos)]
+    pred_rows = []
+    for name in models:
+        answered = bank_all[bank_all["model"] == name].drop_duplicates("item_id")
+        a_idx = answered["item_id"].map(pos).to_numpy(np.int64)
+        rest = np.setdiff1d(np.arange(len(params)), a_idx)
+        p = predict_score(answered["score"].to_numpy(float), params.subset(a_idx), params.subset(rest),
+                          Posterior(grid, post[m_of[name]]), level=LEVEL)
+        pred_rows.append((p.mean, p.lo, p.hi, len(a_idx)))
+    pred = np.array(pred_rows, dtype=float).reshape(len(models), 4)
+    board = pd.DataFrame({"model": models, "theta": est.theta, "se": est.se, "lo": est.lo, "hi": est.hi,
+                          "n_items": est.n_items, "pred_acc": pred[:, 0], "pred_lo": pred[:, 1],
+                          "pred_hi": pred[:, 2], "n_bank_answered": pred[:, 3].astype(int),
+                          "rank_lo": rank_lo, "rank_hi": rank_hi,
+                          "p_best": probs[:, 0], "raw_accuracy": resp.groupby("model")["score"].mean()
+                          .reindex(models).to_numpy()})
+    board = board.sort_values("theta", ascending=False, kind="stable").reset_index(drop=True)
+    board.insert(0, "rank", np.arange(1, len(board) + 1))
+    sep = separability(board["lo"].to_numpy(), board["hi"].to_numpy())
+    board["not_separable_from"] = [", ".join(board["model"].iloc[k] for k in row) for row in sep]
+    order = [m_of[m] for m in board["model"]]
+    rank_probs = pd.DataFrame(probs[order], index=board["model"], columns=[str(r) for r in range(1, len(models) + 1)])
+    figures["forest"] = _uri(plots.ability_figure(board["model"].tolist(), board["theta"], board["lo"], board["hi"],
+                                                  title=f"Ability with 95% intervals ({scope})"))
+    figures["rank_probs"] = _uri(_rank_figure(rank_probs))
+
+    # -- slices ----------------------------------------------------------------------------------
+    say("slices ...")
+    items = bank.items({"item_id": sorted(set(resp["item_id"]))}) if len(set(resp["item_id"])) <= 200_000 else \
+        bank.items()
+    slices = _slice_abilities(used, items, params, pos, models, min_slice_items, notes)
+
+    # -- forms -----------------------------------------------------------------------------------
+    say("forms ...")
+    forms_out = []
+    info_params: dict[str, ItemParams] = {}
+    bank_items = bank.items(with_tags=False)
+    earlier_ids = {}
+    for name in forms_frame["name"]:
+        earlier_ids[name] = bank.form(name)["item_ids"]
+    for name in form_names:
+        rec = bank.form(name)
+        fitems = bank.items({"item_id": rec["item_ids"]}, include_retired=True)
+        comp = form_composition(fitems, rec["spec"], keys=[k for k in (*COMPOSITION_KEYS, *SLICE_KEYS)
+                                                             if k in fitems.columns])
+        created = forms_frame.set_index("name")["created_at"]
+        overlap = [(other, len(set(rec["item_ids"]) & set(ids)), len(ids))
+                   for other, ids in earlier_ids.items() if other != name and created[other] < created[name]]
+        sub, missing = plots.subset_params(params, rec["item_ids"])
+        if len(sub):
+            info_params[f"{name} ({len(missing)} uncalibrated left out)" if missing else name] = sub
+        forms_out.append({"name": name, "n_items": len(rec["item_ids"]), "strategy": rec["strategy"],
+                          "seed": rec["seed"], "content_hash": rec["content_hash"], "snapshot_id": rec["snapshot_id"],
+                          "calibration_id": rec["calibration_id"], "published_in": rec["publications"],
+                          "composition": comp, "n_uncalibrated": len(missing), "item_ids": rec["item_ids"],
+                          "overlap": pd.DataFrame(overlap, columns=["earlier form", "shared items", "its items"])})
+    if info_params:
+        figures["information"] = _uri(plots.information_figure(info_params))
+    high = int(bank.settings().get("tier_high_runs", 3))
+    figures["exposure"] = _uri(plots.exposure_figure(bank_items["exposure_runs"].to_numpy(np.int64),
+                                                     bank_items["exposure_publications"].to_numpy(np.int64),
+                                                     high_runs=high))
+
+    # -- diagnostics -----------------------------------------------------------------------------
+    say("diagnostics ...")
+    diagnostics = _diagnostics(cal, all_resp, params, pos, bank, figures, notes)
+
+    # -- honesty ---------------------------------------------------------------------------------
+    honesty: dict[str, Any] = {"form": None}
+    if forms_out:
+        target = forms_out[0]
+        fparams, fmissing = plots.subset_params(params, target["item_ids"])
+        if len(fparams):
+            say(f"honesty: coverage simulation on form {target['name']} ...")
+            fpos = [pos[k] for k in fparams.item_ids]
+            cov = simulated_coverage(fparams, {k: v[fpos] for k, v in se.items()}, cov_rng, n_worlds=n_worlds,
+                                     per_world=per_world, prior=prior)
+            honesty = {"form": target["name"], "coverage": cov}
+            if loo:
+                say("honesty: leave-one-model-out replay ...")
+                chosen = None
+                if loo_models is not None:
+                    chosen = board["model"].iloc[np.linspace(0, len(board) - 1, min(loo_models, len(board)))
+                                                 .round().astype(int)].drop_duplicates().tolist()
+                honesty["loo"] = leave_one_model_out(
+                    all_resp, target["item_ids"], irt_model=cal.irt_model, start=cal.params, models=chosen,
+                    on_model=lambda m: say(f"  refit without {m}"))
+    else:
+        notes.append("no form in scope: the honesty block needs a form (give --form or --round)")
+
+    import importlib.metadata
+
+    provenance = {"bank": str(bank.path), "bank snapshot": bank.snapshot_id(), "scope": scope,
+                  "calibration": cal.calibration_id + (" (fitted for this report; no stored calibration)"
+                                                       if cal.fitted_here else ""),
+                  "irt model": cal.irt_model, "calibration seed": cal.seed,
+                  "forms": {f["name"]: f["content_hash"] for f in forms_out},
+                  "form seeds": {f["name"]: f["seed"] for f in forms_out},
+                  "report seed": seed, "adt version": importlib.metadata.version("adt"),
+                  "generated": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")}
+    title = f"adt report: {scope}"
+    return Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes)
+
+
+def _forms_of(forms_frame: pd.DataFrame, round_no: int | None, form: str | None) -> list[str]:
+    if form is not None:
+        if form not in set(forms_frame["name"]):
+            raise InputError(f"--form {form}: no such form; forms: {', '.join(forms_frame['name'][:20])}")
+        return [form]
+    if round_no is not None:
+        pub = forms_frame["published_in"].apply(lambda v: [] if v is None or (np.ndim(v) == 0 and pd.isna(v))
+                                                else list(v))
+        return [n for n, rounds in zip(forms_frame["name"], pub, strict=True) if round_no in rounds]
+    return list(forms_frame["name"].iloc[-1:])  # the latest form
+
+
+def _slice_abilities(used: pd.DataFrame, items: pd.DataFrame, params: ItemParams, pos: dict[str, int],
+                     models: list[str], min_items: int, notes: list[str]) -> dict[str, pd.DataFrame]:
+    from calibration import estimate_abilities
+
+    out = {}
+    m_of = {m: i for i, m in enumerate(models)}
+    for key in SLICE_KEYS:
+        if key not in items.columns:
+            notes.append(f"per-slice abilities: no item carries a {key!r} tag")
+            continue
+        value_of = items.set_index("item_id")[key].fillna("").astype(str)
+        vals = used["item_id"].map(value_of).fillna("")
+        n_items = used.assign(v=vals).groupby("v")["item_id"].nunique()
+        keep = [v for v, n in n_items.items() if v and n >= min_items]
+        if len(keep) < 2:
+            notes.append(f"per-slice abilities by {key}: fewer than two values with {min_items}+ answered items")
+            continue
+        cols = {}
+        for value in keep:
+            sub = used[vals == value]
+            e = estimate_abilities(sub["model"].map(m_of).to_numpy(np.int64), sub["item_id"].map(pos).to_numpy(np.int64),
+                                   sub["score"].to_numpy(float), params, "eap", n_models=len(models))
+            cols[f"{value} ({int(n_items[value])} items)"] = [
+                f"{t:+.2f} [{lo:+.2f}, {hi:+.2f}]" if n else "-" for t, lo, hi, n in zip(e.theta, e.lo, e.hi, e.n_items,
+                                                                                          strict=True)]
+        out[key] = pd.DataFrame(cols, index=pd.Index(models, name="model"))
+    return out
+
+
+def _diagnostics(cal: CalibrationView, responses: pd.DataFrame, params: ItemParams, pos: dict[str, int], bank: Any,
+                 figures: dict[str, str], notes: list[str]) -> dict[str, Any]:
+    from calibration import (
+        ResponseSet,
+        abilities_for,
+        flag_items,
+        item_fit,
+        mantel_haenszel_drift,
+        parameter_drift,
+    )
+
+    out: dict[str, Any] = {}
+    rs = ResponseSet.from_frame(responses[responses["item_id"].isin(pos)], "model", "item_id", "score")
+    theta = abilities_for(rs, params).theta
+    fit = item_fit(rs, params, theta)
+    drift = None
+    if cal.previous is not None:
+        try:
+            drift = parameter_drift(cal.previous.params, cal.previous.se, cal.params, cal.se)
+            out["drift"] = drift.reset_index()
+        except InputError as exc:
+            notes.append(f"parameter drift: {exc}")
+    else:
+        notes.append("parameter drift: no earlier calibration to compare with")
+    flags = flag_items(cal.params, fit=fit.reindex(cal.params.item_ids), item_status=cal.item_status, drift=drift)
+    out["flags"] = flags
+    out["n_items"] = len(cal.params)
+    out["n_calibrated"] = int(cal.calibrated.sum())
+    serious = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])]
+    worst = serious.assign(sev=serious["flag"].map({"negative_discrimination": 0, "negative_r_theta": 1,
+                                                    "parameter_moved": 2}).fillna(3))
+    pick = worst.sort_values("sev", kind="stable")["item_id"].drop_duplicates().head(12).tolist()
+    if pick:
+        sub, _ = plots.subset_params(params, pick)
+        theta_of = dict(zip(rs.model_ids, theta, strict=True))
+        r = responses[responses["item_id"].isin(set(pick))]
+        obs = plots.observed_proportions(r["model"].map(theta_of).to_numpy(float), r["item_id"].tolist(),
+                                         r["score"].to_numpy(float), bins=5)
+        # Wilson bounds can miss p by rounding at 0 and 1; matplotlib refuses negative error bars.
+        obs["lo"], obs["hi"] = np.minimum(obs["lo"], obs["p"]), np.maximum(obs["hi"], obs["p"])
+        reasons = flags.groupby("item_id")["flag"].apply(lambda f: ", ".join(f)).to_dict()
+        figures["icc"] = _uri(plots.icc_figure(sub, observed=obs, labels=reasons, title="Flagged items"))
+    # Contamination: a response to an item after the round it was first published in.
+    published = _first_publication(bank)
+    if published:
+        r = responses.assign(first_pub=responses["item_id"].map(published))
+        r["exposed"] = r["round"].notna() & r["first_pub"].notna() & (r["round"] > r["first_pub"])
+        try:
+            rep = mantel_haenszel_drift(r.rename(columns={"item_id": "item"}),
+                                        theta=pd.Series(theta, index=list(rs.model_ids)))
+            out["contamination_items"] = rep.items
+            out["contamination_models"] = rep.models
+        except InputError as exc:
+            notes.append(f"contamination flags: {exc}")
+    else:
+        notes.append("contamination flags: no published items (nothing can have leaked)")
+    return out
+
+
+def _first_publication(bank: Any) -> dict[str, int]:
+    forms = bank.forms()
+    first: dict[str, int] = {}
+    for name, rounds in zip(forms["name"], forms["published_in"], strict=True):
+        if rounds is None or len(rounds) == 0:
+            continue
+        r0 = int(min(rounds))
+        for item in bank.form(name)["item_ids"]:
+            first[item] = min(first.get(item, r0), r0)
+    return first
+
+
+def _rank_figure(rank_probs: pd.DataFrame) -> Any:
+    fig = plots._figure(7.0, 1.2 + 0.3 * len(rank_probs))
+    ax = fig.add_subplot()
+    im = ax.imshow(rank_probs.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_yticks(range(len(rank_probs)), rank_probs.index.tolist())
+    ticks = list(range(0, rank_probs.shape[1], max(1, rank_probs.shape[1] // 15)))
+    ax.set_xticks(ticks, [str(t + 1) for t in ticks])
+    ax.set_xlabel("rank")
+    ax.set_title("Probability of each rank (from the ability posteriors)")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def _uri(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# ------------------------------------------------------------------------------------------------
+# HTML
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#1d2330;
+background:#fafbfc;line-height:1.4}
+h1{color:#1f4e79;border-bottom:3px solid #1f4e79;padding-bottom:6px}
+h2{color:#1f4e79;margin-top:34px;border-bottom:1px solid #c9d3de}
+h3{color:#33475b}
+table{border-collapse:collapse;margin:10px 0;font-size:13px;background:#fff}
+th,td{border:1px solid #d5dde6;padding:4px 8px;text-align:right}
+th{background:#e8eef5;color:#1d2330}
+td.model,td.text{text-align:left}
+tr.tier-odd td{background:#f3f7fb}
+td.interval{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap}
+td.nosep{color:#9a4b00;text-align:left;font-size:12px}
+.card{background:#fff;border:1px solid #d5dde6;border-radius:6px;padding:12px 16px;margin:12px 0}
+.big{font-size:28px;font-weight:600;color:#1f4e79}
+.warn{color:#9a4b00}
+.ok{color:#2e7d32}
+.bad{color:#b00020}
+img{max-width:100%;border:1px solid #e2e8ee;background:#fff}
+.note{color:#5a6675;font-size:13px}
+code{font-size:12px}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _table(frame: pd.DataFrame, *, testid: str | None = None, index: bool = False, fmt: str = "{:.3f}",
+           max_rows: int = 200) -> str:
+    df = frame.reset_index() if index else frame
+    shown = df.head(max_rows)
+    head = "".join(f"<th>{_e(c)}</th>" for c in shown.columns)
+    body = []
+    for _, row in shown.iterrows():
+        cells = []
+        for v in row:
+            if isinstance(v, (float, np.floating)):
+                cells.append(f"<td>{'' if np.isnan(v) else fmt.format(v)}</td>")
+            elif isinstance(v, (int, np.integer, bool, np.bool_)):
+                cells.append(f"<td>{_e(v)}</td>")
+            else:
+                cells.append(f'<td class="text">{_e(v)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = f'<p class="note">{len(df) - max_rows} more rows not shown</p>' if len(df) > max_rows else ""
+    tid = f' data-testid="{_e(testid)}"' if testid else ""
+    return f"<table{tid}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+
+
+def _img(report: Report, name: str, alt: str) -> str:
+    uri = report.figures.get(name)
+    return f'<img data-testid="fig-{name}" alt="{_e(alt)}" src="{uri}">' if uri else ""
+
+
+def _leaderboard_html(board: pd.DataFrame) -> str:
+    head = ("<tr><th>rank</th><th>model</th><th>ability</th><th>SE</th><th>95% interval</th>"
+            "<th>predicted bank accuracy</th><th>95% predictive interval</th><th>rank 95% interval</th>"
+            "<th>P(best)</th><th>items</th><th>raw accuracy</th><th>not separable from</th></tr>")
+    # Shading bands: a band starts at a model and holds the models whose intervals reach its lower bound.
+    rows, tier, top_lo = [], 0, None
+    for r in board.itertuples():
+        if top_lo is None or r.hi < top_lo:
+            tier, top_lo = tier + (top_lo is not None), r.lo
+        rows.append(
+            f'<tr data-testid="leaderboard-row" data-model="{_e(r.model)}" class="tier-{"odd" if tier % 2 else "even"}">'
+            f"<td>{r.rank}</td><td class=\"model\">{_e(r.model)}</td>"
+            f'<td data-testid="theta">{r.theta:+.3f}</td><td data-testid="se">{r.se:.3f}</td>'
+            f'<td class="interval" data-testid="ability-interval" data-lo="{r.lo:.4f}" data-hi="{r.hi:.4f}">'
+            f"[{r.lo:+.2f}, {r.hi:+.2f}]</td>"
+            f'<td data-testid="pred-acc">{r.pred_acc:.1%}</td>'
+            f'<td class="interval" data-testid="pred-interval" data-lo="{r.pred_lo:.4f}" data-hi="{r.pred_hi:.4f}">'
+            f"[{r.pred_lo:.1%}, {r.pred_hi:.1%}]</td>"
+            f'<td class="interval" data-testid="rank-interval">{r.rank_lo}&ndash;{r.rank_hi}</td>'
+            f"<td>{r.p_best:.2f}</td><td>{r.n_items}</td><td>{r.raw_accuracy:.1%}</td>"
+            f'<td class="nosep">{_e(r.not_separable_from) or "separable from all"}</td></tr>')
+    return (f'<table data-testid="leaderboard" id="leaderboard"><thead>{head}</thead><tbody>{"".join(rows)}'
+            "</tbody></table>")
+
+
+def render_html(report: Report) -> str:
+    """The report as one HTML document: no scripts, no external resources."""
+    parts = [f"<h1>{_e(report.title)}</h1>"]
+    b = report.leaderboard
+    parts.append("<h2 id=\"leaderboard-section\">Leaderboard</h2>"
+                 f"<p class=\"note\">{len(b)} models. Ability on the calibration's scale (EAP under its latent distribution) with its "
+                 "SE and 95% interval; predicted accuracy on every calibrated bank item (observed answers plus the "
+                 "predictive distribution of the rest) with its 95% predictive interval; rank interval: central 95% "
+                 "of ranks when abilities are drawn from their posteriors. Models whose 95% ability intervals "
+                 "overlap are not separable; shading changes where a clear gap opens.</p>")
+    parts.append(_leaderboard_html(b))
+    parts.append(_img(report, "forest", "forest plot of abilities"))
+    parts.append(_img(report, "rank_probs", "rank probabilities"))
+
+    parts.append("<h2>Per-slice abilities</h2>")
+    if report.slices:
+        for key, frame in report.slices.items():
+            parts.append(f"<h3>by {_e(key)}</h3>" + _table(frame, index=True, testid=f"slice-{key}"))
+    else:
+        parts.append('<p class="note">The data holds no slice with enough items.</p>')
+
+    parts.append("<h2>Forms</h2>")
+    parts.append(_img(report, "information", "test information and expected score"))
+    for f in report.forms:
+        pub = ", ".join(map(str, f["published_in"])) or "not published"
+        parts.append(f"<h3>form {_e(f['name'])}</h3><p>{f['n_items']} items, strategy {_e(f['strategy'])}, seed "
+                     f"{_e(f['seed'])}, published in round(s) {_e(pub)}, {f['n_uncalibrated']} items uncalibrated; "
+                     f"hash <code>{_e(f['content_hash'])}</code></p>")
+        comp = f["composition"]
+        bad = int((~comp["meets"]).sum())
+        parts.append(f"<p class=\"{'ok' if bad == 0 else 'warn'}\">composition against quotas: "
+                     f"{'all quotas met' if bad == 0 else f'{bad} quota cells missed'}</p>")
+        parts.append(_table(comp, testid=f"composition-{f['name']}", fmt="{:.2f}"))
+        if len(f["overlap"]):
+            parts.append("<p>overlap with earlier forms</p>" + _table(f["overlap"], testid=f"overlap-{f['name']}"))
+        else:
+            parts.append('<p class="note">no earlier forms</p>')
+    parts.append("<h3>bank exposure</h3>" + _img(report, "exposure", "exposure histogram"))
+
+    d = report.diagnostics
+    parts.append("<h2>Calibration diagnostics</h2>")
+    flags = d.get("flags", pd.DataFrame())
+    counts = flags["flag"].value_counts() if len(flags) else pd.Series(dtype=int)
+    parts.append(f"<p>{d.get('n_calibrated', 0)} of {d.get('n_items', 0)} items calibrated. Flags: "
+                 + (", ".join(f"{_e(k)} {v}" for k, v in counts.items()) or "none") + "</p>")
+    parts.append(_img(report, "icc", "item characteristic curves of flagged items"))
+    serious = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])] if len(flags) else flags
+    if len(serious):
+        parts.append(_table(serious, testid="flags", max_rows=50))
+    if "drift" in d:
+        moved = d["drift"][d["drift"]["moved"]]
+        parts.append(f"<h3>parameter drift since the last calibration</h3><p>{len(moved)} of {len(d['drift'])} "
+                     "common items moved beyond their SEs (|z| &gt; 3)</p>" + _table(moved, testid="drift", max_rows=50))
+    if "contamination_items" in d:
+        ci, cm = d["contamination_items"], d["contamination_models"]
+        flagged = ci[ci["flag"]] if "flag" in ci.columns else ci
+        parts.append(f"<h3>contamination flags</h3><p>{len(flagged)} published items answered better after "
+                     "publication than ability predicts (Mantel-Haenszel, BH-adjusted)</p>"
+                     + _table(flagged, testid="contamination-items", max_rows=50)
+                     + _table(cm, testid="contamination-models", max_rows=50))
+
+    parts.append(_honesty_html(report.honesty))
+    parts.append("<h2>Provenance</h2>" + _provenance_html(report.provenance))
+    if report.notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(report.title)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def _honesty_html(h: dict[str, Any]) -> str:
+    out = ['<h2 id="honesty">Honesty: do the 95% intervals hold 95%?</h2><div class="card" data-testid="honesty">']
+    cov: Coverage | None = h.get("coverage")
+    if cov is None:
+        out.append('<p class="note">No form in scope: nothing to check.</p></div>')
+        return "".join(out)
+    cls = "ok" if abs(cov.coverage - LEVEL) <= 0.03 else "warn"
+    out.append(f"<p>Form <b>{_e(h['form'])}</b> ({cov.n_items} calibrated items). {cov.n:,} simulated respondents "
+               f"spread evenly over abilities {cov.theta_range[0]:+.0f} to {cov.theta_range[1]:+.0f}, in "
+               f"{cov.n_worlds} worlds whose item parameters are drawn from the calibration's standard errors; "
+               "each is estimated with the point parameters, as the leaderboard is.</p>")
+    out.append(f'<p>actual coverage of the nominal 95% intervals: <span class="big {cls}" data-testid="coverage">'
+               f"{cov.coverage:.1%}</span> (Monte Carlo SE {cov.mc_se:.1%}; {cov.coverage_point_params:.1%} if the "
+               f"parameters were exact; mean interval width {cov.mean_width:.2f})</p>")
+    out.append(_table(cov.by_band, testid="coverage-bands"))
+    loo = h.get("loo")
+    if loo is not None and len(loo):
+        c = float(loo["covered"].mean())
+        mae = float((loo["predicted"] - loo["actual"]).abs().mean())
+        raw = float((loo["raw_form_accuracy"] - loo["actual"]).abs().mean())
+        out.append(f"<h3>leave-one-model-out replay</h3><p>{len(loo)} models, each left out of a refit, estimated from "
+                   "its answers on this form alone, predicted on every calibrated item it answered: "
+                   f'<span class="big" data-testid="loo-coverage">{c:.0%}</span> of the 95% predictive intervals '
+                   f"hold its actual accuracy; mean absolute error {mae:.1%} (raw form accuracy: {raw:.1%}).</p>")
+        out.append(_table(loo, testid="loo"))
+    elif loo is not None:
+        out.append('<p class="note">leave-one-model-out: no model answered enough items outside this form.</p>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def _provenance_html(p: dict[str, Any]) -> str:
+    rows = "".join(f'<tr><th>{_e(k)}</th><td class="text">{_e(json.dumps(v) if isinstance(v, dict) else v)}</td></tr>'
+                   for k, v in p.items())
+    return f'<table data-testid="provenance">{rows}</table>'
+
+
+def write_report(bank: Any, out: str | Path, **kwargs: Any) -> Report:
+    """Build the report from ``bank`` and write it to ``out`` (HTML)."""
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--out {out}: use a .html file name")
+    report = build_report(bank, **kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(report), encoding="utf-8")
+    return report
