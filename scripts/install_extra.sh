@@ -16,6 +16,18 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+
+# Headless Chromium and its driver for the HTML report's browser tests (tests/adt/test_browser.py):
+# Debian's packages, installed when missing and we are root; otherwise the tests skip with the reason.
+if ! { command -v chromium >/dev/null && [ -x /usr/bin/chromedriver ]; }; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "install_extra: installing chromium and chromium-driver (apt-get)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "install_extra: chromium/chromedriver missing and not root: the browser tests will skip"
+    fi
+fi
+
 PY="${PY:-python3.11}"
 VENV="${VLLM_VENV:-.venv-vllm}"
 TORCH_PIN="torch==2.13.0"
