@@ -295,12 +295,17 @@ def load_calibration_view(bank: Any, calibration_id: str | None, responses: pd.D
     """The stored calibration named (``calibration.store``; the latest by default); where the bank has
     none stored and none is named, one fitted now."""
     from adt.errors import CalibrationError
-    from calibration import store
 
+    try:
+        from calibration import store
+    except ImportError:  # a checkout without the calibration store: fit for the report
+        if calibration_id is not None:
+            raise InputError(f"--calibration {calibration_id}: this installation stores no calibrations") from None
+        return fit_view(responses, seed=seed)
     try:
         stored = store.load_calibration(bank, calibration_id)
     except CalibrationError:
-        if calibration_id is not None or len(store.list_calibrations(bank)):
+        if calibration_id is not None or _has_calibrations(store, bank):
             raise
         return fit_view(responses, seed=seed)
     previous = None
@@ -308,6 +313,13 @@ def load_calibration_view(bank: Any, calibration_id: str | None, responses: pd.D
     if prev_id is not None:
         previous = _view_of(store.load_calibration(bank, prev_id), None)
     return _view_of(stored, previous)
+
+
+def _has_calibrations(store: Any, bank: Any) -> bool:
+    try:
+        return len(store.list_calibrations(bank)) > 0
+    except Exception:  # no calibration tables in this bank yet
+        return False
 
 
 def _view_of(stored: Any, previous: CalibrationView | None) -> CalibrationView:
