@@ -137,7 +137,7 @@ def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = 
         report = run_form(bank_path, name, entry.name, entry.backend, entry.backend_args, progress=progress,
                           round_no=spec.round_no)
         runs.append(report)
-    say(f"[5] ran {len(runs)} models on {name}: {sum(r.new_responses for r in runs):,} responses stored")
+    say(f"[5] ran {len(runs)} models on {name}: {sum(r.ingested for r in runs):,} responses stored")
     link = settings.get("link", "fixed")
     cal = calibrate(bank_path, irt=settings.get("irt", "2pl"), method=settings.get("method", "mml"),
                     latent=settings.get("latent", "normal"), seed=int(settings.get("seed", 0)),
