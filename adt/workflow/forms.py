@@ -451,6 +451,12 @@ def rebuild_form(bank: Bank, rec: Mapping[str, Any], notes: RebuildNotes | None 
         raise InputError(f"form {rec.get('name')!r} was not drawn by `adt sample` (its spec records no pool): "
                          "it cannot be re-derived")
     spec = FormSpec.from_dict(stored, source=f"form {rec.get('name')} spec")
+    # The form's own columns are the record: where they disagree with the spec JSON, say so and use them.
+    seed = None if pd.isna(rec.get("seed")) else int(rec["seed"])
+    for what, col, inner in (("seed", seed, spec.seed), ("strategy", rec.get("strategy"), spec.strategy)):
+        if col != inner:
+            notes.problems.append(f"the form's recorded {what} {col!r} differs from its spec's {inner!r}")
+    spec = spec.with_(seed=seed, strategy=str(rec.get("strategy")))
     settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]), int(pool_rec["tier_high_runs"]),
                             int(pool_rec["tier_high_publications"]), pool_rec.get("bands"))
     if _head_hash(bank, settings.head_n) != settings.head_hash:
@@ -478,16 +484,16 @@ def rederive(bank: Bank, name: str) -> dict[str, Any]:
     try:
         result = audit.rederive_form(bank, name, lambda rec: rebuild_form(bank, {**rec, "name": name}, notes))
     except AdtError as exc:
-        return {"ok": False, "problem": f"cannot re-derive: {exc}", "notes": notes.problems}
-    out = result.as_dict()
-    out["notes"] = notes.problems
-    return out
+        return {"ok": False, "possible": False, "problem": str(exc), "notes": notes.problems}
+    return {**result.as_dict(), "possible": True, "notes": notes.problems}
 
 
 def rederivation_line(outcome: Mapping[str, Any]) -> str:
     """One line for ``adt audit form``."""
     if outcome.get("ok"):
         text = "re-derived: hash matches"
+    elif not outcome.get("possible", True):
+        text = f"re-derived: not possible: {outcome.get('problem')}"
     else:
         text = f"re-derived: MISMATCH: {outcome.get('problem')}"
     notes = outcome.get("notes") or []
