@@ -466,6 +466,17 @@ class Bank:
         finally:
             self.conn.unregister("_ext_ids")
 
+    def aliases_of(self, item_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Every alias of each item as ``source:external_id`` (sorted); items without one are left out."""
+        self._register("_alias_of", pd.DataFrame({"item_id": pd.Series(list(item_ids), dtype=object).unique()}))
+        try:
+            rows = self.conn.execute("""
+                SELECT a.item_id, list(a.source || ':' || a.external_id ORDER BY a.source, a.external_id)
+                FROM item_aliases a JOIN _alias_of s USING (item_id) GROUP BY a.item_id""").fetchall()
+        finally:
+            self.conn.unregister("_alias_of")
+        return {str(i): list(v) for i, v in rows}
+
     def resolve(self, ref: str) -> str:
         """An item id, or ``source:external_id``; ItemNotFound otherwise."""
         if first(self.conn.execute("SELECT 1 FROM items WHERE item_id = ?", [ref])):

@@ -1,0 +1,226 @@
+"""``adt calibrate``, ``adt calibration list|show|diff|flags`` and ``adt estimate``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+import pandas as pd
+
+from adt.cli import Context, cli, emit, parse_filters, pass_ctx, to_jsonable
+from adt.workflow.calibrate import (
+    DEFAULT_BOOT,
+    CalibrateOptions,
+    calibrate,
+    calibration_flags,
+    diff_calibrations,
+    estimate_model,
+)
+from calibration.store import calibration_info, calibration_params_frame, list_calibrations
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "nan" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+@cli.command("calibrate")
+@click.option("--irt", type=click.Choice(["1pl", "2pl", "3pl", "4pl", "auto"]), default="2pl", show_default=True,
+              help="IRT model; auto picks it by held-out log-likelihood.")
+@click.option("--method", type=click.Choice(["mml", "pyirt"]), default="mml", show_default=True)
+@click.option("--filter", "filters", multiple=True, help="KEY=VALUE (repeatable): the items to calibrate.")
+@click.option("--round", "rounds", type=int, multiple=True, help="Only responses of runs in this round (repeatable).")
+@click.option("--latent", type=click.Choice(["normal", "empirical"]), default="normal", show_default=True)
+@click.option("--anchor-calibration", default=None, help="Calibration to link to (default: the latest).")
+@click.option("--link", "link_method", type=click.Choice(["stocking-lord", "fixed"]), default=None,
+              help="Put this calibration on an earlier one's scale.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--guessing", type=click.Choice(["estimate", "choices"]), default="estimate", show_default=True,
+              help="3PL/4PL lower asymptote: estimated with a prior, or fixed at 1/number of choices.")
+@click.option("--holdout", type=float, default=0.2, show_default=True, help="--irt auto: held-out share.")
+@click.option("--epochs", type=int, default=2000, show_default=True, help="--method pyirt: SVI epochs.")
+@click.option("--link-boot", type=int, default=DEFAULT_BOOT, show_default=True,
+              help="Stocking-Lord bootstrap replicates for the constants' SEs.")
+@click.option("--max-iter", type=int, default=2000, show_default=True, help="EM step limit.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def calibrate_cmd(ctx: Context, irt: str, method: str, filters: tuple[str, ...], rounds: tuple[int, ...], latent: str,
+                  anchor_calibration: str | None, link_method: str | None, seed: int, guessing: str, holdout: float,
+                  epochs: int, link_boot: int, max_iter: int, as_json: bool) -> None:
+    """Fit item parameters from the bank's responses and store them as a new calibration."""
+    opts = CalibrateOptions(irt=irt, method=method, filters=parse_filters(filters), rounds=rounds, latent=latent,
+                            link=link_method, anchor_calibration=anchor_calibration, seed=seed, guessing=guessing,
+                            holdout_frac=holdout, epochs=epochs, n_boot=link_boot, max_iter=max_iter)
+    with ctx.bank("adt calibrate") as bank:
+        outcome = calibrate(bank, opts)
+    data = outcome.summary()
+    if not outcome.result.converged and outcome.result.method == "mml":
+        click.echo(f"WARNING: calibration {outcome.calibration_id} did NOT converge in {outcome.result.n_iter} EM "
+                   "steps; its parameters are unreliable (stored, marked converged=false)", err=True)
+    emit(data, as_json, None if as_json else _calibrate_text(data))
+
+
+def _calibrate_text(d: dict[str, Any]) -> str:
+    lines = [f"calibration {d['calibration_id']}: {d['method']} {d['irt_model']} on {d['n_obs']} responses "
+             f"({d['n_models']} models, {d['n_runs']} runs, {d['n_items']} items) in {d['seconds']:.1f} s"]
+    if d["method"] == "pyirt":
+        lines.append(f"  py-irt: {d['n_iter']} epochs (fixed count; convergence not assessed), no SEs")
+    elif d["converged"]:
+        lines.append(f"  CONVERGED in {d['n_iter']} EM steps")
+    else:
+        lines.append(f"  *** NOT CONVERGED after {d['n_iter']} EM steps: parameters are unreliable ***")
+    lines.append(f"  loglik {_f(d['loglik'], 2)}   AIC {_f(d['aic'], 1)}   BIC {_f(d['bic'], 1)}   "
+                 f"parameters {d['n_params']}")
+    lines.append(f"  latent {d['latent']}: mean {_f(d['latent_mean'])}, sd {_f(d['latent_sd'])}")
+    for status, rec in d["items"].items():
+        lines.append(f"  {rec['n']:>7} {status:<12} {rec['reason']}")
+    if d["n_dropped_responses"]:
+        lines.append(f"  {d['n_dropped_responses']} responses to retired items left out")
+    if d["selection"]:
+        lines.append("  model selection (held-out log-likelihood; highest wins):")
+        for c in d["selection"]:
+            mark = "*" if c["model"] == d["irt_model"] else " "
+            lines.append(f"   {mark} {c['model']}: held-out {_f(c['heldout_loglik'], 1)} "
+                         f"({_f(c['heldout_loglik_per_obs'], 4)}/obs), AIC {_f(c['aic'], 1)}, BIC {_f(c['bic'], 1)}, "
+                         f"{'converged' if c['converged'] else 'NOT converged'}")
+    if d["linking"]:
+        lk = d["linking"]
+        lines.append(f"  linked onto {lk['anchor_calibration_id']} by {lk['method']} ({lk['n_common']} common items): "
+                     f"A = {_f(lk['A'])} +/- {_f(lk['se_A'])}, B = {_f(lk['B'])} +/- {_f(lk['se_B'])} "
+                     f"[{lk['error']}]")
+    lines.append(f"  snapshot {d['snapshot_id']}")
+    return "\n".join(lines)
+
+
+@cli.group()
+def calibration() -> None:
+    """Stored calibrations: list, show, diff, flags."""
+
+
+@calibration.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def list_cmd(ctx: Context, as_json: bool) -> None:
+    """Every calibration, oldest first."""
+    with ctx.bank("adt calibration list") as bank:
+        frame = list_calibrations(bank)
+    if as_json:
+        emit(frame, True)
+        return
+    cols = ["calibration_id", "created_at", "method", "irt_model", "n_models", "n_calibrated", "n_items", "n_obs",
+            "loglik", "converged", "link_method", "anchor_calibration_id"]
+    emit(frame[cols], False)
+
+
+@calibration.command("show")
+@click.argument("calibration_id", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def show_cmd(ctx: Context, calibration_id: str | None, as_json: bool) -> None:
+    """Every item's parameters, SEs, status and aliases (SOURCE:ID) in one calibration (default: latest)."""
+    with ctx.bank("adt calibration show") as bank:
+        info = calibration_info(bank, calibration_id)
+        frame = calibration_params_frame(bank, info["calibration_id"])
+        aliases = bank.aliases_of(frame["item_id"])
+    frame["aliases"] = [aliases.get(i, []) for i in frame["item_id"]]
+    if as_json:
+        emit({"calibration": info, "items": frame}, True)
+        return
+    text = frame.assign(aliases=[" ".join(a) for a in frame["aliases"]])
+    head = (f"calibration {info['calibration_id']}: {info['method']} {info['irt_model']}, created {info['created_at']}, "
+            f"converged={info['converged']}, {info['n_iter']} steps, snapshot {info['snapshot_id']}")
+    click.echo(head)
+    click.echo(text.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(text) else "(no items)")
+
+
+@calibration.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--z", "z_crit", type=float, default=3.0, show_default=True, help="|z| above which an item moved.")
+@click.option("--all", "show_all", is_flag=True, help="List every common item, not only the moved ones.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def diff_cmd(ctx: Context, old: str, new: str, z_crit: float, show_all: bool, as_json: bool) -> None:
+    """Parameter changes from OLD to NEW with z = change / sqrt(se_old^2 + se_new^2)."""
+    with ctx.bank("adt calibration diff") as bank:
+        frame, meta = diff_calibrations(bank, old, new, z_crit=z_crit)
+    if as_json:
+        emit({**meta, "items": frame}, True)
+        return
+    click.echo(f"{meta['old']} -> {meta['new']}: {meta['n_common']} common usable items, {meta['n_moved']} moved "
+               f"beyond |z| > {z_crit:g} ({meta['same_scale_note']})")
+    shown = frame if show_all else frame[frame["moved"]]
+    shown = shown.sort_values("max_abs_z", ascending=False)
+    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}") if len(shown) else "(no item moved)")
+
+
+@calibration.command("flags")
+@click.argument("calibration_id", required=False)
+@click.option("--against", default=None, help="Calibration to compare parameters with (default: the previous one).")
+@click.option("--z", "z_crit", type=float, default=3.0, show_default=True)
+@click.option("--a-min", type=float, default=0.25, show_default=True, help="Discrimination below this is flagged.")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="Drift test level (adjusted p).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def flags_cmd(ctx: Context, calibration_id: str | None, against: str | None, z_crit: float, a_min: float,
+              alpha: float, as_json: bool) -> None:
+    """Items to inspect: misfit, likely wrong keys, kept at prior, moved, and drift by exposure."""
+    with ctx.bank("adt calibration flags") as bank:
+        rep = calibration_flags(bank, calibration_id, against=against, z_crit=z_crit, a_min=a_min, alpha=alpha)
+        aliases = bank.aliases_of(rep.flags["item_id"]) if len(rep.flags) else {}
+    flags = rep.flags.assign(aliases=[aliases.get(i, []) for i in rep.flags["item_id"]])
+    drift_items = rep.drift.items.reset_index() if rep.drift is not None else pd.DataFrame()
+    drift_models = rep.drift.models.reset_index() if rep.drift is not None else pd.DataFrame()
+    if as_json:
+        emit({"calibration_id": rep.calibration_id, "previous_id": rep.previous_id, "flags": flags,
+              "drift_note": rep.drift_note, "drift_items": drift_items, "drift_models": drift_models,
+              "drift_settings": rep.drift.settings if rep.drift is not None else None}, True)
+        return
+    counts = flags["flag"].value_counts()
+    click.echo(f"calibration {rep.calibration_id}: {len(flags)} flags on {flags['item_id'].nunique()} items"
+               + (f" (moves vs {rep.previous_id})" if rep.previous_id else " (no previous calibration)"))
+    for name, n in counts.items():
+        click.echo(f"  {n:>6} {name}")
+    if len(flags):
+        text = flags.assign(aliases=[" ".join(a) for a in flags["aliases"]])
+        click.echo(text.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    click.echo(f"drift: {rep.drift_note}")
+    if rep.drift is not None:
+        hit_m = drift_models[drift_models["flagged"]] if len(drift_models) else drift_models
+        click.echo(f"  models with excess accuracy on exposed items: "
+                   f"{', '.join(map(str, hit_m['model'])) if len(hit_m) else 'none'}")
+
+
+@cli.command("estimate")
+@click.option("--model", required=True, help="The model's name in the bank.")
+@click.option("--filter", "filters", multiple=True, help="KEY=VALUE (repeatable): the slice to predict.")
+@click.option("--calibration", "calibration_id", default=None, help="Calibration id (default: the latest).")
+@click.option("--method", type=click.Choice(["eap", "map", "mle"]), default="eap", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def estimate_cmd(ctx: Context, model: str, filters: tuple[str, ...], calibration_id: str | None, method: str,
+                 as_json: bool) -> None:
+    """A model's ability with its 95% interval and its predicted accuracy on a slice (default: whole bank)."""
+    with ctx.bank("adt estimate") as bank:
+        est = estimate_model(bank, model, calibration_id=calibration_id, filters=parse_filters(filters),
+                             method=method)
+    if as_json:
+        emit(to_jsonable(est), True)
+        return
+    lines = [
+        f"model {est['model']}: ability {_f(est['theta'])} +/- {_f(est['se'])} ({est['method']}), "
+        f"95% interval [{_f(est['lo'])}, {_f(est['hi'])}]{' (bounded MLE)' if est['bounded'] else ''} "
+        f"from {est['n_items']} calibrated items",
+        f"  predicted accuracy on the slice: {100 * est['pred_acc']:.1f}% "
+        f"({100 * est['pred_lo']:.1f}-{100 * est['pred_hi']:.1f}%) over "
+        f"{est['n_answered'] + est['n_predicted']} items: {est['n_answered']} answered "
+        f"(observed {_f(100 * est['observed_accuracy'], 1)}%), {est['n_predicted']} predicted"
+        + (f"; {est['n_excluded']} unanswered items without calibrated parameters left out" if est['n_excluded'] else ""),
+        f"  calibration {est['calibration_id']} (snapshot {est['calibration_snapshot_id']}); bank snapshot "
+        f"{est['snapshot_id']}",
+    ]
+    click.echo("\n".join(lines))

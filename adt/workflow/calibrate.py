@@ -1,0 +1,525 @@
+"""Calibration workflow: bank responses -> fit (optionally linked) -> stored calibration; abilities,
+predicted slice scores, diffs and flags from stored calibrations.
+
+The maths lives in ``calibration`` (public API only); this module reads the bank, builds the inputs,
+and shapes the outputs the CLI and the round workflow print.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adt.errors import CalibrationError, InputError
+from calibration import (
+    CalibrationConvergenceWarning,
+    CalibrationResult,
+    DriftReport,
+    Posterior,
+    Prior,
+    ResponseSet,
+    abilities_for,
+    ability_posterior,
+    estimate_ability,
+    fit_mml,
+    fit_pyirt,
+    fixed_from_calibration,
+    flag_items,
+    item_fit,
+    link,
+    mantel_haenszel_drift,
+    parameter_drift,
+    predict_score,
+    select_model,
+    transform_params,
+    transform_se,
+)
+from calibration.irt import ItemParams
+from calibration.store import (
+    KEPT_AT_PRIOR,
+    STATUS_REASONS,
+    StoredCalibration,
+    item_statuses,
+    load_calibration,
+    previous_calibration_id,
+    resolve_calibration_id,
+    save_calibration,
+)
+
+IRT_CHOICES = ("1pl", "2pl", "3pl", "4pl", "auto")
+LINK_CHOICES = ("fixed", "stocking_lord")
+DEFAULT_BOOT = 200
+
+
+@dataclass(frozen=True)
+class CalibrateOptions:
+    """What ``adt calibrate`` was asked for."""
+
+    irt: str = "2pl"
+    method: str = "mml"
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    rounds: tuple[int, ...] = ()             # only runs of these rounds (default: every run)
+    latent: str = "normal"
+    link: str | None = None                  # fixed | stocking_lord
+    anchor_calibration: str | None = None    # default: the latest calibration
+    seed: int = 0
+    guessing: str = "estimate"               # 3PL/4PL lower asymptote: estimate | choices (1/k)
+    holdout_frac: float = 0.2                # --irt auto: share of responses held out
+    epochs: int = 2000                       # py-irt
+    n_boot: int = DEFAULT_BOOT               # Stocking-Lord bootstrap replicates
+    max_iter: int = 2000
+
+
+@dataclass(frozen=True)
+class CalibrationOutcome:
+    calibration_id: str
+    result: CalibrationResult
+    status_counts: dict[str, int]
+    n_runs: int
+    n_dropped_responses: int
+    snapshot_id: str
+    seconds: float
+    selection: pd.DataFrame | None = None
+    linking: dict[str, Any] | None = None
+
+    def summary_line(self) -> str:
+        r = self.result
+        conv = ("converged" if r.converged else "NOT CONVERGED") if r.method == "mml" else "py-irt epochs"
+        kept = sum(n for s, n in self.status_counts.items() if s in KEPT_AT_PRIOR)
+        link = ""
+        if self.linking:
+            lk = self.linking
+            link = (f", {lk['method']} link A = {lk['A']:.3f} +/- {lk['se_A']:.3f}, "
+                    f"B = {lk['B']:.3f} +/- {lk['se_B']:.3f}")
+        return (f"{self.calibration_id} {r.method} {r.model} ({conv}, {r.n_iter} steps), "
+                f"{self.status_counts.get('calibrated', 0)} calibrated, {self.status_counts.get('fixed', 0)} anchors, "
+                f"{kept} kept at prior, loglik {r.loglik:.1f}{link}")
+
+    def summary(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "calibration_id": self.calibration_id, "method": r.method, "irt_model": r.model,
+            "converged": bool(r.converged), "n_iter": int(r.n_iter), "loglik": r.loglik, "aic": r.aic, "bic": r.bic,
+            "n_params": r.n_params, "n_models": len(r.model_ids), "n_items": len(r.params), "n_obs": r.n_obs,
+            "n_runs": self.n_runs, "n_dropped_responses": self.n_dropped_responses,
+            "items": {s: {"n": n, "reason": STATUS_REASONS.get(s, "")} for s, n in self.status_counts.items()},
+            "latent": r.settings.get("latent"), "latent_mean": _latent_moments(r)[0], "latent_sd": _latent_moments(r)[1],
+            "selection": None if self.selection is None else self.selection.to_dict("records"),
+            "linking": self.linking, "snapshot_id": self.snapshot_id, "seconds": round(self.seconds, 3),
+        }
+
+
+def _latent_moments(r: Any) -> tuple[float, float]:
+    x, w = np.asarray(r.quad_points, float), np.asarray(r.quad_weights, float)
+    if x.size < 2 or not w.sum() > 0:
+        return float("nan"), float("nan")
+    w = w / w.sum()
+    m = float(w @ x)
+    return m, float(math.sqrt(max(float(w @ (x - m) ** 2), 0.0)))
+
+
+# ---------------------------------------------------------------------------------------------- responses
+def read_responses(bank: Any, filters: Mapping[str, Sequence[str]] | None = None,
+                   rounds: Sequence[int] = ()) -> tuple[ResponseSet, pd.DataFrame, int]:
+    """The bank's responses to the (non-retired) items of ``filters`` as a ResponseSet (model = the run's
+    model; a model answering one item in several runs gets the mean score), the runs used and the number of
+    responses left out because their item is retired. Every item of the slice is in the set, answered or not."""
+    universe = [str(i) for i in bank.item_ids(filters or None)]
+    if not universe:
+        raise InputError("no items match the filters" if filters else "the bank holds no items")
+    frame = bank.responses(filters or None)
+    if rounds:
+        frame = frame[pd.to_numeric(frame["round"], errors="coerce").isin([int(r) for r in rounds])]
+    keep = frame["item_id"].isin(pd.Index(universe)).to_numpy()
+    dropped = int((~keep).sum())
+    frame = frame.loc[keep]
+    if frame.empty:
+        raise CalibrationError("no responses to calibrate on" + (" for these filters" if filters else "")
+                               + (f" in rounds {', '.join(map(str, rounds))}" if rounds else "")
+                               + "; import or run some first")
+    runs = frame.groupby("run_id").size().rename("n_responses").reset_index()
+    rs = ResponseSet.from_frame(frame.reset_index(drop=True), "model", "item_id", "score", item_ids=universe)
+    return rs, runs, dropped
+
+
+def _n_choices(bank: Any, item_ids: Sequence[str]) -> np.ndarray:
+    items = bank.items({"item_id": list(item_ids)}, with_tags=False)
+    k = pd.Series(pd.to_numeric(items["n_choices"], errors="coerce").to_numpy(), index=items["item_id"])
+    return k.reindex(list(item_ids)).fillna(0).to_numpy(dtype=float)
+
+
+# ---------------------------------------------------------------------------------------------- calibrate
+def calibrate(bank: Any, opts: CalibrateOptions | None = None, **options: Any) -> CalibrationOutcome:
+    """Fit the bank's responses, link them if asked, store the calibration and push difficulties.
+
+    ``bank``: an open Bank, or a bank path (held only for this call). Options: a CalibrateOptions, or its
+    fields as keywords (``irt="2pl", link="fixed", anchor_calibration=None, seed=0, ...``).
+    """
+    if opts is None:
+        opts = CalibrateOptions(**options)
+    elif options:
+        opts = dataclasses.replace(opts, **options)
+    if isinstance(bank, (str, Path)):
+        from itembank import open_bank
+
+        with open_bank(bank, purpose="adt calibrate") as held:
+            return _calibrate(held, opts)
+    return _calibrate(bank, opts)
+
+
+def latest_calibration_id(bank: Any) -> str | None:
+    """The id of the bank's latest calibration, None when it has none."""
+    try:
+        return resolve_calibration_id(bank, None)
+    except CalibrationError:
+        return None
+
+
+def _calibrate(bank: Any, opts: CalibrateOptions) -> CalibrationOutcome:
+    t0 = time.perf_counter()
+    irt, method = opts.irt.lower(), opts.method.lower()
+    if irt not in IRT_CHOICES:
+        raise InputError(f"--irt {opts.irt!r}: choose one of {', '.join(IRT_CHOICES)}")
+    if method not in ("mml", "pyirt"):
+        raise InputError(f"--method {opts.method!r}: choose mml or pyirt")
+    link_method = None if opts.link is None else opts.link.replace("-", "_")
+    if link_method is not None and link_method not in LINK_CHOICES:
+        raise InputError(f"--link {opts.link!r}: choose fixed or stocking-lord")
+    if opts.anchor_calibration and link_method is None:
+        raise InputError("--anchor-calibration needs --link fixed or --link stocking-lord")
+    if method == "pyirt" and irt != "2pl":
+        raise InputError(f"--method pyirt fits the 2PL only (got --irt {irt})")
+    if method == "pyirt" and link_method == "fixed":
+        raise InputError("--link fixed needs --method mml (py-irt cannot hold anchor items fixed)")
+    if opts.guessing not in ("estimate", "choices"):
+        raise InputError(f"--guessing {opts.guessing!r}: choose estimate or choices")
+
+    snapshot = bank.snapshot_id()
+    rs, runs, dropped = read_responses(bank, opts.filters, opts.rounds)
+    anchor = load_calibration(bank, opts.anchor_calibration) if link_method else None
+    rng = np.random.default_rng(opts.seed)
+    kw: dict[str, Any] = {"latent": opts.latent, "max_iter": opts.max_iter}
+    if opts.guessing == "choices":
+        kw["n_choices"] = _n_choices(bank, rs.item_ids)
+    linking: dict[str, Any] | None = None
+    if link_method == "fixed" and anchor is not None:
+        kw["fixed"] = _anchors(anchor, rs)
+
+    selection = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationConvergenceWarning)  # reported loudly by the caller
+        if method == "pyirt":
+            result = fit_pyirt(rs, "2pl", rng=rng, epochs=opts.epochs, seed=opts.seed)
+        elif irt == "auto":
+            sel = select_model(rs, rng=rng, holdout_frac=opts.holdout_frac, seed=opts.seed, **kw)
+            assert sel.result is not None
+            result, selection = sel.result, sel.table()
+        else:
+            result = fit_mml(rs, irt, rng=rng, seed=opts.seed, **kw)
+
+    if link_method == "fixed" and anchor is not None:
+        linking = _fixed_link_record(anchor, result)
+    elif link_method == "stocking_lord" and anchor is not None:
+        result, linking = _stocking_lord(anchor, result, rng, opts.n_boot)
+    extra = {"irt_requested": irt, "rounds": list(opts.rounds), "guessing_option": opts.guessing, "n_dropped_retired_responses": dropped}
+    cal_id = save_calibration(bank, result, responses=rs, runs=runs, filters=opts.filters, link=linking,
+                              extra_settings=extra, snapshot_id=snapshot)
+    status = item_statuses(result)
+    counts = {s: int((status == s).sum()) for s in ("calibrated", "fixed", *KEPT_AT_PRIOR) if (status == s).any()}
+    return CalibrationOutcome(cal_id, result, counts, len(runs), dropped, snapshot, time.perf_counter() - t0,
+                              selection, linking)
+
+
+def _anchors(anchor: StoredCalibration, rs: ResponseSet) -> dict[str, tuple[float, float, float, float]]:
+    """Anchor values: every usable item of the anchor calibration that has responses now."""
+    answered = {rs.item_ids[i] for i in np.flatnonzero(rs.counts_per_item() > 0)}
+    ids = [k for k in anchor.usable_params().item_ids if k in answered]
+    if not ids:
+        raise CalibrationError(f"--link fixed: no item of calibration {anchor.calibration_id} has responses here; "
+                               "nothing can anchor the scale")
+    return fixed_from_calibration(anchor.usable_params(), ids)
+
+
+def _fixed_link_record(anchor: StoredCalibration, result: CalibrationResult) -> dict[str, Any]:
+    """Fixed-parameter linking: the anchors put the new population at N(mean, sd) on the anchor scale, so the
+    implied constants are A = sd, B = mean (what a free, standardised fit would need to reach this scale).
+    Their errors here are the population-sampling SEs of a mean and an SD over the models (anchor parameter
+    error is not included: the anchors are held fixed)."""
+    mean, sd = _latent_moments(result)
+    n = max(len(result.model_ids), 2)
+    n_anchors = int(np.asarray(result.fixed).sum()) if result.fixed.size else 0
+    return {"method": "fixed", "anchor_calibration_id": anchor.calibration_id, "n_common": n_anchors,
+            "A": sd, "B": mean, "se_A": sd / math.sqrt(2 * (n - 1)), "se_B": sd / math.sqrt(n),
+            "error": "population-sampling SEs of the latent mean and SD (anchors held fixed)"}
+
+
+def _stocking_lord(anchor: StoredCalibration, result: CalibrationResult, rng: np.random.Generator,
+                   n_boot: int) -> tuple[CalibrationResult, dict[str, Any]]:
+    """Put a free fit on the anchor calibration's scale through the common usable items."""
+    old_keep = np.flatnonzero(anchor.usable)
+    status = item_statuses(result)
+    new_keep = np.flatnonzero((status == "calibrated") & np.isfinite(result.params.a) & np.isfinite(result.params.b))
+    old_p, new_p = anchor.params.subset(old_keep), result.params.subset(new_keep)
+    common = set(old_p.item_ids) & set(new_p.item_ids)
+    if len(common) < 2:
+        raise CalibrationError(f"--link stocking-lord: {len(common)} calibrated items in common with calibration "
+                               f"{anchor.calibration_id}; linking needs at least 2")
+    grid = weights = None
+    if anchor.quad_points.size >= 2 and anchor.quad_weights.sum() > 0:
+        grid, weights = anchor.quad_points, anchor.quad_weights
+    lr = link(old_p, new_p, "stocking_lord", grid=grid, weights=weights, rng=rng, n_boot=n_boot,
+              se_old={k: v[old_keep] for k, v in anchor.se.items()},
+              se_new={k: np.asarray(v)[new_keep] for k, v in result.se.items()})
+    linked = dataclasses.replace(
+        result, params=transform_params(result.params, lr.A, lr.B), se=transform_se(result.se, lr.A),
+        theta=lr.A * np.asarray(result.theta) + lr.B, theta_se=lr.A * np.asarray(result.theta_se),
+        quad_points=lr.A * np.asarray(result.quad_points) + lr.B)
+    record = {"method": "stocking_lord", "anchor_calibration_id": anchor.calibration_id, "n_common": lr.n_common,
+              "A": lr.A, "B": lr.B, "se_A": lr.se_A, "se_B": lr.se_B, "n_boot": lr.n_boot,
+              "criterion": lr.criterion, "error": "bootstrap over the common items (with their parameter SEs)"}
+    return linked, record
+
+
+# ---------------------------------------------------------------------------------------------- abilities
+def _slice_ids(bank: Any, filters: Mapping[str, Sequence[str]] | None) -> list[str]:
+    ids = [str(i) for i in bank.item_ids(filters or None)]
+    if not ids:
+        raise InputError("no items match the filters" if filters else "the bank holds no items")
+    return ids
+
+
+def _mean_scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """One score per (model, item): the mean over runs."""
+    return frame.groupby(["model", "item_id"], as_index=False, sort=True)["score"].mean()
+
+
+def _predict_for(scores: pd.Series, stored: StoredCalibration, usable: ItemParams, usable_pos: dict[str, int],
+                 slice_ids: Sequence[str], method: str, prior: Prior, level: float) -> dict[str, Any]:
+    """Ability and predicted slice accuracy of one model from its per-item scores (indexed by item id)."""
+    on_usable = scores[scores.index.isin(list(usable_pos))]
+    idx = np.array([usable_pos[k] for k in on_usable.index], dtype=np.int64)
+    params = usable.subset(idx) if idx.size else ItemParams((), np.zeros(0), np.zeros(0))
+    s = on_usable.to_numpy(dtype=float)
+    ability: Posterior | Any
+    if idx.size == 0 and method == "mle":
+        est = None
+        ability = ability_posterior(s, params, prior=prior)
+    else:
+        est = estimate_ability(s, params, method, prior=prior, level=level)
+        if method == "eap":
+            ability = ability_posterior(s, params, prior=prior)
+        elif np.isfinite(est.se) and est.se > 0:
+            ability = est
+        else:
+            ability = ability_posterior(s, params, prior=prior)
+    in_slice = pd.Index(slice_ids)
+    answered = scores[scores.index.isin(in_slice)]
+    unanswered = [k for k in slice_ids if k not in answered.index]
+    predictable = [k for k in unanswered if k in usable_pos]
+    excluded = len(unanswered) - len(predictable)
+    out: dict[str, Any] = {
+        "method": method, "theta": est.theta if est else float("nan"), "se": est.se if est else float("nan"),
+        "lo": est.lo if est else float("nan"), "hi": est.hi if est else float("nan"),
+        "bounded": bool(est.bounded) if est else False, "n_items": int(idx.size),
+        "n_slice_items": len(slice_ids), "n_answered": len(answered), "n_predicted": len(predictable),
+        "n_excluded": excluded,
+        "observed_accuracy": float(answered.mean()) if len(answered) else float("nan"),
+    }
+    if len(answered) + len(predictable) == 0:
+        out.update(pred_acc=float("nan"), pred_lo=float("nan"), pred_hi=float("nan"), level=level)
+        return out
+    dummy = ItemParams(tuple(answered.index), np.ones(len(answered)), np.zeros(len(answered)))
+    un = usable.subset(np.array([usable_pos[k] for k in predictable], dtype=np.int64)) if predictable else \
+        ItemParams((), np.zeros(0), np.zeros(0))
+    pred = predict_score(answered.to_numpy(dtype=float), dummy, un, ability, level=level)
+    out.update(pred_acc=pred.mean, pred_lo=pred.lo, pred_hi=pred.hi, level=level)
+    return out
+
+
+def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
+                   filters: Mapping[str, Sequence[str]] | None = None, method: str = "eap",
+                   level: float = 0.95) -> dict[str, Any]:
+    """One model's ability (from all its answers to the calibration's usable items) and its predicted
+    accuracy on the slice ``filters`` selects: observed answers there plus the expected score, with a
+    predictive interval, on the slice's usable items it did not answer. Slice items it did not answer that
+    have no usable parameters are excluded and counted."""
+    if method not in ("eap", "map", "mle"):
+        raise InputError(f"--method {method!r}: choose eap, map or mle")
+    stored = load_calibration(bank, calibration_id)
+    frame = bank.responses(None, models=[model])
+    if frame.empty:
+        known = sorted(bank.responses(None)["model"].unique())[:10]
+        raise InputError(f"model {model!r} has no responses in the bank" + (f"; models: {', '.join(known)}"
+                                                                           if known else ""))
+    scores = _mean_scores(frame).set_index("item_id")["score"]
+    usable = stored.usable_params()
+    pos = {k: i for i, k in enumerate(usable.item_ids)}
+    out: dict[str, Any] = {"model": model}
+    out.update(_predict_for(scores, stored, usable, pos, _slice_ids(bank, filters), method, stored.prior(), level))
+    out.update(calibration_id=stored.calibration_id, calibration_snapshot_id=stored.snapshot_id,
+               snapshot_id=bank.snapshot_id(), filters={k: list(v) for k, v in (filters or {}).items()})
+    return out
+
+
+def estimate_all(bank: Any, calibration_id: str | None = None, filters: Mapping[str, Sequence[str]] | None = None,
+                 method: str = "eap", level: float = 0.95) -> pd.DataFrame:
+    """``estimate_model`` for every model with responses in the bank: one row per model (sorted)."""
+    if method not in ("eap", "map", "mle"):
+        raise InputError(f"method {method!r}: choose eap, map or mle")
+    stored = load_calibration(bank, calibration_id)
+    scores = _mean_scores(bank.responses(None))
+    usable = stored.usable_params()
+    pos = {k: i for i, k in enumerate(usable.item_ids)}
+    slice_ids = _slice_ids(bank, filters)
+    prior = stored.prior()
+    rows = []
+    for model, grp in scores.groupby("model", sort=True):
+        row: dict[str, Any] = {"model": model}
+        row.update(_predict_for(grp.set_index("item_id")["score"], stored, usable, pos, slice_ids, method, prior, level))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["calibration_id"] = stored.calibration_id
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- diff
+def _drift_names(old: StoredCalibration, new: StoredCalibration) -> tuple[str, ...]:
+    names = ["a", "b"]
+    for k in ("c", "d"):
+        if np.isfinite(old.usable_se()[k]).any() and np.isfinite(new.usable_se()[k]).any():
+            names.append(k)
+    return tuple(names)
+
+
+def diff_calibrations(bank: Any, old_ref: str, new_ref: str, *, z_crit: float = 3.0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per common usable item: old and new a, b (and c, d where both estimated them), change, z = change /
+    sqrt(se_old^2 + se_new^2) and ``moved`` (|z| > z_crit on any). Meta says how each was scaled."""
+    old, new = load_calibration(bank, old_ref), load_calibration(bank, new_ref)
+    drift = parameter_drift(old.usable_params(), old.usable_se(), new.usable_params(), new.usable_se(),
+                            names=_drift_names(old, new), z_crit=z_crit)
+    for k in _drift_names(old, new):
+        drift.insert(drift.columns.get_loc(f"z_{k}"), f"diff_{k}", drift[f"{k}_new"] - drift[f"{k}_old"])
+    drift = drift.reset_index()
+    meta = {"old": old.calibration_id, "new": new.calibration_id, "z_crit": z_crit, "n_common": len(drift),
+            "n_moved": int(drift["moved"].sum()),
+            "old_link": old.settings.get("linking"), "new_link": new.settings.get("linking"),
+            "same_scale_note": _scale_note(old, new)}
+    return drift, meta
+
+
+def _scale_note(old: StoredCalibration, new: StoredCalibration) -> str:
+    nl = new.settings.get("linking") or {}
+    if nl.get("anchor_calibration_id") == old.calibration_id:
+        return f"{new.calibration_id} was linked onto {old.calibration_id} ({nl.get('method')})"
+    if not nl and not (old.settings.get("linking") or {}):
+        return "both on their own standardised scale (no linking): shifts of the whole population show as moves"
+    return "linked through other calibrations: compare with care"
+
+
+# ---------------------------------------------------------------------------------------------- flags
+@dataclass(frozen=True)
+class FlagsReport:
+    calibration_id: str
+    previous_id: str | None
+    flags: pd.DataFrame                 # item_id, flag, value, threshold, reason
+    fit: pd.DataFrame                   # infit/outfit per usable item
+    drift: DriftReport | None
+    drift_note: str
+
+
+def _calibration_responses(bank: Any, stored: StoredCalibration) -> pd.DataFrame:
+    frame = bank.responses(None)
+    runs = pd.Index(stored.run_ids)
+    frame = frame[frame["run_id"].isin(runs) & frame["item_id"].isin(pd.Index(stored.params.item_ids))]
+    return frame.reset_index(drop=True)
+
+
+def _exposure(bank: Any) -> dict[str, int]:
+    """First publication round of every published item."""
+    first: dict[str, int] = {}
+    forms = bank.forms()
+    for name, rounds in zip(forms["name"], forms["published_in"], strict=True):
+        if rounds is None or len(rounds) == 0:
+            continue
+        r0 = int(min(rounds))
+        for item in bank.form(name)["item_ids"]:
+            first[item] = min(first.get(item, r0), r0)
+    return first
+
+
+def calibration_flags(bank: Any, ref: str | None = None, *, against: str | None = None, z_crit: float = 3.0,
+                      a_min: float = 0.25, alpha: float = 0.05) -> FlagsReport:
+    """Item fit, wrong-key symptoms, kept-at-prior items, moves vs the previous calibration and
+    drift/contamination by exposure (Mantel-Haenszel) for one calibration."""
+    stored = load_calibration(bank, ref)
+    frame = _calibration_responses(bank, stored)
+    models = tuple(str(m) for m in stored.abilities["model"])
+    frame = frame[frame["model"].isin(pd.Index(models))]
+    rs = ResponseSet.from_frame(frame, "model", "item_id", "score", item_ids=stored.params.item_ids,
+                                model_ids=models)
+    usable = stored.usable
+    theta = stored.abilities["theta"].to_numpy(dtype=float)
+    rs_u = rs.subset(usable[rs.item_idx])
+    fit = item_fit(rs_u, stored.usable_params(), np.nan_to_num(theta, nan=0.0))
+    prev_id = against or previous_calibration_id(bank, stored.calibration_id)
+    drift_df = None
+    if prev_id is not None:
+        prev = load_calibration(bank, prev_id)
+        prev_id = prev.calibration_id
+        drift_df = parameter_drift(prev.usable_params(), prev.usable_se(), stored.usable_params(), stored.usable_se(),
+                                   names=_drift_names(prev, stored), z_crit=z_crit)
+    flags = flag_items(stored.params, fit=fit, item_status=stored.status_for_abilities(), drift=drift_df, a_min=a_min)
+    report, note = _exposure_drift(bank, stored, frame, alpha)
+    if report is not None:
+        hit = report.items[report.items["flagged"]]
+        extra = pd.DataFrame({"item_id": [str(i) for i in hit.index], "flag": "exposure_drift",
+                              "value": hit["mh_odds_ratio"].to_numpy(dtype=float), "threshold": alpha,
+                              "reason": [f"easier after publication at equal ability: MH odds ratio {o:.2f}, "
+                                         f"ETS {c}, adjusted p = {p:.2g}" for o, c, p in
+                                         zip(hit["mh_odds_ratio"], hit["ets_class"], hit["p_adjusted"], strict=True)]})
+        flags = pd.concat([flags, extra], ignore_index=True) if len(extra) else flags
+        flags = flags.sort_values(["item_id", "flag"], kind="stable", ignore_index=True)
+    return FlagsReport(stored.calibration_id, prev_id, flags, fit.reset_index(), report, note)
+
+
+def _exposure_drift(bank: Any, stored: StoredCalibration, frame: pd.DataFrame,
+                    alpha: float) -> tuple[DriftReport | None, str]:
+    first = _exposure(bank)
+    if not first:
+        return None, "no form has been published: no exposure to test"
+    pub_round = frame["item_id"].map(first)
+    published = pub_round.notna().to_numpy()
+    rnd = pd.to_numeric(frame["round"], errors="coerce").to_numpy(dtype=float)
+    unknown = published & np.isnan(rnd)
+    exposed = published & ~np.isnan(rnd) & (rnd > pub_round.to_numpy(dtype=float, na_value=np.nan))
+    data = pd.DataFrame({"model": frame["model"].to_numpy(), "item": frame["item_id"].to_numpy(),
+                         "score": frame["score"].to_numpy(dtype=float), "exposed": exposed})[~unknown]
+    if not data["exposed"].any():
+        return None, "no responses to published items from rounds after their publication"
+    if data.loc[~data["item"].isin(pd.Index(list(first))), "item"].empty:
+        return None, "every answered item is published: no never-published items to compare with"
+    # Matching ability from never-published items only (a contaminated item must not inflate it).
+    clean = data[~data["item"].isin(pd.Index(list(first)))]
+    rs_clean = ResponseSet.from_frame(clean, "model", "item", "score", item_ids=stored.params.item_ids)
+    est = abilities_for(rs_clean, stored.params.subset(np.flatnonzero(stored.usable)), "eap",
+                        prior=stored.prior())
+    theta = pd.Series(est.theta, index=list(rs_clean.model_ids))[est.n_items > 0]
+    n_unknown = int(unknown.sum())
+    report = mantel_haenszel_drift(data, theta=theta, alpha=alpha)
+    note = (f"Mantel-Haenszel by exposure over {report.settings['n_published']} published items, matching on "
+            f"ability from never-published items" + (f"; {n_unknown} responses without a round left out"
+                                                     if n_unknown else ""))
+    return report, note
+
+
+__all__ = ["CalibrateOptions", "CalibrationOutcome", "FlagsReport", "calibrate", "calibration_flags",
+           "diff_calibrations", "estimate_all", "estimate_model", "latest_calibration_id", "read_responses"]

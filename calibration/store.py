@@ -1,0 +1,343 @@
+"""Calibrations versioned in the bank (the calibration room's own tables, migrations/001).
+
+A calibration is stored once and never changed: method, IRT model, settings (JSON), seed, the bank's
+snapshot id and history head at fitting time, the runs it used, per-item parameters with SEs and a
+status, the latent distribution (quadrature points and weights), the abilities of the models in its
+data and its fit statistics. After saving, the difficulties of its usable items are pushed to the bank
+(``Bank.set_difficulties``) so difficulty bands follow the latest calibration.
+
+Item status: ``calibrated`` (estimated from data), ``fixed`` (an anchor held at an earlier
+calibration's values), or a kept-at-prior status (``unanswered``, ``all_correct``, ``all_wrong``)
+whose parameters are the fitter's priors and must never be used as if calibrated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from adt.errors import CalibrationError
+
+from .ability import Prior
+from .data import ResponseSet
+from .irt import ItemParams
+from .mml import CalibrationResult
+
+USABLE_STATUSES = ("calibrated", "fixed")
+KEPT_AT_PRIOR = ("unanswered", "all_correct", "all_wrong")
+STATUS_REASONS = {
+    "calibrated": "estimated from the responses",
+    "fixed": "anchor held at the anchor calibration's values (fixed-parameter linking)",
+    "unanswered": "no responses: kept at the prior",
+    "all_correct": "every response correct: difficulty not identified, kept at the prior",
+    "all_wrong": "every response wrong: difficulty not identified, kept at the prior",
+}
+PARAM_COLUMNS = ("item_id", "a", "b", "c", "d", "se_a", "se_b", "se_c", "se_d", "status", "n_responses")
+_PCOLS = ("a", "b", "c", "d")
+
+
+@dataclass(frozen=True)
+class StoredCalibration:
+    """A calibration read back from the bank; ``params`` holds every item it covered."""
+
+    calibration_id: str
+    info: dict[str, Any]                 # the calibrations row (settings parsed from JSON)
+    params: ItemParams
+    se: dict[str, NDArray[np.float64]]
+    item_status: NDArray[np.str_]
+    n_responses: NDArray[np.float64]     # per item (NaN where not recorded)
+    quad_points: NDArray[np.float64]
+    quad_weights: NDArray[np.float64]
+    abilities: pd.DataFrame              # model, theta, se, n_responses
+    run_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def method(self) -> str:
+        return str(self.info["method"])
+
+    @property
+    def irt_model(self) -> str:
+        return str(self.info["irt_model"])
+
+    @property
+    def snapshot_id(self) -> str:
+        return str(self.info["snapshot_id"])
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.info["settings"])
+
+    @property
+    def usable(self) -> NDArray[np.bool_]:
+        """Items whose parameters may be used (calibrated, or anchors fixed at calibrated values)."""
+        return np.isin(self.item_status, USABLE_STATUSES) & np.isfinite(self.params.a) & np.isfinite(self.params.b)
+
+    def usable_params(self) -> ItemParams:
+        return self.params.subset(np.flatnonzero(self.usable))
+
+    def usable_se(self) -> dict[str, NDArray[np.float64]]:
+        keep = self.usable
+        return {k: v[keep] for k, v in self.se.items()}
+
+    def status_for_abilities(self) -> NDArray[np.str_]:
+        """The status array with anchors counted as calibrated (what ``abilities_for`` expects)."""
+        return np.where(self.usable, "calibrated", self.item_status)
+
+    def prior(self) -> Prior:
+        """The latent distribution as an ability prior (normal N(0, 1) when the fitter had none)."""
+        if self.quad_points.size >= 2 and np.all(np.diff(self.quad_points) > 0) and self.quad_weights.sum() > 0:
+            return Prior.from_grid(self.quad_points, self.quad_weights)
+        return Prior.normal()
+
+    def pool_frame(self) -> pd.DataFrame:
+        """``item_id, a, b, c, d`` for the sampler: NaN where the item is kept at its prior."""
+        keep = self.usable
+        frame = pd.DataFrame({"item_id": list(self.params.item_ids)})
+        for k in _PCOLS:
+            frame[k] = np.where(keep, getattr(self.params, k), np.nan)
+        return frame
+
+    def item_table(self) -> pd.DataFrame:
+        frame = pd.DataFrame({"item_id": list(self.params.item_ids)})
+        for k in _PCOLS:
+            frame[k] = getattr(self.params, k)
+        for k in _PCOLS:
+            frame[f"se_{k}"] = self.se[k]
+        frame["status"] = self.item_status
+        frame["n_responses"] = self.n_responses
+        return frame
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return _num(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    return value
+
+
+def item_statuses(result: CalibrationResult) -> NDArray[np.str_]:
+    """The stored status per item: the fitter's status, with anchors marked ``fixed``."""
+    status = np.asarray(result.item_status).astype("<U11")
+    fixed = np.asarray(result.fixed, dtype=bool) if result.fixed.size else np.zeros(status.size, bool)
+    return np.where(fixed, "fixed", status)
+
+
+def save_calibration(bank: Any, result: CalibrationResult, *, responses: ResponseSet | None = None,
+                     runs: pd.DataFrame | Mapping[str, int] | None = None,
+                     filters: Mapping[str, Sequence[str]] | None = None, link: Mapping[str, Any] | None = None,
+                     extra_settings: Mapping[str, Any] | None = None, snapshot_id: str | None = None,
+                     push_difficulties: bool = True) -> str:
+    """Store ``result`` as a new calibration of ``bank``; return its id.
+
+    responses   the ResponseSet the fit saw (per-item and per-model response counts); optional.
+    runs        the runs whose responses were used: a frame ``run_id, n_responses`` or {run_id: n}.
+    filters     the item slice (``--filter``) the calibration covered.
+    link        linking record (method, anchor_calibration_id, constants and their errors).
+    snapshot_id the bank snapshot the responses were read from (default: the bank's current one).
+    One transaction writes every table; then, when ``push_difficulties``, ``Bank.set_difficulties``
+    records the b of every usable item (calibrated or fixed) so difficulty bands follow this calibration.
+    """
+    p = result.params
+    n_items = len(p)
+    status = item_statuses(result)
+    if status.shape != (n_items,):
+        raise CalibrationError(f"calibration has {status.size} statuses for {n_items} items")
+    model_ids = tuple(result.model_ids)
+    if len(result.theta) != len(model_ids):
+        raise CalibrationError(f"calibration has {len(result.theta)} abilities for {len(model_ids)} models")
+    if responses is not None and (responses.item_ids != tuple(p.item_ids) or responses.model_ids != model_ids):
+        raise CalibrationError("responses do not match the calibration's item and model ids")
+    snapshot_id = snapshot_id or bank.snapshot_id()
+    settings = dict(result.settings)
+    if extra_settings:
+        settings.update(extra_settings)
+    if link:
+        settings["linking"] = dict(link)
+    settings_json = json.dumps(_jsonable(settings), sort_keys=True, default=str)
+    created = _now()
+    conn = bank.conn
+    seq_row = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM calibrations").fetchone()
+    seq = int(seq_row[0]) if seq_row else 1
+    digest = hashlib.sha256(f"{snapshot_id}|{settings_json}|{created}|{seq}".encode()).hexdigest()
+    cal_id = f"cal_{digest[:16]}"
+
+    item_counts = (responses.counts_per_item().astype(float) if responses is not None
+                   else np.full(n_items, np.nan))
+    model_counts = (responses.counts_per_model().astype(float) if responses is not None
+                    else np.full(len(model_ids), np.nan))
+    items = pd.DataFrame({"calibration_id": cal_id, "item_id": list(p.item_ids)})
+    for k in _PCOLS:
+        items[k] = np.asarray(getattr(p, k), dtype=float)
+    for k in _PCOLS:
+        items[f"se_{k}"] = np.asarray(result.se.get(k, np.full(n_items, np.nan)), dtype=float)
+    items["status"] = status
+    items["n_responses"] = pd.Series(item_counts).astype("Int64")
+    abil = pd.DataFrame({"calibration_id": cal_id, "model": list(model_ids),
+                         "theta": np.asarray(result.theta, dtype=float),
+                         "se": np.asarray(result.theta_se, dtype=float)})
+    abil["n_responses"] = pd.Series(model_counts).astype("Int64")
+    latent = pd.DataFrame({"calibration_id": cal_id, "k": np.arange(result.quad_points.size, dtype=np.int32),
+                           "point": np.asarray(result.quad_points, dtype=float),
+                           "weight": np.asarray(result.quad_weights, dtype=float)})
+    if runs is None:
+        run_frame = pd.DataFrame({"run_id": pd.Series([], dtype=object), "n_responses": pd.Series([], dtype="int64")})
+    elif isinstance(runs, pd.DataFrame):
+        run_frame = runs[["run_id", "n_responses"]].copy()
+    else:
+        run_frame = pd.DataFrame({"run_id": list(runs), "n_responses": [int(v) for v in runs.values()]})
+    run_frame.insert(0, "calibration_id", cal_id)
+    run_frame["n_responses"] = run_frame["n_responses"].astype("int64")
+
+    link = dict(link or {})
+    filt = {k: list(v) for k, v in (filters or {}).items()}
+    names = ("_cal_items", "_cal_abil", "_cal_latent", "_cal_runs")
+    with bank.transaction():
+        try:
+            for name, frame in zip(names, (items, abil, latent, run_frame), strict=True):
+                conn.register(name, frame)
+            head = bank.record_head(f"calibration {cal_id}")
+            conn.execute("INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                         "?, ?, ?)",
+                         [cal_id, seq, result.method, result.model, settings_json, settings.get("seed"), snapshot_id,
+                          head.n_events, head.hash, json.dumps(filt, sort_keys=True), link.get("method"),
+                          link.get("anchor_calibration_id"), _num(result.loglik), _num(result.aic), _num(result.bic),
+                          int(result.n_params), int(result.n_iter), bool(result.converged), len(model_ids), n_items,
+                          int(np.isin(status, USABLE_STATUSES).sum()), int(result.n_obs), created])
+            conn.execute("""INSERT INTO calibration_items SELECT calibration_id, item_id, a, b, c, d, se_a, se_b, se_c,
+                            se_d, status, n_responses FROM _cal_items""")
+            conn.execute("INSERT INTO calibration_abilities SELECT calibration_id, model, theta, se, n_responses "
+                         "FROM _cal_abil")
+            conn.execute("INSERT INTO calibration_latent SELECT calibration_id, k, point, weight FROM _cal_latent")
+            conn.execute("INSERT INTO calibration_runs SELECT calibration_id, run_id, n_responses FROM _cal_runs")
+        finally:
+            for name in names:
+                conn.unregister(name)
+    if push_difficulties:
+        keep = np.isin(status, USABLE_STATUSES) & np.isfinite(p.b)
+        ids = [p.item_ids[i] for i in np.flatnonzero(keep)]
+        if ids:
+            bank.set_difficulties(cal_id, ids, p.b[keep])
+    return cal_id
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def list_calibrations(bank: Any) -> pd.DataFrame:
+    """Every calibration, oldest first, with its fit statistics and provenance."""
+    return bank.conn.execute("""
+        SELECT calibration_id, seq, created_at, method, irt_model, n_models, n_items, n_calibrated, n_obs,
+               loglik, aic, bic, n_iter, converged, link_method, anchor_calibration_id, snapshot_id, seed, filters
+        FROM calibrations ORDER BY seq""").df()
+
+
+def resolve_calibration_id(bank: Any, ref: str | None = None) -> str:
+    """A calibration id from an id, a unique prefix of one, ``latest`` or None (= latest)."""
+    conn = bank.conn
+    if ref is None or ref == "latest":
+        row = conn.execute("SELECT calibration_id FROM calibrations ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            raise CalibrationError("the bank has no calibration yet; run `adt calibrate` first")
+        return str(row[0])
+    hits = [r[0] for r in conn.execute(
+        "SELECT calibration_id FROM calibrations WHERE starts_with(calibration_id, ?) ORDER BY seq", [ref]).fetchall()]
+    if len(hits) == 1 or ref in hits:
+        return ref if ref in hits else str(hits[0])
+    known = [r[0] for r in conn.execute("SELECT calibration_id FROM calibrations ORDER BY seq DESC LIMIT 10").fetchall()]
+    if not hits:
+        raise CalibrationError(f"no calibration {ref!r}" + (f"; latest: {', '.join(known)}" if known else
+                                                           "; the bank has none yet (run `adt calibrate`)"))
+    raise CalibrationError(f"calibration {ref!r} is ambiguous: {', '.join(hits[:5])}")
+
+
+def previous_calibration_id(bank: Any, calibration_id: str) -> str | None:
+    """The calibration stored just before ``calibration_id`` (None for the first)."""
+    row = bank.conn.execute("""SELECT calibration_id FROM calibrations WHERE seq <
+        (SELECT seq FROM calibrations WHERE calibration_id = ?) ORDER BY seq DESC LIMIT 1""", [calibration_id]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def calibration_info(bank: Any, ref: str | None = None) -> dict[str, Any]:
+    cal_id = resolve_calibration_id(bank, ref)
+    frame = bank.conn.execute("SELECT * FROM calibrations WHERE calibration_id = ?", [cal_id]).df()
+    rec: dict[str, Any] = {str(k): v for k, v in frame.iloc[0].to_dict().items()}
+    rec["settings"] = json.loads(rec["settings"])
+    rec["filters"] = json.loads(rec["filters"])
+    for k, v in list(rec.items()):
+        if isinstance(v, (np.integer,)):
+            rec[k] = int(v)
+        elif isinstance(v, (np.floating,)):
+            rec[k] = float(v)
+        elif isinstance(v, np.bool_):
+            rec[k] = bool(v)
+    return rec
+
+
+def calibration_params_frame(bank: Any, ref: str | None = None) -> pd.DataFrame:
+    """``item_id, a, b, c, d, se_a, se_b, se_c, se_d, status, n_responses`` of one calibration (latest by default)."""
+    cal_id = resolve_calibration_id(bank, ref)
+    return bank.conn.execute(f"""SELECT {', '.join(PARAM_COLUMNS)} FROM calibration_items
+                                 WHERE calibration_id = ? ORDER BY item_id""", [cal_id]).df()  # noqa: S608 - fixed list
+
+
+def load_calibration(bank: Any, ref: str | None = None) -> StoredCalibration:
+    """A stored calibration (latest when ``ref`` is None) as parameters, SEs, statuses and latent."""
+    info = calibration_info(bank, ref)
+    cal_id = info["calibration_id"]
+    items = calibration_params_frame(bank, cal_id)
+    params = ItemParams(tuple(items["item_id"]), *(items[k].to_numpy(dtype=float, na_value=np.nan) for k in _PCOLS))
+    se = {k: items[f"se_{k}"].to_numpy(dtype=float, na_value=np.nan) for k in _PCOLS}
+    latent = bank.conn.execute("SELECT point, weight FROM calibration_latent WHERE calibration_id = ? ORDER BY k",
+                               [cal_id]).fetchnumpy()
+    abilities = bank.conn.execute("""SELECT model, theta, se, n_responses FROM calibration_abilities
+                                     WHERE calibration_id = ? ORDER BY model""", [cal_id]).df()
+    runs = tuple(r[0] for r in bank.conn.execute(
+        "SELECT run_id FROM calibration_runs WHERE calibration_id = ? ORDER BY run_id", [cal_id]).fetchall())
+    return StoredCalibration(
+        calibration_id=cal_id, info=info, params=params, se=se,
+        item_status=items["status"].to_numpy().astype("<U11"),
+        n_responses=items["n_responses"].to_numpy(dtype=float, na_value=np.nan),
+        quad_points=np.asarray(latent["point"], dtype=float), quad_weights=np.asarray(latent["weight"], dtype=float),
+        abilities=abilities, run_ids=runs)
+
+
+def item_parameter_history(bank: Any, item_id: str) -> list[dict[str, Any]]:
+    """One item's parameters in every calibration that covered it, oldest first (the audit trail's hook)."""
+    frame = bank.conn.execute("""
+        SELECT c.calibration_id, c.created_at, c.irt_model AS model, i.status, i.a, i.b, i.c, i.d,
+               i.se_a, i.se_b, i.se_c, i.se_d
+        FROM calibration_items i JOIN calibrations c USING (calibration_id)
+        WHERE i.item_id = ? ORDER BY c.seq""", [item_id]).df()
+    return [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+__all__ = ["KEPT_AT_PRIOR", "PARAM_COLUMNS", "STATUS_REASONS", "USABLE_STATUSES", "StoredCalibration",
+           "calibration_info", "calibration_params_frame", "item_parameter_history", "item_statuses",
+           "list_calibrations", "load_calibration", "previous_calibration_id", "resolve_calibration_id",
+           "save_calibration"]

@@ -1,0 +1,221 @@
+"""`adt calibrate`, `adt calibration list|show|diff|flags`, `adt estimate`: on a seeded simulated bank
+(known parameters, two rounds, a planted moved item and a flipped-key item) and on real MMLU-Pro data."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy.special import expit
+
+from adt.cli import cli, main
+from adt.commands import calibrate as _calibrate_commands  # noqa: F401 - registers the commands
+from adt.workflow.calibrate import estimate_all
+from calibration.store import list_calibrations, load_calibration
+from itembank import ImportOptions, open_bank
+
+N_ITEMS, N_MODELS = 80, 400
+FLIPPED, MOVED = "q7", "q3"       # wrong answer key (negative true a); harder in round 2 (b + 2)
+SHIFT = 1.0                        # round-2 population mean on round 1's scale
+
+
+def cli_json(bank: Path, *args: str) -> Any:
+    res = CliRunner().invoke(cli, ["--bank", str(bank), *args, "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A bank with 80 items, round 1 (400 models ~ N(0, 1)) and round 2 (400 new models ~ N(1, 1))."""
+    tmp = tmp_path_factory.mktemp("calsim")
+    rng = np.random.default_rng(20261124)
+    ids = [f"q{k}" for k in range(N_ITEMS)]
+    a = np.exp(rng.normal(0.2, 0.3, N_ITEMS))
+    b = rng.normal(0.0, 1.0, N_ITEMS)
+    a[ids.index(FLIPPED)] = -1.5
+    rows = [{"id": q, "question": f"Simulated question number {q}?", "choices": ["w", "x", "y", "z"], "answer": "A",
+             "tags": {"domain": "math" if k % 2 else "history"}} for k, q in enumerate(ids)]
+    items_file = tmp / "items.jsonl"
+    items_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    truth: dict[str, float] = {}
+    full_acc: dict[str, float] = {}
+    frames = []
+    for rnd, mean in ((1, 0.0), (2, SHIFT)):
+        theta = rng.normal(mean, 1.0, N_MODELS)
+        bb = b.copy()
+        if rnd == 2:
+            bb[ids.index(MOVED)] += 2.0
+        y = (rng.random((N_MODELS, N_ITEMS)) < expit(a * (theta[:, None] - bb))).astype(float)
+        seen = rng.random((N_MODELS, N_ITEMS)) >= 0.25     # each model answered ~75% of the items
+        names = [f"r{rnd}m{k}" for k in range(N_MODELS)]
+        for k, name in enumerate(names):
+            truth[name], full_acc[name] = float(theta[k]), float(y[k].mean())
+        mm, ii = np.nonzero(seen)
+        frame = pd.DataFrame({"model": np.asarray(names)[mm], "qid": np.asarray(ids)[ii], "score": y[mm, ii]})
+        frame.to_csv(tmp / f"r{rnd}.csv", index=False)
+        frames.append((rnd, tmp / f"r{rnd}.csv"))
+    bank = tmp / "bank.duckdb"
+    with open_bank(bank, create=True) as bk:
+        bk.import_items([items_file], ImportOptions(source="toy"))
+        for rnd, path in frames:
+            bk.import_responses(path, source="toy", model_col="model", item_col="qid", score_col="score", round_no=rnd)
+        item_of = {q: bk.resolve(f"toy:{q}") for q in ids}
+    return {"bank": bank, "a": dict(zip(ids, a, strict=True)), "b": dict(zip(ids, b, strict=True)), "theta": truth,
+            "full_acc": full_acc, "item_of": item_of, "cal": {}}
+
+
+@pytest.fixture(scope="module")
+def cal1(sim: dict[str, Any]) -> dict[str, Any]:
+    out = cli_json(sim["bank"], "calibrate", "--irt", "2pl", "--round", "1", "--seed", "3")
+    sim["cal"]["r1"] = out["calibration_id"]
+    return out
+
+
+def test_calibrate_recovers_parameters_and_stores_them(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
+    assert cal1["converged"] and cal1["method"] == "mml" and cal1["irt_model"] == "2pl"
+    assert cal1["items"]["calibrated"]["n"] == N_ITEMS and cal1["n_models"] == N_MODELS
+    assert np.isfinite([cal1["loglik"], cal1["aic"], cal1["bic"]]).all() and cal1["aic"] < cal1["bic"]
+    with open_bank(sim["bank"]) as bank:
+        stored = load_calibration(bank)  # latest = this one
+        listed = list_calibrations(bank)
+        bands = bank.items(with_tags=False).set_index("item_id")[["calibrated_b", "difficulty_band"]]
+        runs = bank.runs()
+    assert stored.calibration_id == cal1["calibration_id"] and listed["calibration_id"].tolist() == [stored.calibration_id]
+    assert len(stored.run_ids) == (runs["round_no"] == 1).sum()      # the runs it used: round 1's only
+    assert stored.snapshot_id == cal1["snapshot_id"] and stored.snapshot_id.startswith("snap_")
+    assert stored.quad_points.size > 10 and abs(stored.quad_weights.sum() - 1) < 1e-9
+    table = stored.item_table().set_index("item_id")
+    qs = [q for q in sim["b"] if q != FLIPPED]
+    iid = [sim["item_of"][q] for q in qs]
+    b_hat = table.loc[iid, "b"].to_numpy()
+    assert np.corrcoef(b_hat, [sim["b"][q] for q in qs])[0, 1] > 0.9
+    assert np.corrcoef(table.loc[iid, "a"], [sim["a"][q] for q in qs])[0, 1] > 0.7
+    assert (table.loc[iid, "se_b"] > 0).all() and (table.loc[iid, "se_b"] < 1).all()
+    # the calibrated difficulties were pushed to the bank: bands follow this calibration
+    assert np.allclose(bands.loc[table.index, "calibrated_b"], table["b"])
+    assert set(bands["difficulty_band"]) == {"easy", "medium", "hard"}
+    abil = stored.abilities.set_index("model")
+    th = abil["theta"].to_numpy()
+    assert np.corrcoef(th, [sim["theta"][m] for m in abil.index])[0, 1] > 0.9
+
+
+def test_show_lists_parameters_with_aliases(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
+    out = cli_json(sim["bank"], "calibration", "show", cal1["calibration_id"][:10])  # a unique prefix works
+    assert out["calibration"]["calibration_id"] == cal1["calibration_id"]
+    rows = {r["item_id"]: r for r in out["items"]}
+    assert len(rows) == N_ITEMS
+    row = rows[sim["item_of"]["q0"]]
+    assert row["aliases"] == ["toy:q0"] and row["status"] == "calibrated" and row["se_b"] > 0
+    listed = cli_json(sim["bank"], "calibration", "list")
+    assert [r["calibration_id"] for r in listed][0] == cal1["calibration_id"]
+
+
+def test_flags_flipped_key(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
+    out = cli_json(sim["bank"], "calibration", "flags", cal1["calibration_id"])
+    flipped = sim["item_of"][FLIPPED]
+    kinds = {r["flag"] for r in out["flags"] if r["item_id"] == flipped}
+    assert "negative_r_theta" in kinds and kinds & {"low_discrimination", "negative_discrimination"}
+    assert next(r for r in out["flags"] if r["item_id"] == flipped)["aliases"] == [f"toy:{FLIPPED}"]
+    wrong_key = {r["item_id"] for r in out["flags"] if r["flag"] == "negative_r_theta"}
+    assert wrong_key == {flipped}                         # no healthy item looks like a wrong key
+    assert out["previous_id"] is None and "no form has been published" in out["drift_note"]
+
+
+def test_estimate_interval_covers_truth(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
+    model = "r1m5"
+    out = cli_json(sim["bank"], "estimate", "--model", model, "--calibration", cal1["calibration_id"])
+    assert np.isfinite(out["theta"]) and out["se"] > 0 and out["lo"] < out["theta"] < out["hi"]
+    assert out["lo"] <= sim["theta"][model] <= out["hi"]
+    assert out["pred_lo"] <= out["pred_acc"] <= out["pred_hi"]
+    assert out["n_answered"] + out["n_predicted"] == N_ITEMS and out["n_predicted"] > 0
+    assert out["pred_lo"] <= sim["full_acc"][model] <= out["pred_hi"]
+    assert out["calibration_id"] == cal1["calibration_id"] and out["snapshot_id"].startswith("snap_")
+    text = CliRunner().invoke(cli, ["--bank", str(sim["bank"]), "estimate", "--model", model, "--method", "mle",
+                                    "--filter", "domain=math"])
+    assert text.exit_code == 0 and "predicted accuracy on the slice" in text.output
+    with open_bank(sim["bank"]) as bank:
+        every = estimate_all(bank, cal1["calibration_id"]).set_index("model")
+    r1 = every.loc[[m for m in every.index if m.startswith("r1")]]
+    th = np.array([sim["theta"][m] for m in r1.index])
+    acc = np.array([sim["full_acc"][m] for m in r1.index])
+    assert 0.9 <= np.mean((r1["lo"] <= th) & (th <= r1["hi"])) <= 0.99
+    assert 0.9 <= np.mean((r1["pred_lo"] <= acc) & (acc <= r1["pred_hi"])) <= 1.0
+    # the prediction beats the raw observed accuracy as an estimate of the full-bank accuracy
+    assert np.mean(np.abs(r1["pred_acc"] - acc)) < np.mean(np.abs(r1["observed_accuracy"] - acc))
+
+
+def test_linking_puts_shifted_round_on_first_scale(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
+    fixed = cli_json(sim["bank"], "calibrate", "--irt", "2pl", "--round", "2", "--link", "fixed",
+                     "--anchor-calibration", cal1["calibration_id"])
+    assert fixed["converged"] and fixed["linking"]["method"] == "fixed"
+    assert fixed["items"]["fixed"]["n"] == N_ITEMS - 1 or fixed["items"]["fixed"]["n"] == N_ITEMS
+    assert abs(fixed["latent_mean"] - SHIFT) < 0.25 and abs(fixed["linking"]["B"] - SHIFT) < 0.25
+    sl = cli_json(sim["bank"], "calibrate", "--irt", "2pl", "--round", "2", "--link", "stocking-lord",
+                  "--anchor-calibration", cal1["calibration_id"], "--link-boot", "50")
+    lk = sl["linking"]
+    assert lk["method"] == "stocking_lord" and lk["n_common"] >= N_ITEMS - 1
+    assert abs(lk["B"] - SHIFT) < 0.3 and abs(lk["A"] - 1) < 0.25 and 0 < lk["se_B"] < 0.3
+    with open_bank(sim["bank"]) as bank:
+        linked = load_calibration(bank, sl["calibration_id"])
+    r2 = linked.abilities[linked.abilities["model"].str.startswith("r2")]
+    assert abs(r2["theta"].mean() - SHIFT) < 0.3
+    # diff: the planted item moved beyond its SEs; almost nothing else did
+    diff = cli_json(sim["bank"], "calibration", "diff", cal1["calibration_id"], sl["calibration_id"])
+    moved = {r["item_id"] for r in diff["items"] if r["moved"]}
+    assert sim["item_of"][MOVED] in moved and len(moved) <= 3
+    row = next(r for r in diff["items"] if r["item_id"] == sim["item_of"][MOVED])
+    assert 1.4 < row["diff_b"] < 2.6 and row["z_b"] > 3
+    # flags on the linked calibration compare with the previous one (the fixed calibration: anchors only)
+    flags = cli_json(sim["bank"], "calibration", "flags", sl["calibration_id"], "--against", cal1["calibration_id"])
+    assert sim["item_of"][MOVED] in {r["item_id"] for r in flags["flags"] if r["flag"] == "parameter_moved"}
+
+
+def test_bad_requests_are_clean_errors(sim: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    for args, message in ((["calibration", "show", "cal_nope"], "no calibration 'cal_nope'"),
+                          (["estimate", "--model", "nobody"], "model 'nobody' has no responses"),
+                          (["calibrate", "--method", "pyirt", "--irt", "3pl"], "2PL only"),
+                          (["calibrate", "--anchor-calibration", "latest"], "needs --link")):
+        with pytest.raises(SystemExit) as exc:
+            main(["--bank", str(sim["bank"]), *args])
+        assert exc.value.code == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_real_mmlu_pro_calibrates_in_seconds(shared_data: Path, tmp_path: Path) -> None:
+    items = pd.read_parquet(shared_data / "mmlu_pro/items.parquet")
+    items = items[items["category"].isin(["history", "computer science"])]
+    items.to_parquet(tmp_path / "items.parquet")
+    bank = tmp_path / "mp.duckdb"
+    opts = ImportOptions(source="mmlu_pro", license="Apache-2.0", id_cols=("question_id",), choices_col="options",
+                         answer_col="answer", answer_format="letter", tag_cols=(("category", "subject"),))
+    with open_bank(bank, create=True) as bk:
+        bk.import_items([tmp_path / "items.parquet"], opts)
+        rep = bk.import_responses(shared_data / "mmlu_pro/responses.parquet", source="mmlu_pro", model_col="model",
+                                  item_col="question_id", score_col="correct")
+    responses = pd.read_parquet(shared_data / "mmlu_pro/responses.parquet", columns=["question_id"])
+    assert rep.matched == int(responses["question_id"].isin(items["question_id"]).sum()) and rep.runs == 20
+    start = time.perf_counter()
+    out = cli_json(bank, "calibrate", "--irt", "2pl")
+    seconds = time.perf_counter() - start
+    assert out["converged"] and out["n_models"] == 20 and seconds < 60
+    n = out["items"]
+    assert n["calibrated"]["n"] > 0.8 * out["n_items"]
+    assert sum(v["n"] for v in n.values()) == out["n_items"]      # every item reported, kept-at-prior ones included
+    model = "gpt-4o"
+    with open_bank(bank) as bk:
+        models = sorted(bk.responses()["model"].unique())
+    model = model if model in models else models[0]
+    est = cli_json(bank, "estimate", "--model", model, "--filter", "subject=history")
+    assert np.isfinite(est["theta"]) and est["lo"] < est["theta"] < est["hi"]
+    # a discrete predictive interval (number correct) may sit up to one item off the mean
+    one = 1 / (est["n_answered"] + est["n_predicted"])
+    assert est["pred_lo"] - one <= est["pred_acc"] <= est["pred_hi"] + one
+    assert abs(est["pred_acc"] - est["observed_accuracy"]) < 0.05     # it answered (nearly) every item
