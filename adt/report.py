@@ -446,7 +446,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
         earlier_ids[name] = bank.form(name)["item_ids"]
     for name in form_names:
         rec = bank.form(name)
-        fitems = bank.items({"item_id": rec["item_ids"]}, include_retired=True)
+        fitems = _items_as_drawn(bank, rec, notes)
         comp = form_composition(fitems, rec["spec"], keys=[k for k in (*COMPOSITION_KEYS, *SLICE_KEYS)
                                                              if k in fitems.columns])
         created = forms_frame.set_index("name")["created_at"]
@@ -506,6 +506,35 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                   "generated": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")}
     title = f"adt report: {scope}"
     return Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes)
+
+
+def _items_as_drawn(bank: Any, rec: Mapping[str, Any], notes: list[str]) -> pd.DataFrame:
+    """The form's items with tiers and bands as they were when it was drawn (quotas refer to those).
+
+    Forms drawn by ``adt sample`` record the history head of their pool; the pool is rebuilt at that head.
+    Other forms are shown with today's tiers and bands, and a note says so.
+    """
+    ids = list(rec["item_ids"])
+    spec = dict(rec["spec"])
+    pool_rec = spec.pop("pool", None)
+    if isinstance(pool_rec, Mapping):
+        try:
+            from adt.workflow.forms import PoolSettings, pool_at
+            from sampler import FormSpec
+
+            settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]),
+                                    int(pool_rec["tier_high_runs"]), int(pool_rec["tier_high_publications"]),
+                                    pool_rec.get("bands"))
+            pool = pool_at(bank, settings, FormSpec.from_dict(spec, source=f"form {rec['name']} spec"), None)
+            got = pool[pool["item_id"].isin(set(ids))]
+            if len(got) == len(set(ids)):
+                return got
+        except (ImportError, InputError, KeyError, ValueError) as exc:
+            notes.append(f"form {rec['name']}: its pool could not be rebuilt ({exc}); composition uses today's tiers")
+    else:
+        notes.append(f"form {rec['name']}: drawn outside `adt sample` (no pool head recorded); composition uses "
+                     "today's frequency tiers and difficulty bands")
+    return bank.items({"item_id": ids}, include_retired=True)
 
 
 def _forms_of(forms_frame: pd.DataFrame, round_no: int | None, form: str | None) -> list[str]:

@@ -37,15 +37,20 @@ def sample_and_publish(bank, name: str, size: int, seed: int, round_no: int, quo
 
 def demo_round(bank_path: Path, workdir: Path, *, n_items: int = 1500, n_models: int = 12, form_size: int = 120,
                seed: int = 7) -> DemoWorld:
-    """The demo's world (generated items, simulated models' past runs) and round 1: a published form every
-    simulated model answered with its true parameters."""
+    """The demo's world (generated items, simulated models' past runs) and round 1: a form drawn with
+    ``adt sample``'s workflow (frequency quotas), published, and answered by every simulated model with
+    its true parameters."""
+    from adt.workflow.forms import sample_and_store
+
     world = build_world(bank_path, n_items=n_items, n_models=n_models, seed=seed, workdir=workdir,
                         say=lambda _m: None)
+    drawn = sample_and_store(bank_path, {"name": "round-1", "strategy": "stratified", "size": form_size,
+                                         "seed": seed, "quotas": FORM_QUOTAS})
+    ids = list(drawn.item_ids)
     rng = np.random.default_rng(seed + 1)
-    truth = world.params.set_index("item_id")
+    t = world.params.set_index("item_id").loc[ids]
     with open_bank(bank_path) as bank:
-        ids = sample_and_publish(bank, "round-1", form_size, seed, 1, FORM_QUOTAS)
-        t = truth.loc[ids]
+        bank.publish("round-1", 1)
         for model, theta in zip(world.models["model"], world.models["theta"], strict=True):
             p = prob(theta, t["a"].to_numpy(), t["b"].to_numpy(), t["c"].to_numpy(), t["d"].to_numpy())
             run_id = f"round-1:{model}"

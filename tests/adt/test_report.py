@@ -1,0 +1,207 @@
+"""adt report: the statistics behind it (rank uncertainty, separability, parameter draws, the coverage
+simulation, leave-one-model-out replay, quota composition) against known answers, and the report of a
+small demo round: content, self-containedness and the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from report_world import demo_round  # noqa: E402
+
+from adt.cli import main  # noqa: E402
+from adt.report import (  # noqa: E402
+    build_report,
+    draw_params,
+    form_composition,
+    leave_one_model_out,
+    rank_distribution,
+    render_html,
+    separability,
+    simulated_coverage,
+)
+from calibration import simulate_responses  # noqa: E402
+from calibration.ability import default_grid  # noqa: E402
+from calibration.irt import ItemParams  # noqa: E402
+from itembank import open_bank  # noqa: E402
+
+
+def normal_posteriors(means: list[float], sds: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    g = default_grid()
+    w = np.stack([norm.pdf(g, m, s) for m, s in zip(means, sds, strict=True)])
+    return g, w / w.sum(axis=1, keepdims=True)
+
+
+def test_rank_probabilities_match_the_normal_answer(rng: np.random.Generator) -> None:
+    # P(X > Y) for X ~ N(0.3, 0.2), Y ~ N(0, 0.2) is Phi(0.3 / sqrt(0.08)) = 0.856; a third model far
+    # below is last for sure.
+    g, w = normal_posteriors([0.3, 0.0, -3.0], [0.2, 0.2, 0.2])
+    probs, lo, hi = rank_distribution(g, w, rng, n_draws=8000)
+    want = norm.cdf(0.3 / np.sqrt(0.08))
+    assert probs[0, 0] == pytest.approx(want, abs=0.015)
+    assert probs[1, 0] == pytest.approx(1 - want, abs=0.015)
+    assert probs[2, 2] == 1.0
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0)
+    assert (lo.tolist(), hi.tolist()) == ([1, 1, 3], [2, 2, 3])
+
+
+def test_identical_posteriors_share_the_ranks_evenly(rng: np.random.Generator) -> None:
+    g, w = normal_posteriors([0.5] * 4, [0.3] * 4)
+    probs, lo, hi = rank_distribution(g, w, rng, n_draws=8000)
+    np.testing.assert_allclose(probs, 0.25, atol=0.02)
+    assert set(lo) == {1} and set(hi) == {4}
+
+
+def test_separability_is_interval_overlap() -> None:
+    lo, hi = np.array([1.0, 0.5, -0.2, -2.0]), np.array([2.0, 1.2, 0.6, -1.0])
+    assert separability(lo, hi) == [[1], [0, 2], [1], []]
+
+
+def test_parameter_draws_follow_their_standard_errors(rng: np.random.Generator) -> None:
+    n = 20_000
+    p = ItemParams(tuple(f"i{k}" for k in range(n)), np.full(n, 1.5), np.zeros(n), np.full(n, 0.2), np.ones(n))
+    same = draw_params(p, {}, rng)
+    assert np.array_equal(same.a, p.a) and np.array_equal(same.b, p.b) and np.array_equal(same.c, p.c)
+    d = draw_params(p, {"a": np.full(n, 0.15), "b": np.full(n, 0.3), "c": np.full(n, 0.02),
+                        "d": np.full(n, np.nan)}, rng)
+    assert np.std(d.b) == pytest.approx(0.3, rel=0.03)
+    assert np.std(np.log(d.a)) == pytest.approx(0.1, rel=0.03)       # delta method: se_a / a
+    assert np.std(d.c) == pytest.approx(0.02, rel=0.06)
+    assert np.array_equal(d.d, p.d)                                   # NaN SE: held fixed
+    assert (d.a > 0).all() and ((d.c > 0) & (d.c < 1)).all()
+
+
+def form_params(rng: np.random.Generator, n: int = 60) -> ItemParams:
+    return ItemParams(tuple(f"i{k}" for k in range(n)), np.exp(rng.normal(0.2, 0.3, n)), rng.normal(0, 1, n))
+
+
+def test_coverage_is_nominal_with_exact_parameters_and_drops_with_large_errors(rng: np.random.Generator) -> None:
+    params = form_params(rng)
+    exact = simulated_coverage(params, {}, rng, n_worlds=80, per_world=25, theta_range=(-1.0, 1.0))
+    # 2,000 respondents: Monte Carlo SE of a 95% coverage is 0.5 points.
+    assert exact.coverage == pytest.approx(0.95, abs=0.02)
+    assert exact.coverage_point_params == pytest.approx(0.95, abs=0.02)
+    noisy = simulated_coverage(params, {"a": np.full(60, 0.3), "b": np.full(60, 1.5)}, rng, n_worlds=80,
+                               per_world=25, theta_range=(-1.0, 1.0))
+    # Shared calibration error shifts everyone in a world by about sd(b error) / sqrt(n) = 0.19 against
+    # an SE of about 0.23: the intervals, blind to it, hold ~P(|Z| < 1.96 * 0.23 / 0.30) = 0.87.
+    assert 0.80 < noisy.coverage < exact.coverage - 0.04
+    assert noisy.coverage_point_params == pytest.approx(0.95, abs=0.02)
+    assert set(noisy.by_band["ability band"]) == {"-1 to 1"}
+    assert noisy.n == 2000 and noisy.n_items == 60
+
+
+def test_leave_one_model_out_predicts_full_bank_accuracy(rng: np.random.Generator) -> None:
+    n_items, n_models = 400, 16
+    params = ItemParams(tuple(f"it{k:03d}" for k in range(n_items)), np.exp(rng.normal(0.1, 0.3, n_items)),
+                        rng.normal(0, 1, n_items))
+    theta = np.linspace(-1.5, 1.5, n_models)
+    rs = simulate_responses(params, theta, rng, model_ids=[f"m{k:02d}" for k in range(n_models)])
+    df = rs.to_frame()
+    form = list(params.item_ids[:80])
+    loo = leave_one_model_out(df, form)
+    assert loo["model"].tolist() == [f"m{k:02d}" for k in range(n_models)]
+    assert loo["n_form"].between(70, 80).all()  # items all right or all wrong in a refit are not calibrated
+    assert (loo["lo"] <= loo["predicted"]).all() and (loo["predicted"] <= loo["hi"]).all()
+    assert (loo["predicted"] - loo["actual"]).abs().mean() < 0.04
+    assert loo["covered"].sum() >= 13          # of 16 at 95%: 12 or fewer has probability < 1%
+    assert np.corrcoef(loo["theta_form"], theta)[0, 1] > 0.9
+    # A model seen only on the form has nothing to predict: it is left out.
+    only_form = pd.concat([df, pd.DataFrame({"model": "newcomer", "item_id": form, "score": 1.0})])
+    assert "newcomer" not in set(leave_one_model_out(only_form, form, models=["newcomer"])["model"])
+
+
+def test_form_composition_against_quotas() -> None:
+    items = pd.DataFrame({"frequency_tier": ["low"] * 6 + ["medium"] * 3 + ["high"],
+                          "language": ["en"] * 7 + ["zh"] * 3, "domain": ["math|logic"] + ["math"] * 9})
+    spec = {"size": 10, "quotas": {"frequency_tier": {"low": 0.5, "medium": 0.4, "high": 0.1}, "language": {"zh": 3}}}
+    comp = form_composition(items, spec, keys=["domain"]).set_index(["key", "value"])
+    assert comp.loc[("frequency_tier", "low"), "items"] == 6
+    assert comp.loc[("frequency_tier", "low"), "target"] == 5.0
+    assert not comp.loc[("frequency_tier", "low"), "meets"]
+    assert comp.loc[("frequency_tier", "high"), "meets"]
+    assert comp.loc[("language", "zh"), "meets"] and comp.loc[("language", "en"), "meets"]  # no quota on en
+    assert comp.loc[("domain", "math"), "items"] == 10 and comp.loc[("domain", "logic"), "items"] == 1
+
+
+# ------------------------------------------------------------------------------------------------ the demo round
+@pytest.fixture(scope="module")
+def demo_bank(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    tmp = tmp_path_factory.mktemp("report")
+    world = demo_round(tmp / "demo.duckdb", tmp)
+    return tmp / "demo.duckdb", world.models
+
+
+@pytest.fixture(scope="module")
+def demo_report(demo_bank: tuple[Path, pd.DataFrame]):
+    with open_bank(demo_bank[0]) as bank:
+        return build_report(bank, round_no=1, seed=5, n_worlds=60)
+
+
+def test_report_leaderboard_of_the_demo_round(demo_report, demo_bank: tuple[Path, pd.DataFrame]) -> None:
+    board = demo_report.leaderboard
+    truth = demo_bank[1].set_index("model")["theta"]
+    assert sorted(board["model"]) == sorted(truth.index)
+    assert (board["lo"] < board["theta"]).all() and (board["theta"] < board["hi"]).all()
+    assert (board["pred_lo"] <= board["pred_acc"]).all() and (board["pred_acc"] <= board["pred_hi"]).all()
+    assert (board["rank_lo"] <= board["rank"]).all() and (board["rank"] <= board["rank_hi"]).all()
+    assert np.corrcoef(board["theta"], board["model"].map(truth))[0, 1] > 0.9
+    np.testing.assert_allclose(demo_report.rank_probs.sum(axis=1), 1.0)
+    # Not separable is symmetric.
+    pairs = {(m, o.strip()) for m, others in zip(board["model"], board["not_separable_from"], strict=True)
+             for o in others.split(",") if o.strip()}
+    assert pairs == {(b, a) for a, b in pairs}
+
+
+def test_report_sections_of_the_demo_round(demo_report) -> None:
+    assert [f["name"] for f in demo_report.forms] == ["round-1"]
+    comp = demo_report.forms[0]["composition"]
+    tiers = comp[comp["key"] == "frequency_tier"]
+    assert tiers["meets"].all() and tiers["items"].sum() == 120
+    assert set(demo_report.slices) >= {"language"}
+    cov = demo_report.honesty["coverage"]
+    assert 0.5 < cov.coverage <= cov.coverage_point_params + 0.02 and cov.n == 60 * 25
+    loo = demo_report.honesty["loo"]
+    assert len(loo) == 12 and loo["covered"].mean() >= 0.75
+    prov = demo_report.provenance
+    assert prov["bank snapshot"].startswith("snap_") and len(prov["forms"]["round-1"]) == 64
+    assert {"calibration", "report seed", "adt version", "form seeds"} <= set(prov)
+    assert {"forest", "rank_probs", "information", "exposure"} <= set(demo_report.figures)
+
+
+def test_report_html_is_self_contained(demo_report) -> None:
+    page = render_html(demo_report)
+    assert page.count('data-testid="leaderboard-row"') == len(demo_report.leaderboard)
+    assert "<script" not in page and "<link" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", page)
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", page)
+    imgs = re.findall(r'<img[^>]*src="([^"]+)"', page)
+    assert imgs and all(s.startswith("data:image/png;base64,") for s in imgs)
+    assert 'data-testid="coverage"' in page and 'data-testid="loo-coverage"' in page
+
+
+def test_report_command(demo_bank: tuple[Path, pd.DataFrame], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "r.html"
+    main(["--bank", str(demo_bank[0]), "report", "--round", "1", "--worlds", "20", "--loo-models", "2",
+          "--out", str(out), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["models"] == 12 and data["forms"] == ["round-1"] and data["loo_models"] == 2
+    assert 0 < data["coverage"] <= 1 and out.read_text().startswith("<!DOCTYPE html>")
+    for args, says in ((["--round", "9"], "--round 9: no responses"), (["--form", "nope"], "--form nope"),
+                       (["--round", "1", "--no-loo"], "--out")):
+        suffix = "r.txt" if says == "--out" else "x.html"
+        with pytest.raises(SystemExit) as bad:
+            main(["--bank", str(demo_bank[0]), "report", *args, "--out", str(tmp_path / suffix)])
+        assert bad.value.code == 1
+        assert says in capsys.readouterr().err
