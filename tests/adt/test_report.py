@@ -5,6 +5,7 @@ small demo round: content, self-containedness and the command line."""
 from __future__ import annotations
 
 import json
+import shutil
 import re
 import sys
 from pathlib import Path
@@ -205,3 +206,20 @@ def test_report_command(demo_bank: tuple[Path, pd.DataFrame], tmp_path: Path, ca
             main(["--bank", str(demo_bank[0]), "report", *args, "--out", str(tmp_path / suffix)])
         assert bad.value.code == 1
         assert says in capsys.readouterr().err
+
+
+def test_report_uses_the_stored_calibrations(demo_bank: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    # Two stored calibrations (past runs only, then everything): the report takes the latest and shows
+    # the drift of the common items since the one before.
+    calibrate = pytest.importorskip("adt.workflow.calibrate").calibrate
+    bank_path = tmp_path / "stored.duckdb"
+    shutil.copy(demo_bank[0], bank_path)
+    with open_bank(bank_path) as bank:
+        first = calibrate(bank, rounds=(0,), seed=3)
+        second = calibrate(bank, seed=3)
+        rep = build_report(bank, round_no=1, seed=5, n_worlds=20, loo=False)
+    assert rep.provenance["calibration"] == second.calibration_id != first.calibration_id
+    assert rep.provenance["calibration seed"] == 3
+    drift = rep.diagnostics["drift"]
+    assert len(drift) > 100 and {"z_a", "z_b", "moved"} <= set(drift.columns)
+    assert "loo" not in rep.honesty
