@@ -99,7 +99,7 @@ def part1(cache: Path | None) -> bool:
     rows = {}
     for name, options in [("milp", {}), ("stratified", {}), ("random", {}),
                           ("nsga2", {"weights": {"information": 1.0, "novelty": 0.0, "exposure_peak": 0.0,
-                                                 "coverage": 0.0}, "n_gen": 400, "time_limit": 120.0,
+                                                 "coverage": 0.0}, "n_gen": 1000, "time_limit": 900.0,
                                      "pop_size": 100})]:
         s = spec.with_(strategy=name, options=FormSpec.from_dict({"options": options}).options)
         t0 = time.perf_counter()

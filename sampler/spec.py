@@ -315,7 +315,7 @@ def _parse_quotas(raw: Any, source: str) -> tuple[Quota, ...]:
         kinds = {isinstance(a, float) for _, a in items}
         if len(kinds) > 1:
             raise InputError(f"{where}: mixes counts (integers) and fractions (decimals); use one kind")
-        if True in kinds and sum(a for _, a in items) > 1.0 + 1e-9:
+        if True in kinds and sum(a for _, a in items) > 1.0 + 1e-6:
             raise InputError(f"{where}: fractions sum to {sum(a for _, a in items):.4g} > 1")
         closed = CLOSED_KEYS.get(str(key))
         for value, _ in items:
