@@ -239,15 +239,23 @@ def _to_nat(col: str, u: NDArray) -> NDArray:
     return expit(u)
 
 
-_ZMAX = math.log((1.0 - EPS) / EPS)   # clipping z here is clipping P to [EPS, 1 - EPS]
+_ZMAX = 700.0   # keeps exp(-z) finite; beyond it log P is 0 or -|z| to double precision anyway
 
 
 def _log_logistic(a: NDArray, b: NDArray, x: NDArray) -> tuple[NDArray, NDArray]:
-    """log P and z = a (x - b) for the 2PL (z clipped so P stays within irt.EPS of 0 and 1)."""
+    """log P and z = a (x - b) for the 1PL/2PL, exact (no EPS clip: log(1 - P) = log P - z holds)."""
     z = x[None, :] - b[:, None]
     z *= a[:, None]
     np.clip(z, -_ZMAX, _ZMAX, out=z)
-    return -np.logaddexp(0.0, -z), z
+    logP = np.exp(-z)                 # |z| <= _ZMAX keeps exp finite, so log1p(exp(-z)) is safe
+    np.log1p(logP, out=logP)
+    np.negative(logP, out=logP)
+    return logP, z
+
+
+def _sum_n(N: NDArray, logP: NDArray) -> NDArray:
+    """Per-item sum over nodes of N * log P (N is one shared row or one row per item)."""
+    return logP @ N[0] if N.shape[0] == 1 else np.einsum("iq,iq->i", N, logP)
 
 
 def _item_objective(P: NDArray, R: NDArray, F: NDArray) -> NDArray:
@@ -275,13 +283,15 @@ class _Params:
 @dataclass
 class _EStep:
     post: NDArray       # models x nodes posterior
-    R: NDArray          # items x nodes expected "correct" mass (sum of s * post)
-    F: NDArray          # items x nodes expected "wrong" mass (sum of (1 - s) * post)
+    R: NDArray | None   # items x nodes expected "correct" mass (sum of s * post); None on the
+    F: NDArray | None   # sufficient-statistic path, which keeps only Rx and N (see _Problem.estep)
     loglik: float       # marginal log-likelihood
     logpost: float      # + log prior of the free parameters
-    P: NDArray          # items x nodes response curves at the E-step's parameters (clipped)
+    P: NDArray          # items x nodes response curves at the E-step's parameters
     logP: NDArray
     log1mP: NDArray
+    Rx: NDArray | None = None    # R @ [1, x] (items x 2)
+    N: NDArray | None = None     # R + F (1 x nodes when the same for every item)
 
 
 class _SparseOps:
@@ -299,6 +309,8 @@ class _SparseOps:
         self.S1T = sparse.csr_array((s[pos], (i[pos], m[pos])), shape=shape[::-1])
         self.S0T = sparse.csr_array((1.0 - s[neg], (i[neg], m[neg])), shape=shape[::-1])
         self.shape = shape
+        self._S: sparse.csr_array | None = None      # built on first use by the 2PL fast path
+        self._IT: sparse.csr_array | None = None
 
     def node_loglik(self, logP: NDArray, log1mP: NDArray) -> NDArray:
         return self.S1T.T @ logP + self.S0T.T @ log1mP
@@ -310,6 +322,30 @@ class _SparseOps:
         pos = self.s > 0
         S2T = sparse.csr_array((self.s[pos] ** 2, (self.i[pos], self.m[pos])), shape=self.shape[::-1])
         return S2T @ post
+
+    def suff_loglik(self, a: NDArray, ab: NDArray, x: NDArray, log1mP: NDArray) -> NDArray:
+        """2PL node log-likelihoods from the weighted sum scores: s z + log(1 - P), z = a x - a b."""
+        if self._S is None or self._IT is None:
+            pos = self.s > 0
+            self._S = sparse.csr_array((self.s[pos], (self.m[pos], self.i[pos])), shape=self.shape)
+            self._IT = sparse.csr_array((np.ones(self.s.size), (self.i, self.m)), shape=self.shape[::-1])
+        S, IT = self._S, self._IT
+        return np.outer(S @ a, x) - (S @ ab)[:, None] + IT.T @ log1mP
+
+    def obs_dots(self, post: NDArray, A: NDArray, pos_of: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+        """post_m . A_i[:, j] for every observation (m, i) on a free item: (m, item position, s, dots)."""
+        sel = pos_of[self.i] >= 0
+        m, ii, s = self.m[sel], pos_of[self.i[sel]], self.s[sel]
+        dots = np.empty((m.size, A.shape[2]))
+        for lo in range(0, m.size, _CHUNK):
+            sl = slice(lo, lo + _CHUNK)
+            dots[sl] = np.einsum("nq,nqj->nj", post[m[sl]], A[ii[sl]])
+        return m, ii, s, dots
+
+    def suff_counts(self, post: NDArray, x01: NDArray) -> tuple[NDArray, NDArray]:
+        """R @ [1, x] and N = R + F without forming R and F."""
+        assert self._S is not None and self._IT is not None
+        return self._S.T @ (post @ x01), self._IT @ post
 
     def model_sums(self, A: NDArray, B: NDArray) -> NDArray:
         """sum over each model's items of (s * A_i - B_i) at every node."""
@@ -364,6 +400,26 @@ class _DenseOps:
     def model_sums(self, A: NDArray, B: NDArray) -> NDArray:
         return self.Y @ A - (B.sum(axis=0) if self.M is None else self.M @ B)
 
+    def obs_dots(self, post: NDArray, A: NDArray, pos_of: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+        free = np.flatnonzero(pos_of >= 0)
+        mask = np.ones(self.Y.shape, dtype=bool) if self.M is None else self.M > 0
+        mask[:, np.flatnonzero(pos_of < 0)] = False
+        m, i = np.nonzero(mask)
+        dots = np.empty((m.size, A.shape[2]))
+        for j in range(A.shape[2]):
+            full = np.zeros(self.Y.shape)
+            full[:, free] = post @ A[:, :, j].T          # models x free items, BLAS
+            dots[:, j] = full[m, i]
+        return m, pos_of[i], self.Y[m, i], dots
+
+    def suff_loglik(self, a: NDArray, ab: NDArray, x: NDArray, log1mP: NDArray) -> NDArray:
+        rest = log1mP.sum(axis=0) if self.M is None else self.M @ log1mP
+        return np.outer(self.Y @ a, x) - (self.Y @ ab)[:, None] + rest
+
+    def suff_counts(self, post: NDArray, x01: NDArray) -> tuple[NDArray, NDArray]:
+        N = post.sum(axis=0)[None, :] if self.M is None else (post.T @ self.M).T
+        return self.Y.T @ (post @ x01), N
+
     def score_outer(self, post: NDArray, G: NDArray, pos_of: NDArray, k: int, n_free: int) -> NDArray:
         free = np.flatnonzero(pos_of >= 0)
         out = np.zeros((n_free, k, k))
@@ -416,6 +472,7 @@ class _Problem:
         self.cols, self.shared_a, self.anchored, self.n_newton = cols, shared_a, anchored, n_newton
         self.px = True
         self.plain = model in ("1pl", "2pl")   # c = 0, d = 1 everywhere: log-logistic fast paths
+        self.suff = False                       # set by fit_mml: complete dense 2PL data
         self._x01 = np.stack([np.ones_like(x), x], axis=1)
         self._x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
         self.n_items, self.n_models = rs.n_items, rs.n_models
@@ -499,13 +556,30 @@ class _Problem:
             P = np.clip(p.c[:, None] + (p.d - p.c)[:, None] * expit(p.a[:, None] * (self.x - p.b[:, None])),
                         EPS, 1.0 - EPS)
             logP, log1mP = np.log(P), np.log1p(-P)
-        L = self.ops.node_loglik(logP, log1mP)
+        if self.suff:
+            # 2PL: s log P + (1 - s) log(1 - P) = s z + log(1 - P) with z = a (x - b) affine in x, so
+            # the weighted sum scores carry the s-part: one sparse matmul (or none, complete data)
+            # instead of two
+            L = self.ops.suff_loglik(p.a, p.a * p.b, self.x, log1mP)
+        else:
+            L = self.ops.node_loglik(logP, log1mP)
         L += p.logw
-        lse = logsumexp(L, axis=1)
-        post = np.exp(L - lse[:, None])
+        mx = L.max(axis=1, keepdims=True)
+        post = np.exp(L - mx)
+        tot = post.sum(axis=1, keepdims=True)
+        post /= tot
+        lse = (mx + np.log(tot))[:, 0]
         ll = float(lse[self.has_obs].sum())
+        if self.suff:
+            Rx, N = self.ops.suff_counts(post, self._x01)
+            return _EStep(post, None, None, ll, ll + self.log_prior(p), P, logP, log1mP, Rx, N)
         R, F = self.ops.counts(post)
         return _EStep(post, R, F, ll, ll + self.log_prior(p), P, logP, log1mP)
+
+    def full_counts(self, e: _EStep) -> tuple[NDArray, NDArray]:
+        if e.R is not None and e.F is not None:
+            return e.R, e.F
+        return self.ops.counts(e.post)
 
     # -- M-step ------------------------------------------------------------------------------------
     def mstep(self, p: _Params, e: _EStep) -> _Params:
@@ -513,18 +587,26 @@ class _Problem:
         f = self.free
         if f.size == 0:
             return q
-        R, F = e.R[f], e.F[f]
         item_cols = tuple(c for c in self.cols if not (c == "a" and self.shared_a))
         nat = {c: getattr(q, c)[f] for c in _PCOLS}
-        plain_2pl = item_cols == ("a", "b") and not np.any(nat["c"]) and np.all(nat["d"] == 1.0)
-        # the E-step's curves and item log-likelihoods at the same parameters start the first step
+        plain_2pl = self.plain and item_cols == ("a", "b")
         if plain_2pl:
-            P, N = e.P[f], R + F
-            objd = np.einsum("iq,iq->i", R, e.logP[f]) + np.einsum("iq,iq->i", F, e.log1mP[f])
-            Fx = F @ self._x01
+            # the E-step's curves and item log-likelihoods at the same parameters start the first step
+            if e.R is None:
+                assert e.Rx is not None and e.N is not None
+                Rx, N = e.Rx[f], (e.N if e.N.shape[0] == 1 else e.N[f])
+            else:
+                R_, F_ = e.R[f], e.F[f]  # type: ignore[index]
+                N = R_ + F_
+                Rx = R_ @ self._x01
+            Fx = N @ self._x01 - Rx
+            P = e.P[f]
+            objd = _sum_n(N, e.logP[f]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
+        else:
+            R, F = e.R[f], e.F[f]  # type: ignore[index]
         for _ in range(self.n_newton):
             if plain_2pl:
-                nat, P, objd = self._newton_2pl(nat, R, F, P, objd, N, Fx)
+                nat, P, objd = self._newton_2pl(nat, Rx, N, Fx, P, objd)
             else:
                 nat = self._newton_items(nat, R, F, item_cols)
             if self.shared_a:
@@ -573,8 +655,8 @@ class _Problem:
             t[todo] *= 0.5
         return out
 
-    def _newton_2pl(self, nat: dict[str, NDArray], R: NDArray, F: NDArray, P: NDArray,
-                    objd: NDArray, N: NDArray, Fx: NDArray) -> tuple[dict[str, NDArray], NDArray, NDArray]:
+    def _newton_2pl(self, nat: dict[str, NDArray], Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray,
+                    objd: NDArray) -> tuple[dict[str, NDArray], NDArray, NDArray]:
         """The same Fisher-scoring step as ``_newton_items`` for c = 0, d = 1, in few passes.
 
         With z = a (x - b) affine in the node x, every sum over nodes is a small matmul of a per-node
@@ -582,10 +664,9 @@ class _Problem:
         point come in and the updated ones go out, so consecutive steps never recompute them.
         """
         a, b = nat["a"], nat["b"]
-        NP = N * P
-        res = R - NP
+        NP = N * P                                      # N may be one row shared by all items
+        r0, r1 = (Rx - NP @ self._x01).T                # sums over nodes of R - N P, and of x (R - N P)
         NP -= NP * P                                    # W = N P (1 - P)
-        r0, r1 = (res @ self._x01).T
         w0, w1, w2 = (NP @ self._x012).T
         ga = a * (r1 - b * r0)
         gb = -a * r0
@@ -611,7 +692,7 @@ class _Problem:
             cb = _to_nat("b", b[todo] + t[todo] * sb[todo])
             logP, z = _log_logistic(ca, cb, self.x)
             # sum_q R log P + F log(1 - P) = sum_q N log P - sum_q F z, and sum_q F z is affine in x
-            od = np.einsum("iq,iq->i", N[todo], logP) - ca * (Fx[todo, 1] - cb * F0[todo])
+            od = _sum_n(N if N.shape[0] == 1 else N[todo], logP) - ca * (Fx[todo, 1] - cb * F0[todo])
             obj1 = od + self.priors.logp("a", ca) + self.priors.logp("b", cb)
             ok = obj1 >= obj0[todo] - 1e-10 * np.abs(obj0[todo])
             acc = todo[ok]
@@ -691,7 +772,8 @@ class _Problem:
         cols = tuple(c for c in self.cols if not (c == "a" and self.shared_a))
         a, b, c_, d = p.a[f], p.b[f], p.c[f], p.d[f]
         P, dP, d2P = _curves(a, b, c_, d, self.x, cols, second=True)
-        R, F = e.R[f], e.F[f]
+        R_all, F_all = self.full_counts(e)
+        R, F = R_all[f], F_all[f]
         N = R + F
         R2 = self.ops.sq_counts(e.post)[f] if self.fractional else R
         pq = P * (1.0 - P)
@@ -705,7 +787,10 @@ class _Problem:
                 cj = cols[j]
                 val = ((w_a - w_b) * dP[ci] * dP[cj] - w_2 * d2P[(ci, cj)]).sum(axis=1)
                 info[:, i, j] = info[:, j, i] = val
-        info += self._score_outer(e.post, P, dP, cols, f)
+        if self.plain and cols == ("a", "b"):
+            info += self._score_outer_2pl(e.post, P, a, b, f)
+        else:
+            info += self._score_outer(e.post, P, dP, cols, f)
         for i, col in enumerate(cols):
             info[:, i, i] += self.priors.grad_nhess(col, getattr(p, col)[f])[1]
         cov = _safe_inv(info)
@@ -729,10 +814,26 @@ class _Problem:
         G = np.concatenate([h, P[:, :, None] * h], axis=2)                     # items x Q x 2k
         return self.ops.score_outer(post, G, pos_of, k, f.size)
 
+    def _score_outer_2pl(self, post: NDArray, P: NDArray, a: NDArray, b: NDArray, f: NDArray) -> NDArray:
+        """``_score_outer`` for the 2PL on (log a, b): the scores are affine in the node, so two dot
+        products per observation (post . P and post . x P) and the EAP give them exactly."""
+        pos_of = np.full(self.n_items, -1)
+        pos_of[f] = np.arange(f.size)
+        m, ii, s, dots = self.ops.obs_dots(post, np.stack([P, P * self.x], axis=2), pos_of)
+        eap = post @ self.x
+        aa, bb = a[ii], b[ii]
+        e = np.empty((m.size, 2))
+        e[:, 0] = aa * (s * (eap[m] - bb) - (dots[:, 1] - bb * dots[:, 0]))
+        e[:, 1] = -aa * (s - dots[:, 0])
+        out = np.zeros((f.size, 2, 2))
+        _accumulate_outer(out, ii, e, np.ones(m.size))
+        return out
+
     def _shared_a_se(self, p: _Params, e: _EStep, f: NDArray) -> float:
         """Louis' identity for the 1PL's single a (b's treated as known), on alpha = log a."""
         P, dP, d2P = _curves(p.a[f], p.b[f], p.c[f], p.d[f], self.x, ("a",), second=True)
-        R, F = e.R[f], e.F[f]
+        R_all, F_all = self.full_counts(e)
+        R, F = R_all[f], F_all[f]
         w_a = R / P**2 + F / (1.0 - P) ** 2
         w_2 = R / P - F / (1.0 - P)
         complete = float((w_a * dP["a"] ** 2 - w_2 * d2P[("a", "a")]).sum())
@@ -996,6 +1097,7 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
     prob = _Problem(responses, model, x, latent, priors, free_items, used_items, cols, shared_a, anchored,
                     n_newton, backend)
     prob.plain = prob.plain and not np.any(p.c[used_items]) and bool(np.all(p.d[used_items] == 1.0))
+    prob.suff = prob.plain and model == "2pl"
     p_hat, e_hat, tr = _run_em(prob, p, max_iter=max_iter, tol_ll=tol_ll, tol_param=tol_param,
                                accelerate=accelerate)
     if not tr.converged and warn:
