@@ -233,11 +233,12 @@ def _check_params(params: ItemParams) -> None:
 def _grid_loglik(m: NDArray, j: NDArray, s: NDArray, n_models: int, params: ItemParams,
                  grid: NDArray) -> NDArray:
     """Log-likelihood of every model at every grid node, shape (n_models, n_nodes)."""
-    n_items = len(params)
-    p = np.clip(prob(grid[None, :], params.a[:, None], params.b[:, None], params.c[:, None], params.d[:, None]),
-                EPS, 1 - EPS)
-    right = sp.csr_matrix((s, (m, j)), shape=(n_models, n_items))
-    wrong = sp.csr_matrix((1.0 - s, (m, j)), shape=(n_models, n_items))
+    used, jj = np.unique(j, return_inverse=True)  # only the items answered: a big bank stays cheap
+    n_items = used.size
+    a, b, c, d = (getattr(params, k)[used][:, None] for k in ("a", "b", "c", "d"))
+    p = np.clip(prob(grid[None, :], a, b, c, d), EPS, 1 - EPS)
+    right = sp.csr_matrix((s, (m, jj)), shape=(n_models, n_items))
+    wrong = sp.csr_matrix((1.0 - s, (m, jj)), shape=(n_models, n_items))
     return np.asarray(right @ np.log(p)) + np.asarray(wrong @ np.log1p(-p))
 
 
