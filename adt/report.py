@@ -28,7 +28,7 @@ import html
 import io
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -312,7 +312,24 @@ def load_calibration_view(bank: Any, calibration_id: str | None, responses: pd.D
     prev_id = store.previous_calibration_id(bank, stored.calibration_id)
     if prev_id is not None:
         previous = _view_of(store.load_calibration(bank, prev_id), None)
-    return _view_of(stored, previous)
+    view = _view_of(stored, previous)
+    if previous is not None:
+        view = _with_anchor_se(view, previous)
+    return view
+
+
+def _with_anchor_se(view: CalibrationView, anchor: CalibrationView) -> CalibrationView:
+    """Anchors held fixed have no SE in the linked calibration; their error is the anchor calibration's."""
+    pos = {k: i for i, k in enumerate(anchor.params.item_ids)}
+    idx = np.array([pos.get(k, -1) for k in view.params.item_ids])
+    se = {}
+    for name, values in view.se.items():
+        v = np.asarray(values, dtype=float).copy()
+        old = np.asarray(anchor.se.get(name, np.full(len(anchor.params), np.nan)), dtype=float)
+        fill = np.isnan(v) & (idx >= 0)
+        v[fill] = old[idx[fill]]
+        se[name] = v
+    return replace(view, se=se)
 
 
 def _has_calibrations(store: Any, bank: Any) -> bool:

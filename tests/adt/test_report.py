@@ -5,8 +5,8 @@ small demo round: content, self-containedness and the command line."""
 from __future__ import annotations
 
 import json
-import shutil
 import re
+import shutil
 import sys
 from pathlib import Path
 
