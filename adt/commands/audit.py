@@ -8,7 +8,7 @@ import click
 
 from adt import audit as trails
 from adt.cli import Context, cli, emit, pass_ctx
-from adt.workflow.forms import rederivation_line, rederive
+from adt.workflow.forms import prepare_rederivation, rederivation_line
 
 
 @cli.group()
@@ -35,7 +35,8 @@ def audit_form(ctx: Context, form: str, as_json: bool) -> None:
     """Spec, strategy, seed, bank snapshot and calibration a form was built from, and its runs."""
     with ctx.bank("adt audit form") as b:
         trail = trails.form_trail(b, form)
-        trail["rederivation"] = rederive(b, form)  # rebuilt from the recorded spec, seed, head and calibration
+        rederivation = prepare_rederivation(b, form)  # the recorded spec, seed, head, calibration and pool
+    trail["rederivation"] = rederivation.run()  # rebuilt and compared without holding the bank
     if as_json:
         emit(trail, True)
         return

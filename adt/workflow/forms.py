@@ -29,7 +29,8 @@ calibration id and the items in order: the same spec and seed on the same snapsh
 that many (a ``milp`` that stops on its time limit is not reproducible and is reported as such).
 
 The bank is held only while reading the pool and while saving; sampling runs without it, and a save
-refuses if the bank's snapshot moved in between.
+refuses if the bank's snapshot moved in between. An audit likewise reads its inputs with the bank held
+(``prepare_rederivation``) and samples after letting go of it (``Rederivation.run``).
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
+from adt import audit
 from adt.errors import AdtError, BankError, CalibrationError, InputError
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
 from itembank.bank import COLUMN_KEYS
@@ -438,13 +440,22 @@ class RebuildNotes:
     problems: list[str] = field(default_factory=list)
 
 
-def rebuild_form(bank: Bank, rec: Mapping[str, Any], notes: RebuildNotes | None = None) -> tuple[list[str], str]:
-    """Rebuild a stored form from its recorded spec, strategy, seed, snapshot head and calibration.
+@dataclass(frozen=True)
+class RebuildInputs:
+    """Everything a rebuild reads from the bank: the form's record, its spec and the pool as of its head."""
 
-    Returns ``(item_ids, content_hash)``; ``notes`` collects pool columns whose digest differs from the
-    recorded one (the reconstruction could not reproduce the pool) and history problems.
-    """
-    notes = notes if notes is not None else RebuildNotes()
+    rec: dict[str, Any]
+    spec: FormSpec
+    pool: pd.DataFrame
+    generations: int | None
+    recorded_digest: dict[str, str]
+    problems: tuple[str, ...]
+
+
+def rebuild_inputs(bank: Bank, rec: Mapping[str, Any]) -> RebuildInputs:
+    """Read (bank held) what ``rebuild_from`` needs: the recorded spec, seed, strategy, and the pool rebuilt
+    as of the recorded head with the recorded calibration's parameters."""
+    problems = []
     stored = dict(rec["spec"])
     pool_rec = stored.pop("pool", None)
     if not isinstance(pool_rec, Mapping):
@@ -455,37 +466,88 @@ def rebuild_form(bank: Bank, rec: Mapping[str, Any], notes: RebuildNotes | None 
     seed = None if pd.isna(rec.get("seed")) else int(rec["seed"])
     for what, col, inner in (("seed", seed, spec.seed), ("strategy", rec.get("strategy"), spec.strategy)):
         if col != inner:
-            notes.problems.append(f"the form's recorded {what} {col!r} differs from its spec's {inner!r}")
+            problems.append(f"the form's recorded {what} {col!r} differs from its spec's {inner!r}")
     spec = spec.with_(seed=seed, strategy=str(rec.get("strategy")))
     settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]), int(pool_rec["tier_high_runs"]),
                             int(pool_rec["tier_high_publications"]), pool_rec.get("bands"))
     if _head_hash(bank, settings.head_n) != settings.head_hash:
-        notes.problems.append(f"the history at event {settings.head_n} is not the one the form was drawn at "
-                              f"(history rewritten or truncated; run `adt bank verify`)")
+        problems.append(f"the history at event {settings.head_n} is not the one the form was drawn at "
+                        f"(history rewritten or truncated; run `adt bank verify`)")
     _, params = load_parameters(bank, rec.get("calibration_id")) if rec.get("calibration_id") else (None, None)
     pool = pool_at(bank, settings, spec, params)
     gens = pool_rec.get("generations") if spec.strategy == "nsga2" else None
-    prep, draft = _draw(pool, spec, n_gen=gens)
-    recorded = pool_rec.get("digest") or {}
+    return RebuildInputs(dict(rec), spec, pool, None if gens is None else int(gens),
+                         dict(pool_rec.get("digest") or {}), tuple(problems))
+
+
+def rebuild_from(inputs: RebuildInputs, notes: RebuildNotes | None = None) -> tuple[list[str], str]:
+    """Draw again (bank not needed) and hash with the recorded snapshot and calibration ids."""
+    notes = notes if notes is not None else RebuildNotes()
+    notes.problems.extend(inputs.problems)
+    prep, draft = _draw(inputs.pool, inputs.spec, n_gen=inputs.generations)
     now = pool_digest(prep)
-    differ = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+    rec_digest = inputs.recorded_digest
+    differ = sorted(k for k in set(rec_digest) | set(now) if rec_digest.get(k) != now.get(k))
     if differ:
         notes.problems.append("the pool as of the recorded head could not be reconstructed exactly; columns that "
                               f"differ: {', '.join(differ)}")
-    return list(draft.item_ids), content_hash(spec, str(rec["snapshot_id"]), rec.get("calibration_id"),
+    rec = inputs.rec
+    return list(draft.item_ids), content_hash(inputs.spec, str(rec["snapshot_id"]), rec.get("calibration_id"),
                                               draft.item_ids)
+
+
+def rebuild_form(bank: Bank, rec: Mapping[str, Any], notes: RebuildNotes | None = None) -> tuple[list[str], str]:
+    """Rebuild a stored form from its recorded spec, strategy, seed, snapshot head and calibration.
+
+    Returns ``(item_ids, content_hash)``; ``notes`` collects pool columns whose digest differs from the
+    recorded one (the reconstruction could not reproduce the pool) and history problems.
+    """
+    return rebuild_from(rebuild_inputs(bank, rec), notes)
+
+
+class _Recorded:
+    """Stands in for the bank in ``adt.audit.rederive_form`` once the record has been read."""
+
+    def __init__(self, rec: dict[str, Any]) -> None:
+        self.rec = rec
+
+    def form(self, name: str) -> dict[str, Any]:
+        return dict(self.rec)
+
+
+@dataclass(frozen=True)
+class Rederivation:
+    """A re-derivation read from the bank, to be run after letting go of it (sampling may take a while)."""
+
+    name: str
+    inputs: RebuildInputs | None
+    error: str | None
+
+    def run(self) -> dict[str, Any]:
+        if self.inputs is None:
+            return {"ok": False, "possible": False, "problem": self.error, "notes": []}
+        notes = RebuildNotes()
+        inputs = self.inputs
+        try:
+            result = audit.rederive_form(cast(Bank, _Recorded(inputs.rec)), self.name,
+                                         lambda rec: rebuild_from(inputs, notes))
+        except AdtError as exc:
+            return {"ok": False, "possible": False, "problem": str(exc), "notes": notes.problems}
+        return {**result.as_dict(), "possible": True, "notes": notes.problems}
+
+
+def prepare_rederivation(bank: Bank, name: str) -> Rederivation:
+    """Read a form's rebuild inputs (bank held); ``.run()`` then rebuilds and compares without the bank."""
+    try:
+        rec = bank.form(name)
+        return Rederivation(name, rebuild_inputs(bank, {**rec, "name": name}), None)
+    except AdtError as exc:
+        return Rederivation(name, None, str(exc))
 
 
 def rederive(bank: Bank, name: str) -> dict[str, Any]:
     """``adt.audit.rederive_form`` with ``rebuild_form``: the outcome plus the rebuild's notes."""
-    from adt import audit
-
-    notes = RebuildNotes()
-    try:
-        result = audit.rederive_form(bank, name, lambda rec: rebuild_form(bank, {**rec, "name": name}, notes))
-    except AdtError as exc:
-        return {"ok": False, "possible": False, "problem": str(exc), "notes": notes.problems}
-    return {**result.as_dict(), "possible": True, "notes": notes.problems}
+    return prepare_rederivation(bank, name).run()
 
 
 def rederivation_line(outcome: Mapping[str, Any]) -> str:
