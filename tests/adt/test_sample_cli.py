@@ -132,10 +132,14 @@ def test_same_spec_and_seed_on_same_snapshot_same_hash(bank: Path, tmp_path: Pat
     assert other["content_hash"] != first["content_hash"] and other["item_ids"] != first["item_ids"]
     p2 = {r["item_id"] for r in ok(a, "form", "show", "p2")["items"]}
     assert len(set(first["item_ids"]) & p2) <= 48   # the overlap limit (the medium tier needs 36 of them)
-    # The bank moves on (the form is published, a model answers it): the rebuild still uses the pool as of
-    # the recorded head, so the hash matches; a changed record does not.
+    # The bank moves on (forms published, an item retired, tags added): the rebuild still uses the pool as
+    # of the recorded head, so the hash matches; a changed record does not.
     ok(a, "form", "publish", "fa", "--round", "3")
     ok(a, "form", "publish", "p2", "--round", "3")
+    with open_bank(a) as bk:   # later curation: a form item retired, pool items tagged into a quota value
+        bk.retire([first["item_ids"][0]], reason="found a typo")
+        physics = bk.items({"subject": ["physics"]})["item_id"].tolist()[:30]
+        assert bk.tag(physics, "subject", "math") == 30
     res = adt(a, "audit", "form", "fa")
     assert res.exit_code == 0 and "re-derived: hash matches" in res.output, res.output
     with open_bank(a) as bk:
