@@ -17,12 +17,14 @@ from scipy.special import expit
 from adt.cli import cli, main
 from adt.commands import calibrate as _calibrate_commands  # noqa: F401 - registers the commands
 from adt.workflow.calibrate import estimate_all
-from calibration.store import list_calibrations, load_calibration
+from calibration.store import item_parameter_history, list_calibrations, load_calibration
 from itembank import ImportOptions, open_bank
 
 N_ITEMS, N_MODELS = 80, 400
 FLIPPED, MOVED = "q7", "q3"       # wrong answer key (negative true a); harder in round 2 (b + 2)
 SHIFT = 1.0                        # round-2 population mean on round 1's scale
+PUBLISHED = [f"q{k}" for k in range(10, 20)]     # form f1, published in round 1
+LEAKED = PUBLISHED[:5]                           # round-3 models saw these: easier by 2 at equal ability
 
 
 def cli_json(bank: Path, *args: str) -> Any:
@@ -47,11 +49,13 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     truth: dict[str, float] = {}
     full_acc: dict[str, float] = {}
     frames = []
-    for rnd, mean in ((1, 0.0), (2, SHIFT)):
+    for rnd, mean in ((1, 0.0), (2, SHIFT), (3, 0.0)):
         theta = rng.normal(mean, 1.0, N_MODELS)
         bb = b.copy()
         if rnd == 2:
             bb[ids.index(MOVED)] += 2.0
+        if rnd == 3:
+            bb[[ids.index(q) for q in LEAKED]] -= 2.0
         y = (rng.random((N_MODELS, N_ITEMS)) < expit(a * (theta[:, None] - bb))).astype(float)
         seen = rng.random((N_MODELS, N_ITEMS)) >= 0.25     # each model answered ~75% of the items
         names = [f"r{rnd}m{k}" for k in range(N_MODELS)]
@@ -67,6 +71,10 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for rnd, path in frames:
             bk.import_responses(path, source="toy", model_col="model", item_col="qid", score_col="score", round_no=rnd)
         item_of = {q: bk.resolve(f"toy:{q}") for q in ids}
+        bk.save_form("f1", [item_of[q] for q in PUBLISHED], spec={"size": 10}, strategy="manual", seed=None,
+                     snapshot_id=bk.snapshot_id(), calibration_id=None, objectives={}, content_hash="f1",
+                     n_uncalibrated=10)
+        bk.publish("f1", 1)
     return {"bank": bank, "a": dict(zip(ids, a, strict=True)), "b": dict(zip(ids, b, strict=True)), "theta": truth,
             "full_acc": full_acc, "item_of": item_of, "cal": {}}
 
@@ -88,7 +96,7 @@ def test_calibrate_recovers_parameters_and_stores_them(sim: dict[str, Any], cal1
         bands = bank.items(with_tags=False).set_index("item_id")[["calibrated_b", "difficulty_band"]]
         runs = bank.runs()
     assert stored.calibration_id == cal1["calibration_id"] and listed["calibration_id"].tolist() == [stored.calibration_id]
-    assert len(stored.run_ids) == (runs["round_no"] == 1).sum()      # the runs it used: round 1's only
+    assert len(stored.run_ids) == (runs["round_no"] == 1).sum() == N_MODELS      # the runs it used: round 1's only
     assert stored.snapshot_id == cal1["snapshot_id"] and stored.snapshot_id.startswith("snap_")
     assert stored.quad_points.size > 10 and abs(stored.quad_weights.sum() - 1) < 1e-9
     table = stored.item_table().set_index("item_id")
@@ -125,7 +133,21 @@ def test_flags_flipped_key(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
     assert next(r for r in out["flags"] if r["item_id"] == flipped)["aliases"] == [f"toy:{FLIPPED}"]
     wrong_key = {r["item_id"] for r in out["flags"] if r["flag"] == "negative_r_theta"}
     assert wrong_key == {flipped}                         # no healthy item looks like a wrong key
-    assert out["previous_id"] is None and "no form has been published" in out["drift_note"]
+    # round 1 answered the published form in its own round: nothing is exposed yet
+    assert out["previous_id"] is None and "no responses to published items from rounds after" in out["drift_note"]
+
+
+def test_flags_drift_by_exposure(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
+    """Round 3 (same population as round 1) found the leaked half of the published form easier."""
+    cal = cli_json(sim["bank"], "calibrate", "--round", "1", "--round", "3")
+    out = cli_json(sim["bank"], "calibration", "flags", cal["calibration_id"], "--against", cal1["calibration_id"])
+    tested = {r["item"]: r for r in out["drift_items"]}
+    assert set(tested) == {sim["item_of"][q] for q in PUBLISHED}
+    drifted = {r["item_id"] for r in out["flags"] if r["flag"] == "exposure_drift"}
+    leaked = {sim["item_of"][q] for q in LEAKED}
+    assert len(drifted & leaked) >= 4 and not drifted - leaked
+    assert all(tested[i]["mh_odds_ratio"] > 2 for i in leaked)
+    assert out["drift_settings"]["matching"] == "theta"
 
 
 def test_estimate_interval_covers_truth(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
@@ -164,6 +186,11 @@ def test_linking_puts_shifted_round_on_first_scale(sim: dict[str, Any], cal1: di
     assert abs(lk["B"] - SHIFT) < 0.3 and abs(lk["A"] - 1) < 0.25 and 0 < lk["se_B"] < 0.3
     with open_bank(sim["bank"]) as bank:
         linked = load_calibration(bank, sl["calibration_id"])
+        history = item_parameter_history(bank, sim["item_of"][MOVED])  # the audit trail's hook
+    three = [cal1["calibration_id"], fixed["calibration_id"], sl["calibration_id"]]
+    rows = [h for h in history if h["calibration_id"] in three]
+    assert [h["calibration_id"] for h in rows] == three                 # oldest first
+    assert rows[1]["status"] == "fixed" and rows[1]["b"] == rows[0]["b"]
     r2 = linked.abilities[linked.abilities["model"].str.startswith("r2")]
     assert abs(r2["theta"].mean() - SHIFT) < 0.3
     # diff: the planted item moved beyond its SEs; almost nothing else did
@@ -219,3 +246,20 @@ def test_real_mmlu_pro_calibrates_in_seconds(shared_data: Path, tmp_path: Path) 
     one = 1 / (est["n_answered"] + est["n_predicted"])
     assert est["pred_lo"] - one <= est["pred_acc"] <= est["pred_hi"] + one
     assert abs(est["pred_acc"] - est["observed_accuracy"]) < 0.05     # it answered (nearly) every item
+
+
+def test_auto_selection_and_pyirt_cross_check(sim: dict[str, Any], cal1: dict[str, Any]) -> None:
+    auto = cli_json(sim["bank"], "calibrate", "--irt", "auto", "--round", "1", "--seed", "5")
+    sel = {c["model"]: c for c in auto["selection"]}
+    assert set(sel) == {"1pl", "2pl", "3pl", "4pl"}
+    best = max((c for c in sel.values() if c["converged"]), key=lambda c: c["heldout_loglik"])["model"]
+    assert auto["irt_model"] == best and sel["2pl"]["heldout_loglik"] > sel["1pl"]["heldout_loglik"]  # truth: 2PL
+    py = cli_json(sim["bank"], "calibrate", "--method", "pyirt", "--round", "1", "--epochs", "150", "--seed", "5")
+    assert py["method"] == "pyirt" and py["n_iter"] == 150 and not py["converged"]
+    with open_bank(sim["bank"]) as bank:
+        ours = load_calibration(bank, cal1["calibration_id"]).item_table().set_index("item_id")
+        theirs = load_calibration(bank, py["calibration_id"]).item_table().set_index("item_id")
+    ok = ours.index[ours["status"] == "calibrated"].difference([sim["item_of"][FLIPPED]])
+    # py-irt after only 150 SVI epochs (kept short for the test's time): difficulties already agree
+    assert np.corrcoef(ours.loc[ok, "b"], theirs.loc[ok, "b"])[0, 1] > 0.85
+    assert theirs["se_b"].isna().all()                      # py-irt reports no standard errors
