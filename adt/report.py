@@ -554,15 +554,21 @@ def _items_as_drawn(bank: Any, rec: Mapping[str, Any], notes: list[str]) -> pd.D
     return bank.items({"item_id": ids}, include_retired=True)
 
 
+def _rounds(value: Any) -> list[int]:
+    """The rounds a form was published in (``Bank.forms().published_in``: a list, or NA when none)."""
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return []
+    return [int(v) for v in value]
+
+
 def _forms_of(forms_frame: pd.DataFrame, round_no: int | None, form: str | None) -> list[str]:
     if form is not None:
         if form not in set(forms_frame["name"]):
             raise InputError(f"--form {form}: no such form; forms: {', '.join(forms_frame['name'][:20])}")
         return [form]
     if round_no is not None:
-        pub = forms_frame["published_in"].apply(lambda v: [] if v is None or (np.ndim(v) == 0 and pd.isna(v))
-                                                else list(v))
-        return [n for n, rounds in zip(forms_frame["name"], pub, strict=True) if round_no in rounds]
+        return [n for n, rounds in zip(forms_frame["name"], forms_frame["published_in"], strict=True)
+                if round_no in _rounds(rounds)]
     return list(forms_frame["name"].iloc[-1:])  # the latest form
 
 
@@ -658,9 +664,10 @@ def _first_publication(bank: Any) -> dict[str, int]:
     forms = bank.forms()
     first: dict[str, int] = {}
     for name, rounds in zip(forms["name"], forms["published_in"], strict=True):
-        if rounds is None or len(rounds) == 0:
+        rounds = _rounds(rounds)
+        if not rounds:
             continue
-        r0 = int(min(rounds))
+        r0 = min(rounds)
         for item in bank.form(name)["item_ids"]:
             first[item] = min(first.get(item, r0), r0)
     return first

@@ -84,7 +84,7 @@ def _shot_dir(tmp: Path) -> Path:
 
 def test_demo_report_in_chromium(driver, tmp_path: Path) -> None:
     bank_path = tmp_path / "demo.duckdb"
-    world = demo_round(bank_path, tmp_path)
+    world = demo_round(bank_path, tmp_path, calibrate=True)
     with open_bank(bank_path) as bank:
         write_report(bank, tmp_path / "demo.html", round_no=1, seed=1, n_worlds=60)
     check_in_browser(driver, tmp_path / "demo.html", world.models["model"].tolist(),
