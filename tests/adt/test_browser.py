@@ -86,7 +86,7 @@ def test_demo_report_in_chromium(driver, tmp_path: Path) -> None:
     bank_path = tmp_path / "demo.duckdb"
     world = demo_round(bank_path, tmp_path, calibrate=True)
     with open_bank(bank_path) as bank:
-        write_report(bank, tmp_path / "demo.html", round_no=1, seed=1, n_worlds=60)
+        write_report(bank, tmp_path / "demo.html", round_no=1, seed=1, n_worlds=60, loo_models=4)
     check_in_browser(driver, tmp_path / "demo.html", world.models["model"].tolist(),
                      _shot_dir(tmp_path) / "report-demo.png")
 

@@ -223,3 +223,16 @@ def test_report_uses_the_stored_calibrations(demo_bank: tuple[Path, pd.DataFrame
     drift = rep.diagnostics["drift"]
     assert len(drift) > 100 and {"z_a", "z_b", "moved"} <= set(drift.columns)
     assert "loo" not in rep.honesty
+
+
+def test_publication_rounds_of_unpublished_forms() -> None:
+    from adt.report import _rounds
+
+    assert _rounds(pd.NA) == [] and _rounds(None) == [] and _rounds(np.array([2, 1])) == [2, 1]
+
+
+def test_unknown_calibration_is_a_clear_error(demo_bank: tuple[Path, pd.DataFrame],
+                                              capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as bad:
+        main(["--bank", str(demo_bank[0]), "report", "--round", "1", "--calibration", "cal_nope", "--out", "x.html"])
+    assert bad.value.code == 1 and "cal_nope" in capsys.readouterr().err
