@@ -148,6 +148,8 @@ def diff_cmd(ctx: Context, old: str, new: str, z_crit: float, show_all: bool, as
     """Parameter changes from OLD to NEW with z = change / sqrt(se_old^2 + se_new^2)."""
     with ctx.bank("adt calibration diff") as bank:
         frame, meta = diff_calibrations(bank, old, new, z_crit=z_crit)
+        aliases = bank.aliases_of(frame["item_id"]) if len(frame) else {}
+    frame["aliases"] = [aliases.get(i, []) for i in frame["item_id"]]
     if as_json:
         emit({**meta, "items": frame}, True)
         return
@@ -155,6 +157,7 @@ def diff_cmd(ctx: Context, old: str, new: str, z_crit: float, show_all: bool, as
                f"beyond |z| > {z_crit:g} ({meta['same_scale_note']})")
     shown = frame if show_all else frame[frame["moved"]]
     shown = shown.sort_values("max_abs_z", ascending=False)
+    shown = shown.assign(aliases=[" ".join(a) for a in shown["aliases"]])
     click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}") if len(shown) else "(no item moved)")
 
 

@@ -417,6 +417,9 @@ def diff_calibrations(bank: Any, old_ref: str, new_ref: str, *, z_crit: float = 
 
 
 def _scale_note(old: StoredCalibration, new: StoredCalibration) -> str:
+    if old.irt_model != new.irt_model:
+        return (f"different IRT models ({old.irt_model} vs {new.irt_model}): their parameters are not directly "
+                "comparable")
     nl = new.settings.get("linking") or {}
     if nl.get("anchor_calibration_id") == old.calibration_id:
         return f"{new.calibration_id} was linked onto {old.calibration_id} ({nl.get('method')})"
