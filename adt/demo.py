@@ -127,8 +127,11 @@ def main(argv: list[str] | None = None) -> None:
     board = summary.leaderboard.assign(true_theta=lambda f: f["model"].map(truth))
     print_leaderboard(board)
     corr = float(np.corrcoef(board["theta"], board["true_theta"])[0, 1])
-    print(f"\ncorrelation of estimated and true ability: {corr:.3f}; demo took {time.perf_counter() - start:.0f} s; "
-          f"bank at {args.bank}")
+    print(f"\nThe scale is the calibration's own (set by the population of past runs), so compare the true\n"
+          f"abilities by order: correlation of estimated and true ability {corr:.3f}. Predicted bank accuracy\n"
+          f"covers the items answered or calibrated; never-seen items stay at their priors and are left out.\n"
+          f"Demo took {time.perf_counter() - start:.0f} s; the bank is at {args.bank} (try `adt --bank {args.bank} report "
+          f"--out report.html`).")
 
 
 def print_leaderboard(board: pd.DataFrame) -> None:

@@ -141,7 +141,7 @@ def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = 
     link = settings.get("link", "fixed")
     cal = calibrate(bank_path, irt=settings.get("irt", "2pl"), method=settings.get("method", "mml"),
                     latent=settings.get("latent", "normal"), seed=int(settings.get("seed", 0)),
-                    link=None if link == "none" else link, anchor_calibration=before)
+                    link=None if link == "none" else str(link).replace("-", "_"), anchor_calibration=before)
     say(f"[6] recalibrated, linked ({link}) to {before}: {cal.summary_line()}")
     with open_bank(bank_path, purpose="adt round: estimate") as bank:
         board = estimate_all(bank, cal.calibration_id)
