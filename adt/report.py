@@ -61,6 +61,10 @@ class CalibrationView:
     fitted_here: bool
     previous: CalibrationView | None = None
     prior: Any = None  # calibration.Prior of the latent distribution; None = N(0, 1)
+    fixed: NDArray[np.bool_] | None = None  # anchors held at an earlier calibration's values
+
+    def fixed_mask(self) -> NDArray[np.bool_]:
+        return np.zeros(len(self.params), bool) if self.fixed is None else np.asarray(self.fixed, bool)
 
     @property
     def calibrated(self) -> NDArray[np.bool_]:
@@ -344,7 +348,7 @@ def _view_of(stored: Any, previous: CalibrationView | None) -> CalibrationView:
     seed = stored.info.get("seed")
     return CalibrationView(stored.calibration_id, stored.params, dict(stored.se), stored.status_for_abilities(),
                            stored.irt_model, None if seed is None or pd.isna(seed) else int(seed), False, previous,
-                           stored.prior())
+                           stored.prior(), np.asarray(stored.item_status == "fixed"))
 
 
 def fit_view(responses: pd.DataFrame, *, seed: int, irt_model: str = "2pl") -> CalibrationView:
@@ -486,7 +490,8 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
 
     # -- diagnostics -----------------------------------------------------------------------------
     say("diagnostics ...")
-    diagnostics = _diagnostics(cal, all_resp, params, pos, bank, figures, notes)
+    diagnostics = _diagnostics(cal, all_resp, params, pos, bank, figures, notes,
+                               form_items=[i for f in forms_out for i in f["item_ids"]])
 
     # -- honesty ---------------------------------------------------------------------------------
     honesty: dict[str, Any] = {"form": None}
@@ -602,7 +607,8 @@ def _slice_abilities(used: pd.DataFrame, items: pd.DataFrame, params: ItemParams
 
 
 def _diagnostics(cal: CalibrationView, responses: pd.DataFrame, params: ItemParams, pos: dict[str, int], bank: Any,
-                 figures: dict[str, str], notes: list[str]) -> dict[str, Any]:
+                 figures: dict[str, str], notes: list[str], form_items: Sequence[str] = (),
+                 min_flag_responses: int = 10) -> dict[str, Any]:
     from calibration import (
         ResponseSet,
         abilities_for,
@@ -618,21 +624,41 @@ def _diagnostics(cal: CalibrationView, responses: pd.DataFrame, params: ItemPara
     fit = item_fit(rs, params, theta)
     drift = None
     if cal.previous is not None:
-        try:
-            drift = parameter_drift(cal.previous.params, cal.previous.se, cal.params, cal.se)
-            out["drift"] = drift.reset_index()
-        except InputError as exc:
-            notes.append(f"parameter drift: {exc}")
+        # Only items estimated in both calibrations can drift; anchors held fixed cannot move by design.
+        prev_ok = {k for k, ok in zip(cal.previous.params.item_ids, cal.previous.calibrated, strict=True) if ok}
+        both = np.array([ok and not fx and k in prev_ok for k, ok, fx in
+                         zip(cal.params.item_ids, cal.calibrated, cal.fixed_mask(), strict=True)])
+        n_fixed = int(cal.fixed_mask().sum())
+        if both.any():
+            idx = np.flatnonzero(both)
+            try:
+                drift = parameter_drift(cal.previous.params, cal.previous.se, cal.params.subset(idx),
+                                        {k: np.asarray(v)[idx] for k, v in cal.se.items()})
+                out["drift"] = drift.reset_index()
+            except InputError as exc:
+                notes.append(f"parameter drift: {exc}")
+        else:
+            notes.append(f"parameter drift: no item was estimated in both calibrations ({n_fixed} anchors were held "
+                         "fixed at their earlier values by the linking, so they cannot drift)")
+        out["drift_anchors"] = n_fixed
     else:
         notes.append("parameter drift: no earlier calibration to compare with")
     flags = flag_items(cal.params, fit=fit.reindex(cal.params.item_ids), item_status=cal.item_status, drift=drift)
+    n_resp = fit.reindex(cal.params.item_ids)["n"].fillna(0)
+    flags["responses"] = flags["item_id"].map(n_resp).fillna(0).astype(int).to_numpy()
     out["flags"] = flags
+    out["min_flag_responses"] = min_flag_responses
     out["n_items"] = len(cal.params)
     out["n_calibrated"] = int(cal.calibrated.sum())
-    serious = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])]
+    # Fit flags on an item a handful of models answered are noise: shown only from min_flag_responses on,
+    # items of the reported forms first, then the most answered.
+    serious = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])
+                    & (flags["responses"] >= min_flag_responses)]
     worst = serious.assign(sev=serious["flag"].map({"negative_discrimination": 0, "negative_r_theta": 1,
-                                                    "parameter_moved": 2}).fillna(3))
-    pick = worst.sort_values("sev", kind="stable")["item_id"].drop_duplicates().head(12).tolist()
+                                                    "parameter_moved": 2}).fillna(3),
+                           on_form=~serious["item_id"].isin(set(form_items)))
+    pick = worst.sort_values(["on_form", "sev", "responses"], ascending=[True, True, False], kind="stable")[
+        "item_id"].drop_duplicates().head(12).tolist()
     if pick:
         sub, _ = plots.subset_params(params, pick)
         theta_of = dict(zip(rs.model_ids, theta, strict=True))
@@ -819,13 +845,24 @@ def render_html(report: Report) -> str:
     parts.append(f"<p>{d.get('n_calibrated', 0)} of {d.get('n_items', 0)} items calibrated. Flags: "
                  + (", ".join(f"{_e(k)} {v}" for k, v in counts.items()) or "none") + "</p>")
     parts.append(_img(report, "icc", "item characteristic curves of flagged items"))
-    serious = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])] if len(flags) else flags
-    if len(serious):
-        parts.append(_table(serious, testid="flags", max_rows=50))
-    if "drift" in d:
-        moved = d["drift"][d["drift"]["moved"]]
-        parts.append(f"<h3>parameter drift since the last calibration</h3><p>{len(moved)} of {len(d['drift'])} "
-                     "common items moved beyond their SEs (|z| &gt; 3)</p>" + _table(moved, testid="drift", max_rows=50))
+    if len(flags):
+        shown = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])]
+        few = int((shown["responses"] < d["min_flag_responses"]).sum())
+        shown = shown[shown["responses"] >= d["min_flag_responses"]]
+        parts.append(f'<p class="note">fit and key flags on items with at least {d["min_flag_responses"]} responses '
+                     f"({few} more on items with fewer are not shown: too few answers to judge)</p>")
+        if len(shown):
+            parts.append(_table(shown, testid="flags", max_rows=50))
+    if "drift_anchors" in d:
+        parts.append("<h3>parameter drift since the last calibration</h3>")
+        if "drift" in d:
+            moved = d["drift"][d["drift"]["moved"]]
+            parts.append(f"<p>{len(moved)} of {len(d['drift'])} items estimated in both calibrations moved beyond "
+                         f"their SEs (|z| &gt; 3); {d['drift_anchors']} anchors were held fixed.</p>"
+                         + _table(moved, testid="drift", max_rows=50))
+        else:
+            parts.append(f"<p>No item was estimated in both calibrations: {d['drift_anchors']} anchors were held "
+                         "fixed at their earlier values by the linking.</p>")
     if "contamination_items" in d:
         ci, cm = d["contamination_items"], d["contamination_models"]
         flagged = ci[ci["flag"]] if "flag" in ci.columns else ci
