@@ -55,8 +55,8 @@ def calibrate_cmd(ctx: Context, irt: str, method: str, filters: tuple[str, ...],
     opts = CalibrateOptions(irt=irt, method=method, filters=parse_filters(filters), rounds=rounds, latent=latent,
                             link=link_method, anchor_calibration=anchor_calibration, seed=seed, guessing=guessing,
                             holdout_frac=holdout, epochs=epochs, n_boot=link_boot, max_iter=max_iter)
-    with ctx.bank("adt calibrate") as bank:
-        outcome = calibrate(bank, opts)
+    # The bank is held while responses are read and while the result is stored, not during the fit.
+    outcome = calibrate(ctx.bank_path, opts, on_wait=lambda msg: click.echo(msg, err=True), wait_s=ctx.wait_s)
     data = outcome.summary()
     if not outcome.result.converged and outcome.result.method == "mml":
         click.echo(f"WARNING: calibration {outcome.calibration_id} did NOT converge in {outcome.result.n_iter} EM "

@@ -158,22 +158,32 @@ def _n_choices(bank: Any, item_ids: Sequence[str]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- calibrate
-def calibrate(bank: Any, opts: CalibrateOptions | None = None, **options: Any) -> CalibrationOutcome:
+def calibrate(bank: Any, opts: CalibrateOptions | None = None, *, on_wait: Any = None, wait_s: float | None = None,
+              **options: Any) -> CalibrationOutcome:
     """Fit the bank's responses, link them if asked, store the calibration and push difficulties.
 
-    ``bank``: an open Bank, or a bank path (held only for this call). Options: a CalibrateOptions, or its
-    fields as keywords (``irt="2pl", link="fixed", anchor_calibration=None, seed=0, ...``).
+    ``bank``: an open Bank, or a bank path. With a path the bank is held only while the responses are read
+    and while the calibration is written, not during the fit (other commands can use it meanwhile); the
+    stored snapshot id is the one the responses were read at. Options: a CalibrateOptions, or its fields
+    as keywords (``irt="2pl", link="fixed", anchor_calibration=None, seed=0, ...``).
     """
     if opts is None:
         opts = CalibrateOptions(**options)
     elif options:
         opts = dataclasses.replace(opts, **options)
+    t0 = time.perf_counter()
+    _check_options(opts)
     if isinstance(bank, (str, Path)):
-        from itembank import open_bank
+        from itembank import DEFAULT_WAIT_S, open_bank
 
-        with open_bank(bank, purpose="adt calibrate") as held:
-            return _calibrate(held, opts)
-    return _calibrate(bank, opts)
+        wait = DEFAULT_WAIT_S if wait_s is None else wait_s
+        with open_bank(bank, purpose="adt calibrate: read responses", on_wait=on_wait, wait_s=wait) as held:
+            inputs = _read_inputs(held, opts)
+        fitted = _fit(inputs, opts)
+        with open_bank(bank, purpose="adt calibrate: store", on_wait=on_wait, wait_s=wait) as held:
+            return _store(held, inputs, fitted, opts, t0)
+    inputs = _read_inputs(bank, opts)
+    return _store(bank, inputs, _fit(inputs, opts), opts, t0)
 
 
 def latest_calibration_id(bank: Any) -> str | None:
@@ -184,14 +194,16 @@ def latest_calibration_id(bank: Any) -> str | None:
         return None
 
 
-def _calibrate(bank: Any, opts: CalibrateOptions) -> CalibrationOutcome:
-    t0 = time.perf_counter()
-    irt, method = opts.irt.lower(), opts.method.lower()
+def _link_method(opts: CalibrateOptions) -> str | None:
+    return None if opts.link is None else opts.link.replace("-", "_")
+
+
+def _check_options(opts: CalibrateOptions) -> None:
+    irt, method, link_method = opts.irt.lower(), opts.method.lower(), _link_method(opts)
     if irt not in IRT_CHOICES:
         raise InputError(f"--irt {opts.irt!r}: choose one of {', '.join(IRT_CHOICES)}")
     if method not in ("mml", "pyirt"):
         raise InputError(f"--method {opts.method!r}: choose mml or pyirt")
-    link_method = None if opts.link is None else opts.link.replace("-", "_")
     if link_method is not None and link_method not in LINK_CHOICES:
         raise InputError(f"--link {opts.link!r}: choose fixed or stocking-lord")
     if opts.anchor_calibration and link_method is None:
@@ -203,17 +215,41 @@ def _calibrate(bank: Any, opts: CalibrateOptions) -> CalibrationOutcome:
     if opts.guessing not in ("estimate", "choices"):
         raise InputError(f"--guessing {opts.guessing!r}: choose estimate or choices")
 
+
+@dataclass(frozen=True)
+class _Inputs:
+    snapshot: str
+    responses: ResponseSet
+    runs: pd.DataFrame
+    dropped: int
+    anchor: StoredCalibration | None
+    n_choices: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    result: CalibrationResult
+    selection: pd.DataFrame | None
+    linking: dict[str, Any] | None
+
+
+def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
     snapshot = bank.snapshot_id()
     rs, runs, dropped = read_responses(bank, opts.filters, opts.rounds)
-    anchor = load_calibration(bank, opts.anchor_calibration) if link_method else None
+    anchor = load_calibration(bank, opts.anchor_calibration) if _link_method(opts) else None
+    k = _n_choices(bank, rs.item_ids) if opts.guessing == "choices" else None
+    return _Inputs(snapshot, rs, runs, dropped, anchor, k)
+
+
+def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
+    irt, method, link_method = opts.irt.lower(), opts.method.lower(), _link_method(opts)
+    rs, anchor = inputs.responses, inputs.anchor
     rng = np.random.default_rng(opts.seed)
     kw: dict[str, Any] = {"latent": opts.latent, "max_iter": opts.max_iter}
-    if opts.guessing == "choices":
-        kw["n_choices"] = _n_choices(bank, rs.item_ids)
-    linking: dict[str, Any] | None = None
+    if inputs.n_choices is not None:
+        kw["n_choices"] = inputs.n_choices
     if link_method == "fixed" and anchor is not None:
         kw["fixed"] = _anchors(anchor, rs)
-
     selection = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationConvergenceWarning)  # reported loudly by the caller
@@ -225,18 +261,24 @@ def _calibrate(bank: Any, opts: CalibrateOptions) -> CalibrationOutcome:
             result, selection = sel.result, sel.table()
         else:
             result = fit_mml(rs, irt, rng=rng, seed=opts.seed, **kw)
-
+    linking: dict[str, Any] | None = None
     if link_method == "fixed" and anchor is not None:
         linking = _fixed_link_record(anchor, result)
     elif link_method == "stocking_lord" and anchor is not None:
         result, linking = _stocking_lord(anchor, result, rng, opts.n_boot)
-    extra = {"irt_requested": irt, "rounds": list(opts.rounds), "guessing_option": opts.guessing, "n_dropped_retired_responses": dropped}
-    cal_id = save_calibration(bank, result, responses=rs, runs=runs, filters=opts.filters, link=linking,
-                              extra_settings=extra, snapshot_id=snapshot)
+    return _Fitted(result, selection, linking)
+
+
+def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, t0: float) -> CalibrationOutcome:
+    result = fitted.result
+    extra = {"irt_requested": opts.irt.lower(), "rounds": list(opts.rounds), "guessing_option": opts.guessing,
+             "n_dropped_retired_responses": inputs.dropped}
+    cal_id = save_calibration(bank, result, responses=inputs.responses, runs=inputs.runs, filters=opts.filters,
+                              link=fitted.linking, extra_settings=extra, snapshot_id=inputs.snapshot)
     status = item_statuses(result)
     counts = {s: int((status == s).sum()) for s in ("calibrated", "fixed", *KEPT_AT_PRIOR) if (status == s).any()}
-    return CalibrationOutcome(cal_id, result, counts, len(runs), dropped, snapshot, time.perf_counter() - t0,
-                              selection, linking)
+    return CalibrationOutcome(cal_id, result, counts, len(inputs.runs), inputs.dropped, inputs.snapshot,
+                              time.perf_counter() - t0, fitted.selection, fitted.linking)
 
 
 def _anchors(anchor: StoredCalibration, rs: ResponseSet) -> dict[str, tuple[float, float, float, float]]:

@@ -263,3 +263,20 @@ def test_auto_selection_and_pyirt_cross_check(sim: dict[str, Any], cal1: dict[st
     # py-irt after only 150 SVI epochs (kept short for the test's time): difficulties already agree
     assert np.corrcoef(ours.loc[ok, "b"], theirs.loc[ok, "b"])[0, 1] > 0.85
     assert theirs["se_b"].isna().all()                      # py-irt reports no standard errors
+
+
+def test_bank_is_free_while_fitting(sim: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`adt calibrate` holds the bank to read and to store, not during the fit."""
+    import adt.workflow.calibrate as wf
+
+    fit = wf._fit
+    seen: list[str] = []
+
+    def fit_while_checking(*args: Any, **kwargs: Any) -> Any:
+        with open_bank(sim["bank"], wait_s=0) as bank:   # BankBusy if the calibration still held it
+            seen.append(bank.snapshot_id())
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(wf, "_fit", fit_while_checking)
+    out = cli_json(sim["bank"], "calibrate", "--round", "2", "--irt", "1pl")
+    assert seen == [out["snapshot_id"]] and out["converged"]
