@@ -15,7 +15,10 @@ Items all right / all wrong among the 19 calibration models have no estimates: i
 uncalibrated (priors); in the prediction they are given an extreme difficulty (a=1, b beyond the
 calibrated range on their side) so a 0/19 item predicts a near-certain miss, not a coin flip.
 
-Usage: python bench/replay_validity.py [--cache DIR] [--folds N] [--forms N]
+With ``--param-draws N`` the 95% intervals also carry item-parameter uncertainty (N draws from the
+calibration's standard errors); without it they carry ability and Bernoulli uncertainty only.
+
+Usage: python bench/replay_validity.py [--cache DIR] [--folds N] [--forms N] [--param-draws N]
 """
 
 from __future__ import annotations
@@ -39,18 +42,18 @@ from sampler import FormSpec, get_sampler, prepare  # noqa: E402
 STRATEGIES = ("random", "stratified", "milp", "nsga2")
 
 
-def fold_calibration(r: pd.DataFrame, held_out: str, cache: Path | None):
+def fold_calibration(r: pd.DataFrame, held_out: str, cache: Path | None, with_se: bool = False):
     from calibration.data import ResponseSet
     from calibration.mml import fit_mml
 
-    path = cache / f"mmlu_pro_2pl_without_{held_out}.pkl" if cache else None
+    path = cache / f"mmlu_pro_2pl_without_{held_out}{'_se' if with_se else ''}.pkl" if cache else None
     if path and path.exists():
         return pickle.loads(path.read_bytes())
     train = r[r.model != held_out]
     t0 = time.perf_counter()
-    # Standard errors are not needed here (no parameter draws in the prediction): skip their cost.
+    # Standard errors only when the prediction draws item parameters from them.
     res = fit_mml(ResponseSet.from_frame(train, "model", "item_id", "correct"), "2pl", rng=np.random.default_rng(0),
-                  compute_se=False)
+                  compute_se=with_se)
     print(f"  calibration without {held_out}: {time.perf_counter() - t0:.1f} s, converged={res.converged}",
           flush=True)
     if path:
@@ -90,6 +93,8 @@ def main() -> int:
     ap.add_argument("--forms", type=int, default=10)
     ap.add_argument("--size", type=int, default=100)
     ap.add_argument("--nsga-gens", type=int, default=60)
+    ap.add_argument("--param-draws", type=int, default=0,
+                    help="draw item parameters from their SEs in the predictive interval (0: ability only)")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"skipped: real data not found at {DATA}")
@@ -108,8 +113,11 @@ def main() -> int:
     rows = []
     t_start = time.perf_counter()
     for held in models:
-        res = fold_calibration(r, held, args.cache)
+        res = fold_calibration(r, held, args.cache, with_se=args.param_draws > 0)
         pp = prediction_params(res)
+        se = {k: np.where(np.asarray(res.item_status) == "calibrated", np.nan_to_num(v, nan=0.0), 0.0)
+              for k, v in res.se.items()} if args.param_draws > 0 else None
+        draw_rng = np.random.default_rng(99)
         pidx = {i: k for k, i in enumerate(pp.item_ids)}
         ok = np.asarray(res.item_status) == "calibrated"
         table = pd.DataFrame({"item_id": list(res.params.item_ids), "a": np.where(ok, res.params.a, np.nan),
@@ -140,7 +148,13 @@ def main() -> int:
                 idx = np.array([k for k, _ in kept], dtype=np.int64)
                 scores = np.array([s for _, s in kept])
                 rest = np.setdiff1d(np.flatnonzero(answered), idx)
-                pred = predict_score(scores, pp.subset(idx), pp.subset(rest), level=0.95)
+                if se is None:
+                    pred = predict_score(scores, pp.subset(idx), pp.subset(rest), level=0.95)
+                else:
+                    pred = predict_score(scores, pp.subset(idx), pp.subset(rest), level=0.95,
+                                         param_se={k: v[rest] for k, v in se.items()},
+                                         observed_param_se={k: v[idx] for k, v in se.items()},
+                                         n_param_draws=args.param_draws, rng=draw_rng)
                 rows.append({"model": held, "strategy": strategy, "form": f, "actual": actual,
                              "predicted": pred.mean, "lo": pred.lo, "hi": pred.hi, "raw": float(scores.mean()),
                              "n_uncalibrated": draft.n_uncalibrated})

@@ -17,8 +17,15 @@ from adt.errors import InputError
 
 
 def find_enemy_pairs(texts: Sequence[str], threshold: float = 0.9, *, ngram_range: tuple[int, int] = (4, 4),
-                     max_df: float = 0.01, block: int = 2048) -> NDArray[np.int64]:
-    """Index pairs ``(i, j)``, ``i < j``, whose cosine similarity is ``>= threshold``; shape (n_pairs, 2)."""
+                     max_df: float = 0.01, sketch: int = 8, block: int = 4096) -> NDArray[np.int64]:
+    """Index pairs ``(i, j)``, ``i < j``, whose cosine similarity is ``>= threshold``; shape (n_pairs, 2).
+
+    Two stages keep 100k items tractable: candidates are pairs sharing at least two of their
+    ``sketch`` rarest n-grams (a near-duplicate has nearly the same rarest n-grams; a full sparse
+    product would cost m^2 per n-gram found in m items), then each candidate is verified on the full
+    TF-IDF cosine.
+    """
+    from scipy.sparse import csr_matrix
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if not 0 < threshold <= 1:
@@ -33,14 +40,26 @@ def find_enemy_pairs(texts: Sequence[str], threshold: float = 0.9, *, ngram_rang
         X = vec.fit_transform(docs).tocsr()
     except ValueError:  # every text empty
         return np.zeros((0, 2), dtype=np.int64)
-    XT = X.T.tocsc()
-    pairs = []
+    # Sketch: each text's ``sketch`` rarest n-grams (ties by feature id). Near-duplicates share
+    # nearly the same rarest n-grams; texts sharing at least two become candidates.
+    df = np.bincount(X.indices, minlength=X.shape[1])
+    rows = np.repeat(np.arange(n), np.diff(X.indptr))
+    order = np.lexsort((X.indices, df[X.indices], rows))
+    rank = np.arange(len(order)) - X.indptr[rows[order]]
+    keep = order[rank < sketch]
+    B = csr_matrix((np.ones(len(keep), np.float32), (rows[keep], X.indices[keep])), shape=X.shape)
+    BT = B.T.tocsc()
+    cand = []
     for start in range(0, n, block):
-        S = (X[start:start + block] @ XT).tocoo()
-        rows = S.row + start
-        keep = (S.data >= threshold - 1e-6) & (rows < S.col)
-        pairs.append(np.stack([rows[keep], S.col[keep]], axis=1))
-    out = np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
+        S = (B[start:start + block] @ BT).tocoo()
+        r = S.row + start
+        ok = (S.data >= 2) & (r < S.col)
+        cand.append(np.stack([r[ok], S.col[ok]], axis=1))
+    c = np.concatenate(cand).astype(np.int64) if cand else np.zeros((0, 2), np.int64)
+    if len(c) == 0:
+        return c
+    sims = np.asarray(X[c[:, 0]].multiply(X[c[:, 1]]).sum(axis=1)).ravel()
+    out = c[sims >= threshold - 1e-6]
     return out[np.lexsort((out[:, 1], out[:, 0]))]
 
 
