@@ -43,6 +43,7 @@ def find_enemy_pairs(texts: Sequence[str], threshold: float = 0.9, *, ngram_rang
     # Sketch: each text's ``sketch`` rarest n-grams (ties by feature id). Near-duplicates share
     # nearly the same rarest n-grams; texts sharing at least two become candidates.
     df = np.bincount(X.indices, minlength=X.shape[1])
+    df = np.where(df == 1, n + 1, df)  # an n-gram of one text pairs it with nothing: sort it last
     rows = np.repeat(np.arange(n), np.diff(X.indptr))
     order = np.lexsort((X.indices, df[X.indices], rows))
     rank = np.arange(len(order)) - X.indptr[rows[order]]
