@@ -280,3 +280,12 @@ def test_bank_is_free_while_fitting(sim: dict[str, Any], monkeypatch: pytest.Mon
     monkeypatch.setattr(wf, "_fit", fit_while_checking)
     out = cli_json(sim["bank"], "calibrate", "--round", "2", "--irt", "1pl")
     assert seen == [out["snapshot_id"]] and out["converged"]
+
+
+def test_a_fit_that_did_not_converge_says_so(sim: dict[str, Any]) -> None:
+    res = CliRunner().invoke(cli, ["--bank", str(sim["bank"]), "calibrate", "--round", "1", "--max-iter", "3"])
+    assert res.exit_code == 0
+    assert "*** NOT CONVERGED after" in res.stdout and "did NOT converge" in res.stderr
+    with open_bank(sim["bank"]) as bank:
+        last = list_calibrations(bank).iloc[-1]
+    assert not last["converged"] and last["n_iter"] < 10        # stopped at the limit, stored as not converged
