@@ -11,6 +11,14 @@ their ratio, and the coverage of the predictive intervals.
 
 Floors (issue 3): IRT MAE below raw MAE; coverage between 0.92 and 0.98.
 
+Measured on the 2-core dev machine (default settings; 4PL chosen everywhere, GSM8K with c = 0):
+    seed 2026: MAE IRT / raw / coverage  arc 0.0346/0.0579/0.930  gsm8k 0.0389/0.0514/0.950
+               truthfulqa 0.0323/0.0521/0.940  winogrande 0.0309/0.0496/0.951
+    seed 7:    arc 0.0320/0.0537/0.946  gsm8k 0.0369/0.0532/0.960  truthfulqa 0.0299/0.0514/0.950
+               winogrande 0.0303/0.0482/0.954
+With c estimated on GSM8K (prior mean 0.23) the 4PL covered only 0.90: models at ~0% accuracy sat
+below the lower asymptote.
+
     .venv/bin/python bench/leaderboard_holdout.py [--bench arc,...] [--irt auto|2pl|4pl|...]
         [--latent normal|empirical|auto] [--n-quad 61] [--theta-max 6] [--seed 2026]
 """
