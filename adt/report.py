@@ -108,6 +108,7 @@ class Report:
     provenance: dict[str, Any]
     figures: dict[str, str] = field(default_factory=dict)  # name -> data URI
     notes: list[str] = field(default_factory=list)
+    loo_job: dict[str, Any] | None = None  # a replay still to run (``replay_models``), when deferred
 
 
 # ------------------------------------------------------------------------------------------------
@@ -373,8 +374,11 @@ def fit_view(responses: pd.DataFrame, *, seed: int, irt_model: str = "2pl") -> C
 def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str | None = None,
                  form: str | None = None, seed: int = 0, n_worlds: int = 200, per_world: int = 25,
                  loo: bool = True, loo_models: int | None = None, min_slice_items: int = 20,
-                 say: Callable[[str], None] = lambda _m: None) -> Report:
-    """Every section of the report for a round (or a form, or the whole bank) of ``bank``."""
+                 defer_loo: bool = False, say: Callable[[str], None] = lambda _m: None) -> Report:
+    """Every section of the report for a round (or a form, or the whole bank) of ``bank``.
+
+    ``defer_loo``: leave the leave-one-model-out refits for ``replay_models`` (so a caller can let go of
+    the bank first; they need none of it)."""
     from calibration import Prior, estimate_abilities, predict_score
     from calibration.ability import Posterior, ability_posteriors
 
@@ -495,6 +499,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
 
     # -- honesty ---------------------------------------------------------------------------------
     honesty: dict[str, Any] = {"form": None}
+    loo_job: dict[str, Any] | None = None
     if forms_out:
         target = forms_out[0]
         fparams, fmissing = plots.subset_params(params, target["item_ids"])
@@ -505,14 +510,13 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                                      per_world=per_world, prior=prior)
             honesty = {"form": target["name"], "coverage": cov}
             if loo:
-                say("honesty: leave-one-model-out replay ...")
                 chosen = None
                 if loo_models is not None:
                     chosen = board["model"].iloc[np.linspace(0, len(board) - 1, min(loo_models, len(board)))
                                                  .round().astype(int)].drop_duplicates().tolist()
-                honesty["loo"] = leave_one_model_out(
-                    all_resp, target["item_ids"], irt_model=cal.irt_model, start=cal.params, models=chosen,
-                    on_model=lambda m: say(f"  refit without {m}"))
+                # Refits need no bank: the job is run by ``replay_models`` (at once here, unless deferred).
+                loo_job = {"responses": all_resp[["model", "item_id", "score"]], "form_items": target["item_ids"],
+                           "irt_model": cal.irt_model, "start": cal.params, "models": chosen}
     else:
         notes.append("no form in scope: the honesty block needs a form (give --form or --round)")
 
@@ -527,7 +531,20 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                   "report seed": seed, "adt version": importlib.metadata.version("adt"),
                   "generated": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")}
     title = f"adt report: {scope}"
-    return Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes)
+    report = Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes,
+                    loo_job)
+    return report if defer_loo else replay_models(report, say=say)
+
+
+def replay_models(report: Report, say: Callable[[str], None] = lambda _m: None) -> Report:
+    """Run the report's pending leave-one-model-out replay (one refit per model; needs no bank)."""
+    job = report.loo_job
+    if job is None:
+        return report
+    say("honesty: leave-one-model-out replay ...")
+    loo = leave_one_model_out(job["responses"], job["form_items"], irt_model=job["irt_model"], start=job["start"],
+                              models=job["models"], on_model=lambda m: say(f"  refit without {m}"))
+    return replace(report, honesty={**report.honesty, "loo": loo}, loo_job=None)
 
 
 def _items_as_drawn(bank: Any, rec: Mapping[str, Any], notes: list[str]) -> pd.DataFrame:
@@ -917,12 +934,25 @@ def _provenance_html(p: dict[str, Any]) -> str:
     return f'<table data-testid="provenance">{rows}</table>'
 
 
-def write_report(bank: Any, out: str | Path, **kwargs: Any) -> Report:
-    """Build the report from ``bank`` and write it to ``out`` (HTML)."""
+def check_out(out: str | Path) -> Path:
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out {out}: use a .html file name")
-    report = build_report(bank, **kwargs)
+    return out
+
+
+def save_report(report: Report, out: str | Path) -> Path:
+    """Write the report as HTML (runs a pending replay first)."""
+    out = check_out(out)
+    report = replay_models(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(report), encoding="utf-8")
+    return out
+
+
+def write_report(bank: Any, out: str | Path, **kwargs: Any) -> Report:
+    """Build the report from ``bank`` and write it to ``out`` (HTML)."""
+    check_out(out)
+    report = build_report(bank, **kwargs)
+    save_report(report, out)
     return report

@@ -25,12 +25,16 @@ from adt.cli import Context, cli, emit, pass_ctx
 def report(ctx: Context, round_no: int | None, calibration_id: str | None, form: str | None, seed: int,
            n_worlds: int, loo: bool, loo_models: int | None, out: Path, as_json: bool) -> None:
     """Leaderboard with intervals and rank uncertainty, forms, diagnostics, honesty block, provenance."""
-    from adt.report import write_report
+    from adt.report import build_report, check_out, replay_models, save_report
 
+    check_out(out)
+    say = (lambda m: click.echo(m, err=True)) if not as_json else (lambda _m: None)
     with ctx.bank("adt report") as bank:
-        rep = write_report(bank, out, round_no=round_no, calibration_id=calibration_id, form=form, seed=seed,
-                           n_worlds=n_worlds, loo=loo, loo_models=loo_models,
-                           say=lambda m: click.echo(m, err=True) if not as_json else None)
+        rep = build_report(bank, round_no=round_no, calibration_id=calibration_id, form=form, seed=seed,
+                           n_worlds=n_worlds, loo=loo, loo_models=loo_models, defer_loo=True, say=say)
+    # The replay refits a calibration per model: done after letting go of the bank.
+    rep = replay_models(rep, say=say)
+    save_report(rep, out)
     cov = rep.honesty.get("coverage")
     loo_frame = rep.honesty.get("loo")
     data = {"out": str(out), "models": len(rep.leaderboard), "forms": [f["name"] for f in rep.forms],

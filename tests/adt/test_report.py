@@ -236,3 +236,14 @@ def test_unknown_calibration_is_a_clear_error(demo_bank: tuple[Path, pd.DataFram
     with pytest.raises(SystemExit) as bad:
         main(["--bank", str(demo_bank[0]), "report", "--round", "1", "--calibration", "cal_nope", "--out", "x.html"])
     assert bad.value.code == 1 and "cal_nope" in capsys.readouterr().err
+
+
+def test_deferred_replay_runs_without_the_bank(demo_bank: tuple[Path, pd.DataFrame]) -> None:
+    from adt.report import replay_models
+
+    with open_bank(demo_bank[0]) as bank:
+        rep = build_report(bank, round_no=1, seed=5, n_worlds=10, loo_models=2, defer_loo=True)
+    assert "loo" not in rep.honesty and rep.loo_job is not None
+    done = replay_models(rep)
+    assert done.loo_job is None and len(done.honesty["loo"]) == 2
+    assert 'data-testid="loo-coverage"' in render_html(done)
