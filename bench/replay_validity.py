@@ -11,14 +11,22 @@ Reports per strategy the MAE of the predicted accuracy and the coverage of the 9
 intervals, next to the raw accuracy of random 100-item forms. Floors: IRT MAE below the raw MAE;
 coverage between 0.90 and 0.98.
 
-Items all right / all wrong among the 19 calibration models have no estimates: in the forms they are
-uncalibrated (priors); in the prediction they are given an extreme difficulty (a=1, b beyond the
-calibrated range on their side) so a 0/19 item predicts a near-certain miss, not a coin flip.
-
-With ``--param-draws N`` the 95% intervals also carry item-parameter uncertainty (N draws from the
-calibration's standard errors); without it they carry ability and Bernoulli uncertainty only.
+Method (each part documented at its function):
+- Shrunk parameters (``shrunk_params``): empirical-Bayes discriminations (log a shrunk towards the
+  mean by its share of Louis-SE noise) with b refitted given them. Used for assembly AND scoring:
+  with 19 calibration models the raw steep items are the winner's curse of information-targeted
+  forms. ``--no-shrink`` uses the MML point estimates.
+- Items all right / all wrong among the calibration models (``extreme_item_curve``): the 2PL nearest
+  to their posterior-predictive curve under the calibration's priors; predicted, never dropped. In
+  the forms they are uncalibrated items (priors), as the bank holds them.
+- The slice predicted is exactly the held-out model's answered items (what ``actual`` averages).
+- 95% interval: ``predict_score`` mixture over the ability posterior and ``--param-draws`` draws of
+  the item parameters (shrunk a: its posterior SD; b: Louis SE), widened by the model-level misfit
+  of the 2PL (``misfit_sd``, estimated on the calibration models only; ``--no-misfit`` drops it).
+  The table also prints the coverage without the misfit term.
 
 Usage: python bench/replay_validity.py [--cache DIR] [--folds N] [--forms N] [--param-draws N]
+       [--no-shrink] [--no-misfit] [--out CSV]
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -62,18 +71,118 @@ def fold_calibration(r: pd.DataFrame, held_out: str, cache: Path | None, with_se
     return res
 
 
+def extreme_item_curve(res, status: str) -> tuple[float, float]:
+    """2PL (a, b) nearest to the posterior-predictive curve of an item every calibration model got
+    right (``all_correct``) or wrong (``all_wrong``).
+
+    Such an item has no MML estimate, but its pattern is informative: under the calibration's own
+    priors (log a ~ N, b ~ N, from ``res.settings``) and the calibration models' abilities, the
+    posterior over (a, b) given "all right" (or "all wrong") gives a predictive probability curve
+    P(theta) = E[logistic(a (theta - b)) | pattern]. It is flatter than pinning b beyond the range,
+    which matters most for a held-out model outside the calibration models' range. The curve is
+    approximated by the 2PL that fits it best (least squares on theta in [-4, 4]), so it can enter
+    ``predict_score`` like any other item. (All calibration models are taken to have answered it.)
+    """
+    from scipy.optimize import least_squares
+    from scipy.special import expit
+
+    mu_a, sd_a = res.settings.get("prior_a") or (0.0, 1.0)
+    mu_b, sd_b = res.settings.get("prior_b") or (0.0, 3.0)
+    la = np.linspace(mu_a - 4 * sd_a, mu_a + 4 * sd_a, 81)
+    bb = np.linspace(mu_b - 4 * sd_b, mu_b + 4 * sd_b, 401)
+    A, B = np.exp(la)[:, None], bb[None, :]
+    logprior = -0.5 * ((la[:, None] - mu_a) / sd_a) ** 2 - 0.5 * ((B - mu_b) / sd_b) ** 2
+    sign = 1.0 if status == "all_correct" else -1.0
+    z = sign * A[..., None] * (np.asarray(res.theta)[None, None, :] - B[..., None])
+    logpost = logprior - np.logaddexp(0.0, -z).sum(axis=-1)
+    w = np.exp(logpost - logpost.max())
+    w /= w.sum()
+    th = np.linspace(-4, 4, 81)
+    curve = np.array([(w * expit(A * (t - B))).sum() for t in th])
+    fit = least_squares(lambda v: 1 / (1 + np.exp(-np.exp(v[0]) * (th - v[1]))) - curve,
+                        x0=[0.0, -3.0 * sign])
+    return float(np.exp(fit.x[0])), float(fit.x[1])
+
+
 def prediction_params(res) -> ItemParams:
-    """Fold parameters with the extreme items pinned beyond the calibrated difficulty range."""
+    """Fold parameters; items all right / all wrong in calibration get their posterior-predictive 2PL."""
     st = np.asarray(res.item_status)
-    ok = st == "calibrated"
     b = res.params.b.copy()
     a = res.params.a.copy()
-    edge = float(np.max(np.abs(b[ok]))) + 1.0
-    a[~ok] = 1.0
-    b[st == "all_correct"] = -edge
-    b[st == "all_wrong"] = edge
-    b[st == "unanswered"] = 0.0
+    for status in ("all_correct", "all_wrong"):
+        if (st == status).any():
+            a[st == status], b[st == status] = extreme_item_curve(res, status)
+    a[st == "unanswered"], b[st == "unanswered"] = 1.0, 0.0
     return ItemParams(res.params.item_ids, a, b, res.params.c, res.params.d)
+
+
+def misfit_sd(r: pd.DataFrame, res, pp: ItemParams) -> float:
+    """Model-level misfit of the 2PL on the calibration models: RMS of (accuracy - expected accuracy
+    at the model's own EAP ability) over all its items.
+
+    Pattern scoring weights items by a, so a model that does relatively better on weakly
+    discriminating items has a whole-bank accuracy the test characteristic curve misses, however many
+    items it answered. That error does not shrink with the form's length; the predictive interval
+    adds it as a normal term. Estimated in-sample on the calibration models only (the held-out model
+    is never looked at), so if anything an underestimate.
+    """
+    from calibration.ability import ability_posterior
+    from calibration.irt import prob
+
+    pidx = {i: k for k, i in enumerate(pp.item_ids)}
+    out = []
+    for m in res.model_ids:
+        mine = r[r.model == m]
+        idx = np.array([pidx[i] for i in mine.item_id if i in pidx], dtype=np.int64)
+        s = mine.loc[mine.item_id.isin(pidx), "correct"].to_numpy(dtype=float)
+        post = ability_posterior(s, pp.subset(idx))
+        sub = post.weights > post.weights.max() * 1e-8
+        p = post.weights[sub] @ prob(post.grid[sub][:, None], pp.a[idx], pp.b[idx], pp.c[idx], pp.d[idx])
+        out.append(float(s.mean() - p.sum() / post.weights[sub].sum() / idx.size))
+    return float(np.sqrt(np.mean(np.square(out))))
+
+
+def shrunk_params(res, train: pd.DataFrame) -> tuple[NDArray, NDArray, NDArray]:
+    """Empirical-Bayes discriminations and the difficulties that go with them: (a, b, SE of a).
+
+    With 19 calibration models a steep item (one that splits the models cleanly) gets a large a
+    with a large SE, and information-targeted forms pick exactly those items: selection on noisy
+    estimates (the winner's curse), after which one slip on such an item drags the ability estimate
+    far off. Normal-normal empirical Bayes on log a (James-Stein / Efron): the spread of the true
+    log a is the spread of the estimates less their mean squared SE (Louis SEs from ``fit_mml``),
+    and each log a moves towards the mean by its share of noise, tau^2 / (tau^2 + se^2). Each b is
+    then refitted with its a held at the shrunk value (MAP under the calibration's prior on b, at the
+    calibration models' abilities), since a flatter curve through the same data crosses 0.5 elsewhere.
+    The SE returned for a is the posterior SD of log a times a (what ``predict_score`` draws from).
+    Used for both assembly (the information the strategies target) and scoring.
+    """
+    cal = np.asarray(res.item_status) == "calibrated"
+    a0 = res.params.a
+    log_a = np.log(a0)
+    rel = np.nan_to_num(np.asarray(res.se["a"], dtype=float) / a0, nan=0.0)
+    mu = float(log_a[cal].mean())
+    tau2 = max(float(log_a[cal].var() - np.mean(rel[cal] ** 2)), 1e-3)
+    keep = tau2 / (tau2 + rel**2)
+    a = np.where(cal, np.exp(mu + keep * (log_a - mu)), a0)
+    se_a = np.where(cal, np.sqrt(keep) * rel * a, 0.0)
+    # b | a: Newton steps on each item's log-posterior, all items at once (models x items dense).
+    mi = {m: i for i, m in enumerate(res.model_ids)}
+    ii = {x: j for j, x in enumerate(res.params.item_ids)}
+    tr = train[train.model.isin(mi) & train.item_id.isin(ii)]
+    y = np.zeros((len(mi), len(ii)))
+    seen = np.zeros_like(y, dtype=bool)
+    rows_, cols_ = tr.model.map(mi).to_numpy(), tr.item_id.map(ii).to_numpy()
+    y[rows_, cols_] = tr.correct.to_numpy(dtype=float)
+    seen[rows_, cols_] = True
+    th = np.asarray(res.theta, dtype=float)[:, None]
+    mb, sb = res.settings.get("prior_b") or (0.0, 3.0)
+    b = res.params.b.copy()
+    for _ in range(30):
+        p = 1.0 / (1.0 + np.exp(-a * (th - b)))
+        grad = (-a * (y - p) * seen).sum(axis=0) - (b - mb) / sb**2
+        info = (a**2 * p * (1 - p) * seen).sum(axis=0) + 1.0 / sb**2
+        b = np.where(cal, b + np.clip(grad / info, -1.0, 1.0), b)
+    return a, b, se_a
 
 
 def _request(item_id: str):
@@ -81,6 +190,24 @@ def _request(item_id: str):
 
     return Request(item_id=item_id, prompt="(replayed)", item_type="mc", scoring=ScoringRule("choice", "A"),
                    choices=("a", "b"), choice_labels=("A", "B"))
+
+
+def _spread_order(n: int) -> list[int]:
+    """0, n-1, the middle, then the midpoints of the remaining gaps: every prefix spans the range."""
+    order: list[int] = []
+    gaps = [(0, n - 1)]
+    for k in (0, n - 1):
+        if k not in order and n:
+            order.append(k)
+    while gaps:
+        nxt = []
+        for lo, hi in gaps:
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                order.append(mid)
+                nxt += [(lo, mid), (mid, hi)]
+        gaps = nxt
+    return order
 
 
 def main() -> int:
@@ -93,8 +220,13 @@ def main() -> int:
     ap.add_argument("--forms", type=int, default=10)
     ap.add_argument("--size", type=int, default=100)
     ap.add_argument("--nsga-gens", type=int, default=60)
-    ap.add_argument("--param-draws", type=int, default=0,
-                    help="draw item parameters from their SEs in the predictive interval (0: ability only)")
+    ap.add_argument("--param-draws", type=int, default=30,
+                    help="draws of item parameters from their Louis SEs in the predictive interval (0: none)")
+    ap.add_argument("--no-shrink", action="store_true", help="use the MML point estimates, not the EB-shrunk a")
+    ap.add_argument("--no-misfit", action="store_true", help="leave the model-level misfit term out of the interval")
+    ap.add_argument("--shard", type=lambda v: tuple(int(x) for x in v.split("/")), default=(0, 1),
+                    help="K/N: run every N-th fold starting at K (parallel runs; merge their --out CSVs)")
+    ap.add_argument("--out", type=Path, default=None, help="CSV of every form's prediction (written per fold)")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"skipped: real data not found at {DATA}")
@@ -109,19 +241,26 @@ def main() -> int:
     # Held-out models spread over the accuracy range when fewer than all 20 folds are run.
     by_acc = r.groupby("model").correct.mean().sort_values()
     pick = np.unique(np.linspace(0, len(by_acc) - 1, min(args.folds, len(by_acc))).round().astype(int))
-    models = list(by_acc.index[pick])
+    # Run order: ends and middle first, then halving the gaps, so a run cut short still spans the range.
+    models = [by_acc.index[pick[k]] for k in _spread_order(len(pick))][args.shard[0]::args.shard[1]]
     rows = []
     t_start = time.perf_counter()
+    z95 = 1.959963984540054
     for held in models:
-        res = fold_calibration(r, held, args.cache, with_se=args.param_draws > 0)
+        res = fold_calibration(r, held, args.cache, with_se=True)
+        cal = np.asarray(res.item_status) == "calibrated"
+        se = {k: np.where(cal, np.nan_to_num(v, nan=0.0), 0.0) for k, v in res.se.items() if k in ("a", "b")}
         pp = prediction_params(res)
-        se = {k: np.where(np.asarray(res.item_status) == "calibrated", np.nan_to_num(v, nan=0.0), 0.0)
-              for k, v in res.se.items()} if args.param_draws > 0 else None
+        if not args.no_shrink:
+            a_eb, b_eb, se["a"] = shrunk_params(res, r[r.model != held])
+            pp = ItemParams(pp.item_ids, np.where(cal, a_eb, pp.a), np.where(cal, b_eb, pp.b), pp.c, pp.d)
+        tau = 0.0 if args.no_misfit else misfit_sd(r, res, pp)
         draw_rng = np.random.default_rng(99)
         pidx = {i: k for k, i in enumerate(pp.item_ids)}
-        ok = np.asarray(res.item_status) == "calibrated"
-        table = pd.DataFrame({"item_id": list(res.params.item_ids), "a": np.where(ok, res.params.a, np.nan),
-                              "b": np.where(ok, res.params.b, np.nan), "c": 0.0, "d": 1.0})
+        # What the strategies see: the (shrunk) calibrated parameters; items all right / all wrong in
+        # calibration are uncalibrated there (priors), as a bank would hold them.
+        table = pd.DataFrame({"item_id": list(res.params.item_ids), "a": np.where(cal, pp.a, np.nan),
+                              "b": np.where(cal, pp.b, np.nan), "c": 0.0, "d": 1.0})
         pool = base.merge(table, on="item_id", how="left")
         lo, hi = np.quantile(res.theta, [0.1, 0.9])
         mine = r[r.model == held]
@@ -147,23 +286,32 @@ def main() -> int:
                 kept = [(pidx[x.item_id], x.score) for x in results if x.error != "missing"]
                 idx = np.array([k for k, _ in kept], dtype=np.int64)
                 scores = np.array([s for _, s in kept])
+                # The slice predicted = exactly the items the model answered (the `actual` set), every
+                # one of them, extreme items included at their posterior-predictive curves.
                 rest = np.setdiff1d(np.flatnonzero(answered), idx)
-                if se is None:
-                    pred = predict_score(scores, pp.subset(idx), pp.subset(rest), level=0.95)
-                else:
+                if args.param_draws > 0:
                     pred = predict_score(scores, pp.subset(idx), pp.subset(rest), level=0.95,
                                          param_se={k: v[rest] for k, v in se.items()},
                                          observed_param_se={k: v[idx] for k, v in se.items()},
                                          n_param_draws=args.param_draws, rng=draw_rng)
+                else:
+                    pred = predict_score(scores, pp.subset(idx), pp.subset(rest), level=0.95)
+                # Misfit acts on the unanswered share only; added in quadrature to each side.
+                extra = z95 * tau * rest.size / (rest.size + idx.size)
+                p_lo = pred.mean - np.hypot(pred.mean - pred.lo, extra)
+                p_hi = pred.mean + np.hypot(pred.hi - pred.mean, extra)
                 rows.append({"model": held, "strategy": strategy, "form": f, "actual": actual,
-                             "predicted": pred.mean, "lo": pred.lo, "hi": pred.hi, "raw": float(scores.mean()),
-                             "n_uncalibrated": draft.n_uncalibrated})
+                             "predicted": pred.mean, "lo": p_lo, "hi": p_hi, "lo0": pred.lo, "hi0": pred.hi,
+                             "raw": float(scores.mean()), "n_uncalibrated": draft.n_uncalibrated, "tau": tau})
         done = pd.DataFrame(rows)
-        print(f"  {held}: actual {actual:.3f}; mean |pred - actual| so far "
+        print(f"  {held}: actual {actual:.3f}; misfit sd {tau:.4f}; mean |pred - actual| so far "
               f"{(done.predicted - done.actual).abs().mean():.4f} ({time.perf_counter() - t_start:.0f} s)", flush=True)
+        if args.out:
+            done.to_csv(args.out, index=False)
     df = pd.DataFrame(rows)
     df["abs_err"] = (df.predicted - df.actual).abs()
     df["covered"] = (df.actual >= df.lo) & (df.actual <= df.hi)
+    df["covered0"] = (df.actual >= df.lo0) & (df.actual <= df.hi0)
     raw_mae = float((df[df.strategy == "random"].raw - df[df.strategy == "random"].actual).abs().mean())
     print(f"\nheld-out models: {df.model.nunique()}, forms per strategy per model: {args.forms}, size {args.size}")
     print(f"raw accuracy of random {args.size}-item forms: MAE {raw_mae:.4f}")
@@ -174,8 +322,9 @@ def main() -> int:
         raw = float((d.raw - d.actual).abs().mean())
         good = mae < raw_mae and 0.90 <= cov <= 0.98
         ok &= good
-        print(f"{strategy:<11} IRT MAE {mae:.4f}  95% coverage {cov:.3f}  (raw accuracy of these forms: MAE {raw:.4f}; "
-              f"mean uncalibrated items {d.n_uncalibrated.mean():.1f})  floors: {'PASS' if good else 'FAIL'}")
+        print(f"{strategy:<11} IRT MAE {mae:.4f}  95% coverage {cov:.3f} (without misfit term {d.covered0.mean():.3f}; "
+              f"mean width {(d.hi - d.lo).mean():.3f})  raw MAE of these forms {raw:.4f}; "
+              f"mean uncalibrated items {d.n_uncalibrated.mean():.1f}  floors: {'PASS' if good else 'FAIL'}")
     return 0 if ok else 1
 
 
