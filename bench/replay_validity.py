@@ -25,6 +25,16 @@ Method (each part documented at its function):
   of the 2PL (``misfit_sd``, estimated on the calibration models only; ``--no-misfit`` drops it).
   The table also prints the coverage without the misfit term.
 
+Measured (2026-11-24, all 20 folds, 10 forms x 100 items per strategy, 30 parameter draws; two
+shards --shard 0/2 and 1/2 merged): raw accuracy of random forms MAE 0.0374.
+  strategy    IRT MAE  95% coverage (without misfit term)  mean width
+  random      0.0285   0.955 (0.950)                       0.149
+  stratified  0.0304   0.940 (0.930)                       0.148
+  milp        0.0271   0.915 (0.900)                       0.111
+  nsga2       0.0269   0.915 (0.895)                       0.111
+Every floor met; milp/nsga2 coverage sits near the lower floor. Per model coverage ranges 0.75
+(Meta-Llama-3-70B) to 1.0; misfit SD (EB parameters) 0.009-0.012.
+
 Usage: python bench/replay_validity.py [--cache DIR] [--folds N] [--forms N] [--param-draws N]
        [--no-shrink] [--no-misfit] [--out CSV]
 """
