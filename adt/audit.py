@@ -6,7 +6,6 @@ Everything here reads through ``Bank``'s public methods (``item``, ``item_histor
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -264,14 +263,6 @@ class ExportCheck:
         return asdict(self)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 EVENT_COLUMNS = ["seq", "ts", "kind", "item_id", "ref", "payload", "prev_hash", "hash"]
 
 
@@ -295,7 +286,7 @@ def verify_export(folder: Path) -> ExportCheck:
         path = folder / str(entry.get("file", ""))
         if not path.is_file():
             problems.append(f"{entry.get('file')}: missing")
-        elif _sha256(path) != entry.get("sha256"):
+        elif snapshot.file_sha256(path) != entry.get("sha256"):
             problems.append(f"{entry.get('file')}: sha256 does not match the manifest")
         else:
             continue

@@ -17,7 +17,6 @@ Nothing here imports ``lm_eval``: the file formats are plain JSON and YAML.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -34,6 +33,8 @@ import yaml
 from adt.errors import InputError
 from itembank import Bank, ImportOptions
 from itembank.content import LETTERS, normalise
+from itembank.importer import read_jsonl
+from itembank.snapshot import file_sha256
 
 QUESTION_FIELDS = ("question", "Question", "query", "ctx", "goal", "sentence", "premise", "problem", "input",
                    "prompt", "text")
@@ -91,24 +92,15 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise InputError(f"{path}: line {lineno}: expected a JSON object")
-            for key in ("doc_id", "doc", "target", "arguments", "filtered_resps", "metrics"):
-                if key not in rec:
-                    raise InputError(f"{path}: line {lineno}: field {key!r} missing; is this an lm-eval "
-                                     f"--log_samples file (samples_<task>_<date>.jsonl)?")
-            if not isinstance(rec["doc"], dict):
-                raise InputError(f"{path}: line {lineno}: field 'doc' is not an object")
-            rec["__line__"] = lineno
-            records.append(rec)
+    for lineno, rec in read_jsonl(path):
+        for key in ("doc_id", "doc", "target", "arguments", "filtered_resps", "metrics"):
+            if key not in rec:
+                raise InputError(f"{path}: line {lineno}: field {key!r} missing; is this an lm-eval "
+                                 f"--log_samples file (samples_<task>_<date>.jsonl)?")
+        if not isinstance(rec["doc"], dict):
+            raise InputError(f"{path}: line {lineno}: field 'doc' is not an object")
+        rec["__line__"] = lineno
+        records.append(rec)
     if not records:
         raise InputError(f"{path}: no samples")
     return records
@@ -248,10 +240,6 @@ def _response(rec: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def import_log(bank: Bank, path: Path, opts: LmevalImportOptions) -> LmevalImportReport:
     """Import an lm-eval ``--log_samples`` file as items (with aliases) and one run of responses."""
     path = Path(path)
@@ -307,7 +295,7 @@ def import_log(bank: Bank, path: Path, opts: LmevalImportOptions) -> LmevalImpor
         score=("score", "mean"), raw_output=("raw_output", "first"), extracted=("extracted", "first"),
         prompt_hash=("prompt_hash", "first"), choice_logliks=("choice_logliks", "first")).reset_index()
     merged["template_id"] = f"lmeval:{opts.task}"
-    sha = _file_sha256(path)
+    sha = file_sha256(path)
     run_id = f"lmeval:{opts.task}:{opts.model}:{sha[:12]}"
     config = {"file": str(path), "sha256": sha, "task": opts.task, "filter": chosen, "metric": metric,
               "target_hashes": dict(zip(frame["doc_id"], frame["target_hash"], strict=True))}
@@ -418,7 +406,7 @@ def export_task(bank: Bank, form: str, out_dir: Path, *, task: str | None = None
         yml = out_dir / f"{name}.yaml"
         yml.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
         files += [str(yml), str(data)]
-        sha[data.name] = _file_sha256(data)
+        sha[data.name] = file_sha256(data)
         subtasks[name] = len(docs)
     if len(kinds) > 1:
         group = out_dir / f"{base}.yaml"

@@ -107,6 +107,21 @@ class PreparedItems:
     new_values: set[tuple[str, str]] = field(default_factory=set)
 
 
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a line that is not a JSON object is an InputError."""
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(rec, dict):
+                raise InputError(f"{path}: line {lineno}: expected a JSON object")
+            yield lineno, rec
+
+
 def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     """Read a JSONL, CSV or Parquet file; return the frame and how rows are labelled."""
     if not path.exists():
@@ -114,20 +129,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson", ".json"):
-            records = []
-            with path.open(encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InputError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-                    if not isinstance(rec, dict):
-                        raise InputError(f"{path}: line {lineno}: expected a JSON object")
-                    rec["__line__"] = lineno
-                    records.append(rec)
-            return pd.DataFrame.from_records(records), "line"
+            return pd.DataFrame.from_records([rec | {"__line__": n} for n, rec in read_jsonl(path)]), "line"
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
             frame["__line__"] = np.arange(len(frame)) + 2  # line 1 is the header

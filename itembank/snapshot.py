@@ -23,7 +23,8 @@ from .bank import Bank, open_bank
 MANIFEST = "manifest.json"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -52,7 +53,7 @@ def export(bank: Bank, out_dir: Path) -> dict[str, Any]:
         frame = bank.conn.sql(f"SELECT * FROM {table} ORDER BY ALL").to_arrow_table()  # noqa: S608 - catalogue name
         path = out_dir / f"{table}.parquet"
         pq.write_table(frame, path)
-        tables[table] = {"file": path.name, "rows": frame.num_rows, "sha256": _sha256(path)}
+        tables[table] = {"file": path.name, "rows": frame.num_rows, "sha256": file_sha256(path)}
     migrations = [list(r) for r in bank.conn.execute(
         "SELECT room, version, name, sha256 FROM schema_migrations ORDER BY room, version").fetchall()]
     manifest = {"format": "adt-bank-export/1", "adt_version": adt.__version__, "migrations": migrations,
@@ -80,7 +81,7 @@ def verify_files(folder: Path, manifest: dict[str, Any]) -> list[str]:
         path = folder / entry["file"]
         if not path.exists():
             problems.append(f"{table}: file {entry['file']} is missing")
-        elif _sha256(path) != entry["sha256"]:
+        elif file_sha256(path) != entry["sha256"]:
             problems.append(f"{table}: {entry['file']} does not match its sha256 in the manifest")
     return problems
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from adt import audit
 from adt.cli import cli
 from adt.commands import audit as _audit_commands  # noqa: F401 - registers `adt audit`
-from itembank import ImportOptions, open_bank
+from itembank import ImportOptions, open_bank, snapshot
 from itembank.history import event_hash
 
 ROWS = [
@@ -150,7 +150,7 @@ def _rewrite_events(folder: Path, edit) -> None:  # noqa: ANN001 - a small callb
     frame = edit(frame)
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), target)
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["tables"]["events"]["sha256"] = audit._sha256(target)
+    manifest["tables"]["events"]["sha256"] = snapshot.file_sha256(target)
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
