@@ -248,6 +248,8 @@ def _to_nat(col: str, u: NDArray) -> NDArray:
     return expit(u)
 
 
+_TRIM = 1e-16    # M-step drops nodes where every free item's expected mass is below this share of its count
+_TINY = 1e-250   # posterior masses below this are flushed to zero (see _Problem.estep)
 _ZMAX = 700.0   # keeps exp(-z) finite; beyond it log P is 0 or -|z| to double precision anyway
 
 
@@ -351,6 +353,23 @@ class _SparseOps:
             dots[sl] = np.einsum("nq,nqj->nj", post[m[sl]], A[ii[sl]])
         return m, ii, s, dots
 
+    def score_outer_2pl(self, post: NDArray, P: NDArray, x: NDArray, a: NDArray, b: NDArray,
+                        pos_of: NDArray) -> NDArray:
+        """Louis' last term for the 2PL on (log a, b), per free item (see ``_Problem._score_outer_2pl``).
+
+        The complete-data scores are affine in the node, so two dot products per observation (post .
+        P_i and post . x P_i) and the model's EAP give their posterior means exactly.
+        """
+        m, ii, s, dots = self.obs_dots(post, np.stack([P, P * x], axis=2), pos_of)
+        eap = post @ x
+        aa, bb = a[ii], b[ii]
+        e = np.empty((m.size, 2))
+        e[:, 0] = aa * (s * (eap[m] - bb) - (dots[:, 1] - bb * dots[:, 0]))
+        e[:, 1] = -aa * (s - dots[:, 0])
+        out = np.zeros((a.size, 2, 2))
+        _accumulate_outer(out, ii, e, np.ones(m.size))
+        return out
+
     def suff_counts(self, post: NDArray, x01: NDArray) -> tuple[NDArray, NDArray]:
         """R @ [1, x] and N = R + F without forming R and F."""
         assert self._S is not None and self._IT is not None
@@ -420,6 +439,28 @@ class _DenseOps:
             full[:, free] = post @ A[:, :, j].T          # models x free items, BLAS
             dots[:, j] = full[m, i]
         return m, pos_of[i], self.Y[m, i], dots
+
+    def score_outer_2pl(self, post: NDArray, P: NDArray, x: NDArray, a: NDArray, b: NDArray,
+                        pos_of: NDArray) -> NDArray:
+        """``_SparseOps.score_outer_2pl`` as model x item matrices: two GEMMs give the dots."""
+        free = np.flatnonzero(pos_of >= 0)
+        D0 = post @ P.T                                   # models x free items: post_m . P_i
+        D1 = post @ (P * x).T                             # post_m . x P_i
+        Y = self.Y[:, free]
+        eap = (post @ x)[:, None]
+        e0 = Y * (eap - b) - (D1 - b * D0)
+        e0 *= a
+        e1 = D0 - Y
+        e1 *= a
+        if self.M is not None:
+            W = self.M[:, free]
+            e0 *= W                                       # unobserved cells score nothing
+            e1 *= W
+        out = np.empty((free.size, 2, 2))
+        out[:, 0, 0] = np.einsum("mi,mi->i", e0, e0)
+        out[:, 1, 1] = np.einsum("mi,mi->i", e1, e1)
+        out[:, 0, 1] = out[:, 1, 0] = np.einsum("mi,mi->i", e0, e1)
+        return out
 
     def suff_loglik(self, a: NDArray, ab: NDArray, x: NDArray, log1mP: NDArray) -> NDArray:
         rest = log1mP.sum(axis=0) if self.M is None else self.M @ log1mP
@@ -575,6 +616,9 @@ class _Problem:
         L += p.logw
         mx = L.max(axis=1, keepdims=True)
         post = np.exp(L - mx)
+        # Subnormal masses (far tails of sharp posteriors) change nothing but slow every later
+        # product (BLAS and sparse kernels take a microcode path on them) by 3-5x: flush to zero.
+        post[post < _TINY] = 0.0
         tot = post.sum(axis=1, keepdims=True)
         post /= tot
         lse = (mx + np.log(tot))[:, 0]
@@ -599,34 +643,45 @@ class _Problem:
         item_cols = tuple(c for c in self.cols if not (c == "a" and self.shared_a))
         nat = {c: getattr(q, c)[f] for c in _PCOLS}
         plain_2pl = self.plain and item_cols == ("a", "b")
+        if e.R is None:
+            assert e.Rx is not None and e.N is not None
+            N = e.N if e.N.shape[0] == 1 else e.N[f]
+        else:
+            R, F = e.R[f], e.F[f]  # type: ignore[index]
+            N = R + F
+        # Nodes where no free item has expected mass worth a 1e-16 share of its count add nothing the
+        # line search could see: the M-step runs on the rest (a third of the grid or more is beyond
+        # every model's posterior once the posteriors are sharp).
+        keep = np.flatnonzero(np.any(N > _TRIM * N.sum(axis=1, keepdims=True), axis=0))
+        if keep.size < 3:
+            keep = np.arange(self.x.size)
+        x = self.x[keep]
         if plain_2pl:
             # the E-step's curves and item log-likelihoods at the same parameters start the first step
             if e.R is None:
-                assert e.Rx is not None and e.N is not None
-                Rx, N = e.Rx[f], (e.N if e.N.shape[0] == 1 else e.N[f])
+                Rx = e.Rx[f]  # type: ignore[index]
             else:
-                R_, F_ = e.R[f], e.F[f]  # type: ignore[index]
-                N = R_ + F_
-                Rx = R_ @ self._x01
-            Fx = N @ self._x01 - Rx
-            P = e.P[f]
-            objd = _sum_n(N, e.logP[f]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
+                Rx = R @ self._x01
+            N = N[:, keep]
+            Fx = N @ self._x01[keep] - Rx
+            P = e.P[f][:, keep]
+            objd = _sum_n(N, e.logP[f][:, keep]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
         else:
-            R, F = e.R[f], e.F[f]  # type: ignore[index]
+            R, F = R[:, keep], F[:, keep]
         for _ in range(self.n_newton):
             if plain_2pl:
-                nat, P, objd = self._newton_2pl(nat, Rx, N, Fx, P, objd)
+                nat, P, objd = self._newton_2pl(nat, Rx, N, Fx, P, objd, x)
             else:
-                nat = self._newton_items(nat, R, F, item_cols)
+                nat = self._newton_items(nat, R, F, item_cols, x)
             if self.shared_a:
-                nat = self._newton_shared_a(nat, R, F)
+                nat = self._newton_shared_a(nat, R, F, x)
         for c in _PCOLS:
             getattr(q, c)[f] = nat[c]
         return q
 
     def _newton_items(self, nat: dict[str, NDArray], R: NDArray, F: NDArray,
-                      cols: tuple[str, ...]) -> dict[str, NDArray]:
-        P, dP, _ = _curves(nat["a"], nat["b"], nat["c"], nat["d"], self.x, cols)
+                      cols: tuple[str, ...], x: NDArray) -> dict[str, NDArray]:
+        P, dP, _ = _curves(nat["a"], nat["b"], nat["c"], nat["d"], x, cols)
         N = R + F
         resid = (R - N * P) / (P * (1.0 - P))
         wgt = N / (P * (1.0 - P))
@@ -653,7 +708,7 @@ class _Problem:
             for i, c in enumerate(cols):
                 cand[c] = _to_nat(c, u0[c][todo] + t[todo] * step[todo, i])
             Pn = np.clip(cand["c"][:, None] + (cand["d"] - cand["c"])[:, None]
-                         * expit(cand["a"][:, None] * (self.x - cand["b"][:, None])), EPS, 1 - EPS)
+                         * expit(cand["a"][:, None] * (x - cand["b"][:, None])), EPS, 1 - EPS)
             obj1 = _item_objective(Pn, R[todo], F[todo]) + sum(self.priors.logp(c, cand[c]) for c in cols)
             ok = obj1 >= obj0[todo] - 1e-10 * np.abs(obj0[todo])
             for c in cols:
@@ -665,18 +720,21 @@ class _Problem:
         return out
 
     def _newton_2pl(self, nat: dict[str, NDArray], Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray,
-                    objd: NDArray) -> tuple[dict[str, NDArray], NDArray, NDArray]:
+                    objd: NDArray, x: NDArray) -> tuple[dict[str, NDArray], NDArray, NDArray]:
         """The same Fisher-scoring step as ``_newton_items`` for c = 0, d = 1, in few passes.
 
         With z = a (x - b) affine in the node x, every sum over nodes is a small matmul of a per-node
         array with [1, x, x^2].  ``P`` and ``objd`` (per-item expected log-likelihood) at the current
-        point come in and the updated ones go out, so consecutive steps never recompute them.
+        point come in and the updated ones go out, so consecutive steps never recompute them.  ``x`` is
+        the (trimmed) node set that ``N``, ``P`` and ``Fx`` were taken on.
         """
+        x01 = np.stack([np.ones_like(x), x], axis=1)
+        x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
         a, b = nat["a"], nat["b"]
         NP = N * P                                      # N may be one row shared by all items
-        r0, r1 = (Rx - NP @ self._x01).T                # sums over nodes of R - N P, and of x (R - N P)
+        r0, r1 = (Rx - NP @ x01).T                      # sums over nodes of R - N P, and of x (R - N P)
         NP -= NP * P                                    # W = N P (1 - P)
-        w0, w1, w2 = (NP @ self._x012).T
+        w0, w1, w2 = (NP @ x012).T
         ga = a * (r1 - b * r0)
         gb = -a * r0
         iaa = a * a * (w2 - 2 * b * w1 + b * b * w0)
@@ -699,7 +757,7 @@ class _Problem:
         for _ in range(12):
             ca = _to_nat("a", la[todo] + t[todo] * sa[todo])
             cb = _to_nat("b", b[todo] + t[todo] * sb[todo])
-            logP, z = _log_logistic(ca, cb, self.x)
+            logP, z = _log_logistic(ca, cb, x)
             # sum_q R log P + F log(1 - P) = sum_q N log P - sum_q F z, and sum_q F z is affine in x
             od = _sum_n(N if N.shape[0] == 1 else N[todo], logP) - ca * (Fx[todo, 1] - cb * F0[todo])
             obj1 = od + self.priors.logp("a", ca) + self.priors.logp("b", cb)
@@ -715,9 +773,9 @@ class _Problem:
         out["a"], out["b"] = out_a, out_b
         return out, out_P, out_objd
 
-    def _newton_shared_a(self, nat: dict[str, NDArray], R: NDArray, F: NDArray) -> dict[str, NDArray]:
+    def _newton_shared_a(self, nat: dict[str, NDArray], R: NDArray, F: NDArray, x: NDArray) -> dict[str, NDArray]:
         a0 = nat["a"][0]
-        P, dP, _ = _curves(nat["a"], nat["b"], nat["c"], nat["d"], self.x, ("a",))
+        P, dP, _ = _curves(nat["a"], nat["b"], nat["c"], nat["d"], x, ("a",))
         N = R + F
         g = float(((R - N * P) / (P * (1 - P)) * dP["a"]).sum())
         info = float((N / (P * (1 - P)) * dP["a"] ** 2).sum())
@@ -728,7 +786,7 @@ class _Problem:
         obj0 = float(_item_objective(P, R, F).sum() + self.priors.logp("a", np.array([a0]))[0])
         for _ in range(12):
             a1 = float(_to_nat("a", np.array([math.log(a0) + step]))[0])
-            Pn, _, _ = _curves(np.full_like(nat["a"], a1), nat["b"], nat["c"], nat["d"], self.x, ())
+            Pn, _, _ = _curves(np.full_like(nat["a"], a1), nat["b"], nat["c"], nat["d"], x, ())
             obj1 = float(_item_objective(Pn, R, F).sum() + self.priors.logp("a", np.array([a1]))[0])
             if obj1 >= obj0 - 1e-10 * abs(obj0):
                 out = dict(nat)
@@ -824,19 +882,10 @@ class _Problem:
         return self.ops.score_outer(post, G, pos_of, k, f.size)
 
     def _score_outer_2pl(self, post: NDArray, P: NDArray, a: NDArray, b: NDArray, f: NDArray) -> NDArray:
-        """``_score_outer`` for the 2PL on (log a, b): the scores are affine in the node, so two dot
-        products per observation (post . P and post . x P) and the EAP give them exactly."""
+        """``_score_outer`` for the 2PL on (log a, b), from the data operators' closed form."""
         pos_of = np.full(self.n_items, -1)
         pos_of[f] = np.arange(f.size)
-        m, ii, s, dots = self.ops.obs_dots(post, np.stack([P, P * self.x], axis=2), pos_of)
-        eap = post @ self.x
-        aa, bb = a[ii], b[ii]
-        e = np.empty((m.size, 2))
-        e[:, 0] = aa * (s * (eap[m] - bb) - (dots[:, 1] - bb * dots[:, 0]))
-        e[:, 1] = -aa * (s - dots[:, 0])
-        out = np.zeros((f.size, 2, 2))
-        _accumulate_outer(out, ii, e, np.ones(m.size))
-        return out
+        return self.ops.score_outer_2pl(post, P, self.x, a, b, pos_of)
 
     def _shared_a_se(self, p: _Params, e: _EStep, f: NDArray) -> float:
         """Louis' identity for the 1PL's single a (b's treated as known), on alpha = log a."""
@@ -974,9 +1023,9 @@ def _run_em(prob: _Problem, p0: _Params, *, max_iter: int, tol_ll: float, tol_pa
             # so the last stretch (and the convergence test) runs the plain EM map, whose fixed point
             # is the MAP of the objective we report.
             prob.px = False
-            v0, e0 = v1, e1
-            v1 = v2
-            v2, e1, _ = F(v1)
+            v0 = v2
+            v1, e0, _ = F(v0)
+            continue
         if done(e0, e1, v0, v1):
             tr.converged = True
             return prob.unpack(v1, template), e1, tr
