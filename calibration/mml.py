@@ -501,7 +501,7 @@ def _accumulate_outer(out: NDArray, idx: NDArray, e: NDArray, w: NDArray) -> Non
 
 
 # Dense BLAS kernels only where the observed share is high and the grid small (<= 10M cells, 80 MB).
-_DENSE_MIN_DENSITY = 0.3
+_DENSE_MIN_DENSITY = 0.15
 _DENSE_MAX_CELLS = 10_000_000
 
 
@@ -585,6 +585,18 @@ class _Problem:
         else:
             lat = float(np.max(np.abs(v1[-n_lat:] - v0[-n_lat:]))) if n_lat else 0.0
         return max(items, lat)
+
+    def scale_modes(self, v: NDArray) -> NDArray | None:
+        """Tangents (in packed coordinates) of the latent shift and scale: a -> a s, b -> (b - m) / s."""
+        if self.latent != "normal" or self.anchored or self.shared_a or "b" not in self.cols or not self.free.size:
+            return None
+        n = self.free.size
+        T = np.zeros((v.size, 2))
+        ia, ib = self.cols.index("a"), self.cols.index("b")
+        T[ib * n:(ib + 1) * n, 0] = -1.0
+        T[ia * n:(ia + 1) * n, 1] = 1.0
+        T[ib * n:(ib + 1) * n, 1] = -v[ib * n:(ib + 1) * n]
+        return T
 
     # -- E-step ------------------------------------------------------------------------------------
     def log_prior(self, p: _Params) -> float:
@@ -954,6 +966,11 @@ def _px_scale(w: NDArray, x: NDArray, n: int, log_a: NDArray, b: NDArray,
     return mu, math.exp(s)
 
 
+def _project(T: NDArray, r: NDArray) -> NDArray:
+    """Orthogonal projection of r on the columns of T."""
+    return T @ np.linalg.lstsq(T, r, rcond=None)[0]
+
+
 def _normal_logw(x: NDArray, mu: float, sd: float) -> NDArray:
     lw = -0.5 * ((x - mu) / sd) ** 2
     return lw - logsumexp(lw)
@@ -1037,21 +1054,41 @@ def _run_em(prob: _Problem, p0: _Params, *, max_iter: int, tol_ll: float, tol_pa
             continue
         r = v1 - v0
         v = v2 - v1 - r
+        # The latent's shift and scale are EM's slowest mode (rate near 1: on a fixed grid sharp
+        # posteriors barely follow a rescaling of the items), while the other directions converge
+        # fast; one SQUAREM step length for both would be set by the fast ones.  So that mode gets
+        # its own step length, from the projections of r and v on its tangents.
+        T = prob.scale_modes(v0)
+        alpha_s = 1.0
+        if T is not None:
+            r_s, v_s = _project(T, r), _project(T, v)
+            r, v = r - r_s, v - v_s
+            ss = float(v_s @ v_s)
+            alpha_s = max(math.sqrt(float(r_s @ r_s) / ss) if ss > 0 else 1.0, 1.0)
         sr, sv = float(r @ r), float(v @ v)
         raw = math.sqrt(sr / sv) if sv > 0 else 1.0
         alpha = min(max(raw, 1.0), step_max)
-        if alpha > 1.0 + 1e-9:
-            v_ext = v0 + 2.0 * alpha * r + alpha * alpha * v
-            v_stab, e_ext, _ = F(v_ext)          # stabilising EM step from the extrapolated point
-            if np.isfinite(e_ext.logpost) and e_ext.logpost >= e0.logpost:
-                v0 = v_stab
-                if alpha >= step_max:
-                    step_max *= 4.0
-            else:                                # safeguard: keep the monotone plain-EM point
+        if (alpha > 1.0 + 1e-9 or alpha_s > 1.0 + 1e-9) and tr.n_iter + 3 <= max_iter:
+            backtracked = tr.n_iter + 4 > max_iter          # no room for a second try
+            while True:
+                v_ext = v0 + 2.0 * alpha * r + alpha * alpha * v
+                if T is not None:
+                    v_ext += 2.0 * alpha_s * r_s + alpha_s * alpha_s * v_s
+                v_stab, e_ext, _ = F(v_ext)          # stabilising EM step from the extrapolated point
+                if np.isfinite(e_ext.logpost) and e_ext.logpost >= e0.logpost:
+                    v0 = v_stab
+                    if alpha >= step_max:
+                        step_max *= 4.0
+                    break
                 tr.n_rejected += 1
-                v0 = v2
+                if alpha_s > 2.0 and not backtracked:     # the mode overshot: once more, half as far
+                    backtracked = True
+                    alpha_s = 1.0 + (alpha_s - 1.0) / 2.0
+                    continue
+                v0 = v2                                   # safeguard: keep the monotone plain-EM point
                 if alpha >= step_max:
                     step_max = max(1.0, step_max / 4.0)
+                break
         else:
             v0 = v2
             if raw > step_max:                   # the bound, not the data, stopped the extrapolation
