@@ -326,6 +326,20 @@ class _SparseOps:
     def node_loglik(self, logP: NDArray, log1mP: NDArray) -> NDArray:
         return self.S1T.T @ logP + self.S0T.T @ log1mP
 
+    def model_totals(self) -> tuple[NDArray, NDArray]:
+        """Responses and total score per model."""
+        n_m = self.shape[0]
+        return np.bincount(self.m, minlength=n_m), np.bincount(self.m, weights=self.s, minlength=n_m)
+
+    def item_moments(self, t: NDArray) -> tuple[NDArray, ...]:
+        """Per item: count, sums of s and s^2, of t and t^2 (t given per model), and of s t."""
+        n_i = self.shape[1]
+        tm = t[self.m]
+        s2 = self.s * self.s if np.any((self.s > 0) & (self.s < 1)) else self.s
+        return tuple(np.bincount(self.i, weights=w, minlength=n_i) if w is not None else
+                     np.bincount(self.i, minlength=n_i)
+                     for w in (None, self.s, s2, tm, tm * tm, self.s * tm))
+
     def counts(self, post: NDArray) -> tuple[NDArray, NDArray]:
         return self.S1T @ post, self.S0T @ post
 
@@ -406,11 +420,27 @@ class _DenseOps:
     def __init__(self, m: NDArray, i: NDArray, s: NDArray, n_models: int, n_items: int) -> None:
         self.Y = np.zeros((n_models, n_items))
         self.Y[m, i] = s
+        self.fractional = bool(np.any((s > 0) & (s < 1)))
         self.complete = s.size == n_models * n_items
         self.M: NDArray | None = None
         if not self.complete:
             self.M = np.zeros((n_models, n_items))
             self.M[m, i] = 1.0
+
+    def model_totals(self) -> tuple[NDArray, NDArray]:
+        cnt = np.full(self.Y.shape[0], self.Y.shape[1], dtype=float) if self.M is None else self.M.sum(axis=1)
+        return cnt, self.Y.sum(axis=1)
+
+    def item_moments(self, t: NDArray) -> tuple[NDArray, ...]:
+        t01 = np.stack([np.ones_like(t), t], axis=1)
+        s1, st = (self.Y.T @ t01).T
+        if self.M is None:
+            cnt, t1, t2 = np.full(self.Y.shape[1], float(t.size)), np.full(self.Y.shape[1], t.sum()), \
+                np.full(self.Y.shape[1], float(t @ t))
+        else:
+            cnt, t1, t2 = (self.M.T @ np.stack([np.ones_like(t), t, t * t], axis=1)).T
+        s2 = (self.Y * self.Y).sum(axis=0) if self.fractional else s1
+        return cnt, s1, s2, t1, t2, st
 
     def node_loglik(self, logP: NDArray, log1mP: NDArray) -> NDArray:
         L = self.Y @ (logP - log1mP)
@@ -444,16 +474,19 @@ class _DenseOps:
                         pos_of: NDArray) -> NDArray:
         """``_SparseOps.score_outer_2pl`` as model x item matrices: two GEMMs give the dots."""
         free = np.flatnonzero(pos_of >= 0)
+        every = free.size == self.Y.shape[1]
         D0 = post @ P.T                                   # models x free items: post_m . P_i
         D1 = post @ (P * x).T                             # post_m . x P_i
-        Y = self.Y[:, free]
-        eap = (post @ x)[:, None]
-        e0 = Y * (eap - b) - (D1 - b * D0)
+        Y = self.Y if every else self.Y[:, free]
+        e0 = (post @ x)[:, None] - b                      # e0 = a (Y (eap - b) - (D1 - b D0))
+        e0 *= Y
+        e0 -= D1
+        e0 += np.multiply(D0, b, out=D1)
         e0 *= a
-        e1 = D0 - Y
+        e1 = np.subtract(D0, Y, out=D0)                   # e1 = a (D0 - Y)
         e1 *= a
         if self.M is not None:
-            W = self.M[:, free]
+            W = self.M if every else self.M[:, free]
             e0 *= W                                       # unobserved cells score nothing
             e1 *= W
         out = np.empty((free.size, 2, 2))
@@ -464,7 +497,8 @@ class _DenseOps:
 
     def suff_loglik(self, a: NDArray, ab: NDArray, x: NDArray, log1mP: NDArray) -> NDArray:
         rest = log1mP.sum(axis=0) if self.M is None else self.M @ log1mP
-        return np.outer(self.Y @ a, x) - (self.Y @ ab)[:, None] + rest
+        sa, sab = (self.Y @ np.stack([a, ab], axis=1)).T      # one pass over Y for both sums
+        return np.outer(sa, x) - sab[:, None] + rest
 
     def suff_counts(self, post: NDArray, x01: NDArray) -> tuple[NDArray, NDArray]:
         N = post.sum(axis=0)[None, :] if self.M is None else (post.T @ self.M).T
@@ -774,6 +808,8 @@ class _Problem:
             od = _sum_n(N if N.shape[0] == 1 else N[todo], logP) - ca * (Fx[todo, 1] - cb * F0[todo])
             obj1 = od + self.priors.logp("a", ca) + self.priors.logp("b", cb)
             ok = obj1 >= obj0[todo] - 1e-10 * np.abs(obj0[todo])
+            if todo.size == a.size and ok.all():      # the usual full step: no gathers
+                return dict(nat, a=ca, b=cb), np.exp(logP), od
             acc = todo[ok]
             out_a[acc], out_b[acc], out_objd[acc] = ca[ok], cb[ok], od[ok]
             out_P[acc] = np.exp(logP[ok])
@@ -1186,11 +1222,13 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
     used_items = informative | fixed_mask
     anchored = bool(fixed_mask.any())
 
-    p = _start_params(responses, model, priors, c_fixed, free_items, start, x)
-    for col, vals in zip(_PCOLS, fixed_vals, strict=True):
-        getattr(p, col)[fixed_mask] = vals[fixed_mask]
+    if start is not None and tuple(start.item_ids) != responses.item_ids:
+        raise InputError("start parameters must have the same item_ids, in order, as the responses")
     prob = _Problem(responses, model, x, latent, priors, free_items, used_items, cols, shared_a, anchored,
                     n_newton, backend)
+    p = _start_params(prob.ops, responses.n_items, model, priors, c_fixed, free_items, start, x)
+    for col, vals in zip(_PCOLS, fixed_vals, strict=True):
+        getattr(p, col)[fixed_mask] = vals[fixed_mask]
     prob.plain = prob.plain and not np.any(p.c[used_items]) and bool(np.all(p.d[used_items] == 1.0))
     prob.suff = prob.plain and model == "2pl"
     p_hat, e_hat, tr = _run_em(prob, p, max_iter=max_iter, tol_ll=tol_ll, tol_param=tol_param,
@@ -1282,10 +1320,9 @@ def _resolve_fixed(fixed: Mapping[str, tuple[float, float, float, float]] | None
     return mask, vals, unused
 
 
-def _start_params(rs: ResponseSet, model: str, priors: _Priors, c_fixed: NDArray | None,
+def _start_params(ops: _SparseOps | _DenseOps, n: int, model: str, priors: _Priors, c_fixed: NDArray | None,
                   free_items: NDArray, start: ItemParams | None, x: NDArray) -> _Params:
     """Moment-based starts: a from the item-rest correlation, b from the p-value (probit approximation)."""
-    n = rs.n_items
     a = np.full(n, priors.start("a"))
     b = np.full(n, priors.start("b"))
     c = np.zeros(n) if model in ("1pl", "2pl") else np.full(n, priors.start("c"))
@@ -1294,8 +1331,6 @@ def _start_params(rs: ResponseSet, model: str, priors: _Priors, c_fixed: NDArray
     d = np.ones(n) if model != "4pl" else np.full(n, priors.start("d"))
     logw = _normal_logw(x, 0.0, 1.0)
     if start is not None:
-        if tuple(start.item_ids) != rs.item_ids:
-            raise InputError("start parameters must have the same item_ids, in order, as the responses")
         f = free_items
         a[f] = np.clip(start.a[f], 0.05, 20)
         b[f] = np.clip(start.b[f], -10, 10)
@@ -1306,19 +1341,18 @@ def _start_params(rs: ResponseSet, model: str, priors: _Priors, c_fixed: NDArray
         if model == "1pl":
             a[f] = float(np.median(a[f])) if f.any() else a[f]
         return _Params(a, b, c, d, logw)
-    # ability proxy: standardised logit of each model's mean score
-    cnt_m = np.maximum(rs.counts_per_model(), 1)
-    mean_m = np.bincount(rs.model_idx, weights=rs.score, minlength=rs.n_models) / cnt_m
-    prox = logit(np.clip(mean_m, 0.02, 0.98))
-    prox = (prox - prox.mean()) / (prox.std() + 1e-9)
-    t = prox[rs.model_idx]
-    cnt_i = np.maximum(rs.counts_per_item(), 1)
-    s = rs.score
-    mean_s = np.bincount(rs.item_idx, weights=s, minlength=n) / cnt_i
-    mean_t = np.bincount(rs.item_idx, weights=t, minlength=n) / cnt_i
-    cov = np.bincount(rs.item_idx, weights=s * t, minlength=n) / cnt_i - mean_s * mean_t
-    var_s = np.bincount(rs.item_idx, weights=s * s, minlength=n) / cnt_i - mean_s**2
-    var_t = np.bincount(rs.item_idx, weights=t * t, minlength=n) / cnt_i - mean_t**2
+    # ability proxy: standardised logit of each model's mean score (on the items in the fit)
+    cnt_m, sum_m = ops.model_totals()
+    prox = logit(np.clip(sum_m / np.maximum(cnt_m, 1), 0.02, 0.98))
+    used = cnt_m > 0
+    if used.any():
+        prox = (prox - prox[used].mean()) / (prox[used].std() + 1e-9)
+    cnt_i, s1, s2, t1, t2, st = ops.item_moments(prox)
+    cnt_i = np.maximum(cnt_i, 1)
+    mean_s, mean_t = s1 / cnt_i, t1 / cnt_i
+    cov = st / cnt_i - mean_s * mean_t
+    var_s = s2 / cnt_i - mean_s**2
+    var_t = t2 / cnt_i - mean_t**2
     r = cov / np.sqrt(np.maximum(var_s * var_t, 1e-12))
     r = np.clip(r, 0.05, 0.9)
     a0 = np.clip(1.7 * r / np.sqrt(1 - r * r), 0.3, 4.0)

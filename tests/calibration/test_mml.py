@@ -129,6 +129,7 @@ def test_dense_and_sparse_backends_agree(rng: np.random.Generator) -> None:
     assert d.settings["backend"] == "dense" and s.settings["backend"] == "sparse"
     np.testing.assert_allclose(d.params.a, s.params.a, rtol=1e-6)
     np.testing.assert_allclose(d.se["b"], s.se["b"], rtol=1e-6)
+    np.testing.assert_allclose(d.se["a"], s.se["a"], rtol=1e-6)
     assert d.loglik == pytest.approx(s.loglik, rel=1e-10)
 
 
