@@ -472,28 +472,39 @@ class _DenseOps:
 
     def score_outer_2pl(self, post: NDArray, P: NDArray, x: NDArray, a: NDArray, b: NDArray,
                         pos_of: NDArray) -> NDArray:
-        """``_SparseOps.score_outer_2pl`` as model x item matrices: two GEMMs give the dots."""
+        """``_SparseOps.score_outer_2pl`` as model x item matrices: two GEMMs give the dots.
+
+        Row blocks of models keep the model x item temporaries in cache.
+        """
         free = np.flatnonzero(pos_of >= 0)
-        every = free.size == self.Y.shape[1]
-        D0 = post @ P.T                                   # models x free items: post_m . P_i
-        D1 = post @ (P * x).T                             # post_m . x P_i
-        Y = self.Y if every else self.Y[:, free]
-        e0 = (post @ x)[:, None] - b                      # e0 = a (Y (eap - b) - (D1 - b D0))
-        e0 *= Y
-        e0 -= D1
-        e0 += np.multiply(D0, b, out=D1)
-        e0 *= a
-        e1 = np.subtract(D0, Y, out=D0)                   # e1 = a (D0 - Y)
-        e1 *= a
-        if self.M is not None:
-            W = self.M if every else self.M[:, free]
-            e0 *= W                                       # unobserved cells score nothing
-            e1 *= W
-        out = np.empty((free.size, 2, 2))
-        out[:, 0, 0] = np.einsum("mi,mi->i", e0, e0)
-        out[:, 1, 1] = np.einsum("mi,mi->i", e1, e1)
-        out[:, 0, 1] = out[:, 1, 0] = np.einsum("mi,mi->i", e0, e1)
-        return out
+        n_i = self.Y.shape[1]
+        if free.size < n_i:        # pad to every item (a = 0 zeroes the others) rather than copy Y and M
+            P = _padded(P, free, n_i)
+            a, b = _padded(a, free, n_i), _padded(b, free, n_i)
+        Y, W = self.Y, self.M
+        Pt, xPt = np.ascontiguousarray(P.T), np.ascontiguousarray((P * x).T)
+        eap = post @ x
+        out = np.zeros((n_i, 2, 2))
+        step = max(1, 131_072 // n_i)
+        for lo in range(0, post.shape[0], step):
+            rows = slice(lo, lo + step)
+            D0 = post[rows] @ Pt                          # post_m . P_i
+            D1 = post[rows] @ xPt                         # post_m . x P_i
+            e0 = eap[rows, None] - b                      # e0 = a (Y (eap - b) - (D1 - b D0))
+            e0 *= Y[rows]
+            e0 -= D1
+            e0 += np.multiply(D0, b, out=D1)
+            e0 *= a
+            e1 = np.subtract(D0, Y[rows], out=D0)         # e1 = a (D0 - Y)
+            e1 *= a
+            if W is not None:
+                e0 *= W[rows]                             # unobserved cells score nothing
+                e1 *= W[rows]
+            out[:, 0, 0] += np.einsum("mi,mi->i", e0, e0)
+            out[:, 1, 1] += np.einsum("mi,mi->i", e1, e1)
+            out[:, 0, 1] += np.einsum("mi,mi->i", e0, e1)
+        out[:, 1, 0] = out[:, 0, 1]
+        return out[free]
 
     def suff_loglik(self, a: NDArray, ab: NDArray, x: NDArray, log1mP: NDArray) -> NDArray:
         rest = log1mP.sum(axis=0) if self.M is None else self.M @ log1mP
@@ -522,6 +533,13 @@ class _DenseOps:
                     if a != b:
                         out[pos_of[items], b, a] += acc
         return out
+
+
+def _padded(v: NDArray, rows: NDArray, n: int) -> NDArray:
+    """v placed at ``rows`` of a zero array with n rows."""
+    out = np.zeros((n,) + v.shape[1:])
+    out[rows] = v
+    return out
 
 
 def _accumulate_outer(out: NDArray, idx: NDArray, e: NDArray, w: NDArray) -> None:

@@ -133,6 +133,22 @@ def test_dense_and_sparse_backends_agree(rng: np.random.Generator) -> None:
     assert d.loglik == pytest.approx(s.loglik, rel=1e-10)
 
 
+def test_backends_agree_with_constant_and_anchor_items(rng: np.random.Generator) -> None:
+    """The dense Louis term pads non-free items (constant ones, anchors); its SEs match the sparse ones."""
+    items = make_items(rng, 40)
+    items.b[:3] = -9.0                                   # answered right by everyone: kept at priors
+    rs = simulate_responses(items, rng.normal(size=300), rng, missing=0.3)
+    fixed = {"it5": (1.0, 0.2, 0.0, 1.0), "it6": (1.3, -0.5, 0.0, 1.0)}
+    d = fit_mml(rs, "2pl", backend="dense", fixed=fixed)
+    s = fit_mml(rs, "2pl", backend="sparse", fixed=fixed)
+    assert (d.item_status == "all_correct").sum() >= 2
+    free = np.isfinite(s.se["a"])
+    assert free.sum() == 40 - (d.item_status != "calibrated").sum() - 2
+    np.testing.assert_array_equal(np.isfinite(d.se["a"]), free)
+    for col in ("a", "b"):
+        np.testing.assert_allclose(d.se[col][free], s.se[col][free], rtol=1e-8)
+
+
 def test_fractional_scores(rng: np.random.Generator) -> None:
     """pass@k-style credit: the mean of 4 Bernoulli draws per cell, fitted as fractional scores."""
     items = make_items(rng, 40)
