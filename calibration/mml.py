@@ -93,12 +93,10 @@ _LO = {"a": math.log(0.01), "b": -15.0, "c": -12.0, "d": -12.0}
 _HI = {"a": math.log(50.0), "b": 15.0, "c": 12.0, "d": 12.0}
 # Largest Fisher-scoring step per coordinate (unconstrained scale); longer steps are scaled down.
 _MAX_STEP = 1.0
-_CHUNK = 1 << 17
+_CHUNK = 1 << 17   # observations per chunk when gathering per-observation quantities
 # PX-EM warm-up (latent mean/sd as expanded parameters) until a step gains less than this, relatively.
 _PX_OFF = 1e-6
 _STEP_MAX0 = 1.0
-# PX-EM (latent mean/sd as expanded parameters) runs until a step gains less than this relative amount.
-_PX_OFF = 1e-6  # observations per chunk when gathering per-observation quantities
 
 
 class CalibrationConvergenceWarning(UserWarning):
