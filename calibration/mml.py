@@ -730,11 +730,10 @@ class _Problem:
             objd = _sum_n(N, e.logP[f][:, keep]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
         else:
             R, F = R[:, keep], F[:, keep]
-        for _ in range(self.n_newton):
-            if plain_2pl:
-                nat, P, objd = self._newton_2pl(nat, Rx, N, Fx, P, objd, x)
-            else:
-                nat = self._newton_items(nat, R, F, item_cols, x)
+        if plain_2pl:
+            nat = self._mstep_2pl(nat, Rx, N, Fx, P, objd, x)
+        for _ in range(0 if plain_2pl else self.n_newton):
+            nat = self._newton_items(nat, R, F, item_cols, x)
             if self.shared_a:
                 nat = self._newton_shared_a(nat, R, F, x)
         for c in _PCOLS:
@@ -781,18 +780,15 @@ class _Problem:
             t[todo] *= 0.5
         return out
 
-    def _newton_2pl(self, nat: dict[str, NDArray], Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray,
-                    objd: NDArray, x: NDArray) -> tuple[dict[str, NDArray], NDArray, NDArray]:
-        """The same Fisher-scoring step as ``_newton_items`` for c = 0, d = 1, in few passes.
+    def _fisher_step_2pl(self, a: NDArray, b: NDArray, Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray,
+                         x: NDArray) -> tuple[NDArray, NDArray]:
+        """Fisher-scoring step on (log a, b) for c = 0, d = 1, capped at _MAX_STEP per coordinate.
 
         With z = a (x - b) affine in the node x, every sum over nodes is a small matmul of a per-node
-        array with [1, x, x^2].  ``P`` and ``objd`` (per-item expected log-likelihood) at the current
-        point come in and the updated ones go out, so consecutive steps never recompute them.  ``x`` is
-        the (trimmed) node set that ``N``, ``P`` and ``Fx`` were taken on.
+        array with [1, x, x^2].  ``x`` is the (trimmed) node set that ``N`` and ``P`` were taken on.
         """
         x01 = np.stack([np.ones_like(x), x], axis=1)
         x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
-        a, b = nat["a"], nat["b"]
         NP = N * P                                      # N may be one row shared by all items
         r0, r1 = (Rx - NP @ x01).T                      # sums over nodes of R - N P, and of x (R - N P)
         NP -= NP * P                                    # W = N P (1 - P)
@@ -809,7 +805,44 @@ class _Problem:
         sa = (ibb * ga - iab * gb) / det
         sb = (iaa * gb - iab * ga) / det
         scale = np.minimum(1.0, _MAX_STEP / np.maximum(np.maximum(np.abs(sa), np.abs(sb)), 1e-300))
-        sa, sb = sa * scale, sb * scale
+        return sa * scale, sb * scale
+
+    def _mstep_2pl(self, nat: dict[str, NDArray], Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray,
+                   objd: NDArray, x: NDArray) -> dict[str, NDArray]:
+        """``n_newton`` Fisher steps for c = 0, d = 1, checked once at the end.
+
+        The usual case needs one objective evaluation per M-step; items whose objective fell (rare:
+        far from the optimum) redo the steps with a per-step line search (``_newton_2pl``), so every
+        item's objective still rises (a generalised EM).
+        """
+        a0, b0 = nat["a"], nat["b"]
+        a, b, Pk = a0, b0, P
+        for k in range(self.n_newton):
+            sa, sb = self._fisher_step_2pl(a, b, Rx, N, Fx, Pk, x)
+            a, b = _to_nat("a", np.log(a) + sa), _to_nat("b", b + sb)
+            if k + 1 < self.n_newton:
+                Pk = expit(a[:, None] * (x - b[:, None]))
+        logP, _ = _log_logistic(a, b, x)
+        od = _sum_n(N, logP) - a * (Fx[:, 1] - b * Fx[:, 0])
+        obj0 = objd + self.priors.logp("a", a0) + self.priors.logp("b", b0)
+        obj1 = od + self.priors.logp("a", a) + self.priors.logp("b", b)
+        bad = np.flatnonzero(~(obj1 >= obj0 - 1e-10 * np.abs(obj0)))
+        out = dict(nat, a=a, b=b)
+        if bad.size:
+            sub = {c: v[bad] for c, v in nat.items()}
+            Nb = N if N.shape[0] == 1 else N[bad]
+            Pb, ob = P[bad], objd[bad]
+            for _ in range(self.n_newton):
+                sub, Pb, ob = self._newton_2pl(sub, Rx[bad], Nb, Fx[bad], Pb, ob, x)
+            out["a"][bad], out["b"][bad] = sub["a"], sub["b"]
+        return out
+
+    def _newton_2pl(self, nat: dict[str, NDArray], Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray,
+                    objd: NDArray, x: NDArray) -> tuple[dict[str, NDArray], NDArray, NDArray]:
+        """One Fisher step with a per-item step-halving line search.  ``P`` and ``objd`` (per-item
+        expected log-likelihood) at the current point come in and the updated ones go out."""
+        a, b = nat["a"], nat["b"]
+        sa, sb = self._fisher_step_2pl(a, b, Rx, N, Fx, P, x)
         obj0 = objd + self.priors.logp("a", a) + self.priors.logp("b", b)
         la = np.log(a)
         F0 = Fx[:, 0]
