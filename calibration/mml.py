@@ -705,29 +705,29 @@ class _Problem:
         item_cols = tuple(c for c in self.cols if not (c == "a" and self.shared_a))
         nat = {c: getattr(q, c)[f] for c in _PCOLS}
         plain_2pl = self.plain and item_cols == ("a", "b")
+        rows = slice(None) if f.size == self.n_items else f      # every item free: views, no copies
         if e.R is None:
             assert e.Rx is not None and e.N is not None
-            N = e.N if e.N.shape[0] == 1 else e.N[f]
+            N = e.N if e.N.shape[0] == 1 else e.N[rows]
         else:
-            R, F = e.R[f], e.F[f]  # type: ignore[index]
+            R, F = e.R[rows], e.F[rows]  # type: ignore[index]
             N = R + F
         # Nodes where no free item has expected mass worth a 1e-16 share of its count add nothing the
-        # line search could see: the M-step runs on the rest (a third of the grid or more is beyond
-        # every model's posterior once the posteriors are sharp).
-        keep = np.flatnonzero(np.any(N > _TRIM * N.sum(axis=1, keepdims=True), axis=0))
-        if keep.size < 3:
-            keep = np.arange(self.x.size)
+        # line search could see: the M-step runs on the span of the rest (a third of the grid or more
+        # is beyond every model's posterior once the posteriors are sharp).
+        heavy = np.flatnonzero(np.any(N > _TRIM * N.sum(axis=1, keepdims=True), axis=0))
+        keep = slice(int(heavy[0]), int(heavy[-1]) + 1) if heavy.size >= 3 else slice(None)
         x = self.x[keep]
         if plain_2pl:
             # the E-step's curves and item log-likelihoods at the same parameters start the first step
             if e.R is None:
-                Rx = e.Rx[f]  # type: ignore[index]
+                Rx = e.Rx[rows]  # type: ignore[index]
             else:
                 Rx = R @ self._x01
             N = N[:, keep]
             Fx = N @ self._x01[keep] - Rx
-            P = e.P[f][:, keep]
-            objd = _sum_n(N, e.logP[f][:, keep]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
+            P = e.P[rows, keep]
+            objd = _sum_n(N, e.logP[rows, keep]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
         else:
             R, F = R[:, keep], F[:, keep]
         if plain_2pl:
@@ -787,12 +787,12 @@ class _Problem:
         With z = a (x - b) affine in the node x, every sum over nodes is a small matmul of a per-node
         array with [1, x, x^2].  ``x`` is the (trimmed) node set that ``N`` and ``P`` were taken on.
         """
-        x01 = np.stack([np.ones_like(x), x], axis=1)
         x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
         NP = N * P                                      # N may be one row shared by all items
-        r0, r1 = (Rx - NP @ x01).T                      # sums over nodes of R - N P, and of x (R - N P)
-        NP -= NP * P                                    # W = N P (1 - P)
-        w0, w1, w2 = (NP @ x012).T
+        m_np = NP @ x012                                # sums over nodes of N P times 1, x, x^2
+        NP *= P
+        w0, w1, w2 = (m_np - NP @ x012).T               # ... of W = N P (1 - P)
+        r0, r1 = (Rx - m_np[:, :2]).T                   # ... of R - N P, and of x (R - N P)
         ga = a * (r1 - b * r0)
         gb = -a * r0
         iaa = a * a * (w2 - 2 * b * w1 + b * b * w0)
