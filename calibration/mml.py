@@ -1161,7 +1161,7 @@ def _run_em(prob: _Problem, p0: _Params, *, max_iter: int, tol_ll: float, tol_pa
                     v_ext += 2.0 * alpha_s * r_s + alpha_s * alpha_s * v_s
                 v_stab, e_ext, _ = F(v_ext)          # stabilising EM step from the extrapolated point
                 if np.isfinite(e_ext.logpost) and e_ext.logpost >= e0.logpost:
-                    v0 = v_stab
+                    v0, step_from = v_stab, (v_ext, e_ext)
                     if alpha >= step_max:
                         step_max *= 4.0
                     break
@@ -1170,15 +1170,20 @@ def _run_em(prob: _Problem, p0: _Params, *, max_iter: int, tol_ll: float, tol_pa
                     backtracked = True
                     alpha_s = 1.0 + (alpha_s - 1.0) / 2.0
                     continue
-                v0 = v2                                   # safeguard: keep the monotone plain-EM point
+                v0, step_from = v2, (v1, e1)              # safeguard: keep the monotone plain-EM point
                 if alpha >= step_max:
                     step_max = max(1.0, step_max / 4.0)
                 break
         else:
-            v0 = v2
+            v0, step_from = v2, (v1, e1)
             if raw > step_max:                   # the bound, not the data, stopped the extrapolation
                 step_max *= 4.0
         v1, e0, _ = F(v0)
+        # v0 is itself one plain EM step from step_from's point, whose E-step is at hand: the
+        # convergence rule can be applied to that step without another evaluation
+        if not prob.px and done(step_from[1], e0, step_from[0], v0):
+            tr.converged = True
+            return prob.unpack(v0, template), e0, tr
 
 
 # ------------------------------------------------------------------------------------------------
