@@ -421,9 +421,14 @@ class _DenseOps:
         self.fractional = bool(np.any((s > 0) & (s < 1)))
         self.complete = s.size == n_models * n_items
         self.M: NDArray | None = None
+        # the thin products (weighted sum scores) read the scores as CSR when most cells are empty
+        self.Ys: NDArray | sparse.csr_array = self.Y
         if not self.complete:
             self.M = np.zeros((n_models, n_items))
             self.M[m, i] = 1.0
+            if s.size < 0.5 * n_models * n_items:
+                pos = s != 0
+                self.Ys = sparse.csr_array((s[pos], (m[pos], i[pos])), shape=self.Y.shape)
 
     def model_totals(self) -> tuple[NDArray, NDArray]:
         cnt = np.full(self.Y.shape[0], self.Y.shape[1], dtype=float) if self.M is None else self.M.sum(axis=1)
@@ -506,12 +511,12 @@ class _DenseOps:
 
     def suff_loglik(self, a: NDArray, ab: NDArray, x: NDArray, log1mP: NDArray) -> NDArray:
         rest = log1mP.sum(axis=0) if self.M is None else self.M @ log1mP
-        sa, sab = (self.Y @ np.stack([a, ab], axis=1)).T      # one pass over Y for both sums
+        sa, sab = (self.Ys @ np.stack([a, ab], axis=1)).T     # one pass over Y for both sums
         return np.outer(sa, x) - sab[:, None] + rest
 
     def suff_counts(self, post: NDArray, x01: NDArray) -> tuple[NDArray, NDArray]:
         N = post.sum(axis=0)[None, :] if self.M is None else (post.T @ self.M).T
-        return self.Y.T @ (post @ x01), N
+        return self.Ys.T @ (post @ x01), N
 
     def score_outer(self, post: NDArray, G: NDArray, pos_of: NDArray, k: int, n_free: int) -> NDArray:
         free = np.flatnonzero(pos_of >= 0)
@@ -1052,8 +1057,8 @@ def _px_scale(w: NDArray, x: NDArray, n: int, log_a: NDArray, b: NDArray,
 
 
 def _project(T: NDArray, r: NDArray) -> NDArray:
-    """Orthogonal projection of r on the columns of T."""
-    return T @ np.linalg.lstsq(T, r, rcond=None)[0]
+    """Orthogonal projection of r on the (two, independent) columns of T."""
+    return T @ np.linalg.solve(T.T @ T, T.T @ r)
 
 
 def _normal_logw(x: NDArray, mu: float, sd: float) -> NDArray:
