@@ -301,6 +301,7 @@ class _EStep:
     log1mP: NDArray
     Rx: NDArray | None = None    # R @ [1, x] (items x 2)
     N: NDArray | None = None     # R + F (1 x nodes when the same for every item)
+    nodes: slice = field(default_factory=lambda: slice(None))   # node window of the arrays above
 
 
 class _SparseOps:
@@ -538,6 +539,28 @@ class _DenseOps:
         return out
 
 
+_WIN_LOG = 25.0   # E-step window: nodes within e^-25 of some model's posterior mode (see _Problem.estep)
+_WIN_PAD = 2
+
+
+def _window_holds(L: NDArray, mx: NDArray, lo: int, hi: int, n_q: int, rows: NDArray) -> bool:
+    """Every model's log-posterior at each inner edge of the window is far below its mode and falling."""
+    Lr, top = L[rows], mx[rows, 0]
+    for edge, inner, inside in ((0, 1, lo > 0), (-1, -2, hi < n_q)):
+        if inside and (Lr.shape[1] < 2 or np.any(Lr[:, edge] - top > -_WIN_LOG)
+                       or np.any(Lr[:, edge] > Lr[:, inner] - math.log(2.0))):
+            return False
+    return True
+
+
+def _support(L: NDArray, mx: NDArray, lo: int, n_q: int, rows: NDArray) -> tuple[int, int]:
+    """Node window for the next E-step: where some model is within e^-25 of its mode, padded."""
+    near = np.flatnonzero(np.any(L[rows] - mx[rows] > -_WIN_LOG, axis=0))
+    if near.size == 0:
+        return 0, n_q
+    return max(0, lo + int(near[0]) - _WIN_PAD), min(n_q, lo + int(near[-1]) + 1 + _WIN_PAD)
+
+
 def _padded(v: NDArray, rows: NDArray, n: int) -> NDArray:
     """v placed at ``rows`` of a zero array with n rows."""
     out = np.zeros((n,) + v.shape[1:])
@@ -587,6 +610,9 @@ class _Problem:
         self.fractional = bool(np.any((s > 0) & (s < 1)))
         self.ops = _make_ops(m, i, s, rs.n_models, rs.n_items, backend)
         self.has_obs = np.bincount(m, minlength=rs.n_models) > 0
+        # log-concave posteriors allow the E-step's node window (see estep)
+        self.windowed = self.plain and latent == "normal" and bool(self.has_obs.any())
+        self._window = (0, x.size)
         self.n_used_models = int(self.has_obs.sum())
         self.n_obs = int(s.size)
 
@@ -632,7 +658,12 @@ class _Problem:
         bound) do not hold up convergence, while a steep item's b counts in proportion to its slope.
         """
         f = self.free
-        items = float(np.max(np.abs(e1.P[f] - e0.P[f]))) if f.size else 0.0
+        # on the nodes both E-steps covered (beyond a window no model has mass worth a tolerance)
+        n_q = self.x.size
+        lo0, lo1 = e0.nodes.indices(n_q)[0], e1.nodes.indices(n_q)[0]
+        lo, hi = max(lo0, lo1), min(e0.nodes.indices(n_q)[1], e1.nodes.indices(n_q)[1])
+        items = (float(np.max(np.abs(e1.P[f, lo - lo1:hi - lo1] - e0.P[f, lo - lo0:hi - lo0])))
+                 if f.size and hi > lo else 0.0)
         n_lat = self.x.size if self.latent == "empirical" else (2 if self.anchored else 0)
         if self.latent == "empirical":
             w0, w1 = (np.exp(v[-n_lat:] - logsumexp(v[-n_lat:])) for v in (v0, v1))
@@ -664,24 +695,43 @@ class _Problem:
                 total += float(self.priors.logp(col, getattr(p, col)[f]).sum())
         return total
 
-    def estep(self, p: _Params) -> _EStep:
-        if self.plain:
-            logP, z = _log_logistic(p.a, p.b, self.x)
-            log1mP = logP - z
-            P = np.exp(logP)
-        else:
-            P = np.clip(p.c[:, None] + (p.d - p.c)[:, None] * expit(p.a[:, None] * (self.x - p.b[:, None])),
-                        EPS, 1.0 - EPS)
-            logP, log1mP = np.log(P), np.log1p(-P)
-        if self.suff:
-            # 2PL: s log P + (1 - s) log(1 - P) = s z + log(1 - P) with z = a (x - b) affine in x, so
-            # the weighted sum scores carry the s-part: one sparse matmul (or none, complete data)
-            # instead of two
-            L = self.ops.suff_loglik(p.a, p.a * p.b, self.x, log1mP)
-        else:
-            L = self.ops.node_loglik(logP, log1mP)
-        L += p.logw
-        mx = L.max(axis=1, keepdims=True)
+    def estep(self, p: _Params, full: bool = False) -> _EStep:
+        """Posteriors, log-likelihood and expected counts at ``p``.
+
+        Node window: where every model's log-posterior is concave in theta (c = 0, d = 1, normal
+        latent), the E-step runs on the nodes where some model's posterior is within e^-25 of its
+        mode, plus two, as found by the previous E-step.  The window is kept only if, at each inner
+        edge, every model's log-posterior is more than 25 below its maximum and falls by ln 2 or more
+        per node: by concavity it keeps falling at least that fast, so each model's mass beyond is
+        below e^-25 of its mode (log-likelihood error under 1e-10 per model, far below the
+        tolerances).  Otherwise (a big step moved the posteriors) the full grid is used.
+        """
+        n_q = self.x.size
+        lo, hi = (0, n_q) if full or not self.windowed else self._window
+        while True:
+            x = self.x[lo:hi]
+            if self.plain:
+                logP, z = _log_logistic(p.a, p.b, x)
+                log1mP = logP - z
+                P = np.exp(logP)
+            else:
+                P = np.clip(p.c[:, None] + (p.d - p.c)[:, None] * expit(p.a[:, None] * (x - p.b[:, None])),
+                            EPS, 1.0 - EPS)
+                logP, log1mP = np.log(P), np.log1p(-P)
+            if self.suff:
+                # 2PL: s log P + (1 - s) log(1 - P) = s z + log(1 - P) with z = a (x - b) affine in x, so
+                # the weighted sum scores carry the s-part: one sparse matmul (or none, complete data)
+                # instead of two
+                L = self.ops.suff_loglik(p.a, p.a * p.b, x, log1mP)
+            else:
+                L = self.ops.node_loglik(logP, log1mP)
+            L += p.logw[lo:hi]
+            mx = L.max(axis=1, keepdims=True)
+            if (lo, hi) == (0, n_q) or _window_holds(L, mx, lo, hi, n_q, self.has_obs):
+                break
+            lo, hi = 0, n_q
+        if self.windowed:
+            self._window = _support(L, mx, lo, n_q, self.has_obs)
         post = np.exp(L - mx)
         # Subnormal masses (far tails of sharp posteriors) change nothing but slow every later
         # product (BLAS and sparse kernels take a microcode path on them) by 3-5x: flush to zero.
@@ -690,11 +740,12 @@ class _Problem:
         post /= tot
         lse = (mx + np.log(tot))[:, 0]
         ll = float(lse[self.has_obs].sum())
+        nodes = slice(lo, hi)
         if self.suff:
-            Rx, N = self.ops.suff_counts(post, self._x01)
-            return _EStep(post, None, None, ll, ll + self.log_prior(p), P, logP, log1mP, Rx, N)
+            Rx, N = self.ops.suff_counts(post, self._x01[nodes])
+            return _EStep(post, None, None, ll, ll + self.log_prior(p), P, logP, log1mP, Rx, N, nodes)
         R, F = self.ops.counts(post)
-        return _EStep(post, R, F, ll, ll + self.log_prior(p), P, logP, log1mP)
+        return _EStep(post, R, F, ll, ll + self.log_prior(p), P, logP, log1mP, nodes=nodes)
 
     def full_counts(self, e: _EStep) -> tuple[NDArray, NDArray]:
         if e.R is not None and e.F is not None:
@@ -722,15 +773,15 @@ class _Problem:
         # is beyond every model's posterior once the posteriors are sharp).
         heavy = np.flatnonzero(np.any(N > _TRIM * N.sum(axis=1, keepdims=True), axis=0))
         keep = slice(int(heavy[0]), int(heavy[-1]) + 1) if heavy.size >= 3 else slice(None)
-        x = self.x[keep]
+        x, x01 = self.x[e.nodes][keep], self._x01[e.nodes]
         if plain_2pl:
             # the E-step's curves and item log-likelihoods at the same parameters start the first step
             if e.R is None:
                 Rx = e.Rx[rows]  # type: ignore[index]
             else:
-                Rx = R @ self._x01
+                Rx = R @ x01
             N = N[:, keep]
-            Fx = N @ self._x01[keep] - Rx
+            Fx = N @ x01[keep] - Rx
             P = e.P[rows, keep]
             objd = _sum_n(N, e.logP[rows, keep]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
         else:
@@ -903,19 +954,20 @@ class _Problem:
         if post.shape[0] == 0 or (self.latent == "normal" and not self.anchored and not self.px):
             return p
         w = post.mean(axis=0)
+        x = self.x[e.nodes]
         f = self.free
         if self.latent == "normal" and not self.anchored:
             # PX-EM: the latent mean and sd become expanded parameters, maximised jointly with the
             # items' priors (which are not scale invariant), then mapped back to N(0, 1) by rescaling
             # the items: same model and MAP, but EM no longer crawls along the scale direction.
             la = np.log(p.a[f[:1]] if self.shared_a else p.a[f])
-            mu, sd = _px_scale(w, self.x, post.shape[0], la, p.b[f], self.priors)
+            mu, sd = _px_scale(w, x, post.shape[0], la, p.b[f], self.priors)
             p.a[f] = p.a[f] * sd
             p.b[f] = (p.b[f] - mu) / sd
             return p
         if self.latent == "normal":      # anchored: the normal's mean and sd are estimated
-            mu = float(w @ self.x)
-            sd = math.sqrt(max(float(w @ (self.x - mu) ** 2), 1e-8))
+            mu = float(w @ x)
+            sd = math.sqrt(max(float(w @ (x - mu) ** 2), 1e-8))
             p.mu, p.sd, p.logw = mu, sd, _normal_logw(self.x, mu, sd)
             return p
         if not self.anchored:            # empirical histogram, standardised to mean 0, sd 1
@@ -1289,6 +1341,7 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
     for col, vals in zip(_PCOLS, fixed_vals, strict=True):
         getattr(p, col)[fixed_mask] = vals[fixed_mask]
     prob.plain = prob.plain and not np.any(p.c[used_items]) and bool(np.all(p.d[used_items] == 1.0))
+    prob.windowed = prob.windowed and prob.plain
     prob.suff = prob.plain and model == "2pl"
     p_hat, e_hat, tr = _run_em(prob, p, max_iter=max_iter, tol_ll=tol_ll, tol_param=tol_param,
                                accelerate=accelerate)
@@ -1298,7 +1351,9 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
                       f"rule: < {tol_ll:g} * (1 + |logpost|) and < {tol_param:g}); parameters are "
                       f"unreliable, raise max_iter or inspect the data", CalibrationConvergenceWarning,
                       stacklevel=2)
-    # Final posterior at the returned point (e_hat already is the E-step at p_hat).
+    # Final posterior at the returned point (e_hat already is the E-step at p_hat), on every node.
+    if e_hat.nodes.indices(n_quad)[:2] != (0, n_quad):
+        e_hat = prob.estep(p_hat, full=True)
     post = e_hat.post
     theta = post @ x
     theta_se = np.sqrt(np.maximum(post @ (x * x) - theta**2, 0.0))

@@ -149,6 +149,36 @@ def test_backends_agree_with_constant_and_anchor_items(rng: np.random.Generator)
         np.testing.assert_allclose(d.se[col][free], s.se[col][free], rtol=1e-8)
 
 
+def test_node_window_changes_nothing(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The E-step's node window (log-concave posteriors) gives the full-grid fit to rounding."""
+    items = make_items(rng, 800)
+    rs = simulate_responses(items, rng.normal(size=200), rng, missing=0.3)   # sharp posteriors
+    spans: list[int] = []
+    support = mml._support
+    monkeypatch.setattr(mml, "_support", lambda *a: spans.append(-np.subtract(*support(*a))) or support(*a))
+    windowed = fit_mml(rs, "2pl")
+    assert min(spans) <= 50                               # the window dropped a sixth of the nodes or more
+    monkeypatch.setattr(mml, "_WIN_LOG", np.inf)          # every node is "near": the full grid
+    full = fit_mml(rs, "2pl")
+    assert windowed.converged and full.converged
+    assert windowed.n_iter == full.n_iter
+    np.testing.assert_allclose(windowed.params.a, full.params.a, rtol=1e-7)
+    np.testing.assert_allclose(windowed.params.b, full.params.b, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(windowed.se["b"], full.se["b"], rtol=1e-7)
+    assert windowed.loglik == pytest.approx(full.loglik, rel=1e-12)
+
+
+def test_node_window_is_refused_when_mass_reaches_its_edge() -> None:
+    x = np.linspace(-6, 6, 61)
+    sharp = -0.5 * ((x[10:50] - 0.0) / 0.1) ** 2        # mode inside, edges ~ -1800 below: holds
+    wide = -0.5 * ((x[10:50] - 0.0) / 3.0) ** 2         # edges only ~ -2 below the mode: refused
+    for L, ok in ((sharp, True), (wide, False)):
+        L2 = L[None, :]
+        assert mml._window_holds(L2, L2.max(axis=1, keepdims=True), 10, 50, 61, np.array([True])) is ok
+    lo, hi = mml._support(sharp[None, :], sharp.max(keepdims=True)[None, :], 10, 61, np.array([True]))
+    assert 10 < lo < 30 < hi < 50                       # a few nodes around the mode, padded
+
+
 def test_fractional_scores(rng: np.random.Generator) -> None:
     """pass@k-style credit: the mean of 4 Bernoulli draws per cell, fitted as fractional scores."""
     items = make_items(rng, 40)
