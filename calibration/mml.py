@@ -877,7 +877,13 @@ class _Problem:
             sa, sb = self._fisher_step_2pl(a, b, Rx, N, Fx, Pk, x)
             a, b = _to_nat("a", np.log(a) + sa), _to_nat("b", b + sb)
             if k + 1 < self.n_newton:
-                Pk = expit(a[:, None] * (x - b[:, None]))
+                # logistic as 0.5 + 0.5 tanh(z / 2): twice as fast as expit, exact to 1e-16 absolute,
+                # which is all the Fisher step's weights N P (1 - P) need
+                Pk = x[None, :] - b[:, None]
+                Pk *= 0.5 * a[:, None]
+                np.tanh(Pk, out=Pk)
+                Pk *= 0.5
+                Pk += 0.5
         logP, _ = _log_logistic(a, b, x)
         od = _sum_n(N, logP) - a * (Fx[:, 1] - b * Fx[:, 0])
         obj0 = objd + self.priors.logp("a", a0) + self.priors.logp("b", b0)
