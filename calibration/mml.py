@@ -782,8 +782,11 @@ class _Problem:
         # Nodes where no free item has expected mass worth a 1e-16 share of its count add nothing the
         # line search could see: the M-step runs on the span of the rest (a third of the grid or more
         # is beyond every model's posterior once the posteriors are sharp).
-        heavy = np.flatnonzero(np.any(N > _TRIM * N.sum(axis=1, keepdims=True), axis=0))
-        keep = slice(int(heavy[0]), int(heavy[-1]) + 1) if heavy.size >= 3 else slice(None)
+        # (A windowed E-step has already dropped every node below e^-25 of all modes: nothing to do.)
+        keep = slice(None)
+        if not self.windowed:
+            heavy = np.flatnonzero(np.any(N > _TRIM * N.sum(axis=1, keepdims=True), axis=0))
+            keep = slice(int(heavy[0]), int(heavy[-1]) + 1) if heavy.size >= 3 else slice(None)
         x, x01 = self.x[e.nodes][keep], self._x01[e.nodes]
         if plain_2pl:
             # the E-step's curves and item log-likelihoods at the same parameters start the first step
