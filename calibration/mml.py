@@ -399,6 +399,11 @@ class _SparseOps:
         assert self._S is not None and self._IT is not None
         return self._S.T @ (post @ x01), self._IT @ post
 
+    def theta_score(self, a: NDArray, aP: NDArray) -> NDArray:
+        """Per model and node, d/dtheta of the 2PL log-likelihood: sum over its items of a_i (s - P_i)."""
+        assert self._S is not None and self._IT is not None
+        return (self._S @ a)[:, None] - self._IT.T @ aP
+
     def model_sums(self, A: NDArray, B: NDArray) -> NDArray:
         """sum over each model's items of (s * A_i - B_i) at every node."""
         ind = sparse.csr_array((np.ones(self.s.size), (self.m, self.i)), shape=self.shape)
@@ -529,6 +534,10 @@ class _DenseOps:
     def suff_counts(self, post: NDArray, x01: NDArray) -> tuple[NDArray, NDArray]:
         N = post.sum(axis=0)[None, :] if self.M is None else (post.T @ self.M).T
         return self.Ys.T @ (post @ x01), N
+
+    def theta_score(self, a: NDArray, aP: NDArray) -> NDArray:
+        rest = aP.sum(axis=0)[None, :] if self.M is None else self.M @ aP
+        return (self.Ys @ a)[:, None] - rest
 
     def score_outer(self, post: NDArray, G: NDArray, pos_of: NDArray, k: int, n_free: int) -> NDArray:
         free = np.flatnonzero(pos_of >= 0)
@@ -694,6 +703,44 @@ class _Problem:
         T[ia * n:(ia + 1) * n, 1] = 1.0
         T[ib * n:(ib + 1) * n, 1] = -v[ib * n:(ib + 1) * n]
         return T
+
+    def scale_newton(self, p: _Params, e: _EStep) -> NDArray | None:
+        """Newton step (dm, ds) of the marginal log-posterior along the latent shift and log-scale.
+
+        Moving the latent as theta -> (theta - m) e^-s moves every free item along the tangents of
+        ``scale_modes``.  Along them the observed score is the posterior mean of the complete-data
+        score (Fisher), S_m(q) (1, x_q) per model and node with S_m the theta-score
+        sum_i a_i (s_mi - P_iq); the observed information is the complete-data information along them
+        minus the posterior covariance of that score (Louis).  2PL on the sufficient-statistic path.
+        """
+        if not self.suff or self.latent != "normal" or self.anchored or e.N is None or not self.free.size:
+            return None
+        f = self.free
+        x = self.x[e.nodes]
+        a, b = p.a[f], p.b[f]
+        S1 = self.ops.theta_score(p.a, p.a[:, None] * e.P)[self.has_obs]
+        post = e.post[self.has_obs]
+        S2 = S1 * x
+        m1, m2 = (post * S1).sum(axis=1), (post * S2).sum(axis=1)
+        c11 = float(((post * S1 * S1).sum(axis=1) - m1 * m1).sum())
+        c12 = float(((post * S1 * S2).sum(axis=1) - m1 * m2).sum())
+        c22 = float(((post * S2 * S2).sum(axis=1) - m2 * m2).sum())
+        pga, pna = self.priors.grad_nhess("a", a)
+        pgb, pnb = self.priors.grad_nhess("b", b)
+        G = np.array([m1.sum() - pgb.sum(), m2.sum() + (pga - b * pgb).sum()])
+        N = e.N if e.N.shape[0] == 1 else e.N[f]
+        W = N * e.P[f] * (1.0 - e.P[f])
+        x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
+        w0, w1, w2 = (W @ x012).T
+        iaa = a * a * (w2 - 2 * b * w1 + b * b * w0) + pna
+        iab = -a * a * (w1 - b * w0)
+        ibb = a * a * w0 + pnb
+        J = np.array([[ibb.sum() - c11, (b * ibb - iab).sum() - c12],
+                      [(b * ibb - iab).sum() - c12, (iaa - 2 * b * iab + b * b * ibb).sum() - c22]])
+        if not (np.all(np.isfinite(J)) and J[0, 0] > 0 and np.linalg.det(J) > 0):
+            return None
+        d = np.linalg.solve(J, G)
+        return d * min(1.0, 0.5 / max(float(np.abs(d).max()), 1e-300))
 
     # -- E-step ------------------------------------------------------------------------------------
     def log_prior(self, p: _Params) -> float:
@@ -1220,21 +1267,30 @@ def _run_em(prob: _Problem, p0: _Params, *, max_iter: int, tol_ll: float, tol_pa
         # posteriors barely follow a rescaling of the items), while the other directions converge
         # fast; one SQUAREM step length for both would be set by the fast ones.  So that mode gets
         # its own step length, from the projections of r and v on its tangents.
+        # Where the 2PL's sufficient statistics allow, that mode's move is instead the Newton step of
+        # the log-posterior along it, from v0's E-step (``_Problem.scale_newton``): exact curvature
+        # rather than a step length guessed from two differences.
         T = prob.scale_modes(v0)
         alpha_s = 1.0
+        d_newton = prob.scale_newton(prob.unpack(v0, template), e0) if T is not None and not prob.px else None
         if T is not None:
             r_s, v_s = _project(T, r), _project(T, v)
             r, v = r - r_s, v - v_s
             ss = float(v_s @ v_s)
-            alpha_s = max(math.sqrt(float(r_s @ r_s) / ss) if ss > 0 else 1.0, 1.0)
+            if d_newton is None:
+                alpha_s = max(math.sqrt(float(r_s @ r_s) / ss) if ss > 0 else 1.0, 1.0)
         sr, sv = float(r @ r), float(v @ v)
         raw = math.sqrt(sr / sv) if sv > 0 else 1.0
         alpha = min(max(raw, 1.0), step_max)
-        if (alpha > 1.0 + 1e-9 or alpha_s > 1.0 + 1e-9) and tr.n_iter + 3 <= max_iter:
+        extrapolate = alpha > 1.0 + 1e-9 or alpha_s > 1.0 + 1e-9 or d_newton is not None
+        if extrapolate and tr.n_iter + 3 <= max_iter:
             backtracked = tr.n_iter + 4 > max_iter          # no room for a second try
             while True:
                 v_ext = v0 + 2.0 * alpha * r + alpha * alpha * v
-                if T is not None:
+                if d_newton is not None:
+                    assert T is not None
+                    v_ext += T @ (0.5 * d_newton if backtracked else d_newton)
+                elif T is not None:
                     v_ext += 2.0 * alpha_s * r_s + alpha_s * alpha_s * v_s
                 v_stab, e_ext, _ = F(v_ext)          # stabilising EM step from the extrapolated point
                 if np.isfinite(e_ext.logpost) and e_ext.logpost >= e0.logpost:
@@ -1243,8 +1299,8 @@ def _run_em(prob: _Problem, p0: _Params, *, max_iter: int, tol_ll: float, tol_pa
                         step_max *= 4.0
                     break
                 tr.n_rejected += 1
-                if alpha_s > 2.0 and not backtracked:     # the mode overshot: once more, half as far
-                    backtracked = True
+                if (alpha_s > 2.0 or d_newton is not None) and not backtracked:
+                    backtracked = True                    # the mode overshot: once more, half as far
                     alpha_s = 1.0 + (alpha_s - 1.0) / 2.0
                     continue
                 v0, step_from = v2, (v1, e1)              # safeguard: keep the monotone plain-EM point

@@ -179,6 +179,42 @@ def test_node_window_is_refused_when_mass_reaches_its_edge() -> None:
     assert 10 < lo < 30 < hi < 50                       # a few nodes around the mode, padded
 
 
+def test_scale_newton_matches_finite_differences(rng: np.random.Generator,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Fisher/Louis step along the latent shift and scale equals a Newton step on finite
+    differences of the marginal log-posterior along the same two directions."""
+    items = make_items(rng, 600)
+    rs = simulate_responses(items, rng.normal(size=200), rng, missing=0.5)   # sharp: a slow scale mode
+    seen: list = []
+    newton = mml._Problem.scale_newton
+
+    def spy(self, p, e):  # type: ignore[no-untyped-def]
+        d = newton(self, p, e)
+        if d is not None and not seen:
+            seen.append((self, p.copy(), d))
+        return d
+
+    monkeypatch.setattr(mml._Problem, "scale_newton", spy)
+    fit_mml(rs, "2pl", max_iter=40, warn=False)
+    prob, p, d = seen[0]
+    f = prob.free
+    prob.windowed = False                                  # full-grid E-steps for the differences
+
+    def logpost(m: float, s: float) -> float:
+        q = p.copy()
+        q.a[f], q.b[f] = p.a[f] * np.exp(s), (p.b[f] - m) * np.exp(-s)
+        return prob.estep(q).logpost
+
+    h = 1e-4
+    g = np.array([logpost(h, 0) - logpost(-h, 0), logpost(0, h) - logpost(0, -h)]) / (2 * h)
+    hmm = (logpost(h, 0) - 2 * logpost(0, 0) + logpost(-h, 0)) / h**2
+    hss = (logpost(0, h) - 2 * logpost(0, 0) + logpost(0, -h)) / h**2
+    hms = (logpost(h, h) - logpost(h, -h) - logpost(-h, h) + logpost(-h, -h)) / (4 * h * h)
+    d_fd = np.linalg.solve(-np.array([[hmm, hms], [hms, hss]]), g)
+    assert np.abs(d).max() < 0.5                           # not capped, so comparable
+    np.testing.assert_allclose(d, d_fd, rtol=0.02, atol=1e-6)
+
+
 def test_fractional_scores(rng: np.random.Generator) -> None:
     """pass@k-style credit: the mean of 4 Bernoulli draws per cell, fitted as fractional scores."""
     items = make_items(rng, 40)
