@@ -330,6 +330,7 @@ class _SparseOps:
         shape = (n_models, n_items)
         pos, neg = s > 0, s < 1
         self.m, self.i, self.s = m, i, s
+        self.fractional = bool(np.any(pos & neg))
         # Item-major (CSR over items) only: ``S1T.T @ logP`` runs as a CSC product that reads each
         # item's curve once and scatters into the small models x nodes block, which stays in cache;
         # several times faster than the model-major product at 10^4-10^5 items.
@@ -351,7 +352,7 @@ class _SparseOps:
         """Per item: count, sums of s and s^2, of t and t^2 (t given per model), and of s t."""
         n_i = self.shape[1]
         tm = t[self.m]
-        s2 = self.s * self.s if np.any((self.s > 0) & (self.s < 1)) else self.s
+        s2 = self.s * self.s if self.fractional else self.s
         return tuple(np.bincount(self.i, weights=w, minlength=n_i) if w is not None else
                      np.bincount(self.i, minlength=n_i)
                      for w in (None, self.s, s2, tm, tm * tm, self.s * tm))
@@ -458,13 +459,12 @@ class _DenseOps:
         return cnt, self.Y.sum(axis=1)
 
     def item_moments(self, t: NDArray) -> tuple[NDArray, ...]:
-        t01 = np.stack([np.ones_like(t), t], axis=1)
-        s1, st = (self.Y.T @ t01).T
-        if self.M is None:
-            cnt, t1, t2 = np.full(self.Y.shape[1], float(t.size)), np.full(self.Y.shape[1], t.sum()), \
-                np.full(self.Y.shape[1], float(t @ t))
+        s1, st = (self.Y.T @ np.stack([np.ones_like(t), t], axis=1)).T
+        powers = np.stack([np.ones_like(t), t, t * t], axis=1)
+        if self.M is None:              # every model answered every item: the same sums for all
+            cnt, t1, t2 = np.broadcast_to(powers.sum(axis=0), (self.Y.shape[1], 3)).T
         else:
-            cnt, t1, t2 = (self.M.T @ np.stack([np.ones_like(t), t, t * t], axis=1)).T
+            cnt, t1, t2 = (self.M.T @ powers).T
         s2 = (self.Y * self.Y).sum(axis=0) if self.fractional else s1
         return cnt, s1, s2, t1, t2, st
 
@@ -587,6 +587,13 @@ def _support(L: NDArray, mx: NDArray, lo: int, n_q: int, rows: NDArray) -> tuple
     return max(0, lo + int(near[0]) - _WIN_PAD), min(n_q, lo + int(near[-1]) + 1 + _WIN_PAD)
 
 
+def _info_2pl(a: NDArray, b: NDArray, w: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """2PL complete-data information on (log a, b) per item, from w = sums over nodes of
+    N P (1 - P) times 1, x and x^2 (z = a (x - b) is affine in x)."""
+    w0, w1, w2 = w.T
+    return a * a * (w2 - 2 * b * w1 + b * b * w0), -a * a * (w1 - b * w0), a * a * w0
+
+
 def _padded(v: NDArray, rows: NDArray, n: int) -> NDArray:
     """v placed at ``rows`` of a zero array with n rows."""
     out = np.zeros((n,) + v.shape[1:])
@@ -633,14 +640,16 @@ class _Problem:
         self.free = np.flatnonzero(free_items)
         keep = used_items[rs.item_idx]
         m, i, s = rs.model_idx[keep], rs.item_idx[keep], rs.score[keep]
-        self.fractional = bool(np.any((s > 0) & (s < 1)))
         self.ops = _make_ops(m, i, s, rs.n_models, rs.n_items, backend)
         self.has_obs = np.bincount(m, minlength=rs.n_models) > 0
-        # log-concave posteriors allow the E-step's node window (see estep)
-        self.windowed = self.plain and latent == "normal" and bool(self.has_obs.any())
         self._window = (0, x.size)
         self.n_used_models = int(self.has_obs.sum())
         self.n_obs = int(s.size)
+
+    @property
+    def windowed(self) -> bool:
+        """Log-concave posteriors (c = 0, d = 1, normal latent) allow the E-step's node window."""
+        return self.plain and self.latent == "normal" and bool(self.has_obs.any())
 
     # -- vector packing for SQUAREM --------------------------------------------------------------
     def pack(self, p: _Params) -> NDArray:
@@ -685,9 +694,8 @@ class _Problem:
         """
         f = self.free
         # on the nodes both E-steps covered (beyond a window no model has mass worth a tolerance)
-        n_q = self.x.size
-        lo0, lo1 = e0.nodes.indices(n_q)[0], e1.nodes.indices(n_q)[0]
-        lo, hi = max(lo0, lo1), min(e0.nodes.indices(n_q)[1], e1.nodes.indices(n_q)[1])
+        (lo0, hi0, _), (lo1, hi1, _) = (e.nodes.indices(self.x.size) for e in (e0, e1))
+        lo, hi = max(lo0, lo1), min(hi0, hi1)
         items = (float(np.max(np.abs(e1.P[f, lo - lo1:hi - lo1] - e0.P[f, lo - lo0:hi - lo0])))
                  if f.size and hi > lo else 0.0)
         n_lat = self.x.size if self.latent == "empirical" else (2 if self.anchored else 0)
@@ -719,7 +727,7 @@ class _Problem:
         sum_i a_i (s_mi - P_iq); the observed information is the complete-data information along them
         minus the posterior covariance of that score (Louis).  2PL on the sufficient-statistic path.
         """
-        if not self.suff or self.latent != "normal" or self.anchored or e.N is None or not self.free.size:
+        if not self.suff or e.N is None:       # the caller checked the mode exists (``scale_modes``)
             return None
         f = self.free
         x = self.x[e.nodes]
@@ -736,11 +744,8 @@ class _Problem:
         G = np.array([m1.sum() - pgb.sum(), m2.sum() + (pga - b * pgb).sum()])
         N = e.N if e.N.shape[0] == 1 else e.N[f]
         W = N * e.P[f] * (1.0 - e.P[f])
-        x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
-        w0, w1, w2 = (W @ x012).T
-        iaa = a * a * (w2 - 2 * b * w1 + b * b * w0) + pna
-        iab = -a * a * (w1 - b * w0)
-        ibb = a * a * w0 + pnb
+        iaa, iab, ibb = _info_2pl(a, b, W @ self._x012[e.nodes])
+        iaa, ibb = iaa + pna, ibb + pnb
         J = np.array([[ibb.sum() - c11, (b * ibb - iab).sum() - c12],
                       [(b * ibb - iab).sum() - c12, (iaa - 2 * b * iab + b * b * ibb).sum() - c22]])
         if not (np.all(np.isfinite(J)) and J[0, 0] > 0 and np.linalg.det(J) > 0):
@@ -914,13 +919,10 @@ class _Problem:
         NP = N * P                                      # N may be one row shared by all items
         m_np = NP @ x012                                # sums over nodes of N P times 1, x, x^2
         NP *= P
-        w0, w1, w2 = (m_np - NP @ x012).T               # ... of W = N P (1 - P)
+        iaa, iab, ibb = _info_2pl(a, b, m_np - NP @ x012)   # ... of W = N P (1 - P)
         r0, r1 = (Rx - m_np[:, :2]).T                   # ... of R - N P, and of x (R - N P)
         ga = a * (r1 - b * r0)
         gb = -a * r0
-        iaa = a * a * (w2 - 2 * b * w1 + b * b * w0)
-        iab = -a * a * (w1 - b * w0)
-        ibb = a * a * w0
         pga, pna = self.priors.grad_nhess("a", a)
         pgb, pnb = self.priors.grad_nhess("b", b)
         ga, gb, iaa, ibb = ga + pga, gb + pgb, iaa + pna + 1e-8, ibb + pnb + 1e-8
@@ -1069,7 +1071,7 @@ class _Problem:
         R_all, F_all = self.full_counts(e)
         R, F = R_all[f], F_all[f]
         N = R + F
-        R2 = self.ops.sq_counts(e.post)[f] if self.fractional else R
+        R2 = self.ops.sq_counts(e.post)[f] if self.ops.fractional else R
         pq = P * (1.0 - P)
         w_a = R / P**2 + F / (1.0 - P) ** 2
         w_2 = R / P - F / (1.0 - P)
@@ -1282,8 +1284,8 @@ def _run_em(prob: _Problem, p0: _Params, *, max_iter: int, tol_ll: float, tol_pa
         if T is not None:
             r_s, v_s = _project(T, r), _project(T, v)
             r, v = r - r_s, v - v_s
-            ss = float(v_s @ v_s)
             if d_newton is None:
+                ss = float(v_s @ v_s)
                 alpha_s = max(math.sqrt(float(r_s @ r_s) / ss) if ss > 0 else 1.0, 1.0)
         sr, sv = float(r @ r), float(v @ v)
         raw = math.sqrt(sr / sv) if sv > 0 else 1.0
@@ -1423,7 +1425,6 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
     for col, vals in zip(_PCOLS, fixed_vals, strict=True):
         getattr(p, col)[fixed_mask] = vals[fixed_mask]
     prob.plain = prob.plain and not np.any(p.c[used_items]) and bool(np.all(p.d[used_items] == 1.0))
-    prob.windowed = prob.windowed and prob.plain
     prob.suff = prob.plain and model == "2pl"
     p_hat, e_hat, tr = _run_em(prob, p, max_iter=max_iter, tol_ll=tol_ll, tol_param=tol_param,
                                accelerate=accelerate)
