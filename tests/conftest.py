@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the real benchmark data lives, and seeded generators."""
+"""Shared test fixtures: where the real benchmark data lives, seeded generators, an empty bank."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from itembank import open_bank
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -22,3 +24,12 @@ def shared_data() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261123)
+
+
+@pytest.fixture
+def bank_path(tmp_path: Path) -> Path:
+    """A fresh, empty bank file (modules that need a populated bank define their own ``bank_path``)."""
+    path = tmp_path / "bank.duckdb"
+    with open_bank(path, create=True):
+        pass
+    return path

@@ -49,14 +49,6 @@ def write_log(path: Path, records: list[dict]) -> Path:
     return path
 
 
-@pytest.fixture
-def bank_path(tmp_path: Path) -> Path:
-    path = tmp_path / "bank.duckdb"
-    with open_bank(path, create=True):
-        pass
-    return path
-
-
 def test_mmlu_style_log(bank_path: Path, tmp_path: Path) -> None:
     docs = [{"question": "2+2?", "subject": "math", "choices": ["3", "4", "5", "6"], "answer": 1},
             {"question": "Capital of Italy?", "subject": "geo", "choices": ["Rome", "Oslo", "Bern", "Riga"], "answer": 0},

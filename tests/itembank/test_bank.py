@@ -33,14 +33,6 @@ ROWS = [
 ]
 
 
-@pytest.fixture
-def bank_path(tmp_path: Path) -> Path:
-    path = tmp_path / "bank.duckdb"
-    with open_bank(path, create=True):
-        pass
-    return path
-
-
 def test_canonical_import_tags_aliases_and_reimport(bank_path: Path, tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "a.jsonl", ROWS)
     with open_bank(bank_path) as bank:
