@@ -34,6 +34,9 @@ def _f(x: Any, digits: int = 3) -> str:
 @click.option("--method", type=click.Choice(["mml", "pyirt"]), default="mml", show_default=True)
 @click.option("--filter", "filters", multiple=True, help="KEY=VALUE (repeatable): the items to calibrate.")
 @click.option("--round", "rounds", type=int, multiple=True, help="Only responses of runs in this round (repeatable).")
+@click.option("--exclude-model", "exclude_models", multiple=True,
+              help="Leave this model's responses out of the fit (repeatable; for held-out validation).")
+@click.option("--model", "models", multiple=True, help="Fit only this model's responses (repeatable).")
 @click.option("--latent", type=click.Choice(["normal", "empirical"]), default="normal", show_default=True)
 @click.option("--anchor-calibration", default=None, help="Calibration to link to (default: the latest).")
 @click.option("--link", "link_method", type=click.Choice(["stocking-lord", "fixed"]), default=None,
@@ -48,11 +51,13 @@ def _f(x: Any, digits: int = 3) -> str:
 @click.option("--max-iter", type=int, default=2000, show_default=True, help="EM step limit.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def calibrate_cmd(ctx: Context, irt: str, method: str, filters: tuple[str, ...], rounds: tuple[int, ...], latent: str,
+def calibrate_cmd(ctx: Context, irt: str, method: str, filters: tuple[str, ...], rounds: tuple[int, ...],
+                  exclude_models: tuple[str, ...], models: tuple[str, ...], latent: str,
                   anchor_calibration: str | None, link_method: str | None, seed: int, guessing: str, holdout: float,
                   epochs: int, link_boot: int, max_iter: int, as_json: bool) -> None:
     """Fit item parameters from the bank's responses and store them as a new calibration."""
-    opts = CalibrateOptions(irt=irt, method=method, filters=parse_filters(filters), rounds=rounds, latent=latent,
+    opts = CalibrateOptions(irt=irt, method=method, filters=parse_filters(filters), rounds=rounds,
+                            exclude_models=exclude_models, models=models, latent=latent,
                             link=link_method, anchor_calibration=anchor_calibration, seed=seed, guessing=guessing,
                             holdout_frac=holdout, epochs=epochs, n_boot=link_boot, max_iter=max_iter)
     # The bank is held while responses are read and while the result is stored, not during the fit.

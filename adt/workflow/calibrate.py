@@ -68,6 +68,8 @@ class CalibrateOptions:
     method: str = "mml"
     filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
     rounds: tuple[int, ...] = ()             # only runs of these rounds (default: every run)
+    exclude_models: tuple[str, ...] = ()     # leave these models' responses out (held-out validation)
+    models: tuple[str, ...] = ()             # only these models' responses (default: every model)
     latent: str = "normal"
     link: str | None = None                  # fixed | stocking_lord
     anchor_calibration: str | None = None    # default: the latest calibration
@@ -129,16 +131,27 @@ def _latent_moments(r: Any) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------------------------- responses
 def read_responses(bank: Any, filters: Mapping[str, Sequence[str]] | None = None,
-                   rounds: Sequence[int] = ()) -> tuple[ResponseSet, pd.DataFrame, int]:
+                   rounds: Sequence[int] = (), *, exclude_models: Sequence[str] = (),
+                   models: Sequence[str] = ()) -> tuple[ResponseSet, pd.DataFrame, int]:
     """The bank's responses to the (non-retired) items of ``filters`` as a ResponseSet (model = the run's
     model; a model answering one item in several runs gets the mean score), the runs used and the number of
-    responses left out because their item is retired. Every item of the slice is in the set, answered or not."""
+    responses left out because their item is retired. Every item of the slice is in the set, answered or not.
+    ``models`` keeps only those models' responses, ``exclude_models`` leaves those out; a name that has no
+    responses in the bank is an error (a typo must not silently calibrate on everyone)."""
     universe = [str(i) for i in bank.item_ids(filters or None)]
     if not universe:
         raise InputError("no items match the filters" if filters else "the bank holds no items")
     frame = bank.responses(filters or None)
     if rounds:
         frame = frame[pd.to_numeric(frame["round"], errors="coerce").isin([int(r) for r in rounds])]
+    if models or exclude_models:
+        known = set(frame["model"].unique())
+        unknown = sorted({str(m) for m in (*models, *exclude_models)} - known)
+        if unknown:
+            raise InputError(f"model(s) with no responses here: {', '.join(unknown)}")
+        if models:
+            frame = frame[frame["model"].isin(list(models))]
+        frame = frame[~frame["model"].isin(list(exclude_models))]
     keep = frame["item_id"].isin(pd.Index(universe)).to_numpy()
     dropped = int((~keep).sum())
     frame = frame.loc[keep]
@@ -235,7 +248,8 @@ class _Fitted:
 
 def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
     snapshot = bank.snapshot_id()
-    rs, runs, dropped = read_responses(bank, opts.filters, opts.rounds)
+    rs, runs, dropped = read_responses(bank, opts.filters, opts.rounds, exclude_models=opts.exclude_models,
+                                       models=opts.models)
     anchor = load_calibration(bank, opts.anchor_calibration) if _link_method(opts) else None
     k = _n_choices(bank, rs.item_ids) if opts.guessing == "choices" else None
     return _Inputs(snapshot, rs, runs, dropped, anchor, k)
@@ -272,6 +286,7 @@ def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
 def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, t0: float) -> CalibrationOutcome:
     result = fitted.result
     extra = {"irt_requested": opts.irt.lower(), "rounds": list(opts.rounds), "guessing_option": opts.guessing,
+             "exclude_models": list(opts.exclude_models), "models": list(opts.models),
              "n_dropped_retired_responses": inputs.dropped}
     cal_id = save_calibration(bank, result, responses=inputs.responses, runs=inputs.runs, filters=opts.filters,
                               link=fitted.linking, extra_settings=extra, snapshot_id=inputs.snapshot)
@@ -385,6 +400,18 @@ def _predict_for(scores: pd.Series, stored: StoredCalibration, usable: ItemParam
     pred = predict_score(answered.to_numpy(dtype=float), dummy, un, ability, level=level)
     out.update(pred_acc=pred.mean, pred_lo=pred.lo, pred_hi=pred.hi, level=level)
     return out
+
+
+def estimate_scores(stored: StoredCalibration, scores: pd.Series, slice_ids: Sequence[str], *,
+                    method: str = "eap", level: float = 0.95) -> dict[str, Any]:
+    """Ability and predicted accuracy on ``slice_ids`` of one model from its per-item scores (a Series
+    indexed by item id), under a stored calibration: what ``estimate_model`` computes, without a bank
+    (held-out validation replays forms through it)."""
+    if method not in ("eap", "map", "mle"):
+        raise InputError(f"--method {method!r}: choose eap, map or mle")
+    usable = stored.usable_params()
+    pos = {k: i for i, k in enumerate(usable.item_ids)}
+    return _predict_for(scores, stored, usable, pos, list(slice_ids), method, stored.prior(), level)
 
 
 def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
