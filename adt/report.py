@@ -2,20 +2,8 @@
 
 ``build_report(bank, ...)`` gathers every section as plain data (frames, numbers, figures) and
 ``render_html(report)`` turns it into HTML; ``write_report`` does both and writes the file. The
-statistics are pure functions here so they can be tested alone:
-
-- ``rank_distribution``: rank probabilities and 95% rank intervals by drawing abilities from each
-  model's grid posterior (seeded generator; rank 1 = best);
-- ``separability``: which models' 95% ability intervals overlap (not separable);
-- ``simulated_coverage``: the honesty check: the real coverage of the 95% intervals on one form when
-  the item parameters are only known up to their standard errors. Each simulated "world" draws one set
-  of parameters from their SEs (the same calibration error is shared by everyone scored in it),
-  simulates respondents spread evenly over the ability range answering with those parameters, then
-  estimates them with the point parameters, as the leaderboard does, and counts how often the 95%
-  interval holds the true ability;
-- ``leave_one_model_out``: replay: refit the calibration without a model, estimate it from its answers
-  on the form alone, predict its accuracy on every item it answered, and check the predictive interval
-  against its actual accuracy.
+statistics behind the leaderboard and the honesty block (rank uncertainty, separability, the coverage
+simulation, leave-one-model-out replay) are ``calibration.honesty``'s; ``form_composition`` is here.
 
 The calibration comes from ``calibration.store`` when a stored one exists; otherwise the report fits
 one now (a 2PL by MML on every response in the bank) and says so in its provenance.
@@ -38,12 +26,18 @@ from numpy.typing import NDArray
 
 from adt import plots
 from adt.errors import InputError
+from calibration import (
+    Coverage,
+    leave_one_model_out,
+    rank_distribution,
+    separability,
+    simulated_coverage,
+)
 from calibration.irt import ItemParams
 
 SLICE_KEYS = ("scenario", "domain", "language")
 COMPOSITION_KEYS = ("frequency_tier", "difficulty_band", "language")
 LEVEL = 0.95
-Z95 = 1.959963984540054
 
 
 # ------------------------------------------------------------------------------------------------
@@ -77,24 +71,6 @@ class CalibrationView:
 
 
 @dataclass(frozen=True)
-class Coverage:
-    """Result of the simulation check of the 95% intervals on one form."""
-
-    coverage: float
-    n: int
-    coverage_point_params: float
-    mean_width: float
-    by_band: pd.DataFrame  # band, n, coverage, coverage_point_params
-    n_items: int
-    n_worlds: int
-    theta_range: tuple[float, float]
-
-    @property
-    def mc_se(self) -> float:
-        return float(np.sqrt(self.coverage * (1 - self.coverage) / max(self.n, 1)))
-
-
-@dataclass(frozen=True)
 class Report:
     """Every section of the report as data; ``render_html`` draws it."""
 
@@ -112,161 +88,7 @@ class Report:
 
 
 # ------------------------------------------------------------------------------------------------
-# pure statistics
-def rank_distribution(grid: NDArray, weights: NDArray, rng: np.random.Generator,
-                      n_draws: int = 4000) -> tuple[NDArray, NDArray, NDArray]:
-    """Rank probabilities from grid posteriors (rows of ``weights``): P[i, r] = P(model i has rank r+1).
-
-    Draws one ability per model per replicate (inverse CDF on the grid, jittered uniformly within a
-    grid cell so ties break at random), ranks them (1 = highest) and returns (P, lo, hi) where lo/hi
-    bound the central 95% of each model's ranks.
-    """
-    g = np.asarray(grid, dtype=float)
-    w = np.asarray(weights, dtype=float)
-    if w.ndim != 2 or w.shape[1] != g.size:
-        raise InputError(f"rank_distribution: weights of shape {w.shape} do not match a grid of {g.size} nodes")
-    n = w.shape[0]
-    cdf = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
-    u = rng.random((n_draws, n))
-    step = float(np.median(np.diff(g))) if g.size > 1 else 0.0
-    draws = np.empty((n_draws, n))
-    for i in range(n):
-        k = np.minimum(np.searchsorted(cdf[i], u[:, i]), g.size - 1)
-        draws[:, i] = g[k]
-    draws += (rng.random(draws.shape) - 0.5) * step
-    ranks = np.argsort(np.argsort(-draws, axis=1), axis=1)  # 0 = best
-    probs = np.stack([np.bincount(ranks[:, i], minlength=n) for i in range(n)]) / n_draws
-    lo = np.quantile(ranks, 0.025, axis=0, method="lower") + 1
-    hi = np.quantile(ranks, 0.975, axis=0, method="higher") + 1
-    return probs, lo.astype(int), hi.astype(int)
-
-
-def separability(lo: NDArray, hi: NDArray) -> list[list[int]]:
-    """For each model, the indices of the others whose intervals overlap its own (not separable)."""
-    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    overlap = (lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None])
-    np.fill_diagonal(overlap, False)
-    return [np.flatnonzero(row).tolist() for row in overlap]
-
-
-def draw_params(params: ItemParams, se: Mapping[str, NDArray], rng: np.random.Generator) -> ItemParams:
-    """One draw of item parameters from their SEs: a on the log scale, b normal, c and d on the logit scale.
-
-    Missing or NaN SEs mean the parameter was fixed (not estimated): it is kept as it is.
-    """
-    n = len(params)
-
-    def sd(name: str) -> NDArray:
-        v = np.asarray(se.get(name, np.zeros(n)), dtype=float)
-        return np.maximum(np.nan_to_num(v, nan=0.0), 0.0)
-
-    mag = np.maximum(np.abs(params.a), 1e-6)
-    a = np.sign(params.a) * mag * np.exp(rng.normal(0.0, 1.0, n) * sd("a") / mag)
-    b = params.b + rng.normal(0.0, 1.0, n) * sd("b")
-    out = {}
-    for name in ("c", "d"):
-        x = np.clip(getattr(params, name), 1e-6, 1 - 1e-6)
-        s = sd(name)
-        logit = np.log(x / (1 - x)) + rng.normal(0.0, 1.0, n) * s / (x * (1 - x))
-        out[name] = np.where(s > 0, 1 / (1 + np.exp(-logit)), getattr(params, name))
-    return ItemParams(params.item_ids, a, b, out["c"], np.maximum(out["d"], out["c"]))
-
-
-def simulated_coverage(params: ItemParams, se: Mapping[str, NDArray], rng: np.random.Generator, *,
-                       n_worlds: int = 200, per_world: int = 25, theta_range: tuple[float, float] = (-3.0, 3.0),
-                       level: float = LEVEL, prior: Any = None) -> Coverage:
-    """Coverage of the EAP intervals on a form whose parameters are known only up to ``se`` (module doc).
-
-    Also reports the coverage when the responses come from the point parameters themselves (what a
-    check that ignores calibration error would claim), the mean interval width, and coverage by band of
-    true ability.
-    """
-    from calibration import estimate_abilities, simulate_responses
-
-    if len(params) == 0:
-        raise InputError("coverage simulation: the form has no calibrated items")
-    lo_t, hi_t = theta_range
-    thetas: list[NDArray] = []
-    hits: list[NDArray] = []
-    hits_point: list[NDArray] = []
-    widths: list[NDArray] = []
-    for _ in range(n_worlds):
-        theta = rng.uniform(lo_t, hi_t, per_world)
-        for world_params, sink in ((draw_params(params, se, rng), hits), (params, hits_point)):
-            rs = simulate_responses(world_params, theta, rng)
-            est = estimate_abilities(rs.model_idx, rs.item_idx, rs.score, params, "eap", n_models=per_world,
-                                     level=level, prior=prior)
-            sink.append((est.lo <= theta) & (theta <= est.hi))
-            if sink is hits:
-                widths.append(est.hi - est.lo)
-        thetas.append(theta)
-    t, h, hp = np.concatenate(thetas), np.concatenate(hits), np.concatenate(hits_point)
-    edges = np.array([-np.inf, -2.0, -1.0, 1.0, 2.0, np.inf])
-    names = ["below -2", "-2 to -1", "-1 to 1", "1 to 2", "above 2"]
-    band = np.searchsorted(edges, t, side="right") - 1
-    rows = [(names[k], int((band == k).sum()), float(h[band == k].mean()), float(hp[band == k].mean()))
-            for k in range(len(names)) if (band == k).any()]
-    by_band = pd.DataFrame(rows, columns=["ability band", "n", "coverage", "coverage_point_params"])
-    return Coverage(float(h.mean()), int(h.size), float(hp.mean()), float(np.concatenate(widths).mean()), by_band,
-                    len(params), n_worlds, (float(lo_t), float(hi_t)))
-
-
-def leave_one_model_out(responses: pd.DataFrame, form_items: Sequence[str], *, irt_model: str = "2pl",
-                        start: ItemParams | None = None, models: Sequence[str] | None = None,
-                        min_outside: int = 50, level: float = LEVEL,
-                        on_model: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Replay each model against a calibration that never saw it (module doc); one row per model.
-
-    ``responses``: model, item_id, score. A model takes part when it answered at least ``min_outside``
-    calibrated items outside the form (else there is nothing to predict). Columns: model, n_form,
-    n_target, actual, predicted, lo, hi, covered, raw_form_accuracy.
-    """
-    from calibration import ResponseSet, estimate_abilities, fit_mml, predict_score
-    from calibration.ability import Posterior, ability_posteriors
-
-    form = set(form_items)
-    # An item answered in several runs counts once (its mean score).
-    df = responses.groupby(["model", "item_id"], as_index=False, sort=True)["score"].mean()
-    outside = df[~df["item_id"].isin(form)].groupby("model").size()
-    on_form = df[df["item_id"].isin(form)].groupby("model").size()
-    chosen = [m for m in (models if models is not None else sorted(df["model"].unique()))
-              if outside.get(m, 0) >= min_outside and on_form.get(m, 0) > 0]
-    rows = []
-    for model in chosen:
-        if on_model is not None:
-            on_model(model)
-        train = df[df["model"] != model]
-        rs = ResponseSet.from_frame(train, "model", "item_id", "score")
-        warm = None
-        if start is not None:
-            pos = {k: i for i, k in enumerate(start.item_ids)}
-            if all(k in pos for k in rs.item_ids):
-                warm = start.subset(np.array([pos[k] for k in rs.item_ids]))
-        fit = fit_mml(rs, irt_model, start=warm, compute_se=False, warn=False)
-        ok = np.asarray(fit.item_status == "calibrated")
-        params = fit.params.subset(np.flatnonzero(ok))
-        pos = {k: i for i, k in enumerate(params.item_ids)}
-        mine = df[(df["model"] == model) & df["item_id"].isin(pos)]
-        target_ids = mine["item_id"].tolist()
-        seen = mine[mine["item_id"].isin(form)]
-        if seen.empty or len(mine) - len(seen) < min_outside:
-            continue
-        j = np.array([pos[k] for k in seen["item_id"]])
-        scores = seen["score"].to_numpy(float)
-        grid, w = ability_posteriors(np.zeros(len(j), np.int64), np.arange(len(j)), scores, params.subset(j),
-                                     n_models=1)
-        rest = [pos[k] for k in target_ids if k not in form]
-        pred = predict_score(scores, params.subset(j), params.subset(np.array(rest)), Posterior(grid, w[0]),
-                             level=level)
-        est = estimate_abilities(np.zeros(len(j), np.int64), np.arange(len(j)), scores, params.subset(j), "eap",
-                                 n_models=1)
-        actual = float(mine["score"].mean())
-        rows.append((model, len(seen), len(mine), actual, pred.mean, pred.lo, pred.hi,
-                     bool(pred.lo - 1e-12 <= actual <= pred.hi + 1e-12), float(scores.mean()), float(est.theta[0])))
-    return pd.DataFrame(rows, columns=["model", "n_form", "n_target", "actual", "predicted", "lo", "hi", "covered",
-                                       "raw_form_accuracy", "theta_form"])
-
-
+# form composition
 def form_composition(form_items: pd.DataFrame, spec: Mapping[str, Any], keys: Sequence[str] = ()) -> pd.DataFrame:
     """Count of the form's items per value of each quota key (and ``keys``) next to the quota's target.
 
@@ -507,7 +329,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
             say(f"honesty: coverage simulation on form {target['name']} ...")
             fpos = [pos[k] for k in fparams.item_ids]
             cov = simulated_coverage(fparams, {k: v[fpos] for k, v in se.items()}, cov_rng, n_worlds=n_worlds,
-                                     per_world=per_world, prior=prior)
+                                     per_world=per_world, level=LEVEL, prior=prior)
             honesty = {"form": target["name"], "coverage": cov}
             if loo:
                 chosen = None
@@ -543,7 +365,8 @@ def replay_models(report: Report, say: Callable[[str], None] = lambda _m: None) 
         return report
     say("honesty: leave-one-model-out replay ...")
     loo = leave_one_model_out(job["responses"], job["form_items"], irt_model=job["irt_model"], start=job["start"],
-                              models=job["models"], on_model=lambda m: say(f"  refit without {m}"))
+                              models=job["models"], level=LEVEL,
+                              on_model=lambda m: say(f"  refit without {m}"))
     return replace(report, honesty={**report.honesty, "loo": loo}, loo_job=None)
 
 

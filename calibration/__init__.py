@@ -42,3 +42,12 @@ from .mml import select_model as select_model
 from .mml import simulate_responses as simulate_responses
 from .mml import split_holdout as split_holdout
 from .pyirt_backend import fit_pyirt as fit_pyirt
+
+# isort: split
+# Honesty statistics: rank uncertainty, separability, parameter draws, coverage, replay (explicit re-exports).
+from .honesty import Coverage as Coverage
+from .honesty import draw_params as draw_params
+from .honesty import leave_one_model_out as leave_one_model_out
+from .honesty import rank_distribution as rank_distribution
+from .honesty import separability as separability
+from .honesty import simulated_coverage as simulated_coverage

@@ -1,6 +1,7 @@
-"""adt report: the statistics behind it (rank uncertainty, separability, parameter draws, the coverage
-simulation, leave-one-model-out replay, quota composition) against known answers, and the report of a
-small demo round: content, self-containedness and the command line."""
+"""adt report: quota composition against known answers, and the report of a small demo round: content,
+self-containedness and the command line. The statistics behind it (rank uncertainty, separability,
+parameter draws, the coverage simulation, leave-one-model-out replay) are tested in
+tests/calibration/test_honesty.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import norm
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -21,106 +21,8 @@ sys.path.insert(0, str(HERE))
 from report_world import demo_round  # noqa: E402
 
 from adt.cli import main  # noqa: E402
-from adt.report import (  # noqa: E402
-    build_report,
-    draw_params,
-    form_composition,
-    leave_one_model_out,
-    rank_distribution,
-    render_html,
-    separability,
-    simulated_coverage,
-)
-from calibration import simulate_responses  # noqa: E402
-from calibration.ability import default_grid  # noqa: E402
-from calibration.irt import ItemParams  # noqa: E402
+from adt.report import build_report, form_composition, render_html  # noqa: E402
 from itembank import open_bank  # noqa: E402
-
-
-def normal_posteriors(means: list[float], sds: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    g = default_grid()
-    w = np.stack([norm.pdf(g, m, s) for m, s in zip(means, sds, strict=True)])
-    return g, w / w.sum(axis=1, keepdims=True)
-
-
-def test_rank_probabilities_match_the_normal_answer(rng: np.random.Generator) -> None:
-    # P(X > Y) for X ~ N(0.3, 0.2), Y ~ N(0, 0.2) is Phi(0.3 / sqrt(0.08)) = 0.856; a third model far
-    # below is last for sure.
-    g, w = normal_posteriors([0.3, 0.0, -3.0], [0.2, 0.2, 0.2])
-    probs, lo, hi = rank_distribution(g, w, rng, n_draws=8000)
-    want = norm.cdf(0.3 / np.sqrt(0.08))
-    assert probs[0, 0] == pytest.approx(want, abs=0.015)
-    assert probs[1, 0] == pytest.approx(1 - want, abs=0.015)
-    assert probs[2, 2] == 1.0
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    np.testing.assert_allclose(probs.sum(axis=0), 1.0)
-    assert (lo.tolist(), hi.tolist()) == ([1, 1, 3], [2, 2, 3])
-
-
-def test_identical_posteriors_share_the_ranks_evenly(rng: np.random.Generator) -> None:
-    g, w = normal_posteriors([0.5] * 4, [0.3] * 4)
-    probs, lo, hi = rank_distribution(g, w, rng, n_draws=8000)
-    np.testing.assert_allclose(probs, 0.25, atol=0.02)
-    assert set(lo) == {1} and set(hi) == {4}
-
-
-def test_separability_is_interval_overlap() -> None:
-    lo, hi = np.array([1.0, 0.5, -0.2, -2.0]), np.array([2.0, 1.2, 0.6, -1.0])
-    assert separability(lo, hi) == [[1], [0, 2], [1], []]
-
-
-def test_parameter_draws_follow_their_standard_errors(rng: np.random.Generator) -> None:
-    n = 20_000
-    p = ItemParams(tuple(f"i{k}" for k in range(n)), np.full(n, 1.5), np.zeros(n), np.full(n, 0.2), np.ones(n))
-    same = draw_params(p, {}, rng)
-    assert np.array_equal(same.a, p.a) and np.array_equal(same.b, p.b) and np.array_equal(same.c, p.c)
-    d = draw_params(p, {"a": np.full(n, 0.15), "b": np.full(n, 0.3), "c": np.full(n, 0.02),
-                        "d": np.full(n, np.nan)}, rng)
-    assert np.std(d.b) == pytest.approx(0.3, rel=0.03)
-    assert np.std(np.log(d.a)) == pytest.approx(0.1, rel=0.03)       # delta method: se_a / a
-    assert np.std(d.c) == pytest.approx(0.02, rel=0.06)
-    assert np.array_equal(d.d, p.d)                                   # NaN SE: held fixed
-    assert (d.a > 0).all() and ((d.c > 0) & (d.c < 1)).all()
-
-
-def form_params(rng: np.random.Generator, n: int = 60) -> ItemParams:
-    return ItemParams(tuple(f"i{k}" for k in range(n)), np.exp(rng.normal(0.2, 0.3, n)), rng.normal(0, 1, n))
-
-
-def test_coverage_is_nominal_with_exact_parameters_and_drops_with_large_errors(rng: np.random.Generator) -> None:
-    params = form_params(rng)
-    exact = simulated_coverage(params, {}, rng, n_worlds=80, per_world=25, theta_range=(-1.0, 1.0))
-    # 2,000 respondents: Monte Carlo SE of a 95% coverage is 0.5 points.
-    assert exact.coverage == pytest.approx(0.95, abs=0.02)
-    assert exact.coverage_point_params == pytest.approx(0.95, abs=0.02)
-    noisy = simulated_coverage(params, {"a": np.full(60, 0.3), "b": np.full(60, 1.5)}, rng, n_worlds=80,
-                               per_world=25, theta_range=(-1.0, 1.0))
-    # Shared calibration error shifts everyone in a world by about sd(b error) / sqrt(n) = 0.19 against
-    # an SE of about 0.23: the intervals, blind to it, hold ~P(|Z| < 1.96 * 0.23 / 0.30) = 0.87.
-    assert 0.80 < noisy.coverage < exact.coverage - 0.04
-    assert noisy.coverage_point_params == pytest.approx(0.95, abs=0.02)
-    assert set(noisy.by_band["ability band"]) == {"-1 to 1"}
-    assert noisy.n == 2000 and noisy.n_items == 60
-
-
-def test_leave_one_model_out_predicts_full_bank_accuracy(rng: np.random.Generator) -> None:
-    n_items, n_models = 400, 16
-    params = ItemParams(tuple(f"it{k:03d}" for k in range(n_items)), np.exp(rng.normal(0.1, 0.3, n_items)),
-                        rng.normal(0, 1, n_items))
-    theta = np.linspace(-1.5, 1.5, n_models)
-    rs = simulate_responses(params, theta, rng, model_ids=[f"m{k:02d}" for k in range(n_models)])
-    df = rs.to_frame()
-    form = list(params.item_ids[:80])
-    loo = leave_one_model_out(df, form)
-    assert loo["model"].tolist() == [f"m{k:02d}" for k in range(n_models)]
-    assert loo["n_form"].between(70, 80).all()  # items all right or all wrong in a refit are not calibrated
-    assert (loo["lo"] <= loo["predicted"]).all() and (loo["predicted"] <= loo["hi"]).all()
-    assert (loo["predicted"] - loo["actual"]).abs().mean() < 0.04
-    assert loo["covered"].sum() >= 13          # of 16 at 95%: 12 or fewer has probability < 1%
-    assert np.corrcoef(loo["theta_form"], theta)[0, 1] > 0.9
-    # A model seen only on the form has nothing to predict: it is left out.
-    only_form = pd.concat([df, pd.DataFrame({"model": "newcomer", "item_id": form, "score": 1.0})])
-    assert "newcomer" not in set(leave_one_model_out(only_form, form, models=["newcomer"])["model"])
 
 
 def test_form_composition_against_quotas() -> None:
