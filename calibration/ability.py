@@ -35,6 +35,7 @@ from scipy.stats import chi2, norm
 
 from adt.errors import InputError
 
+from .honesty import draw_params as _draw_params
 from .irt import EPS, ItemParams, prob
 
 METHODS = ("eap", "map", "mle")
@@ -566,33 +567,3 @@ def _mixture_pmf(post: Posterior, params: ItemParams, exact_max: int) -> NDArray
     cdf = norm.cdf((edges[None, :] - mu[:, None]) / sd[:, None])
     cdf[:, 0], cdf[:, -1] = 0.0, 1.0
     return w @ np.diff(cdf, axis=1)
-
-
-def _draw_params(params: ItemParams, se: dict[str, ArrayLike] | None, rng: np.random.Generator) -> ItemParams:
-    """One draw of item parameters from their SEs (a on log scale, c and d on logit scale)."""
-    if not se:
-        return params
-    a, b, c, d = params.a.copy(), params.b.copy(), params.c.copy(), params.d.copy()
-    n = len(params)
-
-    def sd_of(name: str) -> NDArray | None:
-        if name not in se:
-            return None
-        v = np.nan_to_num(np.asarray(se[name], dtype=float), nan=0.0)
-        if v.shape != (n,):
-            raise InputError(f"param_se[{name!r}] has shape {v.shape}, expected ({n},)")
-        return np.maximum(v, 0.0)
-
-    if (sa := sd_of("a")) is not None:
-        mag = np.maximum(np.abs(a), 1e-6)
-        a = np.sign(a) * mag * np.exp(rng.normal(0.0, sa / mag))
-    if (sb := sd_of("b")) is not None:
-        b = b + rng.normal(0.0, 1.0, n) * sb
-    for name, arr in (("c", c), ("d", d)):
-        sv = sd_of(name)
-        if sv is None:
-            continue
-        x = np.clip(arr, 1e-6, 1 - 1e-6)
-        logit = np.log(x / (1 - x)) + rng.normal(0.0, 1.0, n) * sv / (x * (1 - x))
-        arr[:] = np.where(sv > 0, 1 / (1 + np.exp(-logit)), arr)
-    return ItemParams(params.item_ids, a, b, c, np.maximum(d, c))

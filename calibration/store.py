@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from .ability import Prior
 from .data import ResponseSet
 from .irt import ItemParams
 from .mml import CalibrationResult
+from .predictive import PredictiveModel
 
 USABLE_STATUSES = ("calibrated", "fixed")
 KEPT_AT_PRIOR = ("unanswered", "all_correct", "all_wrong")
@@ -59,6 +60,7 @@ class StoredCalibration:
     quad_weights: NDArray[np.float64]
     abilities: pd.DataFrame              # model, theta, se, n_responses
     run_ids: tuple[str, ...] = field(default_factory=tuple)
+    predictive: PredictiveModel | None = None  # stored with it (``calibration.predictive``); None if not
 
     @property
     def method(self) -> str:
@@ -154,7 +156,7 @@ def save_calibration(bank: Any, result: CalibrationResult, *, responses: Respons
                      runs: pd.DataFrame | Mapping[str, int] | None = None,
                      filters: Mapping[str, Sequence[str]] | None = None, link: Mapping[str, Any] | None = None,
                      extra_settings: Mapping[str, Any] | None = None, snapshot_id: str | None = None,
-                     push_difficulties: bool = True) -> str:
+                     push_difficulties: bool = True, predictive: PredictiveModel | None = None) -> str:
     """Store ``result`` as a new calibration of ``bank``; return its id.
 
     responses   the ResponseSet the fit saw (per-item and per-model response counts); optional.
@@ -162,6 +164,8 @@ def save_calibration(bank: Any, result: CalibrationResult, *, responses: Respons
     filters     the item slice (``--filter``) the calibration covered.
     link        linking record (method, anchor_calibration_id, constants and their errors).
     snapshot_id the bank snapshot the responses were read from (default: the bank's current one).
+    predictive  the calibration's ``PredictiveModel`` (``calibration.predictive.build_predictive``), stored
+                with it so estimates need not rebuild it.
     One transaction writes every table; then, when ``push_difficulties``, ``Bank.set_difficulties``
     records the b of every usable item (calibrated or fixed) so difficulty bands follow this calibration.
     """
@@ -237,6 +241,8 @@ def save_calibration(bank: Any, result: CalibrationResult, *, responses: Respons
                          "FROM _cal_abil")
             conn.execute("INSERT INTO calibration_latent SELECT calibration_id, k, point, weight FROM _cal_latent")
             conn.execute("INSERT INTO calibration_runs SELECT calibration_id, run_id, n_responses FROM _cal_runs")
+            if predictive is not None:
+                _insert_predictive(conn, cal_id, predictive)
         finally:
             for name in names:
                 conn.unregister(name)
@@ -319,12 +325,57 @@ def load_calibration(bank: Any, ref: str | None = None) -> StoredCalibration:
                                      WHERE calibration_id = ? ORDER BY model""", [cal_id]).df()
     runs = tuple(r[0] for r in bank.conn.execute(
         "SELECT run_id FROM calibration_runs WHERE calibration_id = ? ORDER BY run_id", [cal_id]).fetchall())
-    return StoredCalibration(
+    stored = StoredCalibration(
         calibration_id=cal_id, info=info, params=params, se=se,
         item_status=items["status"].to_numpy().astype("<U11"),
         n_responses=items["n_responses"].to_numpy(dtype=float, na_value=np.nan),
         quad_points=np.asarray(latent["point"], dtype=float), quad_weights=np.asarray(latent["weight"], dtype=float),
         abilities=abilities, run_ids=runs)
+    return replace(stored, predictive=load_predictive(bank, stored))
+
+
+def _insert_predictive(conn: Any, cal_id: str, model: PredictiveModel) -> None:
+    frame = model.frame()
+    frame.insert(0, "calibration_id", cal_id)
+    conn.execute("INSERT INTO calibration_predictive VALUES (?, ?, ?, ?, ?, ?)",
+                 [cal_id, float(model.misfit_sd), _num(model.theta_range[0]), _num(model.theta_range[1]),
+                  model.se_source, json.dumps(_jsonable(model.shrinkage), sort_keys=True)])
+    conn.register("_cal_pred", frame)
+    try:
+        conn.execute("""INSERT INTO calibration_predictive_items SELECT calibration_id, item_id, a, b, c, d, se_a, se_b,
+                        basis FROM _cal_pred""")
+    finally:
+        conn.unregister("_cal_pred")
+
+
+def save_predictive(bank: Any, calibration_id: str, model: PredictiveModel) -> None:
+    """Store the predictive parameters of an existing calibration that has none (one transaction)."""
+    cal_id = resolve_calibration_id(bank, calibration_id)
+    with bank.transaction():
+        if bank.conn.execute("SELECT count(*) FROM calibration_predictive WHERE calibration_id = ?",
+                             [cal_id]).fetchone()[0]:
+            raise CalibrationError(f"calibration {cal_id} already has predictive parameters")
+        _insert_predictive(bank.conn, cal_id, model)
+
+
+def load_predictive(bank: Any, stored: StoredCalibration) -> PredictiveModel | None:
+    """The stored predictive parameters of ``stored`` (aligned with its items), None when it has none."""
+    cal_id = stored.calibration_id
+    row = bank.conn.execute("""SELECT misfit_sd, theta_lo, theta_hi, se_source, shrinkage FROM calibration_predictive
+                               WHERE calibration_id = ?""", [cal_id]).fetchone()
+    if row is None:
+        return None
+    items = bank.conn.execute("""SELECT item_id, a, b, c, d, se_a, se_b, basis FROM calibration_predictive_items
+                                 WHERE calibration_id = ?""", [cal_id]).df().set_index("item_id")
+    items = items.reindex(list(stored.params.item_ids))
+    if items["basis"].isna().any():
+        raise CalibrationError(f"calibration {cal_id}: predictive parameters do not cover its items")
+    params = ItemParams(stored.params.item_ids, *(items[k].to_numpy(dtype=float, na_value=np.nan) for k in _PCOLS))
+    nan = float("nan")
+    return PredictiveModel(params, items["se_a"].to_numpy(dtype=float), items["se_b"].to_numpy(dtype=float),
+                           items["basis"].to_numpy().astype(str), stored.prior(), float(row[0]),
+                           (nan if row[1] is None else float(row[1]), nan if row[2] is None else float(row[2])),
+                           str(row[3]), json.loads(row[4]))
 
 
 def item_parameter_history(bank: Any, item_id: str) -> list[dict[str, Any]]:
@@ -339,5 +390,5 @@ def item_parameter_history(bank: Any, item_id: str) -> list[dict[str, Any]]:
 
 __all__ = ["KEPT_AT_PRIOR", "PARAM_COLUMNS", "STATUS_REASONS", "USABLE_STATUSES", "StoredCalibration",
            "calibration_info", "calibration_params_frame", "item_parameter_history", "item_statuses",
-           "list_calibrations", "load_calibration", "previous_calibration_id", "resolve_calibration_id",
+           "list_calibrations", "load_calibration", "load_predictive", "save_predictive", "previous_calibration_id", "resolve_calibration_id",
            "save_calibration"]

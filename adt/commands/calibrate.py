@@ -1,4 +1,4 @@
-"""``adt calibrate``, ``adt calibration list|show|diff|flags`` and ``adt estimate``."""
+"""``adt calibrate``, ``adt calibration list|show|diff|flags``, ``adt estimate`` and ``adt compare``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import click
 import pandas as pd
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx, to_jsonable
+from adt.errors import InputError
 from adt.workflow.calibrate import (
     DEFAULT_BOOT,
     CalibrateOptions,
     calibrate,
     calibration_flags,
+    compare_all,
+    compare_models,
     diff_calibrations,
     estimate_model,
 )
@@ -206,29 +209,113 @@ def flags_cmd(ctx: Context, calibration_id: str | None, against: str | None, z_c
 @cli.command("estimate")
 @click.option("--model", required=True, help="The model's name in the bank.")
 @click.option("--filter", "filters", multiple=True, help="KEY=VALUE (repeatable): the slice to predict.")
+@click.option("--by", default=None, help="A tag key: sub-scores per value, with intervals where the data allow.")
 @click.option("--calibration", "calibration_id", default=None, help="Calibration id (default: the latest).")
 @click.option("--method", type=click.Choice(["eap", "map", "mle"]), default="eap", show_default=True)
+@click.option("--exact-params", is_flag=True,
+              help="Treat the calibration as exact (no parameter, misfit or person-fit terms): the old intervals.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def estimate_cmd(ctx: Context, model: str, filters: tuple[str, ...], calibration_id: str | None, method: str,
-                 as_json: bool) -> None:
+def estimate_cmd(ctx: Context, model: str, filters: tuple[str, ...], by: str | None, calibration_id: str | None,
+                 method: str, exact_params: bool, as_json: bool) -> None:
     """A model's ability with its 95% interval and its predicted accuracy on a slice (default: whole bank)."""
     with ctx.bank("adt estimate") as bank:
         est = estimate_model(bank, model, calibration_id=calibration_id, filters=parse_filters(filters),
-                             method=method)
+                             method=method, exact_params=exact_params, by=by)
     if as_json:
         emit(to_jsonable(est), True)
         return
+    click.echo("\n".join(estimate_lines(est)))
+
+
+def estimate_lines(est: dict[str, Any]) -> list[str]:
+    """The text of one estimate: ability, predicted accuracy, what the interval holds, flags, sub-scores."""
+    mark = " [EXTRAPOLATED]" if est["extrapolated"] else ""
     lines = [
         f"model {est['model']}: ability {_f(est['theta'])} +/- {_f(est['se'])} ({est['method']}), "
         f"95% interval [{_f(est['lo'])}, {_f(est['hi'])}]{' (bounded MLE)' if est['bounded'] else ''} "
-        f"from {est['n_items']} calibrated items",
-        f"  predicted accuracy on the slice: {100 * est['pred_acc']:.1f}% "
-        f"({100 * est['pred_lo']:.1f}-{100 * est['pred_hi']:.1f}%) over "
-        f"{est['n_answered'] + est['n_predicted']} items: {est['n_answered']} answered "
-        f"(observed {_f(100 * est['observed_accuracy'], 1)}%), {est['n_predicted']} predicted"
-        + (f"; {est['n_excluded']} unanswered items without calibrated parameters left out" if est['n_excluded'] else ""),
-        f"  calibration {est['calibration_id']} (snapshot {est['calibration_snapshot_id']}); bank snapshot "
-        f"{est['snapshot_id']}",
+        f"from {est['n_items']} items{mark}",
+        f"  predicted accuracy on the slice: {_pct(est['pred_acc'])} ({_pct(est['pred_lo'])}-{_pct(est['pred_hi'])}) "
+        f"over {est['n_predicted']} items: {est['n_answered']} answered "
+        f"(observed {_pct(est['observed_accuracy'])}), {est['n_predicted'] - est['n_answered']} predicted",
     ]
+    if not est["covers_slice"]:
+        lines.append(f"  NOTE: the prediction is {est['slice_note']}")
+    if est["extrapolated"]:
+        lines.append(f"  EXTRAPOLATED: {est['extrapolation']}")
+    if not est["exact_params"] and math.isfinite(est["person_fit_z"] or math.nan):
+        lean = (f"; estimate leans {100 * est['person_fit_weight']:.0f}% toward the summed-score prediction "
+                f"{_pct(est['summed_acc'])}" if est["person_fit_weight"] > 0 else "")
+        lines.append(f"  person fit z = {_f(est['person_fit_z'], 2)} (p = {_f(est['person_fit_p'], 3)}){lean}; "
+                     f"calibration misfit sd {_f(est['misfit_sd'], 4)}")
+    lines.append("  interval holds: " + "; ".join(est["sources"]))
+    for row in est.get("by") or []:
+        key = est["by_key"]
+        if row["refused"]:
+            lines.append(f"    {key}={row[key]}: refused: {row['refused']}")
+        else:
+            lines.append(f"    {key}={row[key]}: {_pct(row['pred_acc'])} ({_pct(row['pred_lo'])}-{_pct(row['pred_hi'])})"
+                         f" over {row['n_predicted']} items, {row['n_answered']} answered"
+                         + (" [EXTRAPOLATED]" if row["extrapolated"] else "")
+                         + ("" if row["covers_slice"] else f" (of {row['n_slice_items']})"))
+    lines.append(f"  calibration {est['calibration_id']} (snapshot {est['calibration_snapshot_id']}); bank snapshot "
+                 f"{est['snapshot_id']}")
+    return lines
+
+
+def _pct(x: Any) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(v) else f"{100 * v:.1f}%"
+
+
+@cli.command("compare")
+@click.argument("models", nargs=-1)
+@click.option("--all", "all_pairs", is_flag=True, help="Every pair of models, p-values adjusted over the pairs.")
+@click.option("--adjust", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True)
+@click.option("--filter", "filters", multiple=True, help="KEY=VALUE (repeatable): the slice compared.")
+@click.option("--calibration", "calibration_id", default=None, help="Calibration id (default: the latest).")
+@click.option("--exact-params", is_flag=True, help="Treat the calibration as exact (for comparison).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def compare_cmd(ctx: Context, models: tuple[str, ...], all_pairs: bool, adjust: str, filters: tuple[str, ...],
+                calibration_id: str | None, exact_params: bool, as_json: bool) -> None:
+    """Is A better than B? Paired difference in ability and predicted accuracy, 95% interval and p-value."""
+    if all_pairs == bool(models):
+        raise InputError("give two models (adt compare A B) or --all")
+    if not all_pairs and len(models) != 2:
+        raise InputError(f"adt compare takes two models, got {len(models)}")
+    with ctx.bank("adt compare") as bank:
+        if all_pairs:
+            frame = compare_all(bank, calibration_id=calibration_id, filters=parse_filters(filters), adjust=adjust,
+                                exact_params=exact_params)
+        else:
+            out = compare_models(bank, models[0], models[1], calibration_id=calibration_id,
+                                 filters=parse_filters(filters), exact_params=exact_params)
+    if all_pairs:
+        if as_json:
+            emit(frame, True)
+            return
+        cols = ["model_a", "model_b", "diff_acc", "acc_lo", "acc_hi", "p_acc", "p_adjusted", "n_common", "paired"]
+        click.echo(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        click.echo(f"p-values adjusted by {adjust} over {len(frame)} pairs; calibration {frame['calibration_id'].iloc[0]}")
+        return
+    if as_json:
+        emit(to_jsonable(out), True)
+        return
+    pts = 100 * out["diff_acc"]
+    lines = [
+        f"{out['model_a']} - {out['model_b']}: accuracy {pts:+.1f} points "
+        f"({100 * out['acc_lo']:+.1f} to {100 * out['acc_hi']:+.1f}), p = {_f(out['p_acc'], 4)}; "
+        f"ability {_f(out['diff_theta'])} ({_f(out['theta_lo'])} to {_f(out['theta_hi'])}), p = {_f(out['p_theta'], 4)}",
+        f"  {out['n_common']} items answered by both (paired); unpaired interval would be "
+        f"{100 * out['unpaired_lo']:+.1f} to {100 * out['unpaired_hi']:+.1f}",
+        f"  {out['model_a']}: {_pct(out['a']['pred_acc'])}  {out['model_b']}: {_pct(out['b']['pred_acc'])}  "
+        f"over {out['n_predicted']} of the slice's {out['n_slice_items']} items",
+    ]
+    if out["note"]:
+        lines.append(f"  NOTE: {out['note']}")
+    lines.append(f"  calibration {out['calibration_id']}")
     click.echo("\n".join(lines))

@@ -18,17 +18,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from adt.errors import CalibrationError, InputError
 from calibration import (
     CalibrationConvergenceWarning,
     CalibrationResult,
     DriftReport,
-    Posterior,
     Prior,
     ResponseSet,
     abilities_for,
-    ability_posterior,
+    adjust_pvalues,
     estimate_ability,
     fit_mml,
     fit_pyirt,
@@ -38,12 +38,11 @@ from calibration import (
     link,
     mantel_haenszel_drift,
     parameter_drift,
-    predict_score,
     select_model,
     transform_params,
     transform_se,
 )
-from calibration.irt import ItemParams
+from calibration.predictive import PredictiveModel, build_predictive, compare, evidence, exact_view, predict
 from calibration.store import (
     KEPT_AT_PRIOR,
     STATUS_REASONS,
@@ -244,6 +243,7 @@ class _Fitted:
     result: CalibrationResult
     selection: pd.DataFrame | None
     linking: dict[str, Any] | None
+    predictive: PredictiveModel | None = None
 
 
 def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
@@ -280,7 +280,8 @@ def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
         linking = _fixed_link_record(anchor, result)
     elif link_method == "stocking_lord" and anchor is not None:
         result, linking = _stocking_lord(anchor, result, rng, opts.n_boot)
-    return _Fitted(result, selection, linking)
+    # What every estimate needs of this calibration, built once here (calibration.predictive).
+    return _Fitted(result, selection, linking, _build_predictive(result, rs))
 
 
 def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, t0: float) -> CalibrationOutcome:
@@ -289,7 +290,8 @@ def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, 
              "exclude_models": list(opts.exclude_models), "models": list(opts.models),
              "n_dropped_retired_responses": inputs.dropped}
     cal_id = save_calibration(bank, result, responses=inputs.responses, runs=inputs.runs, filters=opts.filters,
-                              link=fitted.linking, extra_settings=extra, snapshot_id=inputs.snapshot)
+                              link=fitted.linking, extra_settings=extra, snapshot_id=inputs.snapshot,
+                              predictive=fitted.predictive)
     status = item_statuses(result)
     counts = {s: int((status == s).sum()) for s in ("calibrated", "fixed", *KEPT_AT_PRIOR) if (status == s).any()}
     return CalibrationOutcome(cal_id, result, counts, len(inputs.runs), inputs.dropped, inputs.snapshot,
@@ -359,103 +361,201 @@ def _mean_scores(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["model", "item_id"], as_index=False, sort=True)["score"].mean()
 
 
-def _predict_for(scores: pd.Series, stored: StoredCalibration, usable: ItemParams, usable_pos: dict[str, int],
-                 slice_ids: Sequence[str], method: str, prior: Prior, level: float) -> dict[str, Any]:
-    """Ability and predicted slice accuracy of one model from its per-item scores (indexed by item id)."""
-    on_usable = scores[scores.index.isin(list(usable_pos))]
-    idx = np.array([usable_pos[k] for k in on_usable.index], dtype=np.int64)
-    params = usable.subset(idx) if idx.size else ItemParams((), np.zeros(0), np.zeros(0))
-    s = on_usable.to_numpy(dtype=float)
-    ability: Posterior | Any
-    if idx.size == 0 and method == "mle":
-        est = None
-        ability = ability_posterior(s, params, prior=prior)
-    else:
-        est = estimate_ability(s, params, method, prior=prior, level=level)
-        if method == "eap":
-            ability = ability_posterior(s, params, prior=prior)
-        elif np.isfinite(est.se) and est.se > 0:
-            ability = est
-        else:
-            ability = ability_posterior(s, params, prior=prior)
-    in_slice = pd.Index(slice_ids)
-    answered = scores[scores.index.isin(in_slice)]
-    unanswered = [k for k in slice_ids if k not in answered.index]
-    predictable = [k for k in unanswered if k in usable_pos]
-    excluded = len(unanswered) - len(predictable)
-    out: dict[str, Any] = {
-        "method": method, "theta": est.theta if est else float("nan"), "se": est.se if est else float("nan"),
-        "lo": est.lo if est else float("nan"), "hi": est.hi if est else float("nan"),
-        "bounded": bool(est.bounded) if est else False, "n_items": int(idx.size),
-        "n_slice_items": len(slice_ids), "n_answered": len(answered), "n_predicted": len(predictable),
-        "n_excluded": excluded,
-        "observed_accuracy": float(answered.mean()) if len(answered) else float("nan"),
-    }
-    if len(answered) + len(predictable) == 0:
-        out.update(pred_acc=float("nan"), pred_lo=float("nan"), pred_hi=float("nan"), level=level)
-        return out
-    dummy = ItemParams(tuple(answered.index), np.ones(len(answered)), np.zeros(len(answered)))
-    un = usable.subset(np.array([usable_pos[k] for k in predictable], dtype=np.int64)) if predictable else \
-        ItemParams((), np.zeros(0), np.zeros(0))
-    pred = predict_score(answered.to_numpy(dtype=float), dummy, un, ability, level=level)
-    out.update(pred_acc=pred.mean, pred_lo=pred.lo, pred_hi=pred.hi, level=level)
+def predictive_model(bank: Any, stored: StoredCalibration, *, exact_params: bool = False) -> PredictiveModel:
+    """What prediction needs of ``stored`` (``calibration.predictive``): the stored predictive parameters,
+    else (a calibration stored before they existed) built now from the responses it was fitted on;
+    ``exact_params`` gives the calibration taken as exact (today's intervals, for comparison)."""
+    if exact_params:
+        ab = stored.abilities["theta"].to_numpy(dtype=float)
+        rng_ = (float(np.nanmin(ab)), float(np.nanmax(ab))) if ab.size else (float("nan"), float("nan"))
+        return exact_view(stored.params, stored.item_status, stored.prior(), rng_)
+    if stored.predictive is not None:
+        return stored.predictive
+    frame = _calibration_responses(bank, stored)
+    rs = ResponseSet.from_frame(_mean_scores(frame), "model", "item_id", "score", item_ids=list(stored.params.item_ids))
+    theta = stored.abilities.set_index("model")["theta"].reindex(list(rs.model_ids)).to_numpy(dtype=float)
+    if np.isnan(theta).any():
+        raise CalibrationError(f"calibration {stored.calibration_id}: abilities missing for some of its models")
+    return build_predictive(stored.params, stored.se, stored.item_status, theta=theta, model_ids=rs.model_ids,
+                            model_idx=rs.model_idx, item_idx=rs.item_idx, score=rs.score,
+                            response_item_ids=rs.item_ids, prior=stored.prior(), settings=stored.settings,
+                            irt_model=stored.irt_model)
+
+
+def _build_predictive(result: CalibrationResult, rs: ResponseSet) -> PredictiveModel:
+    prior = Prior.from_calibration(result) if np.asarray(result.quad_points).size >= 2 else Prior.normal()
+    return build_predictive(result.params, result.se, item_statuses(result), theta=result.theta,
+                            model_ids=result.model_ids, model_idx=rs.model_idx, item_idx=rs.item_idx, score=rs.score,
+                            response_item_ids=rs.item_ids, prior=prior, settings=result.settings,
+                            irt_model=result.model)
+
+
+# Sub-scores (--by) need this many answered items in the sub-slice: below it a model's relative
+# strength on the sub-slice is mostly prior, and the number would rest on the unidimensional curve alone.
+MIN_SUBSLICE_ANSWERED = 10
+
+
+def _estimate(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], method: str, level: float,
+              pos: Mapping[str, int]) -> dict[str, Any]:
+    pred = predict(model, scores, slice_ids, level=level, pos=pos)
+    out = pred.as_dict()
+    out["method"] = method
+    out["bounded"] = False
+    if method != "eap" and pred.n_items:
+        ev = evidence(model, scores, slice_ids, pos)
+        est = estimate_ability(ev.obs_scores, model.params.subset(ev.obs_idx), method, prior=model.prior, level=level)
+        out.update(theta=est.theta, se=est.se, lo=est.lo, hi=est.hi, bounded=bool(est.bounded))
     return out
 
 
-def estimate_scores(stored: StoredCalibration, scores: pd.Series, slice_ids: Sequence[str], *,
+def estimate_scores(calibration: StoredCalibration | PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], *,
                     method: str = "eap", level: float = 0.95) -> dict[str, Any]:
     """Ability and predicted accuracy on ``slice_ids`` of one model from its per-item scores (a Series
-    indexed by item id), under a stored calibration: what ``estimate_model`` computes, without a bank
-    (held-out validation replays forms through it)."""
+    indexed by item id): what ``estimate_model`` computes, without reading the model from a bank (held-out
+    validation replays forms through it). ``calibration``: a PredictiveModel (``predictive_model``), or a
+    StoredCalibration loaded with its predictive parameters."""
     if method not in ("eap", "map", "mle"):
         raise InputError(f"--method {method!r}: choose eap, map or mle")
-    usable = stored.usable_params()
-    pos = {k: i for i, k in enumerate(usable.item_ids)}
-    return _predict_for(scores, stored, usable, pos, list(slice_ids), method, stored.prior(), level)
+    pm = calibration if isinstance(calibration, PredictiveModel) else calibration.predictive
+    if pm is None:
+        raise CalibrationError("this calibration has no stored predictive parameters: use predictive_model(bank, ...)")
+    return _estimate(pm, scores, list(slice_ids), method, level, pm.position())
 
 
-def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
-                   filters: Mapping[str, Sequence[str]] | None = None, method: str = "eap",
-                   level: float = 0.95) -> dict[str, Any]:
-    """One model's ability (from all its answers to the calibration's usable items) and its predicted
-    accuracy on the slice ``filters`` selects: observed answers there plus the expected score, with a
-    predictive interval, on the slice's usable items it did not answer. Slice items it did not answer that
-    have no usable parameters are excluded and counted."""
-    if method not in ("eap", "map", "mle"):
-        raise InputError(f"--method {method!r}: choose eap, map or mle")
-    stored = load_calibration(bank, calibration_id)
+def _model_scores(bank: Any, model: str, filters: Mapping[str, Sequence[str]] | None = None) -> pd.Series:
     frame = bank.responses(None, models=[model])
     if frame.empty:
         known = sorted(bank.responses(None)["model"].unique())[:10]
         raise InputError(f"model {model!r} has no responses in the bank" + (f"; models: {', '.join(known)}"
                                                                            if known else ""))
-    scores = _mean_scores(frame).set_index("item_id")["score"]
-    usable = stored.usable_params()
-    pos = {k: i for i, k in enumerate(usable.item_ids)}
+    return _mean_scores(frame).set_index("item_id")["score"]
+
+
+def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
+                   filters: Mapping[str, Sequence[str]] | None = None, method: str = "eap",
+                   level: float = 0.95, exact_params: bool = False, by: str | None = None) -> dict[str, Any]:
+    """One model's ability (from all its answers to items the calibration can predict) and its predicted
+    accuracy on the slice ``filters`` selects: observed answers there plus the predictive distribution of
+    the rest, with every source of error the calibration knows (``calibration.predictive``). Slice items
+    that cannot be predicted are counted, and the prediction says it covers fewer items. ``by``: a tag key;
+    sub-scores per value (``by`` rows), refused where fewer than MIN_SUBSLICE_ANSWERED items were answered."""
+    if method not in ("eap", "map", "mle"):
+        raise InputError(f"--method {method!r}: choose eap, map or mle")
+    stored = load_calibration(bank, calibration_id)
+    scores = _model_scores(bank, model)
+    slice_ids = _slice_ids(bank, filters)
+    pm = predictive_model(bank, stored, exact_params=exact_params)
+    pos = pm.position()
     out: dict[str, Any] = {"model": model}
-    out.update(_predict_for(scores, stored, usable, pos, _slice_ids(bank, filters), method, stored.prior(), level))
+    out.update(_estimate(pm, scores, slice_ids, method, level, pos))
     out.update(calibration_id=stored.calibration_id, calibration_snapshot_id=stored.snapshot_id,
                snapshot_id=bank.snapshot_id(), filters={k: list(v) for k, v in (filters or {}).items()})
+    if by:
+        out["by_key"] = by
+        out["by"] = _by_rows(bank, pm, scores, slice_ids, by, method, level, pos)
     return out
 
 
+def _subslices(bank: Any, slice_ids: Sequence[str], key: str) -> dict[str, list[str]]:
+    """The slice's items grouped by their value(s) of tag ``key`` (an item with several values is in each)."""
+    items = bank.items({"item_id": list(slice_ids)})
+    if key not in items.columns:
+        tags = sorted(c for c in items.columns if c not in ("item_id", "question", "choices", "answer"))
+        raise InputError(f"--by {key!r}: no such tag key or column; keys: {', '.join(tags)}")
+    groups: dict[str, list[str]] = {}
+    for item_id, value in zip(items["item_id"], items[key], strict=True):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        for v in str(value).split("|"):
+            groups.setdefault(v, []).append(str(item_id))
+    return dict(sorted(groups.items()))
+
+
+def _by_rows(bank: Any, pm: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], key: str, method: str,
+             level: float, pos: Mapping[str, int]) -> list[dict[str, Any]]:
+    rows = []
+    for value, ids in _subslices(bank, slice_ids, key).items():
+        answered = int(scores.index.isin(pd.Index(ids)).sum())
+        row: dict[str, Any] = {key: value, "n_slice_items": len(ids), "n_answered": answered}
+        if answered < MIN_SUBSLICE_ANSWERED:
+            row["refused"] = (f"{answered} answered items (a sub-score needs at least {MIN_SUBSLICE_ANSWERED})")
+        else:
+            est = _estimate(pm, scores, ids, method, level, pos)
+            row.update({k: est[k] for k in ("pred_acc", "pred_lo", "pred_hi", "n_predicted", "covers_slice",
+                                            "observed_accuracy", "extrapolated")})
+            row["refused"] = ""
+        rows.append(row)
+    return rows
+
+
 def estimate_all(bank: Any, calibration_id: str | None = None, filters: Mapping[str, Sequence[str]] | None = None,
-                 method: str = "eap", level: float = 0.95) -> pd.DataFrame:
+                 method: str = "eap", level: float = 0.95, exact_params: bool = False) -> pd.DataFrame:
     """``estimate_model`` for every model with responses in the bank: one row per model (sorted)."""
     if method not in ("eap", "map", "mle"):
         raise InputError(f"method {method!r}: choose eap, map or mle")
     stored = load_calibration(bank, calibration_id)
     scores = _mean_scores(bank.responses(None))
-    usable = stored.usable_params()
-    pos = {k: i for i, k in enumerate(usable.item_ids)}
+    pm = predictive_model(bank, stored, exact_params=exact_params)
+    pos = pm.position()
     slice_ids = _slice_ids(bank, filters)
-    prior = stored.prior()
     rows = []
     for model, grp in scores.groupby("model", sort=True):
         row: dict[str, Any] = {"model": model}
-        row.update(_predict_for(grp.set_index("item_id")["score"], stored, usable, pos, slice_ids, method, prior, level))
+        row.update(_estimate(pm, grp.set_index("item_id")["score"], slice_ids, method, level, pos))
         rows.append(row)
     out = pd.DataFrame(rows)
+    out["calibration_id"] = stored.calibration_id
+    return out
+
+
+def compare_models(bank: Any, model_a: str, model_b: str, *, calibration_id: str | None = None,
+                   filters: Mapping[str, Sequence[str]] | None = None, level: float = 0.95,
+                   exact_params: bool = False) -> dict[str, Any]:
+    """A minus B on the slice: ability and predicted-accuracy differences with intervals and p-values, the
+    items both answered taken as paired data (``calibration.predictive.compare``)."""
+    if model_a == model_b:
+        raise InputError(f"cannot compare model {model_a!r} with itself")
+    stored = load_calibration(bank, calibration_id)
+    scores_a, scores_b = _model_scores(bank, model_a), _model_scores(bank, model_b)
+    slice_ids = _slice_ids(bank, filters)
+    pm = predictive_model(bank, stored, exact_params=exact_params)
+    pos = pm.position()
+    est = {m: _estimate(pm, s, slice_ids, "eap", level, pos) for m, s in ((model_a, scores_a), (model_b, scores_b))}
+    for m, e in est.items():
+        if not np.isfinite(e["pred_acc"]):
+            raise InputError(f"model {m!r} has no responses the calibration can use on this slice")
+    cmp = compare(pm, scores_a, scores_b, slice_ids, level=level)
+    out: dict[str, Any] = {"model_a": model_a, "model_b": model_b}
+    out.update(cmp.as_dict())
+    z = float(norm.ppf(0.5 + level / 2))
+    sd_un = float(np.hypot(est[model_a]["pred_sd"], est[model_b]["pred_sd"]))
+    out.update(unpaired_lo=cmp.diff_acc - z * sd_un, unpaired_hi=cmp.diff_acc + z * sd_un,
+               a=est[model_a], b=est[model_b], calibration_id=stored.calibration_id,
+               filters={k: list(v) for k, v in (filters or {}).items()})
+    return out
+
+
+def compare_all(bank: Any, *, calibration_id: str | None = None, filters: Mapping[str, Sequence[str]] | None = None,
+                level: float = 0.95, adjust: str = "holm", exact_params: bool = False) -> pd.DataFrame:
+    """Every pair of models with responses, with p-values adjusted over the pairs (Holm or BH)."""
+    stored = load_calibration(bank, calibration_id)
+    scores = _mean_scores(bank.responses(None))
+    models = sorted(scores["model"].unique())
+    if len(models) < 2:
+        raise InputError("compare --all needs at least two models with responses")
+    by_model = {m: g.set_index("item_id")["score"] for m, g in scores.groupby("model")}
+    slice_ids = _slice_ids(bank, filters)
+    pm = predictive_model(bank, stored, exact_params=exact_params)
+    rows = []
+    rng = np.random.default_rng(0)
+    for i, ma in enumerate(models):
+        for mb in models[i + 1:]:
+            c = compare(pm, by_model[ma], by_model[mb], slice_ids, level=level,
+                        rng=np.random.default_rng(rng.integers(2**32)))
+            rows.append({"model_a": ma, "model_b": mb, **c.as_dict()})
+    out = pd.DataFrame(rows)
+    out["p_adjusted"] = adjust_pvalues(out["p_acc"].to_numpy(dtype=float), adjust)
+    out["adjust"] = adjust
     out["calibration_id"] = stored.calibration_id
     return out
 

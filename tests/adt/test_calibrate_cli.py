@@ -156,7 +156,10 @@ def test_estimate_interval_covers_truth(sim: dict[str, Any], cal1: dict[str, Any
     assert np.isfinite(out["theta"]) and out["se"] > 0 and out["lo"] < out["theta"] < out["hi"]
     assert out["lo"] <= sim["theta"][model] <= out["hi"]
     assert out["pred_lo"] <= out["pred_acc"] <= out["pred_hi"]
-    assert out["n_answered"] + out["n_predicted"] == N_ITEMS and out["n_predicted"] > 0
+    # the prediction covers the whole slice (answered + predicted) and says so
+    assert out["n_predicted"] == out["n_slice_items"] == N_ITEMS and out["n_predicted"] > out["n_answered"]
+    assert out["covers_slice"] and out["slice_note"] == ""
+    assert "item parameters" in " ".join(out["sources"]) and np.isfinite(out["person_fit_z"])
     assert out["pred_lo"] <= sim["full_acc"][model] <= out["pred_hi"]
     assert out["calibration_id"] == cal1["calibration_id"] and out["snapshot_id"].startswith("snap_")
     text = CliRunner().invoke(cli, ["--bank", str(sim["bank"]), "estimate", "--model", model, "--method", "mle",
@@ -243,7 +246,7 @@ def test_real_mmlu_pro_calibrates_in_seconds(shared_data: Path, tmp_path: Path) 
     est = cli_json(bank, "estimate", "--model", model, "--filter", "subject=history")
     assert np.isfinite(est["theta"]) and est["lo"] < est["theta"] < est["hi"]
     # a discrete predictive interval (number correct) may sit up to one item off the mean
-    one = 1 / (est["n_answered"] + est["n_predicted"])
+    one = 1 / est["n_predicted"]
     assert est["pred_lo"] - one <= est["pred_acc"] <= est["pred_hi"] + one
     assert abs(est["pred_acc"] - est["observed_accuracy"]) < 0.05     # it answered (nearly) every item
 
