@@ -614,72 +614,77 @@ class Comparison:
 
 def compare(model: PredictiveModel, scores_a: pd.Series, scores_b: pd.Series, slice_ids: Sequence[str], *,
             level: float = 0.95, n_draws: int = 200, rng: np.random.Generator | None = None) -> Comparison:
-    """Paired comparison of two models on one slice under one calibration.
+    """Paired comparison of two models on one slice under one calibration (``compare_many`` for two)."""
+    return compare_many(model, {"a": scores_a, "b": scores_b}, slice_ids, [("a", "b")], level=level,
+                        n_draws=n_draws, rng=rng)[0]
 
-    The difference of predicted accuracies is (answered by both: exact paired differences) + (the rest:
-    each side's observed answers or predictions). Its distribution is simulated jointly: per replicate
-    one draw of the item parameters shared by both models (so calibration error common to both cancels),
-    each model's ability from its own posterior under those parameters, the number right on its
-    unanswered items (normal, Bernoulli), and each model's misfit and person-fit terms independently.
-    The p-value is the two-sided tail of that distribution at zero (a posterior-predictive p)."""
+
+def compare_many(model: PredictiveModel, scores: Mapping[str, pd.Series], slice_ids: Sequence[str],
+                 pairs: Sequence[tuple[str, str]], *, level: float = 0.95, n_draws: int = 200,
+                 rng: np.random.Generator | None = None) -> list[Comparison]:
+    """A minus B for each pair, on one slice under one calibration.
+
+    The difference of predicted accuracies is (items both answered: exact paired differences) + (the
+    rest: each side's observed answers or predictions). Its distribution is simulated jointly: per
+    replicate one draw of the item parameters shared by every model (so calibration error common to
+    both sides cancels), each model's ability from its own posterior under those parameters, its number
+    right on its unanswered items (normal, Bernoulli), and its misfit and person-fit terms
+    independently. Every model is simulated once per replicate, so all pairs cost one simulation. The
+    interval is centred on the point predictions; the p-value is the two-sided tail at zero."""
     rng = rng if rng is not None else np.random.default_rng(0)
     pos = model.position()
-    ea, eb = evidence(model, scores_a, slice_ids, pos), evidence(model, scores_b, slice_ids, pos)
-    pa, pb = (predict_evidence(model, e, level=level, rng=np.random.default_rng(rng.integers(2**32)))
-              for e in (ea, eb))
-    if not (np.isfinite(pa.pred_acc) and np.isfinite(pb.pred_acc)):
-        raise InputError("a model has nothing to predict on this slice")
-    common = scores_a.index.intersection(scores_b.index).intersection(pd.Index(slice_ids))
+    names = list(scores)
+    evs = {k: evidence(model, scores[k], slice_ids, pos) for k in names}
+    preds = {k: predict_evidence(model, evs[k], level=level, rng=np.random.default_rng(rng.integers(2**32)))
+             for k in names}
+    for k, p in preds.items():
+        if not np.isfinite(p.pred_acc):
+            raise InputError(f"model {k!r} has nothing to predict on this slice")
     grid = default_grid()
     logprior = model.prior.log_density(grid)
-    draws = 0 if model.exact or model.se_source == "none" else n_draws
-    sims_acc, sims_theta = [], []
-    reps = max(draws, 1)
-    per = max(1, n_draws // reps) if draws else n_draws
+    reps = max(int(n_draws), 1)
+    draw = not (model.exact or model.se_source == "none")
+    acc = {k: np.empty(reps) for k in names}
+    th = {k: np.empty(reps) for k in names}
     for r in range(reps):
-        if draws:
-            shared = _draw(model.params, model.se_a, model.se_b, rng)
-        else:
-            shared = model.params
-        vals_a = _simulate_side(model, shared, ea, pa, grid, logprior, rng, per, r == 0 or draws > 0)
-        vals_b = _simulate_side(model, shared, eb, pb, grid, logprior, rng, per, r == 0 or draws > 0)
-        sims_acc.append(vals_a[0] - vals_b[0])
-        sims_theta.append(vals_a[1] - vals_b[1])
-    d_acc, d_th = np.concatenate(sims_acc), np.concatenate(sims_theta)
-    # Centre on the point predictions (the simulation supplies the spread and the shape).
-    d_acc = d_acc - d_acc.mean() + (pa.pred_acc - pb.pred_acc)
-    d_th = d_th - d_th.mean() + (pa.theta - pb.theta)
+        shared = _draw(model.params, model.se_a, model.se_b, rng) if draw else model.params
+        for k in names:
+            acc[k][r], th[k][r] = _simulate_side(model, shared, evs[k], preds[k], grid, logprior, rng)
     lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
-    note = "" if len(common) else ("the two models answered no item of the slice in common: compared through the "
-                                   "calibration only")
-    return Comparison(diff_theta=pa.theta - pb.theta, theta_lo=float(np.quantile(d_th, lo_q)),
-                      theta_hi=float(np.quantile(d_th, hi_q)), p_theta=_two_sided(d_th),
-                      diff_acc=pa.pred_acc - pb.pred_acc, acc_lo=float(np.quantile(d_acc, lo_q)),
-                      acc_hi=float(np.quantile(d_acc, hi_q)), p_acc=_two_sided(d_acc), sd_acc=float(d_acc.std()),
-                      n_common=len(common), n_slice_items=len(slice_ids),
-                      n_predicted=min(pa.n_predicted, pb.n_predicted), paired=bool(len(common)), level=level,
-                      note=note)
+    in_slice = pd.Index(slice_ids)
+    out = []
+    for ka, kb in pairs:
+        pa, pb = preds[ka], preds[kb]
+        d_acc = acc[ka] - acc[kb]
+        d_th = th[ka] - th[kb]
+        d_acc = d_acc - d_acc.mean() + (pa.pred_acc - pb.pred_acc)
+        d_th = d_th - d_th.mean() + (pa.theta - pb.theta)
+        common = len(scores[ka].index.intersection(scores[kb].index).intersection(in_slice))
+        note = "" if common else "the two models answered no item of the slice in common: compared through the " \
+                                 "calibration only"
+        out.append(Comparison(
+            diff_theta=pa.theta - pb.theta, theta_lo=float(np.quantile(d_th, lo_q)),
+            theta_hi=float(np.quantile(d_th, hi_q)), p_theta=_two_sided(d_th), diff_acc=pa.pred_acc - pb.pred_acc,
+            acc_lo=float(np.quantile(d_acc, lo_q)), acc_hi=float(np.quantile(d_acc, hi_q)), p_acc=_two_sided(d_acc),
+            sd_acc=float(d_acc.std()), n_common=common, n_slice_items=len(slice_ids),
+            n_predicted=min(pa.n_predicted, pb.n_predicted), paired=bool(common), level=level, note=note))
+    return out
 
 
 def _simulate_side(model: PredictiveModel, params: ItemParams, ev: _Evidence, pred: Prediction, grid: NDArray,
-                   logprior: NDArray, rng: np.random.Generator, n: int, fresh: bool) -> tuple[NDArray, NDArray]:
-    """``n`` simulated (accuracy, ability) values of one model under one parameter draw."""
+                   logprior: NDArray, rng: np.random.Generator) -> tuple[float, float]:
+    """One simulated (accuracy, ability) of one model under one parameter draw."""
     post = _posterior(ev.obs_scores, params.subset(ev.obs_idx), grid, logprior)
-    cdf = np.cumsum(post)
-    theta = np.interp(rng.uniform(0, 1, n), cdf, grid)
+    theta = float(np.interp(rng.uniform(0, 1), np.cumsum(post), grid))
     un = params.subset(ev.unanswered_idx)
-    total = pred.n_predicted
+    total = max(pred.n_predicted, 1)
+    x = 0.0
     if len(un):
-        p = prob(theta[:, None], un.a, un.b, un.c, un.d)
-        mean = p.sum(axis=1)
-        sd = np.sqrt(np.maximum((p * (1 - p)).sum(axis=1), 0.0))
-        x = mean + sd * rng.normal(size=n)
-        extra = np.sqrt((model.misfit_sd * len(un)) ** 2)
-        x = x + extra * rng.normal(size=n)
-    else:
-        x = np.zeros(n)
-    acc = (float(ev.slice_answered.sum()) + x) / max(total, 1)
-    return acc, theta
+        p = prob(theta, un.a, un.b, un.c, un.d)
+        sd = np.sqrt(max(float((p * (1 - p)).sum()), 0.0))
+        extra = np.hypot(model.misfit_sd * len(un), pred.sd_components.get("person_fit", 0.0) * total)
+        x = float(p.sum()) + np.hypot(sd, extra) * float(rng.normal())
+    return (float(ev.slice_answered.sum()) + x) / total, theta
 
 
 def _two_sided(x: NDArray) -> float:

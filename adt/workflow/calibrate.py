@@ -42,7 +42,15 @@ from calibration import (
     transform_params,
     transform_se,
 )
-from calibration.predictive import PredictiveModel, build_predictive, compare, evidence, exact_view, predict
+from calibration.predictive import (
+    PredictiveModel,
+    build_predictive,
+    compare,
+    compare_many,
+    evidence,
+    exact_view,
+    predict,
+)
 from calibration.store import (
     KEPT_AT_PRIOR,
     STATUS_REASONS,
@@ -546,13 +554,9 @@ def compare_all(bank: Any, *, calibration_id: str | None = None, filters: Mappin
     by_model = {m: g.set_index("item_id")["score"] for m, g in scores.groupby("model")}
     slice_ids = _slice_ids(bank, filters)
     pm = predictive_model(bank, stored, exact_params=exact_params)
-    rows = []
-    rng = np.random.default_rng(0)
-    for i, ma in enumerate(models):
-        for mb in models[i + 1:]:
-            c = compare(pm, by_model[ma], by_model[mb], slice_ids, level=level,
-                        rng=np.random.default_rng(rng.integers(2**32)))
-            rows.append({"model_a": ma, "model_b": mb, **c.as_dict()})
+    pairs = [(ma, mb) for i, ma in enumerate(models) for mb in models[i + 1:]]
+    found = compare_many(pm, by_model, slice_ids, pairs, level=level)
+    rows = [{"model_a": ma, "model_b": mb, **c.as_dict()} for (ma, mb), c in zip(pairs, found, strict=True)]
     out = pd.DataFrame(rows)
     out["p_adjusted"] = adjust_pvalues(out["p_acc"].to_numpy(dtype=float), adjust)
     out["adjust"] = adjust
