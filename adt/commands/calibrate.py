@@ -45,8 +45,9 @@ def _f(x: Any, digits: int = 3) -> str:
 @click.option("--link", "link_method", type=click.Choice(["stocking-lord", "fixed"]), default=None,
               help="Put this calibration on an earlier one's scale.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--guessing", type=click.Choice(["estimate", "choices"]), default="estimate", show_default=True,
-              help="3PL/4PL lower asymptote: estimated with a prior, or fixed at 1/number of choices.")
+@click.option("--guessing", type=click.Choice(["auto", "estimate", "choices"]), default="auto", show_default=True,
+              help="3PL/4PL lower asymptote: estimated with a prior, fixed at 1/number of choices, or auto "
+                   "(held at 0 when every item is numeric, which cannot be guessed; else estimated).")
 @click.option("--holdout", type=float, default=0.2, show_default=True, help="--irt auto: held-out share.")
 @click.option("--epochs", type=int, default=2000, show_default=True, help="--method pyirt: SVI epochs.")
 @click.option("--link-boot", type=int, default=DEFAULT_BOOT, show_default=True,

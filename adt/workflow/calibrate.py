@@ -64,6 +64,9 @@ from calibration.store import (
 
 IRT_CHOICES = ("1pl", "2pl", "3pl", "4pl", "auto")
 LINK_CHOICES = ("fixed", "stocking_lord")
+GUESSING_CHOICES = ("auto", "estimate", "choices")
+# Item types whose answers cannot be guessed: an exact-match number has no lower asymptote.
+UNGUESSABLE_TYPES = ("numeric",)
 DEFAULT_BOOT = 200
 
 
@@ -81,7 +84,7 @@ class CalibrateOptions:
     link: str | None = None                  # fixed | stocking_lord
     anchor_calibration: str | None = None    # default: the latest calibration
     seed: int = 0
-    guessing: str = "estimate"               # 3PL/4PL lower asymptote: estimate | choices (1/k)
+    guessing: str = "auto"                   # 3PL/4PL lower asymptote: auto | estimate | choices (1/k)
     holdout_frac: float = 0.2                # --irt auto: share of responses held out
     epochs: int = 2000                       # py-irt
     n_boot: int = DEFAULT_BOOT               # Stocking-Lord bootstrap replicates
@@ -232,8 +235,8 @@ def _check_options(opts: CalibrateOptions) -> None:
         raise InputError(f"--method pyirt fits the 2PL only (got --irt {irt})")
     if method == "pyirt" and link_method == "fixed":
         raise InputError("--link fixed needs --method mml (py-irt cannot hold anchor items fixed)")
-    if opts.guessing not in ("estimate", "choices"):
-        raise InputError(f"--guessing {opts.guessing!r}: choose estimate or choices")
+    if opts.guessing not in GUESSING_CHOICES:
+        raise InputError(f"--guessing {opts.guessing!r}: choose {', '.join(GUESSING_CHOICES)}")
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,16 @@ def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
                                        models=opts.models)
     anchor = load_calibration(bank, opts.anchor_calibration) if _link_method(opts) else None
     k = _n_choices(bank, rs.item_ids) if opts.guessing == "choices" else None
+    if opts.guessing == "auto" and _all_unguessable(bank, rs.item_ids):
+        k = np.zeros(len(rs.item_ids))   # 3PL/4PL: c held at 0 (guessing_from_choices of no choices)
     return _Inputs(snapshot, rs, runs, dropped, anchor, k)
+
+
+def _all_unguessable(bank: Any, item_ids: Sequence[str]) -> bool:
+    """``--guessing auto``: True when every item is of a type that cannot be guessed (numeric exact match),
+    so a 3PL/4PL holds c at 0; otherwise c is estimated under its prior (a bank mixing both estimates it)."""
+    items = bank.items({"item_id": list(item_ids)}, with_tags=False)
+    return bool(len(items)) and bool(items["item_type"].isin(UNGUESSABLE_TYPES).all())
 
 
 def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
@@ -295,6 +307,7 @@ def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
 def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, t0: float) -> CalibrationOutcome:
     result = fitted.result
     extra = {"irt_requested": opts.irt.lower(), "rounds": list(opts.rounds), "guessing_option": opts.guessing,
+             "guessing_fixed_at_zero": bool(inputs.n_choices is not None and not np.any(inputs.n_choices > 1)),
              "exclude_models": list(opts.exclude_models), "models": list(opts.models),
              "n_dropped_retired_responses": inputs.dropped}
     cal_id = save_calibration(bank, result, responses=inputs.responses, runs=inputs.runs, filters=opts.filters,

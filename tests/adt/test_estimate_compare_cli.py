@@ -136,3 +136,33 @@ def test_bad_input_one_line_exit_1_bank_unchanged(world: dict[str, Any], capsys:
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 1 and needle in err and len(err.splitlines()) == 1
     assert _sha(world["bank"]) == before
+
+
+def test_guessing_auto_holds_c_at_zero_for_numeric_items(tmp_path: Path) -> None:
+    """Exact-match numbers cannot be guessed: a 3PL on an all-numeric bank keeps c = 0 by default, and
+    estimates it where items have choices."""
+    from calibration.store import load_calibration
+
+    rng = np.random.default_rng(4)
+    n_items, n_models = 30, 120
+    theta, b = rng.normal(0, 1, n_models), rng.normal(0, 1, n_items)
+    y = (rng.random((n_models, n_items)) < expit(theta[:, None] - b)).astype(float)
+    mm, ii = np.nonzero(np.ones_like(y, bool))
+    pd.DataFrame({"model": [f"m{k}" for k in mm], "qid": [f"n{k}" for k in ii], "score": y[mm, ii]}).to_csv(
+        tmp_path / "r.csv", index=False)
+    for kind, extra in (("numeric", {"type": "numeric", "answer": "42"}),
+                        ("mc", {"choices": ["w", "x", "y", "z"], "answer": "A"})):
+        rows = [{"id": f"n{k}", "question": f"How many {k}?", **extra} for k in range(n_items)]
+        (tmp_path / f"{kind}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        bank = tmp_path / f"{kind}.duckdb"
+        with open_bank(bank, create=True) as bk:
+            bk.import_items([tmp_path / f"{kind}.jsonl"], ImportOptions(source="toy"))
+            bk.import_responses(tmp_path / "r.csv", source="toy", model_col="model", item_col="qid", score_col="score")
+        cli_json(bank, "calibrate", "--irt", "3pl")
+        with open_bank(bank) as bk:
+            stored = load_calibration(bk)
+        c = stored.params.c[stored.item_status == "calibrated"]
+        if kind == "numeric":
+            assert stored.settings["guessing_fixed_at_zero"] and np.all(c == 0)
+        else:
+            assert not stored.settings["guessing_fixed_at_zero"] and np.all(c > 0)
