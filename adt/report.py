@@ -38,6 +38,7 @@ from calibration.irt import ItemParams
 SLICE_KEYS = ("scenario", "domain", "language")
 COMPOSITION_KEYS = ("frequency_tier", "difficulty_band", "language")
 LEVEL = 0.95
+PARAM_DRAWS = 20  # parameter draws behind each simulated interval's calibration-error term
 
 
 # ------------------------------------------------------------------------------------------------
@@ -56,6 +57,13 @@ class CalibrationView:
     previous: CalibrationView | None = None
     prior: Any = None  # calibration.Prior of the latent distribution; None = N(0, 1)
     fixed: NDArray[np.bool_] | None = None  # anchors held at an earlier calibration's values
+    predictive: Any = None  # calibration.predictive.PredictiveModel: what every estimate and interval uses
+
+    def predictive_params(self) -> tuple[ItemParams, dict[str, NDArray]]:
+        """The predictive parameters of every item they can predict, with the SEs the draws use."""
+        pm = self.predictive
+        idx = np.flatnonzero(pm.predictable)
+        return pm.params.subset(idx), {"a": pm.se_a[idx], "b": pm.se_b[idx]}
 
     def fixed_mask(self) -> NDArray[np.bool_]:
         return np.zeros(len(self.params), bool) if self.fixed is None else np.asarray(self.fixed, bool)
@@ -139,7 +147,9 @@ def load_calibration_view(bank: Any, calibration_id: str | None, responses: pd.D
     prev_id = store.previous_calibration_id(bank, stored.calibration_id)
     if prev_id is not None:
         previous = _view_of(store.load_calibration(bank, prev_id), None)
-    view = _view_of(stored, previous)
+    from adt.workflow.calibrate import predictive_model
+
+    view = replace(_view_of(stored, previous), predictive=predictive_model(bank, stored))
     if previous is not None:
         view = _with_anchor_se(view, previous)
     return view
@@ -184,11 +194,18 @@ def fit_view(responses: pd.DataFrame, *, seed: int, irt_model: str = "2pl") -> C
         raise InputError("the bank has no responses: nothing to calibrate or report")
     rs = ResponseSet.from_frame(responses.groupby(["model", "item_id"], as_index=False)["score"].mean(),
                                 "model", "item_id", "score")
+    from calibration import Prior
+    from calibration.predictive import build_predictive
+
     res = fit_mml(rs, irt_model, rng=np.random.default_rng(seed), seed=seed, warn=False)
     digest = hashlib.sha256(pd.util.hash_pandas_object(responses[["model", "item_id", "score"]], index=False)
                             .to_numpy().tobytes()).hexdigest()[:12]
+    prior = Prior.from_calibration(res)
+    pm = build_predictive(res.params, res.se, np.asarray(res.item_status), theta=res.theta, model_ids=res.model_ids,
+                          model_idx=rs.model_idx, item_idx=rs.item_idx, score=rs.score, response_item_ids=rs.item_ids,
+                          prior=prior, settings=res.settings, irt_model=irt_model)
     return CalibrationView(f"report-fit-{irt_model}-{digest}", res.params, dict(res.se), np.asarray(res.item_status),
-                           irt_model, seed, True)
+                           irt_model, seed, True, prior=prior, predictive=pm)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -201,11 +218,11 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
 
     ``defer_loo``: leave the leave-one-model-out refits for ``replay_models`` (so a caller can let go of
     the bank first; they need none of it)."""
-    from calibration import Prior, estimate_abilities, predict_score
-    from calibration.ability import Posterior, ability_posteriors
+    from calibration.ability import ability_posteriors
+    from calibration.predictive import abilities_with_parameter_error, predict
 
     root = np.random.SeedSequence(seed)
-    rank_rng, cov_rng = (np.random.default_rng(s) for s in root.spawn(2))
+    rank_rng, cov_rng, draw_rng = (np.random.default_rng(s) for s in root.spawn(3))
     notes: list[str] = []
     figures: dict[str, str] = {}
 
@@ -238,35 +255,43 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     pos = {k: i for i, k in enumerate(params.item_ids)}
 
     # -- leaderboard ---------------------------------------------------------------------------------
+    # One implementation (calibration.predictive): abilities whose intervals hold the parameters' error,
+    # predicted accuracy on every item of the bank with the honest interval, extrapolation, person fit.
     say("leaderboard ...")
-    used = resp[resp["item_id"].isin(pos)]
+    pm = cal.predictive
+    pparams, pse = cal.predictive_params()
+    ppos = {k: i for i, k in enumerate(pparams.item_ids)}
+    used = resp[resp["item_id"].isin(ppos)]
     models = sorted(resp["model"].unique())
     if used.empty:
         raise InputError(f"{scope}: none of the answered items is calibrated in {cal.calibration_id}")
     m_of = {m: i for i, m in enumerate(models)}
     mi = used["model"].map(m_of).to_numpy(np.int64)
-    ji = used["item_id"].map(pos).to_numpy(np.int64)
+    ji = used["item_id"].map(ppos).to_numpy(np.int64)
     sc = used["score"].to_numpy(float)
-    prior = cal.prior or Prior.normal()
-    est = estimate_abilities(mi, ji, sc, params, "eap", n_models=len(models), level=LEVEL, prior=prior)
-    grid, post = ability_posteriors(mi, ji, sc, params, n_models=len(models), prior=prior)
+    prior = pm.prior
+    est = abilities_with_parameter_error(mi, ji, sc, pparams, pse, n_models=len(models), prior=prior, level=LEVEL,
+                                         rng=draw_rng)
+    grid, post = ability_posteriors(mi, ji, sc, pparams, n_models=len(models), prior=prior)
     probs, rank_lo, rank_hi = rank_distribution(grid, post, rank_rng)
-    bank_all = all_resp[all_resp["item_id"].isin(pos)]
-    pred_rows = []
-    for name in models:
-        answered = bank_all[bank_all["model"] == name].drop_duplicates("item_id")
-        a_idx = answered["item_id"].map(pos).to_numpy(np.int64)
-        rest = np.setdiff1d(np.arange(len(params)), a_idx)
-        p = predict_score(answered["score"].to_numpy(float), params.subset(a_idx), params.subset(rest),
-                          Posterior(grid, post[m_of[name]]), level=LEVEL)
-        pred_rows.append((p.mean, p.lo, p.hi, len(a_idx)))
-    pred = np.array(pred_rows, dtype=float).reshape(len(models), 4)
+    bank_ids = [str(i) for i in bank.item_ids()]
+    mean_scores = all_resp.groupby(["model", "item_id"], sort=True)["score"].mean()
+    pm_pos = pm.position()
+    preds = [predict(pm, mean_scores.loc[name], bank_ids, level=LEVEL, pos=pm_pos) for name in models]
     board = pd.DataFrame({"model": models, "theta": est.theta, "se": est.se, "lo": est.lo, "hi": est.hi,
-                          "n_items": est.n_items, "pred_acc": pred[:, 0], "pred_lo": pred[:, 1],
-                          "pred_hi": pred[:, 2], "n_bank_answered": pred[:, 3].astype(int),
+                          "n_items": est.n_items, "pred_acc": [p.pred_acc for p in preds],
+                          "pred_lo": [p.pred_lo for p in preds], "pred_hi": [p.pred_hi for p in preds],
+                          "n_bank_answered": [p.n_answered for p in preds],
+                          "n_predicted": [p.n_predicted for p in preds], "n_slice_items": len(bank_ids),
+                          "extrapolated": [p.extrapolated for p in preds],
+                          "person_fit_z": [p.person_fit_z for p in preds],
                           "rank_lo": rank_lo, "rank_hi": rank_hi,
                           "p_best": probs[:, 0], "raw_accuracy": resp.groupby("model")["score"].mean()
                           .reindex(models).to_numpy()})
+    short = board["n_predicted"] < board["n_slice_items"]
+    if short.any():
+        notes.append(f"predicted accuracy covers {int(board['n_predicted'].min())}-{int(board['n_predicted'].max())} "
+                     f"of the bank's {len(bank_ids)} items: items no calibration model answered cannot be predicted")
     board = board.sort_values("theta", ascending=False, kind="stable").reset_index(drop=True)
     board.insert(0, "rank", np.arange(1, len(board) + 1))
     sep = separability(board["lo"].to_numpy(), board["hi"].to_numpy())
@@ -281,7 +306,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     say("slices ...")
     items = bank.items({"item_id": sorted(set(resp["item_id"]))}) if len(set(resp["item_id"])) <= 200_000 else \
         bank.items()
-    slices = _slice_abilities(used, items, params, pos, models, min_slice_items, notes)
+    slices = _slice_abilities(used, items, pparams, ppos, models, min_slice_items, notes)
 
     # -- forms -----------------------------------------------------------------------------------
     say("forms ...")
@@ -324,12 +349,14 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     loo_job: dict[str, Any] | None = None
     if forms_out:
         target = forms_out[0]
-        fparams, fmissing = plots.subset_params(params, target["item_ids"])
+        fparams, fmissing = plots.subset_params(pparams, target["item_ids"])
         if len(fparams):
             say(f"honesty: coverage simulation on form {target['name']} ...")
-            fpos = [pos[k] for k in fparams.item_ids]
-            cov = simulated_coverage(fparams, {k: v[fpos] for k, v in se.items()}, cov_rng, n_worlds=n_worlds,
-                                     per_world=per_world, level=LEVEL, prior=prior)
+            fpos = [ppos[k] for k in fparams.item_ids]
+            # The product's intervals (parameter error included), respondents from the latent distribution.
+            cov = simulated_coverage(fparams, {k: v[fpos] for k, v in pse.items()}, cov_rng, n_worlds=n_worlds,
+                                     per_world=per_world, level=LEVEL, prior=prior, param_draws=PARAM_DRAWS,
+                                     abilities_from="prior")
             honesty = {"form": target["name"], "coverage": cov}
             if loo:
                 chosen = None
@@ -576,6 +603,7 @@ td.nosep{color:#9a4b00;text-align:left;font-size:12px}
 .card{background:#fff;border:1px solid #d5dde6;border-radius:6px;padding:12px 16px;margin:12px 0}
 .big{font-size:28px;font-weight:600;color:#1f4e79}
 .warn{color:#9a4b00}
+.flag{font-size:11px;margin-left:4px;padding:0 4px;border-radius:3px;background:#fdecea;color:#9a4b00}
 .ok{color:#2e7d32}
 .bad{color:#b00020}
 img{max-width:100%;border:1px solid #e2e8ee;background:#fff}
@@ -614,6 +642,21 @@ def _img(report: Report, name: str, alt: str) -> str:
     return f'<img data-testid="fig-{name}" alt="{_e(alt)}" src="{uri}">' if uri else ""
 
 
+def _flags(r: Any) -> str:
+    """Marks after a predicted accuracy: extrapolated, a poor person fit, a slice only partly predicted."""
+    marks = []
+    if getattr(r, "extrapolated", False):
+        marks.append('<span class="flag" data-testid="extrapolated" title="ability outside every calibration '
+                     'model\'s">extrapolated</span>')
+    z = getattr(r, "person_fit_z", float("nan"))
+    if np.isfinite(z) and abs(z) >= 2:
+        marks.append(f'<span class="flag" data-testid="person-misfit" title="person fit z">misfit z={z:+.1f}</span>')
+    n_pred, n_slice = getattr(r, "n_predicted", 0), getattr(r, "n_slice_items", 0)
+    if n_pred and n_pred < n_slice:
+        marks.append(f'<span class="flag" data-testid="partial-slice">of {n_pred:,} of {n_slice:,} items</span>')
+    return (" " + " ".join(marks)) if marks else ""
+
+
 def _leaderboard_html(board: pd.DataFrame) -> str:
     head = ("<tr><th>rank</th><th>model</th><th>ability</th><th>SE</th><th>95% interval</th>"
             "<th>predicted bank accuracy</th><th>95% predictive interval</th><th>rank 95% interval</th>"
@@ -629,7 +672,7 @@ def _leaderboard_html(board: pd.DataFrame) -> str:
             f'<td data-testid="theta">{r.theta:+.3f}</td><td data-testid="se">{r.se:.3f}</td>'
             f'<td class="interval" data-testid="ability-interval" data-lo="{r.lo:.4f}" data-hi="{r.hi:.4f}">'
             f"[{r.lo:+.2f}, {r.hi:+.2f}]</td>"
-            f'<td data-testid="pred-acc">{r.pred_acc:.1%}</td>'
+            f'<td data-testid="pred-acc">{r.pred_acc:.1%}{_flags(r)}</td>'
             f'<td class="interval" data-testid="pred-interval" data-lo="{r.pred_lo:.4f}" data-hi="{r.pred_hi:.4f}">'
             f"[{r.pred_lo:.1%}, {r.pred_hi:.1%}]</td>"
             f'<td class="interval" data-testid="rank-interval">{r.rank_lo}&ndash;{r.rank_hi}</td>'
@@ -727,12 +770,15 @@ def _honesty_html(h: dict[str, Any]) -> str:
         out.append('<p class="note">No form in scope: nothing to check.</p></div>')
         return "".join(out)
     cls = "ok" if abs(cov.coverage - LEVEL) <= 0.03 else "warn"
+    spread = ("drawn from the calibration's latent distribution" if cov.abilities_from == "prior" else
+              f"spread evenly over abilities {cov.theta_range[0]:+.0f} to {cov.theta_range[1]:+.0f}")
     out.append(f"<p>Form <b>{_e(h['form'])}</b> ({cov.n_items} calibrated items). {cov.n:,} simulated respondents "
-               f"spread evenly over abilities {cov.theta_range[0]:+.0f} to {cov.theta_range[1]:+.0f}, in "
-               f"{cov.n_worlds} worlds whose item parameters are drawn from the calibration's standard errors; "
-               "each is estimated with the point parameters, as the leaderboard is.</p>")
+               f"{spread}, in {cov.n_worlds} worlds whose item parameters are drawn from the calibration's standard "
+               "errors; each is estimated with the point parameters and given the leaderboard's interval, which "
+               f"holds the parameters' error ({cov.param_draws} draws).</p>")
     out.append(f'<p>actual coverage of the nominal 95% intervals: <span class="big {cls}" data-testid="coverage">'
-               f"{cov.coverage:.1%}</span> (Monte Carlo SE {cov.mc_se:.1%}; {cov.coverage_point_params:.1%} if the "
+               f"{cov.coverage:.1%}</span> (Monte Carlo SE {cov.mc_se:.1%}; intervals that took the parameters as "
+               f"exact would cover {cov.coverage_exact_intervals:.1%}; {cov.coverage_point_params:.1%} if the "
                f"parameters were exact; mean interval width {cov.mean_width:.2f})</p>")
     out.append(_table(cov.by_band, testid="coverage-bands"))
     loo = h.get("loo")

@@ -53,6 +53,9 @@ class Coverage:
     n_items: int
     n_worlds: int
     theta_range: tuple[float, float]
+    coverage_exact_intervals: float = float("nan")  # same worlds, intervals that take the parameters as exact
+    param_draws: int = 0                             # draws behind each interval's parameter term (0: none)
+    abilities_from: str = "uniform"                  # uniform over theta_range | prior (the latent distribution)
 
     @property
     def mc_se(self) -> float:
@@ -132,31 +135,49 @@ def draw_params(params: ItemParams, se: Mapping[str, ArrayLike] | None, rng: np.
 
 def simulated_coverage(params: ItemParams, se: Mapping[str, NDArray], rng: np.random.Generator, *,
                        n_worlds: int = 200, per_world: int = 25, theta_range: tuple[float, float] = (-3.0, 3.0),
-                       level: float = LEVEL, prior: Any = None) -> Coverage:
-    """Coverage of the EAP intervals on a form whose parameters are known only up to ``se`` (module doc).
+                       level: float = LEVEL, prior: Any = None, param_draws: int = 0,
+                       abilities_from: str = "uniform") -> Coverage:
+    """Coverage of the 95% ability intervals on a form whose parameters are known only up to ``se``.
 
-    Also reports the coverage when the responses come from the point parameters themselves (what a
-    check that ignores calibration error would claim), the mean interval width, and coverage by band of
-    true ability.
+    Each world draws one set of parameters from ``se`` (the same calibration error for everyone in it),
+    simulates respondents answering with them, and scores them with the point parameters. The intervals
+    checked are the product's: with ``param_draws`` > 0 they hold the parameters' error
+    (``calibration.predictive.abilities_with_parameter_error``); ``coverage_exact_intervals`` is the same
+    check of intervals that take the parameters as exact, and ``coverage_point_params`` the check when the
+    responses come from the point parameters themselves (what a check blind to calibration error would
+    claim). Respondents: uniform over ``theta_range``, or (``abilities_from="prior"``) drawn from
+    ``prior`` (a ``calibration.Prior``: the calibration's latent distribution), where a Bayesian interval's
+    average coverage is nominal by construction when the model holds. Also: mean interval width and
+    coverage by band of true ability.
     """
     from .ability import estimate_abilities
+    from .predictive import abilities_with_parameter_error
 
     if len(params) == 0:
         raise InputError("coverage simulation: the form has no calibrated items")
+    if abilities_from not in ("uniform", "prior"):
+        raise InputError(f"abilities_from {abilities_from!r}: choose uniform or prior")
     lo_t, hi_t = theta_range
     thetas: list[NDArray] = []
     hits: list[NDArray] = []
+    hits_exact: list[NDArray] = []
     hits_point: list[NDArray] = []
     widths: list[NDArray] = []
     for _ in range(n_worlds):
-        theta = rng.uniform(lo_t, hi_t, per_world)
-        for world_params, sink in ((draw_params(params, se, rng), hits), (params, hits_point)):
-            rs = simulate_responses(world_params, theta, rng)
-            est = estimate_abilities(rs.model_idx, rs.item_idx, rs.score, params, "eap", n_models=per_world,
-                                     level=level, prior=prior)
-            sink.append((est.lo <= theta) & (theta <= est.hi))
-            if sink is hits:
-                widths.append(est.hi - est.lo)
+        theta = _respondents(rng, per_world, theta_range, prior if abilities_from == "prior" else None)
+        world = draw_params(params, se, rng)
+        rs = simulate_responses(world, theta, rng)
+        est = abilities_with_parameter_error(rs.model_idx, rs.item_idx, rs.score, params, se, n_models=per_world,
+                                             prior=prior, level=level, n_draws=param_draws, rng=rng)
+        hits.append((est.lo <= theta) & (theta <= est.hi))
+        widths.append(est.hi - est.lo)
+        exact = est if param_draws <= 0 else estimate_abilities(rs.model_idx, rs.item_idx, rs.score, params, "eap",
+                                                                 n_models=per_world, level=level, prior=prior)
+        hits_exact.append((exact.lo <= theta) & (theta <= exact.hi))
+        rs0 = simulate_responses(params, theta, rng)
+        est0 = estimate_abilities(rs0.model_idx, rs0.item_idx, rs0.score, params, "eap", n_models=per_world,
+                                  level=level, prior=prior)
+        hits_point.append((est0.lo <= theta) & (theta <= est0.hi))
         thetas.append(theta)
     t, h, hp = np.concatenate(thetas), np.concatenate(hits), np.concatenate(hits_point)
     edges = np.array([-np.inf, -2.0, -1.0, 1.0, 2.0, np.inf])
@@ -165,8 +186,22 @@ def simulated_coverage(params: ItemParams, se: Mapping[str, NDArray], rng: np.ra
     rows = [(names[k], int((band == k).sum()), float(h[band == k].mean()), float(hp[band == k].mean()))
             for k in range(len(names)) if (band == k).any()]
     by_band = pd.DataFrame(rows, columns=["ability band", "n", "coverage", "coverage_point_params"])
+    span = (float(t.min()), float(t.max())) if abilities_from == "prior" else (float(lo_t), float(hi_t))
     return Coverage(float(h.mean()), int(h.size), float(hp.mean()), float(np.concatenate(widths).mean()), by_band,
-                    len(params), n_worlds, (float(lo_t), float(hi_t)))
+                    len(params), n_worlds, span, float(np.concatenate(hits_exact).mean()), int(max(param_draws, 0)),
+                    abilities_from)
+
+
+def _respondents(rng: np.random.Generator, n: int, theta_range: tuple[float, float], prior: Any) -> NDArray:
+    if prior is None:
+        return rng.uniform(theta_range[0], theta_range[1], n)
+    if getattr(prior, "points", None) is None:
+        return rng.normal(prior.mean, prior.sd, n)
+    # A discrete latent distribution: pick nodes by weight, jitter uniformly within each node's cell.
+    pts, w = np.asarray(prior.points), np.asarray(prior.weights)
+    k = rng.choice(pts.size, n, p=w / w.sum())
+    half = np.diff(pts).mean() / 2 if pts.size > 1 else 0.0
+    return pts[k] + rng.uniform(-half, half, n)
 
 
 def leave_one_model_out(responses: pd.DataFrame, form_items: Sequence[str], *, irt_model: str = "2pl",

@@ -56,7 +56,16 @@ from scipy.stats import norm
 
 from adt.errors import InputError
 
-from .ability import Posterior, Prior, _grid_quantiles, _mixture_pmf, default_grid
+from .ability import (
+    AbilityEstimates,
+    Posterior,
+    Prior,
+    _grid_quantiles,
+    _mixture_pmf,
+    default_grid,
+    estimate_abilities,
+)
+from .honesty import draw_params
 from .irt import EPS, ItemParams, prob
 
 DEFAULT_DRAWS = 20
@@ -421,11 +430,13 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
     # spread their error adds (a normal term). Mixing drawn posteriors with point-parameter curves of the
     # unanswered items would shift the mean: the two would no longer describe one calibration.
     post = _posterior(ev.obs_scores, obs, grid, logprior)
-    drawn = [_posterior(ev.obs_scores, _draw(obs, model.se_a[ev.obs_idx], model.se_b[ev.obs_idx], rng,
-                                             item_specific=True), grid, logprior) for _ in range(draws)]
+    sa, sb = model.se_a[ev.obs_idx], model.se_b[ev.obs_idx]
+    drawn = [_posterior(ev.obs_scores, _draw(obs, sa, sb, rng, item_specific=True), grid, logprior)
+             for _ in range(draws)]
     z = float(norm.ppf(0.5 + level / 2))
     theta = float(post @ grid)
-    sd_theta_draws = float(np.std([w @ grid for w in drawn])) if drawn else 0.0
+    sd_theta_draws = float(np.std([_posterior(ev.obs_scores, _draw(obs, sa, sb, rng), grid, logprior) @ grid
+                                   for _ in range(draws)])) if draws else 0.0
     se = float(np.hypot(np.sqrt(max(float(post @ grid**2) - theta**2, 0.0)), sd_theta_draws))
     q = _grid_quantiles(grid, post[None, :], np.array([(1 - level) / 2, (1 + level) / 2]))[0]
     q = np.array([theta - np.hypot(theta - q[0], z * sd_theta_draws), theta + np.hypot(q[1] - theta, z * sd_theta_draws)])
@@ -572,19 +583,42 @@ def _param_var(model: PredictiveModel, idx: NDArray, theta: float) -> float:
 
 def _draw(params: ItemParams, se_a: NDArray, se_b: NDArray, rng: np.random.Generator, *,
           item_specific: bool = False) -> ItemParams:
-    """One draw of (a, b): a log-normal around itself with SD se_a, b normal with SD se_b.
+    """One draw of (a, b) from their SEs (``calibration.honesty.draw_params``: a log-normal, b normal).
 
-    ``item_specific``: the draws' mean shift of b and of log a over the drawn items is taken out. An
+    ``item_specific``: the draw's mean shift of b and of log a over the drawn items is taken out. An
     error shared by every item (the latent scale's location and spread, fixed by the calibration's prior)
     moves the ability and the unanswered items' curves together and cancels in predicted accuracy; only
-    the item-specific part of the error reaches it."""
-    n = len(params)
-    mag = np.maximum(params.a, 1e-6)
-    ea = rng.normal(0.0, 1.0, n) * se_a / mag
-    eb = rng.normal(0.0, 1.0, n) * se_b
-    if item_specific and n > 1:
-        ea, eb = ea - ea.mean(), eb - eb.mean()
-    return ItemParams(params.item_ids, mag * np.exp(ea), params.b + eb, params.c, params.d)
+    the item-specific part of the error reaches it. (It does not cancel in the ability itself.)"""
+    drawn = draw_params(params, {"a": se_a, "b": se_b}, rng)
+    if not item_specific or len(params) < 2:
+        return drawn
+    ea = np.log(np.maximum(drawn.a, 1e-12)) - np.log(np.maximum(params.a, 1e-12))
+    eb = drawn.b - params.b
+    return ItemParams(params.item_ids, params.a * np.exp(ea - ea.mean()), params.b + (eb - eb.mean()), params.c,
+                      params.d)
+
+
+def abilities_with_parameter_error(model_idx: NDArray, item_idx: NDArray, scores: NDArray, params: ItemParams,
+                                   se: Mapping[str, ArrayLike], *, n_models: int, prior: Prior | None = None,
+                                   level: float = 0.95, n_draws: int = DEFAULT_DRAWS,
+                                   rng: np.random.Generator | None = None) -> AbilityEstimates:
+    """EAP abilities of many models whose 95% intervals also hold the item parameters' error: each interval
+    is widened (in quadrature, each side) by the SD of the model's EAP over ``n_draws`` draws of the
+    parameters from ``se``. The point estimates are the point-parameter EAPs. (The leaderboard and the
+    report's coverage simulation use this; ``predict`` widens one model's interval the same way.)"""
+    base = estimate_abilities(model_idx, item_idx, scores, params, "eap", n_models=n_models, prior=prior,
+                              level=level)
+    if n_draws <= 0 or not se:
+        return base
+    rng = rng if rng is not None else np.random.default_rng(0)
+    thetas = np.stack([estimate_abilities(model_idx, item_idx, scores, draw_params(params, se, rng), "eap",
+                                          n_models=n_models, prior=prior, level=level).theta
+                       for _ in range(n_draws)])
+    sd = thetas.std(axis=0)
+    z = float(norm.ppf(0.5 + level / 2))
+    t = base.theta
+    return AbilityEstimates(t, np.hypot(base.se, sd), t - np.hypot(t - base.lo, z * sd), t + np.hypot(base.hi - t, z * sd),
+                            base.n_items, base.bounded, "eap", level)
 
 
 # ---------------------------------------------------------------------------------------------- comparison

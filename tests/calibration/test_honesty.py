@@ -173,3 +173,18 @@ def test_leave_one_model_out_predicts_full_bank_accuracy(rng: np.random.Generato
     # A model seen only on the form has nothing to predict: it is left out.
     only_form = pd.concat([df, pd.DataFrame({"model": "newcomer", "item_id": form, "score": 1.0})])
     assert "newcomer" not in set(leave_one_model_out(only_form, form, models=["newcomer"])["model"])
+
+
+def test_intervals_with_parameter_error_restore_coverage(rng: np.random.Generator) -> None:
+    """The product's intervals (widened by the EAP's spread over parameter draws) hold ~95% where
+    intervals that take the parameters as exact do not; respondents from the prior."""
+    from calibration import Prior
+
+    params = form_params(rng)
+    se = {"a": np.full(60, 0.15), "b": np.full(60, 0.6)}
+    cov = simulated_coverage(params, se, rng, n_worlds=80, per_world=25, param_draws=20,
+                             prior=Prior.normal(), abilities_from="prior")
+    # 2,000 respondents in 80 worlds (errors shared within a world): allow about 3 cluster SEs
+    assert 0.91 <= cov.coverage <= 0.985
+    assert cov.coverage_exact_intervals < cov.coverage - 0.02
+    assert cov.param_draws == 20 and cov.abilities_from == "prior"
