@@ -101,11 +101,16 @@ class StoredCalibration:
         return Prior.normal()
 
     def pool_frame(self) -> pd.DataFrame:
-        """``item_id, a, b, c, d`` for the sampler: NaN where the item is kept at its prior."""
+        """``item_id, a, b, c, d`` for the sampler and CAT: NaN where the item is kept at its prior.
+
+        Where the calibration has predictive parameters they are used: forms that target information
+        select the items whose discriminations look largest, so they must select (and be scored) on the
+        empirically shrunk ones, not on the noisy point estimates (the winner's curse)."""
         keep = self.usable
+        source = self.params if self.predictive is None else self.predictive.params
         frame = pd.DataFrame({"item_id": list(self.params.item_ids)})
         for k in _PCOLS:
-            frame[k] = np.where(keep, getattr(self.params, k), np.nan)
+            frame[k] = np.where(keep, getattr(source, k), np.nan)
         return frame
 
     def item_table(self) -> pd.DataFrame:
