@@ -67,9 +67,8 @@ def find_enemy_pairs(texts: Sequence[str], threshold: float = 0.9, *, ngram_rang
 def enemy_lists(n: int, pairs: Iterable[tuple[int, int]] | NDArray) -> list[NDArray[np.int64]]:
     """Adjacency list (per item, the indices of its enemies)."""
     p = np.asarray(list(pairs) if not isinstance(pairs, np.ndarray) else pairs, dtype=np.int64).reshape(-1, 2)
-    adj: list[list[int]] = [[] for _ in range(n)]
-    for i, j in p:
-        if i != j:
-            adj[i].append(int(j))
-            adj[j].append(int(i))
-    return [np.array(sorted(set(a)), dtype=np.int64) for a in adj]
+    p = p[p[:, 0] != p[:, 1]]
+    both = np.unique(np.concatenate([p, p[:, ::-1]]), axis=0)   # both directions, sorted, no repeats
+    starts = np.searchsorted(both[:, 0], np.arange(n + 1))
+    none = np.zeros(0, dtype=np.int64)
+    return [both[starts[k]:starts[k + 1], 1].copy() if starts[k + 1] > starts[k] else none for k in range(n)]

@@ -109,12 +109,22 @@ def prepare(pool: pd.DataFrame, spec: FormSpec, *, size: int | None = None,
     keys = coverage_keys if coverage_keys is not None else default_coverage_keys(frame, spec)
     codes, sizes = [], []
     for key in keys:
-        first = [next(iter(split_values(v)), None) for v in frame[key].to_numpy(dtype=object)]
-        cat = pd.Categorical(first)
+        cat = pd.Categorical(first_values(frame[key].to_numpy(dtype=object)))
         codes.append(cat.codes.astype(np.int64))
         sizes.append(len(cat.categories))
     return PreparedPool(frame, ids, a, b, c, d, uncal, info, info.mean(axis=1), exposure,
                         enemy_lists(n, pairs), len(pairs), cells, tuple(codes), tuple(sizes))
+
+
+def first_values(values: NDArray[np.object_]) -> list[str | None]:
+    """Each cell's first tag value (``split_values(v)[0]``, None where it has none), splitting each
+    distinct cell once (tag columns repeat a few values over many items)."""
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (lists): one by one
+        return [next(iter(split_values(v)), None) for v in values]
+    firsts = [next(iter(split_values(u)), None) for u in uniques]
+    return [None if c < 0 else firsts[c] for c in codes.tolist()]
 
 
 def default_coverage_keys(frame: pd.DataFrame, spec: FormSpec) -> tuple[str, ...]:
