@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +93,17 @@ def open_bank(path: str | Path, *, create: bool = False, wait_s: float = DEFAULT
     lock = acquire(path, purpose=purpose, wait_s=wait_s, on_wait=on_wait)
     try:
         conn = _connect(path, wait_s)
+        bank = Bank(conn, path)
         try:
             if create:
                 _create(conn)
             else:
                 _upgrade(conn, path)
-            yield Bank(conn, path)
+            yield bank
         finally:
             conn.close()
+            if bank.conn is not conn:  # reconnected inside the block (a copy, a large import)
+                bank.conn.close()
     finally:
         lock.release()
 
@@ -256,6 +259,17 @@ class Bank:
             count, digest = first(self.conn.execute(_digest_sql(table, cols)))  # type: ignore[misc]
             parts.append(f"{table}:{count}:{digest}")
         return "snap_" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+    def copy_to(self, dest: str | Path) -> Path:
+        """A consistent copy of the bank file at ``dest`` (the connection is closed around the copy, the
+        lock stays held), e.g. a scratch bank for a study that must not write to this one."""
+        dest = Path(dest)
+        self.conn.close()
+        try:
+            shutil.copyfile(self.path, dest)
+        finally:
+            self.conn = _connect(self.path, DEFAULT_WAIT_S)
+        return dest
 
     # -- import -----------------------------------------------------------------------------------
     def import_items(self, paths: Sequence[str | Path], opts: ImportOptions,
@@ -559,6 +573,29 @@ class Bank:
         self.conn.execute("""INSERT INTO models SELECT ?, ?, ?, ?, ?
                              WHERE NOT EXISTS (SELECT 1 FROM models WHERE name = ?)""",
                           [name, family, size, release_date, ts, name])
+
+    MODEL_ATTRIBUTES = ("family", "size", "release_date")
+
+    def models(self) -> pd.DataFrame:
+        """Every model the bank knows: ``name, family, size, release_date`` (NULL where not declared)."""
+        return self.conn.execute("SELECT name, family, size, release_date FROM models ORDER BY name").df()
+
+    def describe_model(self, name: str, *, family: str | None = None, size: str | None = None,
+                       release_date: str | None = None) -> None:
+        """Declare a model's family, size or release date (ISO date); attributes not given stay as they are.
+        A model not yet in the bank is added."""
+        if release_date is not None:
+            try:
+                date.fromisoformat(str(release_date))
+            except ValueError:
+                raise InputError(f"model {name!r}: release date {release_date!r} is not an ISO date "
+                                 f"(YYYY-MM-DD)") from None
+        with self.transaction():
+            self._ensure_model(name, now())
+            for col, value in (("family", family), ("size", size), ("release_date", release_date)):
+                if value is not None and col in self.MODEL_ATTRIBUTES:
+                    self.conn.execute(f"UPDATE models SET {col} = ? WHERE name = ?",  # noqa: S608 - allow-list
+                                      [str(value), name])
 
     RESPONSE_COLS = ("item_id", "score", "raw_output", "extracted", "template_id", "prompt_hash",
                      "choice_logliks", "tokens_in", "tokens_out", "latency_s")
