@@ -194,6 +194,56 @@ def exposure_figure(exposure_runs: ArrayLike, exposure_publications: ArrayLike, 
     return fig
 
 
+# -- validation study ---------------------------------------------------------------------------------
+def validation_figure(summary: pd.DataFrame, *, title: str = "Held-out validation") -> Any:
+    """Per split, two panels against form size, one colour per strategy: the MAE of the predicted accuracy
+    (solid), of the raw accuracy of the same items (dashed) and of the regression baseline (dotted); and
+    the coverage of the 95% predictive intervals with its model-bootstrap interval, the 0.95 target dashed.
+    ``summary``: the rows of ``calibration.validation.summarize``."""
+    need = ("split", "strategy", "form_size", "mae_pred", "mae_raw", "mae_regression", "coverage", "coverage_lo",
+            "coverage_hi")
+    missing = [c for c in need if c not in summary.columns]
+    if missing or summary.empty:
+        raise InputError(f"validation plot: {'no rows' if summary.empty else f'missing column(s) {missing}'}")
+    splits = list(dict.fromkeys(summary["split"]))
+    strategies = list(dict.fromkeys(summary["strategy"]))
+    colours = ["#1f4e79", "#c0504d", "#4f8f3a", "#8064a2", "#d08b2c", "#2c9fa8"]
+    fig = _figure(10.0, 1.0 + 3.0 * len(splits))
+    axes = fig.subplots(len(splits), 2, squeeze=False)
+    for row, split in enumerate(splits):
+        ax_mae, ax_cov = axes[row]
+        for k, strategy in enumerate(strategies):
+            d = summary[(summary["split"] == split) & (summary["strategy"] == strategy)].sort_values("form_size")
+            if d.empty:
+                continue
+            x = d["form_size"].to_numpy(dtype=float)
+            col = colours[k % len(colours)]
+            ax_mae.plot(x, d["mae_pred"], "-o", color=col, label=f"{strategy}: predicted")
+            ax_mae.plot(x, d["mae_raw"], "--s", color=col, alpha=0.7, label=f"{strategy}: raw")
+            ax_mae.plot(x, d["mae_regression"], ":^", color=col, alpha=0.7, label=f"{strategy}: regression")
+            cov = d["coverage"].to_numpy(dtype=float)
+            err = np.vstack([np.clip(cov - d["coverage_lo"].to_numpy(dtype=float), 0, None),
+                             np.clip(d["coverage_hi"].to_numpy(dtype=float) - cov, 0, None)])
+            ax_cov.errorbar(x + 0.01 * k * x, cov, yerr=np.nan_to_num(err), fmt="-o", color=col, capsize=3,
+                            label=strategy)
+        ax_cov.axhline(0.95, color="#777777", linestyle="--", linewidth=1)
+        ax_mae.set_title(f"{split}: mean absolute error of the accuracy")
+        ax_cov.set_title(f"{split}: coverage of the 95% intervals")
+        ax_mae.set_xlabel("form size (items)")
+        ax_cov.set_xlabel("form size (items)")
+        ax_mae.set_ylabel("MAE")
+        ax_cov.set_ylabel("coverage (model bootstrap)")
+        lows = summary.loc[summary["split"] == split, ["coverage", "coverage_lo"]].to_numpy(dtype=float)
+        floor = float(np.nanmin(lows)) if np.isfinite(lows).any() else 0.0
+        ax_cov.set_ylim(max(0.0, min(0.85, floor) - 0.05), 1.02)
+        for ax in (ax_mae, ax_cov):
+            ax.grid(alpha=0.3)
+        ax_mae.legend(fontsize=7)
+        ax_cov.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
 # -- inputs ------------------------------------------------------------------------------------------
 def read_frame(path: str | Path) -> pd.DataFrame:
     """A CSV or Parquet file as a frame; InputError names the file."""

@@ -14,3 +14,4 @@ from adt.commands import sample  # noqa: F401,E402
 from adt.commands import cat  # noqa: F401,E402
 from adt.commands import report  # noqa: F401,E402
 from adt.commands import calibrate  # noqa: F401,E402
+from adt.commands import validate  # noqa: F401,E402
