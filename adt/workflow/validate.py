@@ -433,7 +433,7 @@ def _run_fold(fold: Fold, scratch: Path, study: _Study) -> tuple[list[dict], dic
                 rows.append(row)
     r = outcome.result
     record = {"split": fold.split, "fold": fold.index, "held_out": list(fold.held_out),
-              "calibrate_on": list(fold.calibrate_on), "calibration_id": cid, "converged": bool(r.converged),
+              "calibrate_on": list(fold.calibrate_on), "scratch_calibration_id": cid, "converged": bool(r.converged),
               "n_iter": int(r.n_iter), "calibration_seconds": round(t_cal, 2),
               "seconds": round(time.perf_counter() - t0, 2)}
     d = pd.DataFrame(rows)
