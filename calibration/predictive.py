@@ -293,29 +293,48 @@ def _extreme_curves(ext: NDArray, status: NDArray, theta: NDArray, m: NDArray, j
     return out_a, out_b
 
 
-def _misfit_sd(model: PredictiveModel, m: NDArray, j: NDArray, y: NDArray, n_models: int) -> float:
-    """RMS over the calibration models of (accuracy - expected accuracy at their own posterior)."""
+def _misfit_sd(model: PredictiveModel, m: NDArray, j: NDArray, y: NDArray, n_models: int,
+               n_null: int = 3) -> float:
+    """Model-level misfit: the spread, over the calibration models, of (accuracy - expected accuracy at
+    the model's own posterior), less what it would be if the curves were true.
+
+    On a short bank most of that residual is Bernoulli noise of the model's own answers, which the
+    predictive interval already holds. Its size under the model is measured by a parametric bootstrap:
+    ``n_null`` replicates of every calibration model's answers drawn from its own curves (at its EAP),
+    put through the same statistic. misfit^2 = max(0, mean residual^2 - mean null residual^2)."""
     ok = model.predictable[j]
     m, j, y = m[ok], j[ok], y[ok]
     if n_models < 2 or y.size == 0:
         return 0.0
+    used, jj = np.unique(j, return_inverse=True)
+    sub = model.params.subset(used)
+    grid = default_grid()
+    p_nodes = prob(grid[None, :], sub.a[:, None], sub.b[:, None], sub.c[:, None], sub.d[:, None])  # items x nodes
+    resid, post = _residuals(m, jj, y, n_models, sub, grid, p_nodes, model.prior)
+    theta = post @ grid
+    p_obs = prob(theta[m], sub.a[jj], sub.b[jj], sub.c[jj], sub.d[jj])
+    rng = np.random.default_rng(0)  # the statistic is part of the calibration: the same data give the same value
+    null = [_residuals(m, jj, (rng.random(y.size) < p_obs).astype(float), n_models, sub, grid, p_nodes,
+                       model.prior)[0] for _ in range(n_null)]
+    excess = float(np.mean(resid**2) - np.mean([np.mean(r**2) for r in null]))
+    return float(np.sqrt(max(excess, 0.0)))
+
+
+def _residuals(m: NDArray, jj: NDArray, y: NDArray, n_models: int, sub: ItemParams, grid: NDArray,
+               p_nodes: NDArray, prior: Prior) -> tuple[NDArray, NDArray]:
+    """Per model: accuracy - expected accuracy under its own posterior (models with answers only), and the
+    posteriors of every model."""
     import scipy.sparse as sp
 
     from .ability import _grid_loglik, _normalise
 
-    used, jj = np.unique(j, return_inverse=True)
-    sub = model.params.subset(used)
-    grid = default_grid()
-    ll = _grid_loglik(m, jj, y, n_models, sub, grid)
-    post = _normalise(ll + model.prior.log_density(grid)[None, :])
-    p = prob(grid[None, :], sub.a[:, None], sub.b[:, None], sub.c[:, None], sub.d[:, None])  # items x nodes
-    seen = sp.csr_matrix((np.ones(y.size), (m, jj)), shape=(n_models, used.size))
-    expected = np.einsum("mk,mk->m", post, np.asarray(seen @ p))
+    post = _normalise(_grid_loglik(m, jj, y, n_models, sub, grid) + prior.log_density(grid)[None, :])
+    seen = sp.csr_matrix((np.ones(y.size), (m, jj)), shape=(n_models, sub.a.size))
+    expected = np.einsum("mk,mk->m", post, np.asarray(seen @ p_nodes))
     count = np.bincount(m, minlength=n_models)
     got = np.bincount(m, y, minlength=n_models)
     have = count > 0
-    resid = (got[have] - expected[have]) / count[have]
-    return float(np.sqrt(np.mean(resid**2)))
+    return (got[have] - expected[have]) / count[have], post
 
 
 # ---------------------------------------------------------------------------------------------- prediction
@@ -431,12 +450,21 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
     # unanswered items would shift the mean: the two would no longer describe one calibration.
     post = _posterior(ev.obs_scores, obs, grid, logprior)
     sa, sb = model.se_a[ev.obs_idx], model.se_b[ev.obs_idx]
-    drawn = [_posterior(ev.obs_scores, _draw(obs, sa, sb, rng, item_specific=True), grid, logprior)
-             for _ in range(draws)]
+    # Drawn posteriors move little from the point one: they are computed on its support and a margin.
+    win = _window(post, margin=40)
+
+    def drawn_posteriors(item_specific: bool) -> list[NDArray]:
+        out = []
+        for _ in range(draws):
+            w = np.zeros(grid.size)
+            w[win] = _posterior(ev.obs_scores, _draw(obs, sa, sb, rng, item_specific=item_specific), grid[win],
+                                logprior[win])
+            out.append(w)
+        return out
+
     z = float(norm.ppf(0.5 + level / 2))
     theta = float(post @ grid)
-    sd_theta_draws = float(np.std([_posterior(ev.obs_scores, _draw(obs, sa, sb, rng), grid, logprior) @ grid
-                                   for _ in range(draws)])) if draws else 0.0
+    sd_theta_draws = float(np.std([w @ grid for w in drawn_posteriors(False)])) if draws else 0.0
     se = float(np.hypot(np.sqrt(max(float(post @ grid**2) - theta**2, 0.0)), sd_theta_draws))
     q = _grid_quantiles(grid, post[None, :], np.array([(1 - level) / 2, (1 + level) / 2]))[0]
     q = np.array([theta - np.hypot(theta - q[0], z * sd_theta_draws), theta + np.hypot(q[1] - theta, z * sd_theta_draws)])
@@ -468,6 +496,7 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
                           person_fit_weight=0.0, **base)  # type: ignore[arg-type]
 
     # Person fit: pattern vs summed-score predictions of the unanswered part (module doc).
+    drawn = drawn_posteriors(True)
     post_s = _summed_posterior(ev.obs_scores, obs, grid, logprior, post)
     tcc = _tcc(grid, un, post, post_s, *drawn)
     mean_p, var_p = _moments(post, tcc)
@@ -513,6 +542,12 @@ def _posterior(s: NDArray, params: ItemParams, grid: NDArray, logprior: NDArray)
     lw = np.log(p) @ s + np.log1p(-p) @ (1 - s) + logprior
     w = np.exp(lw - lw.max())
     return w / w.sum()
+
+
+def _window(post: NDArray, margin: int) -> slice:
+    """The nodes where ``post`` has mass, widened by ``margin`` nodes on each side."""
+    idx = np.flatnonzero(_support(post))
+    return slice(max(int(idx[0]) - margin, 0), min(int(idx[-1]) + margin + 1, post.size))
 
 
 def _support(post: NDArray) -> NDArray[np.bool_]:
