@@ -34,6 +34,7 @@ from calibration import (
     simulated_coverage,
 )
 from calibration.irt import ItemParams
+from calibration.validation import SUMMARY_COLUMNS
 
 SLICE_KEYS = ("scenario", "domain", "language")
 COMPOSITION_KEYS = ("frequency_tier", "difficulty_band", "language")
@@ -212,9 +213,13 @@ def fit_view(responses: pd.DataFrame, *, seed: int, irt_model: str = "2pl") -> C
 # building the report from a bank
 def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str | None = None,
                  form: str | None = None, seed: int = 0, n_worlds: int = 200, per_world: int = 25,
-                 loo: bool = True, loo_models: int | None = None, min_slice_items: int = 20,
+                 loo: bool = False, loo_models: int | None = None, min_slice_items: int = 20,
                  defer_loo: bool = False, say: Callable[[str], None] = lambda _m: None) -> Report:
     """Every section of the report for a round (or a form, or the whole bank) of ``bank``.
+
+    The honesty block shows the latest stored ``adt validate`` study (its date, calibration settings and
+    table); ``loo`` also replays each model against a refit without it on the reported form (slow: one
+    refit per model).
 
     ``defer_loo``: leave the leave-one-model-out refits for ``replay_models`` (so a caller can let go of
     the bank first; they need none of it)."""
@@ -345,7 +350,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                                form_items=[i for f in forms_out for i in f["item_ids"]])
 
     # -- honesty ---------------------------------------------------------------------------------
-    honesty: dict[str, Any] = {"form": None}
+    honesty: dict[str, Any] = {"form": None, "validation": _latest_validation(bank)}
     loo_job: dict[str, Any] | None = None
     if forms_out:
         target = forms_out[0]
@@ -357,7 +362,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
             cov = simulated_coverage(fparams, {k: v[fpos] for k, v in pse.items()}, cov_rng, n_worlds=n_worlds,
                                      per_world=per_world, level=LEVEL, prior=prior, param_draws=PARAM_DRAWS,
                                      abilities_from="prior")
-            honesty = {"form": target["name"], "coverage": cov}
+            honesty.update(form=target["name"], coverage=cov)
             if loo:
                 chosen = None
                 if loo_models is not None:
@@ -383,6 +388,16 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     report = Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes,
                     loo_job)
     return report if defer_loo else replay_models(report, say=say)
+
+
+def _latest_validation(bank: Any) -> dict[str, Any] | None:
+    """The latest stored ``adt validate`` study without its per-form rows (None when there is none)."""
+    from calibration.validation_store import latest_validation
+
+    found = latest_validation(bank)
+    if found is None:
+        return None
+    return {k: v for k, v in found.items() if k != "forms"}
 
 
 def replay_models(report: Report, say: Callable[[str], None] = lambda _m: None) -> Report:
@@ -765,9 +780,10 @@ def render_html(report: Report) -> str:
 
 def _honesty_html(h: dict[str, Any]) -> str:
     out = ['<h2 id="honesty">Honesty: do the 95% intervals hold 95%?</h2><div class="card" data-testid="honesty">']
+    out.append(_validation_html(h.get("validation")))
     cov: Coverage | None = h.get("coverage")
     if cov is None:
-        out.append('<p class="note">No form in scope: nothing to check.</p></div>')
+        out.append('<p class="note">No form in scope: no coverage simulation.</p></div>')
         return "".join(out)
     cls = "ok" if abs(cov.coverage - LEVEL) <= 0.03 else "warn"
     spread = ("drawn from the calibration's latent distribution" if cov.abilities_from == "prior" else
@@ -795,6 +811,21 @@ def _honesty_html(h: dict[str, Any]) -> str:
         out.append('<p class="note">leave-one-model-out: no model answered enough items outside this form.</p>')
     out.append("</div>")
     return "".join(out)
+
+
+def _validation_html(v: dict[str, Any] | None) -> str:
+    if v is None:
+        return ('<p class="note" data-testid="validation-missing">No validation study stored: run '
+                '<code>adt validate</code> to measure, on this bank\'s own models, how close predicted accuracy '
+                "comes to accuracy on every item and how often the 95% intervals hold it.</p>")
+    cal = v.get("calibration_settings") or {}
+    table = v["summary"].copy()
+    keep = [c for c in SUMMARY_COLUMNS if c in table.columns]
+    return (f'<h3>held-out validation (<code>adt validate</code>)</h3><p data-testid="validation">Study '
+            f"<b>{_e(v['validation_id'])}</b> of {_e(str(v['created_at'])[:19])}: {v['n_models']} held-out models, "
+            f"{v['n_forms']:,} forms, each model left out of a refit ({_e(cal.get('irt', ''))}) and estimated from its "
+            "form answers alone; predicted accuracy against its accuracy on every item it answered. Coverage "
+            "intervals resample models.</p>" + _table(table[keep], testid="validation-table"))
 
 
 def _provenance_html(p: dict[str, Any]) -> str:

@@ -16,8 +16,9 @@ from adt.cli import Context, cli, emit, pass_ctx
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rank and coverage simulations.")
 @click.option("--worlds", "n_worlds", type=int, default=200, show_default=True,
               help="Parameter draws in the coverage simulation (25 simulated respondents each).")
-@click.option("--loo/--no-loo", default=True, show_default=True,
-              help="Leave-one-model-out replay (one refit per model).")
+@click.option("--loo/--no-loo", default=False, show_default=True,
+              help="Also replay each model against a refit without it (one refit per model; slow). The honesty "
+                   "block shows the latest stored `adt validate` study either way.")
 @click.option("--loo-models", type=int, default=None, help="Replay at most this many models (spread over the ranks).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The HTML file to write.")
 @click.option("--json", "as_json", is_flag=True)

@@ -86,7 +86,7 @@ def test_demo_report_in_chromium(driver, tmp_path: Path) -> None:
     bank_path = tmp_path / "demo.duckdb"
     world = demo_round(bank_path, tmp_path, calibrate=True)
     with open_bank(bank_path) as bank:
-        write_report(bank, tmp_path / "demo.html", round_no=1, seed=1, n_worlds=60, loo_models=4)
+        write_report(bank, tmp_path / "demo.html", round_no=1, seed=1, n_worlds=60, loo=True, loo_models=4)
     check_in_browser(driver, tmp_path / "demo.html", world.models["model"].tolist(),
                      _shot_dir(tmp_path) / "report-demo.png")
 
@@ -96,7 +96,7 @@ def test_mmlu_pro_report_in_chromium(driver, tmp_path: Path, shared_data: Path) 
     mmlu_pro_bank(bank_path, shared_data, tmp_path, n_items=800, form_size=100)
     with open_bank(bank_path) as bank:
         models = sorted(bank.responses()["model"].unique())
-        write_report(bank, tmp_path / "mmlu_pro.html", round_no=0, form="mmlu-pro-form", seed=1, n_worlds=60,
+        write_report(bank, tmp_path / "mmlu_pro.html", round_no=0, form="mmlu-pro-form", seed=1, n_worlds=60, loo=True,
                      loo_models=3)
     assert len(models) == 20
     check_in_browser(driver, tmp_path / "mmlu_pro.html", models, _shot_dir(tmp_path) / "report-mmlu-pro.png")

@@ -49,7 +49,7 @@ def demo_bank(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFr
 @pytest.fixture(scope="module")
 def demo_report(demo_bank: tuple[Path, pd.DataFrame]):
     with open_bank(demo_bank[0]) as bank:
-        return build_report(bank, round_no=1, seed=5, n_worlds=60)
+        return build_report(bank, round_no=1, seed=5, n_worlds=60, loo=True)
 
 
 def test_report_leaderboard_of_the_demo_round(demo_report, demo_bank: tuple[Path, pd.DataFrame]) -> None:
@@ -96,7 +96,7 @@ def test_report_html_is_self_contained(demo_report) -> None:
 
 def test_report_command(demo_bank: tuple[Path, pd.DataFrame], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "r.html"
-    main(["--bank", str(demo_bank[0]), "report", "--round", "1", "--worlds", "20", "--loo-models", "2",
+    main(["--bank", str(demo_bank[0]), "report", "--round", "1", "--worlds", "20", "--loo", "--loo-models", "2",
           "--out", str(out), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert data["models"] == 12 and data["forms"] == ["round-1"] and data["loo_models"] == 2
@@ -125,6 +125,23 @@ def test_report_uses_the_stored_calibrations(demo_bank: tuple[Path, pd.DataFrame
     drift = rep.diagnostics["drift"]
     assert len(drift) > 100 and {"z_a", "z_b", "moved"} <= set(drift.columns)
     assert "loo" not in rep.honesty
+    # no study stored: the honesty block says how to get one, and refits nothing
+    assert rep.honesty["validation"] is None and "adt validate" in render_html(rep)
+    # a stored `adt validate` study is shown, with its id and date, instead of refitting
+    from calibration.validation import SUMMARY_COLUMNS
+    from calibration.validation_store import FORM_COLUMNS, save_validation
+
+    summary = pd.DataFrame([{c: 0.0 for c in SUMMARY_COLUMNS} | {"split": "loo", "strategy": "random", "form_size": 50,
+                                                                "n_models": 12, "n_intervals": 120, "coverage": 0.94}])
+    forms = pd.DataFrame([{c: 0 for c in FORM_COLUMNS} | {"split": "loo", "model": "m", "strategy": "random",
+                                                         "seed": 1, "item_ids": ["x"]}])
+    with open_bank(bank_path) as bank:
+        vid = save_validation(bank, summary=summary, forms=forms, settings={}, calibration_settings={"irt": "2pl"},
+                              snapshot_id=bank.snapshot_id(), created_at="2026-12-05T10:00:00")
+        rep = build_report(bank, round_no=1, seed=5, n_worlds=20)
+    page = render_html(rep)
+    assert rep.honesty["validation"]["validation_id"] == vid and "loo" not in rep.honesty
+    assert vid in page and "2026-12-05" in page and 'data-testid="validation-table"' in page
 
 
 def test_publication_rounds_of_unpublished_forms() -> None:
@@ -144,7 +161,7 @@ def test_deferred_replay_runs_without_the_bank(demo_bank: tuple[Path, pd.DataFra
     from adt.report import replay_models
 
     with open_bank(demo_bank[0]) as bank:
-        rep = build_report(bank, round_no=1, seed=5, n_worlds=10, loo_models=2, defer_loo=True)
+        rep = build_report(bank, round_no=1, seed=5, n_worlds=10, loo=True, loo_models=2, defer_loo=True)
     assert "loo" not in rep.honesty and rep.loo_job is not None
     done = replay_models(rep)
     assert done.loo_job is None and len(done.honesty["loo"]) == 2
