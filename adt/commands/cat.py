@@ -16,7 +16,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,12 @@ import pyarrow as pa
 
 from adt.cli import Context, cli, emit, pass_ctx
 from adt.errors import AdtError, BankBusy, CalibrationError, InputError, RunnerError
+from adt.workflow.calibrate import predictive_model
 from adt.workflow.forms import load_parameters
 from adt.workflow.run import RESULT_SCHEMA, _backend_kwargs, _public_config
 from calibration.irt import ItemParams
+from calibration.predictive import predict
+from calibration.store import load_calibration
 from itembank import DEFAULT_WAIT_S, open_bank, spool
 from runners import registry
 from runners.base import Request, Result, check_results
@@ -63,6 +66,12 @@ class CatReport:
     n_responses: int          # the run's responses in the bank at the end
     seed: int
     seconds: float
+    # With a stored calibration: the same estimate as `adt estimate` (calibration.predictive) on the slice.
+    pred_acc: float = float("nan")
+    pred_lo: float = float("nan")
+    pred_hi: float = float("nan")
+    extrapolated: bool = False
+    sources: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,9 +223,18 @@ def run_cat(bank_path: str | Path, model: str, backend: str, backend_args: Mappi
             raise
     n_responses = _finish(bank_path, run_id, "finished", wait_s, on_wait)
     theta, se = final_estimate(result, params, config)
-    return CatReport(run_id, model, backend, cid, exposure, theta, se, theta - 1.959964 * se, theta + 1.959964 * se,
-                     result.n_items, result.stop_reason, result.item_ids, result.scores, result.se_path, len(params),
-                     int(n_responses or 0), seed, time.perf_counter() - t_start)
+    out = CatReport(run_id, model, backend, cid, exposure, theta, se, theta - 1.959964 * se, theta + 1.959964 * se,
+                    result.n_items, result.stop_reason, result.item_ids, result.scores, result.se_path, len(params),
+                    int(n_responses or 0), seed, time.perf_counter() - t_start)
+    if params_file is None and cid is not None and result.n_items:
+        # The reported ability and accuracy are `adt estimate`'s: parameter error, misfit, person fit.
+        with open_bank(bank_path, wait_s=wait_s, purpose=f"adt cat {run_id}: estimate", on_wait=on_wait) as bank:
+            pm = predictive_model(bank, load_calibration(bank, cid))
+        pred = predict(pm, pd.Series(result.scores, index=list(result.item_ids)), list(items["item_id"]))
+        out = replace(out, theta=pred.theta, se=pred.se, lo=pred.lo, hi=pred.hi, pred_acc=pred.pred_acc,
+                      pred_lo=pred.pred_lo, pred_hi=pred.pred_hi, extrapolated=pred.extrapolated,
+                      sources=pred.sources, seconds=time.perf_counter() - t_start)
+    return out
 
 
 def _finish(bank_path: Path, run_id: str, status: str, wait_s: float, on_wait: Any) -> int | None:
@@ -274,6 +292,9 @@ def cat(ctx: Context, model: str, backend: str, backend_args: tuple[str, ...], m
                      sh_rmax=sh_rmax, wait_s=ctx.wait_s, on_wait=lambda msg: click.echo(msg, err=True))
     emit(report.as_dict(), as_json, None if as_json else (
         f"model {model}: ability {report.theta:.3f}, SE {report.se:.3f}, 95% interval [{report.lo:.3f}, "
-        f"{report.hi:.3f}]\n  {report.n_items} items used of {report.n_pool} (stop: {report.stop_reason}; "
+        f"{report.hi:.3f}]" + (f"; predicted accuracy on the slice {report.pred_acc:.1%} ({report.pred_lo:.1%}-"
+                                f"{report.pred_hi:.1%})" + (" [EXTRAPOLATED]" if report.extrapolated else "")
+                                if np.isfinite(report.pred_acc) else "")
+        + f"\n  {report.n_items} items used of {report.n_pool} (stop: {report.stop_reason}; "
         f"exposure control {report.exposure_control}), calibration {report.calibration_id}, run {report.run_id}\n"
         f"  items: {', '.join(report.item_ids)}"))

@@ -166,3 +166,21 @@ def test_guessing_auto_holds_c_at_zero_for_numeric_items(tmp_path: Path) -> None
             assert stored.settings["guessing_fixed_at_zero"] and np.all(c == 0)
         else:
             assert not stored.settings["guessing_fixed_at_zero"] and np.all(c > 0)
+
+
+def test_cat_reports_the_estimate_commands_numbers(world: dict[str, Any], tmp_path: Path) -> None:
+    """With a stored calibration, `adt cat` prints `adt estimate`'s ability and predicted accuracy."""
+    bank = tmp_path / "cat.duckdb"
+    bank.write_bytes(world["bank"].read_bytes())
+    with open_bank(bank) as bk:
+        ids = bk.item_ids()
+    pfile = tmp_path / "truth.parquet"
+    pd.DataFrame({"item_id": ids, "a": 1.2, "b": np.linspace(-1.5, 1.5, len(ids)), "c": 0.0, "d": 1.0}).to_parquet(pfile)
+    rep = cli_json(bank, "cat", "--model", "catty", "--backend", "simulated", "--backend-arg", "theta=0.3",
+                   "--backend-arg", f"params={pfile}", "--backend-arg", "rng=5", "--max-items", "25",
+                   "--se-target", "0.01", "--seed", "2")
+    assert rep["n_items"] == 25 and rep["lo"] < rep["theta"] < rep["hi"]
+    assert 0 < rep["pred_lo"] <= rep["pred_acc"] <= rep["pred_hi"] < 1
+    assert any("item parameters" in s for s in rep["sources"])
+    est = cli_json(bank, "estimate", "--model", "catty")
+    assert est["theta"] == pytest.approx(rep["theta"], abs=1e-9) and est["n_items"] == 25
