@@ -16,12 +16,14 @@ adds what a calibration from a few dozen models leaves uncertain, and is built o
   their posterior-predictive curve E[P(theta) | pattern] under the fit's priors on (log a, b) and the
   abilities of the models that answered them. Items nobody answered cannot be predicted; a
   prediction that leaves them out says it is about a smaller slice (``covers_slice``).
-- **Item-parameter error.** The posterior of the model's ability is mixed over draws of the answered
-  items' parameters from their SEs (shrunk a: its posterior SD on the log scale; b: Louis SE); the
-  error of the unanswered items' curves enters by the delta method at the posterior mean. A
-  calibration stored without SEs (py-irt) gets SEs from the items' Fisher information at the
-  calibration models' abilities (``se_source`` = "fisher", an approximation that ignores the error of
-  those abilities); ``sources`` always lists what the interval holds.
+- **Item-parameter error.** The answered items' parameters are drawn from their SEs (shrunk a: its
+  posterior SD on the log scale; b: its SE given a), independently across items; the spread of the
+  ability and of the predicted accuracy over the draws is added to the interval (the estimate itself
+  stays the point-parameter one, so drawn abilities never meet point-parameter curves). The error of
+  the unanswered items' curves enters by the delta method at the posterior mean. A calibration stored
+  without SEs (py-irt) gets SEs from the items' Fisher information at the calibration models' abilities
+  (``se_source`` = "fisher", an approximation that ignores the error of those abilities); ``sources``
+  always lists what the interval holds.
 - **Model misfit.** A unidimensional curve misses part of how a particular model's accuracy spreads
   over items. ``misfit_sd`` is the RMS, over the calibration models, of (accuracy - expected accuracy
   at the model's own posterior), measured in the calibration; it is added (normal, in quadrature) on
@@ -453,18 +455,18 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
     # Drawn posteriors move little from the point one: they are computed on its support and a margin.
     win = _window(post, margin=40)
 
-    def drawn_posteriors(item_specific: bool) -> list[NDArray]:
+    def drawn_posteriors() -> list[NDArray]:
         out = []
         for _ in range(draws):
             w = np.zeros(grid.size)
-            w[win] = _posterior(ev.obs_scores, _draw(obs, sa, sb, rng, item_specific=item_specific), grid[win],
-                                logprior[win])
+            w[win] = _posterior(ev.obs_scores, _draw(obs, sa, sb, rng), grid[win], logprior[win])
             out.append(w)
         return out
 
     z = float(norm.ppf(0.5 + level / 2))
     theta = float(post @ grid)
-    sd_theta_draws = float(np.std([w @ grid for w in drawn_posteriors(False)])) if draws else 0.0
+    drawn = drawn_posteriors()
+    sd_theta_draws = float(np.std([w @ grid for w in drawn])) if draws else 0.0
     se = float(np.hypot(np.sqrt(max(float(post @ grid**2) - theta**2, 0.0)), sd_theta_draws))
     q = _grid_quantiles(grid, post[None, :], np.array([(1 - level) / 2, (1 + level) / 2]))[0]
     q = np.array([theta - np.hypot(theta - q[0], z * sd_theta_draws), theta + np.hypot(q[1] - theta, z * sd_theta_draws)])
@@ -496,7 +498,6 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
                           person_fit_weight=0.0, **base)  # type: ignore[arg-type]
 
     # Person fit: pattern vs summed-score predictions of the unanswered part (module doc).
-    drawn = drawn_posteriors(True)
     post_s = _summed_posterior(ev.obs_scores, obs, grid, logprior, post)
     tcc = _tcc(grid, un, post, post_s, *drawn)
     mean_p, var_p = _moments(post, tcc)
@@ -616,21 +617,12 @@ def _param_var(model: PredictiveModel, idx: NDArray, theta: float) -> float:
     return float(np.sum((ga * model.se_a[idx]) ** 2 + (gb * model.se_b[idx]) ** 2))
 
 
-def _draw(params: ItemParams, se_a: NDArray, se_b: NDArray, rng: np.random.Generator, *,
-          item_specific: bool = False) -> ItemParams:
+def _draw(params: ItemParams, se_a: NDArray, se_b: NDArray, rng: np.random.Generator) -> ItemParams:
     """One draw of (a, b) from their SEs (``calibration.honesty.draw_params``: a log-normal, b normal).
 
-    ``item_specific``: the draw's mean shift of b and of log a over the drawn items is taken out. An
-    error shared by every item (the latent scale's location and spread, fixed by the calibration's prior)
-    moves the ability and the unanswered items' curves together and cancels in predicted accuracy; only
-    the item-specific part of the error reaches it. (It does not cancel in the ability itself.)"""
-    drawn = draw_params(params, {"a": se_a, "b": se_b}, rng)
-    if not item_specific or len(params) < 2:
-        return drawn
-    ea = np.log(np.maximum(drawn.a, 1e-12)) - np.log(np.maximum(params.a, 1e-12))
-    eb = drawn.b - params.b
-    return ItemParams(params.item_ids, params.a * np.exp(ea - ea.mean()), params.b + (eb - eb.mean()), params.c,
-                      params.d)
+    Draws are independent across items, so the mean error of a form's items is real: it moves the
+    ability while the many unanswered items' errors average out (it is not taken out)."""
+    return draw_params(params, {"a": se_a, "b": se_b}, rng)
 
 
 def abilities_with_parameter_error(model_idx: NDArray, item_idx: NDArray, scores: NDArray, params: ItemParams,
