@@ -254,7 +254,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
 
     say("calibration ...")
     cal = load_calibration_view(bank, calibration_id, all_resp, seed=seed)
-    params, se = cal.usable()
+    params, _ = cal.usable()
     if len(params) == 0:
         raise InputError(f"calibration {cal.calibration_id}: no calibrated items")
     pos = {k: i for i, k in enumerate(params.item_ids)}

@@ -167,12 +167,12 @@ def simulated_coverage(params: ItemParams, se: Mapping[str, NDArray], rng: np.ra
         theta = _respondents(rng, per_world, theta_range, prior if abilities_from == "prior" else None)
         world = draw_params(params, se, rng)
         rs = simulate_responses(world, theta, rng)
+        exact = estimate_abilities(rs.model_idx, rs.item_idx, rs.score, params, "eap", n_models=per_world,
+                                   level=level, prior=prior)
         est = abilities_with_parameter_error(rs.model_idx, rs.item_idx, rs.score, params, se, n_models=per_world,
-                                             prior=prior, level=level, n_draws=param_draws, rng=rng)
+                                             prior=prior, level=level, n_draws=param_draws, rng=rng, base=exact)
         hits.append((est.lo <= theta) & (theta <= est.hi))
         widths.append(est.hi - est.lo)
-        exact = est if param_draws <= 0 else estimate_abilities(rs.model_idx, rs.item_idx, rs.score, params, "eap",
-                                                                 n_models=per_world, level=level, prior=prior)
         hits_exact.append((exact.lo <= theta) & (theta <= exact.hi))
         rs0 = simulate_responses(params, theta, rng)
         est0 = estimate_abilities(rs0.model_idx, rs0.item_idx, rs0.score, params, "eap", n_models=per_world,

@@ -628,13 +628,16 @@ def _draw(params: ItemParams, se_a: NDArray, se_b: NDArray, rng: np.random.Gener
 def abilities_with_parameter_error(model_idx: NDArray, item_idx: NDArray, scores: NDArray, params: ItemParams,
                                    se: Mapping[str, ArrayLike], *, n_models: int, prior: Prior | None = None,
                                    level: float = 0.95, n_draws: int = DEFAULT_DRAWS,
-                                   rng: np.random.Generator | None = None) -> AbilityEstimates:
+                                   rng: np.random.Generator | None = None,
+                                   base: AbilityEstimates | None = None) -> AbilityEstimates:
     """EAP abilities of many models whose 95% intervals also hold the item parameters' error: each interval
     is widened (in quadrature, each side) by the SD of the model's EAP over ``n_draws`` draws of the
     parameters from ``se``. The point estimates are the point-parameter EAPs. (The leaderboard and the
-    report's coverage simulation use this; ``predict`` widens one model's interval the same way.)"""
-    base = estimate_abilities(model_idx, item_idx, scores, params, "eap", n_models=n_models, prior=prior,
-                              level=level)
+    report's coverage simulation use this; ``predict`` widens one model's interval the same way.)
+    ``base``: the point-parameter EAPs of these answers, when the caller already has them."""
+    if base is None:
+        base = estimate_abilities(model_idx, item_idx, scores, params, "eap", n_models=n_models, prior=prior,
+                                  level=level)
     if n_draws <= 0 or not se:
         return base
     rng = rng if rng is not None else np.random.default_rng(0)

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from adt.errors import CalibrationError
 
+from .store import _jsonable, _num
 from .validation import SUMMARY_COLUMNS
 
 # Column allow-lists: the only identifiers that reach SQL.
@@ -28,28 +27,6 @@ FORM_COLUMNS = ("split", "fold", "model", "strategy", "form_size", "form", "seed
 _INT_FORM = ("fold", "form_size", "form", "n_answered", "n_truth_items")
 _INT_SUMMARY = ("form_size", "n_models", "n_intervals")
 _TEXT = ("split", "strategy", "model")
-
-
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return _num(value)
-    return value
 
 
 def _dumps(value: Any) -> str:

@@ -49,7 +49,7 @@ from calibration.predictive import (
     compare_many,
     evidence,
     exact_view,
-    predict,
+    predict_evidence,
 )
 from calibration.store import (
     KEPT_AT_PRIOR,
@@ -418,12 +418,12 @@ MIN_SUBSLICE_ANSWERED = 10
 
 def _estimate(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], method: str, level: float,
               pos: Mapping[str, int]) -> dict[str, Any]:
-    pred = predict(model, scores, slice_ids, level=level, pos=pos)
+    ev = evidence(model, scores, slice_ids, pos)
+    pred = predict_evidence(model, ev, level=level)
     out = pred.as_dict()
     out["method"] = method
     out["bounded"] = False
     if method != "eap" and pred.n_items:
-        ev = evidence(model, scores, slice_ids, pos)
         est = estimate_ability(ev.obs_scores, model.params.subset(ev.obs_idx), method, prior=model.prior, level=level)
         out.update(theta=est.theta, se=est.se, lo=est.lo, hi=est.hi, bounded=bool(est.bounded))
     return out
