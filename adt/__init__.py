@@ -1,3 +1,3 @@
 """adt: adaptive dynamic testing for large language models."""
 
-__version__ = "0.1.0"
+from adtbase import __version__ as __version__  # read once, in the base package

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from itembank import Bank, Head, snapshot
 from itembank import history as chain
 

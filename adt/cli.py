@@ -19,7 +19,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from adt.errors import AdtError, InputError
+from adtbase import __version__
+from adtbase.errors import AdtError, InputError
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
 
 DEFAULT_BANK = "adt.duckdb"
@@ -86,7 +87,7 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
               help="The bank file (or set ADT_BANK).")
 @click.option("--wait", "wait_s", type=float, envvar="ADT_BANK_WAIT", default=DEFAULT_WAIT_S, show_default=True,
               help="Seconds to wait for a bank another process holds.")
-@click.version_option(package_name="adt")
+@click.version_option(version=__version__, prog_name="adt")
 @click.pass_context
 def cli(ctx: click.Context, bank: str, wait_s: float) -> None:
     """adt: adaptive dynamic testing for large language models."""

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from itembank import Bank, ImportOptions
 from itembank.content import LETTERS, normalise
 from itembank.importer import read_jsonl

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration.irt import ItemParams, expected_score, prob, test_information
 
 FORMATS = (".png", ".svg")

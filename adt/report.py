@@ -25,7 +25,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from adt import plots
-from adt.errors import InputError
+from adtbase import __version__
+from adtbase.errors import InputError
 from calibration import (
     Coverage,
     leave_one_model_out,
@@ -130,7 +131,7 @@ def load_calibration_view(bank: Any, calibration_id: str | None, responses: pd.D
                           seed: int) -> CalibrationView:
     """The stored calibration named (``calibration.store``; the latest by default); where the bank has
     none stored and none is named, one fitted now."""
-    from adt.errors import CalibrationError
+    from adtbase.errors import CalibrationError
 
     try:
         from calibration import store
@@ -374,15 +375,13 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     else:
         notes.append("no form in scope: the honesty block needs a form (give --form or --round)")
 
-    import importlib.metadata
-
     provenance = {"bank": str(bank.path), "bank snapshot": bank.snapshot_id(), "scope": scope,
                   "calibration": cal.calibration_id + (" (fitted for this report; no stored calibration)"
                                                        if cal.fitted_here else ""),
                   "irt model": cal.irt_model, "calibration seed": cal.seed,
                   "forms": {f["name"]: f["content_hash"] for f in forms_out},
                   "form seeds": {f["name"]: f["seed"] for f in forms_out},
-                  "report seed": seed, "adt version": importlib.metadata.version("adt"),
+                  "report seed": seed, "adt version": __version__,
                   "generated": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")}
     title = f"adt report: {scope}"
     report = Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes,

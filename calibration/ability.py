@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import chi2, norm
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 from .honesty import draw_params as _draw_params
 from .irt import EPS, ItemParams, prob

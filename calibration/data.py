@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 
 @dataclass(frozen=True)

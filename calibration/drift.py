@@ -35,7 +35,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import chi2, norm
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 ADJUST = ("bh", "holm", "none")
 

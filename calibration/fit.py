@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import chi2
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 from .irt import EPS, ItemParams, prob
 

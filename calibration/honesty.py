@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 from .data import ResponseSet
 from .irt import ItemParams

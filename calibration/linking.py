@@ -25,7 +25,7 @@ from scipy import optimize
 from scipy.special import expit
 from scipy.stats import norm
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 from .irt import ItemParams, prob
 

@@ -94,7 +94,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 from scipy.special import expit, logit, logsumexp
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 from .data import ResponseSet
 from .irt import EPS, MODELS, ItemParams, guessing_from_choices

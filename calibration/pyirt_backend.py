@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from adt.errors import CalibrationError, InputError
+from adtbase.errors import CalibrationError, InputError
 
 from .data import ResponseSet
 from .irt import ItemParams, log_likelihood

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from adt.errors import CalibrationError
+from adtbase.errors import CalibrationError
 
 from .ability import Prior
 from .data import ResponseSet

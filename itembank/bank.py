@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from adt.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
+from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
 
 from . import history, migrate, taxonomy
 from .history import Event, Head, VerifyReport

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 # Band cut points on the latent difficulty scale (IRT b): easy < -0.5 <= medium < 0.5 <= hard.
 EASY_BELOW = -0.5

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 from .content import LETTERS, content_hash, guess_language, normalise
 from .taxonomy import BUILTIN_KEYS, Taxonomy

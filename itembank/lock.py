@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adt.errors import BankBusy
+from adtbase.errors import BankBusy
 
 POLL_S = 0.1
 

@@ -15,7 +15,7 @@ from importlib import resources
 
 import duckdb
 
-from adt.errors import MigrationError
+from adtbase.errors import MigrationError
 
 from .sql import first
 

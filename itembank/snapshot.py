@@ -14,8 +14,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-import adt
-from adt.errors import BankError, InputError
+import adtbase
+from adtbase.errors import BankError, InputError
 
 from . import migrate
 from .bank import Bank, open_bank
@@ -56,7 +56,7 @@ def export(bank: Bank, out_dir: Path) -> dict[str, Any]:
         tables[table] = {"file": path.name, "rows": frame.num_rows, "sha256": file_sha256(path)}
     migrations = [list(r) for r in bank.conn.execute(
         "SELECT room, version, name, sha256 FROM schema_migrations ORDER BY room, version").fetchall()]
-    manifest = {"format": "adt-bank-export/1", "adt_version": adt.__version__, "migrations": migrations,
+    manifest = {"format": "adt-bank-export/1", "adt_version": adtbase.__version__, "migrations": migrations,
                 "history_head": {"n_events": head.n_events, "hash": head.hash},
                 "snapshot_id": bank.snapshot_id(), "tables": tables}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 from .bank import Bank
 

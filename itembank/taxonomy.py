@@ -9,7 +9,7 @@ from importlib import resources
 import duckdb
 import yaml
 
-from adt.errors import TaxonomyError
+from adtbase.errors import TaxonomyError
 
 # Keys that are columns of every item or computed by the bank, never rows of item_tags.
 BUILTIN_KEYS = ("language", "item_type", "frequency_tier", "difficulty_band")

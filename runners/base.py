@@ -194,7 +194,7 @@ class Runner(abc.ABC):
     """A model backend. Subclasses implement ``score``; ``close`` frees what the backend holds.
 
     ``score`` must return exactly one ``Result`` per request, in request order, with the request's
-    ``item_id``. A backend failure for the whole batch raises ``adt.errors.RunnerError``; a failure
+    ``item_id``. A backend failure for the whole batch raises ``adtbase.errors.RunnerError``; a failure
     confined to one item may instead be reported in that result's ``error``.
     """
 
@@ -217,7 +217,7 @@ class Runner(abc.ABC):
 
 def check_results(requests: Sequence[Request], results: Sequence[Result], backend: str) -> list[Result]:
     """Enforce the contract (one result per request, same order, same ids); returns a list."""
-    from adt.errors import RunnerError
+    from adtbase.errors import RunnerError
 
     if len(results) != len(requests):
         raise RunnerError(f"backend {backend!r} returned {len(results)} results for {len(requests)} requests")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adt.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from runners.base import Request, Result, Runner, check_results, loglik_continuations
 from runners.scoring import score_logliks, score_request
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from adt.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from runners.base import Request, Result, Runner, check_results, loglik_continuations
 from runners.finish import RawOutput, finish
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from adt.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from runners.base import Runner
 
 _TARGETS: dict[str, str] = {

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adt.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from runners.base import Request, Result, Runner
 
 

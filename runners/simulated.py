@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from adt.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from calibration.irt import prob
 from runners.base import Request, Result, Runner
 

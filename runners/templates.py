@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from runners.base import DEFAULT_LABELS, LoglikTarget, McMode, Request, ScoringRule
 
 

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adt.errors import RunnerError
+from adtbase.errors import RunnerError
 from runners.base import Request, Result, Runner, check_results
 from runners.finish import RawOutput, finish, job_for, loglik_parts
 

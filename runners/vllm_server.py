@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from adt.errors import RunnerError
+from adtbase.errors import RunnerError
 from runners.vllm_backend import DEFAULT_WORKER_PYTHON
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from adt.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from calibration.irt import EPS, ItemParams, item_information, prob
 
 from .quotas import split_values

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 
 def find_enemy_pairs(texts: Sequence[str], threshold: float = 0.9, *, ngram_range: tuple[int, int] = (4, 4),

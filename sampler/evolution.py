@@ -490,7 +490,7 @@ def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
     weights = {**DEFAULT_WEIGHTS, **dict(opts.get("weights", ()))}
     unknown = set(weights) - set(OBJECTIVES)
     if unknown:
-        from adt.errors import InputError
+        from adtbase.errors import InputError
         raise InputError(f"form spec field 'options.weights': unknown objective(s) {sorted(unknown)}; "
                          f"known: {list(OBJECTIVES)}")
 
@@ -537,7 +537,7 @@ def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
     elif algo_name == "nsga2":
         algorithm = NSGA2(pop_size=pop_size, **common)
     else:
-        from adt.errors import InputError
+        from adtbase.errors import InputError
         raise InputError(f"form spec field 'options.algorithm': {algo_name!r} is not nsga2 or nsga3")
 
     seed = int(rng.integers(2**31 - 1))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration.irt import guessing_from_choices, item_information
 
 from .enemies import enemy_lists, find_enemy_pairs

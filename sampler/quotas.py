@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_matrix
 
-from adt.errors import InputError, QuotaInfeasible
+from adtbase.errors import InputError, QuotaInfeasible
 
 from .spec import FormSpec, Quota
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 DEFAULT_REVIEW_STATES: tuple[str, ...] = ("approved", "draft")
 NEVER_ELIGIBLE: tuple[str, ...] = ("retired",)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from adt.errors import InputError, QuotaInfeasible
+from adtbase.errors import InputError, QuotaInfeasible
 
 from .pool import PreparedPool, prepare
 from .quotas import marginal_counts, solve_cell_counts

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
-from adt.errors import InputError
+from adtbase.errors import InputError
 from itembank import Head, ImportOptions, snapshot, spool
 
 

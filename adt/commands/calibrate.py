@@ -9,7 +9,6 @@ import click
 import pandas as pd
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx, to_jsonable
-from adt.errors import InputError
 from adt.workflow.calibrate import (
     DEFAULT_BOOT,
     CalibrateOptions,
@@ -20,6 +19,7 @@ from adt.workflow.calibrate import (
     diff_calibrations,
     estimate_model,
 )
+from adtbase.errors import InputError
 from calibration.store import calibration_info, calibration_params_frame, list_calibrations
 
 

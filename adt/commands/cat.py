@@ -26,10 +26,10 @@ import pandas as pd
 import pyarrow as pa
 
 from adt.cli import Context, cli, emit, pass_ctx
-from adt.errors import AdtError, BankBusy, CalibrationError, InputError, RunnerError
 from adt.workflow.calibrate import predictive_model
 from adt.workflow.forms import load_parameters
 from adt.workflow.run import RESULT_SCHEMA, _backend_kwargs, _public_config
+from adtbase.errors import AdtError, BankBusy, CalibrationError, InputError, RunnerError
 from calibration.irt import ItemParams
 from calibration.predictive import predict
 from calibration.store import load_calibration

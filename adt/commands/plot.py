@@ -15,7 +15,7 @@ import pandas as pd
 
 from adt import plots
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
-from adt.errors import InputError
+from adtbase.errors import InputError
 from itembank import Bank
 
 

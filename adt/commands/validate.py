@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
-from adt.errors import InputError
 from adt.workflow.validate import SPLITS, ValidateOptions, summary_table, validate, write_outputs
+from adtbase.errors import InputError
 
 
 @cli.command("validate")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from adt.errors import CalibrationError, InputError
+from adtbase.errors import CalibrationError, InputError
 from calibration import (
     CalibrationConvergenceWarning,
     CalibrationResult,

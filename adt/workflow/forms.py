@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from adt import audit
-from adt.errors import AdtError, BankError, CalibrationError, InputError
+from adtbase.errors import AdtError, BankError, CalibrationError, InputError
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
 from itembank.bank import COLUMN_KEYS
 from sampler import FormSpec, PreparedPool, get_sampler, prepare, solve_cell_counts
@@ -355,7 +355,7 @@ def _draw(pool: pd.DataFrame, spec: FormSpec, *, n_gen: int | None = None) -> tu
     sampler = get_sampler(spec.strategy)
     prep = prepare(pool, spec, size=spec.size if sampler.needs_size else None)
     if sampler.needs_size and spec.size is not None and spec.size > len(prep):
-        from adt.errors import QuotaInfeasible
+        from adtbase.errors import QuotaInfeasible
         raise QuotaInfeasible(f"form spec is infeasible: form size {spec.size}: only {len(prep)} eligible items")
     if sampler.meets_quotas and prep.cells is not None:
         solve_cell_counts(prep.cells)  # an infeasible spec fails here, naming marginals and starving cells

@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from itembank import open_bank
 
 LEADERBOARD_COLUMNS = ("model", "theta", "se", "lo", "hi", "pred_acc", "pred_lo", "pred_hi", "n_items")

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from adt.errors import AdtError, BankBusy, InputError, RunnerError
+from adtbase.errors import AdtError, BankBusy, InputError, RunnerError
 from itembank import DEFAULT_WAIT_S, Bank, open_bank, spool
 from runners import registry
 from runners.base import Request, Result, Runner, check_results

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from adt import lmeval
 from adt.cli import cli
 from adt.commands import lmeval as _lmeval_commands  # noqa: F401 - registers `adt lmeval`
-from adt.errors import InputError
+from adtbase.errors import InputError
 from itembank import open_bank
 
 

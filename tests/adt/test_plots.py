@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from adt import plots
 from adt.cli import cli
 from adt.commands import plot as _plot_commands  # noqa: F401 - registers `adt plot`
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration import irt
 from calibration.irt import ItemParams, prob
 from itembank import ImportOptions, open_bank

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from adt.demo import build_world
-from adt.errors import InputError
 from adt.workflow.round import RoundSpec
+from adtbase.errors import InputError
 from itembank import open_bank
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from adt.errors import InputError, RunnerError
 from adt.workflow import run as runmod
 from adt.workflow.run import default_run_id, run_form
+from adtbase.errors import InputError, RunnerError
 from itembank import ImportOptions, open_bank, spool
 from runners.simulated import SimulatedRunner
 from runners.templates import build_request

@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate, optimize
 from scipy.stats import norm
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration.ability import (
     AbilityEstimate,
     Posterior,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration.ability import estimate_abilities
 from calibration.drift import adjust_pvalues, mantel_haenszel_drift
 from calibration.irt import ItemParams

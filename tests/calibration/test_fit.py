@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration.ability import estimate_abilities
 from calibration.data import ResponseSet
 from calibration.fit import flag_items, item_fit, parameter_drift

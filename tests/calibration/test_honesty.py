@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration import (
     draw_params,
     leave_one_model_out,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration.irt import ItemParams, prob
 from calibration.linking import (
     fixed_from_calibration,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration import mml
 from calibration.data import ResponseSet
 from calibration.irt import ItemParams

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration.data import ResponseSet
 from calibration.irt import ItemParams
 from calibration.mml import fit_mml, simulate_responses

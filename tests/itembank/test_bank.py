@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from adt.errors import BankError, InputError, ItemNotFound, MigrationError, TaxonomyError
+from adtbase.errors import BankError, InputError, ItemNotFound, MigrationError, TaxonomyError
 from itembank import ImportOptions, open_bank, snapshot, spool
 from itembank.content import content_hash, item_id_from_hash
 

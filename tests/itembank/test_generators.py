@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from itembank.generators import (
     COLUMNS,
     EASY_BELOW,

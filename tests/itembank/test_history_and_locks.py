@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from adt.errors import BankBusy
+from adtbase.errors import BankBusy
 from itembank import Head, ImportOptions, open_bank
 from itembank.history import event_hash
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from itembank import open_bank
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adt.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from runners import Request, Result, Runner, ScoringRule, available, create, parse_backend_args, register
 from runners.base import check_results, loglik_continuations
 

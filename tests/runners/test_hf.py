@@ -210,7 +210,7 @@ def test_too_long_items_are_errors_not_truncations(tiny_model_dir: Path) -> None
 
 
 def test_cuda_request_without_cuda_is_a_clear_error(tiny_model_dir: Path) -> None:
-    from adt.errors import InputError, RunnerError
+    from adtbase.errors import InputError, RunnerError
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

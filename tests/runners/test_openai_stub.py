@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from adt.errors import RunnerError
+from adtbase.errors import RunnerError
 from runners import Request, ScoringRule, create
 from runners.openai_backend import OpenAIRunner
 
@@ -298,7 +298,7 @@ def test_unreachable_server_fails_the_call() -> None:
 
 
 def test_bad_arguments_are_input_errors() -> None:
-    from adt.errors import InputError
+    from adtbase.errors import InputError
 
     with pytest.raises(InputError, match="api"):
         create("openai", model="m", api="rest")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adt.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from calibration.irt import prob
 from runners import create
 from runners.base import Request, ScoringRule

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from runners.templates import TEMPLATES, build_request, default_template_id, prompt_hash, render
 
 MC = {"item_id": "it1", "question": "What is the capital of France?", "choices": ["Paris", "Rome", "Oslo"],

@@ -145,7 +145,7 @@ def test_chat_template_matches_hf(tiny_model_dir: Path) -> None:
 
 
 def test_a_missing_model_is_a_clear_error_and_the_worker_ends(tmp_path: Path) -> None:
-    from adt.errors import RunnerError
+    from adtbase.errors import RunnerError
 
     with pytest.raises(RunnerError, match="could not load model"):
         create("vllm", model=str(tmp_path / "no-such-model"), python=str(DEFAULT_WORKER_PYTHON),

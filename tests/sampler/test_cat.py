@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 from calibration.irt import ItemParams
 from sampler.cat import (
     AdaptiveTest,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adt.errors import InputError, QuotaInfeasible
+from adtbase.errors import InputError, QuotaInfeasible
 from sampler.quotas import (
     OTHER,
     build_cells,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adt.errors import InputError, QuotaInfeasible
+from adtbase.errors import InputError, QuotaInfeasible
 from sampler import REGISTRY, FormSpec, get_sampler, prepare, violations
 from sampler.enemies import find_enemy_pairs
 from sampler.strategies import MilpSampler
