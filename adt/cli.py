@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 import pandas as pd
 
 from adtbase import __version__
 from adtbase.errors import AdtError, InputError
+from adtbase.jsonable import to_jsonable
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
 
 DEFAULT_BANK = "adt.duckdb"
@@ -52,22 +52,6 @@ def parse_filters(values: Sequence[str]) -> dict[str, list[str]]:
         key, value = text.split("=", 1)
         out.setdefault(key.strip(), []).extend(v.strip() for v in value.split(",") if v.strip())
     return out
-
-
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return [to_jsonable(r) for r in value.to_dict("records")]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if np.isnan(value) else float(value)
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:

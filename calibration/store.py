@@ -26,6 +26,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from adtbase.errors import CalibrationError
+from adtbase.jsonable import to_jsonable
 
 from .ability import Prior
 from .data import ResponseSet
@@ -136,20 +137,8 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return _num(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value
+# calibration/validation_store.py imports this name; it goes once that file imports adtbase.jsonable.
+_jsonable = to_jsonable
 
 
 def item_statuses(result: CalibrationResult) -> NDArray[np.str_]:
@@ -192,7 +181,7 @@ def save_calibration(bank: Any, result: CalibrationResult, *, responses: Respons
         settings.update(extra_settings)
     if link:
         settings["linking"] = dict(link)
-    settings_json = json.dumps(_jsonable(settings), sort_keys=True, default=str)
+    settings_json = json.dumps(to_jsonable(settings), sort_keys=True, default=str)
     created = _now()
     conn = bank.conn
     seq_row = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM calibrations").fetchone()
@@ -346,7 +335,7 @@ def _insert_predictive(conn: Any, cal_id: str, model: PredictiveModel) -> None:
     frame.insert(0, "calibration_id", cal_id)
     conn.execute("INSERT INTO calibration_predictive VALUES (?, ?, ?, ?, ?, ?)",
                  [cal_id, float(model.misfit_sd), _num(model.theta_range[0]), _num(model.theta_range[1]),
-                  model.se_source, json.dumps(_jsonable(model.shrinkage), sort_keys=True)])
+                  model.se_source, json.dumps(to_jsonable(model.shrinkage), sort_keys=True)])
     conn.register("_cal_pred", frame)
     try:
         conn.execute("""INSERT INTO calibration_predictive_items SELECT calibration_id, item_id, a, b, c, d, se_a, se_b,

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from adt.cli import Context, cli, emit, parse_filters, pass_ctx, to_jsonable
+from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adt.workflow.calibrate import (
     DEFAULT_BOOT,
     CalibrateOptions,
@@ -224,7 +224,7 @@ def estimate_cmd(ctx: Context, model: str, filters: tuple[str, ...], by: str | N
         est = estimate_model(bank, model, calibration_id=calibration_id, filters=parse_filters(filters),
                              method=method, exact_params=exact_params, by=by)
     if as_json:
-        emit(to_jsonable(est), True)
+        emit(est, True)
         return
     click.echo("\n".join(estimate_lines(est)))
 
@@ -304,7 +304,7 @@ def compare_cmd(ctx: Context, models: tuple[str, ...], all_pairs: bool, adjust: 
         click.echo(f"p-values adjusted by {adjust} over {len(frame)} pairs; calibration {frame['calibration_id'].iloc[0]}")
         return
     if as_json:
-        emit(to_jsonable(out), True)
+        emit(out, True)
         return
     pts = 100 * out["diff_acc"]
     lines = [
