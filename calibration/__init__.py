@@ -30,6 +30,8 @@ from .linking import transform_theta as transform_theta
 # isort: split
 # Responses and the MML fitting core (explicit re-exports).
 from .data import ResponseSet as ResponseSet
+from .irt import IRT_CHOICES as IRT_CHOICES
+from .irt import IRT_MODELS as IRT_MODELS
 from .mml import STATUSES as STATUSES
 from .mml import CalibrationConvergenceWarning as CalibrationConvergenceWarning
 from .mml import CalibrationResult as CalibrationResult

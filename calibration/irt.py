@@ -16,7 +16,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 
-MODELS = ("1pl", "2pl", "3pl", "4pl")
+# The IRT models a calibration fits, and what a user may ask for: one of them or "auto" (``select_model``
+# picks by held-out log-likelihood). The one list: ``calibration`` exports both, the CLI offers IRT_CHOICES.
+IRT_MODELS = ("1pl", "2pl", "3pl", "4pl")
+IRT_CHOICES = (*IRT_MODELS, "auto")
 
 # Probabilities are kept this far from 0 and 1 so logs and information stay finite.
 EPS = 1e-9

@@ -97,7 +97,7 @@ from scipy.special import expit, logit, logsumexp
 from adtbase.errors import InputError
 
 from .data import ResponseSet
-from .irt import EPS, MODELS, ItemParams, guessing_from_choices
+from .irt import EPS, IRT_MODELS, ItemParams, guessing_from_choices
 
 STATUSES = ("calibrated", "unanswered", "all_correct", "all_wrong")
 _PCOLS = ("a", "b", "c", "d")
@@ -1379,8 +1379,8 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
     """
     t0 = time.perf_counter()
     model = model.lower()
-    if model not in MODELS:
-        raise InputError(f"unknown IRT model {model!r}; choose one of {', '.join(MODELS)}")
+    if model not in IRT_MODELS:
+        raise InputError(f"unknown IRT model {model!r}; choose one of {', '.join(IRT_MODELS)}")
     if latent not in ("normal", "empirical"):
         raise InputError(f"latent must be 'normal' or 'empirical', got {latent!r}")
     if n_quad < 11:
@@ -1637,7 +1637,7 @@ def split_holdout(responses: ResponseSet, holdout_frac: float,
     return responses.subset(~hold), responses.subset(hold)
 
 
-def select_model(responses: ResponseSet, candidates: Sequence[str] = ("1pl", "2pl", "3pl", "4pl"), *,
+def select_model(responses: ResponseSet, candidates: Sequence[str] = IRT_MODELS, *,
                  rng: np.random.Generator, holdout_frac: float = 0.2, refit: bool = True,
                  seed: int | None = None, **fit_kwargs: Any) -> ModelSelection:
     """Choose the IRT model by the held-out log-likelihood of randomly held-out responses.
@@ -1650,8 +1650,8 @@ def select_model(responses: ResponseSet, candidates: Sequence[str] = ("1pl", "2p
     """
     cands = [c.lower() for c in candidates]
     for c in cands:
-        if c not in MODELS:
-            raise InputError(f"unknown IRT model {c!r} among candidates; choose from {', '.join(MODELS)}")
+        if c not in IRT_MODELS:
+            raise InputError(f"unknown IRT model {c!r} among candidates; choose from {', '.join(IRT_MODELS)}")
     if not cands:
         raise InputError("select_model needs at least one candidate model")
     train, held = split_holdout(responses, holdout_frac, rng)

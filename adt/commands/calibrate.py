@@ -20,6 +20,7 @@ from adt.workflow.calibrate import (
     estimate_model,
 )
 from adtbase.errors import InputError
+from calibration import IRT_CHOICES
 from calibration.store import calibration_info, calibration_params_frame, list_calibrations
 
 
@@ -32,7 +33,7 @@ def _f(x: Any, digits: int = 3) -> str:
 
 
 @cli.command("calibrate")
-@click.option("--irt", type=click.Choice(["1pl", "2pl", "3pl", "4pl", "auto"]), default="2pl", show_default=True,
+@click.option("--irt", type=click.Choice(IRT_CHOICES), default="2pl", show_default=True,
               help="IRT model; auto picks it by held-out log-likelihood.")
 @click.option("--method", type=click.Choice(["mml", "pyirt"]), default="mml", show_default=True)
 @click.option("--filter", "filters", multiple=True, help="KEY=VALUE (repeatable): the items to calibrate.")

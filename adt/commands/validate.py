@@ -9,6 +9,7 @@ import click
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adt.workflow.validate import SPLITS, ValidateOptions, summary_table, validate, write_outputs
 from adtbase.errors import InputError
+from calibration import IRT_CHOICES
 
 
 @cli.command("validate")
@@ -34,7 +35,7 @@ from adtbase.errors import InputError
               help="Quota of the forms, as for `adt sample` (repeatable).")
 @click.option("--stratify-by", "stratify_by", default=None, metavar="KEY",
               help="Quotas proportional to the slice's shares of this tag key.")
-@click.option("--irt", type=click.Choice(["1pl", "2pl", "3pl", "4pl", "auto"]), default="2pl", show_default=True)
+@click.option("--irt", type=click.Choice(IRT_CHOICES), default="2pl", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--jobs", type=int, default=None,
               help="Worker processes for the folds (default: the machine's cores, at most 4); results do not "

@@ -22,6 +22,7 @@ from scipy.stats import norm
 
 from adtbase.errors import CalibrationError, InputError
 from calibration import (
+    IRT_CHOICES,
     CalibrationConvergenceWarning,
     CalibrationResult,
     DriftReport,
@@ -62,7 +63,6 @@ from calibration.store import (
     save_calibration,
 )
 
-IRT_CHOICES = ("1pl", "2pl", "3pl", "4pl", "auto")
 LINK_CHOICES = ("fixed", "stocking_lord")
 GUESSING_CHOICES = ("auto", "estimate", "choices")
 # Item types whose answers cannot be guessed: an exact-match number has no lower asymptote.
