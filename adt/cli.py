@@ -1,8 +1,8 @@
 """The ``adt`` command line: ``adt [--bank PATH] GROUP VERB ...``.
 
-Conventions every command follows: ``--json`` prints data as JSON; ``--filter KEY=VALUE`` (repeatable)
-selects a slice; ``--out PATH`` for files written; exit 0 on success, 1 for a user error (one line
-naming the problem), 2 for usage errors (click's own).
+Conventions every command follows: ``--json`` prints data as JSON; ``--filter KEY=VALUE[,VALUE...]``
+(repeatable; the grammar and its one parser: ``adt.filters``) selects a slice; ``--out PATH`` for files
+written; exit 0 on success, 1 for a user error (one line naming the problem), 2 for usage errors (click's own).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 import click
 import pandas as pd
 
+from adt.filters import parse_filters as parse_filters  # the commands' one --filter parser
 from adtbase import __version__
-from adtbase.errors import AdtError, InputError
+from adtbase.errors import AdtError
 from adtbase.jsonable import to_jsonable
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
 
@@ -41,17 +42,6 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
-
-
-def parse_filters(values: Sequence[str]) -> dict[str, list[str]]:
-    """``KEY=VALUE`` pairs; repeating a key ORs its values, different keys AND."""
-    out: dict[str, list[str]] = {}
-    for text in values:
-        if "=" not in text:
-            raise InputError(f"--filter {text!r}: expected KEY=VALUE")
-        key, value = text.split("=", 1)
-        out.setdefault(key.strip(), []).extend(v.strip() for v in value.split(",") if v.strip())
-    return out
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:

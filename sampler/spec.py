@@ -8,6 +8,9 @@ Decisions (documented here once, referred to elsewhere):
   (``sampler.quotas.largest_remainder``). Values a key does not list form an implicit "other" cell
   that takes whatever the listed values leave of the form size; when the fractions sum to 1 (or
   the counts to the size) "other" gets nothing, i.e. unlisted values are excluded from the form.
+- **Filters.** ``include`` / ``exclude`` map a key to a list of values (an item matches a key when it has
+  any listed value). A spec holds them parsed: the ``--filter`` text grammar and its parser belong to
+  the command layer (``adt.filters``), and ``from_cli`` takes their result.
 - **Review states.** Default ``("approved", "draft")``: imported items are drafts until reviewed,
   and an operator who wants reviewed items only says ``review_states: [approved]``. ``retired`` is
   never eligible; asking for it is an error.
@@ -24,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,11 +201,13 @@ class FormSpec:
         return cls.from_dict(data or {}, source=str(p), earlier_forms=earlier_forms)
 
     @classmethod
-    def from_cli(cls, *, size: int | None = None, quotas: Iterable[str] = (), filters: Iterable[str] = (),
-                 max_overlap: Iterable[str] = (), seed: int | None = None, strategy: str = "stratified",
+    def from_cli(cls, *, size: int | None = None, quotas: Iterable[str] = (),
+                 filters: Mapping[str, Sequence[str]] | None = None, max_overlap: Iterable[str] = (),
+                 seed: int | None = None, strategy: str = "stratified",
                  earlier_forms: Mapping[str, Iterable[str]] | None = None,
                  base: FormSpec | None = None) -> FormSpec:
-        """Flags on top of an optional spec file: flags win key by key."""
+        """Flags on top of an optional spec file: flags win key by key. ``filters`` arrive parsed
+        (``{key: [values]}``, the command layer's ``--filter`` parser); their values add to the base's."""
         d: dict[str, Any] = base.to_dict() if base is not None else {}
         if base is not None:  # overlap item ids already resolved in base
             d["overlap"] = [{"form": o.form, "max_fraction": o.max_fraction, "item_ids": sorted(o.item_ids)}
@@ -215,10 +220,9 @@ class FormSpec:
             q[key] = amounts
         d["quotas"] = q
         inc = {k: list(v) for k, v in (d.get("include") or {}).items()}
-        for text in filters:
-            key, values = parse_filter_flag(text)
-            inc.setdefault(key, [])
-            inc[key] += [v for v in values if v not in inc[key]]
+        for key, values in (filters or {}).items():
+            have = inc.setdefault(str(key), [])
+            have += [v for v in map(str, values) if v not in have]
         d["include"] = inc
         ov = list(d.get("overlap") or [])
         for text in max_overlap:
@@ -264,17 +268,6 @@ def parse_quota_flag(text: str) -> tuple[str, dict[str, Amount]]:
             raise InputError(f"{where}: value {value!r} empty or repeated")
         amounts[value] = parse_amount(amount, where)
     return key, amounts
-
-
-def parse_filter_flag(text: str) -> tuple[str, list[str]]:
-    """``--filter KEY=VALUE`` (or ``KEY=V1|V2``) -> (key, [values])."""
-    if "=" not in text:
-        raise InputError(f"--filter {text!r}: expected KEY=VALUE")
-    key, value = (s.strip() for s in text.split("=", 1))
-    values = [v.strip() for v in value.split("|") if v.strip()]
-    if not key or not values:
-        raise InputError(f"--filter {text!r}: empty key or value")
-    return key, values
 
 
 def parse_overlap_flag(text: str) -> tuple[str, float]:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from adt.cli import Context, cli, emit, pass_ctx
+from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adt.workflow.calibrate import predictive_model
 from adt.workflow.forms import load_parameters
 from adt.workflow.run import RESULT_SCHEMA, _backend_kwargs, _public_config
@@ -37,7 +37,7 @@ from itembank import DEFAULT_WAIT_S, open_bank, spool
 from runners import registry
 from runners.base import Request, Result, check_results
 from runners.templates import build_request
-from sampler import AdaptiveTest, CatConfig, calibrate_sympson_hetter, parse_filter_flag, parse_quota_flag
+from sampler import AdaptiveTest, CatConfig, calibrate_sympson_hetter, parse_quota_flag
 from sampler.cat import final_estimate
 
 EXPOSURE_CHOICES = ("none", "randomesque", "sympson-hetter")
@@ -159,10 +159,7 @@ def run_cat(bank_path: str | Path, model: str, backend: str, backend_args: Mappi
     seed = int(np.random.SeedSequence().entropy % (2**63)) if seed is None else int(seed)  # type: ignore[operator]
     rng = np.random.default_rng(seed)
     run_id = run_id or f"cat:{model}:{uuid.uuid4().hex[:10]}"
-    flt: dict[str, list[str]] = {}
-    for text in filters:
-        key, values = parse_filter_flag(text)
-        flt.setdefault(key, []).extend(values)
+    flt = parse_filters(filters)
     targets = {k: {v: float(f) for v, f in amounts.items()} for k, amounts in map(parse_quota_flag, content)}
 
     with open_bank(bank_path, wait_s=wait_s, purpose=f"adt cat {model}: setup", on_wait=on_wait) as bank:

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from adt import audit
+from adt.filters import parse_filters
 from adtbase.errors import AdtError, BankError, CalibrationError, InputError
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
 from itembank.bank import COLUMN_KEYS
@@ -150,7 +151,9 @@ class EarlierForms(Mapping[str, list[str]]):
 def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = None, quotas: Sequence[str] = (),
                spec_file: str | Path | None = None, filters: Sequence[str] = (), max_overlap: Sequence[str] = (),
                seed: int | None = None, spec_dict: Mapping[str, Any] | None = None) -> FormSpec:
-    """The spec of a draw: a spec file or mapping (optional) with the command-line flags on top, key by key."""
+    """The spec of a draw: a spec file or mapping (optional) with the command-line flags on top, key by key.
+
+    The flags come as their texts (``filters``: ``KEY=V1,V2``, the ``adt.filters`` grammar of every command)."""
     earlier = EarlierForms(bank)
     for text in max_overlap:
         name = text.rsplit(":", 1)[0].strip()
@@ -162,8 +165,8 @@ def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = No
         base = FormSpec.from_dict(spec_dict, source="form spec", earlier_forms=earlier)
     strategy = strategy or (base.strategy if base is not None else "stratified")
     get_sampler(strategy)  # an unknown strategy fails here, with a did-you-mean
-    spec = FormSpec.from_cli(size=size, quotas=quotas, filters=filters, max_overlap=max_overlap, seed=seed,
-                             strategy=strategy, earlier_forms=earlier, base=base)
+    spec = FormSpec.from_cli(size=size, quotas=quotas, filters=parse_filters(filters), max_overlap=max_overlap,
+                             seed=seed, strategy=strategy, earlier_forms=earlier, base=base)
     if spec.seed is None:  # drawn once and recorded, so the form can be rebuilt
         spec = spec.with_(seed=int(np.random.SeedSequence().entropy % (2**63)))  # type: ignore[operator]
     # Draw with the spec exactly as it will be read back from the bank.

@@ -17,7 +17,7 @@ from sampler.quotas import (
     quota_labels,
     solve_cell_counts,
 )
-from sampler.spec import FormSpec, Quota, parse_filter_flag, parse_overlap_flag, parse_quota_flag
+from sampler.spec import FormSpec, Quota, parse_overlap_flag, parse_quota_flag
 
 
 def test_quota_flag_parsing_fractions_counts_and_percentages():
@@ -25,7 +25,6 @@ def test_quota_flag_parsing_fractions_counts_and_percentages():
     assert parse_quota_flag("frequency_tier=high:10%,low:50%") == ("frequency_tier", {"high": 0.1, "low": 0.5})
     key, amounts = parse_quota_flag("domain=math:120,law:30")
     assert amounts == {"math": 120, "law": 30} and all(isinstance(v, int) for v in amounts.values())
-    assert parse_filter_flag("domain=math|physics") == ("domain", ["math", "physics"])
     assert parse_overlap_flag("round6:0.2") == ("round6", 0.2)
     for bad in ("language", "language=zh", "language=zh:abc", "language=zh:0.5,zh:0.5"):
         with pytest.raises(InputError, match="--quota"):
@@ -66,6 +65,12 @@ def test_yaml_cli_and_dict_agree(tmp_path):
     bad.write_text("size: [1, 2\n", encoding="utf-8")
     with pytest.raises(InputError, match="bad.yaml"):
         FormSpec.from_yaml(bad)
+
+
+def test_cli_filters_arrive_parsed_and_add_to_the_spec_files():
+    base = FormSpec.from_dict({"include": {"domain": ["math"], "language": "en"}})
+    spec = FormSpec.from_cli(filters={"domain": ["physics", "math"], "subject": ["algebra"]}, base=base)
+    assert spec.include == (("domain", ("math", "physics")), ("language", ("en",)), ("subject", ("algebra",)))
 
 
 def test_largest_remainder_known_cases():

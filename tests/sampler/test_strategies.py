@@ -143,7 +143,7 @@ def test_unknown_strategy_suggests_the_closest():
 
 
 def test_module_mode_filters_one_domain(pool):
-    spec = FormSpec.from_cli(filters=["domain=math"], strategy="all")
+    spec = FormSpec.from_cli(filters={"domain": ["math"]}, strategy="all")
     draft = get_sampler("all").sample(pool, spec)
     form = pool.set_index("item_id").loc[list(draft.item_ids)]
     assert set(form.domain) == {"math"} and set(form.review_state) <= {"approved", "draft"}
