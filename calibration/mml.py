@@ -97,7 +97,7 @@ from scipy.special import expit, logit, logsumexp
 from adtbase.errors import InputError
 
 from .data import ResponseSet
-from .irt import EPS, IRT_MODELS, ItemParams, guessing_from_choices
+from .irt import EPS, IRT_MODELS, ItemParams, guessing_from_choices, prob
 
 STATUSES = ("calibrated", "unanswered", "all_correct", "all_wrong")
 _PCOLS = ("a", "b", "c", "d")
@@ -784,8 +784,7 @@ class _Problem:
                 log1mP = logP - z
                 P = np.exp(logP)
             else:
-                P = np.clip(p.c[:, None] + (p.d - p.c)[:, None] * expit(p.a[:, None] * (x - p.b[:, None])),
-                            EPS, 1.0 - EPS)
+                P = np.clip(prob(x, p.a[:, None], p.b[:, None], p.c[:, None], p.d[:, None]), EPS, 1.0 - EPS)
                 logP, log1mP = np.log(P), np.log1p(-P)
             if self.suff:
                 # 2PL: s log P + (1 - s) log(1 - P) = s z + log(1 - P) with z = a (x - b) affine in x, so
@@ -896,8 +895,8 @@ class _Problem:
             cand = {c: nat[c][todo] for c in _PCOLS}
             for i, c in enumerate(cols):
                 cand[c] = _to_nat(c, u0[c][todo] + t[todo] * step[todo, i])
-            Pn = np.clip(cand["c"][:, None] + (cand["d"] - cand["c"])[:, None]
-                         * expit(cand["a"][:, None] * (x - cand["b"][:, None])), EPS, 1 - EPS)
+            Pn = np.clip(prob(x, cand["a"][:, None], cand["b"][:, None], cand["c"][:, None], cand["d"][:, None]),
+                         EPS, 1 - EPS)
             obj1 = _item_objective(Pn, R[todo], F[todo]) + sum(self.priors.logp(c, cand[c]) for c in cols)
             ok = obj1 >= obj0[todo] - 1e-10 * np.abs(obj0[todo])
             for c in cols:
@@ -1605,7 +1604,7 @@ def heldout_loglik(result: CalibrationResult, train: ResponseSet, heldout: Respo
     used = (result.item_status == "calibrated") | (result.fixed if result.fixed.size else False)
     keep = np.asarray(used)[train.item_idx]
     m, i, s = train.model_idx[keep], train.item_idx[keep], train.score[keep]
-    P = np.clip(p.c[:, None] + (p.d - p.c)[:, None] * expit(p.a[:, None] * (x - p.b[:, None])), EPS, 1 - EPS)
+    P = np.clip(prob(x, p.a[:, None], p.b[:, None], p.c[:, None], p.d[:, None]), EPS, 1 - EPS)
     shape = (train.n_models, train.n_items)
     pos, neg = s > 0, s < 1
     L = (sparse.csr_array((s[pos], (m[pos], i[pos])), shape=shape) @ np.log(P)
@@ -1692,7 +1691,7 @@ def simulate_responses(params: ItemParams, theta: ArrayLike, rng: np.random.Gene
     block = max(1, int(4_000_000 // max(n_i, 1)))
     for lo in range(0, n_m, block):
         t = th[lo:lo + block]
-        p = params.c + (params.d - params.c) * expit(params.a * (t[:, None] - params.b))
+        p = prob(t[:, None], params.a, params.b, params.c, params.d)
         y = (rng.random(p.shape) < p).astype(float)
         keep = rng.random(p.shape) >= missing if missing > 0 else np.ones(p.shape, dtype=bool)
         mm, ii = np.nonzero(keep)
