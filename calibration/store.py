@@ -137,9 +137,6 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-# calibration/validation_store.py imports this name; it goes once that file imports adtbase.jsonable.
-_jsonable = to_jsonable
-
 
 def item_statuses(result: CalibrationResult) -> NDArray[np.str_]:
     """The stored status per item: the fitter's status, with anchors marked ``fixed``."""

@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from adt.errors import CalibrationError
+from adtbase.errors import CalibrationError
+from adtbase.jsonable import to_jsonable
 
-from .store import _jsonable, _num
+from .store import _num
 from .validation import SUMMARY_COLUMNS
 
 # Column allow-lists: the only identifiers that reach SQL.
@@ -30,7 +31,7 @@ _TEXT = ("split", "strategy", "model")
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(_jsonable(value), sort_keys=True, default=str)
+    return json.dumps(to_jsonable(value), sort_keys=True, default=str)
 
 
 def save_validation(bank: Any, *, summary: pd.DataFrame, forms: pd.DataFrame, settings: Mapping[str, Any],

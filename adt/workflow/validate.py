@@ -45,9 +45,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adt.errors import InputError
 from adt.workflow import forms as wf
 from adt.workflow.calibrate import IRT_CHOICES, CalibrateOptions, calibrate, estimate_scores
+from adtbase.errors import InputError
+from adtbase.jsonable import to_jsonable
 from calibration.store import load_calibration
 from calibration.validation import regression_baseline, summarize, wilson_interval
 from calibration.validation_store import save_validation
@@ -280,7 +281,7 @@ def _read(bank: Bank, filters: Mapping[str, Sequence[str]]) -> _Data:
 
 
 def _spec_filters(filters: Mapping[str, Sequence[str]]) -> list[str]:
-    return [f"{k}={'|'.join(str(v) for v in vals)}" for k, vals in filters.items()]
+    return [f"{k}={','.join(str(v) for v in vals)}" for k, vals in filters.items()]
 
 
 def _stratify_quota(bank: Bank, key: str, slice_ids: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -538,7 +539,8 @@ def validate(bank_path: str | Path, opts: ValidateOptions, *, progress: Progress
             for spec in specs.values():  # infeasible quotas fail here, before any work
                 wf._draw(pool, spec.with_(seed=0))
             for strategy in opts.strategies:
-                if REGISTRY[strategy].meets_quotas and not specs[(strategy, opts.sizes[0])].quotas:
+                # Only stratified has no objective besides the quotas (milp and nsga2 still target information).
+                if strategy == "stratified" and not specs[(strategy, opts.sizes[0])].quotas:
                     notes.append(f"--strategy {strategy} without --quota or --stratify-by: one cell, drawn like "
                                  f"random")
             bank.copy_to(scratch)
@@ -619,7 +621,6 @@ def write_outputs(result: ValidationResult, out: str | Path) -> list[Path]:
     paths = [out / "validation.csv", out / "summary.csv", out / "summary.json", out / "validation.png"]
     forms.to_csv(paths[0], index=False)
     result.summary.to_csv(paths[1], index=False)
-    from adt.cli import to_jsonable
 
     meta = {k: v for k, v in result.as_dict().items() if k != "forms"}
     paths[2].write_text(json.dumps(to_jsonable(meta), indent=2, default=str) + "\n")

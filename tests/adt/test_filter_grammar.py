@@ -137,14 +137,7 @@ def test_every_filter_command_is_probed() -> None:
     assert sorted(walk(cli)) == sorted([*PROBES, "lmeval import"])
 
 
-# adt/workflow/validate.py hands the slice to the form spec as flag texts joined with "|" (``_spec_filters``);
-# under the one grammar that must be ",". Strict: this fails once that line is fixed, to remove the mark.
-VALIDATE_JOINS_WITH_BAR = pytest.mark.xfail(strict=True, reason="adt.workflow.validate._spec_filters joins "
-                                                                "values with '|', not the grammar's ','")
-
-
-@pytest.mark.parametrize("command", [pytest.param(c, marks=VALIDATE_JOINS_WITH_BAR) if c == "validate" else c
-                                     for c in sorted(PROBES)])
+@pytest.mark.parametrize("command", sorted(PROBES))
 def test_the_same_multi_value_filter_selects_the_same_items(world: dict[str, Any], command: str,
                                                             tmp_path: Path) -> None:
     bank = tmp_path / "bank.duckdb"
