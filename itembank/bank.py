@@ -241,6 +241,13 @@ class Bank:
     def head(self) -> Head:
         return history.head(self.conn)
 
+    def head_at(self, n_events: int) -> Head | None:
+        """The head of the history as it stood after ``n_events`` events (None past the current head)."""
+        if n_events == 0:
+            return Head(0, history.GENESIS)
+        row = first(self.conn.execute("SELECT hash FROM events WHERE seq = ?", [int(n_events)]))
+        return None if row is None else Head(int(n_events), str(row[0]))
+
     def verify(self, expected: Head | None = None) -> VerifyReport:
         return history.verify(self.conn, expected)
 
@@ -689,10 +696,59 @@ class Bank:
             self.conn.unregister("_ids_chk")
 
     # -- reading items ---------------------------------------------------------------------------------
-    def _item_view_sql(self) -> tuple[str, list[Any]]:
-        """CTE text defining ``iv``: every item with exposure, frequency tier and difficulty band."""
-        s = self.settings()
-        params: list[Any] = [int(s["tier_high_runs"]), int(s["tier_high_publications"])]
+    def _as_of(self, as_of: Head | int | None) -> int | None:
+        """The event count of ``as_of`` (None: the live view), checked against the history."""
+        if as_of is None:
+            return None
+        n = as_of.n_events if isinstance(as_of, Head) else int(as_of)
+        current = self.head()
+        if n < 0 or n > current.n_events:
+            raise InputError(f"history head {n}: the bank's history has {current.n_events} events")
+        if isinstance(as_of, Head) and self.head_at(n) != as_of:
+            raise BankError(f"head {as_of} is not in this bank's history (rewritten or another bank); "
+                            f"run `adt bank verify`")
+        return None if n == current.n_events else n
+
+    def _item_view_sql(self, as_of: int | None = None,
+                       settings: Mapping[str, Any] | None = None) -> tuple[str, list[Any]]:
+        """CTE text defining ``iv``: every item with exposure, frequency tier and difficulty band.
+
+        ``as_of`` (an event count) rebuilds the view as of that history head from the events (see
+        ``items``); ``settings`` override the bank's settings (tier thresholds, band cuts)."""
+        s = {**self.settings(), **{str(k): str(v) for k, v in (settings or {}).items()}}
+        params: list[Any] = []
+        if as_of is None:
+            base = "items"
+            exposure = """
+        r AS (SELECT x.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr,
+                     min(x.answered_at) ft, max(x.answered_at) lt
+              FROM responses x JOIN runs ru USING (run_id) GROUP BY x.item_id),
+        p AS (SELECT fi.item_id, count(*) n, min(pb.round_no) fr, max(pb.round_no) lr,
+                     min(pb.published_at) ft, max(pb.published_at) lt
+              FROM publications pb JOIN form_items fi USING (form_name) GROUP BY fi.item_id),"""
+        else:
+            # The items table as of the head: items created later left out; a review state (and retire
+            # reason) changed later rolled back to the last state event at or before the head, else to the
+            # import default (the state an item was imported in is not an event).
+            base = "asof_items"
+            exposure = """
+        asof_items AS (
+          SELECT i.* REPLACE (
+                   CASE WHEN st.item_id IS NULL THEN i.review_state ELSE coalesce(st.state, 'approved') END AS review_state,
+                   CASE WHEN st.item_id IS NULL THEN i.retired_reason ELSE st.reason END AS retired_reason)
+          FROM items i LEFT JOIN (
+            SELECT item_id, arg_max(kind, seq) FILTER (WHERE seq <= ?) AS state,
+                   arg_max(json_extract_string(payload, '$.reason'), seq) FILTER (WHERE seq <= ? AND kind = 'retired') AS reason
+            FROM events WHERE kind IN ('approved', 'draft', 'retired') AND item_id IS NOT NULL
+            GROUP BY item_id HAVING max(seq) > ?) st USING (item_id)
+          WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.kind = 'created' AND e.seq > ? AND e.item_id = i.item_id)),
+        r AS (SELECT e.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr, min(e.ts) ft, max(e.ts) lt
+              FROM events e LEFT JOIN runs ru ON ru.run_id = e.ref
+              WHERE e.kind = 'answered' AND e.seq <= ? GROUP BY e.item_id),
+        p AS (SELECT item_id, count(*) n, min(CAST(json_extract_string(payload, '$.round') AS INTEGER)) fr,
+                     max(CAST(json_extract_string(payload, '$.round') AS INTEGER)) lr, min(ts) ft, max(ts) lt
+              FROM events WHERE kind = 'published' AND seq <= ? GROUP BY item_id),"""
+            params += [as_of] * 6
         if s["band_cuts"] == "terciles":
             cuts = ("(SELECT quantile_cont(b, 1.0/3) FROM item_difficulty)",
                     "(SELECT quantile_cont(b, 2.0/3) FROM item_difficulty)")
@@ -702,15 +758,11 @@ class Bank:
             except ValueError:
                 raise BankError(f"setting band_cuts={s['band_cuts']!r} is not 'terciles' or 'lo,hi'") from None
             cuts = ("?", "?")
-            params = [lo, hi, *params]
-            # the cut parameters appear first in the text below
-        sql = f"""
-        r AS (SELECT x.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr,
-                     min(x.answered_at) ft, max(x.answered_at) lt
-              FROM responses x JOIN runs ru USING (run_id) GROUP BY x.item_id),
-        p AS (SELECT fi.item_id, count(*) n, min(pb.round_no) fr, max(pb.round_no) lr,
-                     min(pb.published_at) ft, max(pb.published_at) lt
-              FROM publications pb JOIN form_items fi USING (form_name) GROUP BY fi.item_id),
+            params += [lo, hi]
+        # The frequency tier rule (the one place it is written): low = never exposed; high = more than
+        # tier_high_runs runs or more than tier_high_publications publications; else medium.
+        params += [int(s["tier_high_runs"]), int(s["tier_high_publications"])]
+        sql = f"""{exposure}
         cuts AS (SELECT {cuts[0]} AS lo, {cuts[1]} AS hi),
         iv AS (
           SELECT i.*, coalesce(r.n, 0) AS exposure_runs, coalesce(p.n, 0) AS exposure_publications,
@@ -723,11 +775,26 @@ class Bank:
                  CASE WHEN d.b IS NULL THEN coalesce(i.declared_band, 'unknown')
                       WHEN d.b >= cuts.hi THEN 'hard' WHEN d.b < cuts.lo THEN 'easy' ELSE 'medium' END AS difficulty_band,
                  d.b AS calibrated_b, len(i.choices) AS n_choices
-          FROM items i LEFT JOIN r USING (item_id) LEFT JOIN p USING (item_id)
+          FROM {base} i LEFT JOIN r USING (item_id) LEFT JOIN p USING (item_id)
                LEFT JOIN item_difficulty d USING (item_id) CROSS JOIN cuts)"""  # noqa: S608 - fixed text
         return sql, params
 
-    def _where(self, filters: Mapping[str, Sequence[str]] | None, include_retired: bool) -> tuple[str, list[Any]]:
+    @staticmethod
+    def _tags_sql(as_of: int | None) -> tuple[str, str, list[Any]]:
+        """(CTE text or "", relation name, params) of the item tags, as of ``as_of`` when given: tags are
+        never removed, so those of ``tagged`` events after the head come off (``key=value;...`` payloads)."""
+        if as_of is None:
+            return "", "item_tags", []
+        return """asof_tags AS (
+          SELECT t.item_id, t.key, t.value FROM item_tags t WHERE NOT EXISTS (
+            SELECT 1 FROM (SELECT item_id, unnest(string_split(json_extract_string(payload, '$.tags'), ';')) AS pair
+                           FROM events WHERE kind = 'tagged' AND seq > ?) l
+            WHERE l.item_id = t.item_id AND split_part(l.pair, '=', 1) = t.key
+              AND (CASE WHEN strpos(l.pair, '=') = 0 THEN '' ELSE substr(l.pair, strpos(l.pair, '=') + 1) END) = t.value))""", \
+            "asof_tags", [as_of]
+
+    def _where(self, filters: Mapping[str, Sequence[str]] | None, include_retired: bool,
+               tags: str = "item_tags") -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         if not include_retired:
@@ -749,7 +816,7 @@ class Bank:
                 if key not in tax.keys:
                     raise TaxonomyError(f"--filter {key}: unknown tag key; known keys: "
                                         f"{', '.join(sorted(tax.keys | set(COLUMN_KEYS)))}")
-                clauses.append(f"iv.item_id IN (SELECT item_id FROM item_tags WHERE key = ? AND value IN ({marks}))")  # noqa: S608 - placeholders only
+                clauses.append(f"iv.item_id IN (SELECT item_id FROM {tags} WHERE key = ? AND value IN ({marks}))")  # noqa: S608 - placeholders only
                 params.append(key)
             params.extend(values)
         return (" AND ".join(clauses) or "TRUE"), params
@@ -763,24 +830,39 @@ class Bank:
         return np.asarray(rows["item_id"], dtype=object)
 
     def items(self, filters: Mapping[str, Sequence[str]] | None = None, *, include_retired: bool = False,
-              with_tags: bool = True) -> pd.DataFrame:
-        """The item frame of DESIGN.md: columns, exposure, tier, band and one column per tag key."""
-        cte, cparams = self._item_view_sql()
-        where, wparams = self._where(filters, include_retired)
-        frame = self.conn.execute(f"WITH {cte} SELECT * FROM iv WHERE {where} ORDER BY item_id",  # noqa: S608
-                                  cparams + wparams).df()
+              with_tags: bool = True, as_of: Head | int | None = None,
+              settings: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """The item frame of DESIGN.md: columns, exposure, tier, band and one column per tag key.
+
+        ``as_of`` (a ``Head``, or an event count): the frame as the bank gave it when its history had that
+        many events, rebuilt from the history: items created later are left out, tags added later come off
+        (and tag keys no item had yet), review states (and retire reasons) changed later roll back to the
+        last state event at or before the head (else to ``approved``, the import default: the state an item
+        was imported in is not an event), exposure and its rounds and times count the ``answered`` and
+        ``published`` events up to the head, and the frequency tier follows from those counts. The history
+        does not record settings or calibrations: ``settings`` gives the tier thresholds (and band cuts) in
+        force then (default: today's), and ``difficulty_band`` / ``calibrated_b`` are today's. A ``Head``
+        must be one of this history's (BankError otherwise).
+        """
+        n = self._as_of(as_of)
+        cte, cparams = self._item_view_sql(n, settings)
+        tags_cte, tags, tparams = self._tags_sql(n)
+        where, wparams = self._where(filters, include_retired, tags)
+        with_sql = ", ".join(x for x in (cte.strip(), tags_cte) if x)
+        frame = self.conn.execute(f"WITH {with_sql} SELECT * FROM iv WHERE {where} ORDER BY item_id",  # noqa: S608
+                                  cparams + tparams + wparams).df()
         if not with_tags or frame.empty:
             return frame
         self._register("_sel_ids", frame[["item_id"]])
         try:
-            tags = self.conn.execute("""
+            tags_frame = self.conn.execute(f"""{'WITH ' + tags_cte if tags_cte else ''}
                 SELECT t.item_id, t.key, string_agg(t.value, '|' ORDER BY t.value) AS value
-                FROM item_tags t JOIN _sel_ids s USING (item_id) GROUP BY t.item_id, t.key""").df()
+                FROM {tags} t JOIN _sel_ids s USING (item_id) GROUP BY t.item_id, t.key""", tparams).df()  # noqa: S608
         finally:
             self.conn.unregister("_sel_ids")
-        if tags.empty:
+        if tags_frame.empty:
             return frame
-        wide = tags.pivot(index="item_id", columns="key", values="value")
+        wide = tags_frame.pivot(index="item_id", columns="key", values="value")
         wide = wide.drop(columns=[c for c in wide.columns if c in frame.columns])
         return frame.merge(wide, left_on="item_id", right_index=True, how="left")
 

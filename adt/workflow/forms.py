@@ -1,26 +1,20 @@
 """Forms: draw one from the bank (full, module or sampled mode), store it, rebuild it for an audit, export it.
 
-The pool a form is drawn from is the bank *as of a history head*, rebuilt from the history:
+The pool a form is drawn from is the bank *as of a history head*: ``Bank.items(as_of=head)``, the
+bank's item frame as it stood when its history had that many events (items created later left out,
+later tags taken off, later review-state changes rolled back, exposure and frequency tiers from the
+``answered`` and ``published`` events up to the head), with
 
-- the items created at or before the head (``created`` events), their content and static columns
-  (question, choices, type, language, origin, source) from ``Bank.items``;
-- their tags minus those added after the head (``tagged`` events; tags are never removed);
-- their review state: the last ``approved`` / ``draft`` / ``retired`` event at or before the head, else
-  the current state when no such event came later (the state an item was imported in is not an event);
-- their exposure: ``answered`` and ``published`` events at or before the head (exactly the bank's
-  definition: one per response, one per publication of a form holding the item), and the frequency
-  tier from those counts with the tier thresholds in force at the draw (recorded with the form);
+- the tier thresholds in force at the draw (recorded with the form; the history does not hold settings);
 - difficulty bands: the bank keeps only each item's latest calibrated difficulty, not in the history,
   so a spec that uses ``difficulty_band`` records the bands it was drawn with;
 - item parameters: from the calibration recorded with the form (``calibration.store``; calibrations are
   immutable versions), joined by item id; items without parameters use the sampler's priors.
 
-A draw uses this same reconstruction at the bank's current head and first checks that the exposure it
-gives equals the bank's live exposure columns (``Bank.items``), so the reconstruction is the bank's own
-view at draw time; a later audit (``rebuild_form``) runs it at the *recorded* head, so forms saved,
-published or answered since, new items and new tags do not change the pool it rebuilds. A digest of
-every pool column used is recorded too: the audit reports which column, if any, it could not
-reconstruct.
+A draw reads it at the bank's current head (the live view); a later audit (``rebuild_form``) reads it at
+the *recorded* head, so forms saved, published or answered since, new items and new tags do not change
+the pool it rebuilds. A digest of every pool column used is recorded too: the audit reports which
+column, if any, it could not reconstruct.
 
 The snapshot id is taken *before* the form is saved (saving appends the form's events and changes it).
 The content hash covers the canonical spec (seed and strategy included), the snapshot id, the
@@ -59,7 +53,6 @@ from sampler import FormSpec, PreparedPool, get_sampler, prepare, solve_cell_cou
 STATIC_COLUMNS = ("item_id", "question", "n_choices", "item_type", "language", "origin", "source")
 # Filter keys whose values change with the bank's state: applied on the reconstructed pool, not in SQL.
 DYNAMIC_KEYS = frozenset({"review_state", "frequency_tier", "difficulty_band"})
-STATE_EVENTS = ("approved", "draft", "retired")
 PARAM_COLUMNS = ("a", "b", "c", "d")
 # Diagnostics kept with the objectives (the Pareto set itself is not stored).
 KEPT_DIAGNOSTICS = ("n_eligible", "n_enemy_pairs", "n_cells_used", "dropped_enemies", "algorithm", "generations",
@@ -204,93 +197,24 @@ def tag_columns(frame: pd.DataFrame, tax_keys: Iterable[str]) -> list[str]:
     return sorted(c for c in frame.columns if c in set(tax_keys) and c not in builtin)
 
 
-def _events(bank: Bank, sql: str, params: Sequence[Any]) -> pd.DataFrame:
-    # The history log is the bank's public audit record; Bank offers per-item reads only, so the
-    # reconstruction reads the events table directly (read-only, values bound).
-    return bank.conn.execute(sql, list(params)).df()
-
-
-def _head_hash(bank: Bank, n: int) -> str | None:
-    if n == 0:
-        return "0" * 64
-    row = bank.conn.execute("SELECT hash FROM events WHERE seq = ?", [n]).fetchone()
-    return None if row is None else str(row[0])
-
-
 def pool_at(bank: Bank, settings: PoolSettings, spec: FormSpec, params: pd.DataFrame | None) -> pd.DataFrame:
-    """The pool frame as of ``settings.head_n`` (see the module doc), sorted by item id."""
-    n = settings.head_n
-    frame = bank.items(prefilter(spec), include_retired=True)
+    """The pool frame as of ``settings.head_n`` (``Bank.items(as_of=...)``, see the module doc), sorted by item id.
+
+    A head past the end of the history (truncated since: ``rebuild_inputs`` notes it) reads as the current one."""
+    frame = bank.items(prefilter(spec), include_retired=True, as_of=min(settings.head_n, bank.head().n_events),
+                       settings={"tier_high_runs": settings.tier_high_runs,
+                                 "tier_high_publications": settings.tier_high_publications})
     if frame.empty:
         raise InputError("no items match the form's filters" + (f" {prefilter(spec)}" if prefilter(spec) else ""))
-    tax_keys = set(bank.taxonomy().keys)
-    tag_cols = tag_columns(frame, tax_keys)
-    later = _events(bank, "SELECT seq, kind, item_id, payload FROM events WHERE seq > ? AND kind IN "
-                          "('created', 'tagged', 'approved', 'draft', 'retired') ORDER BY seq", [n])
-    born_later = set(later.loc[later["kind"] == "created", "item_id"])
-    frame = frame[~frame["item_id"].isin(born_later)].reset_index(drop=True)
-    pos = {i: k for k, i in enumerate(frame["item_id"])}
-
-    # Tags added after the head come off again.
-    tags = {c: frame[c].to_numpy(dtype=object).copy() for c in tag_cols}
-    for item_id, payload in later.loc[later["kind"] == "tagged", ["item_id", "payload"]].itertuples(index=False):
-        k = pos.get(item_id)
-        if k is None:
-            continue
-        for pair in str(json.loads(payload).get("tags", "")).split(";"):
-            key, _, value = pair.partition("=")
-            if key in tags and isinstance(tags[key][k], str):
-                left = [v for v in tags[key][k].split("|") if v != value]
-                tags[key][k] = "|".join(left) if left else None
-    for c in tag_cols:
-        frame[c] = tags[c]
-
-    # Review states changed after the head roll back to the last state event at or before it.
-    changed = set(later.loc[later["kind"].isin(STATE_EVENTS), "item_id"]) & set(pos)
-    if changed:
-        before = _events(bank, "SELECT item_id, kind FROM events WHERE seq <= ? AND kind IN "
-                               "('approved', 'draft', 'retired') ORDER BY seq", [n])
-        last = dict(zip(before["item_id"], before["kind"], strict=True))
-        states = frame["review_state"].to_numpy(dtype=object).copy()
-        for item_id in changed:
-            # No earlier event: the item kept its imported state until after the head; the history does
-            # not say which it was, so the import default stands in (the pool digest shows any error).
-            states[pos[item_id]] = last.get(item_id, "approved")
-        frame["review_state"] = states
-
-    # Exposure from the history up to the head, tiers with the recorded thresholds.
-    counts = _events(bank, """SELECT item_id, count(*) FILTER (WHERE kind = 'answered') AS runs,
-                                     count(*) FILTER (WHERE kind = 'published') AS pubs
-                              FROM events WHERE seq <= ? AND kind IN ('answered', 'published')
-                              GROUP BY item_id""", [n]).set_index("item_id")
-    runs = frame["item_id"].map(counts["runs"]).fillna(0).astype(np.int64).to_numpy()
-    pubs = frame["item_id"].map(counts["pubs"]).fillna(0).astype(np.int64).to_numpy()
-    frame["exposure_runs"], frame["exposure_publications"] = runs, pubs
-    frame["frequency_tier"] = np.where(runs + pubs == 0, "low",
-                                       np.where((runs > settings.tier_high_runs)
-                                                | (pubs > settings.tier_high_publications), "high", "medium"))
+    tag_cols = tag_columns(frame, set(bank.taxonomy().keys))
     if settings.bands is not None:
         frame["difficulty_band"] = frame["item_id"].map(settings.bands).fillna("unknown")
-
     cols = [*STATIC_COLUMNS, "review_state", "exposure_runs", "exposure_publications", "frequency_tier",
             "difficulty_band", *tag_cols]
     out = frame[cols].copy()
     if params is not None:
         out = out.merge(params, on="item_id", how="left")
     return out.sort_values("item_id", kind="stable").reset_index(drop=True)
-
-
-def check_live_exposure(pool: pd.DataFrame, live: pd.DataFrame) -> None:
-    """At draw time the history must explain the bank's exposure columns, else nothing is reproducible."""
-    merged = pool[["item_id", "exposure_runs", "exposure_publications"]].merge(
-        live[["item_id", "exposure_runs", "exposure_publications"]], on="item_id", suffixes=("", "_live"))
-    for col in ("exposure_runs", "exposure_publications"):
-        bad = merged[merged[col].to_numpy() != merged[f"{col}_live"].to_numpy()]
-        if len(bad):
-            row = bad.iloc[0]
-            raise BankError(f"the bank's history does not account for its exposure (item {row['item_id']}: "
-                            f"{col} {int(row[col + '_live'])} in the bank, {int(row[col])} from the history); "
-                            f"run `adt bank verify`")
 
 
 def pool_digest(prep: PreparedPool) -> dict[str, str]:
@@ -377,18 +301,16 @@ def _objectives(draft: Any) -> dict[str, Any]:
 
 def read_pool(bank: Bank, spec: FormSpec, calibration_id: str | None) -> tuple[pd.DataFrame, PoolSettings, str,
                                                                                 str | None]:
-    """(pool, settings, snapshot id, calibration id) at the bank's current head, checked against live exposure."""
+    """(pool, settings, snapshot id, calibration id) at the bank's current head."""
     snapshot_id = bank.snapshot_id()
     head = bank.head()
     s = bank.settings()
     cid, params = load_parameters(bank, calibration_id)
-    bands = None
-    if uses_band(spec):
-        live = bank.items(prefilter(spec), include_retired=True, with_tags=False)
-        bands = {str(i): str(b) for i, b in zip(live["item_id"], live["difficulty_band"], strict=True) if b != "unknown"}
-    settings = PoolSettings(head.n_events, head.hash, int(s["tier_high_runs"]), int(s["tier_high_publications"]), bands)
+    settings = PoolSettings(head.n_events, head.hash, int(s["tier_high_runs"]), int(s["tier_high_publications"]))
     pool = pool_at(bank, settings, spec, params)
-    check_live_exposure(pool, bank.items(prefilter(spec), include_retired=True, with_tags=False))
+    if uses_band(spec):  # the history does not hold bands: record today's with the form
+        bands = {str(i): str(b) for i, b in zip(pool["item_id"], pool["difficulty_band"], strict=True) if b != "unknown"}
+        settings = replace(settings, bands=bands)
     return pool, settings, snapshot_id, cid
 
 
@@ -473,7 +395,8 @@ def rebuild_inputs(bank: Bank, rec: Mapping[str, Any]) -> RebuildInputs:
     spec = spec.with_(seed=seed, strategy=str(rec.get("strategy")))
     settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]), int(pool_rec["tier_high_runs"]),
                             int(pool_rec["tier_high_publications"]), pool_rec.get("bands"))
-    if _head_hash(bank, settings.head_n) != settings.head_hash:
+    at = bank.head_at(settings.head_n)
+    if at is None or at.hash != settings.head_hash:
         problems.append(f"the history at event {settings.head_n} is not the one the form was drawn at "
                         f"(history rewritten or truncated; run `adt bank verify`)")
     _, params = load_parameters(bank, rec.get("calibration_id")) if rec.get("calibration_id") else (None, None)
