@@ -15,8 +15,6 @@ Every sized strategy except ``random`` meets quotas exactly; all keep overlap li
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -43,13 +41,8 @@ class FormDraft:
     n_uncalibrated: int
     diagnostics: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
-
-    def content_hash(self, spec: FormSpec, snapshot_id: str) -> str:
-        """sha256 of spec, bank snapshot, strategy and items in order: same inputs, same hash."""
-        payload = json.dumps({"spec": json.loads(spec.canonical_json()), "snapshot": snapshot_id,
-                              "strategy": self.strategy, "seed": self.seed, "items": list(self.item_ids)},
-                             sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(payload.encode()).hexdigest()
+    # No content hash here: a form's hash is computed where it is stored, over the bank snapshot and the
+    # calibration too (which the sampler does not see).
 
 
 class Sampler(ABC):

@@ -113,6 +113,23 @@ def test_form_trail_and_rederivation(bank_path: Path) -> None:
     assert not shorter.ok and shorter.first_difference == 1
 
 
+def test_the_one_form_content_hash_is_the_stored_rule() -> None:
+    """``adt audit form`` recomputes this hash for every form already in a bank: its formula (canonical spec with
+    seed and strategy, snapshot id, calibration id, items in order) is pinned; it covers the calibration."""
+    from adt.workflow.forms import content_hash
+    from sampler import FormSpec
+
+    spec = FormSpec.from_dict({"strategy": "random", "size": 3, "seed": 7}, source="test")
+    items = ["it_a", "it_b", "it_c"]
+    assert content_hash(spec, "snap_x", "cal_y", items) == \
+        "a66fc89aa461ba82355616b05118e394e54382830d41bfb0b95071c1a68738cb"
+    assert content_hash(spec, "snap_x", None, items) == \
+        "12d3f941fbb9d0bbe690a9228fa74341d84c6e1ed3fdaddbd07d7fecd06c55ff"
+    others = {content_hash(spec, "snap_x", "cal_z", items), content_hash(spec, "snap_w", "cal_y", items),
+              content_hash(spec.with_(seed=8), "snap_x", "cal_y", items), content_hash(spec, "snap_x", "cal_y", items[::-1])}
+    assert len(others) == 4 and content_hash(spec, "snap_x", "cal_y", items) not in others
+
+
 def export(bank_path: Path, out: Path) -> dict:
     result = CliRunner().invoke(cli, ["--bank", str(bank_path), "audit", "export", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
