@@ -4,6 +4,7 @@ from .cat import (
     AdaptiveTest,
     CatConfig,
     CatResult,
+    CatSession,
     calibrate_sympson_hetter,
     exposure_rates,
     final_estimate,
@@ -17,8 +18,8 @@ from .spec import FormSpec, OverlapLimit, Quota, parse_overlap_flag, parse_quota
 from .strategies import REGISTRY, FormDraft, Sampler, form_objectives, get_sampler, sample_form, violations
 
 __all__ = [
-    "AdaptiveTest", "CatConfig", "CatResult", "calibrate_sympson_hetter", "exposure_rates", "final_estimate",
-    "mean_overlap", "simulate",
+    "AdaptiveTest", "CatConfig", "CatResult", "CatSession", "calibrate_sympson_hetter", "exposure_rates",
+    "final_estimate", "mean_overlap", "simulate",
     "OTHER", "REGISTRY", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
     "Sampler", "build_cells", "eligible", "find_enemy_pairs", "form_objectives", "get_sampler",
     "largest_remainder", "parse_overlap_flag", "parse_quota_flag", "prepare",

@@ -11,9 +11,14 @@ is furthest below its target share); then maximum Fisher information at the curr
   this respondent and the next one is picked); ``K`` comes from ``calibrate_sympson_hetter``, the
   classic iteration ``K_i <- r_max / P(select_i)`` over simulated respondents (kept non-increasing).
 
-Stops at ``se_target`` (after ``min_items``) or ``max_items``. The runner is any object with
-``score(list_of_requests) -> list_of_results`` (each result has ``.score`` in [0, 1]); requests are
-built by ``make_request(item_id)``.
+Stops at ``se_target`` (after ``min_items``) or ``max_items``, or when no candidate is left.
+
+The test runs step by step through a ``CatSession`` (``AdaptiveTest.session(rng)``): ``next_item()``
+gives the item to ask (None once a stopping rule fires: ``stop_reason`` says which), ``update(item_id,
+score)`` takes its score in [0, 1], ``result()`` the finished test. The session never calls out: whoever
+drives it asks the item however it likes (``adt.workflow.cat`` through the run loop of ``adt run``). The
+drivers here are ``run_with(respond)`` (``respond(pool_index) -> score``, for simulations) and ``run(runner,
+make_request)`` (any object with ``score(list_of_requests) -> list_of_results``, one request per step).
 """
 
 from __future__ import annotations
@@ -121,6 +126,10 @@ class AdaptiveTest:
                                params.d[:, None]), EPS, 1 - EPS)
 
     # -- public ----------------------------------------------------------------------------------
+    def session(self, rng: np.random.Generator) -> CatSession:
+        """A new test, driven step by step (``next_item`` / ``update``); ``rng`` drives item selection."""
+        return CatSession(self, rng)
+
     def run(self, runner: BatchRunner, make_request: Callable[[str], Any], rng: np.random.Generator) -> CatResult:
         """Administer one adaptive test through ``runner`` (one request per step)."""
         def respond(i: int) -> float:
@@ -135,43 +144,10 @@ class AdaptiveTest:
 
     def run_with(self, respond: Callable[[int], float], rng: np.random.Generator) -> CatResult:
         """Administer one test with ``respond(pool_index) -> score`` (the runner-free core)."""
-        cfg = self.config
-        n = len(self.params)
-        logpost = self._log_prior.copy()
-        available = np.ones(n, dtype=bool)
-        given: list[int] = []
-        selected: list[int] = []
-        scores: list[float] = []
-        thetas: list[float] = []
-        ses: list[float] = []
-        counts = [np.zeros(len(t)) for _, t in self._content]
-        theta, se = self._eap(logpost)
-        reason = "max_items"
-        while len(given) < cfg.max_items:
-            if cfg.se_target is not None and len(given) >= max(cfg.min_items, 1) and se <= cfg.se_target:
-                reason = "se_target"
-                break
-            i = self._next_item(theta, available, counts, len(given), rng, selected)
-            if i is None:
-                reason = "pool_exhausted"
-                break
-            available[i] = False
-            s = respond(i)
-            given.append(i)
-            scores.append(s)
-            p = self._p[i]
-            logpost += s * np.log(p) + (1 - s) * np.log1p(-p)
-            for (codes, _), cnt in zip(self._content, counts, strict=True):
-                if codes[i] >= 0:
-                    cnt[codes[i]] += 1
-            theta, se = self._eap(logpost)
-            thetas.append(theta)
-            ses.append(se)
-        else:
-            if cfg.se_target is not None and se <= cfg.se_target:
-                reason = "se_target"
-        return CatResult(tuple(str(self.ids[i]) for i in given), tuple(scores), theta, se, tuple(thetas),
-                         tuple(ses), reason, tuple(selected))
+        session = self.session(rng)
+        while (i := session._next_index()) is not None:
+            session._update_index(i, respond(i))
+        return session.result()
 
     # -- internals -------------------------------------------------------------------------------
     def _eap(self, logpost: NDArray) -> tuple[float, float]:
@@ -210,6 +186,103 @@ class AdaptiveTest:
                     available[i] = False  # set aside for this respondent
                     continue
             return i
+
+
+class CatSession:
+    """One adaptive test in progress: ask ``next_item()``, answer with ``update(item_id, score)``.
+
+    ``next_item()`` returns the item to ask next, or None once a stopping rule fires (``stop_reason``:
+    ``se_target`` | ``max_items`` | ``pool_exhausted``); asked again before the answer comes, it returns the
+    same item. ``theta`` / ``se`` are the EAP and posterior SD after the answers so far; ``result()`` is the
+    finished test. Item selection draws from ``rng`` only inside ``next_item()``, so a driver that draws its
+    own answers from the same generator between the two calls gets the sequence ``run_with`` gets.
+    """
+
+    def __init__(self, test: AdaptiveTest, rng: np.random.Generator) -> None:
+        self.test = test
+        self.rng = rng
+        self._logpost = test._log_prior.copy()
+        self._available = np.ones(len(test.params), dtype=bool)
+        self._counts = [np.zeros(len(t)) for _, t in test._content]
+        self._given: list[int] = []
+        self._selected: list[int] = []
+        self._scores: list[float] = []
+        self._thetas: list[float] = []
+        self._ses: list[float] = []
+        self._pending: int | None = None
+        self._reason: str | None = None
+        self.theta, self.se = test._eap(self._logpost)
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the test stopped; None while it runs."""
+        return self._reason
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        """The items answered so far, in order."""
+        return tuple(str(self.test.ids[i]) for i in self._given)
+
+    @property
+    def scores(self) -> tuple[float, ...]:
+        return tuple(self._scores)
+
+    def next_item(self) -> str | None:
+        """The item to ask next; None when the test is over."""
+        i = self._next_index()
+        return None if i is None else str(self.test.ids[i])
+
+    def update(self, item_id: str, score: float) -> None:
+        """Take the score in [0, 1] of the item ``next_item()`` gave."""
+        if self._pending is None or str(self.test.ids[self._pending]) != str(item_id):
+            asked = "no item" if self._pending is None else f"item {self.test.ids[self._pending]}"
+            raise InputError(f"CAT: a score for item {item_id} when {asked} was asked")
+        s = float(score)
+        if not 0.0 <= s <= 1.0:
+            raise InputError(f"CAT: score {s} for item {item_id} outside [0, 1]")
+        self._update_index(self._pending, s)
+
+    def result(self) -> CatResult:
+        """The finished test (after ``next_item()`` returned None)."""
+        if self._reason is None:
+            raise InputError("CAT: the test has not stopped yet (ask next_item() until it returns None)")
+        return CatResult(self.item_ids, tuple(self._scores), self.theta, self.se, tuple(self._thetas),
+                         tuple(self._ses), self._reason, tuple(self._selected))
+
+    # -- steps by pool index (run_with's; next_item / update name items by id) ------------------
+    def _next_index(self) -> int | None:
+        if self._pending is not None:
+            return self._pending
+        if self._reason is not None:
+            return None
+        cfg = self.test.config
+        n = len(self._given)
+        reached = cfg.se_target is not None and self.se <= cfg.se_target
+        if n >= cfg.max_items:
+            self._reason = "se_target" if reached else "max_items"
+        elif reached and n >= max(cfg.min_items, 1):
+            self._reason = "se_target"
+        else:
+            i = self.test._next_item(self.theta, self._available, self._counts, n, self.rng, self._selected)
+            if i is None:
+                self._reason = "pool_exhausted"
+            else:
+                self._available[i] = False
+                self._pending = i
+        return self._pending
+
+    def _update_index(self, i: int, s: float) -> None:
+        self._pending = None
+        self._given.append(i)
+        self._scores.append(s)
+        p = self.test._p[i]
+        self._logpost += s * np.log(p) + (1 - s) * np.log1p(-p)
+        for (codes, _), cnt in zip(self.test._content, self._counts, strict=True):
+            if codes[i] >= 0:
+                cnt[codes[i]] += 1
+        self.theta, self.se = self.test._eap(self._logpost)
+        self._thetas.append(self.theta)
+        self._ses.append(self.se)
 
 
 def simulate(test: AdaptiveTest, thetas: NDArray[np.float64], rng: np.random.Generator) -> list[CatResult]:

@@ -18,6 +18,9 @@ most the batch being scored, and re-running the same command resumes with the it
 answered. A backend that raises marks the run failed (when the bank can be had) and keeps every
 batch scored before it. Run ids default to ``"<form>:<model>"``, so re-running the same command finds
 the same run; a second process on the same run id is refused (a lock file in the run's spool folder).
+
+Steps 2 and 3 are ``RunLoop``, the one run loop: ``adt cat`` (``adt.workflow.cat``) drives it too, with
+a ``Feed`` that asks ``sampler.CatSession`` for one item at a time instead of walking a form.
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -117,8 +120,8 @@ def _load_params(value: Any) -> dict[str, tuple[float, float, float, float]]:
             for i, a, b, cc, dd in zip(frame["item_id"], frame["a"], frame["b"], c, d, strict=True)}
 
 
-def _backend_kwargs(backend: str, args: Mapping[str, Any], model: str,
-                    aliases: Mapping[str, str] | None) -> dict[str, Any]:
+def backend_kwargs(backend: str, args: Mapping[str, Any], model: str,
+                   aliases: Mapping[str, str] | None) -> dict[str, Any]:
     """Translate command-line backend args into the backend's constructor arguments."""
     kw = dict(args)
     if backend == "replay":
@@ -139,7 +142,7 @@ def _backend_kwargs(backend: str, args: Mapping[str, Any], model: str,
 _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "authorization")
 
 
-def _public_config(backend: str, args: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+def public_config(backend: str, args: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     """Backend args as stored with the run: scalars as they are, anything big summarised, secrets hidden."""
     out: dict[str, Any] = {}
     for key, value in args.items():
@@ -154,7 +157,8 @@ def _public_config(backend: str, args: Mapping[str, Any], **extra: Any) -> dict[
     return {"backend": backend, "backend_args": out, **extra}
 
 
-def _make_runner(backend: str, kwargs: Mapping[str, Any]) -> Runner:
+def make_runner(backend: str, kwargs: Mapping[str, Any]) -> Runner:
+    """The backend's runner (a context manager); ``backend`` may be a ``"package.module:Class"``."""
     if ":" in backend:  # a backend class given as "package.module:Class" (plugins, tests)
         registry.register(backend, backend)
     return registry.create(backend, **kwargs)
@@ -193,11 +197,11 @@ class _IngestClock:
         self.tx_seconds += time.perf_counter() - t0
 
 
-def _try_ingest(bank_path: Path, run_id: str, wait_s: float, clock: _IngestClock) -> bool:
+def _try_ingest(bank_path: Path, run_id: str, wait_s: float, clock: _IngestClock, command: str = "adt run") -> bool:
     """Ingest the run's spooled batches if the bank can be had within ``wait_s``; False if busy."""
     t0 = time.perf_counter()
     try:
-        with open_bank(bank_path, wait_s=wait_s, purpose=f"adt run {run_id}: ingest") as bank:
+        with open_bank(bank_path, wait_s=wait_s, purpose=f"{command} {run_id}: ingest") as bank:
             clock.ingest(bank, run_id)
     except BankBusy:
         return False
@@ -261,6 +265,136 @@ def _progress(enabled: bool, total: int, completed: int, label: str) -> Iterator
         yield lambda n: bar.advance(task, n)
 
 
+# -- the run loop ---------------------------------------------------------------------------------
+
+class Feed(Protocol):
+    """What a run scores, batch by batch: ``next_batch()`` (empty when nothing is left), then
+    ``record(batch, results)`` with the backend's checked results of that batch, once they are spooled."""
+
+    def next_batch(self) -> Sequence[Request]: ...
+
+    def record(self, batch: Sequence[Request], results: Sequence[Result]) -> None: ...
+
+
+@dataclass
+class _FormBatches:
+    """``adt run``'s feed: the form's requests, ``size`` at a time."""
+
+    requests: Sequence[Request]
+    size: int
+    start: int = 0
+
+    def next_batch(self) -> Sequence[Request]:
+        batch = self.requests[self.start:self.start + self.size]
+        self.start += len(batch)
+        return batch
+
+    def record(self, batch: Sequence[Request], results: Sequence[Result]) -> None:
+        pass
+
+
+@dataclass
+class RunLoop:
+    """The one run loop (steps 2 and 3 of the module doc) for one run: ``adt run``'s and ``adt cat``'s.
+
+    ``locked()`` holds the run's lock file (one process per run id). ``score(runner, feed)`` puts each
+    batch the feed gives through the backend and its answers into the run's spool, ingesting at most
+    every ``ingest_every_s`` (waiting ``ingest_wait_s`` at most, never blocking on the bank); within
+    ``marking_failed()`` any failure stores what was scored, marks the run failed and re-raises, naming
+    the run. ``finish()`` stores the rest and marks the run finished (failed when the backend reported
+    errors for some items). ``command`` names the holder in the bank's lock; ``resumable``: re-running
+    the command resumes the run (``adt run``), and the messages say so.
+    """
+
+    bank_path: Path
+    run_id: str
+    backend: str
+    command: str = "adt run"
+    resumable: bool = True
+    ingest_wait_s: float = INGEST_WAIT_S
+    ingest_every_s: float = INGEST_EVERY_S
+    clock: _IngestClock = field(default_factory=_IngestClock)
+    scored: int = 0     # results put in the spool
+    missing: int = 0    # replay: items the record has no answer for (nothing stored)
+    errors: int = 0     # items the backend reported an error for (nothing stored)
+    batches: int = 0
+    scoring_seconds: float = 0.0  # time inside the backend
+
+    def locked(self) -> AbstractContextManager[None]:
+        return _run_lock(self.bank_path, self.run_id)
+
+    def score(self, runner: Runner, feed: Feed, advance: Callable[[int], None] = lambda n: None) -> None:
+        """Batches from ``feed`` through ``runner`` into the spool until the feed has none left."""
+        writer = spool.SpoolWriter(self.bank_path, self.run_id)
+        last_ingest = time.perf_counter()
+        while batch := feed.next_batch():
+            t0 = time.perf_counter()
+            try:
+                results = check_results(batch, runner.score(batch), self.backend)
+            except AdtError:
+                raise
+            except Exception as exc:  # a backend's own failure (CUDA, HTTP, ...): say which backend
+                raise RunnerError(f"backend {self.backend!r} failed: {type(exc).__name__}: {exc}") from exc
+            self.scoring_seconds += time.perf_counter() - t0
+            table, missing, errors = _results_table(batch, results)
+            if table.num_rows:
+                writer.write(table)
+            self.scored += table.num_rows
+            self.missing += missing
+            self.errors += errors
+            self.batches += 1
+            if time.perf_counter() - last_ingest >= self.ingest_every_s:
+                _try_ingest(self.bank_path, self.run_id, self.ingest_wait_s, self.clock, self.command)
+                last_ingest = time.perf_counter()
+            feed.record(batch, results)
+            advance(len(batch))
+
+    @contextmanager
+    def marking_failed(self) -> Iterator[None]:
+        """On any failure inside: store what was scored, mark the run failed, re-raise naming the run."""
+        try:
+            yield
+        except BaseException as exc:
+            kept = self.mark_failed()
+            if isinstance(exc, AdtError):
+                note = (f"; run {self.run_id!r} marked failed with {kept} responses kept" if kept is not None else
+                        f"; run {self.run_id!r}: its scored batches are kept in the spool")
+                raise type(exc)(f"{exc}{note}" + ("; re-run the same command to resume" if self.resumable else "")
+                                ) from exc
+            raise
+
+    def mark_failed(self) -> int | None:
+        """Store what was scored and mark the run failed; its responses, None when the bank cannot be had quickly."""
+        try:
+            with open_bank(self.bank_path, wait_s=5.0, purpose=f"{self.command} {self.run_id}: failed") as bank:
+                spool.ingest(bank, [self.run_id])
+                bank.finish_run(self.run_id, "failed")
+                return len(bank.answered(self.run_id))
+        except AdtError:
+            return None
+
+    def finish(self, wait_s: float = DEFAULT_WAIT_S, on_wait: Callable[[str], None] | None = None) -> tuple[str, int]:
+        """Store what the spool holds and mark the run; (status, the run's responses in the bank)."""
+        t0 = time.perf_counter()
+        try:
+            with open_bank(self.bank_path, wait_s=wait_s, purpose=f"{self.command} {self.run_id}: finish",
+                           on_wait=on_wait) as bank:
+                self.clock.ingest(bank, self.run_id)
+                n_responses = len(bank.answered(self.run_id))
+                status = "failed" if self.errors else "finished"
+                bank.finish_run(self.run_id, status)
+        except BankBusy as exc:
+            left = len(spool.spooled_items(self.bank_path, self.run_id))
+            how = "`adt responses ingest` or re-running this command stores" if self.resumable else \
+                "`adt responses ingest` stores"
+            raise BankBusy(f"{exc}; run {self.run_id!r} scored every item, {left} results wait in the spool: "
+                           f"{how} them") from None
+        finally:
+            self.clock.seconds += time.perf_counter() - t0
+        spool.cleanup(self.bank_path, self.run_id)
+        return status, n_responses
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
@@ -285,11 +419,12 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if mc_mode not in ("loglik", "generate"):
         raise InputError(f"--mc-mode {mc_mode!r}: use loglik or generate")
-    clock = _IngestClock()
-    with _run_lock(bank_path, run_id):
+    loop = RunLoop(bank_path, run_id, backend, ingest_wait_s=ingest_wait_s, ingest_every_s=ingest_every_s)
+    clock = loop.clock
+    with loop.locked():
         with open_bank(bank_path, wait_s=wait_s, purpose=f"adt run {run_id}: setup", on_wait=on_wait) as bank:
             form_ids = [str(i) for i in bank.form(form_name)["item_ids"]]
-            config = _public_config(backend, args, batch_size=batch_size, template_id=template_id, mc_mode=mc_mode)
+            config = public_config(backend, args, batch_size=batch_size, template_id=template_id, mc_mode=mc_mode)
             resumed = not bank.start_run(run_id, model=model, kind="form", form_name=form_name, round_no=round_no,
                                          backend=backend, config=config)
             clock.ingest(bank, run_id)  # what a killed attempt left in the spool
@@ -304,35 +439,21 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
         n_before = len(form_ids) - len(todo)
         try:  # nothing to do (a finished run run again) needs no prompts and no backend
             requests = _requests(items, todo, template_id, mc_mode)
-            kwargs = _backend_kwargs(backend, args, model, aliases) if requests else {}
+            kwargs = backend_kwargs(backend, args, model, aliases) if requests else {}
         except AdtError:
-            _mark_failed(bank_path, run_id)  # e.g. an item without an answer key, or a template that does not fit
+            loop.mark_failed()  # e.g. an item without an answer key, or a template that does not fit
             raise
-        stats = {"scored": 0, "missing": 0, "errors": 0, "batches": 0, "scoring_s": 0.0}
         if requests:
-            _score_all(bank_path, run_id, backend, kwargs, requests,
-                       batch_size, progress, n_before, len(form_ids), stats, clock, ingest_wait_s, ingest_every_s,
-                       form_name, model)
-        t0 = time.perf_counter()
-        try:
-            with open_bank(bank_path, wait_s=wait_s, purpose=f"adt run {run_id}: finish", on_wait=on_wait) as bank:
-                clock.ingest(bank, run_id)
-                n_responses = len(bank.answered(run_id))
-                status = "failed" if stats["errors"] else "finished"
-                bank.finish_run(run_id, status)
-        except BankBusy as exc:
-            left = len(spool.spooled_items(bank_path, run_id))
-            raise BankBusy(f"{exc}; run {run_id!r} scored every item, {left} results wait in the spool: "
-                           f"`adt responses ingest` or re-running this command stores them") from None
-        finally:
-            clock.seconds += time.perf_counter() - t0
-        spool.cleanup(bank_path, run_id)
+            with loop.marking_failed(), make_runner(backend, kwargs) as runner, \
+                    _progress(progress, len(form_ids), n_before, f"{model} on {form_name}") as advance:
+                loop.score(runner, _FormBatches(requests, batch_size), advance)
+        status, n_responses = loop.finish(wait_s, on_wait)
     return RunReport(
         run_id=run_id, model=model, form=form_name, backend=backend, status=status, resumed=resumed,
-        n_items=len(form_ids), n_answered_before=n_before, n_scored=int(stats["scored"]),
-        n_missing=int(stats["missing"]), n_errors=int(stats["errors"]), n_responses=n_responses,
-        batches=int(stats["batches"]), seconds=time.perf_counter() - t_start, scoring_seconds=stats["scoring_s"],
-        ingest_seconds=clock.seconds, ingest_tx_seconds=clock.tx_seconds, ingested=clock.ingested)
+        n_items=len(form_ids), n_answered_before=n_before, n_scored=loop.scored, n_missing=loop.missing,
+        n_errors=loop.errors, n_responses=n_responses, batches=loop.batches, seconds=time.perf_counter() - t_start,
+        scoring_seconds=loop.scoring_seconds, ingest_seconds=clock.seconds, ingest_tx_seconds=clock.tx_seconds,
+        ingested=clock.ingested)
 
 
 def _requests(items: pd.DataFrame, order: Sequence[str], template_id: str | None, mc_mode: str) -> list[Request]:
@@ -347,54 +468,3 @@ def _requests(items: pd.DataFrame, order: Sequence[str], template_id: str | None
             row["choices"] = row["choices"].tolist()
         out.append(build_request(row, template_id, mc_mode=mc_mode))  # type: ignore[arg-type]
     return out
-
-
-def _score_all(bank_path: Path, run_id: str, backend: str, kwargs: dict[str, Any], requests: list[Request],
-               batch_size: int, progress: bool, n_before: int, n_total: int, stats: dict[str, Any],
-               clock: _IngestClock, ingest_wait_s: float, ingest_every_s: float, form_name: str,
-               model: str) -> None:
-    """Score batch by batch into the spool; on a failure, mark the run failed and re-raise."""
-    writer = spool.SpoolWriter(bank_path, run_id)
-    last_ingest = time.perf_counter()
-    try:
-        with _make_runner(backend, kwargs) as runner, \
-                _progress(progress, n_total, n_before, f"{model} on {form_name}") as advance:
-            for start in range(0, len(requests), batch_size):
-                batch = requests[start:start + batch_size]
-                t0 = time.perf_counter()
-                try:
-                    results = check_results(batch, runner.score(batch), backend)
-                except AdtError:
-                    raise
-                except Exception as exc:  # a backend's own failure (CUDA, HTTP, ...): say which run
-                    raise RunnerError(f"backend {backend!r} failed: {type(exc).__name__}: {exc}") from exc
-                stats["scoring_s"] += time.perf_counter() - t0
-                table, missing, errors = _results_table(batch, results)
-                if table.num_rows:
-                    writer.write(table)
-                stats["scored"] += table.num_rows
-                stats["missing"] += missing
-                stats["errors"] += errors
-                stats["batches"] += 1
-                if time.perf_counter() - last_ingest >= ingest_every_s:
-                    _try_ingest(bank_path, run_id, ingest_wait_s, clock)
-                    last_ingest = time.perf_counter()
-                advance(len(batch))
-    except BaseException as exc:
-        kept = _mark_failed(bank_path, run_id)
-        if isinstance(exc, AdtError):
-            note = (f"; run {run_id!r} marked failed with {kept} responses kept" if kept is not None else
-                    f"; run {run_id!r}: its scored batches are kept in the spool")
-            raise type(exc)(f"{exc}{note}; re-run the same command to resume") from exc
-        raise
-
-
-def _mark_failed(bank_path: Path, run_id: str) -> int | None:
-    """Store what was scored and mark the run failed; None when the bank cannot be had quickly."""
-    try:
-        with open_bank(bank_path, wait_s=5.0, purpose=f"adt run {run_id}: failed") as bank:
-            spool.ingest(bank, [run_id])
-            bank.finish_run(run_id, "failed")
-            return len(bank.answered(run_id))
-    except AdtError:
-        return None
