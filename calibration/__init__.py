@@ -28,22 +28,22 @@ from .linking import transform_se as transform_se
 from .linking import transform_theta as transform_theta
 
 # isort: split
-# Responses and the MML fitting core (explicit re-exports).
+# Responses, the calibration result and the MML fitting core (explicit re-exports).
 from .data import ResponseSet as ResponseSet
 from .irt import IRT_CHOICES as IRT_CHOICES
 from .irt import IRT_MODELS as IRT_MODELS
-from .mml import STATUSES as STATUSES
-from .mml import CalibrationConvergenceWarning as CalibrationConvergenceWarning
-from .mml import CalibrationResult as CalibrationResult
 from .mml import CandidateFit as CandidateFit
 from .mml import ModelSelection as ModelSelection
 from .mml import fit_mml as fit_mml
 from .mml import heldout_loglik as heldout_loglik
-from .mml import item_status as item_status
 from .mml import select_model as select_model
 from .mml import simulate_responses as simulate_responses
 from .mml import split_holdout as split_holdout
 from .pyirt_backend import fit_pyirt as fit_pyirt
+from .result import STATUSES as STATUSES
+from .result import CalibrationConvergenceWarning as CalibrationConvergenceWarning
+from .result import CalibrationResult as CalibrationResult
+from .result import item_status as item_status
 
 # isort: split
 # Honesty statistics: rank uncertainty, separability, parameter draws, coverage, replay (explicit re-exports).

@@ -35,7 +35,7 @@ from adtbase.errors import CalibrationError, InputError
 
 from .data import ResponseSet
 from .irt import ItemParams, log_likelihood
-from .mml import CalibrationResult, item_status
+from .result import CalibrationResult, item_status
 
 
 def fit_pyirt(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Generator, epochs: int = 2000,

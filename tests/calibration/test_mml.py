@@ -9,10 +9,18 @@ import pandas as pd
 import pytest
 
 from adtbase.errors import InputError
-from calibration import mml
 from calibration.data import ResponseSet
 from calibration.irt import ItemParams
-from calibration.mml import CalibrationConvergenceWarning, fit_mml, select_model, simulate_responses
+from calibration.mml import (
+    CalibrationConvergenceWarning,
+    curves,
+    estep,
+    fit_mml,
+    fitting,
+    problem,
+    select_model,
+    simulate_responses,
+)
 
 
 def corr(u: np.ndarray, v: np.ndarray) -> float:
@@ -154,11 +162,11 @@ def test_node_window_changes_nothing(rng: np.random.Generator, monkeypatch: pyte
     items = make_items(rng, 800)
     rs = simulate_responses(items, rng.normal(size=200), rng, missing=0.3)   # sharp posteriors
     spans: list[int] = []
-    support = mml._support
-    monkeypatch.setattr(mml, "_support", lambda *a: spans.append(-np.subtract(*support(*a))) or support(*a))
+    support = estep._support
+    monkeypatch.setattr(estep, "_support", lambda *a: spans.append(-np.subtract(*support(*a))) or support(*a))
     windowed = fit_mml(rs, "2pl")
     assert min(spans) <= 50                               # the window dropped a sixth of the nodes or more
-    monkeypatch.setattr(mml, "_WIN_LOG", np.inf)          # every node is "near": the full grid
+    monkeypatch.setattr(estep, "_WIN_LOG", np.inf)        # every node is "near": the full grid
     full = fit_mml(rs, "2pl")
     assert windowed.converged and full.converged
     assert windowed.n_iter == full.n_iter
@@ -174,8 +182,8 @@ def test_node_window_is_refused_when_mass_reaches_its_edge() -> None:
     wide = -0.5 * ((x[10:50] - 0.0) / 3.0) ** 2         # edges only ~ -2 below the mode: refused
     for L, ok in ((sharp, True), (wide, False)):
         L2 = L[None, :]
-        assert mml._window_holds(L2, L2.max(axis=1, keepdims=True), 10, 50, 61, np.array([True])) is ok
-    lo, hi = mml._support(sharp[None, :], sharp.max(keepdims=True)[None, :], 10, 61, np.array([True]))
+        assert estep._window_holds(L2, L2.max(axis=1, keepdims=True), 10, 50, 61, np.array([True])) is ok
+    lo, hi = estep._support(sharp[None, :], sharp.max(keepdims=True)[None, :], 10, 61, np.array([True]))
     assert 10 < lo < 30 < hi < 50                       # a few nodes around the mode, padded
 
 
@@ -186,7 +194,7 @@ def test_scale_newton_matches_finite_differences(rng: np.random.Generator,
     items = make_items(rng, 600)
     rs = simulate_responses(items, rng.normal(size=200), rng, missing=0.5)   # sharp: a slow scale mode
     seen: list = []
-    newton = mml._Problem.scale_newton
+    newton = fitting._Problem.scale_newton
 
     def spy(self, p, e):  # type: ignore[no-untyped-def]
         d = newton(self, p, e)
@@ -194,7 +202,7 @@ def test_scale_newton_matches_finite_differences(rng: np.random.Generator,
             seen.append((self, p.copy(), d))
         return d
 
-    monkeypatch.setattr(mml._Problem, "scale_newton", spy)
+    monkeypatch.setattr(fitting._Problem, "scale_newton", spy)
     fit_mml(rs, "2pl", max_iter=40, warn=False)
     prob, p, d = seen[0]
     f = prob.free
@@ -309,10 +317,10 @@ def _marginal_logpost(res, rs, k, la, b):
     a = res.params.a.copy()
     bb = res.params.b.copy()
     a[k], bb[k] = np.exp(la), b
-    pri = mml._Priors((0.0, 1.0), (0.0, 3.0), (5.0, 17.0), (12.0, 2.0))
+    pri = curves._Priors((0.0, 1.0), (0.0, 3.0), (5.0, 17.0), (12.0, 2.0))
     free = np.ones(rs.n_items, dtype=bool)
-    prob = mml._Problem(rs, "2pl", res.quad_points, "normal", pri, free, free, ("a", "b"), False, False, 2)
-    p = mml._Params(a, bb, np.zeros(rs.n_items), np.ones(rs.n_items), np.log(res.quad_weights))
+    prob = fitting._Problem(rs, "2pl", res.quad_points, "normal", pri, free, free, ("a", "b"), False, False, 2)
+    p = problem._Params(a, bb, np.zeros(rs.n_items), np.ones(rs.n_items), np.log(res.quad_weights))
     return prob.estep(p).logpost
 
 

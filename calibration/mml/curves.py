@@ -1,0 +1,144 @@
+"""Item curves, priors and parameter transforms on the unconstrained scale, the EM's parameter state.
+
+Model (calibration/irt.py): P(correct | theta) = c + (d - c) * logistic(a * (theta - b)).  The EM works
+on alpha = log a, b, logit c, logit d (``_to_u`` / ``_to_nat``, clipped to hard bounds); ``_curves``
+gives P with its first and second derivatives on that scale.  The 1PL/2PL use the exact log-logistic
+(``_log_logistic``); the 3PL/4PL clip P to [EPS, 1 - EPS] as irt.py does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import expit, logit, logsumexp
+
+from ..irt import EPS
+
+_PCOLS = ("a", "b", "c", "d")
+# Hard bounds on the unconstrained scale: a in [0.01, 50], |b| <= 15, logits of c and d within +-12.
+_LO = {"a": math.log(0.01), "b": -15.0, "c": -12.0, "d": -12.0}
+_HI = {"a": math.log(50.0), "b": 15.0, "c": 12.0, "d": 12.0}
+# Largest Fisher-scoring step per coordinate (unconstrained scale); longer steps are scaled down.
+_MAX_STEP = 1.0
+_ZMAX = 700.0   # keeps exp(-z) finite; beyond it log P is 0 or -|z| to double precision anyway
+
+
+def _curves(a: NDArray, b: NDArray, c: NDArray, d: NDArray, x: NDArray, cols: Sequence[str],
+            second: bool = False) -> tuple[NDArray, dict[str, NDArray], dict[tuple[str, str], NDArray]]:
+    """P (items x nodes), first derivatives dP/du_k and (optionally) second derivatives."""
+    z = a[:, None] * (x[None, :] - b[:, None])
+    L = expit(z)
+    Lp = L * (1.0 - L)
+    span = (d - c)[:, None]
+    P = np.clip(c[:, None] + span * L, EPS, 1.0 - EPS)
+    dP: dict[str, NDArray] = {}
+    if "a" in cols:
+        dP["a"] = span * Lp * z
+    if "b" in cols:
+        dP["b"] = -span * Lp * a[:, None]
+    cp = (c * (1.0 - c))[:, None]
+    dp = (d * (1.0 - d))[:, None]
+    if "c" in cols:
+        dP["c"] = cp * (1.0 - L)
+    if "d" in cols:
+        dP["d"] = dp * L
+    d2P: dict[tuple[str, str], NDArray] = {}
+    if second:
+        Lpp = Lp * (1.0 - 2.0 * L)
+        aa = a[:, None]
+        table = {
+            ("a", "a"): lambda: span * (Lpp * z * z + Lp * z),
+            ("a", "b"): lambda: -span * aa * (Lpp * z + Lp),
+            ("b", "b"): lambda: span * Lpp * aa * aa,
+            ("a", "c"): lambda: -cp * Lp * z,
+            ("b", "c"): lambda: cp * Lp * aa,
+            ("c", "c"): lambda: cp * (1.0 - 2.0 * c)[:, None] * (1.0 - L),
+            ("a", "d"): lambda: dp * Lp * z,
+            ("b", "d"): lambda: -dp * Lp * aa,
+            ("d", "d"): lambda: dp * (1.0 - 2.0 * d)[:, None] * L,
+            ("c", "d"): lambda: np.zeros_like(L),
+        }
+        for i, k in enumerate(cols):
+            for l_ in cols[i:]:
+                key = (k, l_) if (k, l_) in table else (l_, k)
+                d2P[(k, l_)] = table[key]()
+    return P, dP, d2P
+
+
+@dataclass(frozen=True)
+class _Priors:
+    a: tuple[float, float]   # log a ~ normal(mean, sd), a density on log a (mode = median = exp(mean))
+    b: tuple[float, float]   # normal: mean and sd
+    c: tuple[float, float]   # beta(alpha, beta)
+    d: tuple[float, float]   # beta(alpha, beta)
+
+    def start(self, col: str) -> float:
+        """Prior value used for items without information: median of a, mean of b, modes of c, d."""
+        if col == "a":
+            return math.exp(self.a[0])
+        if col == "b":
+            return self.b[0]
+        al, be = getattr(self, col)
+        return (al - 1.0) / (al + be - 2.0) if al > 1 and be > 1 else al / (al + be)
+
+    def logp(self, col: str, nat: NDArray) -> NDArray:
+        """Log prior density of the natural parameter (up to a constant)."""
+        if col == "a":
+            return -((np.log(nat) - self.a[0]) ** 2) / (2 * self.a[1] ** 2)
+        if col == "b":
+            return -((nat - self.b[0]) ** 2) / (2 * self.b[1] ** 2)
+        al, be = getattr(self, col)
+        return (al - 1.0) * np.log(nat) + (be - 1.0) * np.log1p(-nat)
+
+    def grad_nhess(self, col: str, nat: NDArray) -> tuple[NDArray, NDArray]:
+        """Gradient and negative second derivative of logp w.r.t. the unconstrained parameter."""
+        if col == "a":
+            return -(np.log(nat) - self.a[0]) / self.a[1] ** 2, np.full_like(nat, 1.0 / self.a[1] ** 2)
+        if col == "b":
+            return -(nat - self.b[0]) / self.b[1] ** 2, np.full_like(nat, 1.0 / self.b[1] ** 2)
+        al, be = getattr(self, col)
+        return (al - 1.0) * (1.0 - nat) - (be - 1.0) * nat, (al + be - 2.0) * nat * (1.0 - nat)
+
+
+def _to_u(col: str, nat: NDArray) -> NDArray:
+    if col == "a":
+        return np.log(nat)
+    if col == "b":
+        return nat
+    return logit(nat)
+
+
+def _to_nat(col: str, u: NDArray) -> NDArray:
+    u = np.clip(u, _LO[col], _HI[col])
+    if col == "a":
+        return np.exp(u)
+    if col == "b":
+        return u
+    return expit(u)
+
+
+def _log_logistic(a: NDArray, b: NDArray, x: NDArray) -> tuple[NDArray, NDArray]:
+    """log P and z = a (x - b) for the 1PL/2PL, exact (no EPS clip: log(1 - P) = log P - z holds)."""
+    z = x[None, :] - b[:, None]
+    z *= a[:, None]
+    np.clip(z, -_ZMAX, _ZMAX, out=z)
+    logP = np.exp(-z)                 # |z| <= _ZMAX keeps exp finite, so log1p(exp(-z)) is safe
+    np.log1p(logP, out=logP)
+    np.negative(logP, out=logP)
+    return logP, z
+
+
+def _info_2pl(a: NDArray, b: NDArray, w: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """2PL complete-data information on (log a, b) per item, from w = sums over nodes of
+    N P (1 - P) times 1, x and x^2 (z = a (x - b) is affine in x)."""
+    w0, w1, w2 = w.T
+    return a * a * (w2 - 2 * b * w1 + b * b * w0), -a * a * (w1 - b * w0), a * a * w0
+
+
+def _normal_logw(x: NDArray, mu: float, sd: float) -> NDArray:
+    lw = -0.5 * ((x - mu) / sd) ** 2
+    return lw - logsumexp(lw)
