@@ -6,7 +6,6 @@ Everything here reads through ``Bank``'s public methods (``item``, ``item_histor
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from adtbase.errors import InputError
+from calibration.store import item_parameter_history
 from itembank import Bank, Head, snapshot
 from itembank import history as chain
 
@@ -105,23 +105,9 @@ def _plain(value: Any) -> Any:
 
 
 def item_calibrations(bank: Bank, item_id: str) -> list[dict[str, Any]]:
-    """The item's parameters across calibrations, from calibration storage when it exists.
-
-    Hook for the calibration room: when ``calibration/store.py`` provides
-    ``item_parameter_history(bank, item_id) -> list[dict]`` (rows with calibration_id, a, b, c, d,
-    se_a, ...), it is used. Otherwise the bank's latest calibrated difficulty is all there is.
-    """
-    if importlib.util.find_spec("calibration.store") is not None:
-        import calibration.store as store
-
-        fetch = getattr(store, "item_parameter_history", None)
-        if callable(fetch):
-            return [dict(r) for r in fetch(bank, item_id)]
-    rec = bank.item(item_id)
-    b = rec.get("calibrated_b")
-    if b is None:
-        return []
-    return [{"calibration_id": "latest (bank item_difficulty)", "b": float(b)}]
+    """The item's parameters in every calibration that covered it, oldest first
+    (``calibration.store.item_parameter_history``: rows with calibration_id, a, b, c, d, se_a, ...)."""
+    return [dict(r) for r in item_parameter_history(bank, item_id)]
 
 
 def calibration_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

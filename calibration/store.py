@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from adtbase.errors import CalibrationError
 from adtbase.jsonable import to_jsonable
+from itembank import Bank
 
 from .ability import Prior
 from .data import ResponseSet
@@ -145,7 +146,7 @@ def item_statuses(result: CalibrationResult) -> NDArray[np.str_]:
     return np.where(fixed, "fixed", status)
 
 
-def save_calibration(bank: Any, result: CalibrationResult, *, responses: ResponseSet | None = None,
+def save_calibration(bank: Bank, result: CalibrationResult, *, responses: ResponseSet | None = None,
                      runs: pd.DataFrame | Mapping[str, int] | None = None,
                      filters: Mapping[str, Sequence[str]] | None = None, link: Mapping[str, Any] | None = None,
                      extra_settings: Mapping[str, Any] | None = None, snapshot_id: str | None = None,
@@ -180,8 +181,7 @@ def save_calibration(bank: Any, result: CalibrationResult, *, responses: Respons
         settings["linking"] = dict(link)
     settings_json = json.dumps(to_jsonable(settings), sort_keys=True, default=str)
     created = _now()
-    conn = bank.conn
-    seq_row = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM calibrations").fetchone()
+    seq_row = bank.execute("SELECT coalesce(max(seq), 0) + 1 FROM calibrations").fetchone()
     seq = int(seq_row[0]) if seq_row else 1
     digest = hashlib.sha256(f"{snapshot_id}|{settings_json}|{created}|{seq}".encode()).hexdigest()
     cal_id = f"cal_{digest[:16]}"
@@ -216,29 +216,23 @@ def save_calibration(bank: Any, result: CalibrationResult, *, responses: Respons
     link = dict(link or {})
     filt = {k: list(v) for k, v in (filters or {}).items()}
     names = ("_cal_items", "_cal_abil", "_cal_latent", "_cal_runs")
-    with bank.transaction():
-        try:
-            for name, frame in zip(names, (items, abil, latent, run_frame), strict=True):
-                conn.register(name, frame)
-            head = bank.record_head(f"calibration {cal_id}")
-            conn.execute("INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                         "?, ?, ?)",
-                         [cal_id, seq, result.method, result.model, settings_json, settings.get("seed"), snapshot_id,
-                          head.n_events, head.hash, json.dumps(filt, sort_keys=True), link.get("method"),
-                          link.get("anchor_calibration_id"), _num(result.loglik), _num(result.aic), _num(result.bic),
-                          int(result.n_params), int(result.n_iter), bool(result.converged), len(model_ids), n_items,
-                          int(np.isin(status, USABLE_STATUSES).sum()), int(result.n_obs), created])
-            conn.execute("""INSERT INTO calibration_items SELECT calibration_id, item_id, a, b, c, d, se_a, se_b, se_c,
-                            se_d, status, n_responses FROM _cal_items""")
-            conn.execute("INSERT INTO calibration_abilities SELECT calibration_id, model, theta, se, n_responses "
-                         "FROM _cal_abil")
-            conn.execute("INSERT INTO calibration_latent SELECT calibration_id, k, point, weight FROM _cal_latent")
-            conn.execute("INSERT INTO calibration_runs SELECT calibration_id, run_id, n_responses FROM _cal_runs")
-            if predictive is not None:
-                _insert_predictive(conn, cal_id, predictive)
-        finally:
-            for name in names:
-                conn.unregister(name)
+    with bank.transaction(), bank.registered(dict(zip(names, (items, abil, latent, run_frame), strict=True))):
+        head = bank.record_head(f"calibration {cal_id}")
+        bank.execute("INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                     "?, ?, ?)",
+                     [cal_id, seq, result.method, result.model, settings_json, settings.get("seed"), snapshot_id,
+                      head.n_events, head.hash, json.dumps(filt, sort_keys=True), link.get("method"),
+                      link.get("anchor_calibration_id"), _num(result.loglik), _num(result.aic), _num(result.bic),
+                      int(result.n_params), int(result.n_iter), bool(result.converged), len(model_ids), n_items,
+                      int(np.isin(status, USABLE_STATUSES).sum()), int(result.n_obs), created])
+        bank.execute("""INSERT INTO calibration_items SELECT calibration_id, item_id, a, b, c, d, se_a, se_b, se_c,
+                        se_d, status, n_responses FROM _cal_items""")
+        bank.execute("INSERT INTO calibration_abilities SELECT calibration_id, model, theta, se, n_responses "
+                     "FROM _cal_abil")
+        bank.execute("INSERT INTO calibration_latent SELECT calibration_id, k, point, weight FROM _cal_latent")
+        bank.execute("INSERT INTO calibration_runs SELECT calibration_id, run_id, n_responses FROM _cal_runs")
+        if predictive is not None:
+            _insert_predictive(bank, cal_id, predictive)
     if push_difficulties:
         keep = np.isin(status, USABLE_STATUSES) & np.isfinite(p.b)
         ids = [p.item_ids[i] for i in np.flatnonzero(keep)]
@@ -248,43 +242,42 @@ def save_calibration(bank: Any, result: CalibrationResult, *, responses: Respons
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def list_calibrations(bank: Any) -> pd.DataFrame:
+def list_calibrations(bank: Bank) -> pd.DataFrame:
     """Every calibration, oldest first, with its fit statistics and provenance."""
-    return bank.conn.execute("""
+    return bank.execute("""
         SELECT calibration_id, seq, created_at, method, irt_model, n_models, n_items, n_calibrated, n_obs,
                loglik, aic, bic, n_iter, converged, link_method, anchor_calibration_id, snapshot_id, seed, filters
         FROM calibrations ORDER BY seq""").df()
 
 
-def resolve_calibration_id(bank: Any, ref: str | None = None) -> str:
+def resolve_calibration_id(bank: Bank, ref: str | None = None) -> str:
     """A calibration id from an id, a unique prefix of one, ``latest`` or None (= latest)."""
-    conn = bank.conn
     if ref is None or ref == "latest":
-        row = conn.execute("SELECT calibration_id FROM calibrations ORDER BY seq DESC LIMIT 1").fetchone()
+        row = bank.execute("SELECT calibration_id FROM calibrations ORDER BY seq DESC LIMIT 1").fetchone()
         if row is None:
             raise CalibrationError("the bank has no calibration yet; run `adt calibrate` first")
         return str(row[0])
-    hits = [r[0] for r in conn.execute(
+    hits = [r[0] for r in bank.execute(
         "SELECT calibration_id FROM calibrations WHERE starts_with(calibration_id, ?) ORDER BY seq", [ref]).fetchall()]
     if len(hits) == 1 or ref in hits:
         return ref if ref in hits else str(hits[0])
-    known = [r[0] for r in conn.execute("SELECT calibration_id FROM calibrations ORDER BY seq DESC LIMIT 10").fetchall()]
+    known = [r[0] for r in bank.execute("SELECT calibration_id FROM calibrations ORDER BY seq DESC LIMIT 10").fetchall()]
     if not hits:
         raise CalibrationError(f"no calibration {ref!r}" + (f"; latest: {', '.join(known)}" if known else
                                                            "; the bank has none yet (run `adt calibrate`)"))
     raise CalibrationError(f"calibration {ref!r} is ambiguous: {', '.join(hits[:5])}")
 
 
-def previous_calibration_id(bank: Any, calibration_id: str) -> str | None:
+def previous_calibration_id(bank: Bank, calibration_id: str) -> str | None:
     """The calibration stored just before ``calibration_id`` (None for the first)."""
-    row = bank.conn.execute("""SELECT calibration_id FROM calibrations WHERE seq <
+    row = bank.execute("""SELECT calibration_id FROM calibrations WHERE seq <
         (SELECT seq FROM calibrations WHERE calibration_id = ?) ORDER BY seq DESC LIMIT 1""", [calibration_id]).fetchone()
     return None if row is None else str(row[0])
 
 
-def calibration_info(bank: Any, ref: str | None = None) -> dict[str, Any]:
+def calibration_info(bank: Bank, ref: str | None = None) -> dict[str, Any]:
     cal_id = resolve_calibration_id(bank, ref)
-    frame = bank.conn.execute("SELECT * FROM calibrations WHERE calibration_id = ?", [cal_id]).df()
+    frame = bank.execute("SELECT * FROM calibrations WHERE calibration_id = ?", [cal_id]).df()
     rec: dict[str, Any] = {str(k): v for k, v in frame.iloc[0].to_dict().items()}
     rec["settings"] = json.loads(rec["settings"])
     rec["filters"] = json.loads(rec["filters"])
@@ -298,25 +291,25 @@ def calibration_info(bank: Any, ref: str | None = None) -> dict[str, Any]:
     return rec
 
 
-def calibration_params_frame(bank: Any, ref: str | None = None) -> pd.DataFrame:
+def calibration_params_frame(bank: Bank, ref: str | None = None) -> pd.DataFrame:
     """``item_id, a, b, c, d, se_a, se_b, se_c, se_d, status, n_responses`` of one calibration (latest by default)."""
     cal_id = resolve_calibration_id(bank, ref)
-    return bank.conn.execute(f"""SELECT {', '.join(PARAM_COLUMNS)} FROM calibration_items
+    return bank.execute(f"""SELECT {', '.join(PARAM_COLUMNS)} FROM calibration_items
                                  WHERE calibration_id = ? ORDER BY item_id""", [cal_id]).df()  # noqa: S608 - fixed list
 
 
-def load_calibration(bank: Any, ref: str | None = None) -> StoredCalibration:
+def load_calibration(bank: Bank, ref: str | None = None) -> StoredCalibration:
     """A stored calibration (latest when ``ref`` is None) as parameters, SEs, statuses and latent."""
     info = calibration_info(bank, ref)
     cal_id = info["calibration_id"]
     items = calibration_params_frame(bank, cal_id)
     params = ItemParams(tuple(items["item_id"]), *(items[k].to_numpy(dtype=float, na_value=np.nan) for k in _PCOLS))
     se = {k: items[f"se_{k}"].to_numpy(dtype=float, na_value=np.nan) for k in _PCOLS}
-    latent = bank.conn.execute("SELECT point, weight FROM calibration_latent WHERE calibration_id = ? ORDER BY k",
+    latent = bank.execute("SELECT point, weight FROM calibration_latent WHERE calibration_id = ? ORDER BY k",
                                [cal_id]).fetchnumpy()
-    abilities = bank.conn.execute("""SELECT model, theta, se, n_responses FROM calibration_abilities
+    abilities = bank.execute("""SELECT model, theta, se, n_responses FROM calibration_abilities
                                      WHERE calibration_id = ? ORDER BY model""", [cal_id]).df()
-    runs = tuple(r[0] for r in bank.conn.execute(
+    runs = tuple(r[0] for r in bank.execute(
         "SELECT run_id FROM calibration_runs WHERE calibration_id = ? ORDER BY run_id", [cal_id]).fetchall())
     stored = StoredCalibration(
         calibration_id=cal_id, info=info, params=params, se=se,
@@ -327,38 +320,34 @@ def load_calibration(bank: Any, ref: str | None = None) -> StoredCalibration:
     return replace(stored, predictive=load_predictive(bank, stored))
 
 
-def _insert_predictive(conn: Any, cal_id: str, model: PredictiveModel) -> None:
+def _insert_predictive(bank: Bank, cal_id: str, model: PredictiveModel) -> None:
     frame = model.frame()
     frame.insert(0, "calibration_id", cal_id)
-    conn.execute("INSERT INTO calibration_predictive VALUES (?, ?, ?, ?, ?, ?)",
+    bank.execute("INSERT INTO calibration_predictive VALUES (?, ?, ?, ?, ?, ?)",
                  [cal_id, float(model.misfit_sd), _num(model.theta_range[0]), _num(model.theta_range[1]),
                   model.se_source, json.dumps(to_jsonable(model.shrinkage), sort_keys=True)])
-    conn.register("_cal_pred", frame)
-    try:
-        conn.execute("""INSERT INTO calibration_predictive_items SELECT calibration_id, item_id, a, b, c, d, se_a, se_b,
+    with bank.registered({"_cal_pred": frame}):
+        bank.execute("""INSERT INTO calibration_predictive_items SELECT calibration_id, item_id, a, b, c, d, se_a, se_b,
                         basis FROM _cal_pred""")
-    finally:
-        conn.unregister("_cal_pred")
 
 
-def save_predictive(bank: Any, calibration_id: str, model: PredictiveModel) -> None:
+def save_predictive(bank: Bank, calibration_id: str, model: PredictiveModel) -> None:
     """Store the predictive parameters of an existing calibration that has none (one transaction)."""
     cal_id = resolve_calibration_id(bank, calibration_id)
     with bank.transaction():
-        if bank.conn.execute("SELECT count(*) FROM calibration_predictive WHERE calibration_id = ?",
-                             [cal_id]).fetchone()[0]:
+        if bank.execute("SELECT 1 FROM calibration_predictive WHERE calibration_id = ?", [cal_id]).fetchone():
             raise CalibrationError(f"calibration {cal_id} already has predictive parameters")
-        _insert_predictive(bank.conn, cal_id, model)
+        _insert_predictive(bank, cal_id, model)
 
 
-def load_predictive(bank: Any, stored: StoredCalibration) -> PredictiveModel | None:
+def load_predictive(bank: Bank, stored: StoredCalibration) -> PredictiveModel | None:
     """The stored predictive parameters of ``stored`` (aligned with its items), None when it has none."""
     cal_id = stored.calibration_id
-    row = bank.conn.execute("""SELECT misfit_sd, theta_lo, theta_hi, se_source, shrinkage FROM calibration_predictive
+    row = bank.execute("""SELECT misfit_sd, theta_lo, theta_hi, se_source, shrinkage FROM calibration_predictive
                                WHERE calibration_id = ?""", [cal_id]).fetchone()
     if row is None:
         return None
-    items = bank.conn.execute("""SELECT item_id, a, b, c, d, se_a, se_b, basis FROM calibration_predictive_items
+    items = bank.execute("""SELECT item_id, a, b, c, d, se_a, se_b, basis FROM calibration_predictive_items
                                  WHERE calibration_id = ?""", [cal_id]).df().set_index("item_id")
     items = items.reindex(list(stored.params.item_ids))
     if items["basis"].isna().any():
@@ -371,9 +360,9 @@ def load_predictive(bank: Any, stored: StoredCalibration) -> PredictiveModel | N
                            str(row[3]), json.loads(row[4]))
 
 
-def item_parameter_history(bank: Any, item_id: str) -> list[dict[str, Any]]:
+def item_parameter_history(bank: Bank, item_id: str) -> list[dict[str, Any]]:
     """One item's parameters in every calibration that covered it, oldest first (the audit trail's hook)."""
-    frame = bank.conn.execute("""
+    frame = bank.execute("""
         SELECT c.calibration_id, c.created_at, c.irt_model AS model, i.status, i.a, i.b, i.c, i.d,
                i.se_a, i.se_b, i.se_c, i.se_d
         FROM calibration_items i JOIN calibrations c USING (calibration_id)

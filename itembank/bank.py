@@ -216,6 +216,28 @@ class Bank:
             raise
         self.conn.execute("COMMIT")
 
+    # -- a room's own tables -----------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
+        """Run one statement (values bound with ``?``) on a room's *own* tables, the ones its migrations
+        create; the bank's tables are read and written through the methods of this class. Inside
+        ``transaction()`` it is part of the transaction. Returns the result to fetch from
+        (``.df()``, ``.fetchone()``, ``.fetchall()``, ``.fetchnumpy()``)."""
+        return self.conn.execute(sql, list(params))
+
+    @contextmanager
+    def registered(self, frames: Mapping[str, pd.DataFrame]) -> Iterator[None]:
+        """The ``frames`` visible to ``execute`` under their names for the block (bulk inserts into a room's
+        own tables: ``INSERT INTO t SELECT ... FROM name``)."""
+        done: list[str] = []
+        try:
+            for name, frame in frames.items():
+                self.conn.register(name, frame)
+                done.append(name)
+            yield
+        finally:
+            for name in done:
+                self.conn.unregister(name)
+
     def _register(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         # DuckDB keeps a registered object alive until the transaction ends; as Arrow it is compact
         # (a chunk of a million-item import is ~30 MB as Arrow, several times that as pandas objects).
@@ -1016,7 +1038,7 @@ class Bank:
             history.append(self.conn, [Event("published", i, name, {"round": round_no}) for i in form["item_ids"]], ts)
 
     # -- calibration feedback ----------------------------------------------------------------------
-    def set_difficulties(self, calibration_id: str, item_ids: Sequence[str], b: Sequence[float]) -> None:
+    def set_difficulties(self, calibration_id: str, item_ids: Sequence[str], b: Sequence[float] | np.ndarray) -> None:
         """The latest calibrated difficulty of each item (difficulty bands are cut from these)."""
         frame = pd.DataFrame({"item_id": list(item_ids), "calibration_id": calibration_id,
                               "b": np.asarray(b, dtype=float)}).dropna(subset=["b"])

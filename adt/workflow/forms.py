@@ -30,8 +30,6 @@ refuses if the bank's snapshot moved in between. An audit likewise reads its inp
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -44,7 +42,8 @@ import pandas as pd
 
 from adt import audit
 from adt.filters import parse_filters
-from adtbase.errors import AdtError, BankError, CalibrationError, InputError
+from adtbase.errors import AdtError, BankError, InputError
+from calibration.store import list_calibrations, load_calibration
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
 from itembank.bank import COLUMN_KEYS
 from sampler import FormSpec, PreparedPool, get_sampler, prepare, solve_cell_counts
@@ -61,61 +60,17 @@ KEPT_DIAGNOSTICS = ("n_eligible", "n_enemy_pairs", "n_cells_used", "dropped_enem
 
 
 # -- calibration parameters ---------------------------------------------------------------------------
-def _store() -> Any | None:
-    if importlib.util.find_spec("calibration.store") is None:
-        return None
-    return importlib.import_module("calibration.store")
-
-
-def _params_frame(obj: Any) -> pd.DataFrame:
-    """Item parameters as ``item_id, a, b, c, d`` (NaN = kept at the prior) from what the store returns."""
-    if isinstance(obj, pd.DataFrame):
-        missing = [c for c in ("item_id", "a", "b") if c not in obj.columns]
-        if missing:
-            raise CalibrationError(f"calibration parameters lack column(s) {missing}")
-        frame = obj.copy()
-    else:
-        params = getattr(obj, "params", obj)
-        if not hasattr(params, "item_ids"):
-            raise CalibrationError(f"calibration store returned {type(obj).__name__}, which holds no item parameters")
-        frame = pd.DataFrame({"item_id": list(params.item_ids),
-                              **{k: np.asarray(getattr(params, k), dtype=float) for k in PARAM_COLUMNS}})
-        status = getattr(obj, "item_status", None)
-        if status is not None and len(status) == len(frame):
-            # Items nobody answered, or everyone answered alike, are not calibrated: use the priors.
-            frame.loc[np.asarray(status) != "calibrated", list(PARAM_COLUMNS)] = np.nan
-    for k in PARAM_COLUMNS:
-        if k not in frame.columns:
-            frame[k] = np.nan
-    return frame[["item_id", *PARAM_COLUMNS]].astype({k: float for k in PARAM_COLUMNS})
-
-
 def load_parameters(bank: Bank, calibration_id: str | None) -> tuple[str | None, pd.DataFrame | None]:
-    """(calibration id, parameters) of ``calibration_id``, or of the latest calibration when None.
-
-    Uses ``calibration.store.load_calibration(bank, ref)`` where the store exists; without it (or
-    with no calibration in the bank) every item is uncalibrated and the id is None.
+    """(calibration id, parameters ``item_id, a, b, c, d``) of ``calibration_id`` (an id or a unique prefix
+    of one), or of the latest calibration when None; ``(None, None)`` when none was named and the bank has
+    none (every item uncalibrated). NaN parameters: the item is kept at its prior (``pool_frame``).
     """
-    store = _store()
-    loader = getattr(store, "load_calibration", None) if store is not None else None
-    if loader is None:
-        if calibration_id is not None:
-            raise CalibrationError(f"calibration {calibration_id!r}: this version of adt has no calibration storage "
-                                   "(calibration/store.py); draw without --calibration")
+    if calibration_id is None and list_calibrations(bank).empty:
         return None, None
-    if calibration_id is None:
-        lister = getattr(store, "list_calibrations", None)
-        if lister is not None and lister(bank).empty:
-            return None, None
-    found = loader(bank, calibration_id)
-    if found is None:
-        if calibration_id is not None:
-            raise CalibrationError(f"no calibration {calibration_id!r} in the bank")
-        return None, None
-    cid = next((str(getattr(found, k)) for k in ("calibration_id", "id") if getattr(found, k, None)), calibration_id)
+    found = load_calibration(bank, calibration_id)
     # ``pool_frame``: NaN where an item is kept at its prior (unanswered, all correct, all wrong).
-    frame = found.pool_frame() if hasattr(found, "pool_frame") else found
-    return cid, _params_frame(frame)
+    frame = found.pool_frame()
+    return str(found.calibration_id), frame[["item_id", *PARAM_COLUMNS]].astype({k: float for k in PARAM_COLUMNS})
 
 
 # -- earlier forms, lazily --------------------------------------------------------------------------

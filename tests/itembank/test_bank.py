@@ -267,3 +267,18 @@ def test_chunked_import_rolls_back_whole_on_a_late_error(bank_path: Path, tmp_pa
         with pytest.raises(InputError, match=r"line 26: id 'k1' of source 'e' was seen before"):
             bank.import_items([write_jsonl(tmp_path / "conf.jsonl", conflict)], ImportOptions(source="e"), chunk_rows=7)
     assert digest(bank_path) == before
+
+
+def test_a_rooms_own_tables_through_execute_and_registered(bank_path: Path) -> None:
+    with open_bank(bank_path) as bank:
+        bank.execute("CREATE TABLE room_notes (k VARCHAR, v DOUBLE)")
+        frame = pd.DataFrame({"k": ["a", "b"], "v": [1.0, 2.5]})
+        with bank.transaction(), bank.registered({"_notes": frame}):
+            bank.execute("INSERT INTO room_notes SELECT k, v FROM _notes")
+        assert bank.execute("SELECT sum(v) FROM room_notes WHERE k <> ?", ["zz"]).fetchone() == (3.5,)
+        with pytest.raises(RuntimeError), bank.transaction(), bank.registered({"_notes": frame}):
+            bank.execute("INSERT INTO room_notes SELECT k, v FROM _notes")
+            raise RuntimeError("half way")
+        assert bank.execute("SELECT count(*) FROM room_notes").fetchone() == (2,)   # rolled back
+        with pytest.raises(Exception, match="_notes"):                               # no longer registered
+            bank.execute("SELECT * FROM _notes")
