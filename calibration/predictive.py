@@ -56,7 +56,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 from scipy.stats import norm
 
-from adt.errors import InputError
+from adtbase.errors import InputError
 
 from .ability import (
     AbilityEstimates,
