@@ -28,8 +28,18 @@ from .linking import transform_se as transform_se
 from .linking import transform_theta as transform_theta
 
 # isort: split
-# Responses, the calibration result and the MML fitting core (explicit re-exports).
+# Responses, the calibration result, the fitter registry and the MML fitting core (explicit re-exports).
 from .data import ResponseSet as ResponseSet
+from .fitters import DEFAULT_FITTER as DEFAULT_FITTER
+from .fitters import FitSettings as FitSettings
+from .fitters import Fitter as Fitter
+from .fitters import anchoring_fitters as anchoring_fitters
+from .fitters import fitter_names as fitter_names
+from .fitters import get_fitter as get_fitter
+from .fitters import irt_choices as irt_choices
+from .fitters import method_help as method_help
+from .fitters import register_fitter as register_fitter
+from .fitters import unregister_fitter as unregister_fitter
 from .irt import IRT_CHOICES as IRT_CHOICES
 from .irt import IRT_MODELS as IRT_MODELS
 from .mml import CandidateFit as CandidateFit

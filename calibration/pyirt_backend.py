@@ -34,8 +34,24 @@ import numpy as np
 from adtbase.errors import CalibrationError, InputError
 
 from .data import ResponseSet
+from .fitters import FitSettings, Fitter
 from .irt import ItemParams, log_likelihood
 from .result import CalibrationResult, item_status
+
+
+class PyIrtFitter(Fitter):
+    """The ``pyirt`` fitter (``calibration.fitters``): ``fit_pyirt``."""
+
+    name = "pyirt"
+    label = "py-irt"
+    summary = "py-irt's variational 2PL, a fixed number of --epochs, no SEs (a cross-check)"
+    irt_models = ("2pl",)
+    checks_convergence = False
+    steps = "epochs"
+
+    def fit(self, responses: ResponseSet, settings: FitSettings, *,
+            rng: np.random.Generator) -> CalibrationResult:
+        return fit_pyirt(responses, settings.irt, rng=rng, epochs=settings.epochs, seed=settings.seed)
 
 
 def fit_pyirt(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Generator, epochs: int = 2000,

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import click
+import numpy as np
 import pandas as pd
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
@@ -20,7 +21,7 @@ from adt.workflow.calibrate import (
     estimate_model,
 )
 from adtbase.errors import InputError
-from calibration import IRT_CHOICES
+from calibration import DEFAULT_FITTER, get_fitter, irt_choices, method_help
 from calibration.store import calibration_info, calibration_params_frame, list_calibrations
 
 
@@ -33,9 +34,10 @@ def _f(x: Any, digits: int = 3) -> str:
 
 
 @cli.command("calibrate")
-@click.option("--irt", type=click.Choice(IRT_CHOICES), default="2pl", show_default=True,
+@click.option("--irt", type=click.Choice(irt_choices()), default="2pl", show_default=True,
               help="IRT model; auto picks it by held-out log-likelihood.")
-@click.option("--method", type=click.Choice(["mml", "pyirt"]), default="mml", show_default=True)
+@click.option("--method", default=DEFAULT_FITTER, show_default=True, metavar="METHOD",
+              help=f"How to fit. {method_help()}.")
 @click.option("--filter", "filters", multiple=True, help="KEY=VALUE (repeatable): the items to calibrate.")
 @click.option("--round", "rounds", type=int, multiple=True, help="Only responses of runs in this round (repeatable).")
 @click.option("--exclude-model", "exclude_models", multiple=True,
@@ -68,21 +70,25 @@ def calibrate_cmd(ctx: Context, irt: str, method: str, filters: tuple[str, ...],
     # The bank is held while responses are read and while the result is stored, not during the fit.
     outcome = calibrate(ctx.bank_path, opts, on_wait=lambda msg: click.echo(msg, err=True), wait_s=ctx.wait_s)
     data = outcome.summary()
-    if not outcome.result.converged and outcome.result.method == "mml":
-        click.echo(f"WARNING: calibration {outcome.calibration_id} did NOT converge in {outcome.result.n_iter} EM "
-                   "steps; its parameters are unreliable (stored, marked converged=false)", err=True)
-    emit(data, as_json, None if as_json else _calibrate_text(data))
+    fitter = get_fitter(outcome.result.method)
+    if not outcome.result.converged and fitter.checks_convergence:
+        click.echo(f"WARNING: calibration {outcome.calibration_id} did NOT converge in {outcome.result.n_iter} "
+                   f"{fitter.steps}; its parameters are unreliable (stored, marked converged=false)", err=True)
+    has_se = any(bool(np.isfinite(v).any()) for v in outcome.result.se.values())
+    emit(data, as_json, None if as_json else _calibrate_text(data, has_se))
 
 
-def _calibrate_text(d: dict[str, Any]) -> str:
+def _calibrate_text(d: dict[str, Any], has_se: bool) -> str:
     lines = [f"calibration {d['calibration_id']}: {d['method']} {d['irt_model']} on {d['n_obs']} responses "
              f"({d['n_models']} models, {d['n_runs']} runs, {d['n_items']} items) in {d['seconds']:.1f} s"]
-    if d["method"] == "pyirt":
-        lines.append(f"  py-irt: {d['n_iter']} epochs (fixed count; convergence not assessed), no SEs")
+    fitter = get_fitter(d["method"])
+    if not fitter.checks_convergence:
+        lines.append(f"  {fitter.label}: {d['n_iter']} {fitter.steps} (fixed count; convergence not assessed)"
+                     + ("" if has_se else ", no SEs"))
     elif d["converged"]:
-        lines.append(f"  CONVERGED in {d['n_iter']} EM steps")
+        lines.append(f"  CONVERGED in {d['n_iter']} {fitter.steps}")
     else:
-        lines.append(f"  *** NOT CONVERGED after {d['n_iter']} EM steps: parameters are unreliable ***")
+        lines.append(f"  *** NOT CONVERGED after {d['n_iter']} {fitter.steps}: parameters are unreliable ***")
     lines.append(f"  loglik {_f(d['loglik'], 2)}   AIC {_f(d['aic'], 1)}   BIC {_f(d['bic'], 1)}   "
                  f"parameters {d['n_params']}")
     lines.append(f"  latent {d['latent']}: mean {_f(d['latent_mean'])}, sd {_f(d['latent_sd'])}")

@@ -22,24 +22,26 @@ from scipy.stats import norm
 
 from adtbase.errors import CalibrationError, InputError
 from calibration import (
+    DEFAULT_FITTER,
     IRT_CHOICES,
     CalibrationConvergenceWarning,
     CalibrationResult,
     DriftReport,
+    FitSettings,
     Prior,
     ResponseSet,
     abilities_for,
     adjust_pvalues,
+    anchoring_fitters,
     estimate_ability,
-    fit_mml,
-    fit_pyirt,
     fixed_from_calibration,
     flag_items,
+    get_fitter,
+    irt_choices,
     item_fit,
     link,
     mantel_haenszel_drift,
     parameter_drift,
-    select_model,
     transform_params,
     transform_se,
 )
@@ -75,7 +77,7 @@ class CalibrateOptions:
     """What ``adt calibrate`` was asked for."""
 
     irt: str = "2pl"
-    method: str = "mml"
+    method: str = DEFAULT_FITTER             # a registered fitter (calibration.fitters)
     filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
     rounds: tuple[int, ...] = ()             # only runs of these rounds (default: every run)
     exclude_models: tuple[str, ...] = ()     # leave these models' responses out (held-out validation)
@@ -86,7 +88,7 @@ class CalibrateOptions:
     seed: int = 0
     guessing: str = "auto"                   # 3PL/4PL lower asymptote: auto | estimate | choices (1/k)
     holdout_frac: float = 0.2                # --irt auto: share of responses held out
-    epochs: int = 2000                       # py-irt
+    epochs: int = 2000                       # fitters that run a fixed number of steps (py-irt)
     n_boot: int = DEFAULT_BOOT               # Stocking-Lord bootstrap replicates
     max_iter: int = 2000
 
@@ -105,7 +107,9 @@ class CalibrationOutcome:
 
     def summary_line(self) -> str:
         r = self.result
-        conv = ("converged" if r.converged else "NOT CONVERGED") if r.method == "mml" else "py-irt epochs"
+        fitter = get_fitter(r.method)
+        conv = (("converged" if r.converged else "NOT CONVERGED") if fitter.checks_convergence
+                else f"{fitter.label} {fitter.steps}")
         kept = sum(n for s, n in self.status_counts.items() if s in KEPT_AT_PRIOR)
         link = ""
         if self.linking:
@@ -222,19 +226,22 @@ def _link_method(opts: CalibrateOptions) -> str | None:
 
 
 def _check_options(opts: CalibrateOptions) -> None:
-    irt, method, link_method = opts.irt.lower(), opts.method.lower(), _link_method(opts)
-    if irt not in IRT_CHOICES:
-        raise InputError(f"--irt {opts.irt!r}: choose one of {', '.join(IRT_CHOICES)}")
-    if method not in ("mml", "pyirt"):
-        raise InputError(f"--method {opts.method!r}: choose mml or pyirt")
+    """Refuse what no fitter, or the chosen one, can do, before any work (what a fitter can do is in its
+    class attributes: ``calibration.fitters``)."""
+    irt, link_method = opts.irt.lower(), _link_method(opts)
+    if irt not in irt_choices():
+        raise InputError(f"--irt {opts.irt!r}: choose one of {', '.join(irt_choices())}")
+    fitter = get_fitter(opts.method.lower())        # an unknown method gets a did-you-mean
     if link_method is not None and link_method not in LINK_CHOICES:
         raise InputError(f"--link {opts.link!r}: choose fixed or stocking-lord")
     if opts.anchor_calibration and link_method is None:
         raise InputError("--anchor-calibration needs --link fixed or --link stocking-lord")
-    if method == "pyirt" and irt != "2pl":
-        raise InputError(f"--method pyirt fits the 2PL only (got --irt {irt})")
-    if method == "pyirt" and link_method == "fixed":
-        raise InputError("--link fixed needs --method mml (py-irt cannot hold anchor items fixed)")
+    if irt not in fitter.irt_models:
+        models = " / ".join(m.upper() for m in fitter.irt_models)
+        raise InputError(f"--method {fitter.name} fits the {models} only (got --irt {irt})")
+    if link_method == "fixed" and not fitter.holds_anchors:
+        raise InputError(f"--link fixed needs --method {' or '.join(anchoring_fitters())} "
+                         f"({fitter.label} cannot hold anchor items fixed)")
     if opts.guessing not in GUESSING_CHOICES:
         raise InputError(f"--guessing {opts.guessing!r}: choose {', '.join(GUESSING_CHOICES)}")
 
@@ -276,25 +283,18 @@ def _all_unguessable(bank: Any, item_ids: Sequence[str]) -> bool:
 
 
 def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
-    irt, method, link_method = opts.irt.lower(), opts.method.lower(), _link_method(opts)
+    link_method = _link_method(opts)
     rs, anchor = inputs.responses, inputs.anchor
     rng = np.random.default_rng(opts.seed)
-    kw: dict[str, Any] = {"latent": opts.latent, "max_iter": opts.max_iter}
-    if inputs.n_choices is not None:
-        kw["n_choices"] = inputs.n_choices
-    if link_method == "fixed" and anchor is not None:
-        kw["fixed"] = _anchors(anchor, rs)
-    selection = None
+    fixed = _anchors(anchor, rs) if link_method == "fixed" and anchor is not None else None
+    settings = FitSettings(irt=opts.irt.lower(), seed=opts.seed, latent=opts.latent, max_iter=opts.max_iter,
+                           n_choices=inputs.n_choices, fixed=fixed, holdout_frac=opts.holdout_frac,
+                           epochs=opts.epochs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationConvergenceWarning)  # reported loudly by the caller
-        if method == "pyirt":
-            result = fit_pyirt(rs, "2pl", rng=rng, epochs=opts.epochs, seed=opts.seed)
-        elif irt == "auto":
-            sel = select_model(rs, rng=rng, holdout_frac=opts.holdout_frac, seed=opts.seed, **kw)
-            assert sel.result is not None
-            result, selection = sel.result, sel.table()
-        else:
-            result = fit_mml(rs, irt, rng=rng, seed=opts.seed, **kw)
+        result = get_fitter(opts.method.lower()).fit(rs, settings, rng=rng)
+    chosen = result.settings.get("selection")      # irt "auto": the candidates the fitter compared
+    selection = pd.DataFrame(chosen["candidates"]) if chosen else None
     linking: dict[str, Any] | None = None
     if link_method == "fixed" and anchor is not None:
         linking = _fixed_link_record(anchor, result)
@@ -710,5 +710,6 @@ def _exposure_drift(bank: Any, stored: StoredCalibration, frame: pd.DataFrame,
     return report, note
 
 
-__all__ = ["CalibrateOptions", "CalibrationOutcome", "FlagsReport", "calibrate", "calibration_flags",
+# IRT_CHOICES is calibration's, re-exported: adt.workflow.validate imports it from here.
+__all__ = ["IRT_CHOICES", "CalibrateOptions", "CalibrationOutcome", "FlagsReport", "calibrate", "calibration_flags",
            "diff_calibrations", "estimate_all", "estimate_model", "latest_calibration_id", "read_responses"]

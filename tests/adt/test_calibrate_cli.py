@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from adt.cli import cli, main
 from adt.commands import calibrate as _calibrate_commands  # noqa: F401 - registers the commands
 from adt.workflow.calibrate import estimate_all
+from calibration import (
+    CalibrationResult,
+    FitSettings,
+    Fitter,
+    ResponseSet,
+    item_status,
+    register_fitter,
+    unregister_fitter,
+)
+from calibration.irt import ItemParams
 from calibration.store import item_parameter_history, list_calibrations, load_calibration
 from itembank import ImportOptions, open_bank
 
@@ -211,6 +222,9 @@ def test_bad_requests_are_clean_errors(sim: dict[str, Any], capsys: pytest.Captu
     for args, message in ((["calibration", "show", "cal_nope"], "no calibration 'cal_nope'"),
                           (["estimate", "--model", "nobody"], "model 'nobody' has no responses"),
                           (["calibrate", "--method", "pyirt", "--irt", "3pl"], "2PL only"),
+                          (["calibrate", "--method", "mlm"], "unknown calibration method 'mlm'; did you mean 'mml'?"),
+                          (["calibrate", "--method", "pyirt", "--link", "fixed"],
+                           "--link fixed needs --method mml (py-irt cannot hold anchor items fixed)"),
                           (["calibrate", "--anchor-calibration", "latest"], "needs --link")):
         with pytest.raises(SystemExit) as exc:
             main(["--bank", str(sim["bank"]), *args])
@@ -292,3 +306,59 @@ def test_a_fit_that_did_not_converge_says_so(sim: dict[str, Any]) -> None:
     with open_bank(sim["bank"]) as bank:
         last = list_calibrations(bank).iloc[-1]
     assert not last["converged"] and last["n_iter"] < 10        # stopped at the limit, stored as not converged
+
+
+class PValueFitter(Fitter):
+    """A plug-in fitter (registered by the test, no change to the CLI or the workflow): Rasch difficulties and
+    abilities from p-values in one pass, no SEs."""
+
+    name = "pvalue"
+    label = "p-value"
+    summary = "Rasch difficulties from item p-values (a test plug-in)"
+    irt_models = ("1pl",)
+    checks_convergence = False
+    steps = "passes"
+
+    def fit(self, responses: ResponseSet, settings: FitSettings, *, rng: np.random.Generator) -> CalibrationResult:
+        rs = responses
+
+        def mean_logit(idx: np.ndarray, n: int) -> np.ndarray:
+            acc = np.bincount(idx, weights=rs.score, minlength=n) / np.maximum(np.bincount(idx, minlength=n), 1)
+            return logit(np.clip(acc, 0.02, 0.98))
+
+        nan = np.full(rs.n_items, np.nan)
+        return CalibrationResult(
+            params=ItemParams(rs.item_ids, np.ones(rs.n_items), -mean_logit(rs.item_idx, rs.n_items)),
+            se={k: nan.copy() for k in "abcd"}, item_status=item_status(rs),
+            theta=mean_logit(rs.model_idx, rs.n_models), theta_se=np.full(rs.n_models, np.nan),
+            quad_points=np.zeros(0), quad_weights=np.zeros(0), loglik=float("nan"), n_iter=1, converged=False,
+            settings={"method": self.name, "model": settings.irt, "seed": settings.seed}, aic=float("nan"),
+            bic=float("nan"), n_params=rs.n_items + rs.n_models, model_ids=rs.model_ids,
+            fixed=np.zeros(rs.n_items, dtype=bool), n_obs=rs.n_obs, method=self.name)
+
+
+def test_a_registered_fitter_runs_through_adt_calibrate(sim: dict[str, Any], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Adding a fitter is its class plus a registry line: --method offers it, the checks read its declarations."""
+    bank = tmp_path / "bank.duckdb"
+    shutil.copyfile(sim["bank"], bank)
+    register_fitter("pvalue", f"{__name__}:PValueFitter")
+    try:
+        res = CliRunner().invoke(cli, ["--bank", str(bank), "calibrate", "--method", "pvalue", "--irt", "1pl",
+                                       "--round", "1"])
+        assert res.exit_code == 0, res.output
+        assert "p-value: 1 passes (fixed count; convergence not assessed), no SEs" in res.stdout
+        assert "WARNING" not in res.stderr
+        with open_bank(bank) as bk:
+            stored = load_calibration(bk)
+        assert stored.method == "pvalue" and stored.irt_model == "1pl"
+        b_true = pd.Series(sim["b"]).rename(index=sim["item_of"])
+        ok = stored.item_table().set_index("item_id").query("status == 'calibrated'")
+        assert np.corrcoef(ok["b"], b_true.reindex(ok.index))[0, 1] > 0.8
+        for args, message in ((["--irt", "2pl"], "--method pvalue fits the 1PL only (got --irt 2pl)"),
+                              (["--irt", "1pl", "--link", "fixed"], "--link fixed needs --method mml (p-value cannot hold anchor")):
+            with pytest.raises(SystemExit) as exc:
+                main(["--bank", str(bank), "calibrate", "--method", "pvalue", *args])
+            assert exc.value.code == 1 and message in capsys.readouterr().err
+    finally:
+        unregister_fitter("pvalue")
