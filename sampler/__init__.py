@@ -13,14 +13,22 @@ from .cat import (
 )
 from .enemies import find_enemy_pairs
 from .pool import PreparedPool, eligible, prepare
-from .quotas import OTHER, CellModel, build_cells, largest_remainder, quota_counts, solve_cell_counts
+from .quotas import (
+    OTHER,
+    CellModel,
+    build_cells,
+    largest_remainder,
+    proportional_quota,
+    quota_counts,
+    solve_cell_counts,
+)
 from .spec import FormSpec, OverlapLimit, Quota, parse_overlap_flag, parse_quota_flag
 from .strategies import REGISTRY, FormDraft, Sampler, form_objectives, get_sampler, sample_form, violations
 
 __all__ = [
     "AdaptiveTest", "CatConfig", "CatResult", "CatSession", "calibrate_sympson_hetter", "exposure_rates",
     "final_estimate", "mean_overlap", "simulate",
-    "OTHER", "REGISTRY", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
+    "OTHER", "REGISTRY", "proportional_quota", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
     "Sampler", "build_cells", "eligible", "find_enemy_pairs", "form_objectives", "get_sampler",
     "largest_remainder", "parse_overlap_flag", "parse_quota_flag", "prepare",
     "quota_counts", "sample_form", "solve_cell_counts", "violations",

@@ -79,6 +79,17 @@ def split_values(cell: object) -> list[str]:
     return [v for v in str(cell).split("|") if v != ""]
 
 
+def proportional_quota(values: Sequence[object], key: str) -> dict[str, float]:
+    """Fractions of each value of tag ``key`` among ``values`` (one cell per item; an item with several values
+    counts under its first): the quota that keeps a form's content in the slice's proportions. Floored to
+    1e-4 so they sum to at most 1 (the rest, if any, is the OTHER cell)."""
+    first = pd.Series([vs[0] if vs else None for vs in map(split_values, values)], dtype=object)
+    shares = first.dropna().value_counts(normalize=True)
+    if shares.empty:
+        raise InputError(f"--stratify-by {key!r}: no item of the slice has a {key} tag")
+    return {str(v): math.floor(float(x) * 1e4) / 1e4 for v, x in shares.items()}
+
+
 def quota_labels(column: pd.Series, quota: Quota) -> NDArray[np.object_]:
     """Each item's value for this quota: its first value that the quota lists, else OTHER."""
     listed = {v for v, _ in quota.amounts}

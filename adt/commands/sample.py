@@ -19,6 +19,9 @@ from sampler import REGISTRY
 @click.option("--quota", "quotas", multiple=True, metavar="KEY=VAL:AMOUNT,...",
               help="Marginal quota on a tag key (repeatable, several keys at once); amounts are fractions "
                    "(0.3, 30%) or counts (60).")
+@click.option("--stratify-by", "stratify_by", default=None, metavar="KEY",
+              help="Quotas proportional to the slice's shares of this tag key's values (content balance; "
+                   "recommended for milp and nsga2, whose information targeting otherwise skews content).")
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path), default=None,
               help="A YAML/JSON form spec; flags override it key by key.")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Eligible slice (repeatable).")
@@ -31,12 +34,14 @@ from sampler import REGISTRY
 @click.option("--dry-run", is_flag=True, help="Draw and print, store nothing.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def sample(ctx: Context, strategy: str | None, size: int | None, quotas: tuple[str, ...], spec_file: Path | None,
+def sample(ctx: Context, strategy: str | None, size: int | None, quotas: tuple[str, ...], stratify_by: str | None,
+           spec_file: Path | None,
            filters: tuple[str, ...], max_overlap: tuple[str, ...], seed: int | None, calibration_id: str | None,
            name: str, dry_run: bool, as_json: bool) -> None:
     """Draw form NAME from the bank and store it with its spec, seed, snapshot, calibration and hash."""
     form = wf.draw_form(ctx.bank_path, {"strategy": strategy, "size": size, "quotas": quotas, "spec_file": spec_file,
-                                        "filters": filters, "max_overlap": max_overlap, "seed": seed},
+                                        "filters": filters, "max_overlap": max_overlap, "seed": seed,
+                                        "stratify_by": stratify_by},
                         name, calibration_id=calibration_id, dry_run=dry_run, wait_s=ctx.wait_s,
                         on_wait=lambda msg: click.echo(msg, err=True))
     data = form.as_dict()

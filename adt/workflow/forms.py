@@ -46,7 +46,7 @@ from adtbase.errors import AdtError, BankError, InputError
 from calibration.store import list_calibrations, load_calibration
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
 from itembank.bank import COLUMN_KEYS
-from sampler import FormSpec, PreparedPool, get_sampler, prepare, solve_cell_counts
+from sampler import FormSpec, PreparedPool, get_sampler, prepare, proportional_quota, solve_cell_counts
 
 # Item columns that never change once an item exists (and that the sampler reads).
 STATIC_COLUMNS = ("item_id", "question", "n_choices", "item_type", "language", "origin", "source")
@@ -98,10 +98,15 @@ class EarlierForms(Mapping[str, list[str]]):
 
 def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = None, quotas: Sequence[str] = (),
                spec_file: str | Path | None = None, filters: Sequence[str] = (), max_overlap: Sequence[str] = (),
-               seed: int | None = None, spec_dict: Mapping[str, Any] | None = None) -> FormSpec:
+               seed: int | None = None, spec_dict: Mapping[str, Any] | None = None,
+               stratify_by: str | None = None) -> FormSpec:
     """The spec of a draw: a spec file or mapping (optional) with the command-line flags on top, key by key.
 
-    The flags come as their texts (``filters``: ``KEY=V1,V2``, the ``adt.filters`` grammar of every command)."""
+    The flags come as their texts (``filters``: ``KEY=V1,V2``, the ``adt.filters`` grammar of every command).
+    ``stratify_by``: a tag key; the spec gets quotas proportional to the shares of its values among the
+    slice's items (``sampler.proportional_quota``), written into the spec so the form rebuilds as drawn.
+    Forms picked for information (milp, nsga2) otherwise drift towards the content where the calibration
+    models differ most, and a model's prediction then rests on its relative strength there."""
     earlier = EarlierForms(bank)
     for text in max_overlap:
         name = text.rsplit(":", 1)[0].strip()
@@ -115,6 +120,15 @@ def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = No
     get_sampler(strategy)  # an unknown strategy fails here, with a did-you-mean
     spec = FormSpec.from_cli(size=size, quotas=quotas, filters=parse_filters(filters), max_overlap=max_overlap,
                              seed=seed, strategy=strategy, earlier_forms=earlier, base=base)
+    if stratify_by:
+        if stratify_by in spec.quota_keys:
+            raise InputError(f"--stratify-by {stratify_by!r}: the spec already has a quota on {stratify_by!r}")
+        items = bank.items({k: list(v) for k, v in spec.include})
+        if stratify_by not in items.columns:
+            raise InputError(f"--stratify-by {stratify_by!r}: the bank has no tag key {stratify_by!r}")
+        d = spec.to_dict()
+        d["quotas"] = {**(d.get("quotas") or {}), stratify_by: proportional_quota(list(items[stratify_by]), stratify_by)}
+        spec = FormSpec.from_dict(d, source="form spec", earlier_forms=earlier)
     if spec.seed is None:  # drawn once and recorded, so the form can be rebuilt
         spec = spec.with_(seed=int(np.random.SeedSequence().entropy % (2**63)))  # type: ignore[operator]
     # Draw with the spec exactly as it will be read back from the bank.

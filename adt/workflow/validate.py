@@ -284,29 +284,13 @@ def _spec_filters(filters: Mapping[str, Sequence[str]]) -> list[str]:
     return [f"{k}={','.join(str(v) for v in vals)}" for k, vals in filters.items()]
 
 
-def _stratify_quota(bank: Bank, key: str, slice_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-    items = bank.items({"item_id": list(slice_ids)})
-    if key not in items.columns:
-        raise InputError(f"--stratify-by {key!r}: the bank has no tag key {key!r}")
-    first = items[key].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
-                           else str(v).split("|")[0])
-    shares = first.dropna().value_counts(normalize=True)
-    if shares.empty:
-        raise InputError(f"--stratify-by {key!r}: no item of the slice has a {key} tag")
-    # Floored so they sum to at most 1; the rest (if any) is the sampler's OTHER cell.
-    return {key: {str(v): math.floor(float(s) * 1e4) / 1e4 for v, s in shares.items()}}
-
-
-def _specs(bank: Bank, opts: ValidateOptions, slice_ids: Sequence[str]) -> dict[tuple[str, int], FormSpec]:
-    spec_dict = None
-    if opts.stratify_by:
-        spec_dict = {"quotas": _stratify_quota(bank, opts.stratify_by, slice_ids)}
+def _specs(bank: Bank, opts: ValidateOptions) -> dict[tuple[str, int], FormSpec]:
     out = {}
     for strategy in opts.strategies:
         for size in opts.sizes:
             out[(strategy, int(size))] = wf.build_spec(bank, strategy=strategy, size=int(size), quotas=opts.quotas,
                                                        filters=_spec_filters(opts.filters), seed=0,
-                                                       spec_dict=spec_dict)
+                                                       stratify_by=opts.stratify_by)
     return out
 
 
@@ -527,7 +511,7 @@ def validate(bank_path: str | Path, opts: ValidateOptions, *, progress: Progress
                 folds, info = plan_folds(split, data.accuracy, data.attributes, opts, data.known)
                 plans += folds
                 split_info.append(info)
-            specs = _specs(bank, opts, data.slice_ids)
+            specs = _specs(bank, opts)
             need = max(opts.sizes) * opts.forms
             pool, _, _, _ = wf.read_pool(bank, next(iter(specs.values())), None)
             n_pool = len(pool)

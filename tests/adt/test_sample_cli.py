@@ -100,6 +100,30 @@ def test_stratified_three_quota_keys_meets_every_cell(copy: Path) -> None:
     assert rec["rederivation"]["ok"], rec["rederivation"]
 
 
+def test_stratify_by_keeps_the_slices_content_shares_and_rederives(copy: Path) -> None:
+    """--stratify-by language: the spec gets the slice's language shares as quotas (about half each), stored with the form so audit rebuilds it; an unknown key or a key that already has a quota
+    is refused with the bank unchanged."""
+    drawn = ok(copy, "sample", "--strategy", "milp", "--size", "100", "--stratify-by", "language", "--seed", "4",
+               "--name", "s1")
+    with open_bank(copy) as b:
+        shares = b.items()["language"].value_counts(normalize=True)
+    rec = ok(copy, "audit", "form", "s1")
+    assert rec["spec"]["quotas"]["language"] == {v: int(x * 1e4) / 1e4 for v, x in shares.items()}
+    assert rec["rederivation"]["ok"], rec["rederivation"]
+    langs = pd.DataFrame(ok(copy, "form", "show", "s1")["items"])["language"].value_counts().to_dict()
+    assert langs == {"en": 50, "zh": 50} and drawn["n_items"] == 100
+    # Within a slice: the shares are the slice's (only English items, so one cell).
+    sub = ok(copy, "sample", "--strategy", "random", "--size", "20", "--filter", "language=en",
+             "--stratify-by", "language", "--seed", "4", "--name", "s2", "--dry-run")
+    assert sub["n_items"] == 20
+    before = copy.read_bytes()
+    for extra, says in ((["--stratify-by", "colour"], "no tag key 'colour'"),
+                        (["--stratify-by", "language", "--quota", "language=en:0.5"], "already has a quota")):
+        res = adt(copy, "sample", "--strategy", "random", "--size", "20", *extra, "--name", "bad")
+        assert res.exit_code == 1 and says in str(res.exception), res.output
+    assert copy.read_bytes() == before
+
+
 def test_infeasible_spec_names_starving_cells_and_leaves_bank_unchanged(copy: Path,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     with open_bank(copy) as b:
