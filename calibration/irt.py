@@ -6,11 +6,15 @@ One parameterisation everywhere (the 4PL; the others are special cases):
 
 1PL: a shared, c = 0, d = 1.  2PL: c = 0, d = 1.  3PL: d = 1.  4PL: all free.
 Every function broadcasts over numpy arrays and has no state and no I/O.
+
+``ItemParams`` holds that model's parameters; ``ItemModel`` is the protocol any item parameter set
+implements (what a polytomous or rater model brings; see its docstring).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -25,9 +29,65 @@ IRT_CHOICES = (*IRT_MODELS, "auto")
 EPS = 1e-9
 
 
+@runtime_checkable
+class ItemModel(Protocol):
+    """What an item parameter set offers whatever its model: the face a non-4PL model plugs in through.
+
+    ``ItemParams`` (the 4PL and its special cases, every calibration today) is the one implementation. A
+    polytomous model (graded response: an item with K ordered categories is scored k / (K - 1), which
+    ``ResponseSet`` already holds as a fractional score) or a rater model brings its own frozen class with
+    these members, and its fitter (``calibration.fitters``) returns it as ``CalibrationResult.params``:
+
+    - ``family`` names the model ("4pl" here; e.g. "grm"); ``item_ids``, ``len()``, ``subset(idx)`` as
+      ``ItemParams``.
+    - ``columns()``: the per-item parameters as named float arrays, in a fixed order (a, b, c, d here; a
+      graded item's a and thresholds b1..b{K-1}, NaN-padded to the widest item): what is stored and what a
+      pool frame joins.
+    - ``expected(theta)``: expected score in [0, 1] of every item at every ability, shape (n_theta, n_items)
+      (the 4PL's P; a graded item's mean category / (K - 1)): what predicted accuracy and score curves need.
+    - ``information(theta)``: Fisher information per item, same shape: what information-targeted forms
+      and CAT need.
+    - ``loglik(theta, item_idx, score)``: log-likelihood of each response (elementwise, broadcasting theta
+      against the response arrays): what ability estimation and held-out checks need.
+
+    A rater model (judge-scored items) has parameters of its raters too (severity, and spread where the
+    model has one). They live beside the items': the response set gains the rater of each response (a
+    ``rater_idx`` / ``rater_ids`` pair like the model's), the parameter set keeps the raters' arrays next to
+    the items' and its ``loglik`` takes the responses' rater indices as well; ``expected`` is for the
+    reference rater (severity 0) unless told otherwise.
+
+    Today the rooms downstream read ``ItemParams``' a, b, c, d directly (``calibration.store``'s item table,
+    ``calibration.predictive``, ``calibration.ability``, linking, item fit, the sampler's pool frame, the
+    report's plots); ``CalibrationResult.item_table`` goes through ``columns()``. A new family's issue moves
+    the consumers it needs onto these members (and the store onto ``columns()``, keyed by ``family``)
+    before its fitter registers; none of them changes for the 4PL.
+    """
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def item_ids(self) -> tuple[str, ...]: ...
+
+    def __len__(self) -> int: ...
+
+    def subset(self, idx: ArrayLike) -> Self: ...
+
+    def columns(self) -> dict[str, NDArray[np.float64]]: ...
+
+    def expected(self, theta: ArrayLike) -> NDArray[np.float64]: ...
+
+    def information(self, theta: ArrayLike) -> NDArray[np.float64]: ...
+
+    def loglik(self, theta: ArrayLike, item_idx: ArrayLike, score: ArrayLike) -> NDArray[np.float64]: ...
+
+
 @dataclass(frozen=True)
 class ItemParams:
-    """Item parameters of one calibration, aligned arrays (one entry per item)."""
+    """Item parameters of one calibration, aligned arrays (one entry per item): the 4PL's ``ItemModel``."""
+
+    family: ClassVar[str] = "4pl"
+    names: ClassVar[tuple[str, ...]] = ("a", "b", "c", "d")
 
     item_ids: tuple[str, ...]
     a: NDArray[np.float64]
@@ -56,6 +116,24 @@ class ItemParams:
         idx = np.asarray(idx)
         return ItemParams(tuple(np.asarray(self.item_ids, dtype=object)[idx]), self.a[idx], self.b[idx],
                           self.c[idx], self.d[idx])
+
+    def columns(self) -> dict[str, NDArray[np.float64]]:
+        """a, b, c, d by name (``ItemModel``)."""
+        return {k: getattr(self, k) for k in self.names}
+
+    def expected(self, theta: ArrayLike) -> NDArray[np.float64]:
+        """P(correct) of every item at every theta, (n_theta, n_items) (``ItemModel``; ``prob_matrix``)."""
+        return prob_matrix(np.atleast_1d(theta), self)
+
+    def information(self, theta: ArrayLike) -> NDArray[np.float64]:
+        """Fisher information of every item at every theta, (n_theta, n_items) (``ItemModel``)."""
+        t = np.atleast_1d(np.asarray(theta, dtype=float))[:, None]
+        return item_information(t, self.a, self.b, self.c, self.d)
+
+    def loglik(self, theta: ArrayLike, item_idx: ArrayLike, score: ArrayLike) -> NDArray[np.float64]:
+        """Log-likelihood of responses ``score`` to items ``item_idx`` at ``theta`` (``ItemModel``)."""
+        j = np.asarray(item_idx)
+        return log_likelihood(theta, score, self.a[j], self.b[j], self.c[j], self.d[j])
 
 
 def prob(theta: ArrayLike, a: ArrayLike, b: ArrayLike, c: ArrayLike = 0.0, d: ArrayLike = 1.0) -> NDArray:
@@ -103,3 +181,7 @@ def guessing_from_choices(n_choices: ArrayLike) -> NDArray:
     k = np.asarray(n_choices, dtype=float)
     with np.errstate(divide="ignore"):
         return np.where(k > 1, 1.0 / np.maximum(k, 1), 0.0)
+
+
+# mypy checks that ItemParams implements ItemModel (this assignment fails the type check otherwise).
+_ITEM_PARAMS_IS_AN_ITEM_MODEL: type[ItemModel] = ItemParams

@@ -17,7 +17,6 @@ from .data import ResponseSet
 from .irt import ItemParams
 
 STATUSES = ("calibrated", "unanswered", "all_correct", "all_wrong")
-_PCOLS = ("a", "b", "c", "d")
 
 
 class CalibrationConvergenceWarning(UserWarning):
@@ -59,8 +58,9 @@ class CalibrationResult:
     def item_table(self) -> pd.DataFrame:
         """One row per item: parameters, SEs, status, fixed flag."""
         p = self.params
-        out = pd.DataFrame({"item_id": list(p.item_ids), "a": p.a, "b": p.b, "c": p.c, "d": p.d})
-        for k in _PCOLS:
+        cols = p.columns()
+        out = pd.DataFrame({"item_id": list(p.item_ids), **cols})
+        for k in cols:
             out[f"se_{k}"] = self.se.get(k, np.full(len(p), np.nan))
         out["status"] = self.item_status
         out["fixed"] = self.fixed if self.fixed.size else False

@@ -25,7 +25,7 @@ from calibration import (
     simulate_responses,
     unregister_fitter,
 )
-from calibration.irt import ItemParams
+from calibration.irt import ItemModel, ItemParams, item_information, log_likelihood, prob_matrix
 from calibration.result import CalibrationResult
 
 
@@ -117,3 +117,19 @@ def test_mml_fitter_is_fit_mml_and_select_model() -> None:
     anchors = {rs.item_ids[0]: (1.0, 0.0, 0.0, 1.0)}
     fixed = fitter.fit(rs, FitSettings(irt="2pl", fixed=anchors), rng=np.random.default_rng(0))
     assert fixed.fixed[0] and fixed.params.a[0] == 1.0 and fixed.method == "mml"
+
+
+def test_item_params_is_the_4pl_item_model() -> None:
+    """ItemParams implements the protocol a polytomous or rater model's parameters would (calibration.irt)."""
+    rng = np.random.default_rng(3)
+    p = ItemParams(("x", "y", "z"), np.array([0.8, 1.5, 2.0]), np.array([-1.0, 0.0, 1.0]), np.array([0.0, 0.2, 0.25]),
+                   np.array([1.0, 0.95, 1.0]))
+    assert isinstance(p, ItemModel) and p.family == "4pl" and len(p) == 3
+    assert list(p.columns()) == ["a", "b", "c", "d"] and p.columns()["c"] is p.c
+    theta = rng.normal(size=7)
+    np.testing.assert_array_equal(p.expected(theta), prob_matrix(theta, p))
+    np.testing.assert_array_equal(p.information(theta), item_information(theta[:, None], p.a, p.b, p.c, p.d))
+    j, s = np.array([2, 0, 1, 1]), np.array([1.0, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(p.loglik(theta[:4], j, s), log_likelihood(theta[:4], s, p.a[j], p.b[j], p.c[j], p.d[j]))
+    sub = p.subset([2, 0])
+    assert isinstance(sub, ItemModel) and sub.item_ids == ("z", "x") and sub.expected(0.0).shape == (1, 2)
