@@ -214,13 +214,15 @@ def fit_view(responses: pd.DataFrame, *, seed: int, irt_model: str = "2pl") -> C
 # building the report from a bank
 def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str | None = None,
                  form: str | None = None, seed: int = 0, n_worlds: int = 200, per_world: int = 25,
-                 loo: bool = False, loo_models: int | None = None, min_slice_items: int = 20,
+                 loo: bool = False, loo_models: int | None = None, by: Sequence[str] | None = None,
                  defer_loo: bool = False, say: Callable[[str], None] = lambda _m: None) -> Report:
     """Every section of the report for a round (or a form, or the whole bank) of ``bank``.
 
     The honesty block shows the latest stored ``adt validate`` study (its date, calibration settings and
     table); ``loo`` also replays each model against a refit without it on the reported form (slow: one
     refit per model).
+
+    ``by``: tag keys of the per-slice scores (default: the SLICE_KEYS the bank's items carry).
 
     ``defer_loo``: leave the leave-one-model-out refits for ``replay_models`` (so a caller can let go of
     the bank first; they need none of it)."""
@@ -310,9 +312,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
 
     # -- slices ----------------------------------------------------------------------------------
     say("slices ...")
-    items = bank.items({"item_id": sorted(set(resp["item_id"]))}) if len(set(resp["item_id"])) <= 200_000 else \
-        bank.items()
-    slices = _slice_abilities(used, items, pparams, ppos, models, min_slice_items, notes)
+    slices = _slice_scores(bank, pm, mean_scores, models, bank_ids, by, notes, pm_pos)
 
     # -- forms -----------------------------------------------------------------------------------
     say("forms ...")
@@ -458,31 +458,32 @@ def _forms_of(forms_frame: pd.DataFrame, round_no: int | None, form: str | None)
     return list(forms_frame["name"].iloc[-1:])  # the latest form
 
 
-def _slice_abilities(used: pd.DataFrame, items: pd.DataFrame, params: ItemParams, pos: dict[str, int],
-                     models: list[str], min_items: int, notes: list[str]) -> dict[str, pd.DataFrame]:
-    from calibration import estimate_abilities
+def _slice_scores(bank: Any, pm: Any, mean_scores: pd.Series, models: list[str], bank_ids: list[str],
+                  by: Sequence[str] | None, notes: list[str], pos: dict[str, int]) -> dict[str, pd.DataFrame]:
+    """Predicted accuracy on each value's items of the bank per model (``adt estimate --by``'s numbers and
+    refusals); ``by`` None: the SLICE_KEYS the bank's items carry."""
+    from adt.workflow.calibrate import MIN_SUBSLICE_ANSWERED, subscores, subslices
 
     out = {}
-    m_of = {m: i for i, m in enumerate(models)}
-    for key in SLICE_KEYS:
-        if key not in items.columns:
-            notes.append(f"per-slice abilities: no item carries a {key!r} tag")
+    for key in list(by) if by else SLICE_KEYS:
+        try:
+            groups = subslices(bank, bank_ids, key)
+        except InputError:
+            if by:
+                raise
+            notes.append(f"per-slice scores: no item carries a {key!r} tag")
             continue
-        value_of = items.set_index("item_id")[key].fillna("").astype(str)
-        vals = used["item_id"].map(value_of).fillna("")
-        n_items = used.assign(v=vals).groupby("v")["item_id"].nunique()
-        keep = [v for v, n in n_items.items() if v and n >= min_items]
-        if len(keep) < 2:
-            notes.append(f"per-slice abilities by {key}: fewer than two values with {min_items}+ answered items")
+        cols: dict[str, list[str]] = {}
+        for value, ids in groups.items():
+            rows = [subscores(pm, mean_scores.loc[m], {value: ids}, level=LEVEL, pos=pos)[0] for m in models]
+            if all(r["refused"] for r in rows):
+                continue
+            cols[f"{value} ({len(ids)} items)"] = [
+                "-" if r["refused"] else f"{r['pred_acc']:.2f} [{r['pred_lo']:.2f}, {r['pred_hi']:.2f}]"
+                + ("*" if r["extrapolated"] else "") + ("" if r["covers_slice"] else "\u2020") for r in rows]
+        if not cols:
+            notes.append(f"per-slice scores by {key}: no value with {MIN_SUBSLICE_ANSWERED}+ answered items")
             continue
-        cols = {}
-        for value in keep:
-            sub = used[vals == value]
-            e = estimate_abilities(sub["model"].map(m_of).to_numpy(np.int64), sub["item_id"].map(pos).to_numpy(np.int64),
-                                   sub["score"].to_numpy(float), params, "eap", n_models=len(models))
-            cols[f"{value} ({int(n_items[value])} items)"] = [
-                f"{t:+.2f} [{lo:+.2f}, {hi:+.2f}]" if n else "-" for t, lo, hi, n in zip(e.theta, e.lo, e.hi, e.n_items,
-                                                                                          strict=True)]
         out[key] = pd.DataFrame(cols, index=pd.Index(models, name="model"))
     return out
 
@@ -710,7 +711,9 @@ def render_html(report: Report) -> str:
     parts.append(_img(report, "forest", "forest plot of abilities"))
     parts.append(_img(report, "rank_probs", "rank probabilities"))
 
-    parts.append("<h2>Per-slice abilities</h2>")
+    parts.append("<h2>Per-slice scores</h2><p>Predicted accuracy on each value's items of the bank with its 95% "
+                 "interval, as <code>adt estimate --by</code> gives it; - : too few answered items for a sub-score; "
+                 "* : extrapolated; \u2020 : some of the value's items cannot be predicted.</p>")
     if report.slices:
         for key, frame in report.slices.items():
             parts.append(f"<h3>by {_e(key)}</h3>" + _table(frame, index=True, testid=f"slice-{key}"))

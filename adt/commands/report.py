@@ -20,11 +20,13 @@ from adt.cli import Context, cli, emit, pass_ctx
               help="Also replay each model against a refit without it (one refit per model; slow). The honesty "
                    "block shows the latest stored `adt validate` study either way.")
 @click.option("--loo-models", type=int, default=None, help="Replay at most this many models (spread over the ranks).")
+@click.option("--by", "by", multiple=True, metavar="KEY",
+              help="Per-slice scores by this tag key (repeatable; default: scenario, domain, language where tagged).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The HTML file to write.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def report(ctx: Context, round_no: int | None, calibration_id: str | None, form: str | None, seed: int,
-           n_worlds: int, loo: bool, loo_models: int | None, out: Path, as_json: bool) -> None:
+           n_worlds: int, loo: bool, loo_models: int | None, by: tuple[str, ...], out: Path, as_json: bool) -> None:
     """Leaderboard with intervals and rank uncertainty, forms, diagnostics, honesty block, provenance."""
     from adt.report import build_report, check_out, replay_models, save_report
 
@@ -32,7 +34,8 @@ def report(ctx: Context, round_no: int | None, calibration_id: str | None, form:
     say = (lambda m: click.echo(m, err=True)) if not as_json else (lambda _m: None)
     with ctx.bank("adt report") as bank:
         rep = build_report(bank, round_no=round_no, calibration_id=calibration_id, form=form, seed=seed,
-                           n_worlds=n_worlds, loo=loo, loo_models=loo_models, defer_loo=True, say=say)
+                           n_worlds=n_worlds, loo=loo, loo_models=loo_models, by=by or None, defer_loo=True,
+                           say=say)
     # The replay refits a calibration per model: done after letting go of the bank.
     rep = replay_models(rep, say=say)
     save_report(rep, out)

@@ -473,11 +473,11 @@ def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
                snapshot_id=bank.snapshot_id(), filters={k: list(v) for k, v in (filters or {}).items()})
     if by:
         out["by_key"] = by
-        out["by"] = _by_rows(bank, pm, scores, slice_ids, by, method, level, pos)
+        out["by"] = subscores(pm, scores, subslices(bank, slice_ids, by), method=method, level=level, pos=pos, key=by)
     return out
 
 
-def _subslices(bank: Any, slice_ids: Sequence[str], key: str) -> dict[str, list[str]]:
+def subslices(bank: Any, slice_ids: Sequence[str], key: str) -> dict[str, list[str]]:
     """The slice's items grouped by their value(s) of tag ``key`` (an item with several values is in each)."""
     items = bank.items({"item_id": list(slice_ids)})
     if key not in items.columns:
@@ -492,16 +492,20 @@ def _subslices(bank: Any, slice_ids: Sequence[str], key: str) -> dict[str, list[
     return dict(sorted(groups.items()))
 
 
-def _by_rows(bank: Any, pm: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], key: str, method: str,
-             level: float, pos: Mapping[str, int]) -> list[dict[str, Any]]:
+def subscores(pm: PredictiveModel, scores: pd.Series, groups: Mapping[str, Sequence[str]], *, method: str = "eap",
+              level: float = 0.95, pos: Mapping[str, int] | None = None, key: str = "value") -> list[dict[str, Any]]:
+    """One model's predicted accuracy on each group's items (``subslices``), refused (``refused`` says why)
+    where it answered fewer than MIN_SUBSLICE_ANSWERED of them: ``adt estimate --by`` and the report's
+    per-slice scores."""
+    pos = pos if pos is not None else pm.position()
     rows = []
-    for value, ids in _subslices(bank, slice_ids, key).items():
+    for value, ids in groups.items():
         answered = int(scores.index.isin(pd.Index(ids)).sum())
         row: dict[str, Any] = {key: value, "n_slice_items": len(ids), "n_answered": answered}
         if answered < MIN_SUBSLICE_ANSWERED:
             row["refused"] = (f"{answered} answered items (a sub-score needs at least {MIN_SUBSLICE_ANSWERED})")
         else:
-            est = _estimate(pm, scores, ids, method, level, pos)
+            est = _estimate(pm, scores, list(ids), method, level, pos)
             row.update({k: est[k] for k in ("pred_acc", "pred_lo", "pred_hi", "n_predicted", "covers_slice",
                                             "observed_accuracy", "extrapolated")})
             row["refused"] = ""

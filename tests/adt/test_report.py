@@ -22,6 +22,7 @@ from report_world import demo_round  # noqa: E402
 
 from adt.cli import main  # noqa: E402
 from adt.report import build_report, form_composition, render_html  # noqa: E402
+from adtbase.errors import InputError  # noqa: E402
 from itembank import open_bank  # noqa: E402
 
 
@@ -65,6 +66,34 @@ def test_report_leaderboard_of_the_demo_round(demo_report, demo_bank: tuple[Path
     pairs = {(m, o.strip()) for m, others in zip(board["model"], board["not_separable_from"], strict=True)
              for o in others.split(",") if o.strip()}
     assert pairs == {(b, a) for a, b in pairs}
+
+
+def test_report_slices_are_estimate_by(demo_bank: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    """The per-slice table holds adt estimate --by's numbers (one implementation), '-' where it refuses."""
+    from adt.workflow.calibrate import estimate_model
+
+    bank_path = tmp_path / "calibrated.duckdb"
+    shutil.copyfile(demo_bank[0], bank_path)
+    main(["--bank", str(bank_path), "calibrate", "--json"])
+    with open_bank(bank_path) as bank:
+        rep = build_report(bank, round_no=1, seed=5, n_worlds=5, by=["language"])
+        frame = rep.slices["language"]
+        assert list(rep.slices) == ["language"]
+        checked = 0
+        for model in frame.index[:4]:
+            rows = {r["language"]: r for r in estimate_model(bank, model, by="language")["by"]}
+            for col, cell in frame.loc[model].items():
+                value, n = re.fullmatch(r"(.+) \((\d+) items\)", col).groups()
+                r = rows[value]
+                assert int(n) == r["n_slice_items"]
+                if r["refused"]:
+                    assert cell == "-"
+                else:
+                    assert cell.startswith(f"{r['pred_acc']:.2f} [{r['pred_lo']:.2f}, {r['pred_hi']:.2f}]")
+                    checked += 1
+        assert checked >= 4
+        with pytest.raises(InputError, match="no such tag key"):
+            build_report(bank, round_no=1, seed=5, n_worlds=5, by=["colour"])
 
 
 def test_report_sections_of_the_demo_round(demo_report) -> None:
