@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from .cells import draw_stratified
 from .pool import PreparedPool
 from .spec import FormSpec
 
@@ -472,8 +473,6 @@ def evolve(prep: PreparedPool, spec: FormSpec, rng: np.random.Generator,
     from pymoo.core.sampling import Sampling
     from pymoo.indicators.hv import HV
     from pymoo.util.ref_dirs import get_reference_directions
-
-    from .strategies import draw_stratified
 
     opts = spec.options_dict
     size = int(spec.size)  # type: ignore[arg-type]
