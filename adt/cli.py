@@ -1,7 +1,7 @@
 """The ``adt`` command line: ``adt [--bank PATH] GROUP VERB ...``.
 
 Conventions every command follows: ``--json`` prints data as JSON; ``--filter KEY=VALUE[,VALUE...]``
-(repeatable; the grammar and its one parser: ``adt.filters``) selects a slice; ``--out PATH`` for files
+(repeatable; the grammar and its one parser: ``adt.flags``) selects a slice; ``--out PATH`` for files
 written; exit 0 on success, 1 for a user error (one line naming the problem), 2 for usage errors (click's own).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from adt.filters import parse_filters as parse_filters  # the commands' one --filter parser
+from adt.flags import parse_filters as parse_filters  # the commands' one --filter parser
 from adtbase import __version__
 from adtbase.errors import AdtError
 from adtbase.jsonable import to_jsonable

@@ -22,7 +22,7 @@ from .quotas import (
     quota_counts,
     solve_cell_counts,
 )
-from .spec import FormSpec, OverlapLimit, Quota, parse_overlap_flag, parse_quota_flag
+from .spec import FormSpec, OverlapLimit, Quota
 from .strategies import REGISTRY, FormDraft, Sampler, form_objectives, get_sampler, sample_form, violations
 
 __all__ = [
@@ -30,6 +30,6 @@ __all__ = [
     "final_estimate", "mean_overlap", "simulate",
     "OTHER", "REGISTRY", "proportional_quota", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
     "Sampler", "build_cells", "eligible", "find_enemy_pairs", "form_objectives", "get_sampler",
-    "largest_remainder", "parse_overlap_flag", "parse_quota_flag", "prepare",
+    "largest_remainder", "prepare",
     "quota_counts", "sample_form", "solve_cell_counts", "violations",
 ]

@@ -1,16 +1,18 @@
-"""Form specifications: what a form must hold, from YAML/JSON files, dicts or CLI flags.
+"""Form specifications: what a form must hold, from YAML/JSON files, dicts or parsed command-line flags.
 
 Decisions (documented here once, referred to elsewhere):
 
 - **Quota amounts.** Within one key every amount is either a *count* (a Python/YAML ``int``, or
-  ``"70"`` on the CLI) or a *fraction* (a ``float`` in [0, 1], or ``"0.7"`` / ``"70%"`` on the CLI);
+  ``"70"`` on the CLI) or a *fraction* (a ``float`` in [0, 1], or ``"0.7"`` / ``"70%"`` on the CLI; the
+  flag texts are the command layer's, parsed in ``adt.flags``);
   mixing both in one key is an error. Fractions become counts by largest-remainder rounding
   (``sampler.quotas.largest_remainder``). Values a key does not list form an implicit "other" cell
   that takes whatever the listed values leave of the form size; when the fractions sum to 1 (or
   the counts to the size) "other" gets nothing, i.e. unlisted values are excluded from the form.
 - **Filters.** ``include`` / ``exclude`` map a key to a list of values (an item matches a key when it has
   any listed value). A spec holds them parsed: the ``--filter`` text grammar and its parser belong to
-  the command layer (``adt.filters``), and ``from_cli`` takes their result.
+  the command layer (``adt.flags``, as do ``--quota`` and ``--max-overlap``), and ``from_cli`` takes their
+  results.
 - **Review states.** Default ``("approved", "draft")``: imported items are drafts until reviewed,
   and an operator who wants reviewed items only says ``review_states: [approved]``. ``retired`` is
   never eligible; asking for it is an error.
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,13 +202,16 @@ class FormSpec:
         return cls.from_dict(data or {}, source=str(p), earlier_forms=earlier_forms)
 
     @classmethod
-    def from_cli(cls, *, size: int | None = None, quotas: Iterable[str] = (),
-                 filters: Mapping[str, Sequence[str]] | None = None, max_overlap: Iterable[str] = (),
+    def from_cli(cls, *, size: int | None = None, quotas: Mapping[str, Mapping[str, Amount]] | None = None,
+                 filters: Mapping[str, Sequence[str]] | None = None,
+                 max_overlap: Iterable[tuple[str, float]] = (),
                  seed: int | None = None, strategy: str = "stratified",
                  earlier_forms: Mapping[str, Iterable[str]] | None = None,
                  base: FormSpec | None = None) -> FormSpec:
-        """Flags on top of an optional spec file: flags win key by key. ``filters`` arrive parsed
-        (``{key: [values]}``, the command layer's ``--filter`` parser); their values add to the base's."""
+        """Flags on top of an optional spec file: flags win key by key. The flags arrive parsed (the command
+        layer's parsers, ``adt.flags``): ``quotas`` ``{key: {value: amount}}`` (a key replaces the base's),
+        ``filters`` ``{key: [values]}`` (their values add to the base's), ``max_overlap`` ``(form, fraction)``
+        pairs (added to the base's)."""
         d: dict[str, Any] = base.to_dict() if base is not None else {}
         if base is not None:  # overlap item ids already resolved in base
             d["overlap"] = [{"form": o.form, "max_fraction": o.max_fraction, "item_ids": sorted(o.item_ids)}
@@ -215,9 +219,8 @@ class FormSpec:
         if size is not None:
             d["size"] = size
         q = dict(d.get("quotas") or {})
-        for text in quotas:
-            key, amounts = parse_quota_flag(text)
-            q[key] = amounts
+        for key, amounts in (quotas or {}).items():
+            q[str(key)] = dict(amounts)
         d["quotas"] = q
         inc = {k: list(v) for k, v in (d.get("include") or {}).items()}
         for key, values in (filters or {}).items():
@@ -225,58 +228,13 @@ class FormSpec:
             have += [v for v in map(str, values) if v not in have]
         d["include"] = inc
         ov = list(d.get("overlap") or [])
-        for text in max_overlap:
-            name, frac = parse_overlap_flag(text)
+        for name, frac in max_overlap:
             ov.append({"form": name, "max_fraction": frac})
         d["overlap"] = ov
         if seed is not None:
             d["seed"] = seed
         d["strategy"] = strategy
         return cls.from_dict(d, source="command line", earlier_forms=earlier_forms)
-
-
-# -- CLI flag parsing --------------------------------------------------------------------------------
-def parse_amount(text: str, where: str) -> Amount:
-    """``"70"`` -> count 70; ``"0.7"`` or ``"70%"`` -> fraction 0.7."""
-    t = text.strip()
-    try:
-        if t.endswith("%"):
-            return float(t[:-1]) / 100.0
-        if re.fullmatch(r"[+-]?\d+", t):
-            return int(t)
-        return float(t)
-    except ValueError:
-        raise InputError(f"{where}: {text!r} is not a count, fraction or percentage") from None
-
-
-def parse_quota_flag(text: str) -> tuple[str, dict[str, Amount]]:
-    """``--quota KEY=VAL:FRAC,VAL:FRAC`` -> (key, {value: amount})."""
-    where = f"--quota {text!r}"
-    if "=" not in text:
-        raise InputError(f"{where}: expected KEY=VALUE:AMOUNT[,VALUE:AMOUNT...]")
-    key, rest = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise InputError(f"{where}: empty key")
-    amounts: dict[str, Amount] = {}
-    for part in rest.split(","):
-        if ":" not in part:
-            raise InputError(f"{where}: {part!r} should be VALUE:AMOUNT")
-        value, amount = part.rsplit(":", 1)
-        value = value.strip()
-        if not value or value in amounts:
-            raise InputError(f"{where}: value {value!r} empty or repeated")
-        amounts[value] = parse_amount(amount, where)
-    return key, amounts
-
-
-def parse_overlap_flag(text: str) -> tuple[str, float]:
-    """``--max-overlap FORM:FRAC`` -> (form, fraction)."""
-    if ":" not in text:
-        raise InputError(f"--max-overlap {text!r}: expected FORM:FRACTION")
-    name, frac = text.rsplit(":", 1)
-    amount = parse_amount(frac, f"--max-overlap {text!r}")
-    return name.strip(), float(amount)
 
 
 # -- helpers -----------------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ import click
 import numpy as np
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
+from adt.flags import parse_quotas
 from adt.workflow.cat import EXPOSURE_CHOICES, run_cat
 from runners import registry
-from sampler import parse_quota_flag
 
 
 @cli.command("cat")
@@ -51,7 +51,7 @@ def cat(ctx: Context, model: str, backend: str, backend_args: tuple[str, ...], m
         round_no: int | None, template_id: str | None, mc_mode: str, as_json: bool) -> None:
     """Adaptive test of MODEL: ability, SE, 95% interval and the items used."""
     flt = parse_filters(filters)
-    targets = {k: {v: float(f) for v, f in amounts.items()} for k, amounts in map(parse_quota_flag, content)}
+    targets = {k: {v: float(f) for v, f in amounts.items()} for k, amounts in parse_quotas(content).items()}
     report = run_cat(ctx.bank_path, model, backend, registry.parse_backend_args(backend_args), max_items=max_items,
                      se_target=se_target, seed=seed, calibration_id=calibration_id, params_file=params_file,
                      exposure=exposure, top_k=top_k, filters=flt, content=targets, run_id=run_id,

@@ -136,7 +136,7 @@ def run_cat(bank_path: str | Path, model: str, backend: str, backend_args: Mappi
             on_wait: Callable[[str], None] | None = None) -> CatReport:
     """Administer one adaptive test to ``model`` through ``backend`` and store it as a ``cat`` run.
 
-    ``filters`` (``{key: [values]}``, ``adt.filters.parse_filters``) selects the slice to test from;
+    ``filters`` (``{key: [values]}``, ``adt.flags.parse_filters``) selects the slice to test from;
     ``content`` (``{key: {value: share}}``) the content-balancing targets. ``seed`` drives item selection
     (drawn and recorded when None); the run id defaults to ``cat:MODEL:RANDOM``.
     """

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from adt import audit
-from adt.filters import parse_filters
+from adt.flags import overlap_form, parse_filters, parse_overlap_flag, parse_quotas
 from adtbase.errors import AdtError, BankError, InputError
 from calibration.store import list_calibrations, load_calibration
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
@@ -102,14 +102,15 @@ def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = No
                stratify_by: str | None = None) -> FormSpec:
     """The spec of a draw: a spec file or mapping (optional) with the command-line flags on top, key by key.
 
-    The flags come as their texts (``filters``: ``KEY=V1,V2``, the ``adt.filters`` grammar of every command).
+    The flags come as their texts (``filters``: ``KEY=V1,V2``; ``quotas``, ``max_overlap``), parsed here by the
+    command layer's parsers (``adt.flags``, the grammar of every command); the spec takes the parsed values.
     ``stratify_by``: a tag key; the spec gets quotas proportional to the shares of its values among the
     slice's items (``sampler.proportional_quota``), written into the spec so the form rebuilds as drawn.
     Forms picked for information (milp, nsga2) otherwise drift towards the content where the calibration
     models differ most, and a model's prediction then rests on its relative strength there."""
     earlier = EarlierForms(bank)
     for text in max_overlap:
-        name = text.rsplit(":", 1)[0].strip()
+        name = overlap_form(text)
         if name not in earlier:
             raise InputError(f"--max-overlap {text!r}: no form {name!r} in the bank"
                              + (f" (forms: {', '.join(sorted(earlier.names)[:10])})" if earlier.names else ""))
@@ -118,8 +119,11 @@ def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = No
         base = FormSpec.from_dict(spec_dict, source="form spec", earlier_forms=earlier)
     strategy = strategy or (base.strategy if base is not None else "stratified")
     get_sampler(strategy)  # an unknown strategy fails here, with a did-you-mean
-    spec = FormSpec.from_cli(size=size, quotas=quotas, filters=parse_filters(filters), max_overlap=max_overlap,
-                             seed=seed, strategy=strategy, earlier_forms=earlier, base=base)
+    flt = parse_filters(filters)
+    parsed_quotas = parse_quotas(quotas)
+    overlaps = [parse_overlap_flag(text) for text in max_overlap]
+    spec = FormSpec.from_cli(size=size, quotas=parsed_quotas, filters=flt, max_overlap=overlaps, seed=seed,
+                             strategy=strategy, earlier_forms=earlier, base=base)
     if stratify_by:
         if stratify_by in spec.quota_keys:
             raise InputError(f"--stratify-by {stratify_by!r}: the spec already has a quota on {stratify_by!r}")

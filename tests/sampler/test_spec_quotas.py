@@ -1,4 +1,4 @@
-"""Form specs (files, dicts, CLI flags) and quota arithmetic: rounding, labels, joint feasibility."""
+"""Form specs (files, dicts, parsed CLI flags) and quota arithmetic: rounding, labels, joint feasibility."""
 
 from __future__ import annotations
 
@@ -17,18 +17,7 @@ from sampler.quotas import (
     quota_labels,
     solve_cell_counts,
 )
-from sampler.spec import FormSpec, Quota, parse_overlap_flag, parse_quota_flag
-
-
-def test_quota_flag_parsing_fractions_counts_and_percentages():
-    assert parse_quota_flag("language=zh:0.7,en:0.3") == ("language", {"zh": 0.7, "en": 0.3})
-    assert parse_quota_flag("frequency_tier=high:10%,low:50%") == ("frequency_tier", {"high": 0.1, "low": 0.5})
-    key, amounts = parse_quota_flag("domain=math:120,law:30")
-    assert amounts == {"math": 120, "law": 30} and all(isinstance(v, int) for v in amounts.values())
-    assert parse_overlap_flag("round6:0.2") == ("round6", 0.2)
-    for bad in ("language", "language=zh", "language=zh:abc", "language=zh:0.5,zh:0.5"):
-        with pytest.raises(InputError, match="--quota"):
-            parse_quota_flag(bad)
+from sampler.spec import FormSpec, Quota
 
 
 @pytest.mark.parametrize("d, field", [
@@ -55,8 +44,9 @@ def test_yaml_cli_and_dict_agree(tmp_path):
                     "theta_points: 4\n", encoding="utf-8")
     earlier = {"round6": ["a", "b"]}
     from_file = FormSpec.from_yaml(path, earlier_forms=earlier)
-    from_cli = FormSpec.from_cli(size=600, quotas=["language=zh:70%,en:30%", "frequency_tier=high:0.1,medium:0.4,low:0.5"],
-                                 max_overlap=["round6:0.2"], seed=7, earlier_forms=earlier,
+    from_cli = FormSpec.from_cli(size=600, quotas={"language": {"zh": 0.7, "en": 0.3},
+                                                   "frequency_tier": {"high": 0.1, "medium": 0.4, "low": 0.5}},
+                                 max_overlap=[("round6", 0.2)], seed=7, earlier_forms=earlier,
                                  base=FormSpec(theta_grid=(-1.0, 0.0, 1.0, 2.0)))
     assert from_file.theta_grid == (-1.0, 0.0, 1.0, 2.0)
     assert from_file.canonical_json() == from_cli.canonical_json()
