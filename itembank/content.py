@@ -5,19 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Sequence
+
+# The key and content normalisation is the item types' (canonical keys use it too); re-exported here.
+from adtbase.itemtypes.text import LETTERS, normalise  # noqa: F401
 
 # One encoder, built once: json.dumps with non-default options builds a new encoder per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-
-
-def normalise(text: str) -> str:
-    """NFKC, trimmed, inner whitespace runs collapsed to one space."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    return " ".join(text.split())
 
 
 def content_hash(question: str, choices: Sequence[str] | None, answer: str | None) -> str:
@@ -35,5 +30,3 @@ def guess_language(text: str) -> str:
     letters = sum(ch.isalpha() for ch in text)
     return "zh" if letters and len(_CJK.findall(text)) / letters >= 0.2 else "en"
 
-
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -8,7 +8,8 @@ Canonical columns (used when no column flags are given):
     question    the item text (required)
     choices     list of option texts (multiple choice); absent or empty for open/numeric items
     answer      the key: a letter (A, B, ...) for MC, a number for numeric, text for open
-    type        mc | open | numeric (default: mc when choices are given, else open)
+    type        an item type: mc | open | numeric, or any registered in adtbase.itemtypes
+                (default: mc when choices are given, else open; numeric with --answer-format gsm8k)
     language    e.g. en, zh (default: --language, else guessed from the text: CJK share >= 20% -> zh)
     tags        a mapping key -> value or list of values (JSON text in CSV)
 Optional provenance columns: origin (human | template | model-generated), generator,
@@ -29,17 +30,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adtbase import itemtypes
 from adtbase.errors import InputError
 
-from .content import LETTERS, content_hash, guess_language, normalise
+from .content import content_hash, guess_language
 from .taxonomy import BUILTIN_KEYS, Taxonomy
 
-ITEM_TYPES = ("mc", "open", "numeric")
+ITEM_TYPES = ("mc", "open", "numeric")   # the built-in ones; validation asks adtbase.itemtypes
 ORIGINS = ("human", "template", "model-generated")
 REVIEW_STATES = ("draft", "approved", "retired")
 ANSWER_FORMATS = ("auto", "letter", "index", "text", "gsm8k")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.S)
-_NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,9 @@ def _as_list(value: Any, where: RowLabel | str, col: str) -> list[str]:
     return out
 
 
-def _answer_key(raw: Any, choices: list[str], item_type: str, fmt: str, where: RowLabel | str, col: str) -> str | None:
-    """The canonical key: a letter for MC, a plain number for numeric, text for open."""
+def _answer_key(raw: Any, choices: list[str], kind: itemtypes.ItemType, fmt: str, where: RowLabel | str,
+                col: str) -> str | None:
+    """The canonical key in the item type's form (a letter for MC, a plain number for numeric, text for open)."""
     if _blank(raw):
         raise InputError(f"{where}: field {col!r}: the answer is missing (use --no-key for response-only items)")
     if fmt == "gsm8k":
@@ -222,42 +224,10 @@ def _answer_key(raw: Any, choices: list[str], item_type: str, fmt: str, where: R
         if not match:
             raise InputError(f"{where}: field {col!r}: no '#### <number>' in the answer")
         raw = match.group(1)
-    if item_type == "mc":
-        n = len(choices)
-        if fmt == "auto":
-            if isinstance(raw, (int, np.integer)):
-                fmt = "index"
-            elif isinstance(raw, str) and len(raw.strip()) == 1 and raw.strip().upper() in LETTERS:
-                fmt = "letter"
-            else:
-                fmt = "text"
-        if fmt == "letter":
-            letter = str(raw).strip().upper()
-            if len(letter) != 1 or letter not in LETTERS[:n]:
-                raise InputError(f"{where}: field {col!r}: answer {raw!r} is not among the {n} choices "
-                                 f"({LETTERS[0]}-{LETTERS[n - 1]})")
-            return letter
-        if fmt == "index":
-            try:
-                idx = int(raw)
-            except (TypeError, ValueError):
-                raise InputError(f"{where}: field {col!r}: answer {raw!r} is not a 0-based index") from None
-            if not 0 <= idx < n:
-                raise InputError(f"{where}: field {col!r}: answer index {idx} is not among the {n} choices")
-            return LETTERS[idx]
-        if fmt in ("text", "gsm8k"):
-            text = normalise(str(raw))
-            for i, choice in enumerate(choices):
-                if normalise(choice) == text:
-                    return LETTERS[i]
-            raise InputError(f"{where}: field {col!r}: answer {str(raw)[:60]!r} is not among the choices")
-    if item_type == "numeric":
-        text = str(raw).strip().replace("$", "").rstrip(".")
-        if not _NUMBER.match(text):
-            raise InputError(f"{where}: field {col!r}: answer {str(raw)[:60]!r} is not a number")
-        value = text.replace(",", "")
-        return value
-    return normalise(str(raw))
+    try:
+        return kind.canonical_key(raw, choices=choices, answer_format=fmt)
+    except ValueError as exc:
+        raise InputError(f"{where}: field {col!r}: {exc}") from None
 
 
 def _tag_values(value: Any) -> list[str]:
@@ -336,6 +306,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     tag_col_values = [(col, tkey, frame[col].tolist()) for col, tkey in opts.tag_cols]
     raw_tags = frame[tags_col].tolist() if tags_col is not None else None
     default_type = "numeric" if opts.answer_format == "gsm8k" else "open"
+    known = itemtypes.names()
     for i in range(n):
         q = questions[i]
         if not isinstance(q, str) or not q.strip():
@@ -344,12 +315,13 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
             q = str(q)
         choices = choice_lists[i]
         itype = types[i] if isinstance(types[i], str) and types[i] else ("mc" if choices else default_type)
-        if itype not in ITEM_TYPES:
-            raise InputError(f"{where[i]}: field 'type': {itype!r} is not one of {', '.join(ITEM_TYPES)}")
-        if itype == "mc" and not 2 <= len(choices) <= len(LETTERS):
-            raise InputError(f"{where[i]}: multiple-choice item has {len(choices)} choices "
-                             f"(needs 2 to {len(LETTERS)})")
-        key = None if answer_col is None else _answer_key(answers[i], choices, itype, opts.answer_format, RowLabel(where, i),
+        if itype not in known:
+            raise InputError(f"{where[i]}: field 'type': {itype!r} is not one of {', '.join(known)}")
+        kind = itemtypes.get(itype)
+        problems = kind.validate({"question": q, "choices": choices})
+        if problems:
+            raise InputError(f"{where[i]}: {problems[0]}")
+        key = None if answer_col is None else _answer_key(answers[i], choices, kind, opts.answer_format, RowLabel(where, i),
                                                           answer_col)
         given = langs[i]
         lang = given if isinstance(given, str) and given else guess_language(q + " ".join(choices))

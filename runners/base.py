@@ -26,11 +26,16 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal
 
-ItemType = Literal["mc", "open", "numeric"]
-ScoringKind = Literal["choice", "numeric", "exact", "regex"]
+from adtbase import itemtypes
+
+# An item type's name ("mc", "open", "numeric", or any registered in ``adtbase.itemtypes``) and a
+# scoring kind (a registered type's ``scoring_kind``: "choice", "exact", "numeric", ...; or "regex").
+ItemType = str
+ScoringKind = str
 McMode = Literal["loglik", "generate"]
 LoglikTarget = Literal["text", "label"]
 
+# The built-in ones, for reference; the checks below ask the registry.
 ITEM_TYPES: tuple[str, ...] = ("mc", "open", "numeric")
 SCORING_KINDS: tuple[str, ...] = ("choice", "numeric", "exact", "regex")
 MC_MODES: tuple[str, ...] = ("loglik", "generate")
@@ -66,8 +71,9 @@ class ScoringRule:
     pattern: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in SCORING_KINDS:
-            raise ValueError(f"ScoringRule.kind {self.kind!r} is not one of {SCORING_KINDS}")
+        if self.kind != "regex" and self.kind not in itemtypes.scoring_kinds():
+            kinds = (*itemtypes.scoring_kinds(), "regex")
+            raise ValueError(f"ScoringRule.kind {self.kind!r} is not one of {kinds}")
         if not isinstance(self.answer, str):
             raise ValueError(f"ScoringRule.answer must be text, got {type(self.answer).__name__}")
         if self.kind == "regex" and not self.pattern:
@@ -104,7 +110,9 @@ class Request:
     def __post_init__(self) -> None:
         iid = self.item_id
         _check(isinstance(iid, str) and iid != "", "item_id must be a non-empty string", str(iid))
-        _check(self.item_type in ITEM_TYPES, f"item_type {self.item_type!r} not in {ITEM_TYPES}", iid)
+        _check(itemtypes.is_registered(self.item_type),
+               f"item_type {self.item_type!r} not in {itemtypes.names()}", iid)
+        kind = itemtypes.get(self.item_type)
         _check(self.mc_mode in MC_MODES, f"mc_mode {self.mc_mode!r} not in {MC_MODES}", iid)
         _check(self.loglik_target in LOGLIK_TARGETS,
                f"loglik_target {self.loglik_target!r} not in {LOGLIK_TARGETS}", iid)
@@ -114,21 +122,24 @@ class Request:
         labels = tuple(self.choice_labels) or DEFAULT_LABELS[: len(self.choices)]
         object.__setattr__(self, "choice_labels", labels)
         _check(self.max_new_tokens >= 1, "max_new_tokens must be >= 1", iid)
-        if self.item_type == "mc":
-            _check(len(self.choices) >= 2, "a multiple-choice request needs at least 2 choices", iid)
+        if kind.has_choices:
+            _check(len(self.choices) >= 2, f"a {kind.title} request needs at least 2 choices", iid)
             _check(len(labels) == len(self.choices), "choice_labels and choices differ in length", iid)
             _check(len(set(labels)) == len(labels), "choice_labels repeat", iid)
-            _check(self.scoring.kind == "choice", "a multiple-choice request needs a 'choice' rule", iid)
+            _check(self.scoring.kind == kind.scoring_kind,
+                   f"a {kind.title} request needs a {kind.scoring_kind!r} rule", iid)
             _check(self.scoring.answer in labels,
                    f"answer label is not one of the choice labels {labels}", iid)
         else:
             _check(not self.choices, f"a {self.item_type!r} request has no choices", iid)
-            _check(self.scoring.kind != "choice", "a 'choice' rule needs a multiple-choice request", iid)
+            owner = itemtypes.for_scoring_kind(self.scoring.kind)
+            _check(owner is None or not owner.has_choices,
+                   f"a {self.scoring.kind!r} rule needs a {owner.title if owner else ''} request", iid)
 
     @property
     def uses_loglik(self) -> bool:
         """True when this request is scored by choice log-likelihoods rather than generation."""
-        return self.item_type == "mc" and self.mc_mode == "loglik"
+        return self.mc_mode == "loglik" and "loglik" in itemtypes.get(self.item_type).scoring_modes
 
     def public(self) -> dict[str, Any]:
         """The model-side view (what may leave the runner process): everything but the answer key."""

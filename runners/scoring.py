@@ -1,159 +1,32 @@
 """Answer extraction and scoring: raw model output -> (extracted answer, score in [0, 1]).
 
-Pure functions on text (standard library only). One entry point, ``score(rule, raw_output)``, plus
-``score_request`` (takes the choices from the request) and ``score_logliks`` (multiple choice by
-log-likelihood). Extraction looks for an explicit answer statement first and falls back to weaker
-evidence, the way the MMLU-Pro and GSM8K reference evaluations do:
-
-- choice: "the answer is (C)" / "Answer: C" / "答案是C" (last one wins) -> an output that is just a
-  label ("C", "(C)", "C.") -> a leading label ("C. Paris") -> the one choice whose text the output
-  matches or contains -> the last free-standing label.
-- numeric: GSM8K "#### n" -> "the answer is n" / "答案是 n" -> \\boxed{n} -> the last number. Numbers
-  may carry thousands separators ("1,234"), signs (also the Unicode minus), decimals, exponents,
-  "$" and "%", or be simple fractions ("3/4").
+One entry point, ``score(rule, raw_output)``, plus ``score_request`` (takes the choices from the
+request) and ``score_logliks`` (multiple choice by log-likelihood). Extraction and scoring are the item
+types' (``adtbase.itemtypes``): a rule is graded by the type whose ``scoring_kind`` is the rule's kind;
+``regex`` rules, which belong to no type, are graded here. The text helpers (``extract_choice``,
+``extract_number``, ``parse_number``, ``normalize_text``, ...) live in ``adtbase.itemtypes.text`` and
+are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Sequence
 
+from adtbase import itemtypes
+from adtbase.itemtypes.text import (
+    extract_choice,
+    extract_number,
+    extract_open_answer,
+    normalize_text,
+    numbers_match,
+    parse_number,
+)
 from runners.base import Request, ScoringRule
 
-_NUM = r"[-+\u2212]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?%?|[-+\u2212]?\.\d+"
-_NUMBER_RE = re.compile(rf"(?<![\w.])(?:(?:{_NUM})\s*/\s*(?:{_NUM})|(?:{_NUM}))")
-_GSM_RE = re.compile(rf"####\s*({_NUM}(?:\s*/\s*{_NUM})?)")
-_STATED_NUM_RE = re.compile(
-    rf"(?:answer\s*(?:is|:)|答案\s*(?:是|为|：|:))\s*[:：]?\s*\**\s*({_NUM}(?:\s*/\s*{_NUM})?)",
-    re.IGNORECASE)
-_BOXED_RE = re.compile(rf"\\boxed\{{\s*({_NUM}(?:\s*/\s*{_NUM})?)\s*\}}")
-_ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
-
-
-# ---------------------------------------------------------------- numbers
-
-def parse_number(text: str) -> float | None:
-    """A number written as text -> float ("1,234.5", "-$3", "−2", "45%", "3/4"); None if not one."""
-    s = text.strip().replace("\u2212", "-").replace("$", "").replace(",", "").replace(" ", "")
-    s = s.rstrip(".")
-    if s.endswith("%"):
-        s = s[:-1]
-    if "/" in s:
-        num, _, den = s.partition("/")
-        a, b = parse_number(num), parse_number(den)
-        if a is None or b is None or b == 0:
-            return None
-        return a / b
-    try:
-        value = float(s)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def extract_number(text: str) -> str | None:
-    """The answer number in a model output, as written (see module doc for the order of evidence)."""
-    for pattern in (_GSM_RE, _STATED_NUM_RE, _BOXED_RE):
-        found = [m.group(1) for m in pattern.finditer(text)]
-        if found:
-            return found[-1].strip()
-    numbers = _NUMBER_RE.findall(text)
-    return numbers[-1].strip() if numbers else None
-
-
-def numbers_match(x: float, target: float, tolerance: float, rel_tolerance: float) -> bool:
-    return abs(x - target) <= max(tolerance, rel_tolerance * abs(target))
-
-
-# ---------------------------------------------------------------- text
-
-def normalize_text(text: str) -> str:
-    """Case-folded, NFKC, punctuation removed, English articles dropped, whitespace collapsed."""
-    s = unicodedata.normalize("NFKC", text).casefold()
-    s = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in s)
-    s = _ARTICLES_RE.sub(" ", s)
-    return " ".join(s.split())
-
-
-def extract_open_answer(text: str) -> str:
-    """An open answer: after the last "answer is"/"Answer:"/"答案是", else the first non-empty line."""
-    stated = re.findall(r"(?:answer\s*(?:is|:)|答案\s*(?:是|为|：|:))\s*[:：]?\s*(.+)", text, re.IGNORECASE)
-    if stated:
-        return stated[-1].strip()
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
-# ---------------------------------------------------------------- choices
-
-def _label_alt(labels: Sequence[str]) -> str:
-    return "|".join(re.escape(lab) for lab in sorted(labels, key=len, reverse=True))
-
-
-def extract_choice(text: str, labels: Sequence[str], choices: Sequence[str] = ()) -> str | None:
-    """The chosen label in a model output, or None (see module doc for the order of evidence)."""
-    if not labels:
-        return None
-    alt = _label_alt(labels)
-    stated = re.compile(
-        rf"(?:answer\s*(?:is|:)|答案\s*(?:是|为|应该是|应为|选)?\s*[:：]?|选择?|option)\s*[:：]?\s*\**\s*"
-        rf"[(\[（]?\s*({alt})\s*[)\]）]?(?![A-Za-z0-9])",
-        re.IGNORECASE)
-    found = [m.group(1) for m in stated.finditer(text)]
-    found = [f for f in found if f in labels] or [_canon(f, labels) for f in found if _canon(f, labels)]
-    if found:
-        return found[-1]
-    stripped = text.strip().strip("*").strip()
-    alone = re.fullmatch(rf"[(\[（]?\s*({alt})\s*[)\]）.:：]?", stripped)
-    if alone:
-        return alone.group(1)
-    lead = re.match(rf"[(\[（]?({alt})[)\]）.:：]\s", stripped + " ")
-    if lead:
-        return lead.group(1)
-    by_text = _match_choice_text(text, labels, choices)
-    if by_text is not None:
-        return by_text
-    loose = [m.group(1) for m in re.finditer(rf"(?<![A-Za-z0-9])[(\[（]?({alt})[)\]）]?(?![A-Za-z0-9])"
-                                            rf"(?!\s+[a-z])", text)]
-    return loose[-1] if loose else None
-
-
-def _canon(found: str, labels: Sequence[str]) -> str | None:
-    """A label matched case-insensitively -> the label as written ("c" -> "C"), if unambiguous."""
-    hits = [lab for lab in labels if lab.casefold() == found.casefold()]
-    return hits[0] if len(hits) == 1 else None
-
-
-def _match_choice_text(text: str, labels: Sequence[str], choices: Sequence[str]) -> str | None:
-    if not choices:
-        return None
-    out = normalize_text(text)
-    if not out:
-        return None
-    norm = [normalize_text(c) for c in choices]
-    exact = [lab for lab, c in zip(labels, norm, strict=False) if c and c == out]
-    if len(exact) == 1:
-        return exact[0]
-    contained = [(len(c), lab) for lab, c in zip(labels, norm, strict=False)
-                 if c and re.search(rf"(?<!\w){re.escape(c)}(?!\w)", out)]
-    if not contained:
-        return None
-    contained.sort(reverse=True)
-    # The longest contained choice wins only if it is not just a part of a longer one mentioned too.
-    if len(contained) == 1 or contained[0][0] > contained[1][0]:
-        longest = contained[0]
-        others = [lab for n, lab in contained[1:] if not _is_part(norm[labels.index(lab)],
-                                                                   norm[labels.index(longest[1])])]
-        return longest[1] if not others else None
-    return None
-
-
-def _is_part(short: str, long: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(short)}(?!\w)", long) is not None
+__all__ = ["extract_choice", "extract_number", "extract_open_answer", "normalize_text", "numbers_match",
+           "parse_number", "score", "score_logliks", "score_request"]
 
 
 # ---------------------------------------------------------------- scoring
@@ -165,27 +38,10 @@ def score(rule: ScoringRule, raw_output: str, *, choices: Sequence[str] = (),
     ``choices`` and ``labels`` are needed for ``choice`` rules (labels default to A, B, ...).
     """
     text = raw_output or ""
-    if rule.kind == "choice":
-        labs = tuple(labels) or tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[: max(len(choices), 1)])
-        if rule.answer not in labs:
-            labs = labs + (rule.answer,)
-        picked = extract_choice(text, labs, choices)
-        return picked, float(picked is not None and picked == rule.answer)
-    if rule.kind == "numeric":
-        target = parse_number(rule.answer)
-        if target is None:
-            stated = extract_number(rule.answer)  # a worked solution ending in "#### n" also works
-            target = parse_number(stated) if stated is not None else None
-        if target is None:
-            raise ValueError(f"numeric answer key {rule.answer!r} is not a number")
-        got = extract_number(text)
-        value = parse_number(got) if got is not None else None
-        ok = value is not None and numbers_match(value, target, rule.tolerance, rule.rel_tolerance)
-        return got, float(ok)
-    if rule.kind == "exact":
-        got_text = extract_open_answer(text)
-        return got_text, float(normalize_text(got_text) == normalize_text(rule.answer) != ""
-                               or (normalize_text(text) == normalize_text(rule.answer) != ""))
+    kind = itemtypes.for_scoring_kind(rule.kind)
+    if kind is not None:
+        return kind.grade(text, rule.answer, choices=choices, labels=labels, tolerance=rule.tolerance,
+                          rel_tolerance=rule.rel_tolerance)
     # regex
     assert rule.pattern is not None
     try:

@@ -2,9 +2,10 @@
 
 Each request's score is a Bernoulli draw with the 4PL probability ``calibration.irt.prob(theta, a, b,
 c, d)`` of the item's parameters. Draws come from the ``rng`` passed in, one per request in request
-order, so the same seed and the same requests give the same answers. For multiple choice the
-extracted answer is the key when correct and a uniformly drawn wrong label otherwise (a second draw
-from the same stream), so downstream code that reads choices sees plausible output.
+order, so the same seed and the same requests give the same answers. The extracted answer is the item
+type's ``simulated_answer`` (multiple choice: the key when correct and a uniformly drawn wrong label
+otherwise, a second draw from the same stream), so downstream code that reads choices sees plausible
+output.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from adtbase import itemtypes
 from adtbase.errors import InputError, RunnerError
 from calibration.irt import prob
 from runners.base import Request, Result, Runner
@@ -53,11 +55,9 @@ class SimulatedRunner(Runner):
         results = []
         for req, ok, pi in zip(requests, correct, p, strict=True):
             extracted: str | None = "correct" if ok else "wrong"
-            if req.item_type == "mc":
-                wrong = [lab for lab in req.choice_labels if lab != req.scoring.answer]
-                extracted = req.scoring.answer if ok else wrong[int(self.rng.integers(len(wrong)))]
-            elif req.scoring.kind in ("numeric", "exact") and ok:
-                extracted = req.scoring.answer
+            if itemtypes.for_scoring_kind(req.scoring.kind) is not None:  # a type's rule (regex is none's)
+                extracted = itemtypes.get(req.item_type).simulated_answer(bool(ok), req.scoring.answer,
+                                                                          req.choice_labels, self.rng)
             results.append(Result(req.item_id, extracted or "", extracted, float(ok),
                                   extra={"p_correct": float(pi)}))
         return results

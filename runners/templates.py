@@ -6,20 +6,27 @@ template id stored with a response always says exactly what the model saw. The h
 (``prompt_hash``) is the first 16 hex digits of the SHA-256 of the rendered prompt (UTF-8).
 
 An item is a dict-like row with ``question``, ``choices`` (list of str, multiple choice only),
-``item_type`` ("mc" | "open" | "numeric") and ``language`` ("en" | "zh"; "zh-*" counts as "zh").
-Few-shot examples also need ``answer``: for multiple choice a label ("C"), a 0-based index or the
-choice text; for numeric items a number or a GSM8K worked solution ending in "#### n" (shown whole,
-so the model learns the format); for open items the answer text.
+``item_type`` ("mc" | "open" | "numeric", or any type registered in ``adtbase.itemtypes``) and
+``language`` ("en" | "zh"; "zh-*" counts as "zh"). Few-shot examples also need ``answer``: for multiple
+choice a label ("C"), a 0-based index or the choice text; for numeric items a number or a GSM8K worked
+solution ending in "#### n" (shown whole, so the model learns the format); for open items the answer
+text.
+
+The texts that differ by type (the instruction per language, how many tokens to generate, whether
+choices are listed, how a few-shot answer is shown, the key as a ``ScoringRule``) are the item type's;
+this module lays them out the same way for every type. ``TEMPLATES`` follows the registry: a type
+registered later has its templates at once.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adtbase import itemtypes
 from adtbase.errors import InputError
 from runners.base import DEFAULT_LABELS, LoglikTarget, McMode, Request, ScoringRule
 
@@ -45,31 +52,44 @@ _ZH_STOP = ("\n\n题目：", "\n题目：")
 
 
 def _make(item_type: str, lang: str, fewshot: bool) -> Template:
+    kind = itemtypes.get(item_type)
     shots = "fewshot" if fewshot else "0shot"
     tid = f"{item_type}-{lang}-{shots}@1"
     if lang == "en":
         q, choice, cue, stop = "Question: {question}", "{label}. {text}", "Answer:", _EN_STOP
-        header = {
-            "mc": "The following are multiple choice questions. Answer with the letter of the correct option.",
-            "numeric": "Solve the following math problems. End your answer with a line '#### <number>'.",
-            "open": "Answer the following questions briefly.",
-        }[item_type]
     else:
         q, choice, cue, stop = "题目：{question}", "{label}. {text}", "答案：", _ZH_STOP
-        header = {
-            "mc": "以下是单项选择题，请直接给出正确答案的选项字母。",
-            "numeric": "请解答下列数学题，最后一行写成“#### <数字>”。",
-            "open": "请简要回答下列问题。",
-        }[item_type]
-    max_new = {"mc": 32, "numeric": 384, "open": 64}[item_type]
-    return Template(tid, item_type, lang, fewshot, header, q, choice, cue, stop, max_new)
+    header = kind.prompt_headers[lang]
+    return Template(tid, item_type, lang, fewshot, header, q, choice, cue, stop, kind.max_new_tokens)
 
 
-TEMPLATES: dict[str, Template] = {
-    t.template_id: t
-    for t in (_make(kind, lang, fs) for kind in ("mc", "open", "numeric") for lang in ("en", "zh")
-              for fs in (False, True))
-}
+class _Templates(Mapping[str, Template]):
+    """Every registered type's templates (per language it has a header for, zero- and few-shot),
+    rebuilt when the registry changes."""
+
+    def __init__(self) -> None:
+        self._built: tuple[tuple[str, ...], dict[str, Template]] | None = None
+
+    def _table(self) -> dict[str, Template]:
+        names = itemtypes.names()
+        if self._built is None or self._built[0] != names:
+            table = {t.template_id: t
+                     for t in (_make(kind, lang, fs) for kind in names for lang in ("en", "zh")
+                               if lang in itemtypes.get(kind).prompt_headers for fs in (False, True))}
+            self._built = (names, table)
+        return self._built[1]
+
+    def __getitem__(self, template_id: str) -> Template:
+        return self._table()[template_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+TEMPLATES: Mapping[str, Template] = _Templates()
 
 
 def get_template(template_id: str) -> Template:
@@ -98,34 +118,15 @@ def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
-def _choices(item: Mapping[str, Any], where: str) -> list[str]:
-    raw = item.get("choices")
-    if raw is None:
-        raise InputError(f"{where}: multiple-choice item has no 'choices'")
-    choices = [str(c) for c in list(raw)]
-    if len(choices) < 2:
-        raise InputError(f"{where}: multiple-choice item has {len(choices)} choices, needs >= 2")
-    if len(choices) > len(DEFAULT_LABELS):
-        raise InputError(f"{where}: {len(choices)} choices, at most {len(DEFAULT_LABELS)} supported")
-    return choices
+def _kind(item_type: Any, where: str) -> itemtypes.ItemType:
+    if not itemtypes.is_registered(item_type):
+        raise InputError(f"{where}: field 'item_type' {item_type!r} is not one of {', '.join(itemtypes.names())}")
+    return itemtypes.get(item_type)
 
 
 def answer_label(item: Mapping[str, Any], where: str = "item") -> str:
     """The correct label of a multiple-choice item whose ``answer`` is a label, an index or the text."""
-    choices = _choices(item, where)
-    labels = DEFAULT_LABELS[: len(choices)]
-    ans = item.get("answer")
-    if ans is not None and not isinstance(ans, str | int) and hasattr(ans, "item"):
-        ans = ans.item()  # a numpy scalar from a DataFrame row
-    if isinstance(ans, str) and ans.strip() in labels:
-        return ans.strip()
-    if isinstance(ans, int) or (isinstance(ans, str) and ans.strip().isdigit()):
-        idx = int(ans)
-        if 0 <= idx < len(choices):
-            return labels[idx]
-    if isinstance(ans, str) and ans in choices:
-        return labels[choices.index(ans)]
-    raise InputError(f"{where}: field 'answer' {ans!r} is not a label, index or choice text")
+    return itemtypes.get("mc").rule_answer(item, where)
 
 
 def _block(t: Template, item: Mapping[str, Any], where: str) -> str:
@@ -133,21 +134,15 @@ def _block(t: Template, item: Mapping[str, Any], where: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise InputError(f"{where}: field 'question' is missing or empty")
     lines = [t.question.format(question=question.strip())]
-    if t.item_type == "mc":
-        choices = _choices(item, where)
-        lines += [t.choice.format(label=lab, text=text.strip())
-                  for lab, text in zip(DEFAULT_LABELS, choices, strict=False)]
+    choices = itemtypes.get(t.item_type).prompt_choices(item, where)
+    lines += [t.choice.format(label=lab, text=text.strip())
+              for lab, text in zip(DEFAULT_LABELS, choices, strict=False)]
     lines.append(t.answer_cue)
     return "\n".join(lines)
 
 
 def _shown_answer(t: Template, item: Mapping[str, Any], where: str) -> str:
-    if t.item_type == "mc":
-        return answer_label(item, where)
-    ans = item.get("answer")
-    if ans is None or str(ans).strip() == "":
-        raise InputError(f"{where}: few-shot example has no 'answer'")
-    return str(ans).strip()
+    return itemtypes.get(t.item_type).shown_answer(item, where)
 
 
 def render(item: Mapping[str, Any], template_id: str,
@@ -180,19 +175,10 @@ def render(item: Mapping[str, Any], template_id: str,
 
 
 def scoring_rule(item: Mapping[str, Any], *, tolerance: float = 1e-6) -> ScoringRule:
-    """The answer key of a bank item as a ``ScoringRule`` (choice / numeric / exact by item type)."""
+    """The answer key of a bank item as a ``ScoringRule`` (its type's scoring kind and key form)."""
     where = f"item {item.get('item_id', '?')}"
-    kind = item.get("item_type")
-    if kind == "mc":
-        return ScoringRule("choice", answer_label(item, where))
-    ans = item.get("answer")
-    if ans is None or str(ans).strip() == "":
-        raise InputError(f"{where}: field 'answer' is missing")
-    if kind == "numeric":
-        return ScoringRule("numeric", str(ans), tolerance=tolerance)
-    if kind == "open":
-        return ScoringRule("exact", str(ans))
-    raise InputError(f"{where}: field 'item_type' {kind!r} is not one of mc, open, numeric")
+    kind = _kind(item.get("item_type"), where)
+    return ScoringRule(kind.scoring_kind, kind.rule_answer(item, where), tolerance=tolerance)
 
 
 def build_request(item: Mapping[str, Any], template_id: str | None = None,
@@ -207,10 +193,9 @@ def build_request(item: Mapping[str, Any], template_id: str | None = None,
     tid = template_id or default_template_id(item, fewshot=bool(fewshot_items))
     prompt, digest = render(item, tid, fewshot_items)
     t = TEMPLATES[tid]
-    kind = t.item_type
-    choices = tuple(_choices(item, f"item {item.get('item_id', '?')}")) if kind == "mc" else ()
+    choices = tuple(itemtypes.get(t.item_type).prompt_choices(item, f"item {item.get('item_id', '?')}"))
     return Request(
-        item_id=str(item.get("item_id")), prompt=prompt, item_type=kind,  # type: ignore[arg-type]
+        item_id=str(item.get("item_id")), prompt=prompt, item_type=t.item_type,
         scoring=scoring_rule(item), choices=choices, choice_labels=DEFAULT_LABELS[: len(choices)],
         template_id=tid, prompt_hash=digest, mc_mode=mc_mode, loglik_target=loglik_target,
         max_new_tokens=max_new_tokens or t.max_new_tokens, stop=t.stop)
