@@ -24,6 +24,8 @@ from scipy.special import expit
 # picks by held-out log-likelihood). The one list: ``calibration`` exports both, the CLI offers IRT_CHOICES.
 IRT_MODELS = ("1pl", "2pl", "3pl", "4pl")
 IRT_CHOICES = (*IRT_MODELS, "auto")
+# The models with a guessing parameter (a free or fixed lower asymptote c); the others hold c at 0.
+GUESSING_MODELS = ("3pl", "4pl")
 
 # Probabilities are kept this far from 0 and 1 so logs and information stay finite.
 EPS = 1e-9

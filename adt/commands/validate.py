@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
-from adt.workflow.validate import SPLITS, ValidateOptions, summary_table, validate, write_outputs
+from adt.workflow.validate import IRT_CHOICES, SPLITS, ValidateOptions, summary_table, validate, write_outputs
 from adtbase.errors import InputError
-from calibration import IRT_CHOICES
 
 
 @cli.command("validate")

@@ -23,7 +23,6 @@ from scipy.stats import norm
 from adtbase.errors import CalibrationError, InputError
 from calibration import (
     DEFAULT_FITTER,
-    IRT_CHOICES,
     CalibrationConvergenceWarning,
     CalibrationResult,
     DriftReport,
@@ -714,6 +713,5 @@ def _exposure_drift(bank: Any, stored: StoredCalibration, frame: pd.DataFrame,
     return report, note
 
 
-# IRT_CHOICES is calibration's, re-exported: adt.workflow.validate imports it from here.
-__all__ = ["IRT_CHOICES", "CalibrateOptions", "CalibrationOutcome", "FlagsReport", "calibrate", "calibration_flags",
+__all__ = ["CalibrateOptions", "CalibrationOutcome", "FlagsReport", "calibrate", "calibration_flags",
            "diff_calibrations", "estimate_all", "estimate_model", "latest_calibration_id", "read_responses"]

@@ -114,12 +114,15 @@ def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = 
     from adt.workflow.run import run_form
 
     settings = dict(spec.calibration)
+    # What the round spec's calibration says, the rest as `adt calibrate` defaults (CalibrateOptions: the
+    # default fitter of calibration.fitters, 2PL, normal latent, seed 0).
+    fit: dict[str, Any] = {k: settings[k] for k in ("irt", "method", "latent") if k in settings}
+    fit["seed"] = int(settings.get("seed", 0))
     with open_bank(bank_path, purpose="adt round: setup") as bank:
         before = latest_calibration_id(bank)
         existing_forms = set(bank.forms()["name"]) if not bank.forms().empty else set()
     if before is None or calibrate_first:
-        cal = calibrate(bank_path, irt=settings.get("irt", "2pl"), method=settings.get("method", "mml"),
-                        latent=settings.get("latent", "normal"), seed=int(settings.get("seed", 0)))
+        cal = calibrate(bank_path, **fit)
         before = cal.calibration_id
         say(f"[3] calibrated on past runs: {cal.summary_line()}")
     name = str(spec.form["name"])
@@ -139,9 +142,8 @@ def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = 
         runs.append(report)
     say(f"[5] ran {len(runs)} models on {name}: {sum(r.ingested for r in runs):,} responses stored")
     link = settings.get("link", "fixed")
-    cal = calibrate(bank_path, irt=settings.get("irt", "2pl"), method=settings.get("method", "mml"),
-                    latent=settings.get("latent", "normal"), seed=int(settings.get("seed", 0)),
-                    link=None if link == "none" else str(link).replace("-", "_"), anchor_calibration=before)
+    cal = calibrate(bank_path, **fit, link=None if link == "none" else str(link).replace("-", "_"),
+                    anchor_calibration=before)
     say(f"[6] recalibrated, linked ({link}) to {before}: {cal.summary_line()}")
     with open_bank(bank_path, purpose="adt round: estimate") as bank:
         board = estimate_all(bank, cal.calibration_id)

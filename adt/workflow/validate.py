@@ -46,9 +46,10 @@ import numpy as np
 import pandas as pd
 
 from adt.workflow import forms as wf
-from adt.workflow.calibrate import IRT_CHOICES, CalibrateOptions, calibrate, estimate_scores
+from adt.workflow.calibrate import CalibrateOptions, calibrate, estimate_scores
 from adtbase.errors import InputError
 from adtbase.jsonable import to_jsonable
+from calibration import DEFAULT_FITTER, get_fitter
 from calibration.store import load_calibration
 from calibration.validation import regression_baseline, summarize, wilson_interval
 from calibration.validation_store import save_validation
@@ -58,6 +59,8 @@ from runners.base import Request, ScoringRule
 from sampler import REGISTRY, FormSpec, find_enemy_pairs, get_sampler
 
 SPLITS = ("loo", "kfold", "frontier", "shift", "time")
+# --irt: what the default fitter fits (the study's calibrations use it; calibration.fitters declares it).
+IRT_CHOICES = get_fitter(DEFAULT_FITTER).irt_models
 MODEL_ATTRIBUTES = ("family", "size", "release_date")
 MIN_CALIBRATION_MODELS = 3
 FRONTIER_SHARE = 0.3

@@ -30,7 +30,7 @@ from scipy.special import logit
 from adtbase.errors import InputError
 
 from ..data import ResponseSet
-from ..irt import IRT_MODELS, ItemParams, guessing_from_choices
+from ..irt import GUESSING_MODELS, IRT_MODELS, ItemParams, guessing_from_choices
 from ..result import CalibrationConvergenceWarning, CalibrationResult, item_status
 from .accel import _AccelMixin, _run_em
 from .curves import _PCOLS, _normal_logw, _Priors
@@ -114,7 +114,7 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
     c_fixed = _resolve_guessing(guessing, n_choices, n_items)
     cols: tuple[str, ...] = {"1pl": ("a", "b"), "2pl": ("a", "b"), "3pl": ("a", "b", "c"),
                              "4pl": ("a", "b", "c", "d")}[model]
-    if c_fixed is not None and model in ("3pl", "4pl"):
+    if c_fixed is not None and model in GUESSING_MODELS:
         cols = tuple(c for c in cols if c != "c")
     shared_a = model == "1pl"
 
@@ -165,7 +165,7 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
         "method": "mml", "model": model, "seed": seed, "n_quad": n_quad, "theta_range": [lo, hi],
         "latent": latent, "prior_a": list(priors.a), "prior_b": list(priors.b),
         "prior_c": list(priors.c) if "c" in cols else None, "prior_d": list(priors.d) if "d" in cols else None,
-        "guessing": "fixed" if c_fixed is not None and model in ("3pl", "4pl") else (
+        "guessing": "fixed" if c_fixed is not None and model in GUESSING_MODELS else (
             "estimated" if "c" in cols else None),
         "max_iter": max_iter, "tol_ll": tol_ll, "tol_param": tol_param, "accelerate": "squarem" if accelerate
         else "none", "n_newton": n_newton, "n_rejected_extrapolations": tr.n_rejected,
@@ -231,7 +231,7 @@ def _start_params(ops: _SparseOps | _DenseOps, n: int, model: str, priors: _Prio
     a = np.full(n, priors.start("a"))
     b = np.full(n, priors.start("b"))
     c = np.zeros(n) if model in ("1pl", "2pl") else np.full(n, priors.start("c"))
-    if c_fixed is not None and model in ("3pl", "4pl"):
+    if c_fixed is not None and model in GUESSING_MODELS:
         c = c_fixed.copy()
     d = np.ones(n) if model != "4pl" else np.full(n, priors.start("d"))
     logw = _normal_logw(x, 0.0, 1.0)
@@ -239,7 +239,7 @@ def _start_params(ops: _SparseOps | _DenseOps, n: int, model: str, priors: _Prio
         f = free_items
         a[f] = np.clip(start.a[f], 0.05, 20)
         b[f] = np.clip(start.b[f], -10, 10)
-        if model in ("3pl", "4pl") and c_fixed is None:
+        if model in GUESSING_MODELS and c_fixed is None:
             c[f] = np.clip(np.where(start.c[f] > 0, start.c[f], c[f]), 0.01, 0.6)
         if model == "4pl":
             d[f] = np.clip(np.where(start.d[f] < 1, start.d[f], d[f]), 0.5, 0.995)

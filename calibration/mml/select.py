@@ -15,7 +15,7 @@ from scipy.special import logsumexp
 from adtbase.errors import InputError
 
 from ..data import ResponseSet
-from ..irt import EPS, IRT_MODELS, ItemParams, prob
+from ..irt import EPS, GUESSING_MODELS, IRT_MODELS, ItemParams, prob
 from ..result import CalibrationResult
 from .fitting import fit_mml
 from .ops import _CHUNK
@@ -116,7 +116,7 @@ def select_model(responses: ResponseSet, candidates: Sequence[str] = IRT_MODELS,
     warm: ItemParams | None = None
     for c in cands:
         kw = dict(fit_kwargs)
-        if c in ("3pl", "4pl") and warm is not None and "start" not in kw:
+        if c in GUESSING_MODELS and warm is not None and "start" not in kw:
             kw["start"] = warm
         res = fit_mml(train, c, rng=rng, seed=seed, **kw)
         if c == "2pl":
