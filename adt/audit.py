@@ -17,9 +17,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from adtbase.errors import InputError
-from calibration.store import item_parameter_history
-from itembank import Bank, Head, snapshot
-from itembank import history as chain
+from calibration import item_parameter_history
+from itembank import Bank, Head, snapshot, verify_rows
 
 PROVENANCE_FIELDS = ("source", "source_version", "license", "origin", "generator", "generator_params",
                      "parent_item_id", "review_state", "retired_reason", "import_batch", "created_at")
@@ -296,7 +295,7 @@ def verify_export(folder: Path) -> ExportCheck:
             else:
                 # The export writes rows ordered by every column, seq first: storage order is seq order.
                 rows = frame[EVENT_COLUMNS].astype(object).where(frame[EVENT_COLUMNS].notna(), None)
-                report = chain.verify_rows(rows.itertuples(index=False, name=None), expected)
+                report = verify_rows(rows.itertuples(index=False, name=None), expected)
                 n_events = report.n_events
                 if not report.ok:
                     first_bad = report.first_bad_seq

@@ -52,7 +52,7 @@ def true_parameters(items: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
 def build_world(bank_path: Path, *, n_items: int, n_models: int, seed: int, workdir: Path,
                 say=print) -> DemoWorld:
     """Steps 1 and 2: the generated bank and the models' past runs."""
-    from itembank.generators import generate_items
+    from itembank import generate_items
 
     root = np.random.SeedSequence(seed)
     gen_rng, param_rng, model_rng, past_rng = (np.random.default_rng(s) for s in root.spawn(4))

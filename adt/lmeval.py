@@ -31,10 +31,7 @@ import pandas as pd
 import yaml
 
 from adtbase.errors import InputError
-from itembank import Bank, ImportOptions
-from itembank.content import LETTERS, normalise
-from itembank.importer import read_jsonl
-from itembank.snapshot import file_sha256
+from itembank import LETTERS, Bank, ImportOptions, file_sha256, normalise, read_jsonl
 
 QUESTION_FIELDS = ("question", "Question", "query", "ctx", "goal", "sentence", "premise", "problem", "input",
                    "prompt", "text")

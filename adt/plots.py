@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from adtbase.errors import InputError
-from calibration.irt import ItemParams, expected_score, prob, test_information
+from calibration import ItemParams, expected_score, prob, test_information
 
 FORMATS = (".png", ".svg")
 THETA_GRID = np.linspace(-4.0, 4.0, 161)

@@ -28,14 +28,14 @@ from adt import plots
 from adtbase import __version__
 from adtbase.errors import InputError
 from calibration import (
+    SUMMARY_COLUMNS,
     Coverage,
+    ItemParams,
     leave_one_model_out,
     rank_distribution,
     separability,
     simulated_coverage,
 )
-from calibration.irt import ItemParams
-from calibration.validation import SUMMARY_COLUMNS
 
 SLICE_KEYS = ("scenario", "domain", "language")
 COMPOSITION_KEYS = ("frequency_tier", "difficulty_band", "language")
@@ -132,23 +132,18 @@ def load_calibration_view(bank: Any, calibration_id: str | None, responses: pd.D
     """The stored calibration named (``calibration.store``; the latest by default); where the bank has
     none stored and none is named, one fitted now."""
     from adtbase.errors import CalibrationError
+    from calibration import list_calibrations, load_calibration, previous_calibration_id
 
     try:
-        from calibration import store
-    except ImportError:  # a checkout without the calibration store: fit for the report
-        if calibration_id is not None:
-            raise InputError(f"--calibration {calibration_id}: this installation stores no calibrations") from None
-        return fit_view(responses, seed=seed)
-    try:
-        stored = store.load_calibration(bank, calibration_id)
+        stored = load_calibration(bank, calibration_id)
     except CalibrationError:
-        if calibration_id is not None or _has_calibrations(store, bank):
+        if calibration_id is not None or _has_calibrations(list_calibrations, bank):
             raise
         return fit_view(responses, seed=seed)
     previous = None
-    prev_id = store.previous_calibration_id(bank, stored.calibration_id)
+    prev_id = previous_calibration_id(bank, stored.calibration_id)
     if prev_id is not None:
-        previous = _view_of(store.load_calibration(bank, prev_id), None)
+        previous = _view_of(load_calibration(bank, prev_id), None)
     from adt.workflow.calibrate import predictive_model
 
     view = replace(_view_of(stored, previous), predictive=predictive_model(bank, stored))
@@ -171,9 +166,9 @@ def _with_anchor_se(view: CalibrationView, anchor: CalibrationView) -> Calibrati
     return replace(view, se=se)
 
 
-def _has_calibrations(store: Any, bank: Any) -> bool:
+def _has_calibrations(list_calibrations: Any, bank: Any) -> bool:
     try:
-        return len(store.list_calibrations(bank)) > 0
+        return len(list_calibrations(bank)) > 0
     except Exception:  # no calibration tables in this bank yet
         return False
 
@@ -196,8 +191,7 @@ def fit_view(responses: pd.DataFrame, *, seed: int, irt_model: str = "2pl") -> C
         raise InputError("the bank has no responses: nothing to calibrate or report")
     rs = ResponseSet.from_frame(responses.groupby(["model", "item_id"], as_index=False)["score"].mean(),
                                 "model", "item_id", "score")
-    from calibration import Prior
-    from calibration.predictive import build_predictive
+    from calibration import Prior, build_predictive
 
     res = fit_mml(rs, irt_model, rng=np.random.default_rng(seed), seed=seed, warn=False)
     digest = hashlib.sha256(pd.util.hash_pandas_object(responses[["model", "item_id", "score"]], index=False)
@@ -226,8 +220,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
 
     ``defer_loo``: leave the leave-one-model-out refits for ``replay_models`` (so a caller can let go of
     the bank first; they need none of it)."""
-    from calibration.ability import ability_posteriors
-    from calibration.predictive import abilities_with_parameter_error, predict
+    from calibration import abilities_with_parameter_error, ability_posteriors, predict
 
     root = np.random.SeedSequence(seed)
     rank_rng, cov_rng, draw_rng = (np.random.default_rng(s) for s in root.spawn(3))
@@ -391,7 +384,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
 
 def _latest_validation(bank: Any) -> dict[str, Any] | None:
     """The latest stored ``adt validate`` study without its per-form rows (None when there is none)."""
-    from calibration.validation_store import latest_validation
+    from calibration import latest_validation
 
     found = latest_validation(bank)
     if found is None:

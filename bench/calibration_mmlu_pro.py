@@ -28,9 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from calibration.data import ResponseSet  # noqa: E402
-from calibration.mml import fit_mml  # noqa: E402
-from calibration.pyirt_backend import fit_pyirt  # noqa: E402
+from calibration import ResponseSet, fit_mml, fit_pyirt  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "mmlu_pro" / "responses.parquet"
 

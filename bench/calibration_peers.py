@@ -25,9 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calibration.irt import ItemParams  # noqa: E402
-from calibration.mml import fit_mml, simulate_responses  # noqa: E402
-from calibration.pyirt_backend import fit_pyirt  # noqa: E402
+from calibration import ItemParams, fit_mml, fit_pyirt, simulate_responses  # noqa: E402
 
 
 def recovery(a: np.ndarray, b: np.ndarray, theta: np.ndarray, truth: ItemParams,

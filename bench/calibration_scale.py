@@ -20,8 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calibration.irt import ItemParams  # noqa: E402
-from calibration.mml import fit_mml, simulate_responses  # noqa: E402
+from calibration import ItemParams, fit_mml, simulate_responses  # noqa: E402
 
 
 def peak_rss_gib() -> float:

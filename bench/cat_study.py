@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
-from calibration.irt import ItemParams, prob  # noqa: E402
-from sampler.cat import (  # noqa: E402
+from calibration import ItemParams, prob  # noqa: E402
+from sampler import (  # noqa: E402
     AdaptiveTest,
     CatConfig,
     calibrate_sympson_hetter,
@@ -44,8 +44,7 @@ from sampler.cat import (  # noqa: E402
 
 def fit(frame: pd.DataFrame, model_col: str, item_col: str, cache: Path | None, name: str,
         max_iter: int = 2000):
-    from calibration.data import ResponseSet
-    from calibration.mml import fit_mml
+    from calibration import ResponseSet, fit_mml
 
     path = cache / f"{name}.pkl" if cache else None
     if path and path.exists():
@@ -67,7 +66,7 @@ def calibrated_params(res) -> ItemParams:
 
 
 def _request(item_id: str):
-    from runners.base import Request, ScoringRule
+    from runners import Request, ScoringRule
 
     return Request(item_id=item_id, prompt="(replayed)", item_type="mc", scoring=ScoringRule("choice", "A"),
                    choices=("a", "b"), choice_labels=("A", "B"))
@@ -82,7 +81,7 @@ def predicted_accuracy(theta: float, given: list[int], scores: list[float], para
 
 
 def part1(cache: Path | None, max_items: int = 60) -> bool:
-    from runners.replay import ReplayRunner
+    from runners import ReplayRunner
 
     print("== (1) leaderboard: CAT items needed to match the error of a 30-item random form")
     rng = np.random.default_rng(31)
@@ -111,7 +110,7 @@ def part1(cache: Path | None, max_items: int = 60) -> bool:
             actual = float(np.mean([score[i] for i in ids]))
             # random 30-item form, EAP, predicted whole-bank accuracy
             form = rng.choice(len(ids), 30, replace=False)
-            from calibration.ability import estimate_ability
+            from calibration import estimate_ability
             est = estimate_ability(np.array([score[ids[k]] for k in form]), params.subset(form), "eap",
                                    grid=test.config.grid)
             err_rand.append(abs(predicted_accuracy(est.theta, list(form), [score[ids[k]] for k in form], params)

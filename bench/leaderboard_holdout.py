@@ -79,7 +79,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adt.workflow.calibrate import CalibrateOptions, calibrate, estimate_scores, predictive_model  # noqa: E402
-from calibration.store import load_calibration  # noqa: E402
+from calibration import load_calibration  # noqa: E402
 from itembank import ImportOptions, open_bank  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "leaderboard"

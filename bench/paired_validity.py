@@ -31,8 +31,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "mmlu_pro"
 
 from adt.workflow.calibrate import CalibrateOptions, calibrate  # noqa: E402
-from calibration.predictive import compare, predict  # noqa: E402
-from calibration.store import load_calibration  # noqa: E402
+from calibration import compare, load_calibration, predict  # noqa: E402
 from itembank import ImportOptions, open_bank  # noqa: E402
 from sampler import FormSpec, get_sampler, prepare  # noqa: E402
 

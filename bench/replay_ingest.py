@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 
 from adt.workflow.run import DEFAULT_BATCH_SIZE, _requests, _results_table, run_form  # noqa: E402
 from itembank import ImportOptions, open_bank, spool  # noqa: E402
-from runners.replay import ReplayRunner  # noqa: E402
+from runners import ReplayRunner  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "mmlu_pro"
 FLOOR = 20_000.0

@@ -41,9 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Only the hf backend and the light modules it is built on (no pandas, duckdb, pymoo, vllm).
-from runners.base import Request, loglik_continuations  # noqa: E402
-from runners.hf import HFRunner  # noqa: E402
-from runners.templates import build_request  # noqa: E402
+from runners import HFRunner, Request, build_request, loglik_continuations  # noqa: E402
 
 DEFAULT_ITEMS = ROOT.parent / "shared" / "data" / "mmlu_pro" / "items.parquet"
 

@@ -32,8 +32,7 @@ from sampler import FormSpec, get_sampler, prepare, violations  # noqa: E402
 
 def calibrate(cache: Path | None):
     """2PL by MML on all 20 models (cached: the fit takes about two minutes on 2 cores)."""
-    from calibration.data import ResponseSet
-    from calibration.mml import fit_mml
+    from calibration import ResponseSet, fit_mml
 
     path = cache / "mmlu_pro_2pl.pkl" if cache else None
     if path and path.exists():
@@ -171,7 +170,7 @@ def part2() -> bool:
                      "item_ids": bank.item_id.sample(5000, random_state=2).tolist()}]})
     # Enemy detection is a one-off job over the bank (its pairs can be stored and passed as
     # ``enemy_pairs``); timed on its own here, then every strategy samples with the pairs given.
-    from sampler.enemies import find_enemy_pairs
+    from sampler import find_enemy_pairs
 
     t0 = time.perf_counter()
     pairs = find_enemy_pairs(bank.question.tolist(), 0.9)

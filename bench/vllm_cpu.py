@@ -25,14 +25,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runners import Request, ScoringRule, create  # noqa: E402
-from runners.vllm_backend import DEFAULT_WORKER_PYTHON  # noqa: E402
+from runners import DEFAULT_WORKER_PYTHON, Request, ScoringRule, create  # noqa: E402
 
 MMLU_PRO = ROOT.parent / "shared" / "data" / "mmlu_pro" / "items.parquet"
 
 
 def mc_items(n: int, rng: np.random.Generator) -> tuple[list[Request], str]:
-    from runners.templates import build_request
+    from runners import build_request
 
     if MMLU_PRO.exists():
         import pandas as pd
@@ -70,7 +69,7 @@ def main() -> int:
     if not DEFAULT_WORKER_PYTHON.exists():
         print(f"vllm_cpu: {DEFAULT_WORKER_PYTHON} absent (make install builds it); no figures")
         return 0
-    from runners.testing import build_tiny_model
+    from runners import build_tiny_model
 
     rng = np.random.default_rng(args.seed)
     reqs, source = mc_items(args.items, rng)

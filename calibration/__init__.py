@@ -1,4 +1,8 @@
-"""Calibration: IRT models fitted from sparse past runs, abilities with error bars."""
+"""Calibration: IRT models fitted from sparse past runs, abilities with error bars.
+
+The room's face: other rooms, ``adt/`` and ``bench/`` import these names from ``calibration`` and never
+reach into its modules (``tests/test_architecture.py``).
+"""
 # Abilities, linking, item fit and drift (explicit re-exports).
 from .ability import AbilityEstimate as AbilityEstimate
 from .ability import AbilityEstimates as AbilityEstimates
@@ -7,6 +11,7 @@ from .ability import PredictedScore as PredictedScore
 from .ability import Prior as Prior
 from .ability import abilities_for as abilities_for
 from .ability import ability_posterior as ability_posterior
+from .ability import ability_posteriors as ability_posteriors
 from .ability import estimate_abilities as estimate_abilities
 from .ability import estimate_ability as estimate_ability
 from .ability import predict_score as predict_score
@@ -40,8 +45,16 @@ from .fitters import irt_choices as irt_choices
 from .fitters import method_help as method_help
 from .fitters import register_fitter as register_fitter
 from .fitters import unregister_fitter as unregister_fitter
+from .irt import EPS as EPS
 from .irt import IRT_CHOICES as IRT_CHOICES
 from .irt import IRT_MODELS as IRT_MODELS
+from .irt import ItemModel as ItemModel
+from .irt import ItemParams as ItemParams
+from .irt import expected_score as expected_score
+from .irt import guessing_from_choices as guessing_from_choices
+from .irt import item_information as item_information
+from .irt import prob as prob
+from .irt import test_information as test_information
 from .mml import CandidateFit as CandidateFit
 from .mml import ModelSelection as ModelSelection
 from .mml import fit_mml as fit_mml
@@ -63,3 +76,34 @@ from .honesty import leave_one_model_out as leave_one_model_out
 from .honesty import rank_distribution as rank_distribution
 from .honesty import separability as separability
 from .honesty import simulated_coverage as simulated_coverage
+
+# isort: split
+# Prediction (estimates, comparisons, leaderboards), validation metrics and the room's stored tables
+# (calibrations, validation studies) in the bank (explicit re-exports).
+from .predictive import PredictiveModel as PredictiveModel
+from .predictive import abilities_with_parameter_error as abilities_with_parameter_error
+from .predictive import build_predictive as build_predictive
+from .predictive import compare as compare
+from .predictive import compare_many as compare_many
+from .predictive import evidence as evidence
+from .predictive import exact_view as exact_view
+from .predictive import predict as predict
+from .predictive import predict_evidence as predict_evidence
+from .store import KEPT_AT_PRIOR as KEPT_AT_PRIOR
+from .store import STATUS_REASONS as STATUS_REASONS
+from .store import StoredCalibration as StoredCalibration
+from .store import calibration_info as calibration_info
+from .store import calibration_params_frame as calibration_params_frame
+from .store import item_parameter_history as item_parameter_history
+from .store import item_statuses as item_statuses
+from .store import list_calibrations as list_calibrations
+from .store import load_calibration as load_calibration
+from .store import previous_calibration_id as previous_calibration_id
+from .store import resolve_calibration_id as resolve_calibration_id
+from .store import save_calibration as save_calibration
+from .validation import SUMMARY_COLUMNS as SUMMARY_COLUMNS
+from .validation import regression_baseline as regression_baseline
+from .validation import summarize as summarize
+from .validation import wilson_interval as wilson_interval
+from .validation_store import latest_validation as latest_validation
+from .validation_store import save_validation as save_validation

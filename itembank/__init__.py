@@ -1,13 +1,21 @@
 """The item bank: items, tags, provenance, exposure and history in one DuckDB file.
 
 Public API: ``open_bank`` (a context manager yielding a ``Bank``), ``ImportOptions``, the report
-types, ``Head`` for history heads, and the spool used by long runs (``itembank.spool``).
+types, ``Head`` for history heads, and the spool used by long runs (``itembank.spool``); also the
+snapshot export (``itembank.snapshot``), the item-frame columns every bank has (``COLUMN_KEYS``), content
+normalisation (``normalise``, ``LETTERS``), JSONL reading, history-row verification and the generated
+test banks (``generate_items``). Other rooms, ``adt/`` and ``bench/`` import these names from ``itembank``
+and never reach into its modules (``tests/test_architecture.py``).
 """
 
 from . import snapshot, spool  # noqa: E402,F401  (submodules of the public API)
-from .bank import DEFAULT_WAIT_S, Bank, ImportReport, ResponsesReport, open_bank
-from .history import Head, VerifyReport
-from .importer import ImportOptions
+from .bank import COLUMN_KEYS, DEFAULT_WAIT_S, Bank, ImportReport, ResponsesReport, open_bank
+from .content import LETTERS, normalise
+from .generators import generate_items
+from .history import Head, VerifyReport, verify_rows
+from .importer import ImportOptions, read_jsonl
+from .snapshot import file_sha256
 
-__all__ = ["DEFAULT_WAIT_S", "Bank", "Head", "ImportOptions", "ImportReport", "ResponsesReport", "VerifyReport",
-           "open_bank"]
+__all__ = ["COLUMN_KEYS", "DEFAULT_WAIT_S", "LETTERS", "Bank", "Head", "ImportOptions", "ImportReport",
+           "ResponsesReport", "VerifyReport", "file_sha256", "generate_items", "normalise", "open_bank",
+           "read_jsonl", "snapshot", "spool", "verify_rows"]

@@ -4,8 +4,16 @@ Public API: the contract (``Request``, ``Result``, ``ScoringRule``, ``Runner``),
 registry (``create``, ``available``, ``register``), prompt templates (``render``, ``build_request``)
 and scoring (``score_output``, ``score_request``). Backends themselves (replay, simulated, hf, vllm,
 openai) load lazily through the registry; importing this package pulls in no pandas, torch or
-transformers.
+transformers. The few backend-level names callers use directly (``ReplayRunner``, ``HFRunner``,
+``DEFAULT_WORKER_PYTHON``, ``build_tiny_model``) are on the face too, loaded from their module on first
+use (``_LAZY``, module ``__getattr__``). Other rooms, ``adt/`` and ``bench/`` import these names from
+``runners`` and never reach into its modules (``tests/test_architecture.py``).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from runners.base import (
     DEFAULT_LABELS,
@@ -20,6 +28,30 @@ from runners.registry import available, create, parse_backend_args, register, re
 from runners.scoring import score as score_output
 from runners.scoring import score_logliks, score_request
 from runners.templates import TEMPLATES, build_request, default_template_id, render
+
+# Names loaded on first use from the module that defines them (which may import torch, pandas, ...).
+_LAZY = {
+    "DEFAULT_WORKER_PYTHON": "runners.vllm_backend",
+    "HFRunner": "runners.hf",
+    "ReplayRunner": "runners.replay",
+    "build_tiny_model": "runners.testing",
+}
+
+if TYPE_CHECKING:  # what the lazy names are, for the type checker only (not in __all__: a star import stays light)
+    from runners.hf import HFRunner as HFRunner
+    from runners.replay import ReplayRunner as ReplayRunner
+    from runners.testing import build_tiny_model as build_tiny_model
+    from runners.vllm_backend import DEFAULT_WORKER_PYTHON as DEFAULT_WORKER_PYTHON
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_LABELS",

@@ -32,7 +32,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from adtbase.errors import InputError, RunnerError
-from calibration.irt import EPS, ItemParams, item_information, prob
+from calibration import EPS, ItemParams, item_information, prob
 
 from .quotas import split_values
 
@@ -353,7 +353,7 @@ def calibrate_sympson_hetter(params: ItemParams, config: CatConfig, thetas: NDAr
 
 def final_estimate(result: CatResult, params: ItemParams, config: CatConfig) -> tuple[float, float]:
     """The test's EAP and SE by ``calibration.ability.estimate_ability`` (same prior and grid)."""
-    from calibration.ability import Prior, estimate_ability
+    from calibration import Prior, estimate_ability
 
     pos = {i: k for k, i in enumerate(params.item_ids)}
     sub = params.subset([pos[i] for i in result.item_ids])

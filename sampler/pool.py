@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from adtbase.errors import InputError
-from calibration.irt import guessing_from_choices, item_information
+from calibration import guessing_from_choices, item_information
 
 from .enemies import enemy_lists, find_enemy_pairs
 from .quotas import CellModel, build_cells, split_values

@@ -21,8 +21,15 @@ from adt.workflow.calibrate import (
     estimate_model,
 )
 from adtbase.errors import InputError
-from calibration import DEFAULT_FITTER, get_fitter, irt_choices, method_help
-from calibration.store import calibration_info, calibration_params_frame, list_calibrations
+from calibration import (
+    DEFAULT_FITTER,
+    calibration_info,
+    calibration_params_frame,
+    get_fitter,
+    irt_choices,
+    list_calibrations,
+    method_help,
+)
 
 
 def _f(x: Any, digits: int = 3) -> str:

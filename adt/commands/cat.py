@@ -14,13 +14,13 @@ import numpy as np
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adt.flags import parse_quotas
 from adt.workflow.cat import EXPOSURE_CHOICES, run_cat
-from runners import registry
+from runners import available, parse_backend_args
 
 
 @cli.command("cat")
 @click.option("--model", required=True, help="The model's name in the bank (and, for replay, in the record).")
 @click.option("--backend", required=True,
-              help=f"One of {', '.join(registry.available())}, or a Runner class as package.module:Class.")
+              help=f"One of {', '.join(available())}, or a Runner class as package.module:Class.")
 @click.option("--backend-arg", "backend_args", multiple=True, metavar="K=V",
               help="Backend argument (repeatable), as for `adt run` (simulated: theta=, params=FILE, rng=SEED; "
                    "replay: path=FILE, source=NAME).")
@@ -52,7 +52,7 @@ def cat(ctx: Context, model: str, backend: str, backend_args: tuple[str, ...], m
     """Adaptive test of MODEL: ability, SE, 95% interval and the items used."""
     flt = parse_filters(filters)
     targets = {k: {v: float(f) for v, f in amounts.items()} for k, amounts in parse_quotas(content).items()}
-    report = run_cat(ctx.bank_path, model, backend, registry.parse_backend_args(backend_args), max_items=max_items,
+    report = run_cat(ctx.bank_path, model, backend, parse_backend_args(backend_args), max_items=max_items,
                      se_target=se_target, seed=seed, calibration_id=calibration_id, params_file=params_file,
                      exposure=exposure, top_k=top_k, filters=flt, content=targets, run_id=run_id,
                      round_no=round_no, template_id=template_id, mc_mode=mc_mode, sh_respondents=sh_respondents,

@@ -6,7 +6,7 @@ import click
 
 from adt.cli import Context, cli, emit, pass_ctx
 from adt.workflow.run import DEFAULT_BATCH_SIZE, run_form
-from runners.registry import available, parse_backend_args
+from runners import available, parse_backend_args
 
 
 @cli.command("run")

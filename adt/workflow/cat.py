@@ -29,12 +29,9 @@ from adt.workflow.calibrate import predictive_model
 from adt.workflow.forms import load_parameters
 from adt.workflow.run import RunLoop, backend_kwargs, make_runner, public_config
 from adtbase.errors import CalibrationError, InputError, RunnerError
-from calibration.irt import ItemParams
-from calibration.predictive import predict
-from calibration.store import load_calibration
+from calibration import ItemParams, load_calibration, predict
 from itembank import DEFAULT_WAIT_S, open_bank
-from runners.base import Request, Result, Runner
-from runners.templates import build_request
+from runners import Request, Result, Runner, build_request
 from sampler import AdaptiveTest, CatConfig, CatSession, calibrate_sympson_hetter, final_estimate
 
 EXPOSURE_CHOICES = ("none", "randomesque", "sympson-hetter")

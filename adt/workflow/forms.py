@@ -43,9 +43,8 @@ import pandas as pd
 from adt import audit
 from adt.flags import overlap_form, parse_filters, parse_overlap_flag, parse_quotas
 from adtbase.errors import AdtError, BankError, InputError
-from calibration.store import list_calibrations, load_calibration
-from itembank import DEFAULT_WAIT_S, Bank, open_bank
-from itembank.bank import COLUMN_KEYS
+from calibration import list_calibrations, load_calibration
+from itembank import COLUMN_KEYS, DEFAULT_WAIT_S, Bank, open_bank
 from sampler import FormSpec, PreparedPool, get_sampler, prepare, proportional_quota, solve_cell_counts
 
 # Item columns that never change once an item exists (and that the sampler reads).

@@ -43,9 +43,7 @@ import pyarrow as pa
 
 from adtbase.errors import AdtError, BankBusy, InputError, RunnerError
 from itembank import DEFAULT_WAIT_S, Bank, open_bank, spool
-from runners import registry
-from runners.base import Request, Result, Runner, check_results
-from runners.templates import build_request
+from runners import Request, Result, Runner, build_request, check_results, create, register
 
 DEFAULT_BATCH_SIZE = 64
 # Per-batch ingests give up after this long and leave the batch in the spool for the next try.
@@ -160,8 +158,8 @@ def public_config(backend: str, args: Mapping[str, Any], **extra: Any) -> dict[s
 def make_runner(backend: str, kwargs: Mapping[str, Any]) -> Runner:
     """The backend's runner (a context manager); ``backend`` may be a ``"package.module:Class"``."""
     if ":" in backend:  # a backend class given as "package.module:Class" (plugins, tests)
-        registry.register(backend, backend)
-    return registry.create(backend, **kwargs)
+        register(backend, backend)
+    return create(backend, **kwargs)
 
 
 # -- spool and bank steps -------------------------------------------------------------------------

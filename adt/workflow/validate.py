@@ -49,13 +49,18 @@ from adt.workflow import forms as wf
 from adt.workflow.calibrate import CalibrateOptions, calibrate, estimate_scores
 from adtbase.errors import InputError
 from adtbase.jsonable import to_jsonable
-from calibration import DEFAULT_FITTER, get_fitter
-from calibration.store import load_calibration
-from calibration.validation import regression_baseline, summarize, wilson_interval
-from calibration.validation_store import save_validation
+from calibration import (
+    DEFAULT_FITTER,
+    get_fitter,
+    load_calibration,
+    regression_baseline,
+    save_validation,
+    summarize,
+    wilson_interval,
+)
 from itembank import DEFAULT_WAIT_S, Bank, open_bank
+from runners import Request, ScoringRule
 from runners import create as create_runner
-from runners.base import Request, ScoringRule
 from sampler import REGISTRY, FormSpec, find_enemy_pairs, get_sampler
 
 SPLITS = ("loo", "kfold", "frontier", "shift", "time")
