@@ -18,6 +18,9 @@ from typing import Any
 import click
 import pandas as pd
 
+# The app's rooms that own tables: importing a face registers its migrations (itembank's own come first),
+# so a bank any command creates or opens gets every room's, in the same order (itembank, calibration).
+import calibration  # noqa: F401
 from adt.flags import parse_filters as parse_filters  # the commands' one --filter parser
 from adtbase import __version__
 from adtbase.errors import AdtError

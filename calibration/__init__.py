@@ -1,7 +1,8 @@
 """Calibration: IRT models fitted from sparse past runs, abilities with error bars.
 
 The room's face: other rooms, ``adt/`` and ``bench/`` import these names from ``calibration`` and never
-reach into its modules (``tests/test_architecture.py``).
+reach into its modules (``tests/test_architecture.py``). Importing it registers the room's migrations
+(``calibration/migrations/``) with the bank (``itembank.register_migrations``).
 """
 # Abilities, linking, item fit and drift (explicit re-exports).
 from .ability import AbilityEstimate as AbilityEstimate
@@ -107,3 +108,9 @@ from .validation import summarize as summarize
 from .validation import wilson_interval as wilson_interval
 from .validation_store import latest_validation as latest_validation
 from .validation_store import save_validation as save_validation
+
+# isort: split
+# The room's tables: every bank opened in a process that imports calibration gets its migrations.
+from itembank import register_migrations as _register_migrations  # noqa: E402
+
+_register_migrations("calibration")

@@ -3,15 +3,27 @@
 Each room ships ``<room>/migrations/NNN_name.sql``. The bank records each applied migration with its
 sha256; opening a bank re-hashes the shipped files and refuses a bank whose recorded migrations were
 changed or come from a newer adt (a version this install does not ship).
+
+Rooms register their migrations: ``itembank`` its own here, every other room from its face on import
+(``register_migrations("calibration")`` in ``calibration/__init__.py``), so this module names no other
+room. A bank gets the rooms' migrations in registration order, which is import order: a room's face
+imports the rooms it depends on first, so their tables come before its own (today: itembank, then
+calibration). The app (``adt.cli``) imports every room that registers, so a bank any command creates gets
+all of them; a bank that records a room this process has not imported yet makes ``pending`` import that
+room (only a package that ships a ``migrations/`` folder) so its files are verified as before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 
 import duckdb
 
@@ -19,7 +31,8 @@ from adtbase.errors import MigrationError
 
 from .sql import first
 
-ROOMS = ("itembank", "calibration", "sampler", "runners")
+# The rooms whose migrations every bank gets, in registration order (itembank's own first).
+_ROOMS: list[str] = ["itembank"]
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -35,9 +48,32 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
+def register_migrations(room: str) -> None:
+    """Give every bank ``<room>/migrations/NNN_*.sql``: a room's face calls this when it is imported."""
+    if room not in _ROOMS:
+        _ROOMS.append(room)
+
+
+def registered_rooms() -> tuple[str, ...]:
+    return tuple(_ROOMS)
+
+
+def load_rooms(rooms: Iterable[str]) -> None:
+    """Import the rooms a bank (or an export) records that have not registered in this process yet, so
+    their faces register them; a name that is not a package shipping ``migrations/`` is left alone (it then
+    counts as not shipped)."""
+    for room in sorted(set(rooms) - set(_ROOMS)):
+        if not room.isidentifier():
+            continue
+        spec = importlib.util.find_spec(room)
+        locations = spec.submodule_search_locations if spec is not None else None
+        if locations and any((Path(loc) / "migrations").is_dir() for loc in locations):
+            importlib.import_module(room)
+
+
 def shipped_migrations() -> list[Migration]:
     out = []
-    for room in ROOMS:
+    for room in tuple(_ROOMS):
         folder = resources.files(room) / "migrations"
         if not folder.is_dir():
             continue
@@ -59,9 +95,11 @@ def _applied(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int, str, str]]
 
 def pending(conn: duckdb.DuckDBPyConnection) -> list[Migration]:
     """Verify what the bank recorded against what this install ships; return what is still to apply."""
+    applied = _applied(conn)
+    load_rooms(room for room, *_ in applied)
     shipped = {(m.room, m.version): m for m in shipped_migrations()}
     done = set()
-    for room, version, name, sha in _applied(conn):
+    for room, version, name, sha in applied:
         mig = shipped.get((room, version))
         if mig is None:
             raise MigrationError(

@@ -92,6 +92,7 @@ def import_snapshot(folder: Path, bank_path: Path) -> dict[str, Any]:
     problems = verify_files(folder, manifest)
     if problems:
         raise InputError(f"{folder}: " + "; ".join(problems))
+    migrate.load_rooms(str(m[0]) for m in manifest.get("migrations", []))
     shipped = {(m.room, m.version): m.sha256 for m in migrate.shipped_migrations()}
     for room, version, name, sha in manifest["migrations"]:
         if shipped.get((room, version)) != sha:
