@@ -244,42 +244,7 @@ def validation_figure(summary: pd.DataFrame, *, title: str = "Held-out validatio
     return fig
 
 
-# -- inputs ------------------------------------------------------------------------------------------
-def read_frame(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a frame; InputError names the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-    except Exception as exc:
-        raise InputError(f"{path}: cannot be read ({exc})") from None
-    raise InputError(f"{path}: use a .csv or .parquet file")
-
-
-def params_from_frame(frame: pd.DataFrame, where: str = "parameters") -> ItemParams:
-    """ItemParams from a frame with item_id, a, b and optional c, d (defaults 0 and 1)."""
-    for col in ("item_id", "a", "b"):
-        if col not in frame.columns:
-            raise InputError(f"{where}: no column {col!r} (columns: {', '.join(map(str, frame.columns))})")
-    values = {k: pd.to_numeric(frame[k], errors="coerce").to_numpy(float) if k in frame.columns else None
-              for k in ("a", "b", "c", "d")}
-    c = values["c"] if values["c"] is not None else np.zeros(len(frame))
-    d = values["d"] if values["d"] is not None else np.ones(len(frame))
-    for name, arr in (("a", values["a"]), ("b", values["b"]), ("c", c), ("d", d)):
-        bad = ~np.isfinite(arr)  # type: ignore[arg-type]
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{where}: row {i}: field {name!r}: {frame[name].iloc[i]!r} is not a number")
-    if frame["item_id"].duplicated().any():
-        dup = frame["item_id"][frame["item_id"].duplicated()].iloc[0]
-        raise InputError(f"{where}: item {dup!r} appears twice")
-    return ItemParams(tuple(frame["item_id"].astype(str)), values["a"], values["b"], c, d)  # type: ignore[arg-type]
-
-
+# -- inputs (files are read by adt.paramfile) ---------------------------------------------------------
 def subset_params(params: ItemParams, item_ids: Sequence[str]) -> tuple[ItemParams, list[str]]:
     """The parameters of ``item_ids`` (in that order) and the ids that have none."""
     pos = {k: i for i, k in enumerate(params.item_ids)}

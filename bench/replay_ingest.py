@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from adt.workflow.run import DEFAULT_BATCH_SIZE, _requests, _results_table, run_form  # noqa: E402
+from adt.workflow.run import DEFAULT_BATCH_SIZE, form_requests, results_table, run_form  # noqa: E402
 from itembank import ImportOptions, open_bank, spool  # noqa: E402
 from runners import ReplayRunner  # noqa: E402
 
@@ -89,14 +89,14 @@ def spool_runs(path: Path, record: pd.DataFrame, models: list[str], form: list[s
         aliases = bank.aliases_for(form, "mmlu_pro")
         for m in models:
             bank.start_run(f"bulk:{m}", model=m, kind="form", form_name="bench", backend="replay")
-    requests = _requests(items, form, None, "loglik")
+    requests = form_requests(items, form, None, "loglik")
     n = 0
     for m in models:
         runner = ReplayRunner(record, m, aliases=aliases, skip_missing=True)
         writer = spool.SpoolWriter(path, f"bulk:{m}")
         for start in range(0, len(requests), batch_size):
             batch = requests[start:start + batch_size]
-            table, _, _ = _results_table(batch, runner.score(batch))
+            table, _, _ = results_table(batch, runner.score(batch))
             writer.write(table)
             n += table.num_rows
     return n

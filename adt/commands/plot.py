@@ -15,6 +15,7 @@ import pandas as pd
 
 from adt import plots
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
+from adt.paramfile import read_params, read_table
 from adtbase.errors import InputError
 from itembank import Bank
 
@@ -31,7 +32,7 @@ def _done(out: Path, what: str, n: int, as_json: bool) -> None:
 def _abilities(bank: Bank, params_file: Path, filters: dict[str, list[str]], method: str) -> pd.DataFrame:
     from calibration import ResponseSet, abilities_for
 
-    params = plots.params_from_frame(plots.read_frame(params_file), str(params_file))
+    params = read_params(params_file)
     responses = bank.responses(filters or None)
     responses = responses[responses["item_id"].isin(set(params.item_ids))]
     if responses.empty:
@@ -57,7 +58,7 @@ def ability(ctx: Context, from_file: Path | None, params_file: Path | None, meth
     if (from_file is None) == (params_file is None):
         raise click.UsageError("give --from FILE or --params FILE")
     if from_file is not None:
-        frame = plots.read_frame(from_file)
+        frame = read_table(from_file, "--from")
         for col in ("model", "theta"):
             if col not in frame.columns:
                 raise InputError(f"{from_file}: no column {col!r} (columns: {', '.join(map(str, frame.columns))})")
@@ -85,7 +86,7 @@ def ability(ctx: Context, from_file: Path | None, params_file: Path | None, meth
 @pass_ctx
 def information(ctx: Context, forms: tuple[str, ...], params_file: Path, out: Path, as_json: bool) -> None:
     """Test information and expected-score curves of forms (items without parameters are left out)."""
-    params = plots.params_from_frame(plots.read_frame(params_file), str(params_file))
+    params = read_params(params_file)
     chosen = {}
     with ctx.bank("adt plot information") as b:
         for name in forms:
@@ -112,11 +113,11 @@ def information(ctx: Context, forms: tuple[str, ...], params_file: Path, out: Pa
 def icc(ctx: Context, items: tuple[str, ...], params_file: Path, flags_file: Path | None, observed: bool, bins: int,
         out: Path, as_json: bool) -> None:
     """Item characteristic curves of ITEMs (ids or SOURCE:ID) or of the items in --flags."""
-    params = plots.params_from_frame(plots.read_frame(params_file), str(params_file))
+    params = read_params(params_file)
     refs = list(items)
     reasons: dict[str, str] = {}
     if flags_file is not None:
-        flags = plots.read_frame(flags_file)
+        flags = read_table(flags_file, "--flags")
         if "item_id" not in flags.columns:
             raise InputError(f"{flags_file}: no column 'item_id'")
         refs += [str(i) for i in flags["item_id"].drop_duplicates()]

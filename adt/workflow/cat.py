@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adt.paramfile import check_columns, params_from_frame, read_table
 from adt.workflow.calibrate import predictive_model
 from adt.workflow.forms import load_parameters
-from adt.workflow.run import RunLoop, backend_kwargs, make_runner, public_config
+from adt.workflow.run import RunLoop, backend_kwargs, make_runner, public_config, request_maker
 from adtbase.errors import CalibrationError, InputError, RunnerError
-from calibration import ItemParams, load_calibration, predict
+from calibration import load_calibration, predict
 from itembank import DEFAULT_WAIT_S, open_bank
-from runners import Request, Result, Runner, build_request
+from runners import Request, Result, Runner
 from sampler import AdaptiveTest, CatConfig, CatSession, calibrate_sympson_hetter, final_estimate
 
 EXPOSURE_CHOICES = ("none", "randomesque", "sympson-hetter")
@@ -69,34 +70,6 @@ class CatReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def read_params_file(path: Path) -> pd.DataFrame:
-    """``item_id, a, b[, c, d]`` from CSV, Parquet or JSON records."""
-    if not path.is_file():
-        raise InputError(f"--params {path}: no such file")
-    try:
-        frame = (pd.read_csv(path) if path.suffix == ".csv" else pd.read_json(path) if path.suffix == ".json"
-                 else pd.read_parquet(path))
-    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
-        raise InputError(f"--params {path}: not readable ({exc})") from None
-    missing = [c for c in ("item_id", "a", "b") if c not in frame.columns]
-    if missing:
-        raise InputError(f"--params {path}: missing column(s) {missing} (has {list(frame.columns)})")
-    return frame
-
-
-def _item_params(frame: pd.DataFrame, source: str) -> ItemParams:
-    """ItemParams of the rows with finite a and b (c defaults to 0, d to 1)."""
-    c = frame["c"].fillna(0.0) if "c" in frame.columns else pd.Series(0.0, index=frame.index)
-    d = frame["d"].fillna(1.0) if "d" in frame.columns else pd.Series(1.0, index=frame.index)
-    a, b = frame["a"].to_numpy(dtype=float), frame["b"].to_numpy(dtype=float)
-    bad = ~((a > 0) & np.isfinite(b) & (c.to_numpy() >= 0) & (c.to_numpy() < d.to_numpy()) & (d.to_numpy() <= 1))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{source}: item {frame['item_id'].iat[i]}: parameters need a > 0, finite b and "
-                         f"0 <= c < d <= 1")
-    return ItemParams(tuple(str(i) for i in frame["item_id"]), a, b, c.to_numpy(dtype=float), d.to_numpy(dtype=float))
 
 
 @dataclass
@@ -152,7 +125,8 @@ def run_cat(bank_path: str | Path, model: str, backend: str, backend_args: Mappi
         items = bank.items(flt or None)
         cid: str | None
         if params_file is not None:
-            frame = read_params_file(Path(params_file))
+            frame = read_table(params_file, "--params")
+            check_columns(frame, f"--params {params_file}")
             cid = "file:" + hashlib.sha256(Path(params_file).read_bytes()).hexdigest()[:16]
         else:
             cid, frame = load_parameters(bank, calibration_id)
@@ -163,14 +137,7 @@ def run_cat(bank_path: str | Path, model: str, backend: str, backend_args: Mappi
         frame = frame.sort_values("item_id", kind="stable").reset_index(drop=True)
         aliases = bank.aliases_for(frame["item_id"], str(args["source"])) if backend == "replay" and "source" in args \
             else None
-    rows = {str(r["item_id"]): r for r in items.to_dict("records")}
-    for r in rows.values():
-        if isinstance(r.get("choices"), np.ndarray):
-            r["choices"] = r["choices"].tolist()
-
-    def make_request(item_id: str) -> Request:
-        return build_request(rows[item_id], template_id, mc_mode=mc_mode)  # type: ignore[arg-type]
-
+    make_request = request_maker(items, template_id, mc_mode)
     loop = RunLoop(bank_path, run_id, backend, command="adt cat", resumable=False, ingest_wait_s=INGEST_WAIT_S,
                    ingest_every_s=INGEST_EVERY_S)
     with make_runner(backend, backend_kwargs(backend, args, model, aliases)) as runner:
@@ -180,7 +147,7 @@ def run_cat(bank_path: str | Path, model: str, backend: str, backend_args: Mappi
         if frame.empty:
             raise InputError("no items with item parameters to test from" + (f" in the slice {flt}" if flt else "")
                              + (f" that model {model!r} answered in the replay record" if backend == "replay" else ""))
-        params = _item_params(frame, str(params_file) if params_file else f"calibration {cid}")
+        params = params_from_frame(frame, f"--params {params_file}" if params_file else f"calibration {cid}")
         content_frame = items.set_index("item_id").loc[list(params.item_ids)].reset_index() if targets else None
         base = CatConfig(max_items=max_items, se_target=se_target, exposure="randomesque" if exposure == "randomesque"
                          else "none", top_k=top_k, content_targets=CatConfig.content(targets))

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from adt.paramfile import read_params
 from adtbase.errors import AdtError, BankBusy, InputError, RunnerError
 from itembank import DEFAULT_WAIT_S, Bank, open_bank, spool
 from runners import Request, Result, Runner, build_request, check_results, create, register
@@ -93,8 +94,8 @@ def default_run_id(form_name: str, model: str) -> str:
 # -- backend arguments ----------------------------------------------------------------------------
 
 def _load_params(value: Any) -> dict[str, tuple[float, float, float, float]]:
-    """Simulated item parameters: a mapping, or a file (JSON mapping / CSV / Parquet with
-    ``item_id, a, b`` and optional ``c`` (default 0) and ``d`` (default 1))."""
+    """Simulated item parameters: a mapping, or a file (a JSON mapping, or a CSV / Parquet parameter table
+    read by ``adt.paramfile``: ``item_id, a, b`` and optional ``c`` (default 0) and ``d`` (default 1))."""
     if isinstance(value, Mapping):
         return {str(k): tuple(v) for k, v in value.items()}  # type: ignore[misc]
     path = Path(str(value))
@@ -108,14 +109,9 @@ def _load_params(value: Any) -> dict[str, tuple[float, float, float, float]]:
         if not isinstance(data, dict):
             raise InputError(f"simulated: params file {path} must hold an object item_id -> [a, b, c, d]")
         return {str(k): tuple(v) for k, v in data.items()}  # type: ignore[misc]
-    frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    absent = [c for c in ("item_id", "a", "b") if c not in frame.columns]
-    if absent:
-        raise InputError(f"simulated: params file {path}: missing column(s) {absent} (has {list(frame.columns)})")
-    c = frame["c"] if "c" in frame.columns else pd.Series(0.0, index=frame.index)
-    d = frame["d"] if "d" in frame.columns else pd.Series(1.0, index=frame.index)
-    return {str(i): (float(a), float(b), float(cc), float(dd))
-            for i, a, b, cc, dd in zip(frame["item_id"], frame["a"], frame["b"], c, d, strict=True)}
+    params = read_params(path, "simulated: params file")  # the one reader of parameter tables
+    return {i: (float(a), float(b), float(c), float(d))
+            for i, a, b, c, d in zip(params.item_ids, params.a, params.b, params.c, params.d, strict=True)}
 
 
 def backend_kwargs(backend: str, args: Mapping[str, Any], model: str,
@@ -164,7 +160,7 @@ def make_runner(backend: str, kwargs: Mapping[str, Any]) -> Runner:
 
 # -- spool and bank steps -------------------------------------------------------------------------
 
-def _results_table(requests: Sequence[Request], results: Sequence[Result]) -> tuple[pa.Table, int, int]:
+def results_table(requests: Sequence[Request], results: Sequence[Result]) -> tuple[pa.Table, int, int]:
     """The stored columns of the results that are answers; (table, n_missing, n_errors)."""
     keep = [(q, r) for q, r in zip(requests, results, strict=True) if r.ok]
     missing = sum(1 for r in results if r.error == "missing")
@@ -334,7 +330,7 @@ class RunLoop:
             except Exception as exc:  # a backend's own failure (CUDA, HTTP, ...): say which backend
                 raise RunnerError(f"backend {self.backend!r} failed: {type(exc).__name__}: {exc}") from exc
             self.scoring_seconds += time.perf_counter() - t0
-            table, missing, errors = _results_table(batch, results)
+            table, missing, errors = results_table(batch, results)
             if table.num_rows:
                 writer.write(table)
             self.scored += table.num_rows
@@ -436,7 +432,7 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
         spool.cleanup(bank_path, run_id, partial_writes=True)  # we hold the run lock and write nothing yet
         n_before = len(form_ids) - len(todo)
         try:  # nothing to do (a finished run run again) needs no prompts and no backend
-            requests = _requests(items, todo, template_id, mc_mode)
+            requests = form_requests(items, todo, template_id, mc_mode)
             kwargs = backend_kwargs(backend, args, model, aliases) if requests else {}
         except AdtError:
             loop.mark_failed()  # e.g. an item without an answer key, or a template that does not fit
@@ -454,15 +450,21 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
         ingested=clock.ingested)
 
 
-def _requests(items: pd.DataFrame, order: Sequence[str], template_id: str | None, mc_mode: str) -> list[Request]:
+def request_maker(items: pd.DataFrame, template_id: str | None, mc_mode: str) -> Callable[[str], Request]:
+    """item id -> its request (prompt from ``runners.templates``), for the items of the frame ``items``."""
+    rows = {str(r["item_id"]): r for r in items.to_dict("records")}
+    for row in rows.values():
+        if isinstance(row.get("choices"), np.ndarray):
+            row["choices"] = row["choices"].tolist()
+
+    def make(item_id: str) -> Request:
+        return build_request(rows[item_id], template_id, mc_mode=mc_mode)  # type: ignore[arg-type]
+    return make
+
+
+def form_requests(items: pd.DataFrame, order: Sequence[str], template_id: str | None, mc_mode: str) -> list[Request]:
     """Requests in form order, built before any scoring so a bad item fails the run up front."""
     if not order:
         return []
-    rows = {str(r["item_id"]): r for r in items.to_dict("records")}
-    out = []
-    for item_id in order:
-        row = rows[item_id]
-        if isinstance(row.get("choices"), np.ndarray):
-            row["choices"] = row["choices"].tolist()
-        out.append(build_request(row, template_id, mc_mode=mc_mode))  # type: ignore[arg-type]
-    return out
+    make = request_maker(items, template_id, mc_mode)
+    return [make(item_id) for item_id in order]

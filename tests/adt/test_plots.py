@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from adt import plots
+from adt import paramfile, plots
 from adt.cli import cli
 from adt.commands import plot as _plot_commands  # noqa: F401 - registers `adt plot`
 from adtbase.errors import InputError
@@ -111,12 +111,32 @@ def test_exposure_histogram(tmp_path: Path) -> None:
 
 
 def test_params_from_frame_errors() -> None:
-    good = plots.params_from_frame(pd.DataFrame({"item_id": ["x"], "a": [1.0], "b": [0.0]}))
+    good = paramfile.params_from_frame(pd.DataFrame({"item_id": ["x"], "a": [1.0], "b": [0.0]}))
     assert good.c[0] == 0 and good.d[0] == 1
     with pytest.raises(InputError, match="no column 'b'"):
-        plots.params_from_frame(pd.DataFrame({"item_id": ["x"], "a": [1.0]}))
+        paramfile.params_from_frame(pd.DataFrame({"item_id": ["x"], "a": [1.0]}))
     with pytest.raises(InputError, match="row 1: field 'a'"):
-        plots.params_from_frame(pd.DataFrame({"item_id": ["x", "y"], "a": [1.0, "z"], "b": [0.0, 0.0]}))
+        paramfile.params_from_frame(pd.DataFrame({"item_id": ["x", "y"], "a": [1.0, "z"], "b": [0.0, 0.0]}))
+
+
+def test_one_reader_for_parameter_files(tmp_path: Path) -> None:
+    """adt cat and adt plot read --params through adt.paramfile: the same formats, defaults and checks."""
+    frame = pd.DataFrame({"item_id": ["x", "y"], "a": [1.0, 2.0], "b": [0.0, 1.0], "c": [0.2, None]})
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    frame.to_json(tmp_path / "p.json", orient="records")
+    frame.to_parquet(tmp_path / "p.parquet")
+    for name in ("p.csv", "p.json", "p.parquet"):
+        params = paramfile.read_params(tmp_path / name)
+        assert params.item_ids == ("x", "y") and list(params.c) == [0.2, 0.0] and list(params.d) == [1.0, 1.0]
+    (tmp_path / "p.txt").write_text("item_id,a,b\n")
+    with pytest.raises(InputError, match=r"--params .*p\.txt: use a \.csv, \.json or \.parquet file"):
+        paramfile.read_params(tmp_path / "p.txt")
+    with pytest.raises(InputError, match="no such file"):
+        paramfile.read_params(tmp_path / "nope.csv")
+    with pytest.raises(InputError, match=r"item y: parameters need a > 0"):
+        paramfile.params_from_frame(pd.DataFrame({"item_id": ["x", "y"], "a": [1.0, -1.0], "b": [0.0, 0.0]}))
+    with pytest.raises(InputError, match="item 'x' appears twice"):
+        paramfile.params_from_frame(pd.DataFrame({"item_id": ["x", "x"], "a": [1.0, 1.0], "b": [0.0, 0.0]}))
 
 
 def test_cli_plots_from_a_bank(tmp_path: Path, rng: np.random.Generator) -> None:
