@@ -2,10 +2,10 @@
 
 Each request's score is a Bernoulli draw with the 4PL probability ``calibration.prob(theta, a, b, c, d)``
 of the item's parameters (``runners -> calibration`` is an intended arrow, DESIGN.md). Draws come from
-the ``rng`` passed in, one per request in request order, so the same seed and the same requests give the same answers. The extracted answer is the item
-type's ``simulated_answer`` (multiple choice: the key when correct and a uniformly drawn wrong label
-otherwise, a second draw from the same stream), so downstream code that reads choices sees plausible
-output.
+the ``rng`` passed in, one per request in request order, so the same seed and the same requests give the
+same answers. The extracted answer is the item type's ``simulated_answer`` (multiple choice: the key when
+correct and a uniformly drawn wrong label otherwise, a second draw from the same stream), so downstream
+code that reads choices sees plausible output.
 """
 
 from __future__ import annotations
