@@ -18,6 +18,7 @@ import pandas as pd
 
 from adtbase.errors import CalibrationError
 from adtbase.jsonable import to_jsonable
+from itembank import Bank
 
 from .store import _num
 from .validation import SUMMARY_COLUMNS
@@ -34,7 +35,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), sort_keys=True, default=str)
 
 
-def save_validation(bank: Any, *, summary: pd.DataFrame, forms: pd.DataFrame, settings: Mapping[str, Any],
+def save_validation(bank: Bank, *, summary: pd.DataFrame, forms: pd.DataFrame, settings: Mapping[str, Any],
                     calibration_settings: Mapping[str, Any], snapshot_id: str,
                     seconds: float | None = None, created_at: str | None = None) -> str:
     """Store one validation study; return its id (``val_`` + 16 hex).
@@ -50,8 +51,7 @@ def save_validation(bank: Any, *, summary: pd.DataFrame, forms: pd.DataFrame, se
         raise CalibrationError(f"validation result lacks column(s) {missing}")
     created = created_at or datetime.now(UTC).isoformat(timespec="microseconds")
     settings_json, cal_json = _dumps(settings), _dumps(calibration_settings)
-    conn = bank.conn
-    row = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM validations").fetchone()
+    row = bank.execute("SELECT coalesce(max(seq), 0) + 1 FROM validations").fetchone()
     seq = int(row[0]) if row else 1
     digest = hashlib.sha256(f"{snapshot_id}|{settings_json}|{created}|{seq}".encode()).hexdigest()
     val_id = f"val_{digest[:16]}"
@@ -84,33 +84,26 @@ def save_validation(bank: Any, *, summary: pd.DataFrame, forms: pd.DataFrame, se
     fr.insert(0, "validation_id", val_id)
 
     n_models = int(forms["model"].nunique()) if len(forms) else 0
-    with bank.transaction():
-        try:
-            conn.register("_val_summary", summ)
-            conn.register("_val_forms", fr)
-            conn.execute("INSERT INTO validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         [val_id, seq, created, snapshot_id, settings_json, cal_json, n_models, len(forms),
-                          _num(seconds)])
-            cols = ", ".join(("validation_id", *SUMMARY_COLUMNS))
-            conn.execute(f"INSERT INTO validation_summary ({cols}) SELECT {cols} FROM _val_summary")  # noqa: S608
-            fcols = ", ".join(("validation_id", *FORM_COLUMNS, "extra"))
-            conn.execute(f"INSERT INTO validation_forms ({fcols}) SELECT {fcols} FROM _val_forms")  # noqa: S608
-        finally:
-            conn.unregister("_val_summary")
-            conn.unregister("_val_forms")
+    with bank.transaction(), bank.registered({"_val_summary": summ, "_val_forms": fr}):
+        bank.execute("INSERT INTO validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [val_id, seq, created, snapshot_id, settings_json, cal_json, n_models, len(forms), _num(seconds)])
+        cols = ", ".join(("validation_id", *SUMMARY_COLUMNS))
+        bank.execute(f"INSERT INTO validation_summary ({cols}) SELECT {cols} FROM _val_summary")  # noqa: S608
+        fcols = ", ".join(("validation_id", *FORM_COLUMNS, "extra"))
+        bank.execute(f"INSERT INTO validation_forms ({fcols}) SELECT {fcols} FROM _val_forms")  # noqa: S608
     return val_id
 
 
-def list_validations(bank: Any) -> pd.DataFrame:
+def list_validations(bank: Bank) -> pd.DataFrame:
     """Every stored validation study, oldest first."""
-    return bank.conn.execute("""SELECT validation_id, seq, created_at, snapshot_id, n_models, n_forms, seconds
+    return bank.execute("""SELECT validation_id, seq, created_at, snapshot_id, n_models, n_forms, seconds
                                 FROM validations ORDER BY seq""").df()
 
 
-def load_validation(bank: Any, validation_id: str) -> dict[str, Any]:
+def load_validation(bank: Bank, validation_id: str) -> dict[str, Any]:
     """One stored study: its record (settings parsed), ``summary`` and ``forms`` frames (``extra`` parsed
     into columns)."""
-    frame = bank.conn.execute("SELECT * FROM validations WHERE validation_id = ?", [validation_id]).df()
+    frame = bank.execute("SELECT * FROM validations WHERE validation_id = ?", [validation_id]).df()
     if frame.empty:
         raise CalibrationError(f"no validation {validation_id!r}")
     rec: dict[str, Any] = {str(k): v for k, v in frame.iloc[0].to_dict().items()}
@@ -120,11 +113,11 @@ def load_validation(bank: Any, validation_id: str) -> dict[str, Any]:
         rec[k] = int(rec[k])
     rec["seconds"] = _num(rec["seconds"])
     cols = ", ".join(SUMMARY_COLUMNS)
-    rec["summary"] = bank.conn.execute(f"""SELECT {cols} FROM validation_summary WHERE validation_id = ?
+    rec["summary"] = bank.execute(f"""SELECT {cols} FROM validation_summary WHERE validation_id = ?
                                            ORDER BY split, strategy, form_size""",  # noqa: S608 - allow-list
                                        [validation_id]).df()
     fcols = ", ".join((*FORM_COLUMNS, "extra"))
-    forms = bank.conn.execute(f"""SELECT {fcols} FROM validation_forms WHERE validation_id = ?
+    forms = bank.execute(f"""SELECT {fcols} FROM validation_forms WHERE validation_id = ?
                                   ORDER BY split, fold, model, strategy, form_size, form""",  # noqa: S608
                               [validation_id]).df()
     extra = pd.DataFrame([json.loads(x or "{}") for x in forms.pop("extra")], index=forms.index)
@@ -133,9 +126,9 @@ def load_validation(bank: Any, validation_id: str) -> dict[str, Any]:
     return rec
 
 
-def latest_validation(bank: Any) -> dict[str, Any] | None:
+def latest_validation(bank: Bank) -> dict[str, Any] | None:
     """The latest stored study (see ``load_validation``), None when the bank has none."""
-    row = bank.conn.execute("SELECT validation_id FROM validations ORDER BY seq DESC LIMIT 1").fetchone()
+    row = bank.execute("SELECT validation_id FROM validations ORDER BY seq DESC LIMIT 1").fetchone()
     return None if row is None else load_validation(bank, str(row[0]))
 
 
