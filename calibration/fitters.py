@@ -20,8 +20,6 @@ rooms downstream read of them.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from adtbase.errors import InputError
+from adtbase.registry import check_target, did_you_mean, load_target
 
 from .data import ResponseSet
 from .result import CalibrationResult
@@ -87,10 +86,7 @@ def fitter_names() -> tuple[str, ...]:
 
 def register_fitter(name: str, target: str, *, replace: bool = False) -> None:
     """Add a fitter ("package.module:Class"); refuses to shadow an existing name unless ``replace``."""
-    if ":" not in target or not all(target.split(":", 1)):
-        raise InputError(f"fitter target {target!r} is not of the form 'package.module:Class'")
-    if name in _TARGETS and not replace and _TARGETS[name] != target:
-        raise InputError(f"fitter {name!r} is already registered as {_TARGETS[name]!r}")
+    check_target("fitter", name, target, _TARGETS, replace=replace)
     _TARGETS[name] = target
 
 
@@ -102,11 +98,9 @@ def unregister_fitter(name: str) -> None:
 def resolve(name: str) -> type[Fitter]:
     """The fitter class registered as ``name`` (imports its module); an unknown name gets a did-you-mean."""
     if name not in _TARGETS:
-        close = difflib.get_close_matches(name, list(_TARGETS), n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, _TARGETS)
         raise InputError(f"unknown calibration method {name!r}{hint} (known: {', '.join(fitter_names())})")
-    module_name, cls_name = _TARGETS[name].split(":", 1)
-    cls = getattr(importlib.import_module(module_name), cls_name, None)
+    cls = load_target(_TARGETS[name])
     if not (isinstance(cls, type) and issubclass(cls, Fitter)):
         raise InputError(f"fitter {name!r}: {_TARGETS[name]} is not a Fitter subclass")
     return cls

@@ -7,13 +7,13 @@ calls ``Class(**backend_args)``. Command lines pass backend args as text (``--ba
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 from collections.abc import Iterable
 from typing import Any
 
 from adtbase.errors import InputError, RunnerError
+from adtbase.registry import check_target, did_you_mean
 from runners.base import Runner
 
 _TARGETS: dict[str, str] = {
@@ -32,17 +32,12 @@ def available() -> tuple[str, ...]:
 
 def register(name: str, target: str, *, replace: bool = False) -> None:
     """Add a backend ("package.module:Class"); refuses to shadow an existing name unless ``replace``."""
-    if ":" not in target or not all(target.split(":", 1)):
-        raise InputError(f"backend target {target!r} is not of the form 'package.module:Class'")
-    if name in _TARGETS and not replace and _TARGETS[name] != target:
-        raise InputError(f"backend {name!r} is already registered as {_TARGETS[name]!r}")
+    check_target("backend", name, target, _TARGETS, replace=replace)
     _TARGETS[name] = target
 
 
 def _unknown(name: str) -> InputError:
-    close = difflib.get_close_matches(name, list(_TARGETS), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return InputError(f"unknown backend {name!r}{hint} (available: {', '.join(available())})")
+    return InputError(f"unknown backend {name!r}{did_you_mean(name, _TARGETS)} (available: {', '.join(available())})")
 
 
 def resolve(name: str) -> type[Runner]:
