@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from adtbase import itemtypes
 from adtbase.errors import CalibrationError, InputError
 from calibration import (
     DEFAULT_FITTER,
@@ -63,7 +64,6 @@ from calibration import (
 LINK_CHOICES = ("fixed", "stocking_lord")
 GUESSING_CHOICES = ("auto", "estimate", "choices")
 # Item types whose answers cannot be guessed: an exact-match number has no lower asymptote.
-UNGUESSABLE_TYPES = ("numeric",)
 DEFAULT_BOOT = 200
 
 
@@ -271,10 +271,11 @@ def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
 
 
 def _all_unguessable(bank: Any, item_ids: Sequence[str]) -> bool:
-    """``--guessing auto``: True when every item is of a type that cannot be guessed (numeric exact match),
-    so a 3PL/4PL holds c at 0; otherwise c is estimated under its prior (a bank mixing both estimates it)."""
+    """``--guessing auto``: True when every item is of a type that cannot be guessed (its ItemType says so:
+    numeric exact match), so a 3PL/4PL holds c at 0; otherwise c is estimated under its prior (a bank mixing
+    both estimates it)."""
     items = bank.items({"item_id": list(item_ids)}, with_tags=False)
-    return bool(len(items)) and bool(items["item_type"].isin(UNGUESSABLE_TYPES).all())
+    return bool(len(items)) and not any(itemtypes.get(str(t)).guessable for t in items["item_type"].unique())
 
 
 def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:

@@ -40,6 +40,9 @@ class ItemType(abc.ABC):
     has_choices: ClassVar[bool] = False
     prompt_headers: ClassVar[Mapping[str, str]] = {}  # language ("en", "zh") -> instruction
     max_new_tokens: ClassVar[int] = 64
+    # A right answer can come by chance (``--guessing auto`` holds a 3PL's c at 0 only when no item of the
+    # calibration is guessable). Open text is kept guessable, as before; numeric exact match is not.
+    guessable: ClassVar[bool] = True
 
     # ------------------------------------------------------------ import
 

@@ -27,6 +27,7 @@ class Numeric(ItemType):
         "zh": "请解答下列数学题，最后一行写成“#### <数字>”。",
     }
     max_new_tokens = 384
+    guessable = False
 
     def canonical_key(self, raw: Any, *, choices: Sequence[str] = (), answer_format: str = "auto") -> str:
         text = str(raw).strip().replace("$", "").rstrip(".")
