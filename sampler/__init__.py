@@ -23,13 +23,22 @@ from .quotas import (
     solve_cell_counts,
 )
 from .spec import FormSpec, OverlapLimit, Quota
-from .strategies import REGISTRY, FormDraft, Sampler, form_objectives, get_sampler, sample_form, violations
+from .strategies import (
+    REGISTRY,
+    FormDraft,
+    Sampler,
+    form_objectives,
+    get_sampler,
+    register_sampler,
+    sample_form,
+    violations,
+)
 
 __all__ = [
     "AdaptiveTest", "CatConfig", "CatResult", "CatSession", "calibrate_sympson_hetter", "exposure_rates",
     "final_estimate", "mean_overlap", "simulate",
-    "OTHER", "REGISTRY", "proportional_quota", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
+    "OTHER", "REGISTRY", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
     "Sampler", "build_cells", "eligible", "find_enemy_pairs", "form_objectives", "get_sampler",
-    "largest_remainder", "prepare",
+    "largest_remainder", "prepare", "proportional_quota", "register_sampler",
     "quota_counts", "sample_form", "solve_cell_counts", "violations",
 ]

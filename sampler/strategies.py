@@ -278,6 +278,17 @@ REGISTRY: dict[str, type[Sampler]] = {
 }
 
 
+def register_sampler(cls: type[Sampler]) -> type[Sampler]:
+    """Add a strategy (a class decorator): a new strategy is one module with a ``Sampler`` subclass, decorated,
+    plus its import in ``sampler/__init__.py`` so it is registered before the CLI lists the choices."""
+    if not (isinstance(cls, type) and issubclass(cls, Sampler)) or not getattr(cls, "name", ""):
+        raise InputError(f"register_sampler: {cls!r} is not a Sampler subclass with a name")
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise InputError(f"register_sampler: a strategy named {cls.name!r} is already registered")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
 def get_sampler(name: str) -> Sampler:
     """The registered strategy ``name``; an unknown name gets a did-you-mean error."""
     try:

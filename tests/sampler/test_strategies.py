@@ -141,6 +141,28 @@ def test_unknown_strategy_suggests_the_closest():
         get_sampler("nsga")
 
 
+def test_a_strategy_plugs_in_with_one_decorator(pool, spec, monkeypatch):
+    """A strategy is one class and @register_sampler: get_sampler and sample_form then draw with it."""
+    monkeypatch.setattr("sampler.strategies.REGISTRY", dict(REGISTRY))
+    from sampler import Sampler, register_sampler, sample_form
+    from sampler.strategies import REGISTRY as live
+
+    @register_sampler
+    class FirstItems(Sampler):
+        name = "first"
+
+        def _select(self, prep, spec, rng):
+            return np.arange(spec.size), {}
+
+    assert live["first"] is FirstItems and isinstance(get_sampler("first"), FirstItems)
+    draft = sample_form(pool, spec.with_(strategy="first", quotas=()))
+    assert draft.strategy == "first" and len(draft.item_ids) == spec.size
+    with pytest.raises(InputError, match="already registered"):
+        register_sampler(type("Other", (Sampler,), {"name": "first", "_select": FirstItems._select}))
+    with pytest.raises(InputError, match="not a Sampler"):
+        register_sampler(int)
+
+
 def test_module_mode_filters_one_domain(pool):
     spec = FormSpec.from_cli(filters={"domain": ["math"]}, strategy="all")
     draft = get_sampler("all").sample(pool, spec)
