@@ -36,6 +36,7 @@ import json
 import math
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -322,9 +323,10 @@ def _request(item_id: str) -> Request:
                    choices=("a", "b"), choice_labels=("A", "B"))
 
 
-def form_seed(seed: int, model_index: int, strategy: str, size: int, form: int) -> int:
-    """The seed of one form: a SeedSequence(seed) child keyed by (model, strategy, size, form index)."""
-    key = (_FORMS, int(model_index), sorted(REGISTRY).index(strategy), int(size), int(form))
+def form_seed(seed: int, model: str, strategy: str, size: int, form: int) -> int:
+    """The seed of one form: a SeedSequence(seed) child keyed by (model, strategy, size, form index). Names
+    enter by their CRC-32, so adding a model to the bank or a strategy to the sampler moves no other form."""
+    key = (_FORMS, zlib.crc32(model.encode()), zlib.crc32(strategy.encode()), int(size), int(form))
     return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
@@ -404,7 +406,7 @@ def _run_fold(fold: Fold, scratch: Path, study: _Study) -> tuple[list[dict], dic
         for (strategy, size), spec in specs.items():
             used: set[str] = set()
             for k in range(opts.forms):
-                seed = form_seed(opts.seed, model_pos[model], strategy, size, k)
+                seed = form_seed(opts.seed, model, strategy, size, k)
                 spec_k = spec.with_(seed=seed)
                 avail = pool[~pool["item_id"].isin(pd.Index(sorted(used)))] if used else pool
                 _, draft = wf._draw(avail, spec_k)

@@ -147,7 +147,7 @@ def test_cli_end_to_end_writes_files_and_stores_only_the_result(bank: Path, tmp_
         ids = [i for lst in grp["item_ids"] for i in lst]
         assert len(ids) == len(set(ids)) == 2 * size          # disjoint forms of the full size
         assert set(ids) <= slice_ids
-        assert list(grp["seed"]) == [form_seed(3, MODELS.index(model), strategy, size, k) for k in grp["form"]]
+        assert list(grp["seed"]) == [form_seed(3, model, strategy, size, k) for k in grp["form"]]
     # the truth is the model's mean over every item it answered
     truth = toy["responses"].groupby("model")["score"].mean()
     got = forms.drop_duplicates("model").set_index("model")["truth"]
