@@ -27,6 +27,7 @@ from scipy.stats import norm
 
 from adtbase.errors import InputError
 
+from .honesty import draw_params
 from .irt import ItemParams, prob
 
 LINK_METHODS = ("stocking_lord", "mean_sigma", "mean_mean")
@@ -215,9 +216,8 @@ def _aligned_se(se: Mapping[str, ArrayLike] | None, idx: NDArray, n: int, what: 
 
 
 def _perturb(params: ItemParams, se: Mapping[str, NDArray], rng: np.random.Generator) -> ItemParams:
-    a = params.a + rng.normal(0, 1, len(params)) * se["a"] if "a" in se else params.a
-    b = params.b + rng.normal(0, 1, len(params)) * se["b"] if "b" in se else params.b
-    return ItemParams(params.item_ids, np.maximum(a, 1e-3) if np.all(params.a > 0) else a, b, params.c, params.d)
+    """One draw of a and b from their SEs: the one parameter-draw rule (``honesty.draw_params``)."""
+    return draw_params(params, {k: v for k, v in se.items() if k in ("a", "b")}, rng)
 
 
 def fixed_from_calibration(previous: Any, anchors: Sequence[str] | None = None, *,
