@@ -47,16 +47,42 @@ def _abilities(bank: Bank, params_file: Path, filters: dict[str, list[str]], met
               help="CSV/Parquet with model, theta and lo, hi (or se).")
 @click.option("--params", "params_file", type=click.Path(path_type=Path), default=None,
               help="Item parameters (item_id, a, b[, c, d]): abilities are estimated from the bank's responses.")
+@click.option("--calibration", "calibration_id", default=None,
+              help="A stored calibration (default: the latest): abilities as adt estimate gives them.")
 @click.option("--method", type=click.Choice(["eap", "map", "mle"]), default="eap", show_default=True)
 @click.option("--filter", "filters", multiple=True, help="KEY=VALUE: items whose responses count (with --params).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def ability(ctx: Context, from_file: Path | None, params_file: Path | None, method: str, filters: tuple[str, ...],
-            out: Path, as_json: bool) -> None:
-    """Forest plot of abilities with 95% intervals, one row per model."""
-    if (from_file is None) == (params_file is None):
-        raise click.UsageError("give --from FILE or --params FILE")
+def ability(ctx: Context, from_file: Path | None, params_file: Path | None, calibration_id: str | None, method: str,
+            filters: tuple[str, ...], out: Path, as_json: bool) -> None:
+    """Forest plot of abilities with 95% intervals, one row per model.
+
+    Without --from or --params: the bank's stored calibration, with adt estimate's intervals (item-parameter
+    error, extrapolation named). A --params file carries no standard errors: its intervals take the
+    parameters as exact, and the output says so."""
+    if from_file is not None and params_file is not None:
+        raise click.UsageError("give --from FILE or --params FILE, not both")
+    if calibration_id is not None and (from_file is not None or params_file is not None):
+        raise click.UsageError("--calibration reads the bank's calibration: leave out --from and --params")
+    if from_file is None and params_file is None:
+        if filters:
+            raise click.UsageError("--filter selects the responses that count with --params; with a calibration "
+                                   "an ability uses every answer (adt estimate)")
+        from adt.workflow.calibrate import estimate_all
+
+        with ctx.bank("adt plot ability") as b:
+            frame = estimate_all(b, calibration_id, method=method)
+        names = [m + (" *" if x else "") for m, x in zip(frame["model"].astype(str), frame["extrapolated"],
+                                                         strict=True)]
+        fig = plots.ability_figure(names, frame["theta"], frame["lo"].to_numpy(float), frame["hi"].to_numpy(float),
+                                   title=f"Ability with 95% intervals (calibration {frame['calibration_id'].iloc[0]}"
+                                         f"; * extrapolated)")
+        saved = plots.save(fig, out)
+        emit({"out": str(saved), "plot": "ability", "elements": len(frame),
+              "calibration_id": str(frame["calibration_id"].iloc[0]), "sources": list(frame["sources"].iloc[0])},
+             as_json, None if as_json else f"wrote {saved} (ability, {len(frame)})")
+        return
     if from_file is not None:
         frame = read_table(from_file, "--from")
         for col in ("model", "theta"):
@@ -73,6 +99,14 @@ def ability(ctx: Context, from_file: Path | None, params_file: Path | None, meth
         with ctx.bank("adt plot ability") as b:
             frame = _abilities(b, params_file, parse_filters(filters), method)
         lo, hi = frame["lo"].to_numpy(float), frame["hi"].to_numpy(float)
+        fig = plots.ability_figure(frame["model"].astype(str).tolist(), frame["theta"], lo, hi,
+                                   title="Ability with 95% intervals (parameters taken as exact)")
+        saved = plots.save(fig, out)
+        emit({"out": str(saved), "plot": "ability", "elements": len(frame), "sources": ["ability (posterior)"],
+              "note": f"{params_file} carries no standard errors: the intervals leave out item-parameter error"},
+             as_json, None if as_json else f"wrote {saved} (ability, {len(frame)}); NOTE: the intervals take the "
+                                           f"parameters of {params_file} as exact")
+        return
     fig = plots.ability_figure(frame["model"].astype(str).tolist(), frame["theta"], lo, hi)
     _done(plots.save(fig, out), "ability", len(frame), as_json)
 

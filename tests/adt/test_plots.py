@@ -168,7 +168,15 @@ def test_cli_plots_from_a_bank(tmp_path: Path, rng: np.random.Generator) -> None
         assert ink(Path(out["out"])) > 0.01 if out["out"].endswith(".png") else Path(out["out"]).stat().st_size > 0
         return out
 
-    assert run("ability", "--params", str(tmp_path / "params.csv"), "--out", str(tmp_path / "a.png"))["elements"] == n_models
+    exact = run("ability", "--params", str(tmp_path / "params.csv"), "--out", str(tmp_path / "a.png"))
+    assert exact["elements"] == n_models and "leave out item-parameter error" in exact["note"]
+    # Without --params or --from: the stored calibration, with adt estimate's intervals and sources.
+    none_yet = runner.invoke(cli, ["--bank", str(bank_path), "plot", "ability", "--out", str(tmp_path / "c.png")])
+    assert none_yet.exit_code != 0 and "calibrat" in str(none_yet.exception or none_yet.output)
+    assert runner.invoke(cli, ["--bank", str(bank_path), "calibrate", "--json"]).exit_code == 0
+    honest = run("ability", "--out", str(tmp_path / "c.png"))
+    assert honest["elements"] == n_models and honest["calibration_id"]
+    assert any(s.startswith("item parameters") for s in honest["sources"])
     pd.DataFrame({"model": ["x", "y"], "theta": [0.1, 0.5], "se": [0.2, 0.3]}).to_csv(tmp_path / "ab.csv", index=False)
     assert run("ability", "--from", str(tmp_path / "ab.csv"), "--out", str(tmp_path / "a.svg"))["elements"] == 2
     assert run("information", "f1", "f2", "--params", str(tmp_path / "params.csv"),
