@@ -7,11 +7,9 @@ order types are listed in messages.
 
 from __future__ import annotations
 
-import difflib
-import importlib
-
 from adtbase.errors import InputError
 from adtbase.itemtypes.base import ItemType
+from adtbase.registry import check_target, did_you_mean, load_target
 
 _TARGETS: dict[str, str | ItemType] = {
     "mc": "adtbase.itemtypes.mc:MultipleChoice",
@@ -28,8 +26,9 @@ def names() -> tuple[str, ...]:
 
 def register(name: str, target: str | ItemType, *, replace: bool = False) -> None:
     """Add an item type ("package.module:Class" or an instance); refuses to shadow a name unless ``replace``."""
-    if isinstance(target, str) and (":" not in target or not all(target.split(":", 1))):
-        raise InputError(f"item type target {target!r} is not of the form 'package.module:Class'")
+    if isinstance(target, str):
+        check_target("item type", name, target, {k: v for k, v in _TARGETS.items() if isinstance(v, str)},
+                     replace=replace)
     if isinstance(target, ItemType) and target.name != name:
         raise InputError(f"item type {name!r}: the instance is named {target.name!r}")
     if name in _TARGETS and not replace and _TARGETS[name] is not target and _TARGETS[name] != target:
@@ -54,13 +53,11 @@ def get(name: str) -> ItemType:
     if hit is not None:
         return hit
     if name not in _TARGETS:
-        close = difflib.get_close_matches(str(name), list(_TARGETS), n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InputError(f"unknown item type {name!r}{hint} (known: {', '.join(_TARGETS)})")
+        raise InputError(f"unknown item type {name!r}{did_you_mean(str(name), _TARGETS)} "
+                         f"(known: {', '.join(_TARGETS)})")
     target = _TARGETS[name]
     if isinstance(target, str):
-        module_name, cls_name = target.split(":", 1)
-        cls = getattr(importlib.import_module(module_name), cls_name)
+        cls = load_target(target)
         if not (isinstance(cls, type) and issubclass(cls, ItemType)):
             raise InputError(f"item type {name!r}: {target} is not an ItemType subclass")
         target = cls()
