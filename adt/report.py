@@ -31,6 +31,7 @@ from calibration import (
     SUMMARY_COLUMNS,
     Coverage,
     ItemParams,
+    draw_params,
     leave_one_model_out,
     rank_distribution,
     separability,
@@ -40,7 +41,7 @@ from calibration import (
 SLICE_KEYS = ("scenario", "domain", "language")
 COMPOSITION_KEYS = ("frequency_tier", "difficulty_band", "language")
 LEVEL = 0.95
-PARAM_DRAWS = 20  # parameter draws behind each simulated interval's calibration-error term
+PARAM_DRAWS = 20  # parameter draws behind each simulated interval's calibration-error term and the ranks
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,8 +274,12 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     prior = pm.prior
     est = abilities_with_parameter_error(mi, ji, sc, pparams, pse, n_models=len(models), prior=prior, level=LEVEL,
                                          rng=draw_rng)
+    # Ranks and P(best) under parameter error too: posteriors under draws of the item parameters (the same
+    # draw for every model), mixed over the draws by rank_distribution.
     grid, post = ability_posteriors(mi, ji, sc, pparams, n_models=len(models), prior=prior)
-    probs, rank_lo, rank_hi = rank_distribution(grid, post, rank_rng)
+    drawn = [post] + [ability_posteriors(mi, ji, sc, draw_params(pparams, pse, rank_rng), n_models=len(models),
+                                         prior=prior)[1] for _ in range(PARAM_DRAWS if pse else 0)]
+    probs, rank_lo, rank_hi = rank_distribution(grid, np.stack(drawn), rank_rng)
     bank_ids = [str(i) for i in bank.item_ids()]
     mean_scores = all_resp.groupby(["model", "item_id"], sort=True)["score"].mean()
     pm_pos = pm.position()

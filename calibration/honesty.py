@@ -68,20 +68,28 @@ def rank_distribution(grid: NDArray, weights: NDArray, rng: np.random.Generator,
 
     Draws one ability per model per replicate (inverse CDF on the grid, jittered uniformly within a
     grid cell so ties break at random), ranks them (1 = highest) and returns (P, lo, hi) where lo/hi
-    bound the central 95% of each model's ranks.
+    bound the central 95% of each model's ranks. ``weights`` of shape (K, models, nodes): posteriors
+    under K draws of the item parameters; each replicate takes one draw for every model at once (a
+    parameter error moves all models together, so it must not be mixed per model).
     """
     g = np.asarray(grid, dtype=float)
     w = np.asarray(weights, dtype=float)
-    if w.ndim != 2 or w.shape[1] != g.size:
+    if w.ndim == 2:
+        w = w[None]
+    if w.ndim != 3 or w.shape[2] != g.size or w.shape[0] < 1:
         raise InputError(f"rank_distribution: weights of shape {w.shape} do not match a grid of {g.size} nodes")
-    n = w.shape[0]
-    cdf = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+    n = w.shape[1]
+    cdf = np.cumsum(w / w.sum(axis=2, keepdims=True), axis=2)
+    which = rng.integers(0, w.shape[0], n_draws) if w.shape[0] > 1 else np.zeros(n_draws, dtype=np.int64)
     u = rng.random((n_draws, n))
     step = float(np.median(np.diff(g))) if g.size > 1 else 0.0
     draws = np.empty((n_draws, n))
     for i in range(n):
-        k = np.minimum(np.searchsorted(cdf[i], u[:, i]), g.size - 1)
-        draws[:, i] = g[k]
+        if w.shape[0] == 1:
+            k = np.searchsorted(cdf[0, i], u[:, i])
+        else:
+            k = (cdf[which, i, :] < u[:, i : i + 1]).sum(axis=1)
+        draws[:, i] = g[np.minimum(k, g.size - 1)]
     draws += (rng.random(draws.shape) - 0.5) * step
     ranks = np.argsort(np.argsort(-draws, axis=1), axis=1)  # 0 = best
     probs = np.stack([np.bincount(ranks[:, i], minlength=n) for i in range(n)]) / n_draws

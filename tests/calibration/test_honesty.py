@@ -63,6 +63,25 @@ def test_rank_recovery_of_two_models() -> None:
     assert (lo.tolist(), hi.tolist()) == ([1, 1], [2, 2])
 
 
+def test_parameter_draws_enter_the_ranks_jointly() -> None:
+    """Posteriors under K parameter draws: each replicate uses one draw for every model. Two draws that swap
+    a clear order give P(best) = 1/2 each; a draw moving both models together changes no rank (mixing the
+    draws per model would have made them overlap)."""
+    g, a_ahead = normal_posteriors([1.0, -1.0], [0.1, 0.1])
+    _, b_ahead = normal_posteriors([-1.0, 1.0], [0.1, 0.1])
+    probs, _, _ = rank_distribution(g, np.stack([a_ahead, b_ahead]), np.random.default_rng(3), n_draws=4000)
+    # Binomial(4000, 1/2): SD 0.0079; 0.03 is ~3.8 SDs.
+    assert probs[0, 0] == pytest.approx(0.5, abs=0.03) and probs[1, 0] == pytest.approx(0.5, abs=0.03)
+    _, shifted = normal_posteriors([2.5, 1.5], [0.1, 0.1])   # mixed per model, 1.5 would beat 1.0 a quarter of the time
+    probs, lo, hi = rank_distribution(g, np.stack([a_ahead, shifted]), np.random.default_rng(3), n_draws=4000)
+    assert probs[0, 0] == 1.0 and (lo.tolist(), hi.tolist()) == ([1, 2], [1, 2])
+    # One draw is the 2-D case, draw for draw.
+    two_d = rank_distribution(g, a_ahead, np.random.default_rng(5), n_draws=500)
+    three_d = rank_distribution(g, a_ahead[None], np.random.default_rng(5), n_draws=500)
+    for x, y in zip(two_d, three_d, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_rank_distribution_rejects_a_misaligned_grid(rng: np.random.Generator) -> None:
     with pytest.raises(InputError, match="do not match a grid"):
         rank_distribution(np.linspace(-4, 4, 11), np.ones((2, 10)), rng)
