@@ -17,8 +17,10 @@ what the amounts mean is the form spec's rule (``sampler.spec``: ``FormSpec.from
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from adtbase.errors import InputError
 
@@ -87,3 +89,18 @@ def parse_overlap_flag(text: str) -> tuple[str, float]:
         raise InputError(f"--max-overlap {text!r}: expected FORM:FRACTION")
     amount = parse_amount(text.rsplit(":", 1)[1], f"--max-overlap {text!r}")
     return overlap_form(text), float(amount)
+
+
+def parse_backend_args(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict; values parse as JSON where they can (numbers, true/false, lists)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--backend-arg {pair!r} is not of the form KEY=VALUE")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out

@@ -78,7 +78,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="adt-bench-tiny-") as tmp:
         model = str(build_tiny_model(Path(tmp) / "tiny", seed=0))
         t0 = time.perf_counter()
-        from runners import parse_backend_args
+        from adt.flags import parse_backend_args
 
         vllm = create("vllm", model=model, dtype="float32", **parse_backend_args(args.vllm_arg))
         load_s = time.perf_counter() - t0

@@ -24,7 +24,7 @@ from runners.base import (
     check_results,
     loglik_continuations,
 )
-from runners.registry import available, create, parse_backend_args, register, resolve
+from runners.registry import available, create, register, resolve
 from runners.scoring import score as score_output
 from runners.scoring import score_logliks, score_request
 from runners.templates import TEMPLATES, build_request, default_template_id, render
@@ -66,7 +66,6 @@ __all__ = [
     "create",
     "default_template_id",
     "loglik_continuations",
-    "parse_backend_args",
     "register",
     "render",
     "resolve",

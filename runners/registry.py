@@ -1,15 +1,13 @@
 """One registry of backends, resolved lazily so a backend's heavy imports happen only when it is used.
 
 Targets are "package.module:Class" strings; ``create(name, **backend_args)`` imports the module and
-calls ``Class(**backend_args)``. Command lines pass backend args as text (``--backend-arg K=V``);
-``parse_backend_args`` turns those into Python values.
+calls ``Class(**backend_args)``. Command lines pass backend args as text (``--backend-arg K=V``); the
+command layer parses them (``adt.flags.parse_backend_args``).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-from collections.abc import Iterable
 from typing import Any
 
 from adtbase.errors import InputError, RunnerError
@@ -64,18 +62,3 @@ def create(name: str, **backend_args: Any) -> Runner:
         return cls(**backend_args)
     except TypeError as exc:
         raise InputError(f"backend {name!r}: bad backend arguments {sorted(backend_args)}: {exc}") from exc
-
-
-def parse_backend_args(pairs: Iterable[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` -> dict; values parse as JSON where they can (numbers, true/false, lists)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"--backend-arg {pair!r} is not of the form KEY=VALUE")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out

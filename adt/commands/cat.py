@@ -12,9 +12,9 @@ import click
 import numpy as np
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
-from adt.flags import parse_quotas
+from adt.flags import parse_backend_args, parse_quotas
 from adt.workflow.cat import EXPOSURE_CHOICES, run_cat
-from runners import available, parse_backend_args
+from runners import available
 
 
 @cli.command("cat")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from adt.cli import Context, cli, emit, pass_ctx
+from adt.flags import parse_backend_args
 from adt.workflow.run import DEFAULT_BATCH_SIZE, run_form
-from runners import available, parse_backend_args
+from runners import available
 
 
 @cli.command("run")

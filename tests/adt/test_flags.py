@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from adt.flags import overlap_form, parse_filters, parse_overlap_flag, parse_quota_flag, parse_quotas
+from adt.flags import (
+    overlap_form,
+    parse_backend_args,
+    parse_filters,
+    parse_overlap_flag,
+    parse_quota_flag,
+    parse_quotas,
+)
 from adtbase.errors import InputError
 from sampler import FormSpec
 
@@ -48,3 +55,10 @@ def test_flag_texts_give_the_spec_file_s_spec(tmp_path: Path) -> None:
         filters=parse_filters(["domain=math,law"]), max_overlap=[parse_overlap_flag("round6:0.2")], seed=7,
         earlier_forms=earlier)
     assert from_file.canonical_json() == from_flags.canonical_json()
+
+
+def test_parse_backend_args() -> None:
+    assert parse_backend_args(["theta=0.5", "model=Llama-3", "skip_missing=true", "stop=[\"\\n\"]"]) == {
+        "theta": 0.5, "model": "Llama-3", "skip_missing": True, "stop": ["\n"]}
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        parse_backend_args(["nokey"])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from adtbase.errors import InputError, RunnerError
-from runners import Request, Result, Runner, ScoringRule, available, create, parse_backend_args, register
+from runners import Request, Result, Runner, ScoringRule, available, create, register
 from runners.base import check_results, loglik_continuations
 
 
@@ -66,13 +66,6 @@ def test_registry_names_and_hints(monkeypatch: pytest.MonkeyPatch) -> None:
     register("not_a_runner", "runners.base:Request")
     with pytest.raises(RunnerError, match="not a Runner subclass"):
         create("not_a_runner")
-
-
-def test_parse_backend_args() -> None:
-    assert parse_backend_args(["theta=0.5", "model=Llama-3", "skip_missing=true", "stop=[\"\\n\"]"]) == {
-        "theta": 0.5, "model": "Llama-3", "skip_missing": True, "stop": ["\n"]}
-    with pytest.raises(InputError, match="KEY=VALUE"):
-        parse_backend_args(["nokey"])
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
