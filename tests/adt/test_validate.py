@@ -255,7 +255,7 @@ def test_answers_outside_the_form_never_reach_the_estimate(toy: dict[str, Any], 
     resp = toy["responses"].copy()
     outside = np.array([m in shown and toy["item_of"][q] not in shown[m]
                         for m, q in zip(resp["model"], resp["qid"], strict=True)])
-    assert outside.sum() > 200
+    assert outside.sum() > 150     # enough answers flip to move every truth (checked at the end)
     resp.loc[outside, "score"] = 1.0 - resp.loc[outside, "score"]
     (tmp_path / "b").mkdir()
     corrupted = make_bank(tmp_path / "b" / "bank.duckdb", toy["items"], resp)
