@@ -357,6 +357,10 @@ def _task_name(text: str) -> str:
     return name
 
 
+# The item types export_task writes a scoring rule for (the lm-eval metrics differ per type).
+LMEVAL_TYPES = ("mc", "numeric", "open")
+
+
 def form_items(bank: Bank, form: str) -> pd.DataFrame:
     """The form's items in form order (retired ones included: the form holds them)."""
     rec = bank.form(form)
@@ -386,7 +390,11 @@ def export_task(bank: Bank, form: str, out_dir: Path, *, task: str | None = None
     if len(missing_key):
         raise InputError(f"form {form}: item {missing_key['item_id'].iat[0]} has no answer key; lm-eval needs keys "
                          f"to score ({len(missing_key)} such items)")
-    kinds = [k for k in ("mc", "numeric", "open") if (items["item_type"] == k).any()]
+    kinds = [k for k in LMEVAL_TYPES if (items["item_type"] == k).any()]
+    other = items[~items["item_type"].isin(LMEVAL_TYPES)]
+    if len(other):  # a registered type without an lm-eval scoring rule here: refuse rather than drop its items
+        raise InputError(f"form {form}: {len(other)} item(s) of type(s) {sorted(set(other['item_type']))} have no "
+                         f"lm-eval export (it writes {', '.join(LMEVAL_TYPES)}); first: {other['item_id'].iat[0]}")
     files: list[str] = []
     sha: dict[str, str] = {}
     subtasks: dict[str, int] = {}

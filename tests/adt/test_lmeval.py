@@ -377,3 +377,15 @@ def test_real_mmlu_and_gsm8k_logs_merge_with_bank_imports(bank_path: Path, tmp_p
         row = mmlu.iloc[3]
         assert bank.resolve("lmeval/mmlu_anatomy:3") == bank.resolve(f"mmlu:anatomy/test/{row.row_in_file}")
         assert rep_m.mean_score == pytest.approx(float((mmlu["answer"] == 0).mean()))
+
+
+def test_export_refuses_item_types_it_cannot_score(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A registered item type without an lm-eval rule (e.g. a new yes/no type) is refused by name, not dropped."""
+    import pandas as pd
+
+    items = pd.DataFrame({"item_id": ["it_1", "it_2"], "item_type": ["mc", "yesno"], "answer": ["A", "yes"],
+                          "question": ["q1", "q2"], "choices": [["a", "b"], None]})
+    monkeypatch.setattr(lmeval, "form_items", lambda bank, form: items)
+    with pytest.raises(InputError, match=r"1 item\(s\) of type\(s\) \['yesno'\] have no lm-eval export.*it_2"):
+        lmeval.export_task(None, "f1", tmp_path / "out")  # type: ignore[arg-type]
+    assert not any((tmp_path / "out").glob("*.yaml"))
