@@ -157,6 +157,14 @@ def verify_rows(rows: Iterable[tuple[Any, ...]], expected: Head | None = None,
             continue
         if anchor.n_events > n:
             return VerifyReport(False, n, final, n + 1, f"against {origin}: {problem}")
+        # A head the bank recorded itself at or after the given one still verifies: the events up to the
+        # given head are as they were then, so the given head was never a point of this history.
+        witness = [h for h in recorded if h.n_events >= max(anchor.n_events, 1) and mismatch(h) is None]
+        if anchor is expected and anchor.n_events > 0 and witness:
+            return VerifyReport(False, n, final, None,
+                                f"the given head {anchor} does not match any point of this history (the head "
+                                f"the bank recorded at event {witness[0].n_events} verifies, so no event up to it "
+                                f"changed): check that the head was copied from this bank, and in full")
         # A consistently re-hashed rewrite: heads recorded earlier that still match bound where it starts.
         upper = anchor.n_events if anchor.n_events > 0 else n
         lower = max([h.n_events for h in recorded if 0 <= h.n_events < upper and mismatch(h) is None] or [0])

@@ -132,7 +132,8 @@ def verify(ctx: Context, head: str | None, as_json: bool) -> None:
             "first_bad_event": report.first_bad_seq, "problem": report.problem}
     emit(data, as_json, None if as_json else (
         f"history verifies: {report.n_events} events, head {report.head}" if report.ok
-        else f"history does NOT verify: {report.problem} (first bad event: {report.first_bad_seq})"))
+        else f"history does NOT verify: {report.problem}"
+        + (f" (first bad event: {report.first_bad_seq})" if report.first_bad_seq is not None else "")))
     if not report.ok:
         raise SystemExit(1)
 

@@ -121,6 +121,19 @@ def test_rehash_is_narrowed_by_heads_the_bank_recorded(bank_path: Path) -> None:
     assert not report.ok and report.first_bad_seq == 10 and "10..11" in (report.problem or "")
 
 
+def test_a_head_from_elsewhere_is_named_not_blamed_on_the_history(bank_path: Path) -> None:
+    """A mistyped or foreign head: when a head the bank recorded itself at or after it still verifies,
+    the history is not at fault and the message says so (no first bad event)."""
+    with open_bank(bank_path) as bank:
+        recorded = bank.record_head("a checkpoint")
+    wrong = Head(3, "0" * 64)
+    report = verify(bank_path, wrong)
+    assert not report.ok and report.first_bad_seq is None
+    assert "does not match any point of this history" in (report.problem or "")
+    assert f"recorded at event {recorded.n_events}" in (report.problem or "")
+    assert verify(bank_path, recorded).ok
+
+
 HOLDER = """
 import sys, time
 from itembank import open_bank
