@@ -889,7 +889,8 @@ class Bank:
         return frame.merge(wide, left_on="item_id", right_index=True, how="left")
 
     def stats(self, by: Sequence[str] = (), filters: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
-        """Item counts (and tiers) grouped by built-in keys or tag keys; many-valued tags count once per value."""
+        """Item counts and frequency-tier counts (``freq_tier_low|medium|high``) grouped by built-in keys or tag keys;
+        many-valued tags count once per value."""
         cte, cparams = self._item_view_sql()
         where, wparams = self._where(filters, include_retired=False)
         tax = self.taxonomy()
@@ -906,9 +907,9 @@ class Bank:
         group = ", ".join(str(i + 1) for i in range(len(cols)))
         sql = f"""WITH {cte} SELECT {', '.join(cols + [''])}
                   count(*) AS items,
-                  count(*) FILTER (WHERE frequency_tier = 'low') AS low,
-                  count(*) FILTER (WHERE frequency_tier = 'medium') AS medium,
-                  count(*) FILTER (WHERE frequency_tier = 'high') AS high
+                  count(*) FILTER (WHERE frequency_tier = 'low') AS freq_tier_low,
+                  count(*) FILTER (WHERE frequency_tier = 'medium') AS freq_tier_medium,
+                  count(*) FILTER (WHERE frequency_tier = 'high') AS freq_tier_high
                   FROM iv {' '.join(joins)} WHERE {where}
                   {('GROUP BY ' + group + ' ORDER BY ' + group) if cols else ''}"""  # noqa: S608
         return self.conn.execute(sql, cparams + jparams + wparams).df()

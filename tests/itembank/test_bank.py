@@ -168,6 +168,8 @@ def test_filters_and_stats(bank_path: Path, tmp_path: Path) -> None:
         assert len(bank.item_ids({"domain": ["math"], "item_type": ["mc"]})) == 1
         stats = bank.stats(["domain", "item_type"])
         assert stats["items"].sum() == 5   # q2 counts under both of its domains, untagged items under None
+        assert list(stats.columns[-3:]) == ["freq_tier_low", "freq_tier_medium", "freq_tier_high"]
+        assert stats["freq_tier_low"].sum() == 5   # nothing published yet: every item is in the low tier
         with pytest.raises(TaxonomyError):
             bank.item_ids({"colour": ["red"]})
         bank.retire(["toy:q1"], reason="leaked")
