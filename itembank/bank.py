@@ -61,6 +61,9 @@ class ImportReport:
     new_aliases: int
     new_tags: int
     batch_id: str | None
+    # One record per row merged into an earlier row of the import (same content): where it is (file and
+    # line or row), its external id and the item both are.
+    merged_rows: tuple[dict[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,6 +183,7 @@ class _ImportTally:
     seen: set[str] = field(default_factory=set)       # distinct items among the import's rows
     existing: set[str] = field(default_factory=set)   # of those, items the bank had before the import
     inserted: set[str] = field(default_factory=set)   # items this import created
+    merged: list[dict[str, str]] = field(default_factory=list)   # the rows merged into an earlier one
 
     @property
     def changed(self) -> bool:
@@ -190,7 +194,7 @@ class _ImportTally:
                             new_items=self.new_items, existing_items=len(self.existing),
                             merged_within_files=self.rows - len(self.seen), merged_across_sources=self.cross_source,
                             new_aliases=self.new_aliases, new_tags=self.new_tags,
-                            batch_id=batch if self.changed else None)
+                            batch_id=batch if self.changed else None, merged_rows=tuple(self.merged))
 
 
 def _strings(frame: pd.DataFrame, cols: Sequence[str]) -> pa.Table:
@@ -426,6 +430,11 @@ class Bank:
                 except duckdb.Error:
                     pass
         tally.rows += len(rows)
+        # A row whose item an earlier row of this import already gave (same content) is merged into it.
+        dup = rows["item_id"].duplicated().to_numpy() | rows["item_id"].isin(tally.seen).to_numpy()
+        for i in np.flatnonzero(dup):
+            tally.merged.append({"row": str(prep.where[int(i)]), "external_id": str(rows["external_id"].iat[i]),
+                                 "item_id": str(rows["item_id"].iat[i])})
         tally.seen.update(unique["item_id"])
         tally.existing.update(before_import)
         tally.cross_source += int(cross_source)

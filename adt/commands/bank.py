@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -82,8 +83,16 @@ def import_(ctx: Context, files: tuple[Path, ...], source: str, source_version: 
     emit(data, as_json, None if as_json else (
         f"{report.rows} rows -> {report.items_in_files} items ({report.new_items} new, {report.existing_items} "
         f"already in the bank, {report.merged_across_sources} of them from other sources); "
-        f"{report.merged_within_files} duplicate rows merged within the files; {report.new_aliases} new aliases, "
-        f"{report.new_tags} new tags" + ("" if report.batch_id else "; nothing changed")))
+        f"{report.merged_within_files} duplicate rows merged within the files{_merged_rows(report.merged_rows)}; "
+        f"{report.new_aliases} new aliases, {report.new_tags} new tags" + ("" if report.batch_id else "; nothing changed")))
+
+
+def _merged_rows(rows: Sequence[Mapping[str, str]], show: int = 5) -> str:
+    """Which rows were merged (the first few; --json lists them all)."""
+    if not rows:
+        return ""
+    shown = ", ".join(f"{r['row']} (id {r['external_id']})" for r in rows[:show])
+    return f" ({shown}{f', ... {len(rows) - show} more: --json lists them' if len(rows) > show else ''})"
 
 
 @bank.command()

@@ -57,6 +57,10 @@ def test_duplicates_merge_within_and_across_sources(bank_path: Path, tmp_path: P
     with open_bank(bank_path) as bank:
         rep = bank.import_items([write_jsonl(tmp_path / "d.jsonl", dup)], ImportOptions(source="s1"))
         assert (rep.rows, rep.items_in_files, rep.merged_within_files) == (2, 1, 1)
+        # Which row was merged, and into which item: the report (and --json) names it.
+        (merged,) = rep.merged_rows
+        assert merged["external_id"] == "x2" and merged["row"].endswith("d.jsonl: line 2")
+        assert merged["item_id"] == bank.resolve("s1:x1")
         rep2 = bank.import_items([write_jsonl(tmp_path / "e.jsonl", [dict(ROWS[0], id="other")])],
                                  ImportOptions(source="s2"))
         assert rep2.new_items == 0 and rep2.merged_across_sources == 1 and rep2.new_aliases == 1
