@@ -37,6 +37,7 @@ from adt.demo import DemoWorld, build_world
 from calibration import ResponseSet, fit_mml
 from itembank import open_bank
 from sampler import FormSpec, get_sampler
+from tests.golden import assert_tree_close
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "behaviour_baseline.json"
 FIXED_TS = "2026-01-01T00:00:00.000000+00:00"
@@ -160,22 +161,6 @@ def calibrate_record(bank: Path, tmp: Path) -> dict[str, Any]:
 
 
 # -- comparison --------------------------------------------------------------------------------------------
-def assert_close(got: Any, want: Any, where: str) -> None:
-    """Numbers within ATOL (None = NaN/absent matches only None), everything else equal."""
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and sorted(got) == sorted(want), f"{where}: keys differ"
-        for k in want:
-            assert_close(got[k], want[k], f"{where}.{k}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{where}: lengths differ"
-        for k, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_close(g, w, f"{where}[{k}]")
-    elif isinstance(want, float) and not isinstance(got, bool):
-        assert got is not None and abs(float(got) - want) <= ATOL, f"{where}: {got!r} != {want!r} (atol {ATOL})"
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
-
-
 # -- the baselines -----------------------------------------------------------------------------------------
 def test_bank_snapshot_is_the_recorded_one(world: tuple[Path, DemoWorld], golden: dict[str, Any]) -> None:
     assert snapshot_of(world[0]) == golden["snapshot_id"]
@@ -199,9 +184,9 @@ def test_sampler_picks_the_same_items(world: tuple[Path, DemoWorld], golden: dic
 
 @pytest.mark.parametrize("model", ["2pl", "3pl"])
 def test_fit_mml_gives_the_recorded_parameters(golden: dict[str, Any], model: str) -> None:
-    assert_close(fit_record(model), golden["fit_mml"][model], f"fit_mml {model}")
+    assert_tree_close(fit_record(model), golden["fit_mml"][model], f"fit_mml {model}", ATOL)
 
 
 def test_adt_calibrate_gives_the_recorded_parameters(world: tuple[Path, DemoWorld], golden: dict[str, Any],
                                                      tmp_path: Path) -> None:
-    assert_close(calibrate_record(world[0], tmp_path), golden["adt_calibrate"], "adt calibrate")
+    assert_tree_close(calibrate_record(world[0], tmp_path), golden["adt_calibrate"], "adt calibrate", ATOL)

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from adt import commands as _commands  # noqa: F401 - registers every command group
 from adt.cli import cli
 from itembank import ImportOptions, open_bank, spool
+from tests.golden import assert_tree_close
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE.parent / "data" / "cat_baseline.json"
@@ -138,22 +139,6 @@ def observe(world: dict[str, Path], name: str, args: list[str]) -> dict[str, Any
     return out
 
 
-def _close(got: Any, want: Any, where: str) -> None:
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
-        for k in want:
-            _close(got[k], want[k], f"{where}.{k}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{where}: {got} != {want}"
-        for k, (g, w) in enumerate(zip(got, want, strict=True)):
-            _close(g, w, f"{where}[{k}]")
-    elif isinstance(want, float) and not isinstance(got, bool):
-        assert isinstance(got, int | float), f"{where}: {got!r} != {want!r}"
-        assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, abs=ATOL), f"{where}: {got} != {want}"
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_world(tmp_path_factory.mktemp("cat"))
@@ -171,7 +156,7 @@ def test_cat_prints_and_stores_what_it_did_before_the_one_run_loop(world: dict[s
     args = scenarios(world)[name]
     before = world["bank"].read_bytes() if name == "empty_slice" else None
     got = observe(world, name, args)
-    _close(got, golden[name], name)
+    assert_tree_close(got, golden[name], name, ATOL)
     if before is not None:  # a test that cannot start leaves the bank byte-for-byte as it was
         assert world["bank"].read_bytes() == before
 

@@ -23,6 +23,7 @@ from sampler.cat import (
     mean_overlap,
     simulate,
 )
+from tests.golden import assert_tree_close
 
 
 @pytest.fixture(scope="module")
@@ -135,22 +136,6 @@ def _as_dict(r: CatResult) -> dict[str, Any]:
             "selected": list(r.selected)}
 
 
-def _same(got: Any, want: Any, where: str) -> None:
-    """Equal, floats to 1e-9."""
-    if isinstance(want, dict):
-        assert set(got) == set(want), where
-        for k in want:
-            _same(got[k], want[k], f"{where}.{k}")
-    elif isinstance(want, list):
-        assert len(got) == len(want), where
-        for k, (g, w) in enumerate(zip(got, want, strict=True)):
-            _same(g, w, f"{where}[{k}]")
-    elif isinstance(want, float):
-        assert got == pytest.approx(want, abs=1e-9), where
-    else:
-        assert got == want, where
-
-
 def test_the_step_api_gives_the_old_loops_items_and_estimates(bank):
     """Recorded from ``simulate`` (the loop as it was, at commit 1bc877e): the same respondents driven by
     next_item / update get the same items, scores, EAP path and stop reason, for every stopping rule,
@@ -181,7 +166,7 @@ def test_the_step_api_gives_the_old_loops_items_and_estimates(bank):
     got["pool_exhausted"] = [_as_dict(_drive(small, t, rng)) for t in THETAS]
     assert set(got) == set(golden)
     for name, want in golden.items():
-        _same(got[name], want, name)
+        assert_tree_close(got[name], want, name)
     # and run_with, the simulation driver, is the same loop
     rng = np.random.default_rng(11)
     again = simulate(AdaptiveTest(params, cases["se_target"][0]), np.array(THETAS), rng)
