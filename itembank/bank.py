@@ -431,7 +431,9 @@ class Bank:
                     pass
         tally.rows += len(rows)
         # A row whose item an earlier row of this import already gave (same content) is merged into it.
-        dup = rows["item_id"].duplicated().to_numpy() | rows["item_id"].isin(tally.seen).to_numpy()
+        # (Membership looked up row by row: isin would copy the whole set of items seen so far for every chunk.)
+        seen = tally.seen
+        dup = rows["item_id"].duplicated().to_numpy() | np.fromiter((i in seen for i in rows["item_id"]), bool, len(rows))
         for i in np.flatnonzero(dup):
             tally.merged.append({"row": str(prep.where[int(i)]), "external_id": str(rows["external_id"].iat[i]),
                                  "item_id": str(rows["item_id"].iat[i])})
