@@ -463,6 +463,7 @@ def _slice_scores(bank: Any, pm: Any, mean_scores: pd.Series, models: list[str],
     from adt.workflow.calibrate import MIN_SUBSLICE_ANSWERED, subscores, subslices
 
     out = {}
+    scores_of = {m: mean_scores.loc[m] for m in models}
     for key in list(by) if by else SLICE_KEYS:
         try:
             groups = subslices(bank, bank_ids, key)
@@ -471,9 +472,10 @@ def _slice_scores(bank: Any, pm: Any, mean_scores: pd.Series, models: list[str],
                 raise
             notes.append(f"per-slice scores: no item carries a {key!r} tag")
             continue
+        per_model = [subscores(pm, scores_of[m], groups, level=LEVEL, pos=pos) for m in models]  # groups' order
         cols: dict[str, list[str]] = {}
-        for value, ids in groups.items():
-            rows = [subscores(pm, mean_scores.loc[m], {value: ids}, level=LEVEL, pos=pos)[0] for m in models]
+        for k, (value, ids) in enumerate(groups.items()):
+            rows = [model_rows[k] for model_rows in per_model]
             if all(r["refused"] for r in rows):
                 continue
             cols[f"{value} ({len(ids)} items)"] = [
