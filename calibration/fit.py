@@ -3,29 +3,45 @@
 - ``item_fit``: per item, from sparse responses and ability estimates, the infit and outfit mean
   squares (information-weighted and unweighted mean squared standardised residuals; about 1 when the
   model fits, > 1 noisy, < 1 too deterministic), their Wilson-Hilferty t statistics, observed and
-  expected mean score, and the correlation of the item's score with ability (negative = the item is
-  answered right more often by weaker models: the classic sign of a wrong answer key, which shows even
-  when a prior on a keeps the fitted discrimination positive).
+  expected mean score, the correlation of the item's score with ability, and the wrong-key test: is the
+  item answered right by *weaker* models (``reversal_test``)? That is the sign of a wrong answer key,
+  and it must be read from the responses: every fitter's prior on log a keeps the fitted discrimination
+  positive, so a negative a can never show it.
+- ``reversal_test``: per item, the one-sided exact rank test (Wilcoxon-Mann-Whitney, conditional on the
+  number of right answers) that the models who got the item right are less able than those who got it
+  wrong. Under "score unrelated to ability" every way of handing the item's k right answers to its n
+  models is equally likely, so the rank sum's null distribution is exact for any n: valid with the 20-35
+  models a bank is calibrated on, where a t test of the point-biserial correlation (normal theory) or a
+  likelihood-ratio test (asymptotic chi-square) is not, and where an item few models got right can only
+  ever reach a large p (one right answer of 20: p >= 1/20).
 - ``parameter_drift``: z of the change of each common item's parameters between two calibrations
   (on one scale: link first), against the SEs of both.
-- ``flag_items``: one row per (item, flag) with a reason a person can act on.
+- ``flag_items``: one row per (item, flag) with a reason a person can act on; the one rule for
+  the report and ``adt calibration flags``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import chi2
+from scipy.stats import chi2, norm, rankdata
 
 from adtbase.errors import InputError
 
+from .drift import adjust_pvalues
 from .irt import EPS, ItemParams, prob
 
 FLAG_COLUMNS = ["item_id", "flag", "value", "threshold", "reason"]
+# The wrong-key rule's defaults (flag_items): enough models, and enough of them on each side, to carry evidence.
+WRONG_KEY_MIN_RESPONSES = 10
+WRONG_KEY_MIN_RIGHT = 3
+WRONG_KEY_MIN_WRONG = 3
+EXACT_MAX_CELLS = 5_000_000  # exact null distribution when n^2 k^2 / 2 stays below this; normal approximation above
 
 
 def _triplets(responses: Any, params: ItemParams) -> tuple[NDArray, NDArray, NDArray, int]:
@@ -49,9 +65,10 @@ def _triplets(responses: Any, params: ItemParams) -> tuple[NDArray, NDArray, NDA
 def item_fit(responses: Any, params: ItemParams, theta: ArrayLike) -> pd.DataFrame:
     """Infit/outfit per item from a ResponseSet and one ability per model (aligned with its model_ids).
 
-    Columns: ``n, mean_score, expected_score, infit, outfit, infit_t, outfit_t, r_theta``; indexed by
-    item id, one row per item of ``params`` (NaN where an item has no responses). Abilities should be
-    point estimates from the same calibration (EAP is fine; mean squares then sit slightly below 1).
+    Columns: ``n, mean_score, expected_score, infit, outfit, infit_t, outfit_t, r_theta`` and the
+    wrong-key test's ``n_right, n_wrong, rank_biserial, p_reversed`` (``reversal_test``); indexed by item
+    id, one row per item of ``params`` (NaN where an item has no responses). Abilities should be point
+    estimates from the same calibration (EAP is fine; mean squares then sit slightly below 1).
     """
     m, j, s, n_models = _triplets(responses, params)
     th = np.asarray(theta, dtype=float)
@@ -86,9 +103,74 @@ def item_fit(responses: Any, params: ItemParams, theta: ArrayLike) -> pd.DataFra
         var_t = per_item(th[m] ** 2) / n - mean_t**2
         r_theta = cov / np.sqrt(var_s * var_t)
     r_theta[~(var_s > 1e-12) | ~(var_t > 1e-12)] = np.nan
+    rev = reversal_test(j, s, th[m], n_items)
     return pd.DataFrame({"n": n.astype(int), "mean_score": mean_s, "expected_score": _safe_div(per_item(p), n),
                          "infit": infit, "outfit": outfit, "infit_t": infit_t, "outfit_t": outfit_t,
-                         "r_theta": r_theta}, index=pd.Index(list(params.item_ids), name="item_id"))
+                         "r_theta": r_theta, **rev}, index=pd.Index(list(params.item_ids), name="item_id"))
+
+
+def reversal_test(item_idx: ArrayLike, score: ArrayLike, theta: ArrayLike, n_items: int) -> dict[str, NDArray]:
+    """The wrong-key test of every item: do the models that got it right have *lower* ability?
+
+    One response per (model, item) (a ``ResponseSet`` averages repeats); ``theta`` is each response's
+    model's ability. A model counts as right when its score is at least 0.5 (0/1 scores: exactly right or
+    wrong). Per item: ``n_right``, ``n_wrong``, the rank-biserial correlation of score with ability
+    (``rank_biserial`` = 2 U / (n_right n_wrong) - 1, U the Mann-Whitney count of (right, wrong) pairs
+    where the right model is the abler; -1: every right model below every wrong one; +1: the reverse) and
+    ``p_reversed``, the one-sided p of U this small when score is unrelated to ability: exact (the rank
+    sum's distribution over all equally likely ways to place the k right answers among the n models; tied
+    abilities take mid-ranks) unless n^2 k^2 is large, then the normal approximation with tie correction
+    and continuity correction. NaN where an item has no right or no wrong answer.
+    """
+    j = np.asarray(item_idx, dtype=np.int64)
+    right = np.asarray(score, dtype=float) >= 0.5
+    t = np.asarray(theta, dtype=float)
+    n_right = np.bincount(j, weights=right, minlength=n_items).astype(int)
+    n_all = np.bincount(j, minlength=n_items)
+    n_wrong = n_all - n_right
+    rb = np.full(n_items, np.nan)
+    pval = np.full(n_items, np.nan)
+    order = np.lexsort((t, j))
+    starts = np.searchsorted(j[order], np.arange(n_items + 1))
+    for i in np.flatnonzero((n_right > 0) & (n_wrong > 0)):
+        sel = order[starts[i]:starts[i + 1]]
+        ranks = rankdata(t[sel])
+        k, n = int(n_right[i]), int(n_all[i])
+        u = float(ranks[right[sel]].sum()) - k * (k + 1) / 2
+        rb[i] = 2 * u / (k * (n - k)) - 1
+        pval[i] = _u_cdf(u, k, n, ranks)
+    return {"n_right": n_right, "n_wrong": n_wrong, "rank_biserial": rb, "p_reversed": pval}
+
+
+def _u_cdf(u: float, k: int, n: int, ranks: NDArray) -> float:
+    """P(U <= u) under the null: exact where affordable, else normal with tie and continuity corrections."""
+    small = min(k, n - k)
+    if n * n * small * small / 2 <= EXACT_MAX_CELLS:
+        dist = _u_distribution(n, k)
+        return float(dist[: int(np.floor(u + 1e-9)) + 1].sum())
+    mean = k * (n - k) / 2
+    _, counts = np.unique(ranks, return_counts=True)
+    var = k * (n - k) / 12 * ((n + 1) - float((counts**3 - counts).sum()) / (n * (n - 1)))
+    return float(norm.cdf((u + 0.5 - mean) / np.sqrt(max(var, 1e-300))))
+
+
+@lru_cache(maxsize=4096)
+def _u_distribution(n: int, k: int) -> NDArray:
+    """Null distribution of the Mann-Whitney U of k right among n (no ties): P(U = 0..k(n-k)).
+
+    0/1 knapsack over the ranks 1..n of the number of k-subsets with each rank sum (additive only, so
+    float64 keeps it exact to rounding); U = rank sum - k(k+1)/2. Symmetric in k <-> n - k.
+    """
+    k = min(k, n - k)
+    top = k * (n - k)
+    ways = np.zeros((k + 1, top + k * (k + 1) // 2 + 1 + n))
+    ways[0, 0] = 1.0
+    for r in range(1, n + 1):
+        ways[1:, r:] = ways[1:, r:] + ways[:-1, :-r]
+    w = ways[k, k * (k + 1) // 2: k * (k + 1) // 2 + top + 1]
+    dist = w / w.sum()
+    dist.setflags(write=False)
+    return dist
 
 
 def lord_wingersky(p: NDArray) -> NDArray:
@@ -213,18 +295,29 @@ def parameter_drift(old: ItemParams, old_se: Mapping[str, ArrayLike], new: ItemP
 
 
 def flag_items(params: ItemParams, *, fit: pd.DataFrame | None = None, item_status: ArrayLike | None = None,
-               drift: pd.DataFrame | None = None, a_min: float = 0.25,
+               drift: pd.DataFrame | None = None, keyed: ArrayLike | None = None, a_min: float = 0.25,
                infit_range: tuple[float, float] = (0.7, 1.3), outfit_range: tuple[float, float] = (0.7, 1.3),
-               min_abs_t: float = 2.0, r_min: float = 0.0) -> pd.DataFrame:
+               min_abs_t: float = 2.0, alpha: float = 0.05, adjust: str = "bh",
+               min_responses: int = WRONG_KEY_MIN_RESPONSES, min_right: int = WRONG_KEY_MIN_RIGHT,
+               min_wrong: int = WRONG_KEY_MIN_WRONG) -> pd.DataFrame:
     """Flags with reasons, one row per (item, flag): columns ``item_id, flag, value, threshold, reason``.
 
-    - ``negative_discrimination`` (a < 0) and ``low_discrimination`` (0 <= a < a_min): likely a wrong
-      answer key (or an ambiguous item); ``negative_r_theta`` (score-ability correlation < r_min): the
-      same symptom seen directly in the responses.
+    The one rule for every caller (``adt calibration flags`` and the report both come here, with the same
+    inputs: ``adt.workflow.calibrate.calibration_flags``).
+
+    - ``wrong_key``: the evidence that weaker models do better (``reversal_test`` in ``fit``): tested on
+      items with an objective key (``keyed``; default: all), at least ``min_responses`` models, at least
+      ``min_right`` right and ``min_wrong`` wrong; the one-sided p values of the tested items adjusted
+      together (``adjust``: Benjamini-Hochberg by default, ``drift.adjust_pvalues`` as the drift checks);
+      flagged where the adjusted p < ``alpha``. ``value`` is the adjusted p, ``threshold`` alpha; the
+      reason states the statistic, n and both p values.
+    - ``low_discrimination`` (a < a_min): the item barely separates models. (A wrong key does not show
+      as a negative a: every fitter's prior on log a keeps a positive; it shows in ``wrong_key``.)
     - ``unanswered``, ``all_correct``, ``all_wrong``: from the calibration's ``item_status`` or, without
       it, from ``fit`` (n == 0, mean score 1 or 0): such items are at their priors, not calibrated.
-    - ``infit_misfit`` / ``outfit_misfit``: mean square outside its range AND |t| > ``min_abs_t`` (so a
-      small, noisy item is not flagged on a mean square that chance alone explains).
+    - ``infit_misfit`` / ``outfit_misfit``: on items with at least ``min_responses`` responses, mean square
+      outside its range AND |t| > ``min_abs_t`` (so a small, noisy item is not flagged on a mean square
+      that chance alone explains).
     - ``parameter_moved``: from ``parameter_drift`` (|z| above its criterion).
     """
     rows: list[tuple[str, str, float, float, str]] = []
@@ -232,15 +325,13 @@ def flag_items(params: ItemParams, *, fit: pd.DataFrame | None = None, item_stat
     status = None if item_status is None else np.asarray(item_status, dtype=object)
     if status is not None and status.shape != (len(ids),):
         raise InputError(f"item_status has {status.shape[0]} entries for {len(ids)} items")
+    has_key = np.ones(len(ids), bool) if keyed is None else np.asarray(keyed, dtype=bool)
+    if has_key.shape != (len(ids),):
+        raise InputError(f"keyed has {has_key.shape[0]} entries for {len(ids)} items")
     calibrated = np.ones(len(ids), bool) if status is None else status == "calibrated"
     for i, k in enumerate(ids):
         a = float(params.a[i])
-        if not calibrated[i]:
-            continue  # a prior value says nothing about the key
-        if a < 0:
-            rows.append((k, "negative_discrimination", a, 0.0,
-                         f"a = {a:.3g} < 0: stronger models fail it more often; likely a wrong answer key"))
-        elif a < a_min:
+        if calibrated[i] and a < a_min:  # a prior value says nothing
             rows.append((k, "low_discrimination", a, a_min,
                          f"a = {a:.3g} < {a_min:g}: the item barely separates models; check the key and wording"))
     if status is not None:
@@ -257,14 +348,12 @@ def flag_items(params: ItemParams, *, fit: pd.DataFrame | None = None, item_stat
                     rows.append((k, "all_correct", 1.0, 1.0, _STATUS_REASON["all_correct"]))
                 elif ms <= 0:
                     rows.append((k, "all_wrong", 0.0, 0.0, _STATUS_REASON["all_wrong"]))
-        for k, r in zip(ids, fit["r_theta"].to_numpy(), strict=True):
-            if np.isfinite(r) and r < r_min:
-                rows.append((k, "negative_r_theta", float(r), r_min,
-                             f"score-ability correlation {r:.3f} < {r_min:g}: weaker models do better; "
-                             "likely a wrong answer key"))
+        rows += _wrong_key_rows(ids, fit, has_key, alpha=alpha, adjust=adjust, min_responses=min_responses,
+                                min_right=min_right, min_wrong=min_wrong)
+        enough = fit["n"].fillna(0).to_numpy() >= min_responses
         for col, (lo, hi) in (("infit", infit_range), ("outfit", outfit_range)):
-            for k, ms, t in zip(ids, fit[col].to_numpy(), fit[f"{col}_t"].to_numpy(), strict=True):
-                if np.isfinite(ms) and (ms < lo or ms > hi) and abs(t) > min_abs_t:
+            for k, ok, ms, t in zip(ids, enough, fit[col].to_numpy(), fit[f"{col}_t"].to_numpy(), strict=True):
+                if ok and np.isfinite(ms) and (ms < lo or ms > hi) and abs(t) > min_abs_t:
                     kind = "noisy: answers vary more than the model predicts" if ms > hi else \
                         "too deterministic: answers vary less than the model predicts"
                     rows.append((k, f"{col}_misfit", float(ms), hi if ms > hi else lo,
@@ -277,6 +366,38 @@ def flag_items(params: ItemParams, *, fit: pd.DataFrame | None = None, item_stat
                          "parameters moved between calibrations beyond their SEs: " + "; ".join(parts)))
     return pd.DataFrame(rows, columns=FLAG_COLUMNS).sort_values(["item_id", "flag"], kind="stable",
                                                                  ignore_index=True)
+
+
+def wrong_key_tested(fit: pd.DataFrame, keyed: ArrayLike | None = None, *,
+                     min_responses: int = WRONG_KEY_MIN_RESPONSES, min_right: int = WRONG_KEY_MIN_RIGHT,
+                     min_wrong: int = WRONG_KEY_MIN_WRONG) -> NDArray[np.bool_]:
+    """Which rows of ``fit`` the wrong-key rule tests: keyed, enough models, enough right and enough wrong."""
+    has_key = np.ones(len(fit), bool) if keyed is None else np.asarray(keyed, dtype=bool)
+    n = fit["n"].fillna(0).to_numpy()
+    return np.asarray(has_key & (n >= min_responses) & (fit["n_right"].fillna(0).to_numpy() >= min_right)
+                      & (fit["n_wrong"].fillna(0).to_numpy() >= min_wrong) & np.isfinite(fit["p_reversed"].to_numpy()))
+
+
+def _wrong_key_rows(ids: list[str], fit: pd.DataFrame, keyed: NDArray[np.bool_], *, alpha: float, adjust: str,
+                    min_responses: int, min_right: int, min_wrong: int) -> list[tuple[str, str, float, float, str]]:
+    tested = wrong_key_tested(fit, keyed, min_responses=min_responses, min_right=min_right, min_wrong=min_wrong)
+    p = np.where(tested, fit["p_reversed"].to_numpy(dtype=float), np.nan)
+    p_adj = adjust_pvalues(p, adjust)
+    n_tested = int(tested.sum())
+    adjusted = "unadjusted" if adjust == "none" else \
+        f"{_ADJUST_NAME.get(adjust, adjust)}-adjusted over {n_tested} tested items"
+    rows = []
+    for i in np.flatnonzero(tested & (p_adj < alpha)):
+        r = fit.iloc[i]
+        rows.append((ids[i], "wrong_key", float(p_adj[i]), alpha,
+                     f"weaker models do better: rank-biserial correlation of score with ability "
+                     f"{r['rank_biserial']:+.2f} over n = {int(r['n'])} models ({int(r['n_right'])} right, "
+                     f"{int(r['n_wrong'])} wrong); one-sided Mann-Whitney rank test p = {r['p_reversed']:.2g}, "
+                     f"{adjusted} p = {p_adj[i]:.2g} < {alpha:g}; likely a wrong answer key"))
+    return rows
+
+
+_ADJUST_NAME = {"bh": "BH", "holm": "Holm"}
 
 
 _STATUS_REASON = {

@@ -69,16 +69,18 @@ def test_broken_items_stand_out_and_are_flagged(world):
     fit = item_fit(rs, params, theta)
     assert fit.loc["it0", "r_theta"] < -0.3
     assert fit.loc["it0", "outfit"] > 2 and fit.loc["it1", "infit"] > 1.3
-    # The key-flipped item's fitted discrimination is negative; the noise item's is near zero.
+    # An unconstrained fit of the key-flipped item's discrimination is negative; the noise item's near zero.
+    # (The calibration's prior on log a keeps a > 0: the wrong key shows in the responses, as wrong_key.)
     a0, a1 = fitted_a(rs, theta, 0), fitted_a(rs, theta, 1)
     assert a0 < -0.5 and abs(a1) < 0.25
-    recal = ItemParams(params.item_ids, np.r_[a0, a1, params.a[2:]], params.b)
+    recal = ItemParams(params.item_ids, np.r_[0.05, abs(a1), params.a[2:]], params.b)
     flags = flag_items(recal, fit=fit)
     by_item = flags.groupby("item_id")["flag"].apply(set)
-    assert {"negative_discrimination", "negative_r_theta", "outfit_misfit"} <= by_item["it0"]
-    assert {"low_discrimination", "infit_misfit"} <= by_item["it1"]
+    assert {"wrong_key", "low_discrimination", "outfit_misfit"} <= by_item["it0"]
+    assert {"low_discrimination", "infit_misfit"} <= by_item["it1"] and "wrong_key" not in by_item["it1"]
     assert set(by_item.index) == {"it0", "it1"}  # no false alarms on the 28 good items
-    assert "wrong answer key" in flags.loc[flags["flag"] == "negative_discrimination", "reason"].iloc[0]
+    reason = flags.loc[flags["flag"] == "wrong_key", "reason"].iloc[0]
+    assert "wrong answer key" in reason and f"n = {fit.loc['it0', 'n']} models" in reason and "BH-adjusted" in reason
     assert list(flags.columns) == ["item_id", "flag", "value", "threshold", "reason"]
 
 
@@ -137,7 +139,7 @@ def test_item_fit_input_errors(world):
 
 def test_flipped_key_flagged_after_real_calibration():
     # End to end with the EM fitter: its lognormal prior keeps a > 0, so a key-flipped item shows as a
-    # near-zero discrimination plus a negative score-ability correlation; good items raise nothing.
+    # near-zero discrimination plus the wrong-key test's evidence; good items raise nothing.
     from calibration.mml import fit_mml, simulate_responses
 
     rng = np.random.default_rng(33)
@@ -150,8 +152,8 @@ def test_flipped_key_flagged_after_real_calibration():
     res = fit_mml(rs, "2pl", rng=rng)
     fit = item_fit(rs, res.params, res.theta)
     flags = flag_items(res.params, fit=fit, item_status=res.item_status)
-    assert {"low_discrimination", "negative_r_theta"} <= set(flags.loc[flags["item_id"] == "q0", "flag"])
-    key_flags = flags[flags["flag"].isin(["negative_discrimination", "low_discrimination", "negative_r_theta"])]
+    assert {"low_discrimination", "wrong_key"} <= set(flags.loc[flags["item_id"] == "q0", "flag"])
+    key_flags = flags[flags["flag"].isin(["low_discrimination", "wrong_key"])]
     assert set(key_flags["item_id"]) == {"q0"}
     good = fit.drop("q0")
     assert good["infit"].between(0.8, 1.2).all()
@@ -197,3 +199,109 @@ def test_s_x2_calibrated_under_fit_and_finds_guessing_misfit():
     assert 0.35 < np.mean(p) < 0.65  # roughly uniform
     with pytest.raises(InputError, match="answered all"):
         s_x2(rs.subset(np.arange(rs.n_obs) % 3 > 0), claimed, nodes, weights)
+
+
+# ------------------------------------------------------------------------------------------------ the wrong-key rule
+def test_reversal_test_is_exact_and_calibrated_for_few_models():
+    """The one-sided rank test's p agrees with scipy's exact Mann-Whitney and is uniform-or-conservative
+    under the null with 20-35 models (an anti-conservative test would reject well above 5%)."""
+    from scipy.stats import mannwhitneyu
+
+    from calibration.fit import reversal_test
+
+    rng = np.random.default_rng(41)
+    n_items = 4000
+    n = rng.integers(20, 36, n_items)
+    j = np.repeat(np.arange(n_items), n)
+    theta = rng.normal(0, 1, j.size)
+    score = (rng.random(j.size) < rng.uniform(0.1, 0.9, n_items)[j]).astype(float)  # unrelated to ability
+    out = reversal_test(j, score, theta, n_items)
+    p = out["p_reversed"]
+    for i in range(5):
+        sel = j == i
+        ref = mannwhitneyu(theta[sel][score[sel] == 1], theta[sel][score[sel] == 0], alternative="less",
+                           method="exact").pvalue
+        assert p[i] == pytest.approx(ref, rel=1e-9)
+    ok = np.isfinite(p) & (out["n_right"] >= 3) & (out["n_wrong"] >= 3)
+    rate = float(np.mean(p[ok] < 0.05))
+    assert 0.035 < rate <= 0.055  # nominal 5% (a discrete exact test sits at or a little below it)
+    assert 0.45 < float(np.mean(p[ok])) < 0.56
+
+
+@pytest.fixture(scope="module")
+def small_bank():
+    """30 models (a real bank's size), 600 items: 434 clean 2PL items, 150 unrelated to ability (a = 0: the
+    null's boundary), 10 reversed (a wrong key), 6 answered right by one model only; one reversed item has
+    no objective key. Calibrated with the EM fitter (prior on log a: every fitted a stays positive)."""
+    from calibration.mml import fit_mml
+
+    rng = np.random.default_rng(42)
+    n_models, n_clean, n_null, n_rev, n_one = 30, 434, 150, 10, 6
+    n_items = n_clean + n_null + n_rev + n_one
+    theta = rng.normal(0, 1, n_models)
+    a = np.r_[rng.lognormal(0.2, 0.3, n_clean), np.zeros(n_null), np.full(n_rev, -2.5)]
+    b = np.r_[rng.normal(0, 1, n_clean), rng.normal(0, 0.5, n_null), np.zeros(n_rev)]
+    x = (rng.random((n_models, n_clean + n_null + n_rev)) < prob(theta[:, None], a, b)).astype(float)
+    one = np.zeros((n_models, n_one))
+    one[np.argmin(theta), :] = 1.0  # only the weakest model got these right: the strongest evidence one answer gives
+    x = np.c_[x, one]
+    ids = [f"q{k}" for k in range(n_items)]
+    m, jj = np.nonzero(np.ones_like(x, dtype=bool))
+    rs = ResponseSet.from_arrays(m, jj, x[m, jj], [f"m{i}" for i in range(n_models)], ids)
+    res = fit_mml(rs, "2pl", rng=rng)
+    fit = item_fit(rs, res.params, res.theta)
+    keyed = np.ones(n_items, bool)
+    keyed[n_clean + n_null + n_rev - 1] = False
+    groups = {"clean": ids[:n_clean], "null": ids[n_clean:n_clean + n_null],
+              "reversed": ids[n_clean + n_null:n_clean + n_null + n_rev], "one_right": ids[-n_one:]}
+    return res, fit, keyed, groups
+
+
+def test_planted_reversed_items_are_flagged_with_their_evidence(small_bank):
+    res, fit, keyed, groups = small_bank
+    assert (res.params.a > 0).all()  # the prior: a negative discrimination can never show
+    flags = flag_items(res.params, fit=fit, item_status=res.item_status, keyed=keyed)
+    wrong = flags[flags["flag"] == "wrong_key"].set_index("item_id")
+    keyed_rev, unkeyed_rev = groups["reversed"][:-1], groups["reversed"][-1]
+    # 30 models and BH over ~590 tested items: strong reversals are flagged, the weakest may fall short.
+    strong = [k for k in keyed_rev if fit.loc[k, "p_reversed"] < 1e-3]
+    assert len(strong) >= 6 and set(strong) <= set(wrong.index)
+    assert set(wrong.index) <= set(keyed_rev)  # and nothing else
+    assert unkeyed_rev not in wrong.index  # no objective key: nothing to call wrong
+    assert fit.loc[unkeyed_rev, "p_reversed"] < 1e-3  # though the evidence is there
+    assert (wrong["value"] < 0.05).all() and (wrong["threshold"] == 0.05).all()
+    reason = wrong.loc[strong[0], "reason"]
+    assert "n = 30 models" in reason and "rank test p =" in reason and "BH-adjusted over" in reason
+
+
+def test_clean_bank_false_flags_at_the_nominal_rate(small_bank):
+    res, fit, keyed, groups = small_bank
+    flags = flag_items(res.params, fit=fit, item_status=res.item_status, keyed=keyed)
+    wrong = set(flags.loc[flags["flag"] == "wrong_key", "item_id"])
+    # Clean 2PL items (positive a): far inside the null, essentially never flagged.
+    assert not wrong & set(groups["clean"])
+    # Items unrelated to ability sit on the null's boundary: their raw one-sided p is about uniform, so about
+    # 5% fall below 0.05 (abilities come from the same responses; a test that ignored that or leaned on
+    # normal theory with 25 models would miss this band) ...
+    null = fit.loc[groups["null"]]
+    tested = null[(null["n_right"] >= 3) & (null["n_wrong"] >= 3)]
+    assert len(tested) > 100
+    assert 0.01 <= float(np.mean(tested["p_reversed"] < 0.05)) <= 0.10
+    # ... and after the Benjamini-Hochberg adjustment at most a stray one of them is flagged.
+    assert len(wrong & set(groups["null"])) <= 2
+    # Unadjusted, the rule would flag about 5% of them: the adjustment is what keeps the list short.
+    raw = flag_items(res.params, fit=fit, item_status=res.item_status, keyed=keyed, adjust="none")
+    raw_null = set(raw.loc[raw["flag"] == "wrong_key", "item_id"]) & set(groups["null"])
+    assert 0.01 * len(tested) <= len(raw_null) <= 0.10 * len(tested)
+
+
+def test_an_item_one_model_got_right_is_not_flagged(small_bank):
+    res, fit, keyed, groups = small_bank
+    one = fit.loc[groups["one_right"]]
+    assert (one["n_right"] == 1).all() and (one["rank_biserial"] == -1).all()  # the weakest model, every time
+    np.testing.assert_allclose(one["p_reversed"], 1 / 30)  # the smallest p one right answer of 30 can reach
+    for kw in ({}, {"adjust": "none", "alpha": 0.5}):  # not even without adjustment at a lax level
+        flags = flag_items(res.params, fit=fit, item_status=res.item_status, keyed=keyed, **kw)
+        assert not set(flags.loc[flags["flag"] == "wrong_key", "item_id"]) & set(groups["one_right"])
+    # the old rule (any negative score-ability correlation) flagged every one of them
+    assert (one["r_theta"] < 0).all()
