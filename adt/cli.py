@@ -7,27 +7,91 @@ written; exit 0 on success, 1 for a user error (one line naming the problem), 2 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
-# The app's rooms that own tables: importing a face registers its migrations (itembank's own come first),
-# so a bank any command creates or opens gets every room's, in the same order (itembank, calibration).
-import calibration  # noqa: F401
 from adt.flags import parse_filters as parse_filters  # the commands' one --filter parser
 from adtbase import __version__
 from adtbase.errors import AdtError
-from adtbase.jsonable import to_jsonable
-from itembank import DEFAULT_WAIT_S, Bank, open_bank
+from itembank import DEFAULT_WAIT_S  # the face is light: pandas and DuckDB load with open_bank
+
+if TYPE_CHECKING:
+    from itembank import Bank
 
 DEFAULT_BANK = "adt.duckdb"
+
+# Every command's module, loaded when the command is looked up (``adt bank stats`` loads adt.commands.bank
+# alone, ``adt --help`` none): name -> (module that defines it on ``cli``, the one line ``adt --help`` shows).
+# A new command module adds its commands here (tests/adt/test_startup.py checks the lines against the
+# commands' own help and that every module's commands are listed).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("adt.commands.audit", "Audit trails: where an item or a form came from; exports checked with no bank."),
+    "bank": ("adt.commands.bank", "Import, inspect, curate, verify and export the item bank."),
+    "calibrate": ("adt.commands.calibrate",
+                  "Fit item parameters from the bank's responses and store them as a new calibration."),
+    "calibration": ("adt.commands.calibrate", "Stored calibrations: list, show, diff, flags."),
+    "cat": ("adt.commands.cat", "Adaptive test of MODEL: ability, SE, 95% interval and the items used."),
+    "compare": ("adt.commands.calibrate",
+                "Is A better than B? Paired difference in ability and predicted accuracy, 95% interval and p-value."),
+    "estimate": ("adt.commands.calibrate",
+                 "A model's ability with its 95% interval and "
+                 "its predicted accuracy on a slice (default: whole bank)."),
+    "form": ("adt.commands.sample", "Forms: list, show, publish, export for the model side."),
+    "lmeval": ("adt.commands.lmeval", "Interop with lm-evaluation-harness (lm_eval 0.4.x)."),
+    "plot": ("adt.commands.plot", "Write a plot (PNG or SVG, by the --out suffix)."),
+    "report": ("adt.commands.report",
+               "Leaderboard with intervals and rank uncertainty, forms, diagnostics, honesty block, provenance."),
+    "responses": ("adt.commands.bank", "Past results and spooled run results."),
+    "round": ("adt.commands.round",
+              "Sample -> publish -> run every model -> recalibrate linked -> estimate -> summary table."),
+    "run": ("adt.commands.run", "Score MODEL on FORM with BACKEND; resumable (kill it and re-run the same command)."),
+    "sample": ("adt.commands.sample",
+               "Draw form NAME from the bank and store it with its spec, seed, snapshot, calibration and hash."),
+    "validate": ("adt.commands.validate",
+                 "Refit without held-out models, give them short forms (replayed answers), and compare the "
+                 "predicted slice accuracy with their actual accuracy; store the result in the bank."),
+}
+
+
+class LazyGroup(click.Group):
+    """The top-level group: a command's module is imported when the command is looked up (running it, or
+    ``adt CMD --help``), so start-up pays only for what runs; ``adt --help`` lists the commands from
+    ``COMMANDS`` without importing any of them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name][0])  # its decorators register it on `cli`
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(name) for name in names), default=0)  # as click.Group's
+        rows = []
+        for name in names:
+            cmd = self.commands.get(name)
+            if cmd is None:
+                rows.append((name, click.Command(name, help=COMMANDS[name][1]).get_short_help_str(limit)))
+            elif not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def load_all(self) -> None:
+        """Import every command module (``adt.commands`` does the same)."""
+        for module, _ in COMMANDS.values():
+            importlib.import_module(module)
 
 
 class Context:
@@ -37,6 +101,12 @@ class Context:
 
     @contextmanager
     def bank(self, purpose: str, create: bool = False) -> Iterator[Bank]:
+        # The app's rooms that own tables: importing a face registers its migrations (itembank's own come
+        # first), so a bank any command creates or opens gets every room's, in the same order (itembank,
+        # calibration). The faces are light; pandas and DuckDB load with open_bank.
+        import calibration  # noqa: F401
+        from itembank import open_bank
+
         def say(msg: str) -> None:
             click.echo(msg, err=True)
 
@@ -48,18 +118,21 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:
+    from adtbase.jsonable import to_jsonable  # numpy and pandas: only once a command prints data
+
+    pd = sys.modules.get("pandas")  # a DataFrame exists only where pandas is loaded
     if as_json:
         click.echo(json.dumps(to_jsonable(data), ensure_ascii=False, indent=2, default=str))
     elif text is not None:
         click.echo(text)
-    elif isinstance(data, pd.DataFrame):
+    elif pd is not None and isinstance(data, pd.DataFrame):
         click.echo(data.to_string(index=False) if not data.empty else "(nothing)")
     else:
         for key, value in to_jsonable(data).items():
             click.echo(f"{key}: {value}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--bank", envvar="ADT_BANK", default=DEFAULT_BANK, show_default=True,
               help="The bank file (or set ADT_BANK).")
 @click.option("--wait", "wait_s", type=float, envvar="ADT_BANK_WAIT", default=DEFAULT_WAIT_S, show_default=True,
@@ -81,8 +154,6 @@ def init(ctx: Context) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit 1."""
-    from adt import commands  # noqa: F401 - registers the command groups
-
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="adt", standalone_mode=False)
     except click.exceptions.Abort:

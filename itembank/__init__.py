@@ -7,16 +7,68 @@ normalisation (``normalise``, ``LETTERS``), JSONL reading, history-row verificat
 test banks (``generate_items``); ``register_migrations(room)``, which a room's face calls so every bank
 gets the room's ``migrations/`` (``itembank.migrate``). Other rooms, ``adt/`` and ``bench/`` import these
 names from ``itembank`` and never reach into its modules (``tests/test_architecture.py``).
+
+Importing the face is light (no pandas, DuckDB or pyarrow): ``DEFAULT_WAIT_S`` and ``register_migrations``
+load with it, every other name on first use from the module that defines it (``_LAZY``, module
+``__getattr__``, as ``runners``' face), so ``adt --help`` and other rooms' faces cost nothing here.
 """
 
-from . import snapshot, spool  # noqa: E402,F401  (submodules of the public API)
-from .bank import COLUMN_KEYS, DEFAULT_WAIT_S, Bank, ImportReport, ResponsesReport, open_bank
-from .content import LETTERS, normalise
-from .generators import generate_items
-from .history import Head, VerifyReport, verify_rows
-from .importer import ImportOptions, read_jsonl
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .lock import DEFAULT_WAIT_S
 from .migrate import register_migrations
-from .snapshot import file_sha256
+
+# Names loaded on first use from the module that defines them ("" after the dot: the submodule itself).
+_LAZY = {
+    "COLUMN_KEYS": "itembank.bank",
+    "Bank": "itembank.bank",
+    "ImportReport": "itembank.bank",
+    "ResponsesReport": "itembank.bank",
+    "open_bank": "itembank.bank",
+    "LETTERS": "itembank.content",
+    "normalise": "itembank.content",
+    "generate_items": "itembank.generators",
+    "Head": "itembank.history",
+    "VerifyReport": "itembank.history",
+    "verify_rows": "itembank.history",
+    "ImportOptions": "itembank.importer",
+    "read_jsonl": "itembank.importer",
+    "file_sha256": "itembank.snapshot",
+    "snapshot": "itembank.snapshot",
+    "spool": "itembank.spool",
+}
+
+if TYPE_CHECKING:  # what the lazy names are, for the type checker only
+    from . import snapshot as snapshot
+    from . import spool as spool
+    from .bank import COLUMN_KEYS as COLUMN_KEYS
+    from .bank import Bank as Bank
+    from .bank import ImportReport as ImportReport
+    from .bank import ResponsesReport as ResponsesReport
+    from .bank import open_bank as open_bank
+    from .content import LETTERS as LETTERS
+    from .content import normalise as normalise
+    from .generators import generate_items as generate_items
+    from .history import Head as Head
+    from .history import VerifyReport as VerifyReport
+    from .history import verify_rows as verify_rows
+    from .importer import ImportOptions as ImportOptions
+    from .importer import read_jsonl as read_jsonl
+    from .snapshot import file_sha256 as file_sha256
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    loaded = importlib.import_module(module)
+    value = loaded if module == f"{__name__}.{name}" else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["COLUMN_KEYS", "DEFAULT_WAIT_S", "LETTERS", "Bank", "Head", "ImportOptions", "ImportReport",
            "ResponsesReport", "VerifyReport", "file_sha256", "generate_items", "normalise", "open_bank",

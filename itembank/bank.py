@@ -28,10 +28,10 @@ from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNo
 from . import history, migrate, taxonomy
 from .history import Event, Head, VerifyReport
 from .importer import ImportOptions, PreparedItems, count_rows, prepare, read_chunks, read_table
+from .lock import DEFAULT_WAIT_S as DEFAULT_WAIT_S
 from .lock import acquire
 from .sql import first
 
-DEFAULT_WAIT_S = 30.0
 DEFAULT_SETTINGS = {
     # An item is 'high' frequency once more than this many runs, or publications, exposed it.
     "tier_high_runs": "5",

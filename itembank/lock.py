@@ -21,6 +21,8 @@ from pathlib import Path
 from adtbase.errors import BankBusy
 
 POLL_S = 0.1
+# How long a command waits for a bank another process holds (``open_bank(wait_s=)``, ``adt --wait``).
+DEFAULT_WAIT_S = 30.0
 
 
 @dataclass

@@ -8,9 +8,9 @@ Rooms register their migrations: ``itembank`` its own here, every other room fro
 (``register_migrations("calibration")`` in ``calibration/__init__.py``), so this module names no other
 room. A bank gets the rooms' migrations in registration order, which is import order: a room's face
 imports the rooms it depends on first, so their tables come before its own (today: itembank, then
-calibration). The app (``adt.cli``) imports every room that registers, so a bank any command creates gets
-all of them; a bank that records a room this process has not imported yet makes ``pending`` import that
-room (only a package that ships a ``migrations/`` folder) so its files are verified as before.
+calibration). The app (``adt.cli``, before it opens a bank) imports every room that registers, so a bank any
+command creates gets all of them; a bank that records a room this process has not imported yet makes
+``pending`` import that room (only a package that ships a ``migrations/`` folder) so its files are verified as before.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from adtbase.errors import MigrationError
 
 from .sql import first
+
+if TYPE_CHECKING:  # annotations only: the face imports this module, and `import itembank` stays light
+    import duckdb
 
 # The rooms whose migrations every bank gets, in registration order (itembank's own first).
 _ROOMS: list[str] = ["itembank"]

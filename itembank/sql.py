@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+if TYPE_CHECKING:  # annotations only (itembank.migrate, on the light face, imports this module)
+    import duckdb
 
 
 def first(result: duckdb.DuckDBPyConnection) -> Any:

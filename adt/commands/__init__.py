@@ -1,17 +1,7 @@
-"""Command groups of the adt CLI; importing this package registers them on ``adt.cli.cli``.
+"""Command groups of the adt CLI, one module per family of commands; each registers its commands on
+``adt.cli.cli`` when imported.
 
-One import line per command module; new modules append a line (hence no import sorting here).
+Nothing is imported here: ``adt.cli.COMMANDS`` names the module of every command and the group loads it
+when the command is looked up (running it, or ``adt CMD --help``), so start-up pays only for what runs.
+A new command module adds its commands to ``COMMANDS``; ``adt.cli.cli.load_all()`` imports every module.
 """
-# ruff: noqa: I001
-
-from adt.commands import bank  # noqa: F401
-from adt.commands import audit  # noqa: F401
-from adt.commands import run  # noqa: F401
-from adt.commands import lmeval  # noqa: F401
-from adt.commands import plot  # noqa: F401
-from adt.commands import round  # noqa: F401,E402
-from adt.commands import sample  # noqa: F401,E402
-from adt.commands import cat  # noqa: F401,E402
-from adt.commands import report  # noqa: F401,E402
-from adt.commands import calibrate  # noqa: F401,E402
-from adt.commands import validate  # noqa: F401,E402

@@ -31,7 +31,6 @@ import pytest
 from click.testing import CliRunner
 
 import itembank.bank
-from adt import commands as _commands  # noqa: F401 - registers every command group
 from adt.cli import cli
 from adt.demo import DemoWorld, build_world
 from calibration import ResponseSet, fit_mml

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from adt import commands as _commands  # noqa: F401 - registers every command group
 from adt.cli import cli
 from itembank import ImportOptions, open_bank, spool
 from tests.golden import assert_tree_close

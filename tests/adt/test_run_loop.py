@@ -126,7 +126,6 @@ def test_simulated_run_stores_each_item_once_with_template_and_prompt_hash(bank_
 
 
 def test_replay_run_through_the_cli_maps_items_by_source_alias(bank_path: Path, tmp_path: Path) -> None:
-    from adt import commands  # noqa: F401 - registers the command groups
     from adt.cli import cli
 
     rng = np.random.default_rng(5)

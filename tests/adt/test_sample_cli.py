@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
-from adt import commands as _commands  # noqa: F401 - registers every command group
 from adt.cli import cli, main
 from itembank import open_bank
 
