@@ -27,7 +27,16 @@ from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNo
 
 from . import history, migrate, taxonomy
 from .history import Event, Head, VerifyReport
-from .importer import ImportOptions, PreparedItems, count_rows, prepare, read_chunks, read_table
+from .importer import (
+    ImportOptions,
+    PreparedItems,
+    ProblemLog,
+    RowLabels,
+    count_rows,
+    prepare,
+    read_chunks,
+    read_table,
+)
 from .lock import DEFAULT_WAIT_S as DEFAULT_WAIT_S
 from .lock import acquire
 from .sql import first
@@ -342,22 +351,32 @@ class Bank:
         batch = "imp_" + uuid.uuid4().hex[:12]
         ts = now()
         tally = _ImportTally()
+        problems = ProblemLog()   # every problem of every file; the import fails once, at the end, with all
         self.conn.execute("BEGIN TRANSACTION")
         try:
             for p in paths:
-                for frame, label in read_chunks(Path(p), chunk_rows):
+                for frame, label in read_chunks(Path(p), chunk_rows, problems):
+                    if frame.empty and problems:
+                        continue   # every line of the file was a problem (not JSON)
                     prep = prepare(frame, Path(p), label, opts, tax)
                     del frame
+                    problems.merge(prep.problems)
                     if prep.new_keys or prep.new_values:
                         if not opts.extend_taxonomy:  # prepare() reports these itself; this is a backstop
+                            if problems:
+                                continue
                             raise TaxonomyError(f"{p}: unknown tags {sorted(prep.new_values or prep.new_keys)[:3]}")
                         taxonomy.extend(self.conn, prep.new_keys, prep.new_values)
                         tax = self.taxonomy()
                         tally.taxonomy_changed = True
-                    self._write_chunk(prep, opts, batch, ts, tally)
+                    # Good rows are written even after a problem (into the transaction, or the copy, that is
+                    # dropped): the checks against the bank and earlier chunks then see the whole import.
+                    self._write_chunk(prep, opts, batch, ts, tally, problems)
                     if commit_each_chunk:
                         self.conn.execute("COMMIT")
                         self.conn.execute("BEGIN TRANSACTION")
+            if problems:
+                raise problems.error(files)
             report = tally.report(files, batch)
             if not tally.changed:
                 self.conn.execute("ROLLBACK")  # re-importing changes nothing, not even a batch record
@@ -374,25 +393,17 @@ class Bank:
             raise
 
     def _write_chunk(self, prep: PreparedItems, opts: ImportOptions, batch: str, ts: str,
-                     tally: _ImportTally) -> None:
-        """Write one validated chunk inside the import's transaction."""
+                     tally: _ImportTally, problems: ProblemLog) -> None:
+        """Write one validated chunk inside the import's transaction; rows that clash with the bank or an
+        earlier chunk go to ``problems`` and are left out."""
         conn = self.conn
         rows, where = prep.rows, prep.where
+        rows, where = self._drop_clashes(rows, where, opts.source, problems)
         unique = rows.drop_duplicates("item_id")
         self._register("_in_rows", _strings(rows, ("external_id", "item_id", "content_hash")))
         self._register("_in_ids", _strings(unique, ("item_id",)))
         self._register("_in_tags", _strings(prep.tags, ("item_id", "key", "value")))
         try:
-            # One external id with two contents, within this import or against an earlier one.
-            clash = first(conn.execute("""
-                SELECT r.external_id, a.item_id FROM _in_rows r
-                JOIN item_aliases a ON a.source = ? AND a.external_id = r.external_id
-                WHERE a.item_id <> r.item_id LIMIT 1""", [opts.source]))
-            if clash:
-                idx = int(np.flatnonzero(rows["external_id"].to_numpy() == clash[0])[0])
-                raise InputError(f"{where[idx]}: id {clash[0]!r} of source {opts.source!r} was seen before (earlier "
-                                 f"in this import, or imported as {clash[1]}) with a different question, choices "
-                                 f"or answer")
             found = {r[0] for r in conn.execute(
                 "SELECT item_id FROM items WHERE item_id IN (SELECT item_id FROM _in_ids)").fetchall()}
             before_import = found - tally.inserted
@@ -408,7 +419,7 @@ class Bank:
                 SELECT DISTINCT t.* FROM _in_tags t WHERE NOT EXISTS (SELECT 1 FROM item_tags x
                 WHERE x.item_id = t.item_id AND x.key = t.key AND x.value = t.value)""").df()
             new_items = unique[~unique["item_id"].isin(found)]
-            parent_map = self._parent_ids(rows, opts.source)
+            parent_map = self._parent_ids(rows, opts.source, where, problems)
             items_frame = new_items.drop(columns=["external_id", "parent_external_id"]).assign(
                 source=opts.source, source_version=opts.source_version, license=opts.license,
                 parent_item_id=new_items["item_id"].map(parent_map), import_batch=batch, created_at=ts,
@@ -435,7 +446,7 @@ class Bank:
         seen = tally.seen
         dup = rows["item_id"].duplicated().to_numpy() | np.fromiter((i in seen for i in rows["item_id"]), bool, len(rows))
         for i in np.flatnonzero(dup):
-            tally.merged.append({"row": str(prep.where[int(i)]), "external_id": str(rows["external_id"].iat[i]),
+            tally.merged.append({"row": str(where[int(i)]), "external_id": str(rows["external_id"].iat[i]),
                                  "item_id": str(rows["item_id"].iat[i])})
         tally.seen.update(unique["item_id"])
         tally.existing.update(before_import)
@@ -445,17 +456,48 @@ class Bank:
         tally.new_aliases += len(new_alias)
         tally.new_tags += len(new_tags)
 
-    def _parent_ids(self, rows: pd.DataFrame, source: str) -> dict[str, str]:
-        """Parent external ids resolve within the same source (this import or earlier ones)."""
+    def _drop_clashes(self, rows: pd.DataFrame, where: RowLabels, source: str,
+                      problems: ProblemLog) -> tuple[pd.DataFrame, RowLabels]:
+        """Rows whose external id the source gave another content before (earlier in this import, or in an
+        earlier one) are problems, left out of the chunk."""
+        self._register("_in_rows", _strings(rows, ("external_id", "item_id")))
+        try:
+            clashes = self.conn.execute("""
+                SELECT DISTINCT r.external_id, a.item_id FROM _in_rows r
+                JOIN item_aliases a ON a.source = ? AND a.external_id = r.external_id
+                WHERE a.item_id <> r.item_id""", [source]).fetchall()
+        finally:
+            self.conn.unregister("_in_rows")
+        if not clashes:
+            return rows, where
+        seen_as = dict(clashes)
+        ext = rows["external_id"].to_numpy()
+        bad = np.flatnonzero(np.isin(ext, list(seen_as)) & (rows["item_id"].to_numpy() != rows["external_id"].map(
+            seen_as).to_numpy()))
+        for idx in bad:
+            ext_id = ext[idx]
+            problems.add("an id seen before with another content", where[int(idx)], None, ext_id,
+                         f"id {ext_id!r} of source {source!r} was seen before (earlier in this import, or "
+                         f"imported as {seen_as[ext_id]}) with a different question, choices or answer")
+        keep = np.setdiff1d(np.arange(len(rows)), bad)
+        return rows.iloc[keep].reset_index(drop=True), where.subset(keep)
+
+    def _parent_ids(self, rows: pd.DataFrame, source: str, where: RowLabels,
+                    problems: ProblemLog) -> dict[str, str]:
+        """Parent external ids resolve within the same source (this import or earlier ones); one that does not
+        is a problem of its row."""
         with_parent = rows.dropna(subset=["parent_external_id"])
         if with_parent.empty:
             return {}
         local = dict(zip(rows["external_id"], rows["item_id"], strict=True))
         out = {}
-        for item_id, parent in zip(with_parent["item_id"], with_parent["parent_external_id"], strict=True):
+        for idx, item_id, parent in zip(with_parent.index, with_parent["item_id"], with_parent["parent_external_id"],
+                                        strict=True):
             pid = local.get(parent) or self.resolve_alias(source, parent)
             if pid is None:
-                raise InputError(f"item {item_id}: parent_id {parent!r} is not an item of source {source!r}")
+                problems.add("an unknown parent_id", where[int(idx)], "parent_id", parent,
+                             f"{parent!r} is not an item of source {source!r}")
+                continue
             out[item_id] = pid
         return out
 

@@ -1,13 +1,18 @@
 """Read item files (JSONL, CSV, Parquet) and turn them into canonical, validated item rows.
 
-Nothing here touches the bank: every problem is found before the import transaction starts, and is
-reported with the file, the row (line for JSONL/CSV, 0-based row for Parquet) and the field.
+Nothing here touches the bank. Every row is checked and every problem recorded (``ProblemLog``) with
+the file, the row (line for JSONL/CSV, 0-based row for Parquet), the field and the value; the import
+goes on checking the whole file and then fails once, with all of them grouped by kind
+(``ImportProblems``), having written nothing. Problems with the columns themselves (a missing column, a
+bad flag) stop at once: no row can be checked without them.
 
 Canonical columns (used when no column flags are given):
     id          external id within the source (default: the row number)
     question    the item text (required)
     choices     list of option texts (multiple choice); absent or empty for open/numeric items
-    answer      the key: a letter (A, B, ...) for MC, a number for numeric, text for open
+    answer      the key: a letter (A, B, ...) for MC, a number for numeric (any notation: see
+                adtbase/itemtypes/numeric.py), text for open; multi: see adtbase/itemtypes/multi.py
+    tolerance   numeric items only, optional: absolute ("0.05", "1e-3") or relative ("1%")
     type        an item type: mc | open | numeric, or any registered in adtbase.itemtypes
                 (default: mc when choices are given, else open; numeric with --answer-format gsm8k)
     language    e.g. en, zh (default: --language, else guessed from the text: CJK share >= 20% -> zh)
@@ -31,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from adtbase import itemtypes
-from adtbase.errors import InputError
+from adtbase.errors import InputError, TaxonomyError
 
 from .content import content_hash, guess_language
 from .taxonomy import BUILTIN_KEYS, Taxonomy
@@ -55,6 +60,7 @@ class ImportOptions:
     choice_cols: tuple[str, ...] = ()
     answer_col: str | None = None
     answer_format: str = "auto"
+    tolerance_col: str | None = None              # default: a "tolerance" column, where there is one
     no_key: bool = False
     tag_cols: tuple[tuple[str, str], ...] = ()    # (column, tag key)
     tags: tuple[tuple[str, str], ...] = ()        # constant (key, value) for every row
@@ -92,20 +98,124 @@ class RowLabels:
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    def subset(self, keep: Sequence[int] | np.ndarray) -> RowLabels:
+        """The labels of rows ``keep`` (ascending)."""
+        idx = np.asarray(keep, dtype=np.int64)
+        part_of = np.searchsorted(self.offsets, idx, side="right") - 1
+        return RowLabels([(path, label, [lines[int(j)] for j in idx[part_of == k] - self.offsets[k]])
+                          for k, (path, label, lines) in enumerate(self.parts)])
+
     @classmethod
     def concat(cls, many: Sequence[RowLabels]) -> RowLabels:
         return cls([part for labels in many for part in labels.parts])
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One problem with one row: ``kind`` says what is wrong (problems are grouped by it and ``field``)."""
+
+    kind: str
+    where: str              # "FILE: line N" (or "row N" for Parquet)
+    field: str | None
+    value: str | None       # the offending value as text, shortened
+    message: str            # the whole message, where and field included
+
+    def as_dict(self) -> dict[str, Any]:
+        path, _, line = self.where.rpartition(": ")
+        return {"file": path, "line": line, "field": self.field, "value": self.value, "message": self.message}
+
+
+class ProblemLog:
+    """Every problem of one import, grouped by (kind, field): counts, and the first rows of each kind
+    (a file of a million bad rows keeps ``keep`` examples per kind, not a million messages)."""
+
+    def __init__(self, keep: int = 5):
+        self.keep = keep
+        self.counts: dict[tuple[str, str | None], int] = {}
+        self.examples: dict[tuple[str, str | None], list[Problem]] = {}
+        self.taxonomy_only = True
+
+    def add(self, kind: str, where: object, field: str | None, value: Any, message: str,
+            taxonomy: bool = False) -> None:
+        group = (kind, field)
+        self.counts[group] = self.counts.get(group, 0) + 1
+        shown = self.examples.setdefault(group, [])
+        if len(shown) < self.keep:
+            text = None if value is None else str(value)
+            shown.append(Problem(kind, str(where), field, None if text is None else text[:80],
+                                 f"{where}: {message}" if field is None else f"{where}: field {field!r}: {message}"))
+        self.taxonomy_only = self.taxonomy_only and taxonomy
+
+    def add_error(self, kind: str, where: object, field: str | None, value: Any, exc: Exception,
+                  taxonomy: bool = False) -> None:
+        """A problem whose message is an exception's that already names the row (``where: ...``)."""
+        message = str(exc)
+        prefix = f"{where}: "
+        message = message[len(prefix):] if message.startswith(prefix) else message
+        if field is not None and message.startswith(f"field {field!r}: "):
+            message = message[len(f"field {field!r}: "):]
+        self.add(kind, where, field, value, message, taxonomy)
+
+    def merge(self, other: ProblemLog) -> None:
+        for group, n in other.counts.items():
+            self.counts[group] = self.counts.get(group, 0) + n
+            shown = self.examples.setdefault(group, [])
+            shown.extend(other.examples[group][: self.keep - len(shown)])
+        self.taxonomy_only = self.taxonomy_only and other.taxonomy_only
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def error(self, files: Sequence[str]) -> ImportProblems:
+        cls = TaxonomyProblems if self.taxonomy_only else ImportProblems
+        return cls(self, files)
+
+
+class ImportProblems(InputError):
+    """An import with problems: all of them, grouped by kind (the message; ``as_dict`` for --json)."""
+
+    def __init__(self, log: ProblemLog, files: Sequence[str], show: int = 3):
+        self.log, self.files = log, tuple(files)
+        groups = sorted(log.counts.items(), key=lambda kv: -kv[1])
+        if log.total == 1:
+            super().__init__(log.examples[groups[0][0]][0].message)   # one problem: one line, as ever
+            return
+        lines = [f"{log.total} problems in {', '.join(self.files)}, of {len(groups)} kind"
+                 f"{'s' if len(groups) > 1 else ''}; nothing was imported:"]
+        for (kind, fld), n in groups:
+            lines.append(f"  {kind}{'' if fld is None else f' (field {fld!r})'}: {n} row{'s' if n > 1 else ''}")
+            shown = log.examples[(kind, fld)][:show]
+            lines += [f"    {p.message}" for p in shown]
+            if n > len(shown):
+                lines.append(f"    ... {n - len(shown)} more")
+        super().__init__("\n".join(lines))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": False, "files": list(self.files), "problems": self.log.total,
+                "kinds": [{"kind": kind, "field": fld, "count": n,
+                           "first": [p.as_dict() for p in self.log.examples[(kind, fld)]]}
+                          for (kind, fld), n in sorted(self.log.counts.items(), key=lambda kv: -kv[1])]}
+
+
+class TaxonomyProblems(ImportProblems, TaxonomyError):
+    """Problems that are all unknown tag keys or values."""
+
+
 @dataclass
 class PreparedItems:
-    """Canonical rows of one import, validated; ``rows`` has one row per input row."""
+    """Canonical rows of one import chunk, validated: ``rows`` has one row per good input row (rows with
+    a problem are in ``problems`` instead)."""
 
     rows: pd.DataFrame            # external_id, item_id, content_hash, question, choices, answer, ...
     tags: pd.DataFrame            # item_id, key, value (unique)
-    where: RowLabels              # row label of each row, for messages
+    where: RowLabels              # row label of each row of ``rows``, for messages
     new_keys: set[str] = field(default_factory=set)
     new_values: set[tuple[str, str]] = field(default_factory=set)
+    problems: ProblemLog = field(default_factory=ProblemLog)
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -123,14 +233,39 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, rec
 
 
-def read_table(path: Path) -> tuple[pd.DataFrame, str]:
-    """Read a JSONL, CSV or Parquet file; return the frame and how rows are labelled."""
+def _jsonl_records(path: Path, problems: ProblemLog) -> list[dict[str, Any]]:
+    """Every JSON object line of a file; the lines that are not one go to ``problems``."""
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}: line {lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.add("not valid JSON", where, None, line.strip(), f"not valid JSON ({exc.msg})")
+                continue
+            if not isinstance(rec, dict):
+                problems.add("not a JSON object", where, None, line.strip(), "expected a JSON object")
+                continue
+            records.append(rec | {"__line__": lineno})
+    return records
+
+
+def read_table(path: Path, problems: ProblemLog | None = None) -> tuple[pd.DataFrame, str]:
+    """Read a JSONL, CSV or Parquet file; return the frame and how rows are labelled.
+
+    With ``problems``, JSONL lines that are not JSON objects are recorded there and left out; without,
+    the first one is an ``InputError``."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson", ".json"):
-            return pd.DataFrame.from_records([rec | {"__line__": n} for n, rec in read_jsonl(path)]), "line"
+            records = ([rec | {"__line__": n} for n, rec in read_jsonl(path)] if problems is None
+                       else _jsonl_records(path, problems))
+            return pd.DataFrame.from_records(records, columns=None if records else ["__line__"]), "line"
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
             frame["__line__"] = np.arange(len(frame)) + 2  # line 1 is the header
@@ -161,7 +296,7 @@ def count_rows(path: Path) -> int:
         return sum(1 for _ in fh)
 
 
-def read_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, str]]:
+def read_chunks(path: Path, chunk_rows: int, problems: ProblemLog | None = None) -> Iterator[tuple[pd.DataFrame, str]]:
     """The file in frames of at most ``chunk_rows`` rows, ``__line__`` numbering rows across chunks."""
     if path.suffix.lower() == ".parquet" and path.exists():
         import pyarrow.parquet as pq
@@ -181,7 +316,7 @@ def read_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, str
         except Exception as exc:
             raise InputError(f"{path}: cannot be read as parquet: {exc}") from None
         return
-    frame, label = read_table(path)
+    frame, label = read_table(path, problems)
     for start in range(0, max(len(frame), 1), chunk_rows):
         yield frame.iloc[start:start + chunk_rows].reset_index(drop=True), label
 
@@ -194,7 +329,8 @@ def _blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _as_list(value: Any, where: RowLabel | str, col: str) -> list[str]:
+def _as_list(value: Any, col: str) -> list[str]:
+    """A list of choices; ``ValueError`` (the message without the row) when it is not one."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     elif isinstance(value, str):
@@ -203,31 +339,36 @@ def _as_list(value: Any, where: RowLabel | str, col: str) -> list[str]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise InputError(f"{where}: field {col!r}: expected a list of choices (JSON), got {value[:60]!r}") from None
+            raise ValueError(f"expected a list of choices (JSON), got {value[:60]!r}") from None
     elif _blank(value):
         return []
     if not isinstance(value, (list, tuple)):
-        raise InputError(f"{where}: field {col!r}: expected a list of choices, got {type(value).__name__}")
+        raise ValueError(f"expected a list of choices, got {type(value).__name__}")
     out = [v if isinstance(v, str) else ("" if _blank(v) else str(v)) for v in value]
     if not all(v.strip() for v in out):
-        raise InputError(f"{where}: field {col!r}: a choice is empty")
+        raise ValueError("a choice is empty")
     return out
 
 
-def _answer_key(raw: Any, choices: list[str], kind: itemtypes.ItemType, fmt: str, where: RowLabel | str,
-                col: str) -> str | None:
-    """The canonical key in the item type's form (a letter for MC, a plain number for numeric, text for open)."""
+def _answer_key(raw: Any, choices: list[str], kind: itemtypes.ItemType, fmt: str) -> str:
+    """The canonical key in the item type's form (a letter for MC, a plain number for numeric, text for open);
+    ``ValueError`` naming the problem (``_answer_problem`` says which kind it is)."""
     if _blank(raw):
-        raise InputError(f"{where}: field {col!r}: the answer is missing (use --no-key for response-only items)")
+        raise _MissingAnswer("the answer is missing (use --no-key for response-only items)")
     if fmt == "gsm8k":
         match = _GSM8K.search(str(raw))
         if not match:
-            raise InputError(f"{where}: field {col!r}: no '#### <number>' in the answer")
+            raise _NoGsm8kAnswer("no '#### <number>' in the answer")
         raw = match.group(1)
-    try:
-        return kind.canonical_key(raw, choices=choices, answer_format=fmt)
-    except ValueError as exc:
-        raise InputError(f"{where}: field {col!r}: {exc}") from None
+    return kind.canonical_key(raw, choices=choices, answer_format=fmt)
+
+
+class _MissingAnswer(ValueError):
+    pass
+
+
+class _NoGsm8kAnswer(ValueError):
+    pass
 
 
 def _tag_values(value: Any) -> list[str]:
@@ -240,7 +381,10 @@ def _tag_values(value: Any) -> list[str]:
 
 
 def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, taxonomy: Taxonomy) -> PreparedItems:
-    """Validate ``frame`` and return canonical rows; raise InputError naming file, row and field."""
+    """Validate ``frame``: canonical rows for the good rows, every problem of the others in ``problems``.
+
+    Missing columns and bad options raise ``InputError`` at once (no row can be checked without them).
+    """
     cols = set(frame.columns)
 
     def need(col: str | None, what: str) -> str:
@@ -260,6 +404,8 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     if choices_col:
         need(choices_col, "the choices")
     answer_col = None if opts.no_key else need(opts.answer_col or "answer", "the answer key")
+    tol_col = need(opts.tolerance_col, "the tolerance") if opts.tolerance_col else (
+        "tolerance" if "tolerance" in cols and answer_col else None)
     if opts.answer_format not in ANSWER_FORMATS:
         raise InputError(f"--answer-format {opts.answer_format!r}: use one of {', '.join(ANSWER_FORMATS)}")
     for c, _ in opts.tag_cols:
@@ -268,6 +414,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
 
     lines = frame["__line__"].tolist()
     where = RowLabels([(str(path), label, lines)])
+    log = ProblemLog()
     n = len(frame)
     questions = frame[q_col].tolist()
     ext_ids: list[str]
@@ -276,14 +423,10 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
         ext_ids = ["/".join(p) for p in zip(*parts, strict=True)] if len(parts) > 1 else parts[0]
     else:
         ext_ids = [str(i) for i in range(n)]
-    if choice_cols:
-        choice_lists = [[str(v) for v in row if not _blank(v)]
-                        for row in zip(*(frame[c].tolist() for c in choice_cols), strict=True)]
-    elif choices_col:
-        choice_lists = [_as_list(v, RowLabel(where, i), choices_col) for i, v in enumerate(frame[choices_col].tolist())]
-    else:
-        choice_lists = [[] for _ in range(n)]
+    raw_choices = frame[choices_col].tolist() if choices_col else None
+    choice_rows = list(zip(*(frame[c].tolist() for c in choice_cols), strict=True)) if choice_cols else None
     answers = frame[answer_col].tolist() if answer_col else [None] * n
+    tolerances = frame[tol_col].tolist() if tol_col else [None] * n
     types = frame["type"].tolist() if "type" in cols and not opts.item_type else [opts.item_type] * n
     langs = frame["language"].tolist() if "language" in cols and not opts.language else [opts.language] * n
 
@@ -299,6 +442,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     states = optional("review_state", opts.review_state)
     bands = optional("difficulty_band", None)
 
+    good: list[int] = []
     out_q, out_choices, out_answer, out_type, out_lang, out_hash, out_id = [], [], [], [], [], [], []
     tag_item, tag_key, tag_value = [], [], []
     first_use: dict[tuple[str, str], tuple[int, str]] = {}   # (key, value) -> (row, field), checked once
@@ -308,39 +452,53 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     default_type = "numeric" if opts.answer_format == "gsm8k" else "open"
     known = itemtypes.names()
     for i in range(n):
+        at = RowLabel(where, i)
+        problems_before = log.total
         q = questions[i]
         if not isinstance(q, str) or not q.strip():
             if _blank(q):
-                raise InputError(f"{where[i]}: field {q_col!r}: the question is empty")
-            q = str(q)
-        choices = choice_lists[i]
+                log.add("the question is empty", at, q_col, q, "the question is empty")
+            q = "" if _blank(q) else str(q)
+        choices: list[str] = []
+        if choice_rows is not None:
+            choices = [str(v) for v in choice_rows[i] if not _blank(v)]
+        elif raw_choices is not None and choices_col is not None:
+            try:
+                choices = _as_list(raw_choices[i], choices_col)
+            except ValueError as exc:
+                log.add("not a list of choices", at, choices_col, raw_choices[i], str(exc))
         itype = types[i] if isinstance(types[i], str) and types[i] else ("mc" if choices else default_type)
+        kind = None
         if itype not in known:
-            raise InputError(f"{where[i]}: field 'type': {itype!r} is not one of {', '.join(known)}")
-        kind = itemtypes.get(itype)
-        problems = kind.validate({"question": q, "choices": choices})
-        if problems:
-            raise InputError(f"{where[i]}: {problems[0]}")
-        key = None if answer_col is None else _answer_key(answers[i], choices, kind, opts.answer_format, RowLabel(where, i),
-                                                          answer_col)
+            log.add("unknown item type", at, "type", itype, f"{itype!r} is not one of {', '.join(known)}")
+        else:
+            kind = itemtypes.get(itype)
+            for problem in kind.validate({"question": q, "choices": choices}):
+                log.add(f"not a valid {kind.title or kind.name} item", at, None, None, problem)
+        key = None
+        if answer_col is not None and kind is not None:
+            try:
+                key = _answer_key(answers[i], choices, kind, opts.answer_format)
+            except _MissingAnswer as exc:
+                log.add("the answer is missing", at, answer_col, None, str(exc))
+            except _NoGsm8kAnswer as exc:
+                log.add("no '#### <number>' in the answer", at, answer_col, answers[i], str(exc))
+            except ValueError as exc:
+                log.add(f"not a {kind.title or kind.name} answer key", at, answer_col, answers[i], str(exc))
+        if key is not None and kind is not None and not _blank(tolerances[i]):
+            try:
+                key = kind.with_tolerance(key, tolerances[i])
+            except ValueError as exc:
+                log.add("not a tolerance", at, tol_col, tolerances[i], str(exc))
         given = langs[i]
         lang = given if isinstance(given, str) and given else guess_language(q + " ".join(choices))
         if ("language", lang) not in first_use:
             first_use[("language", lang)] = (i, "language")
         if origins[i] not in ORIGINS:
-            raise InputError(f"{where[i]}: field 'origin': {origins[i]!r} is not one of {', '.join(ORIGINS)}")
+            log.add("unknown origin", at, "origin", origins[i], f"{origins[i]!r} is not one of {', '.join(ORIGINS)}")
         if states[i] not in REVIEW_STATES:
-            raise InputError(f"{where[i]}: field 'review_state': {states[i]!r} is not one of "
-                             f"{', '.join(REVIEW_STATES)}")
-        digest = content_hash(q, choices, key)
-        item_id = "it_" + digest[:20]
-        out_q.append(q)
-        out_choices.append(choices or None)
-        out_answer.append(key)
-        out_type.append(itype)
-        out_lang.append(lang)
-        out_hash.append(digest)
-        out_id.append(item_id)
+            log.add("unknown review state", at, "review_state", states[i],
+                    f"{states[i]!r} is not one of {', '.join(REVIEW_STATES)}")
 
         row_tags = list(const_tags)
         for col, tkey, values in tag_col_values:
@@ -351,58 +509,94 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
                 try:
                     raw = json.loads(raw)
                 except json.JSONDecodeError:
-                    raise InputError(f"{where[i]}: field 'tags': not a JSON object") from None
+                    log.add("tags are not a JSON object", at, "tags", raw, "not a JSON object")
+                    raw = None
             if isinstance(raw, dict):
                 for tkey, tval in raw.items():
                     row_tags.extend((str(tkey), v, "tags") for v in _tag_values(tval))
             elif not (_blank(raw) if not isinstance(raw, (list, np.ndarray)) else len(raw) == 0):
-                raise InputError(f"{where[i]}: field 'tags': expected a mapping of key to value(s)")
+                log.add("tags are not a mapping", at, "tags", raw, "expected a mapping of key to value(s)")
+        item_tags = []
         for tkey, tval, field_name in row_tags:
             if tkey == "difficulty_band":
                 bands[i] = tval
                 continue
             if tkey in BUILTIN_KEYS:
-                raise InputError(f"{where[i]}: field {field_name!r}: {tkey} is a built-in column, not a tag "
-                                 f"(set it with the {tkey} column or flag)")
+                log.add("a built-in column used as a tag", at, field_name, tkey,
+                        f"{tkey} is a built-in column, not a tag (set it with the {tkey} column or flag)")
+                continue
             pair = (tkey, tval)
             if pair not in first_use:
                 first_use[pair] = (i, field_name)
+            item_tags.append((tkey, tval))
+        band = bands[i]
+        if band is not None and band not in ("hard", "medium", "easy", "unknown"):
+            log.add("unknown difficulty band", at, "difficulty_band", band,
+                    f"{band!r} is not one of hard, medium, easy, unknown")
+        if log.total > problems_before:
+            continue
+        digest = content_hash(q, choices, key)
+        item_id = "it_" + digest[:20]
+        good.append(i)
+        out_q.append(q)
+        out_choices.append(choices or None)
+        out_answer.append(key)
+        out_type.append(itype)
+        out_lang.append(lang)
+        out_hash.append(digest)
+        out_id.append(item_id)
+        for tkey, tval in item_tags:
             tag_item.append(item_id)
             tag_key.append(tkey)
             tag_value.append(tval)
 
-    for i, band in enumerate(bands):
-        if band is not None and band not in ("hard", "medium", "easy", "unknown"):
-            raise InputError(f"{where[i]}: field 'difficulty_band': {band!r} is not one of hard, medium, easy, unknown")
     if not opts.extend_taxonomy:
         # Each distinct (key, value) is checked once, reported at the first row that used it.
         for (tkey, tval), (i, field_name) in sorted(first_use.items(), key=lambda kv: kv[1][0]):
-            taxonomy.check(tkey, tval, f"{where[i]}: field {field_name!r}")
+            at = RowLabel(where, i)
+            try:
+                taxonomy.check(tkey, tval, f"{at}: field {field_name!r}")
+            except TaxonomyError as exc:
+                kind_text = "unknown tag key" if tkey not in taxonomy.keys else f"value not allowed for tag {tkey}"
+                log.add_error(kind_text, at, field_name, f"{tkey}={tval}", exc, taxonomy=True)
     pairs = set(first_use)
 
+    def kept(values: Sequence[Any]) -> list[Any]:
+        return [values[i] for i in good]
+
     rows = pd.DataFrame({
-        "external_id": ext_ids, "item_id": out_id, "content_hash": out_hash, "question": out_q,
+        "external_id": kept(ext_ids), "item_id": out_id, "content_hash": out_hash, "question": out_q,
         "choices": out_choices, "answer": out_answer, "item_type": out_type, "language": out_lang,
-        "origin": origins, "generator": generators,
+        "origin": kept(origins), "generator": kept(generators),
         "generator_params": [None if p is None else (p if isinstance(p, str) else json.dumps(p, sort_keys=True))
-                             for p in gen_params],
-        "parent_external_id": [None if p is None else str(p) for p in parents],
-        "review_state": states, "declared_band": bands,
+                             for p in kept(gen_params)],
+        "parent_external_id": [None if p is None else str(p) for p in kept(parents)],
+        "review_state": kept(states), "declared_band": kept(bands),
     })
-    _check_conflicts(rows, where)
+    where = RowLabels([(str(path), label, kept(lines))])
+    rows = _drop_conflicts(rows, where, log)
+    where = where.subset(rows.index.to_numpy())
+    rows = rows.reset_index(drop=True)
     tags = pd.DataFrame({"item_id": tag_item, "key": tag_key, "value": tag_value}).drop_duplicates()
+    tags = tags[tags["item_id"].isin(set(rows["item_id"]))] if len(rows) < len(good) else tags
     new_keys, new_values = taxonomy.missing(pairs)
-    return PreparedItems(rows, tags.reset_index(drop=True), where, new_keys, new_values)
+    return PreparedItems(rows, tags.reset_index(drop=True), where, new_keys, new_values, log)
 
 
-def _check_conflicts(rows: pd.DataFrame, where: RowLabels) -> None:
-    """One external id with two different contents in one file is an error naming both rows."""
+def _drop_conflicts(rows: pd.DataFrame, where: RowLabels, log: ProblemLog) -> pd.DataFrame:
+    """One external id with two different contents in one file is a problem of the later rows (naming the
+    first); they are left out."""
     dup = rows["external_id"].duplicated(keep=False)
     if not dup.any():
-        return
+        return rows
     sub = rows.loc[dup, ["external_id", "content_hash"]]
+    drop = []
     for ext_id, group in sub.groupby("external_id", sort=False):
         if group["content_hash"].nunique() > 1:
-            first, second = group.index[0], group.index[group["content_hash"] != group["content_hash"].iloc[0]][0]
-            raise InputError(f"{where[second]}: id {ext_id!r} also appears at {where[first].split(': ', 1)[1]} "
-                             f"with a different question, choices or answer")
+            first = group.index[0]
+            for other in group.index[group["content_hash"] != group["content_hash"].iloc[0]]:
+                log.add("one id with two contents", where[other], None, ext_id,
+                        f"id {ext_id!r} also appears at {where[first].split(': ', 1)[1]} "
+                        f"with a different question, choices or answer")
+                drop.append(other)
+    return rows.drop(index=drop)

@@ -57,6 +57,11 @@ class ItemType(abc.ABC):
         ``raw`` is never blank here and a GSM8K worked solution has already been cut to its "#### n".
         """
 
+    def with_tolerance(self, key: str, tolerance: Any) -> str:
+        """The key with a per-item tolerance (the import's ``tolerance`` column); ``ValueError`` where the
+        type takes none (only ``numeric`` does today)."""
+        raise ValueError(f"{self.title or self.name} items take no tolerance (only numeric items do)")
+
     # ------------------------------------------------------------ prompts
 
     def prompt_choices(self, item: Mapping[str, Any], where: str) -> list[str]:

@@ -9,8 +9,9 @@ GSM8K reference evaluations do:
   label ("C", "(C)", "C.") -> a leading label ("C. Paris") -> the one choice whose text the output
   matches or contains -> the last free-standing label.
 - numeric: GSM8K "#### n" -> "the answer is n" / "答案是 n" -> \\boxed{n} -> the last number. Numbers
-  may carry thousands separators ("1,234"), signs (also the Unicode minus), decimals, exponents,
-  "$" and "%", or be simple fractions ("3/4").
+  may carry thousands separators ("1,234"), signs (also the Unicode minus), decimals, exponents
+  ("3.27e-22", "3.27 × 10^-22", "3.27x10^{-22}", "3.27·10⁻²²", "3.27 \\times 10^{-22}"), "$" and "%",
+  or be simple fractions ("3/4").
 
 ``normalise`` and ``LETTERS`` are the import side's (``itembank.content`` re-exports them): item ids
 and canonical keys are built with them, so they never change.
@@ -33,7 +34,16 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-_NUM = r"[-+\u2212]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?%?|[-+\u2212]?\.\d+"
+_SUPERSCRIPT = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+# A power of ten written out: "× 10^-22", "x10^{-22}", "* 10**3", "·10⁻²²", "\\times 10^{-22}".
+TIMES_TEN = (r"\s*(?:[×xX*·]|\\times|\\cdot)\s*10\s*(?:(?:\^|\*\*)\s*\{?\s*[-+\u2212]?\d+\s*\}?"
+             rf"|[⁻⁺]?[{_SUPERSCRIPT}]+)")
+EXPONENT = rf"(?:[eE][-+\u2212]?\d+|{TIMES_TEN})"
+# One group, so "{_NUM}/{_NUM}" is a fraction of two whole numbers (not "A | B/C").
+_NUM = (rf"(?:[-+\u2212]?\$?\s?(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?{EXPONENT}?%?"
+        rf"|[-+\u2212]?\.\d+{EXPONENT}?)")
+_TIMES_TEN_RE = re.compile(TIMES_TEN + "$")
+_SUPER_DIGITS = str.maketrans(_SUPERSCRIPT + "⁻⁺", "0123456789-+")
 _NUMBER_RE = re.compile(rf"(?<![\w.])(?:(?:{_NUM})\s*/\s*(?:{_NUM})|(?:{_NUM}))")
 _GSM_RE = re.compile(rf"####\s*({_NUM}(?:\s*/\s*{_NUM})?)")
 _STATED_NUM_RE = re.compile(
@@ -47,7 +57,8 @@ _ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
 
 def parse_number(text: str) -> float | None:
     """A number written as text -> float ("1,234.5", "-$3", "−2", "45%", "3/4"); None if not one."""
-    s = text.strip().replace("\u2212", "-").replace("$", "").replace(",", "").replace(" ", "")
+    s = text.strip().replace("\u2212", "-").replace("$", "").replace(",", "")
+    s = _TIMES_TEN_RE.sub(_as_e, s).replace(" ", "")
     s = s.rstrip(".")
     if s.endswith("%"):
         s = s[:-1]
@@ -74,8 +85,27 @@ def extract_number(text: str) -> str | None:
     return numbers[-1].strip() if numbers else None
 
 
+def power_of_ten(exponent: str) -> int:
+    """The power of an exponent as written: "e-22", "E+5", "× 10^-22", "x10^{-22}", "·10⁻²²" -> -22, 5, ..."""
+    text = exponent.strip()
+    if text[:1] in ("e", "E"):
+        return int(text[1:].replace("\u2212", "-"))
+    power = re.search(rf"10\s*(?:(?:\^|\*\*)\s*\{{?\s*([-+\u2212]?\d+)|([⁻⁺]?[{_SUPERSCRIPT}]+))", text)
+    if power is None:
+        raise ValueError(f"{exponent!r} is not a power of ten")
+    digits = power.group(1) or power.group(2).translate(_SUPER_DIGITS)
+    return int(digits.replace("\u2212", "-"))
+
+
+def _as_e(match: re.Match[str]) -> str:
+    return f"e{power_of_ten(match.group(0))}"
+
+
 def numbers_match(x: float, target: float, tolerance: float, rel_tolerance: float) -> bool:
-    return abs(x - target) <= max(tolerance, rel_tolerance * abs(target))
+    """``|x - target| <= max(tolerance, rel_tolerance * |target|)``, the bound itself included (a few
+    units in the last place of slack, so 1.01 is within 1% of 1.0 although 1.01 - 1.0 > 0.01 in floats)."""
+    slack = 4 * math.ulp(max(abs(x), abs(target)))
+    return abs(x - target) <= max(tolerance, rel_tolerance * abs(target)) + slack
 
 
 # ---------------------------------------------------------------- text
