@@ -50,6 +50,9 @@ def _tag_cols(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option("--answer-col", default=None)
 @click.option("--answer-format", type=click.Choice(["auto", "letter", "index", "text", "gsm8k"]), default="auto",
               show_default=True)
+@click.option("--tolerance-col", default=None,
+              help="Numeric items: a column of tolerances, absolute (0.05, 1e-3) or relative (1%) "
+                   "(default: the 'tolerance' column, where there is one).")
 @click.option("--no-key", is_flag=True, help="Items without an answer key (scores arrive from outside).")
 @click.option("--tag-col", "tag_cols", multiple=True, help="COL[=KEY]: tag each item with this column's value.")
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE: tag every item.")
@@ -60,7 +63,8 @@ def _tag_cols(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @pass_ctx
 def import_(ctx: Context, files: tuple[Path, ...], source: str, source_version: str | None, license_: str | None,
             language: str | None, id_cols: tuple[str, ...], question_col: str | None, choices_col: str | None,
-            choice_cols: str | None, answer_col: str | None, answer_format: str, no_key: bool,
+            choice_cols: str | None, answer_col: str | None, answer_format: str, tolerance_col: str | None,
+            no_key: bool,
             tag_cols: tuple[str, ...], tags: tuple[str, ...], item_type: str | None, extend_taxonomy: bool,
             review_state: str, as_json: bool) -> None:
     """Import items from JSONL, CSV or Parquet files, as one transaction.
@@ -74,11 +78,19 @@ def import_(ctx: Context, files: tuple[Path, ...], source: str, source_version: 
         source=source, source_version=source_version, license=license_, language=language, id_cols=id_cols,
         question_col=question_col, choices_col=choices_col,
         choice_cols=tuple(c.strip() for c in choice_cols.split(",")) if choice_cols else (),
-        answer_col=answer_col, answer_format=answer_format, no_key=no_key, tag_cols=_tag_cols(tag_cols),
+        answer_col=answer_col, answer_format=answer_format, tolerance_col=tolerance_col, no_key=no_key,
+        tag_cols=_tag_cols(tag_cols),
         tags=_pairs(tags, "--tag"), item_type=item_type, extend_taxonomy=extend_taxonomy, review_state=review_state)
     start = time.perf_counter()
-    with ctx.bank(f"adt bank import {source}") as b:
-        report = b.import_items(files, opts)
+    try:
+        with ctx.bank(f"adt bank import {source}") as b:
+            report = b.import_items(files, opts)
+    except InputError as exc:
+        # Every problem of the files, grouped by kind (itembank's ImportProblems); --json gives them as data.
+        if not as_json or not hasattr(exc, "as_dict"):
+            raise
+        emit(exc.as_dict(), True)
+        raise SystemExit(1) from None
     data = report.as_dict() | {"seconds": round(time.perf_counter() - start, 2)}
     emit(data, as_json, None if as_json else (
         f"{report.rows} rows -> {report.items_in_files} items ({report.new_items} new, {report.existing_items} "
