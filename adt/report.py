@@ -61,6 +61,7 @@ class CalibrationView:
     prior: Any = None  # calibration.Prior of the latent distribution; None = N(0, 1)
     fixed: NDArray[np.bool_] | None = None  # anchors held at an earlier calibration's values
     predictive: Any = None  # calibration.predictive.PredictiveModel: what every estimate and interval uses
+    abilities: pd.Series | None = None  # model -> theta of a calibration fitted here (the flags' input)
 
     def predictive_params(self) -> tuple[ItemParams, dict[str, NDArray]]:
         """The predictive parameters of every item they can predict, with the SEs the draws use."""
@@ -202,7 +203,8 @@ def fit_view(responses: pd.DataFrame, *, seed: int, irt_model: str = "2pl") -> C
                           model_idx=rs.model_idx, item_idx=rs.item_idx, score=rs.score, response_item_ids=rs.item_ids,
                           prior=prior, settings=res.settings, irt_model=irt_model)
     return CalibrationView(f"report-fit-{irt_model}-{digest}", res.params, dict(res.se), np.asarray(res.item_status),
-                           irt_model, seed, True, prior=prior, predictive=pm)
+                           irt_model, seed, True, prior=prior, predictive=pm,
+                           abilities=pd.Series(np.asarray(res.theta, dtype=float), index=list(res.model_ids)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -489,21 +491,13 @@ def _slice_scores(bank: Any, pm: Any, mean_scores: pd.Series, models: list[str],
 
 
 def _diagnostics(cal: CalibrationView, responses: pd.DataFrame, params: ItemParams, pos: dict[str, int], bank: Any,
-                 figures: dict[str, str], notes: list[str], form_items: Sequence[str] = (),
-                 min_flag_responses: int = 10) -> dict[str, Any]:
-    from calibration import (
-        ResponseSet,
-        abilities_for,
-        flag_items,
-        item_fit,
-        mantel_haenszel_drift,
-        parameter_drift,
-    )
+                 figures: dict[str, str], notes: list[str], form_items: Sequence[str] = ()) -> dict[str, Any]:
+    from adt.workflow.calibrate import calibration_flags, item_flags
+    from calibration import ResponseSet, abilities_for, mantel_haenszel_drift, parameter_drift
 
     out: dict[str, Any] = {}
     rs = ResponseSet.from_frame(responses[responses["item_id"].isin(pos)], "model", "item_id", "score")
     theta = abilities_for(rs, params).theta
-    fit = item_fit(rs, params, theta)
     drift = None
     if cal.previous is not None:
         # Only items estimated in both calibrations can drift; anchors held fixed cannot move by design.
@@ -525,22 +519,24 @@ def _diagnostics(cal: CalibrationView, responses: pd.DataFrame, params: ItemPara
         out["drift_anchors"] = n_fixed
     else:
         notes.append("parameter drift: no earlier calibration to compare with")
-    flags = flag_items(cal.params, fit=fit.reindex(cal.params.item_ids), item_status=cal.item_status, drift=drift)
-    n_resp = fit.reindex(cal.params.item_ids)["n"].fillna(0)
-    flags["responses"] = flags["item_id"].map(n_resp).fillna(0).astype(int).to_numpy()
+    # The flags are adt calibration flags' (one function, one input: the calibration's own responses and
+    # abilities); a calibration fitted here goes through the same rule with its own responses and abilities.
+    flag_report = None
+    if cal.fitted_here and cal.abilities is not None:
+        flags, _ = item_flags(bank, cal.params, cal.item_status, responses, cal.abilities)
+    else:
+        flag_report = calibration_flags(bank, cal.calibration_id)
+        flags = flag_report.flags
     out["flags"] = flags
-    out["min_flag_responses"] = min_flag_responses
     out["n_items"] = len(cal.params)
     out["n_calibrated"] = int(cal.calibrated.sum())
-    # Fit flags on an item a handful of models answered are noise: shown only from min_flag_responses on,
-    # items of the reported forms first, then the most answered.
-    serious = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])
-                    & (flags["responses"] >= min_flag_responses)]
-    worst = serious.assign(sev=serious["flag"].map({"negative_discrimination": 0, "negative_r_theta": 1,
-                                                    "parameter_moved": 2}).fillna(3),
+    # Items of the reported forms first, wrong keys first.
+    serious = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])]
+    worst = serious.assign(sev=serious["flag"].map({"wrong_key": 0, "parameter_moved": 1,
+                                                    "exposure_drift": 2}).fillna(3),
                            on_form=~serious["item_id"].isin(set(form_items)))
-    pick = worst.sort_values(["on_form", "sev", "responses"], ascending=[True, True, False], kind="stable")[
-        "item_id"].drop_duplicates().head(12).tolist()
+    pick = [k for k in worst.sort_values(["on_form", "sev"], kind="stable")["item_id"].drop_duplicates()
+            if k in pos][:12]
     if pick:
         sub, _ = plots.subset_params(params, pick)
         theta_of = dict(zip(rs.model_ids, theta, strict=True))
@@ -551,7 +547,15 @@ def _diagnostics(cal: CalibrationView, responses: pd.DataFrame, params: ItemPara
         obs["lo"], obs["hi"] = np.minimum(obs["lo"], obs["p"]), np.maximum(obs["hi"], obs["p"])
         reasons = flags.groupby("item_id")["flag"].apply(lambda f: ", ".join(f)).to_dict()
         figures["icc"] = _uri(plots.icc_figure(sub, observed=obs, labels=reasons, title="Flagged items"))
-    # Contamination: a response to an item after the round it was first published in.
+    # Contamination: a response to an item after the round it was first published in (for a stored
+    # calibration: the same Mantel-Haenszel test as its exposure_drift flags).
+    if flag_report is not None:
+        if flag_report.drift is not None:
+            out["contamination_items"] = flag_report.drift.items
+            out["contamination_models"] = flag_report.drift.models
+        else:
+            notes.append(f"contamination flags: {flag_report.drift_note}")
+        return out
     published = _first_publication(bank)
     if published:
         r = responses.assign(first_pub=responses["item_id"].map(published))
@@ -747,12 +751,15 @@ def render_html(report: Report) -> str:
     parts.append(_img(report, "icc", "item characteristic curves of flagged items"))
     if len(flags):
         shown = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])]
-        few = int((shown["responses"] < d["min_flag_responses"]).sum())
-        shown = shown[shown["responses"] >= d["min_flag_responses"]]
-        parts.append(f'<p class="note">fit and key flags on items with at least {d["min_flag_responses"]} responses '
-                     f"({few} more on items with fewer are not shown: too few answers to judge)</p>")
+        parts.append('<p class="note">the flags of <code>adt calibration flags</code> (same rule, same counts); a '
+                     "wrong key on evidence: the models that got the item right are less able than those that got "
+                     "it wrong (one-sided exact rank test, Benjamini-Hochberg adjusted, p &lt; 0.05; keyed items "
+                     "with at least 10 models, 3 right and 3 wrong); fit flags on items with at least 10 "
+                     "responses</p>")
         if len(shown):
-            parts.append(_table(shown, testid="flags", max_rows=50))
+            table = shown.assign(source_ids=[" ".join(a) for a in shown["aliases"]])
+            parts.append(_table(table[["item_id", "source_ids", "flag", "value", "threshold", "reason"]],
+                                testid="flags", max_rows=50))
     if "drift_anchors" in d:
         parts.append("<h3>parameter drift since the last calibration</h3>")
         if "drift" in d:
@@ -765,7 +772,7 @@ def render_html(report: Report) -> str:
                          "fixed at their earlier values by the linking.</p>")
     if "contamination_items" in d:
         ci, cm = d["contamination_items"], d["contamination_models"]
-        flagged = ci[ci["flag"]] if "flag" in ci.columns else ci
+        flagged = ci[ci["flagged"]] if "flagged" in ci.columns else ci
         parts.append(f"<h3>contamination flags</h3><p>{len(flagged)} published items answered better after "
                      "publication than ability predicts (Mantel-Haenszel, BH-adjusted)</p>"
                      + _table(flagged, testid="contamination-items", max_rows=50)

@@ -189,16 +189,20 @@ def diff_cmd(ctx: Context, old: str, new: str, z_crit: float, show_all: bool, as
 @click.option("--against", default=None, help="Calibration to compare parameters with (default: the previous one).")
 @click.option("--z", "z_crit", type=float, default=3.0, show_default=True)
 @click.option("--a-min", type=float, default=0.25, show_default=True, help="Discrimination below this is flagged.")
-@click.option("--alpha", type=float, default=0.05, show_default=True, help="Drift test level (adjusted p).")
+@click.option("--alpha", type=float, default=0.05, show_default=True,
+              help="Level (adjusted p) of the wrong-key and the drift-by-exposure tests.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def flags_cmd(ctx: Context, calibration_id: str | None, against: str | None, z_crit: float, a_min: float,
               alpha: float, as_json: bool) -> None:
-    """Items to inspect: misfit, likely wrong keys, kept at prior, moved, and drift by exposure."""
+    """Items to inspect: misfit, likely wrong keys, kept at prior, moved, and drift by exposure.
+
+    A wrong key is flagged on evidence: the models that got the item right are less able than those that
+    got it wrong (one-sided exact rank test, BH-adjusted over the tested items, below --alpha), on keyed
+    items with at least 10 models, 3 right and 3 wrong. The report shows the same flags."""
     with ctx.bank("adt calibration flags") as bank:
         rep = calibration_flags(bank, calibration_id, against=against, z_crit=z_crit, a_min=a_min, alpha=alpha)
-        aliases = bank.aliases_of(rep.flags["item_id"]) if len(rep.flags) else {}
-    flags = rep.flags.assign(aliases=[aliases.get(i, []) for i in rep.flags["item_id"]])
+    flags = rep.flags
     drift_items = rep.drift.items.reset_index() if rep.drift is not None else pd.DataFrame()
     drift_models = rep.drift.models.reset_index() if rep.drift is not None else pd.DataFrame()
     if as_json:

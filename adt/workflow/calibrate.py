@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy.stats import norm
 
 from adtbase import itemtypes
@@ -619,8 +620,8 @@ def _scale_note(old: StoredCalibration, new: StoredCalibration) -> str:
 class FlagsReport:
     calibration_id: str
     previous_id: str | None
-    flags: pd.DataFrame                 # item_id, flag, value, threshold, reason
-    fit: pd.DataFrame                   # infit/outfit per usable item
+    flags: pd.DataFrame                 # item_id, flag, value, threshold, reason, aliases (source:external_id)
+    fit: pd.DataFrame                   # infit/outfit and the wrong-key test per usable item
     drift: DriftReport | None
     drift_note: str
 
@@ -645,20 +646,45 @@ def _exposure(bank: Any) -> dict[str, int]:
     return first
 
 
+def keyed_items(bank: Any, item_ids: Sequence[str]) -> NDArray[np.bool_]:
+    """Which items have an objective answer key (items imported with ``--no-key`` have none)."""
+    items = bank.items(include_retired=True, with_tags=False)
+    has = dict(zip(items["item_id"].astype(str), items["answer"].notna() & (items["answer"].astype(str).str.strip()
+                                                                          != ""), strict=True))
+    return np.array([bool(has.get(str(k), False)) for k in item_ids], dtype=bool)
+
+
+def item_flags(bank: Any, params: Any, item_status: Any, responses: pd.DataFrame, abilities: pd.Series, *,
+               drift: pd.DataFrame | None = None, a_min: float = 0.25,
+               alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The item flags of one calibration (``calibration.flag_items``, the one rule) and the item fit behind
+    them, from its one input: the responses it was fitted on (``model, item_id, score``) and its
+    abilities (model -> theta); keys and source ids from the bank. Flags gain ``aliases``."""
+    models = tuple(str(m) for m in abilities.index)
+    frame = responses[responses["model"].isin(pd.Index(models))
+                      & responses["item_id"].isin(pd.Index(params.item_ids))]
+    rs = ResponseSet.from_frame(frame, "model", "item_id", "score", item_ids=params.item_ids, model_ids=models)
+    usable = np.asarray(item_status) == "calibrated"
+    theta = abilities.to_numpy(dtype=float)
+    fit = item_fit(rs.subset(usable[rs.item_idx]), params.subset(np.flatnonzero(usable)),
+                   np.nan_to_num(theta, nan=0.0))
+    keyed = keyed_items(bank, params.item_ids)
+    flags = flag_items(params, fit=fit, item_status=item_status, drift=drift, keyed=keyed, a_min=a_min, alpha=alpha)
+    aliases = bank.aliases_of(flags["item_id"]) if len(flags) else {}
+    flags["aliases"] = [aliases.get(i, []) for i in flags["item_id"]]
+    return flags, fit
+
+
 def calibration_flags(bank: Any, ref: str | None = None, *, against: str | None = None, z_crit: float = 3.0,
                       a_min: float = 0.25, alpha: float = 0.05) -> FlagsReport:
-    """Item fit, wrong-key symptoms, kept-at-prior items, moves vs the previous calibration and
-    drift/contamination by exposure (Mantel-Haenszel) for one calibration."""
+    """Item fit, wrong keys, kept-at-prior items, moves vs the previous calibration and drift/contamination
+    by exposure (Mantel-Haenszel) for one calibration: what ``adt calibration flags`` prints and the report
+    shows (one function, one input: the calibration's own responses and abilities)."""
     stored = load_calibration(bank, ref)
     frame = _calibration_responses(bank, stored)
-    models = tuple(str(m) for m in stored.abilities["model"])
-    frame = frame[frame["model"].isin(pd.Index(models))]
-    rs = ResponseSet.from_frame(frame, "model", "item_id", "score", item_ids=stored.params.item_ids,
-                                model_ids=models)
-    usable = stored.usable
-    theta = stored.abilities["theta"].to_numpy(dtype=float)
-    rs_u = rs.subset(usable[rs.item_idx])
-    fit = item_fit(rs_u, stored.usable_params(), np.nan_to_num(theta, nan=0.0))
+    abilities = pd.Series(stored.abilities["theta"].to_numpy(dtype=float),
+                          index=[str(m) for m in stored.abilities["model"]])
+    frame = frame[frame["model"].isin(abilities.index)]
     prev_id = against or previous_calibration_id(bank, stored.calibration_id)
     drift_df = None
     if prev_id is not None:
@@ -666,7 +692,8 @@ def calibration_flags(bank: Any, ref: str | None = None, *, against: str | None 
         prev_id = prev.calibration_id
         drift_df = parameter_drift(prev.usable_params(), prev.usable_se(), stored.usable_params(), stored.usable_se(),
                                    names=_drift_names(prev, stored), z_crit=z_crit)
-    flags = flag_items(stored.params, fit=fit, item_status=stored.status_for_abilities(), drift=drift_df, a_min=a_min)
+    flags, fit = item_flags(bank, stored.params, stored.status_for_abilities(), frame, abilities, drift=drift_df,
+                            a_min=a_min, alpha=alpha)
     report, note = _exposure_drift(bank, stored, frame, alpha)
     if report is not None:
         hit = report.items[report.items["flagged"]]
@@ -675,7 +702,10 @@ def calibration_flags(bank: Any, ref: str | None = None, *, against: str | None 
                               "reason": [f"easier after publication at equal ability: MH odds ratio {o:.2f}, "
                                          f"ETS {c}, adjusted p = {p:.2g}" for o, c, p in
                                          zip(hit["mh_odds_ratio"], hit["ets_class"], hit["p_adjusted"], strict=True)]})
-        flags = pd.concat([flags, extra], ignore_index=True) if len(extra) else flags
+        if len(extra):
+            aliases = bank.aliases_of(extra["item_id"])
+            extra["aliases"] = [aliases.get(i, []) for i in extra["item_id"]]
+            flags = pd.concat([flags, extra], ignore_index=True)
         flags = flags.sort_values(["item_id", "flag"], kind="stable", ignore_index=True)
     return FlagsReport(stored.calibration_id, prev_id, flags, fit.reset_index(), report, note)
 
@@ -711,4 +741,5 @@ def _exposure_drift(bank: Any, stored: StoredCalibration, frame: pd.DataFrame,
 
 
 __all__ = ["CalibrateOptions", "CalibrationOutcome", "FlagsReport", "calibrate", "calibration_flags",
-           "diff_calibrations", "estimate_all", "estimate_model", "latest_calibration_id", "read_responses"]
+           "diff_calibrations", "estimate_all", "estimate_model", "item_flags", "keyed_items", "latest_calibration_id",
+           "read_responses"]

@@ -195,3 +195,30 @@ def test_deferred_replay_runs_without_the_bank(demo_bank: tuple[Path, pd.DataFra
     done = replay_models(rep)
     assert done.loo_job is None and len(done.honesty["loo"]) == 2
     assert 'data-testid="loo-coverage"' in render_html(done)
+
+
+def test_report_flags_are_the_cli_flags(demo_bank: tuple[Path, pd.DataFrame], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    """One rule, one input: the report's flag counts (and rows) are `adt calibration flags`' (issue 12: they
+    were 292 vs 299 wrong keys on a real bank), and its table names items by their source ids."""
+    bank_path = tmp_path / "flags.duckdb"
+    shutil.copyfile(demo_bank[0], bank_path)
+    main(["--bank", str(bank_path), "calibrate", "--json"])
+    capsys.readouterr()
+    main(["--bank", str(bank_path), "calibration", "flags", "--json"])
+    cli = pd.DataFrame(json.loads(capsys.readouterr().out)["flags"])
+    with open_bank(bank_path) as bank:
+        rep = build_report(bank, round_no=1, seed=5, n_worlds=5)
+    flags = rep.diagnostics["flags"]
+    assert len(cli) > 0
+    assert flags["flag"].value_counts().to_dict() == cli["flag"].value_counts().to_dict()
+    assert set(zip(flags["item_id"], flags["flag"], strict=True)) == set(zip(cli["item_id"], cli["flag"], strict=True))
+    page = render_html(rep)
+    counts = ", ".join(f"{k} {v}" for k, v in cli["flag"].value_counts().items())
+    assert f"Flags: {counts}" in page
+    shown = flags[~flags["flag"].isin(["unanswered", "all_correct", "all_wrong"])]
+    if len(shown):
+        table = page[page.index('data-testid="flags"'):]
+        assert "source_ids" in table
+        named = [a for a in shown["aliases"] if a]
+        assert named and named[0][0] in table
