@@ -359,6 +359,9 @@ def _task_name(text: str) -> str:
 
 # The item types export_task writes a scoring rule for (the lm-eval metrics differ per type).
 LMEVAL_TYPES = ("mc", "numeric", "open")
+# Why a registered type is not exported (lm-eval's built-in metrics have no rule for it).
+NOT_EXPORTED = {"multi": "multi-select: lm-eval scores one option by log-likelihood, or generated text by exact "
+                         "match, and has no set match or partial credit for 'select all that apply'"}
 
 
 def form_items(bank: Bank, form: str) -> pd.DataFrame:
@@ -393,8 +396,16 @@ def export_task(bank: Bank, form: str, out_dir: Path, *, task: str | None = None
     kinds = [k for k in LMEVAL_TYPES if (items["item_type"] == k).any()]
     other = items[~items["item_type"].isin(LMEVAL_TYPES)]
     if len(other):  # a registered type without an lm-eval scoring rule here: refuse rather than drop its items
+        why = "; ".join(NOT_EXPORTED[t] for t in sorted(set(other["item_type"])) if t in NOT_EXPORTED)
         raise InputError(f"form {form}: {len(other)} item(s) of type(s) {sorted(set(other['item_type']))} have no "
-                         f"lm-eval export (it writes {', '.join(LMEVAL_TYPES)}); first: {other['item_id'].iat[0]}")
+                         f"lm-eval export (it writes {', '.join(LMEVAL_TYPES)}){f' ({why})' if why else ''}; "
+                         f"first: {other['item_id'].iat[0]}")
+    numeric = items[items["item_type"] == "numeric"]
+    inexact = numeric[~numeric["answer"].map(lambda key: _is_number(str(key)))]
+    if len(inexact):  # lm-eval's exact_match compares text: no tolerance, fraction or exponent
+        raise InputError(f"form {form}: {len(inexact)} numeric item(s) have a key lm-eval's exact match cannot "
+                         f"score (a tolerance, a fraction or scientific notation; adt run scores them); first: "
+                         f"{inexact['item_id'].iat[0]} (key {inexact['answer'].iat[0]!r})")
     files: list[str] = []
     sha: dict[str, str] = {}
     subtasks: dict[str, int] = {}

@@ -13,6 +13,7 @@ Canonical columns (used when no column flags are given):
     answer      the key: a letter (A, B, ...) for MC, a number for numeric (any notation: see
                 adtbase/itemtypes/numeric.py), text for open; multi: see adtbase/itemtypes/multi.py
     tolerance   numeric items only, optional: absolute ("0.05", "1e-3") or relative ("1%")
+    partial_credit  multi-select items only, optional: true/yes/1 gives partial credit (Jaccard)
     type        an item type: mc | open | numeric, or any registered in adtbase.itemtypes
                 (default: mc when choices are given, else open; numeric with --answer-format gsm8k)
     language    e.g. en, zh (default: --language, else guessed from the text: CJK share >= 20% -> zh)
@@ -371,6 +372,17 @@ class _NoGsm8kAnswer(ValueError):
     pass
 
 
+def _yes_no(value: Any) -> bool | None:
+    """A flag column's value: True, False (also blank), or None when it is neither."""
+    if _blank(value):
+        return False
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    return True if text in ("true", "yes", "y", "1", "1.0") else False if text in ("false", "no", "n", "0", "0.0") \
+        else None
+
+
 def _tag_values(value: Any) -> list[str]:
     if isinstance(value, str):
         value = value.strip()
@@ -427,6 +439,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     choice_rows = list(zip(*(frame[c].tolist() for c in choice_cols), strict=True)) if choice_cols else None
     answers = frame[answer_col].tolist() if answer_col else [None] * n
     tolerances = frame[tol_col].tolist() if tol_col else [None] * n
+    partial = frame["partial_credit"].tolist() if "partial_credit" in cols and answer_col else [None] * n
     types = frame["type"].tolist() if "type" in cols and not opts.item_type else [opts.item_type] * n
     langs = frame["language"].tolist() if "language" in cols and not opts.language else [opts.language] * n
 
@@ -490,6 +503,14 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
                 key = kind.with_tolerance(key, tolerances[i])
             except ValueError as exc:
                 log.add("not a tolerance", at, tol_col, tolerances[i], str(exc))
+        flag = _yes_no(partial[i])
+        if flag is None:
+            log.add("not true or false", at, "partial_credit", partial[i], f"{partial[i]!r} is not true or false")
+        elif flag and key is not None and kind is not None:
+            try:
+                key = kind.with_partial_credit(key)
+            except ValueError as exc:
+                log.add("no partial credit for the type", at, "partial_credit", partial[i], str(exc))
         given = langs[i]
         lang = given if isinstance(given, str) and given else guess_language(q + " ".join(choices))
         if ("language", lang) not in first_use:

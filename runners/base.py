@@ -36,8 +36,8 @@ McMode = Literal["loglik", "generate"]
 LoglikTarget = Literal["text", "label"]
 
 # The built-in ones, for reference; the checks below ask the registry.
-ITEM_TYPES: tuple[str, ...] = ("mc", "open", "numeric")
-SCORING_KINDS: tuple[str, ...] = ("choice", "numeric", "exact", "regex")
+ITEM_TYPES: tuple[str, ...] = ("mc", "open", "numeric", "multi")
+SCORING_KINDS: tuple[str, ...] = ("choice", "numeric", "exact", "choices", "regex")
 MC_MODES: tuple[str, ...] = ("loglik", "generate")
 LOGLIK_TARGETS: tuple[str, ...] = ("text", "label")
 
@@ -56,8 +56,11 @@ class ScoringRule:
 
     - ``choice``: ``answer`` is the correct choice label (e.g. "C"); the output's letter or choice text
       is extracted (or, in log-likelihood mode, the most likely choice is taken).
-    - ``numeric``: ``answer`` is a number as text ("1,234", "-0.5"); correct when
-      ``|x - answer| <= max(tolerance, rel_tolerance * |answer|)``.
+    - ``numeric``: ``answer`` is a number as text ("1234", "-0.5", "3.27e-22", "3/4"), perhaps with the
+      item's own tolerance ("9.81 ± 0.05", "3.27e-22 ± 1%"), which then replaces these; else correct when
+      ``|x - answer| <= max(tolerance, rel_tolerance * |answer|)`` (see ``adtbase.itemtypes.numeric``).
+    - ``choices`` (multi-select): ``answer`` is the set of correct labels ("B,D", or "B,D (partial credit)");
+      the output's set of labels scores 1 when equal, or its Jaccard index with partial credit.
     - ``exact``: normalised exact match (case, surrounding punctuation, articles, whitespace).
     - ``regex``: ``pattern`` is searched in the output; its first group (or the whole match) is the
       extracted answer; correct when it matches ``answer`` after normalisation, or, when ``answer``
@@ -128,7 +131,7 @@ class Request:
             _check(len(set(labels)) == len(labels), "choice_labels repeat", iid)
             _check(self.scoring.kind == kind.scoring_kind,
                    f"a {kind.title} request needs a {kind.scoring_kind!r} rule", iid)
-            _check(self.scoring.answer in labels,
+            _check(all(lab in labels for lab in kind.key_labels(self.scoring.answer)),
                    f"answer label is not one of the choice labels {labels}", iid)
         else:
             _check(not self.choices, f"a {self.item_type!r} request has no choices", iid)
@@ -156,12 +159,22 @@ class Request:
         return replace(self, prompt=prompt)
 
 
+def refuse_loglik(request: Request) -> None:
+    """Single-option log-likelihood scoring only for the types that declare it (``scoring_modes``): a
+    multi-select item's answer is a set of options, which the one most likely option cannot give."""
+    kind = itemtypes.get(request.item_type)
+    if kind.has_choices and "loglik" not in kind.scoring_modes:
+        raise ValueError(f"request {request.item_id!r}: item type {kind.name!r} ({kind.title}) is scored by "
+                         f"generation only; single-option log-likelihood scoring does not apply to it")
+
+
 def loglik_continuations(request: Request) -> tuple[str, tuple[str, ...]]:
     """(context, continuations) for log-likelihood scoring, the same in every backend.
 
     Trailing whitespace of the prompt moves to the front of each continuation; a continuation that
     would start without a separator gets one space (so "Answer:" is followed by " Paris").
     """
+    refuse_loglik(request)
     if not request.uses_loglik:
         raise ValueError(f"request {request.item_id!r} is not a log-likelihood multiple-choice request")
     context = request.prompt.rstrip()

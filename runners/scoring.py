@@ -23,7 +23,7 @@ from adtbase.itemtypes.text import (
     numbers_match,
     parse_number,
 )
-from runners.base import Request, ScoringRule
+from runners.base import Request, ScoringRule, refuse_loglik
 
 __all__ = ["extract_choice", "extract_number", "extract_open_answer", "normalize_text", "numbers_match",
            "parse_number", "score", "score_logliks", "score_request"]
@@ -66,8 +66,10 @@ def score_request(request: Request, raw_output: str) -> tuple[str | None, float]
 def score_logliks(request: Request, logliks: Sequence[float]) -> tuple[str, float]:
     """Multiple choice by log-likelihood: the label of the most likely choice and its 0/1 score.
 
-    Ties go to the first choice (deterministic); NaN log-likelihoods never win.
+    Ties go to the first choice (deterministic); NaN log-likelihoods never win. A type scored by generation
+    only (multi-select) is refused, naming it.
     """
+    refuse_loglik(request)
     if len(logliks) != len(request.choices):
         raise ValueError(f"request {request.item_id!r}: {len(logliks)} log-likelihoods for "
                          f"{len(request.choices)} choices")

@@ -56,7 +56,8 @@ def _tag_cols(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option("--no-key", is_flag=True, help="Items without an answer key (scores arrive from outside).")
 @click.option("--tag-col", "tag_cols", multiple=True, help="COL[=KEY]: tag each item with this column's value.")
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE: tag every item.")
-@click.option("--type", "item_type", type=click.Choice(["mc", "open", "numeric"]), default=None)
+@click.option("--type", "item_type", type=click.Choice(["mc", "open", "numeric", "multi"]), default=None,
+              help="Item type of every row (default: a type column, else mc with choices, else open).")
 @click.option("--extend-taxonomy", is_flag=True, help="Add unknown tag keys and values to the taxonomy.")
 @click.option("--review-state", type=click.Choice(["draft", "approved"]), default="approved", show_default=True)
 @click.option("--json", "as_json", is_flag=True)

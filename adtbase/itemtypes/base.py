@@ -62,6 +62,11 @@ class ItemType(abc.ABC):
         type takes none (only ``numeric`` does today)."""
         raise ValueError(f"{self.title or self.name} items take no tolerance (only numeric items do)")
 
+    def with_partial_credit(self, key: str) -> str:
+        """The key scored with partial credit (the import's ``partial_credit`` column); ``ValueError`` where
+        the type has none (only ``multi`` does today)."""
+        raise ValueError(f"{self.title or self.name} items have no partial credit (only multi-select items do)")
+
     # ------------------------------------------------------------ prompts
 
     def prompt_choices(self, item: Mapping[str, Any], where: str) -> list[str]:
@@ -76,6 +81,10 @@ class ItemType(abc.ABC):
         return str(ans).strip()
 
     # ------------------------------------------------------------ scoring
+
+    def key_labels(self, key: str) -> tuple[str, ...]:
+        """The choice labels a key names (``has_choices`` types; ``Request`` checks them against its labels)."""
+        return (key,)
 
     def rule_answer(self, item: Mapping[str, Any], where: str) -> str:
         """The key of a bank item as its ``ScoringRule`` holds it."""

@@ -15,6 +15,7 @@ _TARGETS: dict[str, str | ItemType] = {
     "mc": "adtbase.itemtypes.mc:MultipleChoice",
     "open": "adtbase.itemtypes.open:OpenAnswer",
     "numeric": "adtbase.itemtypes.numeric:Numeric",
+    "multi": "adtbase.itemtypes.multi:MultiSelect",
 }
 _LOADED: dict[str, ItemType] = {}
 
