@@ -48,7 +48,6 @@ DATA = ROOT.parent / "shared" / "data"
 
 from adt.workflow.calibrate import calibrate, calibration_flags  # noqa: E402
 from calibration import load_calibration  # noqa: E402
-from calibration.fit import wrong_key_tested  # noqa: E402
 from itembank import ImportOptions, open_bank  # noqa: E402
 
 MMLU_PRO = ImportOptions(source="mmlu_pro", language="en", id_cols=("question_id",), question_col="question",
@@ -72,8 +71,9 @@ def old_rule(params: object, status: np.ndarray, fit: pd.DataFrame, r_min: float
     return out
 
 
-def keyed_items_of(fit: pd.DataFrame) -> np.ndarray:
-    return np.ones(len(fit), bool)  # every MMLU-Pro item has a key
+def wrong_key_tested(fit: pd.DataFrame) -> np.ndarray:
+    """The items the new rule tests (flag_items' defaults; every MMLU-Pro item has a key)."""
+    return np.asarray((fit["n"] >= 10) & (fit["n_right"] >= 3) & (fit["n_wrong"] >= 3) & fit["p_reversed"].notna())
 
 
 def plant(items: pd.DataFrame, responses: pd.DataFrame, n_items: int, n_planted: int,
@@ -174,7 +174,7 @@ def main() -> int:
         p_t = fit.loc[[item_of[q] for q in sorted(testable)], "p_reversed"]
         print(f"after, among the {len(testable)} testable planted items: recall {len(after & testable) / len(testable):.2f};"
               f" their one-sided p: median {p_t.median():.2g}, {int((p_t < 1e-3).sum())} below 1e-3, smallest "
-              f"{p_t.min():.2g} (BH over {int(wrong_key_tested(fit, keyed_items_of(fit)).sum())} tested items needs "
+              f"{p_t.min():.2g} (BH over {int(wrong_key_tested(fit).sum())} tested items needs "
               f"about 0.05 x rank / that many)")
 
     unplanted = new_flags[~new_flags["item_id"].map(qid_of).isin(truth)].sort_values("value")
@@ -183,7 +183,7 @@ def main() -> int:
              "(not flagged: what the threshold leaves out)") + ":")
     for k, reason in list(zip(unplanted["item_id"], unplanted["reason"], strict=True))[:args.show]:
         show_item(qid_of[k], items, responses, theta, "FLAGGED: " + reason)
-    rest = fit[wrong_key_tested(fit, keyed_items_of(fit))]
+    rest = fit[wrong_key_tested(fit)]
     rest = rest[~rest.index.map(qid_of).isin(truth) & ~rest.index.isin(set(unplanted["item_id"]))]
     for k, r in rest.sort_values("p_reversed").head(max(0, args.show - len(unplanted))).iterrows():
         show_item(qid_of[k], items, responses, theta,
