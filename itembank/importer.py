@@ -14,7 +14,7 @@ Canonical columns (used when no column flags are given):
                 adtbase/itemtypes/numeric.py), text for open; multi: see adtbase/itemtypes/multi.py
     tolerance   numeric items only, optional: absolute ("0.05", "1e-3") or relative ("1%")
     partial_credit  multi-select items only, optional: true/yes/1 gives partial credit (Jaccard)
-    type        an item type: mc | open | numeric, or any registered in adtbase.itemtypes
+    type        an item type: mc | open | numeric | multi, or any registered in adtbase.itemtypes
                 (default: mc when choices are given, else open; numeric with --answer-format gsm8k)
     language    e.g. en, zh (default: --language, else guessed from the text: CJK share >= 20% -> zh)
     tags        a mapping key -> value or list of values (JSON text in CSV)
@@ -42,7 +42,7 @@ from adtbase.errors import InputError, TaxonomyError
 from .content import content_hash, guess_language
 from .taxonomy import BUILTIN_KEYS, Taxonomy
 
-ITEM_TYPES = ("mc", "open", "numeric")   # the built-in ones; validation asks adtbase.itemtypes
+ITEM_TYPES = ("mc", "open", "numeric", "multi")   # the built-in ones; validation asks adtbase.itemtypes
 ORIGINS = ("human", "template", "model-generated")
 REVIEW_STATES = ("draft", "approved", "retired")
 ANSWER_FORMATS = ("auto", "letter", "index", "text", "gsm8k")
