@@ -122,8 +122,11 @@ class Problem:
     message: str            # the whole message, where and field included
 
     def as_dict(self) -> dict[str, Any]:
-        path, _, line = self.where.rpartition(": ")
-        return {"file": path, "line": line, "field": self.field, "value": self.value, "message": self.message}
+        """``file``, ``line`` (JSONL/CSV) or ``row`` (Parquet, 0-based), ``field``, ``value``, ``message``."""
+        path, _, at = self.where.rpartition(": ")
+        unit, _, number = at.partition(" ")
+        return {"file": path, unit: int(number) if number.isdigit() else number, "field": self.field,
+                "value": self.value, "message": self.message}
 
 
 class ProblemLog:

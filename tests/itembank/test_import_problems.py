@@ -73,7 +73,7 @@ def test_the_problems_as_data(filled: Path, tmp_path: Path) -> None:
     assert data["ok"] is False and data["problems"] == 6
     first = data["kinds"][0]
     assert (first["kind"], first["field"], first["count"]) == ("not a multiple-choice answer key", "answer", 2)
-    assert [(p["line"], p["value"]) for p in first["first"]] == [("line 2", "C"), ("line 7", "D")]
+    assert [(p["line"], p["field"], p["value"]) for p in first["first"]] == [(2, "answer", "C"), (7, "answer", "D")]
     assert first["first"][0]["file"].endswith("bad.jsonl")
 
 
