@@ -90,9 +90,9 @@ def tolerance_text(raw: Any) -> str:
     except ValueError:
         raise ValueError(f"tolerance {text[:40]!r} is not a number or a percentage (like 0.01 or 1%)") from None
     value = parse_number(key)
-    if value is None or value < 0 or key.startswith(("-", "+")):
+    if value is None or value < 0 or key.startswith("-"):
         raise ValueError(f"tolerance {text[:40]!r} must be a number >= 0 or a percentage (like 0.01 or 1%)")
-    return key + ("%" if rel else "")
+    return key.lstrip("+") + ("%" if rel else "")
 
 
 def split_key(key: str) -> tuple[str, str | None]:
@@ -101,14 +101,14 @@ def split_key(key: str) -> tuple[str, str | None]:
     return number, (tol[0] if tol else None)
 
 
-def _bound(number: str, target: float, tol: str | None, tolerance: float, rel_tolerance: float) -> tuple[float, float]:
+def _bound(number: str, tol: str | None, tolerance: float, rel_tolerance: float) -> tuple[float, float]:
     """(absolute, relative) tolerance for a key (see the module doc)."""
     if tol is not None:
         value = parse_number(tol.rstrip("%"))
         if value is None:
             raise ValueError(f"numeric answer key tolerance {tol!r} is not a number")
         return (0.0, value / 100) if tol.endswith("%") else (value, 0.0)
-    if re.search(r"\de", number):   # scientific notation: its own size, not an absolute 1e-6
+    if re.search(EXPONENT, number):   # scientific notation: its own size, not an absolute 1e-6
         return 0.0, max(rel_tolerance, 1e-6)
     return tolerance, rel_tolerance
 
@@ -158,7 +158,7 @@ class Numeric(ItemType):
         value = parse_number(answer) if answer is not None else None
         if value is None:
             return 0.0
-        abs_tol, rel_tol = _bound(number, target, tol, tolerance, rel_tolerance)
+        abs_tol, rel_tol = _bound(number, tol, tolerance, rel_tolerance)
         return float(numbers_match(value, target, abs_tol, rel_tol))
 
     def simulated_answer(self, correct: bool, key: str, labels: Sequence[str], rng: Any) -> str:
