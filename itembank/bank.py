@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
+from adtbase.registry import did_you_mean
 
 from . import history, migrate, taxonomy
 from .history import Event, Head, VerifyReport
@@ -52,6 +53,10 @@ DEFAULT_SETTINGS = {
 # Filter keys that are columns (or computed columns) of the item view; anything else is a tag key.
 COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "origin", "source", "generator",
                "frequency_tier", "difficulty_band")
+# Column keys whose values are fixed (computed by the bank, or a closed state): a filter value outside them is
+# a typo; within them it may match no item yet (no 'high' tier before any run) and that is no error.
+FIXED_VALUES = {"frequency_tier": ("low", "medium", "high"), "difficulty_band": ("hard", "medium", "easy", "unknown"),
+                "review_state": ("draft", "approved", "retired")}
 
 
 def now() -> str:
@@ -889,12 +894,65 @@ class Bank:
             else:
                 tax = tax or self.taxonomy()
                 if key not in tax.keys:
-                    raise TaxonomyError(f"--filter {key}: unknown tag key; known keys: "
-                                        f"{', '.join(sorted(tax.keys | set(COLUMN_KEYS)))}")
+                    raise self.unknown_key("--filter", key, tax)
                 clauses.append(f"iv.item_id IN (SELECT item_id FROM {tags} WHERE key = ? AND value IN ({marks}))")  # noqa: S608 - placeholders only
                 params.append(key)
             params.extend(values)
         return (" AND ".join(clauses) or "TRUE"), params
+
+    def tag_keys(self) -> list[str]:
+        """The tag keys the bank's items carry (sorted); the taxonomy may list more."""
+        return [str(r[0]) for r in self.conn.execute("SELECT DISTINCT key FROM item_tags ORDER BY key").fetchall()]
+
+    def key_values(self, key: str) -> list[str]:
+        """The values ``key`` (a tag key or a column key) has: what items carry, and a closed key's or a fixed
+        column's allowed values (sorted)."""
+        if key in FIXED_VALUES:
+            return sorted(FIXED_VALUES[key])
+        if key in COLUMN_KEYS:
+            rows = self.conn.execute(f"SELECT DISTINCT {key} FROM items WHERE {key} IS NOT NULL").fetchall()  # noqa: S608 - key from COLUMN_KEYS
+            return sorted(str(r[0]) for r in rows)
+        rows = self.conn.execute("SELECT DISTINCT value FROM item_tags WHERE key = ?", [key]).fetchall()
+        return sorted({str(r[0]) for r in rows} | set(self.taxonomy().closed.get(key, ())))
+
+    def unknown_key(self, flag: str, key: str, tax: taxonomy.Taxonomy | None = None) -> TaxonomyError:
+        """The error for a key (``--filter``/``--by``/``--quota``/...) that is neither a tag key nor a built-in one:
+        a did-you-mean, and the keys the bank's items carry and the built-in ones (not every column)."""
+        tax = tax or self.taxonomy()
+        hint = did_you_mean(key, sorted(tax.keys | set(COLUMN_KEYS)), cutoff=0.6)
+        return TaxonomyError(f"{flag} {key}: unknown key{hint or ';'} tag keys of the bank's items: "
+                             f"{', '.join(self.tag_keys()) or '(none)'}; built-in keys: {', '.join(taxonomy.BUILTIN_KEYS)}")
+
+    def unknown_value(self, flag: str, key: str, value: str, values: Sequence[str] | None = None) -> TaxonomyError:
+        """The error for a value no item has under ``key``: a did-you-mean and the values the key has."""
+        values = list(values) if values is not None else self.key_values(key)
+        shown = ", ".join(values[:30]) + (f", ... ({len(values)} in all)" if len(values) > 30 else "")
+        return TaxonomyError(f"{flag} {key}={value}: no item has {key} {value!r}{did_you_mean(value, values, cutoff=0.6) or ';'} "
+                             f"{key} has: {shown or '(no values)'}")
+
+    def check_filter_values(self, filters: Mapping[str, Sequence[str]] | None, flag: str = "--filter") -> None:
+        """TaxonomyError for a filter value that no item has under its key (a typo would otherwise select an
+        empty, or a silently smaller, slice); a fixed column's value (``frequency_tier=high``) may match no item.
+        ``items``/``item_ids`` call it when their slice comes out empty (a listed value no item has yet is
+        allowed beside one that matches: the values OR), ``stats`` always; the command layer for the flags."""
+        for key, values in (filters or {}).items():
+            if key == "item_id":
+                continue
+            todo = [str(v) for v in values]
+            if not todo:
+                continue
+            if key in FIXED_VALUES:
+                known: set[str] = set(FIXED_VALUES[key])
+            elif key in COLUMN_KEYS:
+                known = {str(r[0]) for r in self.conn.execute(
+                    f"SELECT DISTINCT {key} FROM items WHERE {key} IN (SELECT unnest(?::VARCHAR[]))", [todo]).fetchall()}  # noqa: S608 - key from COLUMN_KEYS
+            else:
+                known = set(self.taxonomy().closed.get(key, ())) | {str(r[0]) for r in self.conn.execute(
+                    "SELECT DISTINCT value FROM item_tags WHERE key = ? AND value IN (SELECT unnest(?::VARCHAR[]))",
+                    [key, todo]).fetchall()}
+            for value in todo:
+                if value not in known:
+                    raise self.unknown_value(flag, key, value)
 
     def item_ids(self, filters: Mapping[str, Sequence[str]] | None = None, include_retired: bool = False) -> np.ndarray:
         """Ids of the items matching ``filters`` (sorted), without building the full item frame."""
@@ -902,6 +960,8 @@ class Bank:
         where, wparams = self._where(filters, include_retired)
         rows = self.conn.execute(f"WITH {cte} SELECT item_id FROM iv WHERE {where} ORDER BY item_id",  # noqa: S608
                                  cparams + wparams).fetchnumpy()
+        if len(rows["item_id"]) == 0:
+            self.check_filter_values(filters)  # an empty slice from a misspelt value is an error, not a result
         return np.asarray(rows["item_id"], dtype=object)
 
     def items(self, filters: Mapping[str, Sequence[str]] | None = None, *, include_retired: bool = False,
@@ -926,6 +986,8 @@ class Bank:
         with_sql = ", ".join(x for x in (cte.strip(), tags_cte) if x)
         frame = self.conn.execute(f"WITH {with_sql} SELECT * FROM iv WHERE {where} ORDER BY item_id",  # noqa: S608
                                   cparams + tparams + wparams).df()
+        if frame.empty:
+            self.check_filter_values(filters)  # an empty slice from a misspelt value is an error, not a result
         if not with_tags or frame.empty:
             return frame
         self._register("_sel_ids", frame[["item_id"]])
@@ -946,6 +1008,7 @@ class Bank:
         many-valued tags count once per value."""
         cte, cparams = self._item_view_sql()
         where, wparams = self._where(filters, include_retired=False)
+        self.check_filter_values(filters)  # a misspelt value is an error, not a count of 0
         tax = self.taxonomy()
         joins, cols, jparams = [], [], []
         for n, key in enumerate(by):
@@ -956,7 +1019,7 @@ class Bank:
                 jparams.append(key)
                 cols.append(f"t{n}.value AS \"{key}\"")
             else:
-                raise TaxonomyError(f"--by {key}: unknown key; known keys: {', '.join(sorted(tax.keys | set(COLUMN_KEYS)))}")
+                raise self.unknown_key("--by", key, tax)
         group = ", ".join(str(i + 1) for i in range(len(cols)))
         sql = f"""WITH {cte} SELECT {', '.join(cols + [''])}
                   count(*) AS items,

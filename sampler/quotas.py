@@ -30,8 +30,9 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_matrix
 
 from adtbase.errors import InputError, QuotaInfeasible
+from adtbase.registry import did_you_mean
 
-from .spec import FormSpec, Quota
+from .spec import CLOSED_KEYS, FormSpec, Quota
 
 OTHER = "(other)"
 
@@ -107,6 +108,36 @@ def quota_labels(column: pd.Series, quota: Quota) -> NDArray[np.object_]:
     return out
 
 
+# Pool columns that are never quota keys: the item's text and numbers (DESIGN.md, the item frame).
+NOT_KEYS = frozenset({"item_id", "question", "choices", "answer", "n_choices", "exposure_runs",
+                      "exposure_publications", "a", "b", "c", "d", "calibrated_b"})
+
+
+def pool_keys(pool: pd.DataFrame) -> list[str]:
+    """The pool's columns a quota can name: tag keys and built-in keys (text columns, not the item's own text)."""
+    return sorted(str(c) for c in pool.columns if c not in NOT_KEYS and pool[c].dtype == object)
+
+
+def check_quota_values(column: pd.Series, quota: Quota) -> None:
+    """InputError for a quota value no pool item has (a typo would read as 'available 0'): a did-you-mean and
+    the values the key has. A closed key's value (``frequency_tier=high``) may be absent: that is infeasibility."""
+    if quota.key in CLOSED_KEYS:
+        return
+    present: set[str] = set()
+    cells: set[object] = set()
+    for cell in column.to_numpy(dtype=object):
+        key = cell if isinstance(cell, str) or cell is None else repr(cell)
+        if key not in cells:
+            cells.add(key)
+            present.update(split_values(cell))
+    for value, _ in quota.amounts:
+        if value not in present:
+            values = sorted(present)
+            shown = ", ".join(values[:30]) + (f", ... ({len(values)} in all)" if len(values) > 30 else "")
+            raise InputError(f"quota {quota.key}={value}: no item of the pool has {quota.key} {value!r}"
+                             f"{did_you_mean(value, values, cutoff=0.6) or ';'} {quota.key} has: {shown or '(no values)'}")
+
+
 @dataclass(frozen=True)
 class CellModel:
     """The cross-classification of an eligible pool by quota labels and earlier-form flags."""
@@ -155,8 +186,11 @@ def build_cells(pool: pd.DataFrame, spec: FormSpec, size: int) -> CellModel:
     keys = spec.quota_keys
     for key in keys:
         if key not in pool.columns:
-            raise InputError(f"form spec field 'quotas.{key}': the pool has no tag key {key!r} "
-                             f"(known: {sorted(c for c in pool.columns if pool[c].dtype == object)})")
+            known = pool_keys(pool)
+            raise InputError(f"form spec field 'quotas.{key}': the pool has no key {key!r}{did_you_mean(key, known, cutoff=0.6) or ';'} "
+                             f"its keys: {', '.join(known)}")
+    for q in spec.quotas:
+        check_quota_values(pool[q.key], q)
     labels = {q.key: quota_labels(pool[q.key], q) for q in spec.quotas}
     ids = pool["item_id"].to_numpy(dtype=object)
     flags = {f"in:{o.form}": np.fromiter((i in o.item_ids for i in ids), bool, len(ids)) for o in spec.overlap}

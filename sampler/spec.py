@@ -37,6 +37,7 @@ import numpy as np
 import yaml
 
 from adtbase.errors import InputError
+from adtbase.registry import did_you_mean
 
 DEFAULT_REVIEW_STATES: tuple[str, ...] = ("approved", "draft")
 NEVER_ELIGIBLE: tuple[str, ...] = ("retired",)
@@ -271,7 +272,7 @@ def _parse_quotas(raw: Any, source: str) -> tuple[Quota, ...]:
         closed = CLOSED_KEYS.get(str(key))
         for value, _ in items:
             if closed is not None and value not in closed:
-                raise InputError(f"{where}: {value!r} is not one of {closed}")
+                raise InputError(f"{where}: {value!r} is not one of {', '.join(closed)}{did_you_mean(value, closed, cutoff=0.6)}")
             if key == "difficulty_band" and value == "unknown":
                 raise InputError(f"{where}: the 'unknown' band never counts towards a band quota")
         out.append(Quota(str(key), tuple(items)))

@@ -478,8 +478,7 @@ def subslices(bank: Any, slice_ids: Sequence[str], key: str) -> dict[str, list[s
     """The slice's items grouped by their value(s) of tag ``key`` (an item with several values is in each)."""
     items = bank.items({"item_id": list(slice_ids)})
     if key not in items.columns:
-        tags = sorted(c for c in items.columns if c not in ("item_id", "question", "choices", "answer"))
-        raise InputError(f"--by {key!r}: no such tag key or column; keys: {', '.join(tags)}")
+        raise bank.unknown_key("--by", key)  # the bank's tag keys and the built-in ones, not every column
     groups: dict[str, list[str]] = {}
     for item_id, value in zip(items["item_id"], items[key], strict=True):
         if value is None or (isinstance(value, float) and np.isnan(value)):

@@ -123,7 +123,16 @@ def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = No
     overlaps = [parse_overlap_flag(text) for text in max_overlap]
     spec = FormSpec.from_cli(size=size, quotas=parsed_quotas, filters=flt, max_overlap=overlaps, seed=seed,
                              strategy=strategy, earlier_forms=earlier, base=base)
+    tax_keys = set(bank.taxonomy().keys) | set(COLUMN_KEYS)
+    # Every listed value must be one some item has (or a fixed column's): a misspelt one beside a real one would
+    # otherwise narrow the pool silently (the exposure and band filters apply to the pool, not to the read).
+    bank.check_filter_values({k: list(v) for k, v in spec.include})
+    for key in spec.quota_keys:  # a misspelt key is named with the bank's keys (the pool also has item text columns)
+        if key not in tax_keys:
+            raise bank.unknown_key("--quota", key)
     if stratify_by:
+        if stratify_by not in tax_keys:
+            raise bank.unknown_key("--stratify-by", stratify_by)
         if stratify_by in spec.quota_keys:
             raise InputError(f"--stratify-by {stratify_by!r}: the spec already has a quota on {stratify_by!r}")
         items = bank.items({k: list(v) for k, v in spec.include})

@@ -92,7 +92,7 @@ def test_report_slices_are_estimate_by(demo_bank: tuple[Path, pd.DataFrame], tmp
                     assert cell.startswith(f"{r['pred_acc']:.2f} [{r['pred_lo']:.2f}, {r['pred_hi']:.2f}]")
                     checked += 1
         assert checked >= 4
-        with pytest.raises(InputError, match="no such tag key"):
+        with pytest.raises(InputError, match="--by colour: unknown key.* tag keys of the bank's items: "):
             build_report(bank, round_no=1, seed=5, n_worlds=5, by=["colour"])
 
 

@@ -116,7 +116,7 @@ def test_stratify_by_keeps_the_slices_content_shares_and_rederives(copy: Path) -
              "--stratify-by", "language", "--seed", "4", "--name", "s2", "--dry-run")
     assert sub["n_items"] == 20
     before = copy.read_bytes()
-    for extra, says in ((["--stratify-by", "colour"], "no tag key 'colour'"),
+    for extra, says in ((["--stratify-by", "colour"], "--stratify-by colour: unknown key"),
                         (["--stratify-by", "language", "--quota", "language=en:0.5"], "already has a quota")):
         res = adt(copy, "sample", "--strategy", "random", "--size", "20", *extra, "--name", "bad")
         assert res.exit_code == 1 and says in str(res.exception), res.output
