@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
+from adtbase.names import check_name
 from adtbase.registry import did_you_mean
 
 from . import history, migrate, taxonomy
@@ -41,6 +42,7 @@ from .importer import (
 from .lock import DEFAULT_WAIT_S as DEFAULT_WAIT_S
 from .lock import acquire
 from .sql import first
+from .taxonomy import Taxonomy
 
 DEFAULT_SETTINGS = {
     # An item is 'high' frequency once more than this many runs, or publications, exposed it.
@@ -637,6 +639,13 @@ class Bank:
         file_hash = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         ts = now()
         models = sorted(known["model"].unique())
+        stored = {str(r[0]) for r in self.conn.execute("SELECT name FROM models").fetchall()}
+        for model in models:  # a new model follows the name rule (adtbase.names)
+            if model not in stored:
+                try:
+                    check_name("model", model)
+                except InputError as exc:
+                    raise InputError(f"{path}: column {model_col!r}: {exc}") from None
         run_of = {m: f"import:{source}:{m}:{file_hash}" for m in models}
         runs = pd.DataFrame({"run_id": [run_of[m] for m in models], "model": models})
         self._register("_imp_runs", runs)
@@ -657,6 +666,8 @@ class Bank:
 
     def _ensure_model(self, name: str, ts: str, family: str | None = None, size: str | None = None,
                       release_date: str | None = None) -> None:
+        if not first(self.conn.execute("SELECT 1 FROM models WHERE name = ?", [name])):
+            check_name("model", name)  # a new model follows the name rule (adtbase.names); stored ones keep working
         self.conn.execute("""INSERT INTO models SELECT ?, ?, ?, ?, ?
                              WHERE NOT EXISTS (SELECT 1 FROM models WHERE name = ?)""",
                           [name, family, size, release_date, ts, name])
@@ -915,7 +926,7 @@ class Bank:
         rows = self.conn.execute("SELECT DISTINCT value FROM item_tags WHERE key = ?", [key]).fetchall()
         return sorted({str(r[0]) for r in rows} | set(self.taxonomy().closed.get(key, ())))
 
-    def unknown_key(self, flag: str, key: str, tax: taxonomy.Taxonomy | None = None) -> TaxonomyError:
+    def unknown_key(self, flag: str, key: str, tax: Taxonomy | None = None) -> TaxonomyError:
         """The error for a key (``--filter``/``--by``/``--quota``/...) that is neither a tag key nor a built-in one:
         a did-you-mean, and the keys the bank's items carry and the built-in ones (not every column)."""
         tax = tax or self.taxonomy()
@@ -1105,6 +1116,7 @@ class Bank:
     def save_form(self, name: str, item_ids: Sequence[str], *, spec: dict, strategy: str, seed: int | None,
                   snapshot_id: str, calibration_id: str | None, objectives: dict, content_hash: str,
                   n_uncalibrated: int) -> None:
+        check_name("form", name)  # the name rule (adtbase.names), as for models
         if first(self.conn.execute("SELECT 1 FROM forms WHERE name = ?", [name])):
             raise InputError(f"form {name!r} already exists; pick another --name")
         unknown = self.unknown_items(item_ids)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -43,6 +42,7 @@ import pandas as pd
 from adt import audit
 from adt.flags import overlap_form, parse_filters, parse_overlap_flag, parse_quotas
 from adtbase.errors import AdtError, BankError, InputError
+from adtbase.names import check_name
 from calibration import list_calibrations, load_calibration
 from itembank import COLUMN_KEYS, DEFAULT_WAIT_S, Bank, open_bank
 from sampler import FormSpec, PreparedPool, get_sampler, prepare, proportional_quota, solve_cell_counts
@@ -298,8 +298,7 @@ def read_pool(bank: Bank, spec: FormSpec, calibration_id: str | None) -> tuple[p
 def draw_form(bank_path: str | Path, spec_args: Mapping[str, Any], name: str, *, calibration_id: str | None = None,
               dry_run: bool = False, wait_s: float = DEFAULT_WAIT_S, on_wait: Any = None) -> DrawnForm:
     """Draw form ``name`` from the bank and store it (see the module doc); ``spec_args`` go to ``build_spec``."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", name or ""):
-        raise InputError(f"--name {name!r}: use letters, digits and . _ : - (starting with a letter or digit)")
+    check_name("--name", name)  # one rule for form and model names (adtbase.names)
     with open_bank(bank_path, wait_s=wait_s, purpose=f"adt sample {name}: read pool", on_wait=on_wait) as bank:
         if name in set(bank.forms()["name"].astype(str)):
             raise InputError(f"form {name!r} already exists; pick another --name")
