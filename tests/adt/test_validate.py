@@ -214,7 +214,7 @@ BAD = [
     (("--split", "shift", "--group-by", "colour"), "--group-by 'colour': a model attribute"),
     (("--split", "time", "--cut", "soon"), "--cut 'soon' is not an ISO date"),
     (("--calibrate-on", "m0"), "--calibrate-on / --group-by apply to --split shift"),
-    (("--filter", "domain=poetry"), "no items match the filters"),
+    (("--filter", "domain=poetry"), "--filter domain=poetry: no item has domain 'poetry'"),
 ]
 
 
