@@ -8,6 +8,7 @@ process died between the commit and the file's removal) adds nothing the second 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,7 +35,22 @@ def spool_root(bank_path: Path) -> Path:
 
 
 def run_dir(bank_path: Path, run_id: str) -> Path:
-    return spool_root(bank_path) / _SAFE.sub("_", run_id)
+    """The run's spool folder. A run id with characters a folder name should not hold gets them replaced
+    and a digest of the id appended, so ids that differ only there (``a+b``, ``a:b``, ``a_b``) never share a
+    folder. A folder an older adt made under the bare replaced name is still found by its run.json."""
+    root = spool_root(bank_path)
+    safe = _SAFE.sub("_", run_id)
+    if safe == run_id:
+        return root / safe
+    legacy = root / safe
+    meta = legacy / "run.json"
+    if meta.exists():
+        try:
+            if json.loads(meta.read_text()).get("run_id") == run_id:
+                return legacy
+        except (OSError, ValueError):
+            pass
+    return root / f"{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:12]}"
 
 
 @dataclass

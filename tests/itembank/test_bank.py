@@ -220,6 +220,24 @@ def test_spool_ingest_is_idempotent(bank_path: Path, tmp_path: Path) -> None:
         assert bank.answered("r1") == set(ids[:2])
 
 
+def test_run_ids_that_differ_only_in_unsafe_characters_get_their_own_spool(bank_path: Path) -> None:
+    """'form:a+b', 'form:a_b' and 'form:a:b' once all spooled into form_a_b; a run of an older adt that
+    spooled there is still found by its run.json."""
+    ids = ["form:a+b", "form:a_b", "form:a:b"]
+    folders = {spool.run_dir(bank_path, r) for r in ids}
+    assert len(folders) == 3
+    assert spool.run_dir(bank_path, "plain-id_1.x") == spool.spool_root(bank_path) / "plain-id_1.x"
+    legacy = spool.spool_root(bank_path) / "form_a_c"
+    legacy.mkdir(parents=True)
+    (legacy / "run.json").write_text('{"run_id": "form:a:c"}')
+    assert spool.run_dir(bank_path, "form:a:c") == legacy
+    assert spool.run_dir(bank_path, "form:a+c") != legacy
+    writer = spool.SpoolWriter(bank_path, "form:a+b")
+    writer.write(pd.DataFrame({"item_id": ["x"], "score": [1.0]}))
+    assert spool.spooled_items(bank_path, "form:a+b") == {"x"}
+    assert spool.spooled_items(bank_path, "form:a_b") == set()
+
+
 def test_corrupted_foreign_and_missing_banks(tmp_path: Path) -> None:
     junk = tmp_path / "junk.duckdb"
     junk.write_bytes(b"this is not a database" * 100)
