@@ -316,8 +316,9 @@ def flag_items(params: ItemParams, *, fit: pd.DataFrame | None = None, item_stat
     - ``unanswered``, ``all_correct``, ``all_wrong``: from the calibration's ``item_status`` or, without
       it, from ``fit`` (n == 0, mean score 1 or 0): such items are at their priors, not calibrated.
     - ``infit_misfit`` / ``outfit_misfit``: on items with at least ``min_responses`` responses, mean square
-      outside its range AND |t| > ``min_abs_t`` (so a small, noisy item is not flagged on a mean square
-      that chance alone explains).
+      outside its range AND its t beyond ``min_abs_t`` on the same side (t > min_abs_t above the range,
+      t < -min_abs_t below it), so a small, noisy item is not flagged on a mean square that chance alone
+      explains, nor an item whose extreme probabilities make the mean square's t point the other way.
     - ``parameter_moved``: from ``parameter_drift`` (|z| above its criterion).
     """
     rows: list[tuple[str, str, float, float, str]] = []
@@ -353,7 +354,10 @@ def flag_items(params: ItemParams, *, fit: pd.DataFrame | None = None, item_stat
         enough = fit["n"].fillna(0).to_numpy() >= min_responses
         for col, (lo, hi) in (("infit", infit_range), ("outfit", outfit_range)):
             for k, ok, ms, t in zip(ids, enough, fit[col].to_numpy(), fit[f"{col}_t"].to_numpy(), strict=True):
-                if ok and np.isfinite(ms) and (ms < lo or ms > hi) and abs(t) > min_abs_t:
+                # t must point the way the mean square does: with answers near certain (p near 0 or 1) the
+                # Wilson-Hilferty t of a small outfit is large and positive (its q/3 term), which is no
+                # evidence of answers too deterministic but of a mean square too unstable to read.
+                if ok and np.isfinite(ms) and ((ms < lo and t < -min_abs_t) or (ms > hi and t > min_abs_t)):
                     kind = "noisy: answers vary more than the model predicts" if ms > hi else \
                         "too deterministic: answers vary less than the model predicts"
                     rows.append((k, f"{col}_misfit", float(ms), hi if ms > hi else lo,
