@@ -637,7 +637,7 @@ def _exposure(bank: Any) -> dict[str, int]:
     first: dict[str, int] = {}
     forms = bank.forms()
     for name, rounds in zip(forms["name"], forms["published_in"], strict=True):
-        if rounds is None or len(rounds) == 0:
+        if not isinstance(rounds, list | tuple | np.ndarray) or len(rounds) == 0:  # never published: None or pd.NA
             continue
         r0 = int(min(rounds))
         for item in bank.form(name)["item_ids"]:
