@@ -82,13 +82,16 @@ def split_values(cell: object) -> list[str]:
 
 def proportional_quota(values: Sequence[object], key: str) -> dict[str, float]:
     """Fractions of each value of tag ``key`` among ``values`` (one cell per item; an item with several values
-    counts under its first): the quota that keeps a form's content in the slice's proportions. Floored to
-    1e-4 so they sum to at most 1 (the rest, if any, is the OTHER cell)."""
+    counts under its first): the quota that keeps a form's content in the slice's proportions. In steps of
+    1e-4 summing to 1 (largest remainder): flooring each share left a remainder that became an OTHER cell no
+    item is in, and with many values (40 topics: 0.2% of the form) it won a seat by largest remainder, so the
+    spec was infeasible ("quota topic=(other): required 1, available 0")."""
     first = pd.Series([vs[0] if vs else None for vs in map(split_values, values)], dtype=object)
     shares = first.dropna().value_counts(normalize=True)
     if shares.empty:
         raise InputError(f"--stratify-by {key!r}: no item of the slice has a {key} tag")
-    return {str(v): math.floor(float(x) * 1e4) / 1e4 for v, x in shares.items()}
+    units = largest_remainder({str(v): float(x) for v, x in shares.items()}, 10_000)
+    return {v: n / 1e4 for v, n in units.items()}
 
 
 def quota_labels(column: pd.Series, quota: Quota) -> NDArray[np.object_]:

@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from adt.cli import cli, main
 from itembank import open_bank
+from sampler import largest_remainder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "itembank"))
 from test_real_data import CMMLU, MMLU_PRO  # noqa: E402
@@ -107,7 +108,9 @@ def test_stratify_by_keeps_the_slices_content_shares_and_rederives(copy: Path) -
     with open_bank(copy) as b:
         shares = b.items()["language"].value_counts(normalize=True)
     rec = ok(copy, "audit", "form", "s1")
-    assert rec["spec"]["quotas"]["language"] == {v: int(x * 1e4) / 1e4 for v, x in shares.items()}
+    # In steps of 1e-4 that sum to 1 (largest remainder), so no empty "(other)" cell is left to win a seat.
+    assert rec["spec"]["quotas"]["language"] == {v: n / 1e4 for v, n in largest_remainder(shares.to_dict(), 10_000).items()}
+    assert sum(rec["spec"]["quotas"]["language"].values()) == pytest.approx(1.0)
     assert rec["rederivation"]["ok"], rec["rederivation"]
     langs = pd.DataFrame(ok(copy, "form", "show", "s1")["items"])["language"].value_counts().to_dict()
     assert langs == {"en": 50, "zh": 50} and drawn["n_items"] == 100
