@@ -8,6 +8,7 @@ and shapes the outputs the CLI and the round workflow print.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import time
 import warnings
@@ -443,9 +444,11 @@ def estimate_scores(calibration: StoredCalibration | PredictiveModel, scores: pd
 def _model_scores(bank: Any, model: str, filters: Mapping[str, Sequence[str]] | None = None) -> pd.Series:
     frame = bank.responses(None, models=[model])
     if frame.empty:
-        known = sorted(bank.responses(None)["model"].unique())[:10]
-        raise InputError(f"model {model!r} has no responses in the bank" + (f"; models: {', '.join(known)}"
-                                                                           if known else ""))
+        models = sorted(str(m) for m in bank.responses(None)["model"].unique())
+        close = difflib.get_close_matches(model, models, n=1, cutoff=0.6)
+        listed = ", ".join(models[:10]) + (f", ... ({len(models)} in all)" if len(models) > 10 else "")
+        hint = f"; did you mean {close[0]!r}? models: {listed}" if close else (f"; models: {listed}" if models else "")
+        raise InputError(f"model {model!r} has no responses in the bank{hint}")
     return _mean_scores(frame).set_index("item_id")["score"]
 
 
