@@ -428,20 +428,47 @@ def evidence(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str]
 
 def predict(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], *, level: float = 0.95,
             n_draws: int = DEFAULT_DRAWS, rng: np.random.Generator | None = None,
-            pos: Mapping[str, int] | None = None) -> Prediction:
+            pos: Mapping[str, int] | None = None, shared: dict[str, Any] | None = None) -> Prediction:
     """Ability and predicted accuracy on ``slice_ids`` from one model's per-item ``scores`` (module doc).
 
     The ability uses every answer to a predictable item; the slice's answered items count as observed,
     the rest as predicted. ``rng`` seeds the parameter draws (default: a fixed seed, so a number printed
-    twice is the same number)."""
+    twice is the same number). ``shared``: as ``predict_evidence``'s, for several slices of one model's
+    ``scores``."""
     if not 0 < level < 1:
         raise InputError(f"level must be in (0, 1), got {level}")
     ev = evidence(model, scores, slice_ids, pos)
-    return predict_evidence(model, ev, level=level, n_draws=n_draws, rng=rng)
+    return predict_evidence(model, ev, level=level, n_draws=n_draws, rng=rng, shared=shared)
 
 
-def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.95, n_draws: int = DEFAULT_DRAWS,
-                     rng: np.random.Generator | None = None) -> Prediction:
+@dataclass
+class _Ability:
+    """The part of a prediction that depends on the model's answers only, not on the slice: the ability
+    posterior, its parameter draws and interval, and (on first need) the summed-score posterior."""
+
+    grid: NDArray
+    logprior: NDArray
+    obs: ItemParams
+    obs_scores: NDArray
+    post: NDArray
+    drawn: list[NDArray]
+    theta: float
+    se: float
+    q: NDArray
+    z: float
+    level: float
+    n_draws: int
+    _post_s: NDArray | None = None
+
+    def post_s(self) -> NDArray:
+        if self._post_s is None:
+            self._post_s = _summed_posterior(self.obs_scores, self.obs, self.grid, self.logprior, self.post)
+        return self._post_s
+
+
+def ability_part(model: PredictiveModel, ev: _Evidence, *, level: float, n_draws: int,
+                 rng: np.random.Generator | None) -> _Ability:
+    """The slice-free part of ``predict_evidence`` for ``ev``'s answers."""
     rng = rng if rng is not None else np.random.default_rng(0)
     grid = default_grid()
     logprior = model.prior.log_density(grid)
@@ -470,6 +497,23 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
     se = float(np.hypot(np.sqrt(max(float(post @ grid**2) - theta**2, 0.0)), sd_theta_draws))
     q = _grid_quantiles(grid, post[None, :], np.array([(1 - level) / 2, (1 + level) / 2]))[0]
     q = np.array([theta - np.hypot(theta - q[0], z * sd_theta_draws), theta + np.hypot(q[1] - theta, z * sd_theta_draws)])
+    return _Ability(grid, logprior, obs, ev.obs_scores, post, drawn, theta, se, q, z, level, n_draws)
+
+
+def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.95, n_draws: int = DEFAULT_DRAWS,
+                     rng: np.random.Generator | None = None, shared: dict[str, Any] | None = None) -> Prediction:
+    """``predict`` from a model's evidence. ``shared``: a dict kept across calls on the same answers (one
+    model's sub-scores, a call per slice): the slice-free part (ability posterior, parameter draws,
+    summed-score posterior) is computed on the first call and reused, the same numbers as a call each."""
+    if shared is not None and "ability" in shared:
+        ab = shared["ability"]
+        if (ab.level, ab.n_draws) != (level, n_draws) or not np.array_equal(ab.obs_scores, ev.obs_scores):
+            raise InputError("predict_evidence: a shared ability part reused on other answers or settings")
+    else:
+        ab = ability_part(model, ev, level=level, n_draws=n_draws, rng=rng)
+        if shared is not None:
+            shared["ability"] = ab
+    grid, post, drawn, theta, se, q, z = ab.grid, ab.post, ab.drawn, ab.theta, ab.se, ab.q, ab.z
 
     un = model.params.subset(ev.unanswered_idx)
     n_ans, n_un = ev.slice_answered.size, len(un)
@@ -498,7 +542,7 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
                           person_fit_weight=0.0, **base)  # type: ignore[arg-type]
 
     # Person fit: pattern vs summed-score predictions of the unanswered part (module doc).
-    post_s = _summed_posterior(ev.obs_scores, obs, grid, logprior, post)
+    post_s = ab.post_s()
     tcc = _tcc(grid, un, post, post_s, *drawn)
     mean_p, var_p = _moments(post, tcc)
     var_draws = float(np.var([_moments(w, tcc)[0] for w in drawn])) if drawn else 0.0

@@ -415,14 +415,20 @@ MIN_SUBSLICE_ANSWERED = 10
 
 
 def _estimate(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], method: str, level: float,
-              pos: Mapping[str, int]) -> dict[str, Any]:
+              pos: Mapping[str, int], shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``shared``: a dict kept across calls on the same ``scores`` (sub-scores): the slice-free ability
+    part and the map/mle estimate are computed once (the same numbers as a call each)."""
+    shared = {} if shared is None else shared
     ev = evidence(model, scores, slice_ids, pos)
-    pred = predict_evidence(model, ev, level=level)
+    pred = predict_evidence(model, ev, level=level, shared=shared)
     out = pred.as_dict()
     out["method"] = method
     out["bounded"] = False
     if method != "eap" and pred.n_items:
-        est = estimate_ability(ev.obs_scores, model.params.subset(ev.obs_idx), method, prior=model.prior, level=level)
+        if "est" not in shared:
+            shared["est"] = estimate_ability(ev.obs_scores, model.params.subset(ev.obs_idx), method,
+                                             prior=model.prior, level=level)
+        est = shared["est"]
         out.update(theta=est.theta, se=est.se, lo=est.lo, hi=est.hi, bounded=bool(est.bounded))
     return out
 
@@ -492,19 +498,22 @@ def subslices(bank: Any, slice_ids: Sequence[str], key: str) -> dict[str, list[s
 
 
 def subscores(pm: PredictiveModel, scores: pd.Series, groups: Mapping[str, Sequence[str]], *, method: str = "eap",
-              level: float = 0.95, pos: Mapping[str, int] | None = None, key: str = "value") -> list[dict[str, Any]]:
+              level: float = 0.95, pos: Mapping[str, int] | None = None, key: str = "value",
+              shared: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One model's predicted accuracy on each group's items (``subslices``), refused (``refused`` says why)
     where it answered fewer than MIN_SUBSLICE_ANSWERED of them: ``adt estimate --by`` and the report's
     per-slice scores."""
     pos = pos if pos is not None else pm.position()
     rows = []
+    # One model's answers: its ability part serves every value (and the caller's other slices of them).
+    shared = {} if shared is None else shared
     for value, ids in groups.items():
         answered = int(scores.index.isin(pd.Index(ids)).sum())
         row: dict[str, Any] = {key: value, "n_slice_items": len(ids), "n_answered": answered}
         if answered < MIN_SUBSLICE_ANSWERED:
             row["refused"] = (f"{answered} answered items (a sub-score needs at least {MIN_SUBSLICE_ANSWERED})")
         else:
-            est = _estimate(pm, scores, list(ids), method, level, pos)
+            est = _estimate(pm, scores, list(ids), method, level, pos, shared)
             row.update({k: est[k] for k in ("pred_acc", "pred_lo", "pred_hi", "n_predicted", "covers_slice",
                                             "observed_accuracy", "extrapolated")})
             row["refused"] = ""

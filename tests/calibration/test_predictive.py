@@ -216,3 +216,35 @@ def test_disjoint_forms_are_compared_through_the_calibration(world: dict[str, An
                 n_draws=50)
     assert not c.paired and c.n_common == 0 and "through the calibration" in c.note
     assert c.acc_lo < 0 < c.acc_hi and c.p_acc > 0.05     # the same model on two forms: no difference
+
+
+def test_sub_scores_share_the_ability_part_with_the_same_numbers(world: dict[str, Any]) -> None:
+    """A model's sub-scores (adt estimate --by, the report's slices) compute its ability posterior and
+    parameter draws once for every value (they depend on its answers, not the slice): each value's numbers
+    are those of a predict call of its own (issue 12: the report took minutes on 20 models x 14 values)."""
+    from adt.workflow.calibrate import _estimate, subscores
+
+    rng = np.random.default_rng(3)
+    params, pm = world["params"], world["pm"]
+    ids = np.array(params.item_ids)
+    y = _answers(params, 0.4, rng)
+    form = rng.choice(N_ITEMS, 200, replace=False)
+    scores = pd.Series(y[form], index=ids[form])
+    groups = {f"g{k}": list(ids[k::7]) for k in range(7)}
+    pos = pm.position()
+    for method in ("eap", "map"):
+        rows = subscores(pm, scores, groups, method=method, pos=pos)
+        for row, (value, members) in zip(rows, groups.items(), strict=True):
+            alone = _estimate(pm, scores, members, method, 0.95, pos)
+            one = predict(pm, scores, members) if method == "eap" else None
+            assert row["value"] == value and not row["refused"]
+            for k in ("pred_acc", "pred_lo", "pred_hi", "n_predicted", "observed_accuracy"):
+                assert row[k] == alone[k], (method, value, k)
+                if one is not None:
+                    assert row[k] == getattr(one, k), (value, k)
+    with pytest.raises(Exception, match="other answers"):
+        from calibration.predictive import evidence, predict_evidence
+
+        shared: dict[str, Any] = {}
+        predict_evidence(pm, evidence(pm, scores, list(ids)), shared=shared)
+        predict_evidence(pm, evidence(pm, scores.iloc[:50], list(ids)), shared=shared)
