@@ -575,14 +575,28 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
             tag_value.append(tval)
 
     if not opts.extend_taxonomy:
-        # Each distinct (key, value) is checked once, reported at the first row that used it.
+        # Each distinct (key, value) is checked once, reported at the first row that used it; an unknown key
+        # once, with how many values it came with (a custom key of 40 values is one problem, not 40).
+        n_values: dict[str, int] = {}
+        for tkey, _ in first_use:
+            n_values[tkey] = n_values.get(tkey, 0) + 1
+        reported_keys: set[str] = set()
         for (tkey, tval), (i, field_name) in sorted(first_use.items(), key=lambda kv: kv[1][0]):
             at = RowLabel(where, i)
+            if tkey in reported_keys:
+                continue
             try:
                 taxonomy.check(tkey, tval, f"{at}: field {field_name!r}")
             except TaxonomyError as exc:
-                kind_text = "unknown tag key" if tkey not in taxonomy.keys else f"value not allowed for tag {tkey}"
-                log.add_error(kind_text, at, field_name, f"{tkey}={tval}", exc, taxonomy=True)
+                if tkey in taxonomy.keys:
+                    log.add_error(f"value not allowed for tag {tkey}", at, field_name, f"{tkey}={tval}", exc,
+                                  taxonomy=True)
+                    continue
+                reported_keys.add(tkey)
+                more = n_values[tkey] - 1
+                if more:
+                    exc = TaxonomyError(f"{exc} ({more} more value{'s' if more > 1 else ''} of {tkey!r} in the files)")
+                log.add_error("unknown tag key", at, field_name, f"{tkey}={tval}", exc, taxonomy=True)
     pairs = set(first_use)
 
     def kept(values: Sequence[Any]) -> list[Any]:
