@@ -16,12 +16,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
-import pandas as pd
-import pyarrow as pa
 
 from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
 from adtbase.names import check_name
@@ -29,20 +26,18 @@ from adtbase.registry import did_you_mean
 
 from . import history, migrate, taxonomy
 from .history import Event, Head, VerifyReport
-from .importer import (
-    ImportOptions,
-    PreparedItems,
-    ProblemLog,
-    RowLabels,
-    count_rows,
-    prepare,
-    read_chunks,
-    read_table,
-)
 from .lock import DEFAULT_WAIT_S as DEFAULT_WAIT_S
 from .lock import acquire
 from .sql import first
 from .taxonomy import Taxonomy
+
+if TYPE_CHECKING:  # numpy, pandas, pyarrow and the importer load in the methods that use them: opening a bank
+    # and the light reads (stats_table, verify, snapshot_id) cost no pandas start-up (tests/adt/test_startup.py)
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from .importer import ImportOptions, PreparedItems, ProblemLog, RowLabels
 
 DEFAULT_SETTINGS = {
     # An item is 'high' frequency once more than this many runs, or publications, exposed it.
@@ -79,7 +74,7 @@ class ImportReport:
     batch_id: str | None
     # One record per row merged into an earlier row of the import (same content): where it is (file and
     # line or row), its external id and the item both are.
-    merged_rows: tuple[dict[str, str], ...] = ()
+    merged_rows: tuple[dict[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,7 +194,7 @@ class _ImportTally:
     seen: set[str] = field(default_factory=set)       # distinct items among the import's rows
     existing: set[str] = field(default_factory=set)   # of those, items the bank had before the import
     inserted: set[str] = field(default_factory=set)   # items this import created
-    merged: list[dict[str, str]] = field(default_factory=list)   # the rows merged into an earlier one
+    merged: list[dict[str, Any]] = field(default_factory=list)   # the rows merged into an earlier one
 
     @property
     def changed(self) -> bool:
@@ -215,6 +210,8 @@ class _ImportTally:
 
 def _strings(frame: pd.DataFrame, cols: Sequence[str]) -> pa.Table:
     """Columns as an Arrow table of strings: an empty pandas column would reach DuckDB as DOUBLE."""
+    import pyarrow as pa
+
     return pa.table({c: pa.array(frame[c].tolist() if c in frame.columns else [], pa.string()) for c in cols})
 
 
@@ -261,6 +258,9 @@ class Bank:
     def _register(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         # DuckDB keeps a registered object alive until the transaction ends; as Arrow it is compact
         # (a chunk of a million-item import is ~30 MB as Arrow, several times that as pandas objects).
+        import pandas as pd
+        import pyarrow as pa
+
         if isinstance(frame, pd.DataFrame):
             frame = pa.Table.from_pandas(frame, preserve_index=False)
         self.conn.register(name, frame)
@@ -330,6 +330,8 @@ class Bank:
         it is written chunk by chunk into a copy of the bank that replaces the bank only once the
         whole import succeeded: either way a failed import leaves the bank file byte-for-byte as it was.
         """
+        from .importer import count_rows
+
         if sum(count_rows(Path(p)) for p in paths) <= chunk_rows:
             return self._import(paths, opts, chunk_rows, commit_each_chunk=False)
         shadow = self.path.with_name(self.path.name + ".importing")
@@ -353,6 +355,8 @@ class Bank:
 
     def _import(self, paths: Sequence[str | Path], opts: ImportOptions, chunk_rows: int,
                 commit_each_chunk: bool) -> ImportReport:
+        from .importer import ProblemLog, prepare, read_chunks
+
         tax = self.taxonomy()
         files = [str(p) for p in paths]
         batch = "imp_" + uuid.uuid4().hex[:12]
@@ -403,6 +407,8 @@ class Bank:
                      tally: _ImportTally, problems: ProblemLog) -> None:
         """Write one validated chunk inside the import's transaction; rows that clash with the bank or an
         earlier chunk go to ``problems`` and are left out."""
+        import numpy as np
+
         conn = self.conn
         rows, where = prep.rows, prep.where
         rows, where = self._drop_clashes(rows, where, opts.source, problems)
@@ -453,8 +459,9 @@ class Bank:
         seen = tally.seen
         dup = rows["item_id"].duplicated().to_numpy() | np.fromiter((i in seen for i in rows["item_id"]), bool, len(rows))
         for i in np.flatnonzero(dup):
-            tally.merged.append({"row": str(where[int(i)]), "external_id": str(rows["external_id"].iat[i]),
-                                 "item_id": str(rows["item_id"].iat[i])})
+            path, label, number = where.locate(int(i))
+            tally.merged.append({"row": f"{path}: {label} {number}", "file": path, label: number,
+                                 "external_id": str(rows["external_id"].iat[i]), "item_id": str(rows["item_id"].iat[i])})
         tally.seen.update(unique["item_id"])
         tally.existing.update(before_import)
         tally.cross_source += int(cross_source)
@@ -467,6 +474,8 @@ class Bank:
                       problems: ProblemLog) -> tuple[pd.DataFrame, RowLabels]:
         """Rows whose external id the source gave another content before (earlier in this import, or in an
         earlier one) are problems, left out of the chunk."""
+        import numpy as np
+
         self._register("_in_rows", _strings(rows, ("external_id", "item_id")))
         try:
             clashes = self.conn.execute("""
@@ -551,6 +560,8 @@ class Bank:
     def aliases_for(self, item_ids: Iterable[str], source: str) -> dict[str, str]:
         """Each item's external id in ``source`` (items without one are left out); where the source
         holds several ids for one merged item, the smallest (as text) is given."""
+        import pandas as pd
+
         self._register("_alias_ids", pd.DataFrame({"item_id": pd.Series(list(item_ids), dtype=object).unique()}))
         try:
             return dict(self.conn.execute("""
@@ -561,6 +572,8 @@ class Bank:
 
     def items_for_aliases(self, external_ids: Iterable[str], source: str) -> dict[str, str]:
         """The item id behind each external id of ``source`` (unknown ids are left out)."""
+        import pandas as pd
+
         self._register("_ext_ids", pd.DataFrame({"external_id": pd.Series(list(external_ids), dtype=object).unique()}))
         try:
             return dict(self.conn.execute("""
@@ -571,6 +584,8 @@ class Bank:
 
     def aliases_of(self, item_ids: Iterable[str]) -> dict[str, list[str]]:
         """Every alias of each item as ``source:external_id`` (sorted); items without one are left out."""
+        import pandas as pd
+
         self._register("_alias_of", pd.DataFrame({"item_id": pd.Series(list(item_ids), dtype=object).unique()}))
         try:
             rows = self.conn.execute("""
@@ -595,6 +610,10 @@ class Bank:
     def import_responses(self, path: str | Path, *, source: str, model_col: str, item_col: str, score_col: str,
                          round_no: int | None = None, strict: bool = False) -> ResponsesReport:
         """Past results keyed by the source's external ids: one run per model per file."""
+        import numpy as np
+        import pandas as pd
+        from .importer import read_table
+
         import hashlib
 
         path = Path(path)
@@ -700,6 +719,8 @@ class Bank:
 
     def _insert_responses(self, frame: pd.DataFrame, ts: str) -> int:
         """Insert responses (with a run_id column) not yet stored, inside the caller's transaction."""
+        import pandas as pd
+
         cols = ("run_id", *self.RESPONSE_COLS)
         full = pd.DataFrame({c: frame[c] if c in frame.columns else None for c in cols})
         full["choice_logliks"] = full["choice_logliks"].astype(object)
@@ -752,6 +773,8 @@ class Bank:
 
     def ingest_many(self, frame: pd.DataFrame) -> int:
         """``ingest_responses`` for several runs at once (a ``run_id`` column), in one transaction."""
+        import pandas as pd
+
         runs = pd.DataFrame({"run_id": frame["run_id"].astype(str).unique()})
         self._register("_ing_runs", runs)
         try:
@@ -778,6 +801,8 @@ class Bank:
                                     FROM runs r ORDER BY created_at""").df()
 
     def unknown_items(self, item_ids: Iterable[str]) -> list[str]:
+        import pandas as pd
+
         ids = pd.DataFrame({"item_id": pd.Series(list(item_ids), dtype=object).unique()})
         self._register("_ids_chk", ids)
         try:
@@ -967,6 +992,8 @@ class Bank:
 
     def item_ids(self, filters: Mapping[str, Sequence[str]] | None = None, include_retired: bool = False) -> np.ndarray:
         """Ids of the items matching ``filters`` (sorted), without building the full item frame."""
+        import numpy as np
+
         cte, cparams = self._item_view_sql()
         where, wparams = self._where(filters, include_retired)
         rows = self.conn.execute(f"WITH {cte} SELECT item_id FROM iv WHERE {where} ORDER BY item_id",  # noqa: S608
@@ -1043,6 +1070,8 @@ class Bank:
 
     def item(self, ref: str) -> dict[str, Any]:
         """Everything the bank knows about one item."""
+        import numpy as np
+
         item_id = self.resolve(ref)
         frame = self.items({"item_id": [item_id]}, include_retired=True)
         rec: dict[str, Any] = {str(k): (None if (isinstance(v, float) and np.isnan(v)) else v) for k, v in frame.iloc[0].to_dict().items()}
@@ -1116,6 +1145,9 @@ class Bank:
     def save_form(self, name: str, item_ids: Sequence[str], *, spec: dict, strategy: str, seed: int | None,
                   snapshot_id: str, calibration_id: str | None, objectives: dict, content_hash: str,
                   n_uncalibrated: int) -> None:
+        import numpy as np
+        import pandas as pd
+
         check_name("form", name)  # the name rule (adtbase.names), as for models
         if first(self.conn.execute("SELECT 1 FROM forms WHERE name = ?", [name])):
             raise InputError(f"form {name!r} already exists; pick another --name")
@@ -1169,6 +1201,9 @@ class Bank:
     # -- calibration feedback ----------------------------------------------------------------------
     def set_difficulties(self, calibration_id: str, item_ids: Sequence[str], b: Sequence[float] | np.ndarray) -> None:
         """The latest calibrated difficulty of each item (difficulty bands are cut from these)."""
+        import numpy as np
+        import pandas as pd
+
         frame = pd.DataFrame({"item_id": list(item_ids), "calibration_id": calibration_id,
                               "b": np.asarray(b, dtype=float)}).dropna(subset=["b"])
         self._register("_diff", frame)
@@ -1182,6 +1217,8 @@ class Bank:
     def responses(self, filters: Mapping[str, Sequence[str]] | None = None,
                   models: Sequence[str] | None = None) -> pd.DataFrame:
         """Responses (run_id, model, item_id, score, round) to the items matching ``filters``."""
+        import pandas as pd
+
         ids = self.item_ids(filters) if filters else None
         sql = """SELECT x.run_id, ru.model, x.item_id, x.score, ru.round_no AS round, ru.kind, ru.form_name
                  FROM responses x JOIN runs ru USING (run_id)"""

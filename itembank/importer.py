@@ -92,9 +92,14 @@ class RowLabels:
         self.offsets = np.cumsum([0] + [len(p[2]) for p in self.parts])
 
     def __getitem__(self, i: int) -> str:
+        path, label, line = self.locate(i)
+        return f"{path}: {label} {line}"
+
+    def locate(self, i: int) -> tuple[str, str, int]:
+        """(file, 'line' | 'row', its number) of row i."""
         k = int(np.searchsorted(self.offsets, i, side="right")) - 1
         path, label, lines = self.parts[k]
-        return f"{path}: {label} {lines[i - self.offsets[k]]}"
+        return path, label, int(lines[i - self.offsets[k]])
 
     def __len__(self) -> int:
         return int(self.offsets[-1])

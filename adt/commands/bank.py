@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -96,11 +97,12 @@ def import_(ctx: Context, files: tuple[Path, ...], source: str, source_version: 
     emit(data, as_json, None if as_json else (
         f"{report.rows} rows -> {report.items_in_files} items ({report.new_items} new, {report.existing_items} "
         f"already in the bank, {report.merged_across_sources} of them from other sources); "
-        f"{report.merged_within_files} duplicate rows merged within the files{_merged_rows(report.merged_rows)}; "
+        f"{report.merged_within_files} duplicate row{'' if report.merged_within_files == 1 else 's'} merged into an "
+        f"earlier row of the same item{_merged_rows(report.merged_rows)}; "
         f"{report.new_aliases} new aliases, {report.new_tags} new tags" + ("" if report.batch_id else "; nothing changed")))
 
 
-def _merged_rows(rows: Sequence[Mapping[str, str]], show: int = 5) -> str:
+def _merged_rows(rows: Sequence[Mapping[str, Any]], show: int = 5) -> str:
     """Which rows were merged (the first few; --json lists them all)."""
     if not rows:
         return ""

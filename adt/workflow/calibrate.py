@@ -511,7 +511,8 @@ def subscores(pm: PredictiveModel, scores: pd.Series, groups: Mapping[str, Seque
         answered = int(scores.index.isin(pd.Index(ids)).sum())
         row: dict[str, Any] = {key: value, "n_slice_items": len(ids), "n_answered": answered}
         if answered < MIN_SUBSLICE_ANSWERED:
-            row["refused"] = (f"{answered} answered items (a sub-score needs at least {MIN_SUBSLICE_ANSWERED})")
+            row["refused"] = (f"{answered} answered item{'' if answered == 1 else 's'} (a sub-score needs at least "
+                              f"{MIN_SUBSLICE_ANSWERED})")
         else:
             est = _estimate(pm, scores, list(ids), method, level, pos, shared)
             row.update({k: est[k] for k in ("pred_acc", "pred_lo", "pred_hi", "n_predicted", "covers_slice",

@@ -137,15 +137,17 @@ def test_one_import_stores_canonical_keys_and_names_the_merged_row(world: dict[s
     bank = world["bank"]
     assert world["imported"].startswith("210 rows -> 209 items (209 new, 0 already in the bank")
     # the duplicate row is named (file, line, id), not only counted
-    assert re.search(r"1 duplicate rows? merged within the files \([^)]*items\.jsonl: line 210 \(id q000-copy\)\)",
+    assert re.search(r"1 duplicate row merged into an earlier row of the same item \([^)]*items\.jsonl: line 210 "
+                     r"\(id q000-copy\)\)",
                      world["imported"]), world["imported"]
     # re-importing the same file changes nothing, and --json lists the merged row with its item
     snap = ok(bank, "bank", "snapshot-id")
     again = json.loads(ok(bank, "bank", "import", str(world["tmp"] / "items.jsonl"), "--source", "fc", "--json"))
     assert again["batch_id"] is None and again["new_items"] == 0 and ok(bank, "bank", "snapshot-id") == snap
     first = item(bank, "fc:q000")
-    assert again["merged_rows"] == [{"row": f"{world['tmp'] / 'items.jsonl'}: line 210", "external_id": "q000-copy",
-                                     "item_id": first["item_id"]}]
+    path = str(world["tmp"] / "items.jsonl")
+    assert again["merged_rows"] == [{"row": f"{path}: line 210", "file": path, "line": 210,
+                                     "external_id": "q000-copy", "item_id": first["item_id"]}]
     assert sorted(first["aliases"]) == ["fc:q000", "fc:q000-copy"]
     # keys: multi-select in every form stored "B,D"; numeric notations stored canonically, tolerance in the key
     by_id = {r["id"]: r for r in world["items"]}
@@ -314,7 +316,8 @@ def test_import_to_report_with_topic_slices(world: dict[str, Any], tmp_path: Pat
     for topic in SMALL_TOPICS:
         r = rows[topic]
         assert r["n_slice_items"] == 3 and r["n_answered"] < 10, r
-        assert r["refused"] == f"{r['n_answered']} answered items (a sub-score needs at least 10)", r
+        n = r['n_answered']
+        assert r["refused"] == f"{n} answered item{'' if n == 1 else 's'} (a sub-score needs at least 10)", r
     text = ok(bank, "estimate", "--model", NEWCOMER, "--by", "topic")
     assert "topic=topic-00: refused: " in text and "(a sub-score needs at least 10)" in text
     # the report: per-topic slices, the random baseline last, text escaped
