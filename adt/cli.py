@@ -21,7 +21,7 @@ import click
 from adt.flags import parse_filters as parse_filters  # the commands' one --filter parser
 from adtbase import __version__
 from adtbase.errors import AdtError
-from itembank import DEFAULT_WAIT_S  # the face is light: pandas and DuckDB load with open_bank
+from itembank import DEFAULT_WAIT_S  # the face is light: DuckDB loads with open_bank, pandas with a frame
 
 if TYPE_CHECKING:
     from itembank import Bank
@@ -103,7 +103,7 @@ class Context:
     def bank(self, purpose: str, create: bool = False) -> Iterator[Bank]:
         # The app's rooms that own tables: importing a face registers its migrations (itembank's own come
         # first), so a bank any command creates or opens gets every room's, in the same order (itembank,
-        # calibration). The faces are light; pandas and DuckDB load with open_bank.
+        # calibration). The faces are light; DuckDB loads with open_bank (pandas only where a frame is built).
         import calibration  # noqa: F401
         from itembank import open_bank
 
@@ -118,13 +118,16 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:
-    from adtbase.jsonable import to_jsonable  # numpy and pandas: only once a command prints data
+    from adtbase.jsonable import to_jsonable  # imports neither numpy nor pandas
+    from adtbase.table import Table
 
     pd = sys.modules.get("pandas")  # a DataFrame exists only where pandas is loaded
     if as_json:
         click.echo(json.dumps(to_jsonable(data), ensure_ascii=False, indent=2, default=str))
     elif text is not None:
         click.echo(text)
+    elif isinstance(data, Table):  # a light command's rows, laid out as a frame's to_string
+        click.echo(data.to_text() if not data.empty else "(nothing)")
     elif pd is not None and isinstance(data, pd.DataFrame):
         click.echo(data.to_string(index=False) if not data.empty else "(nothing)")
     else:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # numpy, pandas, pyarrow and the importer load in the methods
     import pandas as pd
     import pyarrow as pa
 
+    from adtbase.table import Table
+
     from .importer import ImportOptions, PreparedItems, ProblemLog, RowLabels
 
 DEFAULT_SETTINGS = {
@@ -610,11 +612,12 @@ class Bank:
     def import_responses(self, path: str | Path, *, source: str, model_col: str, item_col: str, score_col: str,
                          round_no: int | None = None, strict: bool = False) -> ResponsesReport:
         """Past results keyed by the source's external ids: one run per model per file."""
+        import hashlib
+
         import numpy as np
         import pandas as pd
-        from .importer import read_table
 
-        import hashlib
+        from .importer import read_table
 
         path = Path(path)
         frame, label = read_table(path)
@@ -1044,6 +1047,16 @@ class Bank:
     def stats(self, by: Sequence[str] = (), filters: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
         """Item counts and frequency-tier counts (``freq_tier_low|medium|high``) grouped by built-in keys or tag keys;
         many-valued tags count once per value."""
+        return self._stats(by, filters).df()
+
+    def stats_table(self, by: Sequence[str] = (), filters: Mapping[str, Sequence[str]] | None = None) -> Table:
+        """``stats`` as an ``adtbase.table.Table`` (the same columns and rows; its ``to_text`` is the frame's
+        ``to_string(index=False)``), built without pandas: ``adt bank stats`` loads none."""
+        from adtbase.table import Table
+
+        return Table.from_result(self._stats(by, filters))
+
+    def _stats(self, by: Sequence[str], filters: Mapping[str, Sequence[str]] | None) -> duckdb.DuckDBPyConnection:
         cte, cparams = self._item_view_sql()
         where, wparams = self._where(filters, include_retired=False)
         self.check_filter_values(filters)  # a misspelt value is an error, not a count of 0
@@ -1066,7 +1079,7 @@ class Bank:
                   count(*) FILTER (WHERE frequency_tier = 'high') AS freq_tier_high
                   FROM iv {' '.join(joins)} WHERE {where}
                   {('GROUP BY ' + group + ' ORDER BY ' + group) if cols else ''}"""  # noqa: S608
-        return self.conn.execute(sql, cparams + jparams + wparams).df()
+        return self.conn.execute(sql, cparams + jparams + wparams)
 
     def item(self, ref: str) -> dict[str, Any]:
         """Everything the bank knows about one item."""
@@ -1095,9 +1108,19 @@ class Bank:
         return out
 
     def item_history(self, ref: str) -> pd.DataFrame:
+        """The item's events, oldest first: ``seq, ts, kind, ref, payload, hash``."""
+        return self._item_history(ref).df()
+
+    def item_history_table(self, ref: str) -> Table:
+        """``item_history`` as an ``adtbase.table.Table``, without pandas (``adt bank history``)."""
+        from adtbase.table import Table
+
+        return Table.from_result(self._item_history(ref))
+
+    def _item_history(self, ref: str) -> duckdb.DuckDBPyConnection:
         item_id = self.resolve(ref)
         return self.conn.execute("""SELECT seq, ts, kind, ref, payload, hash FROM events
-                                    WHERE item_id = ? ORDER BY seq""", [item_id]).df()
+                                    WHERE item_id = ? ORDER BY seq""", [item_id])
 
     # -- curation -----------------------------------------------------------------------------------
     def retire(self, refs: Sequence[str], reason: str) -> int:

@@ -12,7 +12,7 @@ import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adtbase.errors import InputError
-from itembank import Head, ImportOptions, snapshot, spool
+from itembank import Head  # the importer, snapshot and spool load in their commands (they need pandas)
 
 
 @cli.group()
@@ -74,6 +74,8 @@ def import_(ctx: Context, files: tuple[Path, ...], source: str, source_version: 
     With no column flags the canonical columns are read: id, question, choices, answer, type,
     language, tags (see itembank/importer.py).
     """
+    from itembank import ImportOptions
+
     if choices_col and choice_cols:
         raise click.UsageError("give --choices-col or --choice-cols, not both")
     opts = ImportOptions(
@@ -118,8 +120,8 @@ def _merged_rows(rows: Sequence[Mapping[str, Any]], show: int = 5) -> str:
 def stats(ctx: Context, by: tuple[str, ...], filters: tuple[str, ...], as_json: bool) -> None:
     """Item counts and frequency tiers, grouped by keys."""
     with ctx.bank("adt bank stats") as b:
-        frame = b.stats(by, parse_filters(filters))
-    emit(frame, as_json)
+        table = b.stats_table(by, parse_filters(filters))  # no pandas: the frame's text, without its start-up
+    emit(table, as_json)
 
 
 @bank.command()
@@ -140,8 +142,8 @@ def show(ctx: Context, item: str, as_json: bool) -> None:
 def history_(ctx: Context, item: str, as_json: bool) -> None:
     """The item's events, oldest first."""
     with ctx.bank("adt bank history") as b:
-        frame = b.item_history(item)
-    emit(frame, as_json)
+        table = b.item_history_table(item)  # no pandas, as bank stats
+    emit(table, as_json)
 
 
 @bank.command()
@@ -204,6 +206,8 @@ def tag(ctx: Context, args: tuple[str, ...], extend_taxonomy: bool) -> None:
 @pass_ctx
 def export(ctx: Context, out_dir: Path, as_json: bool) -> None:
     """Export every table to Parquet with a sha256 manifest."""
+    from itembank import snapshot
+
     with ctx.bank("adt bank export") as b:
         manifest = snapshot.export(b, out_dir)
     emit(manifest if as_json else {"exported_to": str(out_dir), "snapshot_id": manifest["snapshot_id"],
@@ -216,6 +220,8 @@ def export(ctx: Context, out_dir: Path, as_json: bool) -> None:
 @pass_ctx
 def import_snapshot(ctx: Context, folder: Path) -> None:
     """Rebuild a bank (at --bank, which must not exist) from an export folder."""
+    from itembank import snapshot
+
     manifest = snapshot.import_snapshot(folder, ctx.bank_path)
     click.echo(f"rebuilt {ctx.bank_path} from {folder}: snapshot {manifest['snapshot_id']} verified")
 
@@ -276,6 +282,8 @@ def responses_import(ctx: Context, file: Path, source: str, model_col: str, item
 @pass_ctx
 def responses_ingest(ctx: Context) -> None:
     """Move spooled run results into the bank."""
+    from itembank import spool
+
     with ctx.bank("adt responses ingest") as b:
         counts = spool.ingest(b)
     click.echo(json.dumps(counts))

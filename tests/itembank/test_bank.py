@@ -174,6 +174,13 @@ def test_filters_and_stats(bank_path: Path, tmp_path: Path) -> None:
         assert stats["items"].sum() == 5   # q2 counts under both of its domains, untagged items under None
         assert list(stats.columns[-3:]) == ["freq_tier_low", "freq_tier_medium", "freq_tier_high"]
         assert stats["freq_tier_low"].sum() == 5   # nothing published yet: every item is in the low tier
+        # the pandas-free table (adt bank stats, bank history) holds the same columns and rows, printed alike
+        for by in ([], ["domain", "item_type"], ["domain", "domain"], ["language", "frequency_tier"]):
+            frame, table = bank.stats(by), bank.stats_table(by)
+            assert table.columns == tuple(frame.columns) and table.records() == frame.to_dict("records")
+            assert table.to_text() == frame.to_string(index=False)
+        frame, table = bank.item_history("toy:q1"), bank.item_history_table("toy:q1")
+        assert table.records() == frame.to_dict("records") and table.to_text() == frame.to_string(index=False)
         with pytest.raises(TaxonomyError):
             bank.item_ids({"colour": ["red"]})
         bank.retire(["toy:q1"], reason="leaked")
