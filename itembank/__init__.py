@@ -23,6 +23,7 @@ from .migrate import register_migrations
 
 # Names loaded on first use from the module that defines them ("" after the dot: the submodule itself).
 _LAZY = {
+    "IMPORT_COLUMNS_HELP": "itembank.columns",
     "COLUMN_KEYS": "itembank.bank",
     "Bank": "itembank.bank",
     "ImportReport": "itembank.bank",
@@ -49,6 +50,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .bank import ImportReport as ImportReport
     from .bank import ResponsesReport as ResponsesReport
     from .bank import open_bank as open_bank
+    from .columns import IMPORT_COLUMNS_HELP as IMPORT_COLUMNS_HELP
     from .content import LETTERS as LETTERS
     from .content import normalise as normalise
     from .generators import generate_items as generate_items

@@ -6,21 +6,8 @@ goes on checking the whole file and then fails once, with all of them grouped by
 (``ImportProblems``), having written nothing. Problems with the columns themselves (a missing column, a
 bad flag) stop at once: no row can be checked without them.
 
-Canonical columns (used when no column flags are given):
-    id          external id within the source (default: the row number)
-    question    the item text (required)
-    choices     list of option texts (multiple choice); absent or empty for open/numeric items
-    answer      the key: a letter (A, B, ...) for MC, a number for numeric (any notation: see
-                adtbase/itemtypes/numeric.py), text for open; multi: see adtbase/itemtypes/multi.py
-    tolerance   numeric items only, optional: absolute ("0.05", "1e-3") or relative ("1%")
-    partial_credit  multi-select items only, optional: true/yes/1 gives partial credit (Jaccard)
-    type        an item type: mc | open | numeric | multi, or any registered in adtbase.itemtypes
-                (default: mc when choices are given, else open; numeric with --answer-format gsm8k)
-    language    e.g. en, zh (default: --language, else guessed from the text: CJK share >= 20% -> zh)
-    tags        a mapping key -> value or list of values (JSON text in CSV)
-Optional provenance columns: origin (human | template | model-generated), generator,
-generator_params, parent_id (external id of the parent item, same source), review_state
-(draft | approved | retired), difficulty_band (declared band), license.
+The canonical columns and the answer formats are described once, in ``itembank/columns.py`` (what
+``adt bank import --help`` shows); the item types' own key rules are in ``adtbase/itemtypes``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adtbase.errors import InputError
-from itembank import Head  # the importer, snapshot and spool load in their commands (they need pandas)
+from itembank import (
+    IMPORT_COLUMNS_HELP,
+    Head,  # the importer, snapshot and spool load in their commands (they need pandas)
+)
 
 
 @cli.group()
@@ -38,7 +41,7 @@ def _tag_cols(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-@bank.command("import")
+@bank.command("import", epilog=IMPORT_COLUMNS_HELP)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--source", required=True, help="Name of the source dataset (aliases are kept per source).")
 @click.option("--source-version", default=None)
@@ -69,11 +72,7 @@ def import_(ctx: Context, files: tuple[Path, ...], source: str, source_version: 
             no_key: bool,
             tag_cols: tuple[str, ...], tags: tuple[str, ...], item_type: str | None, extend_taxonomy: bool,
             review_state: str, as_json: bool) -> None:
-    """Import items from JSONL, CSV or Parquet files, as one transaction.
-
-    With no column flags the canonical columns are read: id, question, choices, answer, type,
-    language, tags (see itembank/importer.py).
-    """
+    """Import items from JSONL, CSV or Parquet files, as one transaction (columns and answer keys below)."""
     from itembank import ImportOptions
 
     if choices_col and choice_cols:

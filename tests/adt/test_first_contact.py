@@ -336,3 +336,12 @@ def test_import_to_report_with_topic_slices(world: dict[str, Any], tmp_path: Pat
     assert len(board) == 34 and board[-1] == BASELINE and NEWCOMER in board, board
     for planted in PLANTED:
         assert f"fc:{planted}" in page
+
+
+def test_import_help_documents_the_columns_and_answer_keys(tmp_path: Path) -> None:
+    """The canonical columns and the key forms are in `adt bank import --help`, not only in the source."""
+    text = ok(tmp_path / "none.duckdb", "bank", "import", "--help")
+    for column in ("id", "question", "choices", "answer", "type", "language", "tags", "tolerance", "partial_credit"):
+        assert re.search(rf"^\s+{column}\s", text, re.M), column
+    for form in ('["B","D"]', "3.27E-22", "3/4", "9.81 +/- 0.05", "0-based", "#### 42"):
+        assert form in text, form
