@@ -36,7 +36,7 @@ from scipy.stats import chi2, norm
 from adtbase.errors import InputError
 
 from .honesty import draw_params as _draw_params
-from .irt import EPS, ItemParams, prob
+from .irt import EPS, ItemParams, clipped_log_probs, prob
 
 METHODS = ("eap", "map", "mle")
 DEFAULT_BOUNDS = (-6.0, 6.0)
@@ -237,10 +237,10 @@ def _grid_loglik(m: NDArray, j: NDArray, s: NDArray, n_models: int, params: Item
     used, jj = np.unique(j, return_inverse=True)  # only the items answered: a big bank stays cheap
     n_items = used.size
     a, b, c, d = (getattr(params, k)[used][:, None] for k in ("a", "b", "c", "d"))
-    p = np.clip(prob(grid[None, :], a, b, c, d), EPS, 1 - EPS)
+    log_p, log_q = clipped_log_probs(grid[None, :], a, b, c, d)
     right = sp.csr_matrix((s, (m, jj)), shape=(n_models, n_items))
     wrong = sp.csr_matrix((1.0 - s, (m, jj)), shape=(n_models, n_items))
-    return np.asarray(right @ np.log(p)) + np.asarray(wrong @ np.log1p(-p))
+    return np.asarray(right @ log_p) + np.asarray(wrong @ log_q)
 
 
 def _grid_quantiles(grid: NDArray, w: NDArray, q: NDArray) -> NDArray:

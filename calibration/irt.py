@@ -144,6 +144,28 @@ def prob(theta: ArrayLike, a: ArrayLike, b: ArrayLike, c: ArrayLike = 0.0, d: Ar
     return c + (d - c) * expit(a * (theta - b))
 
 
+def clipped_log_probs(theta: ArrayLike, a: ArrayLike, b: ArrayLike, c: ArrayLike = 0.0,
+                      d: ArrayLike = 1.0) -> tuple[NDArray, NDArray]:
+    """``log p`` and ``log(1 - p)`` of ``p = clip(prob(theta, a, b, c, d), EPS, 1 - EPS)``: the same numbers,
+    bit for bit, computed in place on one array where ``theta - b`` already has the broadcast shape
+    (a grid against items: the ability posteriors' hot loop, 10k items x 481 nodes per model on
+    MMLU-Pro), and skipping ``c + (d - c) *`` where every c is 0 and every d is 1 (exact: 0 + 1 * x == x)."""
+    theta, a, b, c, d = (np.asarray(x, dtype=float) for x in (theta, a, b, c, d))
+    p = np.asarray(np.subtract(theta, b))  # a new array (0-d for scalars)
+    if p.ndim == 0 or p.shape != np.broadcast_shapes(theta.shape, a.shape, b.shape, c.shape, d.shape):
+        p = np.clip(prob(theta, a, b, c, d), EPS, 1 - EPS)
+        return np.log(p), np.log1p(-p)
+    np.multiply(a, p, out=p)
+    expit(p, out=p)
+    if not (np.all(c == 0.0) and np.all(d == 1.0)):
+        np.multiply(d - c, p, out=p)
+        np.add(c, p, out=p)
+    np.clip(p, EPS, 1 - EPS, out=p)
+    log_p = np.log(p)
+    np.negative(p, out=p)
+    return log_p, np.log1p(p, out=p)
+
+
 def prob_matrix(theta: ArrayLike, params: ItemParams) -> NDArray:
     """P for every (theta, item): shape (len(theta), n_items)."""
     t = np.asarray(theta, dtype=float)[:, None]

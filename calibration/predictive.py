@@ -68,7 +68,7 @@ from .ability import (
     estimate_abilities,
 )
 from .honesty import draw_params
-from .irt import EPS, ItemParams, prob
+from .irt import EPS, ItemParams, clipped_log_probs, prob
 
 DEFAULT_DRAWS = 20
 PERSON_FIT_Z = 2.0          # below this |z| the person-fit statistic moves nothing
@@ -428,37 +428,59 @@ def evidence(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str]
 
 def predict(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], *, level: float = 0.95,
             n_draws: int = DEFAULT_DRAWS, rng: np.random.Generator | None = None,
-            pos: Mapping[str, int] | None = None, shared: dict[str, Any] | None = None) -> Prediction:
+            pos: Mapping[str, int] | None = None, shared: dict[str, Any] | None = None,
+            theta_interval: bool = True) -> Prediction:
     """Ability and predicted accuracy on ``slice_ids`` from one model's per-item ``scores`` (module doc).
 
     The ability uses every answer to a predictable item; the slice's answered items count as observed,
     the rest as predicted. ``rng`` seeds the parameter draws (default: a fixed seed, so a number printed
     twice is the same number). ``shared``: as ``predict_evidence``'s, for several slices of one model's
-    ``scores``."""
+    ``scores``; ``theta_interval``: as ``predict_evidence``'s."""
     if not 0 < level < 1:
         raise InputError(f"level must be in (0, 1), got {level}")
     ev = evidence(model, scores, slice_ids, pos)
-    return predict_evidence(model, ev, level=level, n_draws=n_draws, rng=rng, shared=shared)
+    return predict_evidence(model, ev, level=level, n_draws=n_draws, rng=rng, shared=shared,
+                            theta_interval=theta_interval)
 
 
 @dataclass
 class _Ability:
     """The part of a prediction that depends on the model's answers only, not on the slice: the ability
-    posterior, its parameter draws and interval, and (on first need) the summed-score posterior."""
+    posterior and, on first need, its parameter draws (with the interval they widen) and the summed-score
+    posterior. The draws come from ``rng``, or from ``default_rng(0)`` when it is None: then they can wait
+    until needed (a caller's generator is drawn from at once, so its stream moves as it always has)."""
 
     grid: NDArray
     logprior: NDArray
     obs: ItemParams
     obs_scores: NDArray
     post: NDArray
-    drawn: list[NDArray]
     theta: float
-    se: float
-    q: NDArray
     z: float
     level: float
     n_draws: int
+    draw: Any  # () -> list of drawn posteriors (the draws on the point posterior's window)
+    _drawn: list[NDArray] | None = None
+    _interval: tuple[float, NDArray] | None = None
     _post_s: NDArray | None = None
+
+    def drawn(self) -> list[NDArray]:
+        if self._drawn is None:
+            self._drawn = self.draw()
+        return self._drawn
+
+    def interval(self) -> tuple[float, NDArray]:
+        """SE and the ``level`` interval of the ability, widened by the spread of the drawn EAPs."""
+        if self._interval is None:
+            grid, post, theta, z, level = self.grid, self.post, self.theta, self.z, self.level
+            drawn = self.drawn()
+            sd_theta_draws = float(np.std([w @ grid for w in drawn])) if drawn else 0.0
+            se = float(np.hypot(np.sqrt(max(float(post @ grid**2) - theta**2, 0.0)), sd_theta_draws))
+            q = _grid_quantiles(grid, post[None, :], np.array([(1 - level) / 2, (1 + level) / 2]))[0]
+            q = np.array([theta - np.hypot(theta - q[0], z * sd_theta_draws),
+                          theta + np.hypot(q[1] - theta, z * sd_theta_draws)])
+            self._interval = (se, q)
+        return self._interval
 
     def post_s(self) -> NDArray:
         if self._post_s is None:
@@ -469,7 +491,6 @@ class _Ability:
 def ability_part(model: PredictiveModel, ev: _Evidence, *, level: float, n_draws: int,
                  rng: np.random.Generator | None) -> _Ability:
     """The slice-free part of ``predict_evidence`` for ``ev``'s answers."""
-    rng = rng if rng is not None else np.random.default_rng(0)
     grid = default_grid()
     logprior = model.prior.log_density(grid)
     obs = model.params.subset(ev.obs_idx)
@@ -481,30 +502,33 @@ def ability_part(model: PredictiveModel, ev: _Evidence, *, level: float, n_draws
     sa, sb = model.se_a[ev.obs_idx], model.se_b[ev.obs_idx]
     # Drawn posteriors move little from the point one: they are computed on its support and a margin.
     win = _window(post, margin=40)
+    scores = ev.obs_scores
 
-    def drawn_posteriors() -> list[NDArray]:
+    def drawn_posteriors(gen: np.random.Generator | None = rng) -> list[NDArray]:
+        gen = gen if gen is not None else np.random.default_rng(0)
         out = []
         for _ in range(draws):
             w = np.zeros(grid.size)
-            w[win] = _posterior(ev.obs_scores, _draw(obs, sa, sb, rng), grid[win], logprior[win])
+            w[win] = _posterior(scores, _draw(obs, sa, sb, gen), grid[win], logprior[win])
             out.append(w)
         return out
 
     z = float(norm.ppf(0.5 + level / 2))
     theta = float(post @ grid)
-    drawn = drawn_posteriors()
-    sd_theta_draws = float(np.std([w @ grid for w in drawn])) if draws else 0.0
-    se = float(np.hypot(np.sqrt(max(float(post @ grid**2) - theta**2, 0.0)), sd_theta_draws))
-    q = _grid_quantiles(grid, post[None, :], np.array([(1 - level) / 2, (1 + level) / 2]))[0]
-    q = np.array([theta - np.hypot(theta - q[0], z * sd_theta_draws), theta + np.hypot(q[1] - theta, z * sd_theta_draws)])
-    return _Ability(grid, logprior, obs, ev.obs_scores, post, drawn, theta, se, q, z, level, n_draws)
+    ab = _Ability(grid, logprior, obs, scores, post, theta, z, level, n_draws, drawn_posteriors)
+    if rng is not None:
+        ab.drawn()  # now: the caller's generator moves as it did before
+    return ab
 
 
 def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.95, n_draws: int = DEFAULT_DRAWS,
-                     rng: np.random.Generator | None = None, shared: dict[str, Any] | None = None) -> Prediction:
+                     rng: np.random.Generator | None = None, shared: dict[str, Any] | None = None,
+                     theta_interval: bool = True) -> Prediction:
     """``predict`` from a model's evidence. ``shared``: a dict kept across calls on the same answers (one
     model's sub-scores, a call per slice): the slice-free part (ability posterior, parameter draws,
-    summed-score posterior) is computed on the first call and reused, the same numbers as a call each."""
+    summed-score posterior) is computed on the first call and reused, the same numbers as a call each.
+    ``theta_interval`` False: the ability's se, lo and hi are NaN (callers that show only the predicted
+    accuracy: a slice every answer covers then needs no parameter draws at all)."""
     if shared is not None and "ability" in shared:
         ab = shared["ability"]
         if (ab.level, ab.n_draws) != (level, n_draws) or not np.array_equal(ab.obs_scores, ev.obs_scores):
@@ -513,7 +537,10 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
         ab = ability_part(model, ev, level=level, n_draws=n_draws, rng=rng)
         if shared is not None:
             shared["ability"] = ab
-    grid, post, drawn, theta, se, q, z = ab.grid, ab.post, ab.drawn, ab.theta, ab.se, ab.q, ab.z
+    grid, post, theta, z = ab.grid, ab.post, ab.theta, ab.z
+    # The ability's own interval needs the parameter draws; a caller that reads only the predicted accuracy
+    # (theta_interval=False) gets NaN there and the draws are made only where the accuracy needs them.
+    se, q = ab.interval() if theta_interval else (float("nan"), np.array([np.nan, np.nan]))
 
     un = model.params.subset(ev.unanswered_idx)
     n_ans, n_un = ev.slice_answered.size, len(un)
@@ -543,6 +570,7 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
 
     # Person fit: pattern vs summed-score predictions of the unanswered part (module doc).
     post_s = ab.post_s()
+    drawn = ab.drawn()
     tcc = _tcc(grid, un, post, post_s, *drawn)
     mean_p, var_p = _moments(post, tcc)
     var_draws = float(np.var([_moments(w, tcc)[0] for w in drawn])) if drawn else 0.0
@@ -583,8 +611,8 @@ def _posterior(s: NDArray, params: ItemParams, grid: NDArray, logprior: NDArray)
     if s.size == 0:
         w = np.exp(logprior - logprior.max())
         return w / w.sum()
-    p = np.clip(prob(grid[:, None], params.a, params.b, params.c, params.d), EPS, 1 - EPS)
-    lw = np.log(p) @ s + np.log1p(-p) @ (1 - s) + logprior
+    log_p, log_q = clipped_log_probs(grid[:, None], params.a, params.b, params.c, params.d)
+    lw = log_p @ s + log_q @ (1 - s) + logprior
     w = np.exp(lw - lw.max())
     return w / w.sum()
 

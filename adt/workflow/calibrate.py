@@ -415,12 +415,14 @@ MIN_SUBSLICE_ANSWERED = 10
 
 
 def _estimate(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str], method: str, level: float,
-              pos: Mapping[str, int], shared: dict[str, Any] | None = None) -> dict[str, Any]:
+              pos: Mapping[str, int], shared: dict[str, Any] | None = None,
+              theta_interval: bool = True) -> dict[str, Any]:
     """``shared``: a dict kept across calls on the same ``scores`` (sub-scores): the slice-free ability
-    part and the map/mle estimate are computed once (the same numbers as a call each)."""
+    part and the map/mle estimate are computed once (the same numbers as a call each).
+    ``theta_interval``: as ``predict_evidence``'s (sub-scores show only the predicted accuracy)."""
     shared = {} if shared is None else shared
     ev = evidence(model, scores, slice_ids, pos)
-    pred = predict_evidence(model, ev, level=level, shared=shared)
+    pred = predict_evidence(model, ev, level=level, shared=shared, theta_interval=theta_interval)
     out = pred.as_dict()
     out["method"] = method
     out["bounded"] = False
@@ -514,7 +516,7 @@ def subscores(pm: PredictiveModel, scores: pd.Series, groups: Mapping[str, Seque
             row["refused"] = (f"{answered} answered item{'' if answered == 1 else 's'} (a sub-score needs at least "
                               f"{MIN_SUBSLICE_ANSWERED})")
         else:
-            est = _estimate(pm, scores, list(ids), method, level, pos, shared)
+            est = _estimate(pm, scores, list(ids), method, level, pos, shared, theta_interval=False)
             row.update({k: est[k] for k in ("pred_acc", "pred_lo", "pred_hi", "n_predicted", "covers_slice",
                                             "observed_accuracy", "extrapolated")})
             row["refused"] = ""

@@ -301,3 +301,22 @@ def test_batch_posteriors_match_single_and_give_predictive_probabilities():
     pred = w @ prob_matrix(grid, params)
     assert pred.shape == (4, 15) and np.all((pred > 0) & (pred < 1))
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
+
+
+def test_clipped_log_probs_are_bit_for_bit_the_plain_ones() -> None:
+    """The in-place log-probabilities of the posteriors' hot loop are the numbers of
+    log(clip(prob(...))) and log1p(-clip(prob(...))) exactly, 2PL and 4PL, either orientation."""
+    from calibration.irt import EPS, clipped_log_probs, prob
+
+    rng = np.random.default_rng(0)
+    n = 300
+    a, b = np.exp(rng.normal(0, 0.5, n)), rng.normal(0, 2, n)
+    grid = np.linspace(-6, 6, 481)
+    for c, d in ((np.zeros(n), np.ones(n)), (rng.uniform(0, 0.3, n), rng.uniform(0.8, 1, n))):
+        p = np.clip(prob(grid[:, None], a, b, c, d), EPS, 1 - EPS)
+        lp, lq = clipped_log_probs(grid[:, None], a, b, c, d)
+        assert np.array_equal(lp, np.log(p)) and np.array_equal(lq, np.log1p(-p))
+        p = np.clip(prob(grid[None, :], a[:, None], b[:, None], c[:, None], d[:, None]), EPS, 1 - EPS)
+        lp, lq = clipped_log_probs(grid[None, :], a[:, None], b[:, None], c[:, None], d[:, None])
+        assert np.array_equal(lp, np.log(p)) and np.array_equal(lq, np.log1p(-p))
+    assert clipped_log_probs(0.3, 1.2, 0.1)[0] == np.log(prob(0.3, 1.2, 0.1))

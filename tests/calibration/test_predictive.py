@@ -248,3 +248,28 @@ def test_sub_scores_share_the_ability_part_with_the_same_numbers(world: dict[str
         shared: dict[str, Any] = {}
         predict_evidence(pm, evidence(pm, scores, list(ids)), shared=shared)
         predict_evidence(pm, evidence(pm, scores.iloc[:50], list(ids)), shared=shared)
+
+
+def test_accuracy_without_the_ability_interval_is_the_same(world: dict[str, Any]) -> None:
+    """theta_interval=False (the report's leaderboard and sub-scores, which show only the accuracy) gives
+    the same predicted accuracy and interval, NaN for the ability's SE and interval, and makes the
+    parameter draws only where the accuracy needs them (a slice with unanswered items)."""
+    rng = np.random.default_rng(4)
+    params, pm = world["params"], world["pm"]
+    ids = np.array(params.item_ids)
+    y = _answers(params, -0.3, rng)
+    form = rng.choice(N_ITEMS, 150, replace=False)
+    scores = pd.Series(y[form], index=ids[form])
+    for slice_ids in (list(ids), list(ids[form[:40]])):  # unanswered items to predict; every item answered
+        full = predict(pm, scores, slice_ids)
+        shared: dict[str, Any] = {}
+        lean = predict(pm, scores, slice_ids, shared=shared, theta_interval=False)
+        for k in ("theta", "pred_acc", "pred_lo", "pred_hi", "pred_sd", "person_fit_z", "n_predicted"):
+            assert getattr(lean, k) == getattr(full, k) or (np.isnan(getattr(full, k)) and np.isnan(getattr(lean, k)))
+        assert np.isnan(lean.se) and np.isnan(lean.lo) and full.lo < full.theta < full.hi
+        assert (shared["ability"]._drawn is None) == (len(slice_ids) == 40)
+    # a caller's generator is drawn from as before: the same stream after the call
+    g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
+    predict(pm, scores, list(ids[form[:40]]), rng=g1)
+    predict(pm, scores, list(ids[form[:40]]), rng=g2, theta_interval=False)
+    assert g1.random() == g2.random()
