@@ -96,7 +96,7 @@ def information_figure(forms: Mapping[str, ItemParams], *, theta: ArrayLike = TH
     info_ax.set_ylabel("test information")
     info_ax.set_title("information (SE = 1 / sqrt(I))")
     info_ax.grid(alpha=0.3)
-    info_ax.legend(fontsize="small")
+    info_ax.legend(fontsize="small", loc="upper left")  # the tails are low: the peak stays clear
     score_ax.set_xlabel("theta")
     score_ax.set_ylabel("expected proportion correct")
     score_ax.set_ylim(0, 1)
@@ -171,9 +171,32 @@ def icc_figure(params: ItemParams, *, observed: pd.DataFrame | None = None, thet
 
 
 # -- the bank: exposure ---------------------------------------------------------------------------------
+EXPOSURE_BARS = 40  # at most this many bars per panel: wider count ranges are binned by whole numbers
+
+
+def exposure_bins(counts: ArrayLike, *, max_bars: int = EXPOSURE_BARS) -> pd.DataFrame:
+    """Items per exposure count, the data of one ``exposure_figure`` panel: one row per count that occurs
+    (lo = hi = the count) while they span at most ``max_bars`` whole numbers, else whole-number bins of
+    equal width from 0 (lo..hi inclusive; empty bins left out). Columns lo, hi, items."""
+    c = np.asarray(counts, dtype=np.int64)
+    if c.size == 0:
+        return pd.DataFrame({"lo": [], "hi": [], "items": []}, dtype=np.int64)
+    top = int(c.max())
+    if top + 1 <= max_bars:
+        values, freq = np.unique(c, return_counts=True)
+        return pd.DataFrame({"lo": values, "hi": values, "items": freq})
+    width = int(np.ceil((top + 1) / max_bars))
+    k, freq = np.unique(c // width, return_counts=True)
+    return pd.DataFrame({"lo": k * width, "hi": np.minimum(k * width + width - 1, top), "items": freq})
+
+
 def exposure_figure(exposure_runs: ArrayLike, exposure_publications: ArrayLike, *,
                     high_runs: int | None = None, title: str = "Item exposure") -> Any:
-    """Histogram of items by number of exposures (runs and publications), side by side."""
+    """Items by number of exposures (runs and publications), side by side: a bar per count on a
+    whole-number axis from 0 (binned beyond EXPOSURE_BARS counts). A panel whose items all share one
+    count says so in words instead of drawing a single bar."""
+    from matplotlib.ticker import MaxNLocator
+
     runs = np.asarray(exposure_runs, dtype=np.int64)
     pubs = np.asarray(exposure_publications, dtype=np.int64)
     if runs.shape != pubs.shape or runs.size == 0:
@@ -181,14 +204,27 @@ def exposure_figure(exposure_runs: ArrayLike, exposure_publications: ArrayLike, 
     fig = _figure(9.0, 3.6)
     run_ax, pub_ax = fig.subplots(1, 2)
     for ax, counts, what in ((run_ax, runs, "runs"), (pub_ax, pubs, "publications")):
-        values, freq = np.unique(counts, return_counts=True)
-        ax.bar(values, freq, width=0.8, color="#1f4e79")
-        ax.set_xlabel(f"number of {what} that exposed the item")
+        never = int((counts == 0).sum())
+        ax.set_title(f"exposure by {what}\n({never:,} of {counts.size:,} never)", fontsize="medium")
+        if int(counts.min()) == int(counts.max()):
+            only = int(counts[0])
+            ax.text(0.5, 0.5, f"all {counts.size:,} items: {only} {what}\n(no spread to plot)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize="large", color="#33475b")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        bins = exposure_bins(counts)
+        width = (bins["hi"] - bins["lo"] + 1).to_numpy(float)
+        ax.bar(bins["lo"].to_numpy(float) + (width - 1) / 2, bins["items"], width=0.8 * width, color="#1f4e79")
+        ax.set_xlim(-0.6, float(bins["hi"].max()) + 0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(f"number of {what} that exposed the item"
+                      + ("" if (bins["lo"] == bins["hi"]).all() else f" (bins of {int(width[0])})"))
         ax.set_ylabel("items")
-        ax.set_title(f"exposure by {what} ({int((counts == 0).sum())} of {counts.size} never)")
         ax.grid(axis="y", alpha=0.3)
-    if high_runs is not None:
+    if high_runs is not None and int(runs.min()) != int(runs.max()):
         run_ax.axvline(high_runs + 0.5, color="#c0504d", linestyle="--", label=f"high tier above {high_runs}")
+        run_ax.set_xlim(right=max(run_ax.get_xlim()[1], high_runs + 1.1))
         run_ax.legend(fontsize="small")
     fig.suptitle(title)
     return fig

@@ -187,3 +187,24 @@ def test_cli_plots_from_a_bank(tmp_path: Path, rng: np.random.Generator) -> None
     bad = runner.invoke(cli, ["--bank", str(bank_path), "plot", "icc", "toy:q11", "--params",
                               str(tmp_path / "params.csv"), "--out", str(tmp_path / "x.png")])
     assert bad.exit_code != 0 and "no parameters for 1 items" in str(bad.exception)
+
+
+def test_exposure_on_degenerate_and_wide_counts(tmp_path: Path) -> None:
+    """Issue 12: a bank whose items were all published once (or never) drew one bar on a -0.4..0.4 axis.
+    A panel with one shared count says so in words; counts spread wide are binned by whole numbers."""
+    fig = plots.exposure_figure([0, 2, 5, 5], [1, 1, 1, 1])
+    run_ax, pub_ax = fig.axes[:2]
+    assert len(pub_ax.patches) == 0 and "all 4 items: 1 publications" in pub_ax.texts[0].get_text()
+    assert [p.get_height() for p in run_ax.patches] == [1, 1, 2]
+    lo, hi = run_ax.get_xlim()
+    assert lo < 0 < 5 < hi and all(float(t).is_integer() for t in run_ax.get_xticks())
+    none = plots.exposure_figure([0] * 10, [0] * 10)
+    assert all(len(ax.patches) == 0 for ax in none.axes[:2])
+    assert "10 of 10 never" in none.axes[1].get_title()
+    assert ink(plots.save(none, tmp_path / "none.png")) > 0.001
+    # 0..399 runs: at most EXPOSURE_BARS whole-number bins of equal width, every item counted once
+    counts = np.arange(400) % 400
+    bins = plots.exposure_bins(counts)
+    assert len(bins) <= plots.EXPOSURE_BARS and bins["items"].sum() == 400
+    assert (bins["lo"] % (bins["hi"] - bins["lo"] + 1).iloc[0] == 0).all() and bins["hi"].max() == 399
+    assert plots.exposure_bins([0, 0, 3]).to_dict("list") == {"lo": [0, 3], "hi": [0, 3], "items": [2, 1]}
