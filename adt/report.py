@@ -38,7 +38,11 @@ from calibration import (
     simulated_coverage,
 )
 
-SLICE_KEYS = ("scenario", "domain", "language")
+SLICE_KEYS = ("scenario", "domain", "language")  # --by's default: those the bank's items carry
+MAX_SLICE_VALUES = 20  # per-slice columns shown per key (the values with the most items); a note says how many not
+MAX_DEFAULT_FORMS = 5  # forms reported by default (those models took: more models that ran it first)
+TAKEN_SHARE = 0.5  # a model answered at least this share of a form's items: it took the form
+NOT_SEPARABLE_SHOWN = 5  # names in a leaderboard row's 'not separable from' (the full list is in the data)
 COMPOSITION_KEYS = ("frequency_tier", "difficulty_band", "language")
 LEVEL = 0.95
 PARAM_DRAWS = 20  # parameter draws behind each simulated interval's calibration-error term and the ranks
@@ -96,6 +100,7 @@ class Report:
     provenance: dict[str, Any]
     figures: dict[str, str] = field(default_factory=dict)  # name -> data URI
     notes: list[str] = field(default_factory=list)
+    scopes: dict[str, str] = field(default_factory=dict)  # section -> which form(s) and which models it uses
     loo_job: dict[str, Any] | None = None  # a replay still to run (``replay_models``), when deferred
 
 
@@ -234,7 +239,9 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     if all_resp.empty:
         raise InputError(f"{bank.path}: the bank has no responses: run models before reporting")
     forms_frame = bank.forms()
-    form_names = _forms_of(forms_frame, round_no, form)
+    form_ids = {str(name): list(bank.form(name)["item_ids"]) for name in forms_frame["name"]}
+    takers, ran_on = form_takers(form_ids, all_resp)
+    form_names = _forms_of(forms_frame, round_no, form, takers, ran_on)
     if round_no is not None:
         resp = all_resp[all_resp["round"] == round_no]
         if resp.empty:
@@ -285,7 +292,12 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     bank_ids = [str(i) for i in bank.item_ids()]
     mean_scores = all_resp.groupby(["model", "item_id"], sort=True)["score"].mean()
     pm_pos = pm.position()
-    preds = [predict(pm, mean_scores.loc[name], bank_ids, level=LEVEL, pos=pm_pos) for name in models]
+    # Each model's ability part (posterior, parameter draws) depends on its answers only: computed once, it
+    # serves the whole bank's prediction here and every slice below (the same numbers as a call each).
+    shared: dict[str, dict[str, Any]] = {m: {} for m in models}
+    # The board's abilities and their intervals are ``est``'s: the predictions give the accuracy only.
+    preds = [predict(pm, mean_scores.loc[name], bank_ids, level=LEVEL, pos=pm_pos, shared=shared[name],
+                     theta_interval=False) for name in models]
     board = pd.DataFrame({"model": models, "theta": est.theta, "se": est.se, "lo": est.lo, "hi": est.hi,
                           "n_items": est.n_items, "pred_acc": [p.pred_acc for p in preds],
                           "pred_lo": [p.pred_lo for p in preds], "pred_hi": [p.pred_hi for p in preds],
@@ -297,13 +309,19 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                           "p_best": probs[:, 0], "raw_accuracy": resp.groupby("model")["score"].mean()
                           .reindex(models).to_numpy()})
     short = board["n_predicted"] < board["n_slice_items"]
+    scopes: dict[str, str] = {
+        "leaderboard": f"{scope}: {len(models)} models ({names_list(models)}), estimated from their {len(used):,} "
+                       f"answers to calibrated items; predicted accuracy on the bank's {len(bank_ids):,} items",
+        "slices": f"the leaderboard's {len(models)} models, from all their answers in the bank; each value's items "
+                  "of the whole bank"}
     if short.any():
         notes.append(f"predicted accuracy covers {int(board['n_predicted'].min())}-{int(board['n_predicted'].max())} "
                      f"of the bank's {len(bank_ids)} items: items no calibration model answered cannot be predicted")
     board = board.sort_values("theta", ascending=False, kind="stable").reset_index(drop=True)
     board.insert(0, "rank", np.arange(1, len(board) + 1))
     sep = separability(board["lo"].to_numpy(), board["hi"].to_numpy())
-    board["not_separable_from"] = [", ".join(board["model"].iloc[k] for k in row) for row in sep]
+    board["not_separable_list"] = [[str(board["model"].iloc[k]) for k in row] for row in sep]
+    board["not_separable_from"] = [", ".join(row) for row in board["not_separable_list"]]
     order = [m_of[m] for m in board["model"]]
     rank_probs = pd.DataFrame(probs[order], index=board["model"], columns=[str(r) for r in range(1, len(models) + 1)])
     figures["forest"] = _uri(plots.ability_figure(board["model"].tolist(), board["theta"], board["lo"], board["hi"],
@@ -312,16 +330,16 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
 
     # -- slices ----------------------------------------------------------------------------------
     say("slices ...")
-    slices = _slice_scores(bank, pm, mean_scores, models, bank_ids, by, notes, pm_pos)
+    left_out: dict[str, str] = {}
+    slices = _slice_scores(bank, pm, mean_scores, models, bank_ids, by, notes, pm_pos, left_out, shared)
+    scopes.update({f"slice:{k}": v for k, v in left_out.items()})
 
     # -- forms -----------------------------------------------------------------------------------
     say("forms ...")
     forms_out = []
     info_params: dict[str, ItemParams] = {}
     bank_items = bank.items(with_tags=False)
-    earlier_ids = {}
-    for name in forms_frame["name"]:
-        earlier_ids[name] = bank.form(name)["item_ids"]
+    earlier_ids = form_ids
     for name in form_names:
         rec = bank.form(name)
         fitems = _items_as_drawn(bank, rec, notes)
@@ -337,7 +355,25 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                           "seed": rec["seed"], "content_hash": rec["content_hash"], "snapshot_id": rec["snapshot_id"],
                           "calibration_id": rec["calibration_id"], "published_in": rec["publications"],
                           "composition": comp, "n_uncalibrated": len(missing), "item_ids": rec["item_ids"],
+                          "takers": takers.get(name, []), "ran": ran_on.get(name, []), "created_at": str(rec["created_at"])[:19],
                           "overlap": pd.DataFrame(overlap, columns=["earlier form", "shared items", "its items"])})
+    untaken = [n for n in forms_frame["name"] if not takers.get(n)]
+    if form is not None:
+        scopes["forms"] = f"--form {form}"
+    elif round_no is not None:
+        scopes["forms"] = f"the forms published in round {round_no}: {names_list(form_names) or 'none'}"
+    elif form_names:
+        taken = [n for n in forms_frame["name"] if takers.get(n)]
+        scopes["forms"] = (f"the forms models took (a run on the form, or answers to at least {TAKEN_SHARE:.0%} of its "
+                           f"items), those run by more models first: {names_list(form_names)}"
+                           + (f" ({len(taken) - len(form_names)} more taken forms not shown; give --form)"
+                              if len(taken) > len(form_names) else ""))
+    else:
+        scopes["forms"] = ("no model took any form" + (f" ({names_list(untaken)} answered by no model)" if untaken
+                                                       else " (the bank has no forms)")
+                           + ": every section uses all responses")
+    if untaken and form is None and round_no is None and form_names:
+        scopes["forms"] += f"; not reported, answered by no model: {names_list(untaken[::-1])}"
     if info_params:
         figures["information"] = _uri(plots.information_figure(info_params))
     high = int(bank.settings().get("tier_high_runs", 3))
@@ -363,7 +399,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
             cov = simulated_coverage(fparams, {k: v[fpos] for k, v in pse.items()}, cov_rng, n_worlds=n_worlds,
                                      per_world=per_world, level=LEVEL, prior=prior, param_draws=PARAM_DRAWS,
                                      abilities_from="prior")
-            honesty.update(form=target["name"], coverage=cov)
+            honesty.update(form=target["name"], coverage=cov, form_takers=len(target["takers"]))
             if loo:
                 chosen = None
                 if loo_models is not None:
@@ -373,7 +409,17 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                 loo_job = {"responses": all_resp[["model", "item_id", "score"]], "form_items": target["item_ids"],
                            "irt_model": cal.irt_model, "start": cal.params, "models": chosen}
     else:
-        notes.append("no form in scope: the honesty block needs a form (give --form or --round)")
+        notes.append("no form in scope: the coverage simulation needs a form (give --form or --round)")
+    val = honesty["validation"]
+    scopes["honesty"] = (("held-out validation: the latest stored adt validate study "
+                          f"({val['n_models']} held-out models)" if val is not None else "no stored validation study")
+                         + (f"; coverage simulation on form {honesty['form']} (taken by "
+                            f"{honesty['form_takers']} of the {len(models)} models; simulated respondents)"
+                            if honesty.get("form") else "; no form in scope, so no coverage simulation")
+                         + (f"; leave-one-model-out replay of {len(loo_job['models']) if loo_job['models'] else 'every'} "
+                            f"model(s) on form {honesty['form']}" if loo_job is not None else ""))
+    scopes["diagnostics"] = (f"calibration {cal.calibration_id}: its flags (adt calibration flags); observed "
+                             f"proportions from all {all_resp['model'].nunique()} models' answers in the bank")
 
     provenance = {"bank": str(bank.path), "bank snapshot": bank.snapshot_id(), "scope": scope,
                   "calibration": cal.calibration_id + (" (fitted for this report; no stored calibration)"
@@ -385,7 +431,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                   "generated": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")}
     title = f"adt report: {scope}"
     report = Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes,
-                    loo_job)
+                    scopes, loo_job)
     return report if defer_loo else replay_models(report, say=say)
 
 
@@ -447,7 +493,12 @@ def _rounds(value: Any) -> list[int]:
     return [int(v) for v in value]
 
 
-def _forms_of(forms_frame: pd.DataFrame, round_no: int | None, form: str | None) -> list[str]:
+def _forms_of(forms_frame: pd.DataFrame, round_no: int | None, form: str | None,
+              takers: Mapping[str, list[str]] | None = None, ran: Mapping[str, list[str]] | None = None) -> list[str]:
+    """The forms a report shows: ``--form``'s; the forms published in ``--round``; else (``takers``: the
+    models that took each form, ``ran``: those with a run on it; ``form_takers``) the forms some model
+    took, those more models ran first, then more takers, then the latest; at most MAX_DEFAULT_FORMS. A
+    form no model answered is never the default (issue 12: the latest form, which nobody had taken)."""
     if form is not None:
         if form not in set(forms_frame["name"]):
             raise InputError(f"--form {form}: no such form; forms: {', '.join(forms_frame['name'][:20])}")
@@ -455,13 +506,46 @@ def _forms_of(forms_frame: pd.DataFrame, round_no: int | None, form: str | None)
     if round_no is not None:
         return [n for n, rounds in zip(forms_frame["name"], forms_frame["published_in"], strict=True)
                 if round_no in _rounds(rounds)]
-    return list(forms_frame["name"].iloc[-1:])  # the latest form
+    takers, ran = takers or {}, ran or {}
+    taken = [n for n in reversed(forms_frame["name"].tolist()) if takers.get(n)]  # latest first
+    return sorted(taken, key=lambda n: (-len(ran.get(n, [])), -len(takers[n])))[:MAX_DEFAULT_FORMS]
+
+
+def form_takers(form_ids: Mapping[str, Sequence[str]],
+                responses: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The models that took each form: a run on the form (``adt run --form``, a round), or answers to at
+    least TAKEN_SHARE of its items however they came in (imports, other forms); and those with a run."""
+    by_form = (responses.dropna(subset=["form_name"]).groupby("form_name")["model"].unique()
+               if "form_name" in responses.columns else pd.Series(dtype=object))
+    answered = responses[["model", "item_id"]].drop_duplicates()
+    out: dict[str, list[str]] = {}
+    ran_on: dict[str, list[str]] = {}
+    for name, item_ids in form_ids.items():
+        ids = pd.Index(list(item_ids)).unique()
+        counts = answered[answered["item_id"].isin(ids)].groupby("model").size()
+        enough = set(counts.index[counts >= TAKEN_SHARE * max(len(ids), 1)])
+        ran = set(map(str, by_form.get(name, [])))
+        out[name] = sorted(set(map(str, enough)) | ran)
+        ran_on[name] = sorted(ran)
+    return out, ran_on
+
+
+def names_list(names: Sequence[str], limit: int = 5) -> str:
+    """``a, b, c, d, e and 7 more``: the first ``limit`` names (a long list made a table row very tall)."""
+    names = [str(n) for n in names]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
 
 
 def _slice_scores(bank: Any, pm: Any, mean_scores: pd.Series, models: list[str], bank_ids: list[str],
-                  by: Sequence[str] | None, notes: list[str], pos: dict[str, int]) -> dict[str, pd.DataFrame]:
+                  by: Sequence[str] | None, notes: list[str], pos: dict[str, int],
+                  left_out: dict[str, str] | None = None,
+                  shared: Mapping[str, dict[str, Any]] | None = None) -> dict[str, pd.DataFrame]:
     """Predicted accuracy on each value's items of the bank per model (``adt estimate --by``'s numbers and
-    refusals); ``by`` None: the SLICE_KEYS the bank's items carry."""
+    refusals); ``by`` None: the SLICE_KEYS the bank's items carry. A value with fewer than
+    MIN_SUBSLICE_ANSWERED items has no sub-score for anyone; of the rest, the MAX_SLICE_VALUES values with
+    the most items are shown (a key such as a topic can have thousands), and a note says how many not."""
     from adt.workflow.calibrate import MIN_SUBSLICE_ANSWERED, subscores, subslices
 
     out = {}
@@ -474,7 +558,26 @@ def _slice_scores(bank: Any, pm: Any, mean_scores: pd.Series, models: list[str],
                 raise
             notes.append(f"per-slice scores: no item carries a {key!r} tag")
             continue
-        per_model = [subscores(pm, scores_of[m], groups, level=LEVEL, pos=pos) for m in models]  # groups' order
+        small = [v for v, ids in groups.items() if len(ids) < MIN_SUBSLICE_ANSWERED]
+        big = sorted((v for v in groups if len(groups[v]) >= MIN_SUBSLICE_ANSWERED),
+                     key=lambda v: (-len(groups[v]), v))
+        shown = set(big[:MAX_SLICE_VALUES])
+        left = []
+        if small:
+            left.append(f"{len(small):,} value(s) with fewer than {MIN_SUBSLICE_ANSWERED} items (no sub-score: it "
+                        f"needs {MIN_SUBSLICE_ANSWERED} answered items), e.g. {names_list(small, 3)}")
+        if len(big) > MAX_SLICE_VALUES:
+            left.append(f"{len(big) - MAX_SLICE_VALUES:,} more value(s) with fewer items than the "
+                        f"{MAX_SLICE_VALUES} shown (smallest shown: {len(groups[big[MAX_SLICE_VALUES - 1]])} items); "
+                        f"adt estimate --by {key} gives every value")
+        if left:
+            said = f"{len(groups):,} values; not shown: " + "; ".join(left)
+            notes.append(f"per-slice scores by {key}: {said}")
+            if left_out is not None:
+                left_out[key] = said
+        groups = {v: ids for v, ids in groups.items() if v in shown}
+        per_model = [subscores(pm, scores_of[m], groups, level=LEVEL, pos=pos, shared=None if shared is None
+                               else shared[m]) for m in models]  # groups' order
         cols: dict[str, list[str]] = {}
         for k, (value, ids) in enumerate(groups.items()):
             rows = [model_rows[k] for model_rows in per_model]
@@ -590,7 +693,8 @@ def _rank_figure(rank_probs: pd.DataFrame) -> Any:
     ax = fig.add_subplot()
     im = ax.imshow(rank_probs.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
     ax.set_yticks(range(len(rank_probs)), rank_probs.index.tolist())
-    ticks = list(range(0, rank_probs.shape[1], max(1, rank_probs.shape[1] // 15)))
+    # At most about 10 rank labels: 20 one-step labels ran together ('16171819') at this width.
+    ticks = list(range(0, rank_probs.shape[1], max(1, int(np.ceil(rank_probs.shape[1] / 10)))))
     ax.set_xticks(ticks, [str(t + 1) for t in ticks])
     ax.set_xlabel("rank")
     ax.set_title("Probability of each rank (from the ability posteriors)")
@@ -627,6 +731,8 @@ td.nosep{color:#9a4b00;text-align:left;font-size:12px}
 .bad{color:#b00020}
 img{max-width:100%;border:1px solid #e2e8ee;background:#fff}
 .note{color:#5a6675;font-size:13px}
+.scope{color:#33475b;font-size:13px;background:#eef3f8;border-left:3px solid #1f4e79;padding:4px 8px}
+.wide{overflow-x:auto}
 code{font-size:12px}
 """
 
@@ -676,6 +782,15 @@ def _flags(r: Any) -> str:
     return (" " + " ".join(marks)) if marks else ""
 
 
+def _nosep_cell(names: Sequence[str]) -> str:
+    """The first NOT_SEPARABLE_SHOWN names 'and N more' (35 names made a row very tall); the full list in
+    the cell's title (the report's data and ``adt report --json`` hold it too)."""
+    if not len(names):
+        return '<td class="nosep" data-testid="not-separable" data-n="0">separable from all</td>'
+    return (f'<td class="nosep" data-testid="not-separable" data-n="{len(names)}" title="{_e(", ".join(names))}">'
+            f"{_e(names_list(names, NOT_SEPARABLE_SHOWN))}</td>")
+
+
 def _leaderboard_html(board: pd.DataFrame) -> str:
     head = ("<tr><th>rank</th><th>model</th><th>ability</th><th>SE</th><th>95% interval</th>"
             "<th>predicted bank accuracy</th><th>95% predictive interval</th><th>rank 95% interval</th>"
@@ -696,17 +811,23 @@ def _leaderboard_html(board: pd.DataFrame) -> str:
             f"[{r.pred_lo:.1%}, {r.pred_hi:.1%}]</td>"
             f'<td class="interval" data-testid="rank-interval">{r.rank_lo}&ndash;{r.rank_hi}</td>'
             f"<td>{r.p_best:.2f}</td><td>{r.n_items}</td><td>{r.raw_accuracy:.1%}</td>"
-            f'<td class="nosep">{_e(r.not_separable_from) or "separable from all"}</td></tr>')
+            f"{_nosep_cell(r.not_separable_list)}</tr>")
     return (f'<table data-testid="leaderboard" id="leaderboard"><thead>{head}</thead><tbody>{"".join(rows)}'
             "</tbody></table>")
+
+
+def _scope(report: Report, section: str) -> str:
+    """The section's scope line: which form(s) and which models it uses."""
+    said = report.scopes.get(section)
+    return f'<p class="scope" data-testid="scope-{_e(section)}"><b>Scope:</b> {_e(said)}</p>' if said else ""
 
 
 def render_html(report: Report) -> str:
     """The report as one HTML document: no scripts, no external resources."""
     parts = [f"<h1>{_e(report.title)}</h1>"]
     b = report.leaderboard
-    parts.append("<h2 id=\"leaderboard-section\">Leaderboard</h2>"
-                 f"<p class=\"note\">{len(b)} models. Ability on the calibration's scale (EAP under its latent distribution) with its "
+    parts.append("<h2 id=\"leaderboard-section\">Leaderboard</h2>" + _scope(report, "leaderboard")
+                 + f"<p class=\"note\">{len(b)} models. Ability on the calibration's scale (EAP under its latent distribution) with its "
                  "SE and 95% interval; predicted accuracy on every calibrated bank item (observed answers plus the "
                  "predictive distribution of the rest) with its 95% predictive interval; rank interval: central 95% "
                  "of ranks when abilities are drawn from their posteriors. Models whose 95% ability intervals "
@@ -717,20 +838,32 @@ def render_html(report: Report) -> str:
 
     parts.append("<h2>Per-slice scores</h2><p>Predicted accuracy on each value's items of the bank with its 95% "
                  "interval, as <code>adt estimate --by</code> gives it; - : too few answered items for a sub-score; "
-                 "* : extrapolated; \u2020 : some of the value's items cannot be predicted.</p>")
+                 "* : extrapolated; \u2020 : some of the value's items cannot be predicted. Keys: <code>--by KEY</code> "
+                 f"(any tag key; default {', '.join(SLICE_KEYS)} where the items carry them).</p>"
+                 + _scope(report, "slices"))
     if report.slices:
         for key, frame in report.slices.items():
-            parts.append(f"<h3>by {_e(key)}</h3>" + _table(frame, index=True, testid=f"slice-{key}"))
+            parts.append(f"<h3>by {_e(key)}</h3>" + _scope(report, f"slice:{key}")
+                         + '<div class="wide">' + _table(frame, index=True, testid=f"slice-{key}") + "</div>")
     else:
         parts.append('<p class="note">The data holds no slice with enough items.</p>')
 
-    parts.append("<h2>Forms</h2>")
+    parts.append("<h2>Forms</h2>" + _scope(report, "forms"))
     parts.append(_img(report, "information", "test information and expected score"))
+    n_models = len(report.leaderboard)
     for f in report.forms:
         pub = ", ".join(map(str, f["published_in"])) or "not published"
+        takers = f.get("takers", [])
+        ran = f.get("ran", [])
+        how = ("each ran it as a form" if len(ran) == len(takers) else
+               f"{len(ran)} ran it as a form, {len(takers) - len(ran)} answered at least {TAKEN_SHARE:.0%} of its "
+               "items elsewhere")
+        taken = (f"{len(takers)} of the {n_models} models: {_e(names_list(takers, 8))} ({how})" if takers else
+                 f"none of the {n_models} models (no model answered it)")
         parts.append(f"<h3>form {_e(f['name'])}</h3><p>{f['n_items']} items, strategy {_e(f['strategy'])}, seed "
-                     f"{_e(f['seed'])}, published in round(s) {_e(pub)}, {f['n_uncalibrated']} items uncalibrated; "
-                     f"hash <code>{_e(f['content_hash'])}</code></p>")
+                     f"{_e(f['seed'])}, created {_e(f.get('created_at', ''))}, published in round(s) {_e(pub)}, "
+                     f"{f['n_uncalibrated']} items uncalibrated; hash <code>{_e(f['content_hash'])}</code></p>"
+                     f'<p class="scope" data-testid="form-takers" data-n="{len(takers)}"><b>Taken by</b> {taken}</p>')
         comp = f["composition"]
         bad = int((~comp["meets"]).sum())
         parts.append(f"<p class=\"{'ok' if bad == 0 else 'warn'}\">composition against quotas: "
@@ -743,7 +876,7 @@ def render_html(report: Report) -> str:
     parts.append("<h3>bank exposure</h3>" + _img(report, "exposure", "exposure histogram"))
 
     d = report.diagnostics
-    parts.append("<h2>Calibration diagnostics</h2>")
+    parts.append("<h2>Calibration diagnostics</h2>" + _scope(report, "diagnostics"))
     flags = d.get("flags", pd.DataFrame())
     counts = flags["flag"].value_counts() if len(flags) else pd.Series(dtype=int)
     parts.append(f"<p>{d.get('n_calibrated', 0)} of {d.get('n_items', 0)} items calibrated. Flags: "
@@ -778,7 +911,7 @@ def render_html(report: Report) -> str:
                      + _table(flagged, testid="contamination-items", max_rows=50)
                      + _table(cm, testid="contamination-models", max_rows=50))
 
-    parts.append(_honesty_html(report.honesty))
+    parts.append(_honesty_html(report.honesty, _scope(report, "honesty")))
     parts.append("<h2>Provenance</h2>" + _provenance_html(report.provenance))
     if report.notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>")
@@ -787,8 +920,9 @@ def render_html(report: Report) -> str:
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
 
 
-def _honesty_html(h: dict[str, Any]) -> str:
-    out = ['<h2 id="honesty">Honesty: do the 95% intervals hold 95%?</h2><div class="card" data-testid="honesty">']
+def _honesty_html(h: dict[str, Any], scope: str = "") -> str:
+    out = ['<h2 id="honesty">Honesty: do the 95% intervals hold 95%?</h2>' + scope
+           + '<div class="card" data-testid="honesty">']
     out.append(_validation_html(h.get("validation")))
     cov: Coverage | None = h.get("coverage")
     if cov is None:

@@ -12,7 +12,9 @@ from adt.cli import Context, cli, emit, pass_ctx
 @cli.command("report")
 @click.option("--round", "round_no", type=int, default=None, help="Report this round (its forms and responses).")
 @click.option("--calibration", "calibration_id", default=None, help="Calibration id (default: the latest stored).")
-@click.option("--form", default=None, help="Report this form (default: the round's forms, or the latest form).")
+@click.option("--form", default=None,
+              help="Report this form (default: the round's forms; without --round, the forms models took: a run "
+                   "on the form or answers to half its items; never a form no model answered).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rank and coverage simulations.")
 @click.option("--worlds", "n_worlds", type=int, default=200, show_default=True,
               help="Parameter draws in the coverage simulation (25 simulated respondents each).")
@@ -21,7 +23,9 @@ from adt.cli import Context, cli, emit, pass_ctx
                    "block shows the latest stored `adt validate` study either way.")
 @click.option("--loo-models", type=int, default=None, help="Replay at most this many models (spread over the ranks).")
 @click.option("--by", "by", multiple=True, metavar="KEY",
-              help="Per-slice scores by this tag key (repeatable; default: scenario, domain, language where tagged).")
+              help="Per-slice scores by this tag key, any the bank's items carry, as adt estimate --by (repeatable; "
+                   "default: scenario, domain, language where tagged). Values with fewer than 10 items get no "
+                   "sub-score; at most 20 values (those with the most items) are shown, a note says how many not.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The HTML file to write.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -38,6 +42,7 @@ def report(ctx: Context, round_no: int | None, calibration_id: str | None, form:
                            say=say)
     # The replay refits a calibration per model: done after letting go of the bank.
     rep = replay_models(rep, say=say)
+    say("writing the page ...")
     save_report(rep, out)
     cov = rep.honesty.get("coverage")
     loo_frame = rep.honesty.get("loo")
@@ -46,7 +51,13 @@ def report(ctx: Context, round_no: int | None, calibration_id: str | None, form:
             "coverage": None if cov is None else cov.coverage,
             "coverage_point_params": None if cov is None else cov.coverage_point_params,
             "loo_coverage": None if loo_frame is None or not len(loo_frame) else float(loo_frame["covered"].mean()),
-            "loo_models": 0 if loo_frame is None else len(loo_frame)}
+            "loo_models": 0 if loo_frame is None else len(loo_frame), "scopes": rep.scopes,
+            # The page shows the first names of 'not separable from'; the data keeps every name.
+            "leaderboard": [{"rank": int(r.rank), "model": r.model, "theta": float(r.theta), "lo": float(r.lo),
+                             "hi": float(r.hi), "pred_acc": float(r.pred_acc), "pred_lo": float(r.pred_lo),
+                             "pred_hi": float(r.pred_hi), "rank_lo": int(r.rank_lo), "rank_hi": int(r.rank_hi),
+                             "not_separable_from": list(r.not_separable_list)}
+                            for r in rep.leaderboard.itertuples()]}
     text = (f"wrote {out}: {data['models']} models, forms {', '.join(data['forms']) or '-'}"
             + (f"; 95% intervals cover {cov.coverage:.1%} in simulation" if cov is not None else "")
             + (f"; leave-one-out {data['loo_coverage']:.0%} of {data['loo_models']}" if data["loo_coverage"] is not None

@@ -129,6 +129,12 @@ def test_report_command(demo_bank: tuple[Path, pd.DataFrame], tmp_path: Path, ca
           "--out", str(out), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert data["models"] == 12 and data["forms"] == ["round-1"] and data["loo_models"] == 2
+    # the data keep every 'not separable from' name (the page shows the first few)
+    rows = data["leaderboard"]
+    assert len(rows) == 12 and all(isinstance(r["not_separable_from"], list) for r in rows)
+    pairs = {(r["model"], o) for r in rows for o in r["not_separable_from"]}
+    assert pairs == {(b, a) for a, b in pairs}
+    assert {"leaderboard", "forms", "honesty"} <= set(data["scopes"])
     assert 0 < data["coverage"] <= 1 and out.read_text().startswith("<!DOCTYPE html>")
     for args, says in ((["--round", "9"], "--round 9: no responses"), (["--form", "nope"], "--form nope"),
                        (["--round", "1", "--no-loo"], "--out")):
@@ -222,3 +228,89 @@ def test_report_flags_are_the_cli_flags(demo_bank: tuple[Path, pd.DataFrame], tm
         assert "source_ids" in table
         named = [a for a in shown["aliases"] if a]
         assert named and named[0][0] in table
+
+
+# ------------------------------------------------------------------------------------------------ issue 12
+def test_default_forms_are_the_forms_models_took(demo_bank: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    """Issue 12: the report chose the latest form, which no model had taken (its leave-one-out table then
+    estimated models from 1 to 5 items). By default it reports the forms models took; a later form that
+    nobody answered is named as not reported, and every section says which form(s) and models it uses."""
+    bank_path = tmp_path / "fresh.duckdb"
+    shutil.copyfile(demo_bank[0], bank_path)
+    with open_bank(bank_path) as bank:
+        answered = set(bank.responses()["item_id"])
+        fresh = [i for i in bank.item_ids() if i not in answered][:40]
+        assert len(fresh) == 40
+        bank.save_form("fresh-1", fresh, spec={"size": 40}, strategy="random", seed=1,
+                       snapshot_id=bank.snapshot_id(), calibration_id=None, objectives={}, content_hash="x" * 64,
+                       n_uncalibrated=40)
+        assert bank.forms()["name"].iloc[-1] == "fresh-1"  # the latest form
+        rep = build_report(bank, seed=5, n_worlds=5)
+    assert [f["name"] for f in rep.forms] == ["round-1"]
+    assert len(rep.forms[0]["takers"]) == 12 and len(rep.forms[0]["ran"]) == 12
+    assert rep.honesty["form"] == "round-1"
+    assert "not reported, answered by no model: fresh-1" in rep.scopes["forms"]
+    assert "12 models" in rep.scopes["leaderboard"] and "all responses" in rep.scopes["leaderboard"]
+    assert "form round-1 (taken by 12 of the 12 models" in rep.scopes["honesty"]
+    page = render_html(rep)
+    for section in ("leaderboard", "slices", "forms", "diagnostics", "honesty"):
+        assert f'data-testid="scope-{section}"' in page
+    assert 'data-testid="form-takers" data-n="12"' in page
+    # never the default, and --form on it still says no model answered it
+    from adt.report import _forms_of, form_takers
+
+    with open_bank(bank_path) as bank:
+        frame = bank.forms()
+        ids = {n: bank.form(n)["item_ids"] for n in frame["name"]}
+        takers, ran = form_takers(ids, bank.responses())
+        assert takers["fresh-1"] == [] and _forms_of(frame, None, None, takers, ran) == ["round-1"]
+        assert _forms_of(frame, None, None, {}, {}) == []
+        with pytest.raises(InputError, match="--form fresh-1: no model has answered its items"):
+            build_report(bank, form="fresh-1", seed=5, n_worlds=5)
+
+
+def test_not_separable_lists_are_cut_on_the_page_and_whole_in_the_data() -> None:
+    """Issue 12: long 'not separable from' lists made leaderboard rows very tall."""
+    from adt.report import NOT_SEPARABLE_SHOWN, _nosep_cell, names_list
+
+    names = [f"model-{k}" for k in range(12)]
+    cell = _nosep_cell(names)
+    shown = re.search(r">([^<]*)</td>", cell).group(1)
+    assert shown == f"{', '.join(names[:NOT_SEPARABLE_SHOWN])} and {12 - NOT_SEPARABLE_SHOWN} more"
+    assert f'title="{", ".join(names)}"' in cell and 'data-n="12"' in cell
+    assert "separable from all" in _nosep_cell([]) and names_list(names[:3]) == "model-0, model-1, model-2"
+
+
+def test_slices_of_a_key_with_many_values_are_capped(demo_bank: tuple[Path, pd.DataFrame],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: a custom tag key with many values must not make a table of a thousand columns: the values
+    with the most items are shown (at most MAX_SLICE_VALUES), values under MIN_SUBSLICE_ANSWERED items
+    have no sub-score, and the report says how many values it left out and why."""
+    import adt.report as report_module
+    from adt.workflow.calibrate import MIN_SUBSLICE_ANSWERED, subslices
+
+    monkeypatch.setattr(report_module, "MAX_SLICE_VALUES", 2)
+    with open_bank(demo_bank[0]) as bank:
+        groups = subslices(bank, [str(i) for i in bank.item_ids()], "task")
+        rep = build_report(bank, round_no=1, seed=5, n_worlds=5, by=["task"])
+    big = sorted((v for v in groups if len(groups[v]) >= MIN_SUBSLICE_ANSWERED), key=lambda v: (-len(groups[v]), v))
+    assert len(big) > 2
+    frame = rep.slices["task"]
+    assert [c.rsplit(" (", 1)[0] for c in frame.columns] == sorted(big[:2])
+    said = rep.scopes["slice:task"]
+    assert f"{len(big) - 2:,} more value(s)" in said and "adt estimate --by task" in said
+    assert said in " ".join(rep.notes) and 'data-testid="scope-slice:task"' in render_html(rep)
+
+
+def test_report_help_documents_by_and_the_default_forms(capsys: pytest.CaptureFixture) -> None:
+    from adt.report import MAX_SLICE_VALUES, SLICE_KEYS
+    from adt.workflow.calibrate import MIN_SUBSLICE_ANSWERED
+
+    try:
+        main(["report", "--help"])
+    except SystemExit as done:
+        assert done.code in (0, None)
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default: {', '.join(SLICE_KEYS)} where tagged" in text and "any the bank's items carry" in text
+    assert f"fewer than {MIN_SUBSLICE_ANSWERED} items" in text and f"at most {MAX_SLICE_VALUES} values" in text
+    assert "never a form no model answered" in text
