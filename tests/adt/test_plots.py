@@ -208,3 +208,14 @@ def test_exposure_on_degenerate_and_wide_counts(tmp_path: Path) -> None:
     assert len(bins) <= plots.EXPOSURE_BARS and bins["items"].sum() == 400
     assert (bins["lo"] % (bins["hi"] - bins["lo"] + 1).iloc[0] == 0).all() and bins["hi"].max() == 399
     assert plots.exposure_bins([0, 0, 3]).to_dict("list") == {"lo": [0, 3], "hi": [0, 3], "items": [2, 1]}
+
+
+def test_validation_axes_are_the_form_sizes() -> None:
+    """One form size drew 96..104 and 100.0..101.0 axes (the strategies' 1% offset read as 101 items)."""
+    rows = [dict(split="loo", strategy=s, form_size=100, mae_pred=0.03, mae_raw=0.04, mae_regression=0.035,
+                 coverage=0.95, coverage_lo=0.9, coverage_hi=1.0) for s in ("random", "stratified")]
+    fig = plots.validation_figure(pd.DataFrame(rows))
+    for ax in fig.axes[:2]:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["100"]
+    many = pd.DataFrame([dict(r, form_size=n) for n in (25, 50, 100) for r in rows])
+    assert [t.get_text() for t in plots.validation_figure(many).axes[1].get_xticklabels()] == ["25", "50", "100"]
