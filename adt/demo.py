@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--form-size", type=int, default=400)
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args(argv)
-    from adt.workflow.round import RoundSpec, run_round
+    from adt.workflow.round import RoundSpec, coverage_note, run_round
 
     start = time.perf_counter()
     for leftover in (args.bank, args.bank.with_name(args.bank.name + ".wal")):
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     corr = float(np.corrcoef(board["theta"], board["true_theta"])[0, 1])
     print(f"\nThe scale is the calibration's own (set by the population of past runs), so compare the true\n"
           f"abilities by order: correlation of estimated and true ability {corr:.3f}. Predicted bank accuracy\n"
-          f"covers the items answered or calibrated; never-seen items stay at their priors and are left out.\n"
+          f"is about every item a model answered or the calibration can predict (items every model got right or\n"
+          f"wrong included){'; ' + note if (note := coverage_note(board)) else ''}.\n"
           f"Demo took {time.perf_counter() - start:.0f} s; the bank is at {args.bank} (try `adt --bank {args.bank} report "
           f"--out report.html`).")
 

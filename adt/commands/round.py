@@ -17,11 +17,14 @@ from adt.cli import Context, cli, emit, pass_ctx
 @pass_ctx
 def round_(ctx: Context, spec_path: Path, calibrate_first: bool, as_json: bool) -> None:
     """Sample -> publish -> run every model -> recalibrate linked -> estimate -> summary table."""
-    from adt.workflow.round import RoundSpec, run_round, summary_table
+    from adt.workflow.round import RoundSpec, coverage_note, run_round, summary_table
 
     spec = RoundSpec.from_file(spec_path)
     summary = run_round(ctx.bank_path, spec, say=lambda m: click.echo(m, err=as_json),
                         calibrate_first=calibrate_first, progress=not as_json)
     table = summary_table(summary)
+    note = coverage_note(table)
     emit({"round": summary.round_no, "form": summary.form_name, "calibration": summary.calibration_after,
-          "linked_to": summary.calibration_before, "leaderboard": table} if as_json else table, as_json)
+          "linked_to": summary.calibration_before, "leaderboard": table, "note": note} if as_json else table, as_json)
+    if note and not as_json:
+        click.echo(f"note: {note}")

@@ -42,7 +42,8 @@ import yaml
 from adtbase.errors import InputError
 from itembank import open_bank
 
-LEADERBOARD_COLUMNS = ("model", "theta", "se", "lo", "hi", "pred_acc", "pred_lo", "pred_hi", "n_items")
+LEADERBOARD_COLUMNS = ("model", "theta", "se", "lo", "hi", "pred_acc", "pred_lo", "pred_hi", "n_items", "n_predicted",
+                       "n_slice_items", "extrapolated")
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,18 @@ def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = 
     board = board[board["model"].isin([m.name for m in spec.models])]
     return RoundSummary(spec.round_no, name, before, cal.calibration_id, tuple(runs),
                         board[list(LEADERBOARD_COLUMNS)].reset_index(drop=True))
+
+
+def coverage_note(board: pd.DataFrame) -> str:
+    """What the predicted accuracies are about when they cover fewer items than the bank ('' when all)."""
+    short = board[board["n_predicted"] < board["n_slice_items"]]
+    if short.empty:
+        return ""
+    total = int(board["n_slice_items"].max())
+    lo, hi = int(short["n_predicted"].min()), int(short["n_predicted"].max())
+    span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    return (f"predicted accuracy of {len(short)} of {len(board)} models covers {span} of the bank's {total} items: "
+            f"items no calibration model answered cannot be predicted")
 
 
 def summary_table(summary: RoundSummary) -> pd.DataFrame:

@@ -44,6 +44,11 @@ def test_round_samples_publishes_runs_recalibrates_and_ranks(tmp_path: Path) -> 
     models = sorted(est)
     assert np.corrcoef([est[m] for m in models], [truth[m] for m in models])[0, 1] > 0.9
     assert all(r["lo"] <= r["theta"] <= r["hi"] for r in board)
+    # A predicted accuracy that covers fewer items than the bank says so (items nobody has answered yet).
+    short = [r for r in board if r["n_predicted"] < r["n_slice_items"]]
+    assert bool(summary["note"]) == bool(short)
+    if short:
+        assert f"of the bank's {short[0]['n_slice_items']} items" in summary["note"]
     with open_bank(bank) as b:
         form = b.form("r1")
         assert form["publications"] == [1] and len(form["item_ids"]) == 120
