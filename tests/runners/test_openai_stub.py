@@ -53,8 +53,17 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default logging
         pass
 
+    def _done(self) -> None:
+        """The request stops counting as in flight once (before its answer is written: the client may send
+        its next request the moment it has the answer, before this thread gets back to its ``finally``)."""
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.stub.lock:
+                self.stub.in_flight -= 1
+
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
+        self._done()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -71,6 +80,7 @@ class Handler(BaseHTTPRequestHandler):
             n = st.requests
             st.in_flight += 1
             st.max_in_flight = max(st.max_in_flight, st.in_flight)
+            self._counted = True
             st.auth.append(self.headers.get("Authorization"))
             st.paths.append(self.path)
             st.bodies.append(body)
@@ -88,8 +98,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._answer(body)
         finally:
-            with st.lock:
-                st.in_flight -= 1
+            self._done()
 
     def _answer(self, body: dict[str, Any]) -> None:
         st = self.stub
