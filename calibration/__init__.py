@@ -12,9 +12,9 @@ added to the face goes in both ``_LAZY`` and the ``TYPE_CHECKING`` block (``test
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from adtbase.lazy import lazy_getattr
 from itembank import register_migrations as _register_migrations
 
 # Names loaded on first use from the module that defines them.
@@ -221,13 +221,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .validation_store import save_validation as save_validation
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -15,8 +15,9 @@ load with it, every other name on first use from the module that defines it (``_
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from adtbase.lazy import lazy_getattr
 
 from .lock import DEFAULT_WAIT_S
 from .migrate import register_migrations
@@ -62,14 +63,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .snapshot import file_sha256 as file_sha256
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    loaded = importlib.import_module(module)
-    value = loaded if module == f"{__name__}.{name}" else getattr(loaded, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = ["COLUMN_KEYS", "DEFAULT_WAIT_S", "LETTERS", "Bank", "Head", "ImportOptions", "ImportReport",

@@ -12,9 +12,9 @@ use (``_LAZY``, module ``__getattr__``). Other rooms, ``adt/`` and ``bench/`` im
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from adtbase.lazy import lazy_getattr
 from runners.base import (
     DEFAULT_LABELS,
     Request,
@@ -44,13 +44,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only (not in 
     from runners.vllm_backend import DEFAULT_WORKER_PYTHON as DEFAULT_WORKER_PYTHON
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [
