@@ -48,12 +48,10 @@ DATA = ROOT.parent / "shared" / "data"
 
 from adt.workflow.calibrate import calibrate, calibration_flags  # noqa: E402
 from calibration import load_calibration  # noqa: E402
-from itembank import ImportOptions, open_bank  # noqa: E402
+from itembank import LETTERS, open_bank  # noqa: E402
 
-MMLU_PRO = ImportOptions(source="mmlu_pro", language="en", id_cols=("question_id",), question_col="question",
-                         choices_col="options", answer_col="answer", answer_format="letter",
-                         tag_cols=(("category", "domain"),))
-LETTERS = "ABCDEFGHIJKLMNOP"
+sys.path.insert(0, str(ROOT / "bench"))
+from replay_validity import MMLU_PRO  # noqa: E402  (the MMLU-Pro import options, one copy)
 
 
 def old_rule(params: object, status: np.ndarray, fit: pd.DataFrame, r_min: float = 0.0) -> set[str]:
