@@ -8,7 +8,6 @@ and shapes the outputs the CLI and the round workflow print.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import time
 import warnings
@@ -24,6 +23,7 @@ from scipy.stats import norm
 
 from adtbase import itemtypes
 from adtbase.errors import CalibrationError, InputError
+from adtbase.registry import did_you_mean
 from calibration import (
     DEFAULT_FITTER,
     KEPT_AT_PRIOR,
@@ -453,9 +453,9 @@ def _model_scores(bank: Any, model: str, filters: Mapping[str, Sequence[str]] | 
     frame = bank.responses(None, models=[model])
     if frame.empty:
         models = sorted(str(m) for m in bank.responses(None)["model"].unique())
-        close = difflib.get_close_matches(model, models, n=1, cutoff=0.6)
+        close = did_you_mean(model, models, cutoff=0.6)
         listed = ", ".join(models[:10]) + (f", ... ({len(models)} in all)" if len(models) > 10 else "")
-        hint = f"; did you mean {close[0]!r}? models: {listed}" if close else (f"; models: {listed}" if models else "")
+        hint = f"{close} models: {listed}" if close else (f"; models: {listed}" if models else "")
         raise InputError(f"model {model!r} has no responses in the bank{hint}")
     return _mean_scores(frame).set_index("item_id")["score"]
 
