@@ -28,6 +28,14 @@ adds what a calibration from a few dozen models leaves uncertain, and is built o
   over items. ``misfit_sd`` is the RMS, over the calibration models, of (accuracy - expected accuracy
   at the model's own posterior), measured in the calibration; it is added (normal, in quadrature) on
   the unanswered share of the slice.
+- **Forms unlike the bank.** That misfit is the one of an ability read from the whole bank. A form
+  whose items are not a sample of the bank (information-targeted forms: milp, nsga2, CAT) reads the
+  ability from one kind of item, and a model's relative strength on that kind is a second unknown of
+  the same sort: under exchangeability it is as large as the bank misfit and independent of it. It is
+  added (``form_misfit``: weight x misfit, the weight ``form_unlikeness`` saying how plainly the answered
+  items' discriminations or difficulties differ from the bank's: 0 up to the 95% critical value of the
+  two-sample Kolmogorov-Smirnov distance, 1 from twice it). A random or stratified form gets about
+  nothing; a form of the most discriminating items, the full term.
 - **Person fit.** A new model's own answers say whether the calibration describes it: the pattern
   (a-weighted) prediction is efficient when the model fits; the summed-score prediction (the ability
   posterior given only the number right on the answered items, so every item weighs the same, as in
@@ -114,7 +122,8 @@ class PredictiveModel:
                                                          "Fisher-information SEs, approximate") + ")")
         if self.shrinkage:
             out.append("shrunk discriminations (empirical Bayes)")
-        out += ["model misfit (calibration models)", "person fit (this model's answers)"]
+        out += ["model misfit (calibration models)", "misfit of forms unlike the bank (form_unlikeness)",
+                "person fit (this model's answers)"]
         return out
 
 
@@ -367,6 +376,7 @@ class Prediction:
     sources: tuple[str, ...]
     exact_params: bool
     summed_acc: float = float("nan")
+    form_unlikeness: float = 0.0  # 0: the answered items look like a sample of the bank; 1: nothing like it
     sd_components: dict[str, float] = field(default_factory=dict)  # each source's SD, accuracy units
 
     @property
@@ -581,7 +591,9 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
     w = float(np.clip(1 - PERSON_FIT_Z**2 / max(pf_z**2, 1e-12), 0.0, 1.0)) if np.isfinite(pf_z) else 0.0
     shift = w * diff
     # Extra normal terms, in numbers of items, added in quadrature to each side of the mixture interval.
-    parts = {"misfit": (model.misfit_sd * n_un) ** 2, "person_fit": max(diff**2 - v, 0.0),
+    form_w = form_unlikeness(model, ev.obs_idx)
+    parts = {"misfit": (model.misfit_sd * n_un) ** 2, "form_misfit": (form_w * model.misfit_sd * n_un) ** 2,
+             "person_fit": max(diff**2 - v, 0.0),
              "parameters": var_draws + _param_var(model, ev.unanswered_idx, theta)}
     extra_var = sum(parts.values())
     components = {"ability_and_bernoulli": sd_x / total, **{k: float(np.sqrt(x)) / total for k, x in parts.items()}}
@@ -593,7 +605,29 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
     return Prediction(pred_acc=(observed_total + x_mean) / total, pred_lo=(observed_total + lo_x) / total,
                       pred_hi=(observed_total + hi_x) / total, pred_sd=float(np.hypot(sd_x, sd_plus)) / total,
                       person_fit_z=pf_z, person_fit_weight=w, summed_acc=(observed_total + mean_s) / total,
+                      form_unlikeness=form_w,
                       sd_components=components, **base)  # type: ignore[arg-type]
+
+
+def form_unlikeness(model: PredictiveModel, idx: NDArray) -> float:
+    """How far the answered items (``idx``) lie from a sample of the bank's predictable items, in [0, 1]
+    (module doc): per parameter (log a, b) the two-sample Kolmogorov-Smirnov distance less its 95% critical
+    value, over that value; the larger of the two, clipped. 0 at the critical value (a random form, of any
+    size, is past it one time in twenty and then only just), 1 at twice it: a form plainly unlike the bank."""
+    ok = model.predictable
+    idx = np.asarray(idx, dtype=np.int64)
+    n, m = idx.size, int(ok.sum())
+    if n == 0 or m == 0:
+        return 0.0
+    crit = 1.358 * np.sqrt((n + m) / (n * m))
+    worst = 0.0
+    for values in (np.log(np.maximum(model.params.a, 1e-9)), model.params.b):
+        bank = np.sort(values[ok])
+        form = np.sort(values[idx])
+        at = np.concatenate([bank, form])
+        gap = np.abs(np.searchsorted(bank, at, side="right") / m - np.searchsorted(form, at, side="right") / n)
+        worst = max(worst, float(gap.max()))
+    return float(np.clip((worst - crit) / crit, 0.0, 1.0))
 
 
 def _extrapolation(theta: float, rng_: tuple[float, float]) -> tuple[bool, str]:
@@ -818,7 +852,8 @@ def _simulate_side(model: PredictiveModel, params: ItemParams, ev: _Evidence, pr
     if len(un):
         p = prob(theta, un.a, un.b, un.c, un.d)
         sd = np.sqrt(max(float((p * (1 - p)).sum()), 0.0))
-        extra = np.hypot(model.misfit_sd * len(un), pred.sd_components.get("person_fit", 0.0) * total)
+        extra = np.hypot(np.hypot(model.misfit_sd * len(un), pred.sd_components.get("form_misfit", 0.0) * total),
+                         pred.sd_components.get("person_fit", 0.0) * total)
         x = float(p.sum()) + np.hypot(sd, extra) * float(rng.normal())
     return (float(ev.slice_answered.sum()) + x) / total, theta
 

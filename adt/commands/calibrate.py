@@ -267,6 +267,9 @@ def estimate_lines(est: dict[str, Any]) -> list[str]:
                 f"{_pct(est['summed_acc'])}" if est["person_fit_weight"] > 0 else "")
         lines.append(f"  person fit z = {_f(est['person_fit_z'], 2)} (p = {_f(est['person_fit_p'], 3)}){lean}; "
                      f"calibration misfit sd {_f(est['misfit_sd'], 4)}")
+        if est.get("form_unlikeness", 0.0) > 0:
+            lines.append(f"  the answered items are unlike the bank's (weight {_f(est['form_unlikeness'], 2)}): "
+                         "the interval adds the misfit of reading the ability from one kind of item")
     lines.append("  interval holds: " + "; ".join(est["sources"]))
     for row in est.get("by") or []:
         key = est["by_key"]

@@ -71,7 +71,8 @@ MODEL_ATTRIBUTES = ("family", "size", "release_date")
 MIN_CALIBRATION_MODELS = 3
 FRONTIER_SHARE = 0.3
 # Keys of the estimate carried into the per-form records when estimate_scores returns them.
-ESTIMATE_EXTRA = ("extrapolated", "person_fit", "sources", "n_predicted", "n_slice_items", "n_excluded")
+ESTIMATE_EXTRA = ("extrapolated", "person_fit", "form_unlikeness", "sources", "n_predicted", "n_slice_items",
+                  "n_excluded")
 # SeedSequence spawn-key namespaces.
 _KFOLD, _FORMS, _BOOT = 0, 1, 2
 

@@ -18,6 +18,7 @@ from calibration.predictive import (
     build_predictive,
     compare,
     exact_view,
+    form_unlikeness,
     predict,
 )
 from calibration.store import item_statuses
@@ -273,3 +274,30 @@ def test_accuracy_without_the_ability_interval_is_the_same(world: dict[str, Any]
     predict(pm, scores, list(ids[form[:40]]), rng=g1)
     predict(pm, scores, list(ids[form[:40]]), rng=g2, theta_interval=False)
     assert g1.random() == g2.random()
+
+
+def test_a_form_unlike_the_bank_carries_the_form_misfit_and_random_forms_do_not(world: dict[str, Any]) -> None:
+    """Information-targeted forms read the ability from one kind of item; the model's relative strength on
+    that kind is a second misfit, added only where the answered items plainly differ from the bank's."""
+    pm = replace(world["pm"], misfit_sd=0.02)
+    rng = np.random.default_rng(11)
+    ok = np.flatnonzero(pm.predictable)
+    for size in (20, 60, 300):
+        w = np.array([form_unlikeness(pm, rng.choice(ok, size, replace=False)) for _ in range(200)])
+        # past the 95% critical value about one form in twenty, and then only just
+        assert (w > 0).mean() <= 0.12 and w.mean() < 0.03, (size, (w > 0).mean(), w.mean())
+    steep = ok[np.argsort(-pm.params.a[ok])][:60]         # what a milp form takes: the most discriminating
+    hard = ok[np.argsort(-pm.params.b[ok])][:60]          # or one kind of difficulty
+    assert form_unlikeness(pm, steep) == 1.0 and form_unlikeness(pm, hard) == 1.0
+    ids = np.array(pm.params.item_ids)
+    y = _answers(world["params"], 0.2, np.random.default_rng(2))
+    targeted = predict(pm, pd.Series(y[steep], index=ids[steep]), list(ids))
+    rand = rng.choice(ok, 60, replace=False)
+    plain = predict(pm, pd.Series(y[rand], index=ids[rand]), list(ids))
+    n_un = N_ITEMS - 60
+    assert targeted.form_unlikeness == 1.0
+    assert targeted.sd_components["form_misfit"] == pytest.approx(0.02 * n_un / N_ITEMS, rel=1e-9)
+    assert plain.sd_components["form_misfit"] < 0.2 * targeted.sd_components["form_misfit"]
+    assert any("forms unlike the bank" in x for x in targeted.sources)
+    without = replace(pm, misfit_sd=0.0)
+    assert predict(without, pd.Series(y[steep], index=ids[steep]), list(ids)).sd_components["form_misfit"] == 0.0
