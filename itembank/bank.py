@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from adtbase import review
 from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
 from adtbase.names import check_name
 from adtbase.registry import did_you_mean
@@ -55,7 +56,7 @@ COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "origin", "so
 # Column keys whose values are fixed (computed by the bank, or a closed state): a filter value outside them is
 # a typo; within them it may match no item yet (no 'high' tier before any run) and that is no error.
 FIXED_VALUES = {"frequency_tier": ("low", "medium", "high"), "difficulty_band": ("hard", "medium", "easy", "unknown"),
-                "review_state": ("draft", "approved", "retired")}
+                "review_state": review.STATES}
 
 
 def now() -> str:
@@ -848,17 +849,20 @@ class Bank:
         else:
             # The items table as of the head: items created later left out; a review state (and retire
             # reason) changed later rolled back to the last state event at or before the head, else to the
-            # import default (the state an item was imported in is not an event).
+            # state the first later event moved it from (its payload's "from"; events written before "from"
+            # existed fall back to 'approved', the import default).
             base = "asof_items"
             exposure = """
         asof_items AS (
           SELECT i.* REPLACE (
-                   CASE WHEN st.item_id IS NULL THEN i.review_state ELSE coalesce(st.state, 'approved') END AS review_state,
+                   CASE WHEN st.item_id IS NULL THEN i.review_state
+                        ELSE coalesce(st.state, nullif(st.before, '?'), 'approved') END AS review_state,
                    CASE WHEN st.item_id IS NULL THEN i.retired_reason ELSE st.reason END AS retired_reason)
           FROM items i LEFT JOIN (
             SELECT item_id, arg_max(kind, seq) FILTER (WHERE seq <= ?) AS state,
+                   arg_min(coalesce(json_extract_string(payload, '$.from'), '?'), seq) FILTER (WHERE seq > ?) AS before,
                    arg_max(json_extract_string(payload, '$.reason'), seq) FILTER (WHERE seq <= ? AND kind = 'retired') AS reason
-            FROM events WHERE kind IN ('approved', 'draft', 'retired') AND item_id IS NOT NULL
+            FROM events WHERE kind IN ('approved', 'draft', 'rejected', 'retired') AND item_id IS NOT NULL
             GROUP BY item_id HAVING max(seq) > ?) st USING (item_id)
           WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.kind = 'created' AND e.seq > ? AND e.item_id = i.item_id)),
         r AS (SELECT e.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr, min(e.ts) ft, max(e.ts) lt
@@ -867,7 +871,7 @@ class Bank:
         p AS (SELECT item_id, count(*) n, min(CAST(json_extract_string(payload, '$.round') AS INTEGER)) fr,
                      max(CAST(json_extract_string(payload, '$.round') AS INTEGER)) lr, min(ts) ft, max(ts) lt
               FROM events WHERE kind = 'published' AND seq <= ? GROUP BY item_id),"""
-            params += [as_of] * 6
+            params += [as_of] * 7
         if s["band_cuts"] == "terciles":
             cuts = ("(SELECT quantile_cont(b, 1.0/3) FROM item_difficulty)",
                     "(SELECT quantile_cont(b, 2.0/3) FROM item_difficulty)")
@@ -1127,23 +1131,51 @@ class Bank:
         if not reason.strip():
             raise InputError("--reason must say why the items are retired")
         ids = [self.resolve(r) for r in refs]
+        before = self._review_states(ids)
         ts = now()
         with self.transaction():
             for item_id in ids:
                 self.conn.execute("UPDATE items SET review_state = 'retired', retired_reason = ? WHERE item_id = ?",
                                   [reason, item_id])
-            history.append(self.conn, [Event("retired", i, None, {"reason": reason}) for i in ids], ts)
+            history.append(self.conn, [Event("retired", i, None, {"from": before[i], "reason": reason})
+                                       for i in ids], ts)
         return len(ids)
 
-    def set_review_state(self, refs: Sequence[str], state: str) -> int:
-        if state not in ("draft", "approved"):
-            raise InputError(f"review state {state!r}: use draft or approved (retire items with `bank retire`)")
-        ids = [self.resolve(r) for r in refs]
+    def set_review_state(self, refs: Sequence[str], state: str, *, reason: str | None = None,
+                         reviewer: str | None = None) -> int:
+        """Move items to review state ``state`` (``adtbase.review``: draft -> approved | rejected, back to
+        draft to re-review); one event each, with the state it left, the reason and the reviewer. A
+        rejection needs a reason. Every refused move is named at once and nothing is written; items already
+        in ``state`` are left as they are. Returns how many items changed."""
+        if state not in review.DECISIONS:
+            raise InputError(review.transition_problem("", "", state) or f"review state {state!r}")
+        if state == review.REJECTED and not (reason or "").strip():
+            raise InputError("a rejection needs a reason (--reason)")
+        named = {self.resolve(r): str(r) for r in reversed(list(refs))}   # messages use the ref as given
+        ids = list(dict.fromkeys(self.resolve(r) for r in refs))
+        before = self._review_states(ids)
+        label = {i: i if named[i] == i else f"{named[i]} ({i})" for i in ids}
+        problems = [p for i in ids if (p := review.transition_problem(label[i], before[i], state))]
+        if problems:
+            more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+            raise InputError(f"{len(problems)} of {len(ids)} items cannot be {state}; nothing changed:\n  "
+                             + "\n  ".join(problems[:20]) + more)
+        moving = [i for i in ids if before[i] != state]
+        payload: dict[str, Any] = {}
+        if reason and reason.strip():
+            payload["reason"] = reason.strip()
+        if reviewer and reviewer.strip():
+            payload["reviewer"] = reviewer.strip()
         with self.transaction():
-            for item_id in ids:
+            for item_id in moving:
                 self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [state, item_id])
-            history.append(self.conn, [Event(state, i, None, {}) for i in ids], now())
-        return len(ids)
+            history.append(self.conn, [Event(state, i, None, {"from": before[i], **payload}) for i in moving], now())
+        return len(moving)
+
+    def _review_states(self, ids: Sequence[str]) -> dict[str, str]:
+        rows = self.conn.execute("SELECT item_id, review_state FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))",
+                                 [list(ids)]).fetchall()
+        return {str(i): str(s) for i, s in rows}
 
     def tag(self, refs: Sequence[str], key: str, value: str, extend_taxonomy: bool = False) -> int:
         if key == "difficulty_band":

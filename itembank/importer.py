@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adtbase import itemtypes
+from adtbase import itemtypes, review
 from adtbase.errors import InputError, TaxonomyError
 
 from .content import content_hash, guess_language
@@ -31,7 +31,7 @@ from .taxonomy import BUILTIN_KEYS, Taxonomy
 
 ITEM_TYPES = ("mc", "open", "numeric", "multi")   # the built-in ones; validation asks adtbase.itemtypes
 ORIGINS = ("human", "template", "model-generated")
-REVIEW_STATES = ("draft", "approved", "retired")
+REVIEW_STATES = review.STATES   # a row may carry any; --review-state sets the rest (adtbase.review)
 ANSWER_FORMATS = ("auto", "letter", "index", "text", "gsm8k")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.S)
 
@@ -55,7 +55,7 @@ class ImportOptions:
     item_type: str | None = None
     extend_taxonomy: bool = False
     origin: str = "human"
-    review_state: str = "approved"
+    review_state: str = review.DEFAULT_IMPORT_STATE
 
 
 class RowLabel:

@@ -13,9 +13,9 @@ Decisions (documented here once, referred to elsewhere):
   any listed value). A spec holds them parsed: the ``--filter`` text grammar and its parser belong to
   the command layer (``adt.flags``, as do ``--quota`` and ``--max-overlap``), and ``from_cli`` takes their
   results.
-- **Review states.** Default ``("approved", "draft")``: imported items are drafts until reviewed,
-  and an operator who wants reviewed items only says ``review_states: [approved]``. ``retired`` is
-  never eligible; asking for it is an error.
+- **Review states** (``adtbase.review``). Default ``[approved]``: a draft waits for its reviewer, and
+  a spec that wants drafts too says ``review_states: [approved, draft]``. ``rejected`` and ``retired``
+  are never eligible; asking for them, or for a state that does not exist, is an error.
 - **Enemies.** ``enemy_threshold`` (cosine similarity of TF-IDF character n-grams, default 0.9)
   finds near-duplicate pairs among the eligible items; ``enemy_pairs`` adds explicit pairs;
   ``enemy_threshold: null`` turns detection off. Enemies never share a form.
@@ -36,11 +36,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from adtbase import review
 from adtbase.errors import InputError
 from adtbase.registry import did_you_mean
 
-DEFAULT_REVIEW_STATES: tuple[str, ...] = ("approved", "draft")
-NEVER_ELIGIBLE: tuple[str, ...] = ("retired",)
+DEFAULT_REVIEW_STATES: tuple[str, ...] = review.ELIGIBLE_BY_DEFAULT
+NEVER_ELIGIBLE: tuple[str, ...] = review.NEVER_ELIGIBLE
 # Bank-computed tags with a closed value list (a quota or filter on another value is a typo).
 CLOSED_KEYS: dict[str, tuple[str, ...]] = {
     "frequency_tier": ("low", "medium", "high"),
@@ -104,6 +105,10 @@ class FormSpec:
         for state in self.review_states:
             if state in NEVER_ELIGIBLE:
                 raise InputError(f"form spec field 'review_states': {state!r} items are never eligible")
+            if state not in review.STATES:
+                raise InputError(f"form spec field 'review_states': {state!r} is not a review state; use "
+                                 f"{' or '.join(s for s in review.STATES if s not in NEVER_ELIGIBLE)}"
+                                 f"{did_you_mean(state, review.STATES)}")
         if self.enemy_threshold is not None and not 0.0 < self.enemy_threshold <= 1.0:
             raise InputError(f"form spec field 'enemy_threshold': expected (0, 1], got {self.enemy_threshold}")
         if not self.theta_grid:
@@ -208,12 +213,14 @@ class FormSpec:
                  max_overlap: Iterable[tuple[str, float]] = (),
                  seed: int | None = None, strategy: str = "stratified",
                  earlier_forms: Mapping[str, Iterable[str]] | None = None,
-                 base: FormSpec | None = None) -> FormSpec:
+                 base: FormSpec | None = None, review_states: Sequence[str] = ()) -> FormSpec:
         """Flags on top of an optional spec file: flags win key by key. The flags arrive parsed (the command
         layer's parsers, ``adt.flags``): ``quotas`` ``{key: {value: amount}}`` (a key replaces the base's),
         ``filters`` ``{key: [values]}`` (their values add to the base's), ``max_overlap`` ``(form, fraction)``
-        pairs (added to the base's)."""
+        pairs (added to the base's), ``review_states`` (replace the base's when given)."""
         d: dict[str, Any] = base.to_dict() if base is not None else {}
+        if review_states:
+            d["review_states"] = list(dict.fromkeys(str(x) for x in review_states))
         if base is not None:  # overlap item ids already resolved in base
             d["overlap"] = [{"form": o.form, "max_fraction": o.max_fraction, "item_ids": sorted(o.item_ids)}
                             for o in base.overlap]

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
+from adtbase import review as review_states
 from adtbase.errors import InputError
 from itembank import (
     IMPORT_COLUMNS_HELP,
@@ -63,7 +64,11 @@ def _tag_cols(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option("--type", "item_type", type=click.Choice(["mc", "open", "numeric", "multi"]), default=None,
               help="Item type of every row (default: a type column, else mc with choices, else open).")
 @click.option("--extend-taxonomy", is_flag=True, help="Add unknown tag keys and values to the taxonomy.")
-@click.option("--review-state", type=click.Choice(["draft", "approved"]), default="approved", show_default=True)
+@click.option("--review-state", type=click.Choice(list(review_states.IMPORT_STATES)),
+              default=review_states.DEFAULT_IMPORT_STATE, show_default=True,
+              help="State of the imported items (a review_state column overrides it per row): approved for a "
+                   "curated benchmark you vouch for, draft to review item by item first. Forms draw approved "
+                   "items only unless their spec asks for drafts.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def import_(ctx: Context, files: tuple[Path, ...], source: str, source_version: str | None, license_: str | None,
@@ -176,13 +181,20 @@ def retire(ctx: Context, items: tuple[str, ...], reason: str) -> None:
 
 @bank.command()
 @click.argument("items", nargs=-1, required=True)
-@click.option("--state", type=click.Choice(["draft", "approved"]), default="approved", show_default=True)
+@click.option("--state", type=click.Choice(list(review_states.DECISIONS)), default=review_states.APPROVED,
+              show_default=True, help="draft -> approved | rejected; back to draft to re-review.")
+@click.option("--reason", default=None, help="Why (required to reject); kept in the item's history.")
+@click.option("--reviewer", default=None, help="Who decided (default: this machine's user name).")
 @pass_ctx
-def review(ctx: Context, items: tuple[str, ...], state: str) -> None:
-    """Set the review state of items (draft or approved)."""
+def review(ctx: Context, items: tuple[str, ...], state: str, reason: str | None, reviewer: str | None) -> None:
+    """Set the review state of items: approved items enter forms, drafts wait, rejected ones never do."""
+    import getpass
+
+    who = reviewer or getpass.getuser()
     with ctx.bank("adt bank review") as b:
-        n = b.set_review_state(items, state)
-    click.echo(f"{n} items now {state}")
+        n = b.set_review_state(items, state, reason=reason, reviewer=who)
+    same = len(set(items)) - n
+    click.echo(f"{n} items now {state}" + (f" ({same} already were)" if same > 0 else ""))
 
 
 @bank.command()

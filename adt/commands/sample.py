@@ -27,6 +27,9 @@ from sampler import REGISTRY
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Eligible slice (repeatable).")
 @click.option("--max-overlap", "max_overlap", multiple=True, metavar="FORM:FRAC",
               help="At most this share of the form from an earlier form (repeatable).")
+@click.option("--review-state", "review_states", multiple=True, metavar="STATE",
+              help="Review states the form may draw (repeatable; default: the spec file's, else approved only). "
+                   "--review-state approved --review-state draft lets drafts in; rejected and retired never are.")
 @click.option("--seed", type=int, default=None, help="Seed (drawn and recorded when not given).")
 @click.option("--calibration", "calibration_id", default=None,
               help="Calibration whose item parameters inform the draw (default: the latest, if any).")
@@ -36,12 +39,12 @@ from sampler import REGISTRY
 @pass_ctx
 def sample(ctx: Context, strategy: str | None, size: int | None, quotas: tuple[str, ...], stratify_by: str | None,
            spec_file: Path | None,
-           filters: tuple[str, ...], max_overlap: tuple[str, ...], seed: int | None, calibration_id: str | None,
-           name: str, dry_run: bool, as_json: bool) -> None:
+           filters: tuple[str, ...], max_overlap: tuple[str, ...], review_states: tuple[str, ...], seed: int | None,
+           calibration_id: str | None, name: str, dry_run: bool, as_json: bool) -> None:
     """Draw form NAME from the bank and store it with its spec, seed, snapshot, calibration and hash."""
     form = wf.draw_form(ctx.bank_path, {"strategy": strategy, "size": size, "quotas": quotas, "spec_file": spec_file,
                                         "filters": filters, "max_overlap": max_overlap, "seed": seed,
-                                        "stratify_by": stratify_by},
+                                        "stratify_by": stratify_by, "review_states": review_states},
                         name, calibration_id=calibration_id, dry_run=dry_run, wait_s=ctx.wait_s,
                         on_wait=lambda msg: click.echo(msg, err=True))
     data = form.as_dict()

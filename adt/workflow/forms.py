@@ -41,6 +41,7 @@ import pandas as pd
 
 from adt import audit
 from adt.flags import overlap_form, parse_filters, parse_overlap_flag, parse_quotas
+from adtbase import review
 from adtbase.errors import AdtError, BankError, InputError
 from adtbase.names import check_name
 from calibration import list_calibrations, load_calibration
@@ -98,7 +99,7 @@ class EarlierForms(Mapping[str, list[str]]):
 def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = None, quotas: Sequence[str] = (),
                spec_file: str | Path | None = None, filters: Sequence[str] = (), max_overlap: Sequence[str] = (),
                seed: int | None = None, spec_dict: Mapping[str, Any] | None = None,
-               stratify_by: str | None = None) -> FormSpec:
+               stratify_by: str | None = None, review_states: Sequence[str] = ()) -> FormSpec:
     """The spec of a draw: a spec file or mapping (optional) with the command-line flags on top, key by key.
 
     The flags come as their texts (``filters``: ``KEY=V1,V2``; ``quotas``, ``max_overlap``), parsed here by the
@@ -122,7 +123,7 @@ def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = No
     parsed_quotas = parse_quotas(quotas)
     overlaps = [parse_overlap_flag(text) for text in max_overlap]
     spec = FormSpec.from_cli(size=size, quotas=parsed_quotas, filters=flt, max_overlap=overlaps, seed=seed,
-                             strategy=strategy, earlier_forms=earlier, base=base)
+                             strategy=strategy, earlier_forms=earlier, base=base, review_states=review_states)
     tax_keys = set(bank.taxonomy().keys) | set(COLUMN_KEYS)
     # Every listed value must be one some item has (or a fixed column's): a misspelt one beside a real one would
     # otherwise narrow the pool silently (the exposure and band filters apply to the pool, not to the read).
@@ -258,13 +259,25 @@ def mode_of(spec: FormSpec) -> str:
     return "module" if spec.include else "full"
 
 
+def _waiting_note(pool: pd.DataFrame, spec: FormSpec) -> str:
+    """Where items the spec's review states leave out would have filled the form: say so and how to use them."""
+    if "review_state" not in pool.columns:
+        return ""
+    waiting = int((pool["review_state"] == review.DRAFT).sum()) if review.DRAFT not in spec.review_states else 0
+    if not waiting:
+        return ""
+    return (f" ({waiting} more are drafts waiting for review: approve them with `adt bank review ITEM...`, or "
+            "let drafts in with --review-state approved --review-state draft)")
+
+
 def _draw(pool: pd.DataFrame, spec: FormSpec, *, n_gen: int | None = None) -> tuple[PreparedPool, Any]:
     """Check feasibility, then sample (``n_gen`` fixes nsga2's generations for a rebuild)."""
     sampler = get_sampler(spec.strategy)
     prep = prepare(pool, spec, size=spec.size if sampler.needs_size else None)
     if sampler.needs_size and spec.size is not None and spec.size > len(prep):
         from adtbase.errors import QuotaInfeasible
-        raise QuotaInfeasible(f"form spec is infeasible: form size {spec.size}: only {len(prep)} eligible items")
+        raise QuotaInfeasible(f"form spec is infeasible: form size {spec.size}: only {len(prep)} eligible items"
+                              + _waiting_note(pool, spec))
     if sampler.meets_quotas and prep.cells is not None:
         solve_cell_counts(prep.cells)  # an infeasible spec fails here, naming marginals and starving cells
     run_spec = spec

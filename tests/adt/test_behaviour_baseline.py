@@ -13,7 +13,9 @@ two sources of run-to-run variation pinned: event timestamps (``itembank.bank.no
 (``uuid.uuid4``); both feed the history chain, hence the snapshot id, hence the form hash.
 
 The values in tests/data/behaviour_baseline.json were recorded by these functions at commit bf45dc8. A
-change meant to alter one of them re-records it in the same commit and says why.
+change meant to alter one of them re-records it in the same commit and says why. Re-recorded since: the
+five forms' content hashes (issue 13: a new form's spec records review_states [approved], the new default,
+where it recorded [approved, draft]; the demo bank has no drafts, so the items are the same).
 """
 
 from __future__ import annotations

@@ -66,7 +66,6 @@ def test_items_as_of_an_older_head_is_what_the_live_bank_said_then(bank_path: Pa
     with open_bank(bank_path) as bank:
         bank.import_items([_jsonl(tmp_path / "a.jsonl", ROWS)], ImportOptions(source="toy"))
         bank.set_setting("tier_high_runs", "1")
-        # (A state event: the state an item is imported in is not one, so the history cannot roll back to it.)
         bank.set_review_state(["toy:q4"], "draft")
         keep(bank)                                                  # all low, q4 a draft
         _responses(bank, tmp_path / "r1.parquet", [("m1", "q1", 1.0), ("m1", "q2", 0.0), ("m2", "q1", 0.5)])
@@ -81,7 +80,7 @@ def test_items_as_of_an_older_head_is_what_the_live_bank_said_then(bank_path: Pa
         bank.import_items([_jsonl(tmp_path / "b.jsonl", LATER_ROWS)], ImportOptions(source="toy2"))
         _responses(bank, tmp_path / "r2.parquet", [("m3", "q2", 1.0), ("m3", "q3", 1.0), ("m3", "q4", 0.0)])
         bank.publish("f1", round_no=3)                              # q2, q3 high now (two publications)
-        bank.set_review_state(["toy:q3"], "approved")
+        bank.set_review_state(["toy:q3"], "draft")                 # reinstated, to be reviewed again
         bank.retire(["toy:q4", "toy:q1"], reason="leaked")
         bank.tag(["toy:q3"], "domain", "math")
         bank.set_setting("tier_high_runs", "5")

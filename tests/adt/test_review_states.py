@@ -1,0 +1,131 @@
+"""Review states (issue 13, first part), through the CLI: draft -> approved | rejected, forms draw approved
+items only unless asked, every decision an event with the state it left, and refused moves change nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from adt.cli import cli
+from itembank import open_bank
+
+
+def _adt(bank: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--bank", str(bank), *args], catch_exceptions=False)
+
+
+def _fails(bank: Path, *args: str) -> str:
+    """The one-line message of a refused command (exit 1; ``adt.cli.main`` prints it)."""
+    res = CliRunner().invoke(cli, ["--bank", str(bank), *args])
+    assert res.exit_code == 1, res.output
+    return res.output.strip() if isinstance(res.exception, SystemExit) else str(res.exception)
+
+
+def _rows(prefix: str, n: int) -> list[dict]:
+    return [{"id": f"{prefix}{k}", "question": f"{prefix} question {k}: which?", "choices": ["w", "x", "y", "z"],
+             "answer": "ABCD"[k % 4], "tags": {"domain": "math" if k % 2 else "law"}} for k in range(n)]
+
+
+@pytest.fixture()
+def bank(tmp_path: Path) -> Path:
+    path = tmp_path / "b.duckdb"
+    assert _adt(path, "init").exit_code == 0
+    for name, rows, state in (("cur", _rows("c", 6), None), ("gen", _rows("g", 8), "draft")):
+        f = tmp_path / f"{name}.jsonl"
+        f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        args = ["bank", "import", str(f), "--source", name] + (["--review-state", state] if state else [])
+        assert _adt(path, *args).exit_code == 0
+    return path
+
+
+def _states(bank: Path) -> dict[str, str]:
+    with open_bank(bank) as b:
+        frame = b.items(include_retired=True)
+        names = {b.resolve(f"{s}:{p}{k}"): f"{p}{k}" for s, p, n in (("cur", "c", 6), ("gen", "g", 8))
+                 for k in range(n)}
+    return {names[i]: s for i, s in zip(frame["item_id"], frame["review_state"], strict=True)}
+
+
+def _form_items(bank: Path, name: str) -> set[str]:
+    out = json.loads(_adt(bank, "form", "show", name, "--json").output)
+    return {str(a) for row in out["items"] for a in str(row.get("aliases", "")).split(",") if a}
+
+
+def test_imports_arrive_as_declared_and_forms_draw_approved_only(bank: Path) -> None:
+    st = _states(bank)
+    assert {st[f"c{k}"] for k in range(6)} == {"approved"} and {st[f"g{k}"] for k in range(8)} == {"draft"}
+    r = _adt(bank, "sample", "--strategy", "random", "--size", "6", "--name", "f1", "--seed", "1", "--json")
+    assert r.exit_code == 0, r.output
+    ids = json.loads(r.output)["item_ids"]
+    with open_bank(bank) as b:
+        states = set(b.items({"item_id": ids})["review_state"])
+    assert states == {"approved"}
+    # more than the approved items: refused, naming the drafts that wait and how to let them in
+    msg = _fails(bank, "sample", "--strategy", "random", "--size", "10", "--name", "f2")
+    assert "only 6 eligible items" in msg and "8 more are drafts waiting for review" in msg
+    r = _adt(bank, "sample", "--strategy", "random", "--size", "10", "--name", "f2", "--review-state", "approved",
+             "--review-state", "draft", "--json")
+    assert r.exit_code == 0, r.output
+    form = json.loads(r.output)
+    assert form["spec"]["review_states"] == ["approved", "draft"]
+    # a state that does not exist, or one never eligible: one line, exit 1, no form
+    for bad, says in (("aproved", "did you mean 'approved'"), ("rejected", "never eligible")):
+        assert says in _fails(bank, "sample", "--size", "2", "--name", "f3", "--review-state", bad)
+    assert sorted(f["name"] for f in json.loads(_adt(bank, "form", "list", "--json").output)) == ["f1", "f2"]
+
+
+def test_decisions_are_events_and_refused_moves_change_nothing(bank: Path) -> None:
+    with open_bank(bank) as b:
+        head0 = b.head()
+    # a rejection needs a reason
+    assert "needs a reason" in _fails(bank, "bank", "review", "gen:g0", "--state", "rejected")
+    assert "1 items now rejected" in _adt(bank, "bank", "review", "gen:g0", "--state", "rejected", "--reason",
+                                         "two keys are right", "--reviewer", "ana").output
+    assert "2 items now approved" in _adt(bank, "bank", "review", "gen:g1", "gen:g2", "--reviewer", "ben").output
+    # approved -> rejected and rejected -> approved skip the draft step: both named at once, nothing written
+    with open_bank(bank) as b:
+        b.retire(["cur:c5"], reason="leaked")
+        head1 = b.head()
+    msg = _fails(bank, "bank", "review", "gen:g0", "cur:c5", "gen:g3", "--state", "approved")
+    assert "2 of 3 items cannot be approved; nothing changed" in msg
+    assert "gen:g0 (it_" in msg and "is rejected: it can go to draft only" in msg and "cur:c5 (it_" in msg
+    assert "is retired" in msg
+    assert "is approved: it can go to draft only" in _fails(bank, "bank", "review", "gen:g1", "--state", "rejected",
+                                                            "--reason", "x")
+    with open_bank(bank) as b:
+        assert b.head() == head1 and head1 != head0
+    st = _states(bank)
+    assert (st["g0"], st["g1"], st["g3"], st["c5"]) == ("rejected", "approved", "draft", "retired")
+    # setting the state an item has is no move: no event
+    assert "0 items now approved (1 already were)" in _adt(bank, "bank", "review", "gen:g1").output
+    with open_bank(bank) as b:
+        assert b.head() == head1
+        hist = b.item_history("gen:g0")
+    decided = hist[hist["kind"] == "rejected"]
+    payload = json.loads(decided["payload"].iloc[0])
+    assert payload == {"from": "draft", "reason": "two keys are right", "reviewer": "ana"}
+    # re-review: back to draft, then approved; a rejected item is never drawn meanwhile
+    r = _adt(bank, "sample", "--strategy", "all", "--name", "all1", "--review-state", "approved",
+             "--review-state", "draft", "--json")
+    with open_bank(bank) as b:
+        gone = b.resolve("gen:g0")
+    assert gone not in json.loads(r.output)["item_ids"]
+    assert "1 items now draft" in _adt(bank, "bank", "review", "gen:g0", "--state", "draft").output
+    assert "1 items now approved" in _adt(bank, "bank", "review", "gen:g0").output
+    assert _states(bank)["g0"] == "approved"
+
+
+def test_the_history_rolls_a_review_state_back_to_the_one_it_left(bank: Path) -> None:
+    """An item imported as a draft and approved later was a draft before the approval (the import state is
+    no event; the approval's "from" says what it was)."""
+    with open_bank(bank) as b:
+        before = b.head()
+        b.set_review_state(["gen:g4"], "approved", reviewer="ana")
+        b.retire(["cur:c1"], reason="leaked")
+        then = b.items(include_retired=True, as_of=before).set_index("item_id")["review_state"]
+        assert then[b.resolve("gen:g4")] == "draft" and then[b.resolve("cur:c1")] == "approved"
+        assert b.items(include_retired=True).set_index("item_id").loc[b.resolve("gen:g4"), "review_state"] == "approved"
+    assert _adt(bank, "bank", "verify").exit_code == 0
