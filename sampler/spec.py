@@ -42,6 +42,15 @@ from adtbase.registry import did_you_mean
 
 DEFAULT_REVIEW_STATES: tuple[str, ...] = review.ELIGIBLE_BY_DEFAULT
 NEVER_ELIGIBLE: tuple[str, ...] = review.NEVER_ELIGIBLE
+DEFAULT_THETA_RANGE, DEFAULT_THETA_POINTS = (-1.0, 1.0), 5   # target abilities when a spec names none
+
+
+def theta_points(lo: float, hi: float, n: int) -> tuple[float, ...]:
+    """``n`` evenly spaced target abilities from ``lo`` to ``hi`` (one point when they are equal)."""
+    return tuple(float(x) for x in np.linspace(lo, hi, n)) if lo < hi else (float(lo),)
+
+
+DEFAULT_THETA_GRID = theta_points(*DEFAULT_THETA_RANGE, DEFAULT_THETA_POINTS)
 # Bank-computed tags with a closed value list (a quota or filter on another value is a typo).
 CLOSED_KEYS: dict[str, tuple[str, ...]] = {
     "frequency_tier": ("low", "medium", "high"),
@@ -91,7 +100,7 @@ class FormSpec:
     overlap: tuple[OverlapLimit, ...] = ()
     enemy_pairs: tuple[tuple[str, str], ...] = ()
     enemy_threshold: float | None = 0.9
-    theta_grid: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)
+    theta_grid: tuple[float, ...] = DEFAULT_THETA_GRID
     seed: int | None = None
     strategy: str = "stratified"
     options: tuple[tuple[str, Any], ...] = field(default=())
@@ -329,7 +338,7 @@ def _parse_theta(d: Mapping[str, Any], source: str) -> tuple[float, ...]:
             return tuple(float(x) for x in grid)
         except (TypeError, ValueError):
             raise InputError(f"{source} field 'theta_grid': expected numbers, got {grid!r}") from None
-    rng_ = d.get("theta_range", [-1.0, 1.0])
+    rng_ = d.get("theta_range", list(DEFAULT_THETA_RANGE))
     if not isinstance(rng_, list | tuple) or len(rng_) != 2:
         raise InputError(f"{source} field 'theta_range': expected [low, high], got {rng_!r}")
     try:
@@ -338,7 +347,7 @@ def _parse_theta(d: Mapping[str, Any], source: str) -> tuple[float, ...]:
         raise InputError(f"{source} field 'theta_range': expected numbers, got {rng_!r}") from None
     if lo > hi:
         raise InputError(f"{source} field 'theta_range': low {lo} > high {hi}")
-    n = d.get("theta_points", 5)
+    n = d.get("theta_points", DEFAULT_THETA_POINTS)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError(f"{source} field 'theta_points': expected a positive integer, got {n!r}")
-    return tuple(float(x) for x in np.linspace(lo, hi, n)) if lo < hi else (lo,)
+    return theta_points(lo, hi, n)
