@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("adt.commands.report",
                "Leaderboard with intervals and rank uncertainty, forms, diagnostics, honesty block, provenance."),
     "responses": ("adt.commands.bank", "Past results and spooled run results."),
+    "review": ("adt.commands.review", "Review items: list the queue, show one, approve, reject (with a reason) or reopen."),
     "round": ("adt.commands.round",
               "Sample -> publish -> run every model -> recalibrate linked -> estimate -> summary table."),
     "run": ("adt.commands.run", "Score MODEL on FORM with BACKEND; resumable (kill it and re-run the same command)."),

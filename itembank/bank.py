@@ -162,6 +162,14 @@ def _upgrade(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
         migrate.apply(conn, todo)
 
 
+def _decided(last: Mapping[str, Any] | None) -> str:
+    if not last:
+        return " (as imported)"
+    who = f" by {last['reviewer']}" if last.get("reviewer") else ""
+    why = f": {last['reason']}" if last.get("reason") else ""
+    return f" ({last['state']}{who} at {last['ts']}{why})"
+
+
 def _digest_sql(table: str, cols: Sequence[str]) -> str:
     # Order-independent digest: xor of per-row md5s (rows are unique by each table's key).
     expr = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\\N')" for c in cols)
@@ -1155,8 +1163,10 @@ class Bank:
         ids = list(dict.fromkeys(self.resolve(r) for r in refs))
         before = self._review_states(ids)
         label = {i: i if named[i] == i else f"{named[i]} ({i})" for i in ids}
-        problems = [p for i in ids if (p := review.transition_problem(label[i], before[i], state))]
-        if problems:
+        refused = {i: p for i in ids if (p := review.transition_problem(label[i], before[i], state))}
+        if refused:  # say who decided and when: a reviewer never overrides another's decision unknowingly
+            last = self.review_decisions(list(refused))
+            problems = [p + _decided(last.get(i)) for i, p in refused.items()]
             more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
             raise InputError(f"{len(problems)} of {len(ids)} items cannot be {state}; nothing changed:\n  "
                              + "\n  ".join(problems[:20]) + more)
@@ -1171,6 +1181,17 @@ class Bank:
                 self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [state, item_id])
             history.append(self.conn, [Event(state, i, None, {"from": before[i], **payload}) for i in moving], now())
         return len(moving)
+
+    def review_decisions(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The last review-state event of each of ``ids`` that has one: ``state, ts, reviewer, reason``."""
+        rows = self.conn.execute("""
+            SELECT item_id, arg_max(kind, seq), arg_max(ts, seq),
+                   arg_max(coalesce(json_extract_string(payload, '$.reviewer'), ''), seq),
+                   arg_max(coalesce(json_extract_string(payload, '$.reason'), ''), seq)
+            FROM events WHERE kind IN ('approved', 'draft', 'rejected', 'retired')
+              AND item_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY item_id""", [list(ids)]).fetchall()
+        return {str(r[0]): {"state": r[1], "ts": str(r[2]), "reviewer": r[3] or None, "reason": r[4] or None}
+                for r in rows}
 
     def _review_states(self, ids: Sequence[str]) -> dict[str, str]:
         rows = self.conn.execute("SELECT item_id, review_state FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))",

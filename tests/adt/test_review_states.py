@@ -129,3 +129,27 @@ def test_the_history_rolls_a_review_state_back_to_the_one_it_left(bank: Path) ->
         assert then[b.resolve("gen:g4")] == "draft" and then[b.resolve("cur:c1")] == "approved"
         assert b.items(include_retired=True).set_index("item_id").loc[b.resolve("gen:g4"), "review_state"] == "approved"
     assert _adt(bank, "bank", "verify").exit_code == 0
+
+
+def test_adt_review_lists_the_queue_and_refuses_to_override_a_decision(bank: Path) -> None:
+    """`adt review` for scripting: the queue of drafts, approve / reject / reopen with the reviewer's name, and a
+    second reviewer's conflicting decision refused with who decided and when (nothing overwritten)."""
+    queue = json.loads(_adt(bank, "review", "list", "--json").output)
+    assert queue["state"] == "draft" and queue["total"] == 8 and len(queue["items"]) == 8
+    assert "8 items draft" in _adt(bank, "review", "list", "--filter", "domain=math,law", "--limit", "3").output
+    assert "1 items now rejected" in _adt(bank, "review", "reject", "gen:g5", "--reason", "key wrong: 4 is right",
+                                         "--reviewer", "ana").output
+    msg = _fails(bank, "review", "approve", "gen:g5", "--reviewer", "ben")
+    assert "gen:g5 (it_" in msg and "is rejected" in msg and "by ana at" in msg and "key wrong: 4 is right" in msg
+    assert _states(bank)["g5"] == "rejected"
+    # rejecting needs --reason on this command too
+    assert _adt(bank, "review", "reject", "gen:g6").exit_code == 2
+    assert "1 items now approved" in _adt(bank, "review", "approve", "gen:g6", "--reviewer", "ben").output
+    rejected = json.loads(_adt(bank, "review", "list", "--state", "rejected", "--json").output)["items"]
+    assert [(r["last_state"], r["last_reviewer"], r["last_reason"]) for r in rejected] == \
+        [("rejected", "ana", "key wrong: 4 is right")]
+    shown = json.loads(_adt(bank, "review", "show", "gen:g5", "--json").output)
+    assert shown["review_state"] == "rejected"
+    assert [h["kind"] for h in shown["review_history"]] == ["rejected"]
+    assert "1 items now draft" in _adt(bank, "review", "reopen", "gen:g5", "--reason", "key fixed").output
+    assert len(json.loads(_adt(bank, "review", "list", "--json").output)["items"]) == 7   # 8 - g6 approved

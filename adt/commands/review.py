@@ -1,0 +1,112 @@
+"""``adt review list|show|approve|reject|reopen``: the reviewer's decisions from the command line, for scripting.
+
+Thin glue over ``Bank.set_review_state`` (the states and moves are ``adtbase.review``'s): every decision is an
+event with the reviewer's name; a decision another reviewer already took is refused with who and when.
+``adt bank review ITEM... --state`` is the same move under the bank's commands.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import click
+
+from adt.cli import Context, cli, emit, parse_filters, pass_ctx
+from adtbase import review as states
+
+_REVIEWER = click.option("--reviewer", default=None, help="Who decides (default: this machine's user name).")
+
+
+@cli.group()
+def review() -> None:
+    """Review items: list the queue, show one, approve, reject (with a reason) or reopen."""
+
+
+@review.command("list")
+@click.option("--state", type=click.Choice(list(states.STATES)), default=states.DRAFT, show_default=True)
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Slice (repeatable).")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown (0: all).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def review_list(ctx: Context, state: str, filters: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Items in one review state (default: the drafts waiting), with their last decision."""
+    flt = {**parse_filters(filters), "review_state": [state]}
+    with ctx.bank("adt review list") as b:
+        items = b.items(flt, include_retired=state == states.RETIRED, with_tags=False)
+        total = len(items)
+        if limit > 0:
+            items = items.head(limit)
+        last = b.review_decisions(list(items["item_id"]))
+    rows = [{"item_id": r.item_id, "item_type": r.item_type, "origin": r.origin, "source": r.source,
+             "question": _short(str(r.question)), **_last(last.get(r.item_id))} for r in items.itertuples()]
+    if as_json:
+        emit({"state": state, "total": total, "items": rows}, True)
+        return
+    lines = [f"{total} items {state}" + (f" (first {len(rows)})" if len(rows) < total else "")]
+    lines += [f"  {r['item_id']}  {r['item_type']:<7} {r['source'] or '-':<12} {r['question']}"
+              + (f"  [{r['last_state']} by {r['last_reviewer'] or '?'} at {r['last_at']}]" if r["last_at"] else "")
+              for r in rows]
+    emit(None, False, "\n".join(lines))
+
+
+@review.command("show")
+@click.argument("item")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def review_show(ctx: Context, item: str, as_json: bool) -> None:
+    """One item as a reviewer sees it: text, key, tags, provenance, state and its review history."""
+    with ctx.bank("adt review show") as b:
+        rec = b.item(item)
+        hist = b.item_history(item)
+    decisions = hist[hist["kind"].isin(list(states.STATES))]
+    rec["review_history"] = decisions[["seq", "ts", "kind", "payload"]].to_dict("records")
+    emit(rec, as_json)
+
+
+def _decide(ctx: Context, items: tuple[str, ...], state: str, reason: str | None, reviewer: str | None) -> None:
+    with ctx.bank(f"adt review: {state}") as b:
+        n = b.set_review_state(items, state, reason=reason, reviewer=reviewer or getpass.getuser())
+    same = len(set(items)) - n
+    click.echo(f"{n} items now {state}" + (f" ({same} already were)" if same > 0 else ""))
+
+
+@review.command("approve")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--reason", default=None, help="Optional note, kept in the item's history.")
+@_REVIEWER
+@pass_ctx
+def review_approve(ctx: Context, items: tuple[str, ...], reason: str | None, reviewer: str | None) -> None:
+    """Approve drafts: forms may draw them from now on."""
+    _decide(ctx, items, states.APPROVED, reason, reviewer)
+
+
+@review.command("reject")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--reason", required=True, help="Why (kept in the item's history).")
+@_REVIEWER
+@pass_ctx
+def review_reject(ctx: Context, items: tuple[str, ...], reason: str, reviewer: str | None) -> None:
+    """Reject drafts: they keep their history and never enter a form."""
+    _decide(ctx, items, states.REJECTED, reason, reviewer)
+
+
+@review.command("reopen")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--reason", default=None, help="Why it goes back to review.")
+@_REVIEWER
+@pass_ctx
+def review_reopen(ctx: Context, items: tuple[str, ...], reason: str | None, reviewer: str | None) -> None:
+    """Send approved, rejected or retired items back to draft, to be reviewed again."""
+    _decide(ctx, items, states.DRAFT, reason, reviewer)
+
+
+def _short(text: str, width: int = 70) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= width else one[: width - 1] + "…"
+
+
+def _last(decision: dict[str, Any] | None) -> dict[str, Any]:
+    d = decision or {}
+    return {"last_state": d.get("state"), "last_reviewer": d.get("reviewer"), "last_at": d.get("ts"),
+            "last_reason": d.get("reason")}
