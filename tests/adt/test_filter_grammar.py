@@ -116,9 +116,15 @@ def _validate(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
     return "n_items", rep["settings"]["n_slice_items"]
 
 
+def _review_list(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
+    rep = adt_json(bank, "review", "list", "--state", "approved", "--limit", "0", "--filter", FILTER)
+    return "items", {r["item_id"] for r in rep["items"]}
+
+
 PROBES: dict[str, Probe] = {
     "bank stats": _stats, "sample": _sample, "calibrate": _calibrate, "estimate": _estimate, "compare": _compare,
     "cat": _cat, "plot exposure": _plot_exposure, "plot ability": _plot_ability, "validate": _validate,
+    "review list": _review_list,
 }
 
 
