@@ -162,6 +162,10 @@ def _upgrade(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
         migrate.apply(conn, todo)
 
 
+# The event kinds that set a review state (each is one of adtbase.review's states: literals from an allow-list).
+_STATE_KINDS_SQL = ", ".join(f"'{k}'" for k in review.STATES)
+
+
 def _decided(last: Mapping[str, Any] | None) -> str:
     if not last:
         return " (as imported)"
@@ -860,7 +864,7 @@ class Bank:
             # state the first later event moved it from (its payload's "from"; events written before "from"
             # existed fall back to 'approved', the import default).
             base = "asof_items"
-            exposure = """
+            exposure = f"""
         asof_items AS (
           SELECT i.* REPLACE (
                    CASE WHEN st.item_id IS NULL THEN i.review_state
@@ -870,7 +874,7 @@ class Bank:
             SELECT item_id, arg_max(kind, seq) FILTER (WHERE seq <= ?) AS state,
                    arg_min(coalesce(json_extract_string(payload, '$.from'), '?'), seq) FILTER (WHERE seq > ?) AS before,
                    arg_max(json_extract_string(payload, '$.reason'), seq) FILTER (WHERE seq <= ? AND kind = 'retired') AS reason
-            FROM events WHERE kind IN ('approved', 'draft', 'rejected', 'retired') AND item_id IS NOT NULL
+            FROM events WHERE kind IN ({_STATE_KINDS_SQL}) AND item_id IS NOT NULL
             GROUP BY item_id HAVING max(seq) > ?) st USING (item_id)
           WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.kind = 'created' AND e.seq > ? AND e.item_id = i.item_id)),
         r AS (SELECT e.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr, min(e.ts) ft, max(e.ts) lt
@@ -878,7 +882,7 @@ class Bank:
               WHERE e.kind = 'answered' AND e.seq <= ? GROUP BY e.item_id),
         p AS (SELECT item_id, count(*) n, min(CAST(json_extract_string(payload, '$.round') AS INTEGER)) fr,
                      max(CAST(json_extract_string(payload, '$.round') AS INTEGER)) lr, min(ts) ft, max(ts) lt
-              FROM events WHERE kind = 'published' AND seq <= ? GROUP BY item_id),"""
+              FROM events WHERE kind = 'published' AND seq <= ? GROUP BY item_id),"""  # noqa: S608 (the kinds: adtbase.review.STATES)
             params += [as_of] * 7
         if s["band_cuts"] == "terciles":
             cuts = ("(SELECT quantile_cont(b, 1.0/3) FROM item_difficulty)",
@@ -1159,10 +1163,12 @@ class Bank:
             raise InputError(review.transition_problem("", "", state) or f"review state {state!r}")
         if state == review.REJECTED and not (reason or "").strip():
             raise InputError("a rejection needs a reason (--reason)")
-        named = {self.resolve(r): str(r) for r in reversed(list(refs))}   # messages use the ref as given
-        ids = list(dict.fromkeys(self.resolve(r) for r in refs))
+        named: dict[str, str] = {}   # item id -> the ref first given for it (messages use the ref as given)
+        for ref in refs:
+            named.setdefault(self.resolve(ref), str(ref))
+        ids = list(named)
         before = self._review_states(ids)
-        label = {i: i if named[i] == i else f"{named[i]} ({i})" for i in ids}
+        label = {i: i if r == i else f"{r} ({i})" for i, r in named.items()}
         refused = {i: p for i in ids if (p := review.transition_problem(label[i], before[i], state))}
         if refused:  # say who decided and when: a reviewer never overrides another's decision unknowingly
             last = self.review_decisions(list(refused))
@@ -1184,12 +1190,12 @@ class Bank:
 
     def review_decisions(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The last review-state event of each of ``ids`` that has one: ``state, ts, reviewer, reason``."""
-        rows = self.conn.execute("""
+        rows = self.conn.execute(f"""
             SELECT item_id, arg_max(kind, seq), arg_max(ts, seq),
                    arg_max(coalesce(json_extract_string(payload, '$.reviewer'), ''), seq),
                    arg_max(coalesce(json_extract_string(payload, '$.reason'), ''), seq)
-            FROM events WHERE kind IN ('approved', 'draft', 'rejected', 'retired')
-              AND item_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY item_id""", [list(ids)]).fetchall()
+            FROM events WHERE kind IN ({_STATE_KINDS_SQL})
+              AND item_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY item_id""", [list(ids)]).fetchall()  # noqa: S608
         return {str(r[0]): {"state": r[1], "ts": str(r[2]), "reviewer": r[3] or None, "reason": r[4] or None}
                 for r in rows}
 

@@ -188,13 +188,9 @@ def retire(ctx: Context, items: tuple[str, ...], reason: str) -> None:
 @pass_ctx
 def review(ctx: Context, items: tuple[str, ...], state: str, reason: str | None, reviewer: str | None) -> None:
     """Set the review state of items: approved items enter forms, drafts wait, rejected ones never do."""
-    import getpass
+    from adt.commands.review import decide  # the one decision (adt review approve|reject|reopen use it too)
 
-    who = reviewer or getpass.getuser()
-    with ctx.bank("adt bank review") as b:
-        n = b.set_review_state(items, state, reason=reason, reviewer=who)
-    same = len(set(items)) - n
-    click.echo(f"{n} items now {state}" + (f" ({same} already were)" if same > 0 else ""))
+    decide(ctx, items, state, reason, reviewer, purpose="adt bank review")
 
 
 @bank.command()

@@ -64,8 +64,10 @@ def review_show(ctx: Context, item: str, as_json: bool) -> None:
     emit(rec, as_json)
 
 
-def _decide(ctx: Context, items: tuple[str, ...], state: str, reason: str | None, reviewer: str | None) -> None:
-    with ctx.bank(f"adt review: {state}") as b:
+def decide(ctx: Context, items: tuple[str, ...], state: str, reason: str | None, reviewer: str | None, *,
+           purpose: str | None = None) -> None:
+    """Move ``items`` to ``state`` in the reviewer's name (default: this machine's user) and say how many moved."""
+    with ctx.bank(purpose or f"adt review: {state}") as b:
         n = b.set_review_state(items, state, reason=reason, reviewer=reviewer or getpass.getuser())
     same = len(set(items)) - n
     click.echo(f"{n} items now {state}" + (f" ({same} already were)" if same > 0 else ""))
@@ -78,7 +80,7 @@ def _decide(ctx: Context, items: tuple[str, ...], state: str, reason: str | None
 @pass_ctx
 def review_approve(ctx: Context, items: tuple[str, ...], reason: str | None, reviewer: str | None) -> None:
     """Approve drafts: forms may draw them from now on."""
-    _decide(ctx, items, states.APPROVED, reason, reviewer)
+    decide(ctx, items, states.APPROVED, reason, reviewer)
 
 
 @review.command("reject")
@@ -88,7 +90,7 @@ def review_approve(ctx: Context, items: tuple[str, ...], reason: str | None, rev
 @pass_ctx
 def review_reject(ctx: Context, items: tuple[str, ...], reason: str, reviewer: str | None) -> None:
     """Reject drafts: they keep their history and never enter a form."""
-    _decide(ctx, items, states.REJECTED, reason, reviewer)
+    decide(ctx, items, states.REJECTED, reason, reviewer)
 
 
 @review.command("reopen")
@@ -98,7 +100,7 @@ def review_reject(ctx: Context, items: tuple[str, ...], reason: str, reviewer: s
 @pass_ctx
 def review_reopen(ctx: Context, items: tuple[str, ...], reason: str | None, reviewer: str | None) -> None:
     """Send approved, rejected or retired items back to draft, to be reviewed again."""
-    _decide(ctx, items, states.DRAFT, reason, reviewer)
+    decide(ctx, items, states.DRAFT, reason, reviewer)
 
 
 def _short(text: str, width: int = 70) -> str:
