@@ -473,6 +473,7 @@ class _Ability:
     _drawn: list[NDArray] | None = None
     _interval: tuple[float, NDArray] | None = None
     _post_s: NDArray | None = None
+    _unlike: float | None = None
 
     def drawn(self) -> list[NDArray]:
         if self._drawn is None:
@@ -491,6 +492,12 @@ class _Ability:
                           theta + np.hypot(q[1] - theta, z * sd_theta_draws)])
             self._interval = (se, q)
         return self._interval
+
+    def unlikeness(self, model: PredictiveModel, obs_idx: NDArray) -> float:
+        """``form_unlikeness`` of these answers (once: every slice of one model's answers shares it)."""
+        if self._unlike is None:
+            self._unlike = form_unlikeness(model, obs_idx)
+        return self._unlike
 
     def post_s(self) -> NDArray:
         if self._post_s is None:
@@ -591,7 +598,7 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
     w = float(np.clip(1 - PERSON_FIT_Z**2 / max(pf_z**2, 1e-12), 0.0, 1.0)) if np.isfinite(pf_z) else 0.0
     shift = w * diff
     # Extra normal terms, in numbers of items, added in quadrature to each side of the mixture interval.
-    form_w = form_unlikeness(model, ev.obs_idx)
+    form_w = ab.unlikeness(model, ev.obs_idx)
     parts = {"misfit": (model.misfit_sd * n_un) ** 2, "form_misfit": (form_w * model.misfit_sd * n_un) ** 2,
              "person_fit": max(diff**2 - v, 0.0),
              "parameters": var_draws + _param_var(model, ev.unanswered_idx, theta)}
