@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "form": ("adt.commands.sample", "Forms: list, show, publish, export for the model side."),
     "lmeval": ("adt.commands.lmeval", "Interop with lm-evaluation-harness (lm_eval 0.4.x)."),
     "plot": ("adt.commands.plot", "Write a plot (PNG or SVG, by the --out suffix)."),
+    "qc": ("adt.commands.qc",
+           "Check items (drafts by default): format, near duplicates, leaks, and answer keys by solver models."),
     "report": ("adt.commands.report",
                "Leaderboard with intervals and rank uncertainty, forms, diagnostics, honesty block, provenance."),
     "responses": ("adt.commands.bank", "Past results and spooled run results."),

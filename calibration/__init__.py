@@ -93,6 +93,8 @@ _LAZY = {
     "evidence": "calibration.predictive",
     "exact_view": "calibration.predictive",
     "predict": "calibration.predictive",
+    "KeyCheck": "calibration.keycheck",
+    "check_keys": "calibration.keycheck",
     "predict_evidence": "calibration.predictive",
     "KEPT_AT_PRIOR": "calibration.store",
     "STATUS_REASONS": "calibration.store",
@@ -188,6 +190,8 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .honesty import rank_distribution as rank_distribution
     from .honesty import separability as separability
     from .honesty import simulated_coverage as simulated_coverage
+    from .keycheck import KeyCheck as KeyCheck
+    from .keycheck import check_keys as check_keys
 
     # isort: split
     # Prediction (estimates, comparisons, leaderboards), validation metrics and the room's stored tables

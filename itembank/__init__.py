@@ -31,6 +31,7 @@ _LAZY = {
     "ResponsesReport": "itembank.bank",
     "open_bank": "itembank.bank",
     "LETTERS": "itembank.content",
+    "format_problems": "itembank.content",
     "normalise": "itembank.content",
     "generate_items": "itembank.generators",
     "Head": "itembank.history",
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .bank import open_bank as open_bank
     from .columns import IMPORT_COLUMNS_HELP as IMPORT_COLUMNS_HELP
     from .content import LETTERS as LETTERS
+    from .content import format_problems as format_problems
     from .content import normalise as normalise
     from .generators import generate_items as generate_items
     from .history import Head as Head
@@ -67,5 +69,5 @@ __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = ["COLUMN_KEYS", "DEFAULT_WAIT_S", "LETTERS", "Bank", "Head", "ImportOptions", "ImportReport",
-           "ResponsesReport", "VerifyReport", "file_sha256", "generate_items", "normalise", "open_bank",
+           "ResponsesReport", "VerifyReport", "file_sha256", "format_problems", "generate_items", "normalise", "open_bank",
            "read_jsonl", "register_migrations", "snapshot", "spool", "verify_rows"]

@@ -23,6 +23,8 @@ import duckdb
 from adtbase import review
 from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
 from adtbase.names import check_name
+from adtbase.qc import CHECKS as QC_CHECKS
+from adtbase.qc import FLAGS as QC_FLAGS
 from adtbase.registry import did_you_mean
 
 from . import history, migrate, taxonomy
@@ -1199,6 +1201,48 @@ class Bank:
         return {str(r[0]): {"state": r[1], "ts": str(r[2]), "reviewer": r[3] or None, "reason": r[4] or None}
                 for r in rows}
 
+    # -- quality control (adt qc): one "qc" event per item and check; the latest per check counts --------
+    def record_qc(self, checks: Iterable[tuple[str, str, Sequence[str], Mapping[str, Any]]], qc_run: str) -> int:
+        """Record QC outcomes ``(item_id, check, flags, detail)`` as "qc" events, in one transaction.
+        ``check`` must be one of ``QC_CHECKS`` and every flag one of ``QC_FLAGS``."""
+        events = []
+        for item_id, check, flags, detail in checks:
+            if check not in QC_CHECKS:
+                raise InputError(f"qc check {check!r} is not one of {list(QC_CHECKS)}")
+            bad = [f for f in flags if f not in QC_FLAGS]
+            if bad:
+                raise InputError(f"qc flags {bad} are not among {list(QC_FLAGS)}")
+            events.append(Event("qc", str(item_id), qc_run,
+                                {"check": check, "flags": sorted(set(flags)), "detail": dict(detail), "qc_run": qc_run}))
+        unknown = self.unknown_items(e.item_id for e in events if e.item_id)
+        if unknown:
+            raise ItemNotFound(f"qc: {len(unknown)} items not in the bank (e.g. {unknown[0]})")
+        if events:
+            with self.transaction():
+                history.append(self.conn, events, now())
+        return len(events)
+
+    def qc_flags(self, ids: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """item id -> check -> ``{"flags", "detail", "ts", "qc_run"}`` of the latest "qc" event per (item, check);
+        every item with a QC event when ``ids`` is None."""
+        where = "" if ids is None else "AND item_id IN (SELECT unnest(?::VARCHAR[]))"
+        rows = self.conn.execute(f"""
+            SELECT item_id, json_extract_string(payload, '$.check') AS chk, arg_max(payload, seq), arg_max(ts, seq)
+            FROM events WHERE kind = 'qc' {where} GROUP BY item_id, chk""",  # noqa: S608 (a fixed fragment)
+                                 [] if ids is None else [list(ids)]).fetchall()
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for item_id, check, payload, ts in rows:
+            p = json.loads(payload)
+            out.setdefault(str(item_id), {})[str(check)] = {
+                "flags": list(p.get("flags", [])), "detail": p.get("detail", {}), "ts": str(ts), "qc_run": p.get("qc_run")}
+        return out
+
+    def flagged(self, flags: Sequence[str], ids: Sequence[str] | None = None) -> set[str]:
+        """The items (of ``ids``, or all) whose current QC flags include any of ``flags``."""
+        want = set(flags)
+        return {i for i, checks in self.qc_flags(ids).items()
+                if any(want & set(c["flags"]) for c in checks.values())}
+
     def _review_states(self, ids: Sequence[str]) -> dict[str, str]:
         rows = self.conn.execute("SELECT item_id, review_state FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))",
                                  [list(ids)]).fetchall()
@@ -1298,24 +1342,33 @@ class Bank:
 
     def responses(self, filters: Mapping[str, Sequence[str]] | None = None,
                   models: Sequence[str] | None = None) -> pd.DataFrame:
-        """Responses (run_id, model, item_id, score, round) to the items matching ``filters``."""
+        """Responses (run_id, model, item_id, score, round) to the items matching ``filters``: the evidence
+        calibration, reports and validation read. QC solver runs (kind "qc", ``solver_answers``) are not in it:
+        they answer items whose key is still in question."""
         import pandas as pd
 
         ids = self.item_ids(filters) if filters else None
         sql = """SELECT x.run_id, ru.model, x.item_id, x.score, ru.round_no AS round, ru.kind, ru.form_name
                  FROM responses x JOIN runs ru USING (run_id)"""
         params: list[Any] = []
-        conds = []
+        conds = ["ru.kind <> 'qc'"]
         if ids is not None:
             self._register("_resp_ids", pd.DataFrame({"item_id": ids}))
             conds.append("x.item_id IN (SELECT item_id FROM _resp_ids)")
         if models:
             conds.append(f"ru.model IN ({', '.join('?' for _ in models)})")
             params.extend(models)
-        if conds:
-            sql += " WHERE " + " AND ".join(conds)
+        sql += " WHERE " + " AND ".join(conds)
         try:
             return self.conn.execute(sql + " ORDER BY ru.model, x.item_id", params).df()
         finally:
             if ids is not None:
                 self.conn.unregister("_resp_ids")
+
+    def solver_answers(self, run_ids: Sequence[str], item_ids: Sequence[str]) -> pd.DataFrame:
+        """The extracted answers (``run_id, model, item_id, extracted, score``) of runs ``run_ids`` to ``item_ids``:
+        what ``adt qc`` re-reads to check keys (the extracted answer, not the stored score, is the evidence)."""
+        return self.conn.execute("""
+            SELECT x.run_id, ru.model, x.item_id, x.extracted, x.score FROM responses x JOIN runs ru USING (run_id)
+            WHERE x.run_id IN (SELECT unnest(?::VARCHAR[])) AND x.item_id IN (SELECT unnest(?::VARCHAR[]))
+            ORDER BY x.run_id, x.item_id""", [list(run_ids), list(item_ids)]).df()

@@ -5,7 +5,9 @@ The record is a long table with one row per (model, item): e.g. ``mmlu_pro/respo
 bank id to the id used in the record (ids without an alias are looked up as they are). The recorded
 score is the result's score (the record was scored by its own harness); the recorded prediction is
 the raw output and the extracted answer. A recorded row with no prediction (``pred_missing``) is an
-answer that scored 0. An item the model has no row for was never answered: ``RunnerError`` naming
+answer that scored 0. With ``rescore=True`` the recorded prediction is scored again against the request's
+current key (``runners.scoring``), and the recorded score is not used: ``adt qc`` checks keys that way, since
+a stored correct/incorrect says nothing once the key is in question. An item the model has no row for was never answered: ``RunnerError`` naming
 item and model, or, with ``skip_missing=True``, a result with ``error="missing"`` that callers drop.
 """
 
@@ -22,6 +24,7 @@ import pandas as pd
 
 from adtbase.errors import InputError, RunnerError
 from runners.base import Request, Result, Runner
+from runners.scoring import score_request
 
 
 class ReplayRunner(Runner):
@@ -32,7 +35,7 @@ class ReplayRunner(Runner):
     def __init__(self, responses: pd.DataFrame | str | Path, model: str, *, aliases: Mapping[str, Any] | None = None,
                  model_col: str = "model", item_col: str = "question_id", score_col: str = "correct",
                  output_col: str | None = "pred", missing_col: str | None = "pred_missing",
-                 skip_missing: bool = False) -> None:
+                 skip_missing: bool = False, rescore: bool = False) -> None:
         source = str(responses) if not isinstance(responses, pd.DataFrame) else "the given DataFrame"
         frame = self._load(responses, source)
         needed = [model_col, item_col, score_col] + [c for c in (output_col, missing_col) if c]
@@ -60,6 +63,7 @@ class ReplayRunner(Runner):
         self.model = str(model)
         self.source = source
         self.skip_missing = bool(skip_missing)
+        self.rescore = _flag(rescore, "rescore")
         self.aliases = {str(k): str(v) for k, v in (aliases or {}).items()}
         self._record: dict[str, tuple[float, str | None]] = {
             key: (float(s), None if (miss or out is None or (isinstance(out, float) and np.isnan(out))) else str(out))
@@ -99,6 +103,21 @@ class ReplayRunner(Runner):
                 results.append(Result(req.item_id, "", None, 0.0, error="missing"))
                 continue
             score, pred = hit
-            results.append(Result(req.item_id, pred or "", pred, score,
+            extracted = pred
+            if self.rescore:
+                extracted, score = score_request(req, pred or "")
+            results.append(Result(req.item_id, pred or "", extracted, score,
                                   latency_s=time.perf_counter() - t0))
         return results
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A boolean backend argument, also as command-line text (``--backend-arg rescore=true``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise InputError(f"replay backend: {name}={value!r} is not true or false")

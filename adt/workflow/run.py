@@ -405,32 +405,47 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
     a file. ``backend`` may also be a ``"package.module:Class"`` Runner. ``wait_s`` bounds the waits
     for the bank at setup and finish; per-batch ingests wait ``ingest_wait_s`` at most.
     """
+    return run_items(bank_path, lambda bank: [str(i) for i in bank.form(form_name)["item_ids"]], model, backend,
+                     backend_args, run_id or default_run_id(form_name, model), kind="form", form_name=form_name,
+                     batch_size=batch_size, wait_s=wait_s, progress=progress, round_no=round_no,
+                     template_id=template_id, mc_mode=mc_mode, ingest_wait_s=ingest_wait_s,
+                     ingest_every_s=ingest_every_s, on_wait=on_wait)
+
+
+def run_items(bank_path: str | Path, select: Callable[[Bank], Sequence[str]], model: str, backend: str,
+              backend_args: Mapping[str, Any] | None, run_id: str, *, kind: str, form_name: str | None = None,
+              batch_size: int = DEFAULT_BATCH_SIZE, wait_s: float = DEFAULT_WAIT_S, progress: bool = True,
+              round_no: int | None = None, template_id: str | None = None, mc_mode: str = "loglik",
+              ingest_wait_s: float = INGEST_WAIT_S, ingest_every_s: float = INGEST_EVERY_S,
+              on_wait: Callable[[str], None] | None = None, command: str = "adt run") -> RunReport:
+    """One resumable run of ``model`` over the items ``select(bank)`` names (in that order): ``adt run`` over
+    a form's items (kind "form"), ``adt qc`` over the items it checks (kind "qc"). See ``run_form``."""
     t_start = time.perf_counter()
     bank_path = Path(bank_path)
     args = dict(backend_args or {})
-    run_id = run_id or default_run_id(form_name, model)
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if mc_mode not in ("loglik", "generate"):
         raise InputError(f"--mc-mode {mc_mode!r}: use loglik or generate")
-    loop = RunLoop(bank_path, run_id, backend, ingest_wait_s=ingest_wait_s, ingest_every_s=ingest_every_s)
+    loop = RunLoop(bank_path, run_id, backend, command=command, ingest_wait_s=ingest_wait_s,
+                   ingest_every_s=ingest_every_s)
     clock = loop.clock
     with loop.locked():
-        with open_bank(bank_path, wait_s=wait_s, purpose=f"adt run {run_id}: setup", on_wait=on_wait) as bank:
-            form_ids = [str(i) for i in bank.form(form_name)["item_ids"]]
+        with open_bank(bank_path, wait_s=wait_s, purpose=f"{command} {run_id}: setup", on_wait=on_wait) as bank:
+            all_ids = [str(i) for i in select(bank)]
             config = public_config(backend, args, batch_size=batch_size, template_id=template_id, mc_mode=mc_mode)
-            resumed = not bank.start_run(run_id, model=model, kind="form", form_name=form_name, round_no=round_no,
+            resumed = not bank.start_run(run_id, model=model, kind=kind, form_name=form_name, round_no=round_no,
                                          backend=backend, config=config)
             clock.ingest(bank, run_id)  # what a killed attempt left in the spool
             done = bank.answered(run_id) | spool.spooled_items(bank_path, run_id)
-            todo = [i for i in form_ids if i not in done]
+            todo = [i for i in all_ids if i not in done]
             items = (bank.items({"item_id": todo}, include_retired=True, with_tags=False) if todo
                      else pd.DataFrame())
             aliases = (bank.aliases_for(todo, str(args["source"]))
                        if backend == "replay" and "source" in args else None)
         clock.seconds += clock.tx_seconds
         spool.cleanup(bank_path, run_id, partial_writes=True)  # we hold the run lock and write nothing yet
-        n_before = len(form_ids) - len(todo)
+        n_before = len(all_ids) - len(todo)
         try:  # nothing to do (a finished run run again) needs no prompts and no backend
             requests = form_requests(items, todo, template_id, mc_mode)
             kwargs = backend_kwargs(backend, args, model, aliases) if requests else {}
@@ -439,12 +454,12 @@ def run_form(bank_path: str | Path, form_name: str, model: str, backend: str,
             raise
         if requests:
             with loop.marking_failed(), make_runner(backend, kwargs) as runner, \
-                    _progress(progress, len(form_ids), n_before, f"{model} on {form_name}") as advance:
+                    _progress(progress, len(all_ids), n_before, f"{model} on {form_name or run_id}") as advance:
                 loop.score(runner, _FormBatches(requests, batch_size), advance)
         status, n_responses = loop.finish(wait_s, on_wait)
     return RunReport(
-        run_id=run_id, model=model, form=form_name, backend=backend, status=status, resumed=resumed,
-        n_items=len(form_ids), n_answered_before=n_before, n_scored=loop.scored, n_missing=loop.missing,
+        run_id=run_id, model=model, form=form_name or "", backend=backend, status=status, resumed=resumed,
+        n_items=len(all_ids), n_answered_before=n_before, n_scored=loop.scored, n_missing=loop.missing,
         n_errors=loop.errors, n_responses=n_responses, batches=loop.batches, seconds=time.perf_counter() - t_start,
         scoring_seconds=loop.scoring_seconds, ingest_seconds=clock.seconds, ingest_tx_seconds=clock.tx_seconds,
         ingested=clock.ingested)
