@@ -61,7 +61,7 @@ def enumerate_posterior(ans, k, key, theta, prior_wrong, beta, grid, b_sd):
         for b in grid:
             lik = math.exp(-0.5 * (b / b_sd) ** 2)
             misses = []
-            for a, t in zip(ans, theta):
+            for a, t in zip(ans, theta, strict=True):
                 p = 1 / k + (1 - 1 / k) / (1 + math.exp(-(t - b)))
                 if a == cand:
                     lik *= p
