@@ -20,7 +20,7 @@ _REVIEWER = click.option("--reviewer", default=None, help="Who decides (default:
 
 @cli.group()
 def review() -> None:
-    """Review items: list the queue, show one, approve, reject (with a reason) or reopen."""
+    """Review items: list the queue, show one, approve, reject (with a reason), reopen, edit, or serve the page."""
 
 
 @review.command("list")
@@ -101,6 +101,30 @@ def review_reject(ctx: Context, items: tuple[str, ...], reason: str, reviewer: s
 def review_reopen(ctx: Context, items: tuple[str, ...], reason: str | None, reviewer: str | None) -> None:
     """Send approved, rejected or retired items back to draft, to be reviewed again."""
     decide(ctx, items, states.DRAFT, reason, reviewer)
+
+
+@review.command("edit")
+@click.argument("item")
+@click.option("--question", default=None, help="The new question text.")
+@click.option("--choice", "choices", multiple=True, help="The new choices, in order (repeatable; all of them).")
+@click.option("--answer", default=None, help="The new key (a letter, 0-based index or option text for MC).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE[,VALUE...]",
+              help="Replace the values of a tag key (repeatable).")
+@click.option("--reason", default=None, help="Why (kept in both items' history).")
+@_REVIEWER
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def review_edit(ctx: Context, item: str, question: str | None, choices: tuple[str, ...], answer: str | None,
+                tags: tuple[str, ...], reason: str | None, reviewer: str | None, as_json: bool) -> None:
+    """Edit a draft: a new version (new id) whose parent is ITEM; ITEM leaves the queue (rejected, superseded)."""
+    if question is None and not choices and answer is None and not tags:
+        raise click.UsageError("give at least one of --question, --choice, --answer, --tag")
+    who = reviewer or getpass.getuser()
+    with ctx.bank("adt review edit") as b:
+        new_id = b.edit_item(item, reviewer=who, question=question, choices=list(choices) or None, answer=answer,
+                             tags=parse_filters(tags, "--tag") if tags else None, reason=reason)
+    emit({"item_id": new_id, "parent_item_id": item, "review_state": states.DRAFT, "reviewer": who}, as_json,
+         f"{item} edited by {who}: new draft {new_id} (parent {item}, now rejected as superseded)")
 
 
 def _short(text: str, width: int = 70) -> str:
