@@ -14,6 +14,7 @@ import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adtbase import review as states
+from adtbase.errors import InputError
 
 _REVIEWER = click.option("--reviewer", default=None, help="Who decides (default: this machine's user name).")
 
@@ -125,6 +126,31 @@ def review_edit(ctx: Context, item: str, question: str | None, choices: tuple[st
                              tags=parse_filters(tags, "--tag") if tags else None, reason=reason)
     emit({"item_id": new_id, "parent_item_id": item, "review_state": states.DRAFT, "reviewer": who}, as_json,
          f"{item} edited by {who}: new draft {new_id} (parent {item}, now rejected as superseded)")
+
+
+@review.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback needs --token.")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port (0: any free port).")
+@click.option("--token", default=None, envvar="ADT_REVIEW_TOKEN",
+              help="Required on every request (…/?token=T once, then a cookie); needed to bind beyond loopback.")
+@pass_ctx
+def review_serve(ctx: Context, host: str, port: int, token: str | None) -> None:
+    """Serve the review page: the queue with flags, provenance, solver answers and near-duplicates; approve,
+    reject or edit from the keyboard. The bank is held only while a request is answered."""
+    from adt.review_page import make_server
+
+    try:
+        server = make_server(ctx.bank, host, port, token)
+    except OSError as exc:   # the port taken, an address not on this machine
+        raise InputError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+    click.echo(f"reviewing {ctx.bank_path} at {server.url} (Ctrl-C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def _short(text: str, width: int = 70) -> str:
