@@ -229,13 +229,13 @@ def test_a_bind_beyond_loopback_needs_a_token(world: dict[str, Any]) -> None:
         _app(world, host="0.0.0.0")
     res = CliRunner().invoke(cli, ["--bank", str(world["path"]), "review", "serve", "--host", "0.0.0.0", "--port", "0"])
     assert res.exit_code == 1 and "needs --token" in str(res.exception)
-    app = _app(world, host="0.0.0.0", token="s3cret")
+    app = _app(world, host="0.0.0.0", token="s3cret-review-token")
     any_host = {"Host": "review.lan:8765"}
     assert app.handle("GET", "/", any_host).status == 401
     assert app.handle("GET", "/?token=wrong", any_host).status == 401
-    first = app.handle("GET", "/?token=s3cret", any_host)
-    assert first.status == 200 and any("s3cret" in v for k, v in first.headers if k == "Set-Cookie")
-    assert app.handle("GET", "/", {**any_host, "Cookie": "adt_review_token=s3cret"}).status == 200
+    first = app.handle("GET", "/?token=s3cret-review-token", any_host)
+    assert first.status == 200 and any("s3cret-review-token" in v for k, v in first.headers if k == "Set-Cookie")
+    assert app.handle("GET", "/", {**any_host, "Cookie": "adt_review_token=s3cret-review-token"}).status == 200
     head = _head(world)
     body = {"csrf": app.csrf, "item": world["ids"]["g1"], "seen": "draft", "action": "approve", "reviewer": "x"}
     assert _post(app, body, any_host).status == 401     # the CSRF token alone is not enough
@@ -410,3 +410,59 @@ def test_review_in_chromium(driver, served: dict[str, Any], tmp_path: Path) -> N
         assert str(b.item(victim)["review_state"]) == "approved"
     errors = [e for e in driver.get_log("browser") if e.get("level") in ("SEVERE", "ERROR")]
     assert errors == [], f"console errors: {errors}"
+
+
+def test_an_edit_form_sent_back_unchanged_changes_nothing(world: dict[str, Any]) -> None:
+    """A browser sends a textarea with CRLF line ends and the key as shown: none of that is an edit."""
+    from adt.review_page import edited_fields
+
+    rec = {"question": "line one\nline two", "choices": ["a", "b"], "answer": "A"}
+    assert edited_fields(rec, {"question": "line one\r\nline two", "choices": "a\r\nb\r\n", "answer": "A"}) == {}
+    assert edited_fields(rec, {"question": "line one\r\nline 2", "choices": "a\nb\nc", "answer": " b "}) == \
+        {"question": "line one\nline 2", "choices": ["a", "b", "c"], "answer": "b"}
+    app, item = _app(world), world["ids"]["g2"]
+    with open_bank(world["path"]) as b:
+        shown = b.item(item)
+    head = _head(world)
+    resp = _post(app, {"csrf": app.csrf, "item": item, "seen": "draft", "action": "edit", "reviewer": "ana",
+                       "question": shown["question"], "choices": "\r\n".join(shown["choices"]), "answer": "B"})
+    page = app.handle("GET", dict(resp.headers)["Location"], HOST).body.decode()
+    assert "an edit must change the item&#x27;s content" in page and _head(world) == head
+
+
+def test_a_token_must_be_long_and_plain(world: dict[str, Any]) -> None:
+    for bad in ("short", "has;semicolon-and-more", "new\r\nline-header-x"):
+        with pytest.raises(InputError, match="--token: 12 to 200"):
+            _app(world, token=bad)
+
+
+def test_adt_review_serve_runs_as_a_process(world: dict[str, Any], tmp_path: Path) -> None:
+    """The real command: it prints its address, serves the page, and holds the bank only per request (a CLI
+    decision goes through while it runs)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "adt", "--bank", str(world["path"]), "review", "serve", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    try:
+        line = proc.stderr.readline() if proc.stderr else ""
+        assert "reviewing" in line and "http://127.0.0.1:" in line, line
+        url = line.split(" at ")[1].split(" ")[0]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url) as resp:
+                    assert "5 items draft" in resp.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert _adt(world["path"], "review", "approve", world["ids"]["g4"], "--reviewer", "ben").exit_code == 0
+        with urllib.request.urlopen(url) as resp:
+            assert "4 items draft" in resp.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
