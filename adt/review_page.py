@@ -395,7 +395,8 @@ def render_page(queue: Queue, csrf: str, notice: tuple[bool, str] | None = None)
     state_opts = "".join(f'<option value="{esc(s)}"{" selected" if s == q.state else ""}>{esc(s)}</option>'
                          for s in states.STATES)
     flag_opts = "".join(f'<option value="{esc(v)}"{" selected" if v == q.flag else ""}>{esc(label)}</option>'
-                        for v, label in (("", "any"), ("none", "no flag"), *((f, f) for f in queue.flags)))
+                        for v, label in (("", "any"), ("none", "no flag"),
+                                         *((f, f) for f in sorted({*queue.flags, q.flag} - {"", "none"}))))
     filters = " ".join(esc(f) for f in q.filters)
     parts = [
         '<!doctype html><html lang="en"><head><meta charset="utf-8">',

@@ -133,7 +133,8 @@ def review_edit(ctx: Context, item: str, question: str | None, choices: tuple[st
               help="Address to bind; anything but loopback needs --token.")
 @click.option("--port", type=int, default=8765, show_default=True, help="Port (0: any free port).")
 @click.option("--token", default=None, envvar="ADT_REVIEW_TOKEN",
-              help="Required on every request (…/?token=T once, then a cookie); needed to bind beyond loopback.")
+              help="Required on every request (…/?token=T once, then a cookie); needed to bind beyond loopback. "
+                   "Or ADT_REVIEW_TOKEN (not shown in the process list).")
 @pass_ctx
 def review_serve(ctx: Context, host: str, port: int, token: str | None) -> None:
     """Serve the review page: the queue with flags, provenance, solver answers and near-duplicates; approve,
