@@ -161,6 +161,7 @@ def test_adt_review_edit_makes_a_new_version_and_supersedes_the_draft(bank: Path
     edits of decided items are refused with nothing written."""
     with open_bank(bank) as b:
         old = b.resolve("gen:g3")
+        before = b.head()
     out = json.loads(_adt(bank, "review", "edit", "gen:g3", "--question", "g question 3: which one?", "--choice", "w",
                           "--choice", "x", "--choice", "y", "--choice", "zed", "--answer", "zed",
                           "--tag", "domain=physics", "--reason", "clearer", "--reviewer", "ana", "--json").output)
@@ -194,3 +195,6 @@ def test_adt_review_edit_makes_a_new_version_and_supersedes_the_draft(bank: Path
         assert b.head().n_events == head.n_events + 1   # only the approval
     assert _adt(bank, "review", "edit", new, "--reviewer", "ben").exit_code == 2
     assert _adt(bank, "bank", "verify").exit_code == 0
+    with open_bank(bank) as b:   # as of the head before the edit: the old draft, no new item
+        then = b.items(include_retired=True, as_of=before).set_index("item_id")["review_state"]
+    assert then[old] == "draft" and new not in then.index
