@@ -25,15 +25,16 @@ from typing import Any
 from adtbase.errors import InputError
 
 
-def parse_filters(texts: Iterable[str]) -> dict[str, list[str]]:
-    """``["KEY=V1,V2", ...]`` -> ``{KEY: [V1, V2]}`` (keys in first-seen order, values deduplicated in order)."""
+def parse_filters(texts: Iterable[str], flag: str = "--filter") -> dict[str, list[str]]:
+    """``["KEY=V1,V2", ...]`` -> ``{KEY: [V1, V2]}`` (keys in first-seen order, values deduplicated in order);
+    ``flag`` names the option in messages (``adt review edit --tag`` takes the same grammar)."""
     out: dict[str, list[str]] = {}
     for text in texts:
         key, sep, rest = text.partition("=")
         key = key.strip()
         values = [v.strip() for v in rest.split(",") if v.strip()]
         if not sep or not key or not values:
-            raise InputError(f"--filter {text!r}: expected KEY=VALUE[,VALUE...] (a key and at least one value)")
+            raise InputError(f"{flag} {text!r}: expected KEY=VALUE[,VALUE...] (a key and at least one value)")
         have = out.setdefault(key, [])
         have += [v for v in values if v not in have]
     return out

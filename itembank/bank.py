@@ -1201,6 +1201,91 @@ class Bank:
         return {str(r[0]): {"state": r[1], "ts": str(r[2]), "reviewer": r[3] or None, "reason": r[4] or None}
                 for r in rows}
 
+    def edit_item(self, ref: str, *, reviewer: str, question: str | None = None, choices: Sequence[str] | None = None,
+                  answer: str | None = None, tags: Mapping[str, Sequence[str]] | None = None,
+                  reason: str | None = None) -> str:
+        """A reviewer's edit of a draft: a new item version, returned as its id.
+
+        Items are keyed by content, so an edit is a new item (id from ``content.content_hash``, the importer's
+        rule) whose ``parent_item_id`` is the old one, with the old one's source and provenance, arriving as a
+        draft; the old draft leaves the queue as ``rejected`` ("superseded by <new id>"). Only a draft is
+        edited: an approved item may sit in forms, so it goes back to review first (``adt review reopen``).
+        Given fields replace the old ones (``answer`` is read as the importer reads a key; without it the
+        old key stays and must fit the new choices); ``tags`` replaces the values of the keys it names.
+        Both items get an event in the reviewer's name; an edit that changes nothing is refused; one
+        transaction."""
+        from adtbase import itemtypes
+
+        from .content import content_hash, item_id_from_hash
+
+        if not (reviewer or "").strip():
+            raise InputError("an edit needs the reviewer's name (--reviewer)")
+        old_id = self.resolve(ref)
+        old = first(self.conn.execute("""SELECT question, choices, answer, item_type, review_state, source FROM items
+                                          WHERE item_id = ?""", [old_id]))
+        assert old is not None  # resolve() found it
+        old_q, old_choices, old_key, itype, state, source = old
+        if state != review.DRAFT:
+            raise InputError(f"{ref} is {state}{_decided(self.review_decisions([old_id]).get(old_id))}: only a draft "
+                             f"is edited; send it back to draft first (adt review reopen {ref})")
+        kind = itemtypes.get(itype)
+        q = old_q if question is None else question
+        ch = list(old_choices or []) if choices is None else [str(c) for c in choices]
+        problems = list(kind.validate({"question": q, "choices": ch}))
+        if not q.strip():
+            problems.append("question: empty")
+        if any(not c.strip() for c in ch):
+            problems.append("choices: a choice is empty")
+        key = old_key
+        try:
+            if answer is not None:
+                key = kind.canonical_key(answer, choices=ch) if answer.strip() else None
+            elif key is not None and kind.has_choices:
+                kind.canonical_key(key, choices=ch)  # the old key must still name one of the choices
+        except ValueError as exc:
+            problems.append(f"answer: {exc}")
+        new_tags = {k: sorted(v) for k, v in self._tags_of(old_id).items()}
+        tax = self.taxonomy()
+        for k, values in (tags or {}).items():
+            if k in taxonomy.BUILTIN_KEYS or k == "difficulty_band":
+                problems.append(f"tags: {k} is a built-in column, not a tag")
+                continue
+            for v in values:
+                try:
+                    tax.check(k, v, "tags")
+                except TaxonomyError as exc:
+                    problems.append(str(exc))
+            new_tags[k] = sorted(set(values))
+        new_tags = {k: v for k, v in new_tags.items() if v}
+        if problems:
+            raise InputError(f"edit of {ref}: " + "; ".join(problems) + "; nothing changed")
+        digest = content_hash(q, ch or None, key)
+        new_id = item_id_from_hash(digest)
+        if new_id == old_id:
+            raise InputError(f"edit of {ref}: the question, choices and answer are those of {old_id} (an edit must "
+                             f"change the item's content); nothing changed")
+        if first(self.conn.execute("SELECT 1 FROM items WHERE item_id = ?", [new_id])):
+            raise InputError(f"edit of {ref}: item {new_id} already has this content (review that one); nothing changed")
+        who = reviewer.strip()
+        why = (reason or "").strip()
+        ts, batch = now(), "edit_" + uuid.uuid4().hex[:12]
+        tag_text = ";".join(f"{k}={v}" for k in sorted(new_tags) for v in new_tags[k])
+        with self.transaction():
+            self.conn.execute("""INSERT INTO items SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
+                license, origin, generator, generator_params, item_id, ?, declared_band, ?, ?, NULL
+                FROM items WHERE item_id = ?""",
+                              [new_id, q, ch or None, key, digest, review.DRAFT, batch, ts, old_id])
+            for k, values in new_tags.items():
+                for v in values:
+                    self.conn.execute("INSERT INTO item_tags VALUES (?, ?, ?)", [new_id, k, v])
+            self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [review.REJECTED, old_id])
+            created = {"content_hash": digest, "external_id": None, "source": source,
+                       "tags": tag_text, "parent": old_id, "reviewer": who, **({"reason": why} if why else {})}
+            superseded = {"from": review.DRAFT, "reason": f"superseded by {new_id}" + (f": {why}" if why else ""),
+                          "reviewer": who, "superseded_by": new_id}
+            history.append(self.conn, [Event("created", new_id, batch, created),
+                                       Event(review.REJECTED, old_id, batch, superseded)], ts)
+        return new_id
     # -- quality control (adt qc): one "qc" event per item and check; the latest per check counts --------
     def record_qc(self, checks: Iterable[tuple[str, str, Sequence[str], Mapping[str, Any]]], qc_run: str) -> int:
         """Record QC outcomes ``(item_id, check, flags, detail)`` as "qc" events, in one transaction.

@@ -14,13 +14,14 @@ import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adtbase import review as states
+from adtbase.errors import InputError
 
 _REVIEWER = click.option("--reviewer", default=None, help="Who decides (default: this machine's user name).")
 
 
 @cli.group()
 def review() -> None:
-    """Review items: list the queue, show one, approve, reject (with a reason) or reopen."""
+    """Review items: list the queue, show one, approve, reject (with a reason), reopen, edit, or serve the page."""
 
 
 @review.command("list")
@@ -101,6 +102,56 @@ def review_reject(ctx: Context, items: tuple[str, ...], reason: str, reviewer: s
 def review_reopen(ctx: Context, items: tuple[str, ...], reason: str | None, reviewer: str | None) -> None:
     """Send approved, rejected or retired items back to draft, to be reviewed again."""
     decide(ctx, items, states.DRAFT, reason, reviewer)
+
+
+@review.command("edit")
+@click.argument("item")
+@click.option("--question", default=None, help="The new question text.")
+@click.option("--choice", "choices", multiple=True, help="The new choices, in order (repeatable; all of them).")
+@click.option("--answer", default=None, help="The new key (a letter, 0-based index or option text for MC).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE[,VALUE...]",
+              help="Replace the values of a tag key (repeatable).")
+@click.option("--reason", default=None, help="Why (kept in both items' history).")
+@_REVIEWER
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def review_edit(ctx: Context, item: str, question: str | None, choices: tuple[str, ...], answer: str | None,
+                tags: tuple[str, ...], reason: str | None, reviewer: str | None, as_json: bool) -> None:
+    """Edit a draft: a new version (new id) whose parent is ITEM; ITEM leaves the queue (rejected, superseded)."""
+    if question is None and not choices and answer is None and not tags:
+        raise click.UsageError("give at least one of --question, --choice, --answer, --tag")
+    who = reviewer or getpass.getuser()
+    with ctx.bank("adt review edit") as b:
+        new_id = b.edit_item(item, reviewer=who, question=question, choices=list(choices) or None, answer=answer,
+                             tags=parse_filters(tags, "--tag") if tags else None, reason=reason)
+    emit({"item_id": new_id, "parent_item_id": item, "review_state": states.DRAFT, "reviewer": who}, as_json,
+         f"{item} edited by {who}: new draft {new_id} (parent {item}, now rejected as superseded)")
+
+
+@review.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback needs --token.")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port (0: any free port).")
+@click.option("--token", default=None, envvar="ADT_REVIEW_TOKEN",
+              help="Required on every request (…/?token=T once, then a cookie); needed to bind beyond loopback. "
+                   "Or ADT_REVIEW_TOKEN (not shown in the process list).")
+@pass_ctx
+def review_serve(ctx: Context, host: str, port: int, token: str | None) -> None:
+    """Serve the review page: the queue with flags, provenance, solver answers and near-duplicates; approve,
+    reject or edit from the keyboard. The bank is held only while a request is answered."""
+    from adt.review_page import make_server
+
+    try:
+        server = make_server(ctx.bank, host, port, token)
+    except OSError as exc:   # the port taken, an address not on this machine
+        raise InputError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+    click.echo(f"reviewing {ctx.bank_path} at {server.url} (Ctrl-C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def _short(text: str, width: int = 70) -> str:

@@ -152,6 +152,16 @@ def test_the_same_multi_value_filter_selects_the_same_items(world: dict[str, Any
     assert got == world["expected"][what]
 
 
+def test_the_review_page_filter_selects_the_same_items(world: dict[str, Any]) -> None:
+    """`adt review serve`'s tag filter is the same grammar (no --filter option, so not in PROBES)."""
+    from adt.review_page import Query, load_queue
+
+    with open_bank(world["bank"]) as bank:
+        queue = load_queue(bank, Query(state="approved", filters=(FILTER,)), limit=1000)
+    assert queue.problem is None and queue.total == len(queue.items)
+    assert {r["item_id"] for r in queue.items} == world["expected"]["items"]
+
+
 def test_parse_filters_one_grammar() -> None:
     assert parse_filters(["domain=math,physics", " domain = law ,math", "language=en"]) == {
         "domain": ["math", "physics", "law"], "language": ["en"]}
@@ -159,3 +169,5 @@ def test_parse_filters_one_grammar() -> None:
     for bad in ("domain", "=math", "domain=", "domain= , "):
         with pytest.raises(InputError, match="--filter"):
             parse_filters([bad])
+    with pytest.raises(InputError, match="^--tag 'domain': expected KEY=VALUE"):   # the grammar of adt review edit --tag
+        parse_filters(["domain"], "--tag")

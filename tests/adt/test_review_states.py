@@ -153,3 +153,48 @@ def test_adt_review_lists_the_queue_and_refuses_to_override_a_decision(bank: Pat
     assert [h["kind"] for h in shown["review_history"]] == ["rejected"]
     assert "1 items now draft" in _adt(bank, "review", "reopen", "gen:g5", "--reason", "key fixed").output
     assert len(json.loads(_adt(bank, "review", "list", "--json").output)["items"]) == 7   # 8 - g6 approved
+
+
+def test_adt_review_edit_makes_a_new_version_and_supersedes_the_draft(bank: Path) -> None:
+    """An edit is a new item (new content hash) whose parent is the old one, arriving as a draft; the old draft
+    leaves the queue as rejected ('superseded by'), both with an event in the reviewer's name; bad edits and
+    edits of decided items are refused with nothing written."""
+    with open_bank(bank) as b:
+        old = b.resolve("gen:g3")
+        before = b.head()
+    out = json.loads(_adt(bank, "review", "edit", "gen:g3", "--question", "g question 3: which one?", "--choice", "w",
+                          "--choice", "x", "--choice", "y", "--choice", "zed", "--answer", "zed",
+                          "--tag", "domain=physics", "--reason", "clearer", "--reviewer", "ana", "--json").output)
+    new = out["item_id"]
+    assert new.startswith("it_") and new != old
+    shown = json.loads(_adt(bank, "review", "show", new, "--json").output)
+    assert (shown["parent_item_id"], shown["review_state"], shown["source"]) == (old, "draft", "gen")
+    assert shown["question"] == "g question 3: which one?" and shown["answer"] == "D"   # 'zed' is option D
+    assert shown["tags"] == {"domain": ["physics"]} and shown["choices"] == ["w", "x", "y", "zed"]
+    old_shown = json.loads(_adt(bank, "review", "show", "gen:g3", "--json").output)
+    assert old_shown["review_state"] == "rejected" and old_shown["derived_items"] == [new]
+    last = json.loads(old_shown["review_history"][-1]["payload"])
+    assert last["reviewer"] == "ana" and last["reason"] == f"superseded by {new}: clearer"
+    with open_bank(bank) as b:
+        created = b.item_history(new)
+        head = b.head()
+    assert list(created["kind"]) == ["created"]
+    assert json.loads(created["payload"].iloc[0])["parent"] == old
+    queue = {r["item_id"] for r in json.loads(_adt(bank, "review", "list", "--json").output)["items"]}
+    assert new in queue and old not in queue
+    # refused, nothing written: the same content, a key outside the choices, a decided item, no change asked
+    assert "an edit must change the item's content" in _fails(bank, "review", "edit", new, "--answer", "D",
+                                                              "--reviewer", "ben")
+    assert "answer 'E' is not among the 4 choices" in _fails(bank, "review", "edit", new, "--answer", "E",
+                                                            "--reviewer", "ben")
+    msg = _fails(bank, "review", "edit", "gen:g3", "--question", "again?", "--reviewer", "ben")
+    assert "is rejected (rejected by ana at" in msg and "adt review reopen gen:g3" in msg
+    assert _adt(bank, "review", "approve", "gen:g4", "--reviewer", "ana").exit_code == 0
+    assert "send it back to draft first" in _fails(bank, "review", "edit", "gen:g4", "--question", "z?")
+    with open_bank(bank) as b:
+        assert b.head().n_events == head.n_events + 1   # only the approval
+    assert _adt(bank, "review", "edit", new, "--reviewer", "ben").exit_code == 2
+    assert _adt(bank, "bank", "verify").exit_code == 0
+    with open_bank(bank) as b:   # as of the head before the edit: the old draft, no new item
+        then = b.items(include_retired=True, as_of=before).set_index("item_id")["review_state"]
+    assert then[old] == "draft" and new not in then.index
