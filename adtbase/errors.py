@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["AdtError", "BankError", "BankBusy", "MigrationError", "InputError",
            "TaxonomyError", "ItemNotFound", "FormNotFound", "QuotaInfeasible", "NotFitted",
-           "CalibrationError", "RunnerError", "HistoryError", "SandboxUnavailable"]
+           "CalibrationError", "RunnerError", "HistoryError", "SandboxUnavailable", "VariantRefused"]
 
 
 class AdtError(Exception):
@@ -65,3 +65,7 @@ class HistoryError(BankError):
 
 class SandboxUnavailable(AdtError):
     """The machine does not allow the sandbox's isolation (``adtbase.sandbox``); nothing was run."""
+
+
+class VariantRefused(AdtError):
+    """A variant could not be made honestly from its parent (``itembank.variants``); the reason is named."""
