@@ -77,10 +77,13 @@ def _new_number(text: str, rng: np.random.Generator) -> str:
     whole, _, frac = text.replace(",", "").partition(".")
     zeros = len(whole) - len(whole.rstrip("0")) if len(whole) > 1 and not frac else 0
     head = len(whole) - zeros
-    lo = 10 ** (head - 1) if head > 1 else (1 if zeros else 2)
+    if head == 0 and not frac:                                # "0", "00": nothing to redraw
+        return text
+    first_lo = 1 if head > 1 or zeros else 2
     new = text
     for _ in range(10):
-        w = str(int(rng.integers(lo, 10 ** head))) + "0" * zeros
+        digits = [int(rng.integers(first_lo, 10))] + [int(d) for d in rng.integers(0, 10, max(head - 1, 0))]
+        w = "".join(map(str, digits)) + "0" * zeros if head and whole != "0" else whole   # 0.05 stays below 1
         f = "".join(str(int(d)) for d in rng.integers(0, 10, len(frac)))
         if frac:
             f = f[:-1] + str(int(rng.integers(1, 10)))       # no trailing zero: same written precision

@@ -199,3 +199,13 @@ def test_perturbed_copies_are_refused_by_the_importer(bank_path, tmp_path):
                                 "answer": row["answer"], "type": "mc", "origin": row["origin"]}) + "\n")
     with open_bank(bank_path) as bank, pytest.raises(InputError, match="origin"):
         bank.import_items([path], ImportOptions(source="perturb"))
+
+
+def test_new_numbers_keep_their_shape():
+    from itembank.variants import _new_number
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        assert _new_number("80,000", rng).endswith(",000") and len(_new_number("80,000", rng)) == 6
+        assert _new_number("0.05", rng).startswith("0.") and len(_new_number("0.05", rng)) == 4
+        assert len(_new_number("123456789012345678901234", rng)) == 24          # beyond int64: digit by digit
+        assert _new_number("7", rng) in set("23456789") and _new_number("0", rng) == "0"
