@@ -7,8 +7,8 @@ Standard library only (ctypes for the syscalls); Linux x86_64/aarch64 only (the 
    program runs as that, so that the kernel's process-count limit applies to it (it exempts real root).
 2. The child forks pid 1 of the new pid namespace, which builds a new root on a small tmpfs: read-only
    bind mounts of the system directories Python needs (``/usr``, ``/lib*`` and their links) and of the
-   interpreter's prefix, ``/dev/null|zero|urandom|random``, and the scratch folder at ``/scratch``
-   read-write; no ``/proc``, ``/sys``, ``/etc``, ``/home``, ``/tmp``. It pivots into that root and
+   interpreter's prefix, ``/dev/null|zero|urandom|random``, and at ``/scratch`` a size-bounded tmpfs
+   holding a copy of the program and its inputs (read-write); no ``/proc``, ``/sys``, ``/etc``, ``/home``, ``/tmp``. It pivots into that root and
    detaches the old one, so no path leads out. The network namespace is empty (loopback down).
 3. It drops every capability for good (bounding set emptied, securebits locked so uid 0 gets none back
    on exec, no-new-privs), so the program cannot remount, unmount or chroot its way out; sets the
@@ -84,9 +84,17 @@ def build_root(spec: dict) -> None:
         open(os.path.join(root, "dev", dev), "w").close()
         mount("/dev/" + dev, os.path.join(root, "dev", dev), None, MS_BIND)
         mount(None, os.path.join(root, "dev", dev), None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC)
-    os.makedirs(os.path.join(root, "scratch"))
-    mount(spec["scratch"], os.path.join(root, "scratch"), None, MS_BIND)
-    mount(None, os.path.join(root, "scratch"), None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
+    # The scratch folder is a tmpfs of its own, bounded in bytes and files: nothing the program writes
+    # reaches the host's disk, and it vanishes with the mount namespace.
+    scratch = os.path.join(root, "scratch")
+    os.makedirs(scratch)
+    uid = spec["inner_uid"]
+    mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={spec['scratch_bytes']},nr_inodes={spec['scratch_files']},mode=0700,uid={uid},gid={uid}")
+    for name in ("program.py", "inputs.json"):
+        with open(os.path.join(spec["inputs"], name), "rb") as src, open(os.path.join(scratch, name), "wb") as dst:
+            dst.write(src.read())
+        os.chown(os.path.join(scratch, name), uid, uid)
     os.makedirs(os.path.join(root, ".old"))
     os.chdir(root)
     number = PIVOT_ROOT.get(platform.machine())

@@ -5,15 +5,16 @@
 
 - network: its own empty network namespace (loopback down): no connection to 127.0.0.1 or outside;
 - files: a new root (pivot_root) holding only read-only system directories and the interpreter, and
-  ``/scratch`` (the cwd, ``HOME`` and ``TMPDIR``), a fresh folder deleted afterwards; no ``/proc``,
-  ``/home``, ``/tmp``, ``/etc``, repository or bank;
+  ``/scratch`` (the cwd, ``HOME`` and ``TMPDIR``), a fresh tmpfs bounded in bytes and files that
+  vanishes with the run (the host's disk is never written); no ``/proc``, ``/home``, ``/tmp``,
+  ``/etc``, repository or bank;
 - privileges: a user namespace, every capability dropped for good (bounding set emptied, securebits
   locked, no-new-privs), so no remount, chroot or setuid binary gets out; real root's runs become
   ``nobody`` inside;
 - processes: its own pid namespace (killing the launcher kills every process the program made);
 - limits (``Limits``): CPU seconds, wall seconds (the whole tree killed), address space, size of any
-  file written (stdout and stderr are files too), process count, open files, no core files, and the
-  stdout/stderr kept;
+  file written (stdout and stderr are files too), scratch bytes and files, process count, open files,
+  no core files, and the stdout/stderr kept;
 - environment: only ``PATH``, ``HOME``, ``TMPDIR``, ``LANG``; the interpreter runs ``-I -S -B``.
 Not enforced: a seccomp filter (every syscall stays open, inside the namespaces above) and CPU share.
 
@@ -93,6 +94,8 @@ class Limits:
     processes: int = 16                # RLIMIT_NPROC, counted inside the sandbox's user namespace
     open_files: int = 64               # RLIMIT_NOFILE
     output_bytes: int = 1 * MiB        # of stdout and of stderr kept in the result
+    scratch_bytes: int = 64 * MiB      # the /scratch tmpfs (in memory, never the host's disk)
+    scratch_files: int = 1024          # files and folders in /scratch
 
     def rlimits(self) -> dict[str, int]:
         return {"RLIMIT_CPU": int(self.cpu_s), "RLIMIT_AS": int(self.memory_bytes),
@@ -179,21 +182,18 @@ def _run(code: str, inputs: dict, limits: Limits, entry: str) -> SandboxResult:
 
 
 def _run_in(workdir: Path, code: str, inputs: dict, limits: Limits, entry: str) -> SandboxResult:
-    scratch, root = workdir / "scratch", workdir / "root"
-    scratch.mkdir()
+    given, root = workdir / "given", workdir / "root"      # the program and inputs (copied in), a mount point
+    given.mkdir()
     root.mkdir()
-    (scratch / "program.py").write_text(code, encoding="utf-8")
-    (scratch / "inputs.json").write_text(json.dumps(inputs), encoding="utf-8")
+    (given / "program.py").write_text(code, encoding="utf-8")
+    (given / "inputs.json").write_text(json.dumps(inputs), encoding="utf-8")
     as_root = os.geteuid() == 0
-    if as_root:                 # the program runs as nobody: its scratch folder must be its own
-        for p in (scratch, scratch / "program.py", scratch / "inputs.json"):
-            os.chown(p, NOBODY, NOBODY)
-        os.chmod(workdir, 0o711)
     paths = {name: workdir / name for name in ("stdout", "stderr", "result")}
     files = {name: open(p, "w+b") for name, p in paths.items()}
     try:
         result_fd = files["result"].fileno()
-        spec = {"root": str(root), "scratch": str(scratch), "prefixes": _prefixes(), "python": _python(),
+        spec = {"root": str(root), "inputs": str(given), "scratch_bytes": int(limits.scratch_bytes),
+                "scratch_files": int(limits.scratch_files), "prefixes": _prefixes(), "python": _python(),
                 "runner": RUNNER, "rlimits": limits.rlimits(), "inner_uid": 1 if as_root else 0,
                 "nobody": NOBODY, "env": {**ENV, "ADT_RESULT_FD": str(result_fd), "ADT_ENTRY": entry}}
         start = time.monotonic()

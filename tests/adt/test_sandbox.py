@@ -21,8 +21,8 @@ from adtbase.errors import SandboxUnavailable
 from adtbase.sandbox import Limits, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(sandbox.available() is not None,
-                                reason=f"{sandbox.available()} (the sandbox fails closed here)")
+needs_sandbox = pytest.mark.skipif(sandbox.available() is not None,
+                                   reason=f"{sandbox.available()} (the sandbox fails closed here)")
 
 
 def run(code: str, **kw):
@@ -42,6 +42,7 @@ def outside(tmp_path: Path):
         assert not present, f"the sandboxed program wrote {p}"
 
 
+@needs_sandbox
 def test_well_behaved_program_returns_its_value():
     res = run("""
         import math
@@ -54,6 +55,7 @@ def test_well_behaved_program_returns_its_value():
     assert res.stdout == "working\n" and res.error is None and not res.timed_out
 
 
+@needs_sandbox
 def test_result_global_and_program_errors():
     assert run("RESULT = [1, 2]").value == [1, 2]
     bad = run("def solve(x):\n    return 1 / x", inputs={"x": 0})
@@ -62,6 +64,7 @@ def test_result_global_and_program_errors():
     assert not nan.ok and "ValueError" in nan.error          # not JSON: refused, not passed on
 
 
+@needs_sandbox
 def test_no_network_to_localhost_or_outside():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -96,6 +99,7 @@ def test_no_network_to_localhost_or_outside():
     assert "connected" not in res.value.values() and res.value["dns"] != "resolved", res.value
 
 
+@needs_sandbox
 def test_no_writes_outside_scratch(outside):
     res = run("""
         import os
@@ -119,6 +123,7 @@ def test_no_writes_outside_scratch(outside):
         assert not Path(p).exists() or p.startswith("/dev/")
 
 
+@needs_sandbox
 def test_host_files_are_not_visible(tmp_path):
     planted = tmp_path / "secret.txt"
     planted.write_text("secret")
@@ -140,6 +145,7 @@ def test_host_files_are_not_visible(tmp_path):
     assert set(res.value["home"]) <= allowed, res.value["home"]
 
 
+@needs_sandbox
 def test_environment_is_scrubbed(monkeypatch):
     monkeypatch.setenv("ADT_TEST_SECRET", "hunter2-" + uuid.uuid4().hex)
     res = run("""
@@ -154,6 +160,7 @@ def test_environment_is_scrubbed(monkeypatch):
     assert set(res.value["env"]) <= {"PATH", "HOME", "TMPDIR", "LANG", "PWD", "LC_CTYPE"}
 
 
+@needs_sandbox
 def test_shell_runs_but_stays_inside(outside):
     res = run("""
         import os, subprocess
@@ -168,6 +175,7 @@ def test_shell_runs_but_stays_inside(outside):
     assert "scratch" in res.value and "home" not in res.value.split()
 
 
+@needs_sandbox
 def test_privileges_cannot_be_regained():
     res = run("""
         import ctypes, os
@@ -189,6 +197,7 @@ def test_privileges_cannot_be_regained():
     assert res.value["sethostname"] == -1                      # no capability left, even in its namespace
 
 
+@needs_sandbox
 def test_fork_bomb_is_capped_and_reaped():
     start = time.monotonic()
     res = run("""
@@ -209,11 +218,13 @@ def test_fork_bomb_is_capped_and_reaped():
     assert time.monotonic() - start < 15                       # the sleeping children died with it
 
 
+@needs_sandbox
 def test_memory_limit():
     res = run("RESULT = len(bytearray(10 * 2**30))", limits=Limits(memory_bytes=512 << 20))
     assert not res.ok and "MemoryError" in res.error
 
 
+@needs_sandbox
 def test_cpu_and_wall_limits():
     spin = run("while True:\n    pass", limits=Limits(cpu_s=1, wall_s=20))
     assert not spin.ok and not spin.timed_out and "CPU" in spin.error
@@ -222,6 +233,7 @@ def test_cpu_and_wall_limits():
     assert sleep.timed_out and not sleep.ok and time.monotonic() - start < 10
 
 
+@needs_sandbox
 def test_output_limit():
     res = run("import sys\nsys.stdout.write('x' * (100 << 20))\nRESULT = 1",
               limits=Limits(file_bytes=4 << 20, output_bytes=1 << 20))
@@ -229,6 +241,62 @@ def test_output_limit():
     assert res.output_truncated and len(res.stdout) == 1 << 20
 
 
+@needs_sandbox
+def test_scratch_is_bounded_and_off_the_host_disk():
+    res = run("""
+        import os
+        written = 0
+        try:
+            for i in range(1000):
+                with open(f"f{i}", "wb") as f:
+                    f.write(b"x" * (1 << 20))
+                written += 1
+        except OSError as exc:
+            RESULT = [written, exc.errno]
+    """, limits=Limits(scratch_bytes=8 << 20))
+    assert res.ok, res
+    written, errno_ = res.value
+    assert written <= 8 and errno_ == 28                          # ENOSPC at the tmpfs's size
+    many = run("""
+        import os
+        n = 0
+        try:
+            while n < 100000:
+                os.mkdir(f"d{n}")
+                n += 1
+        except OSError:
+            pass
+        RESULT = n
+    """, limits=Limits(scratch_files=200))
+    assert many.ok and many.value < 200
+
+
+@needs_sandbox
+def test_nested_namespaces_do_not_unlock_mounts(outside):
+    res = run("""
+        import ctypes
+        def solve(path):
+            libc = ctypes.CDLL(None, use_errno=True)
+            made = libc.unshare(0x10000000 | 0x00020000)        # a new user + mount namespace of its own
+            remount = libc.mount(None, b"/usr", None, 32 | 4096, None)   # read-write again?
+            try:
+                open("/usr/adt-escape", "w").write("x")
+                wrote = True
+            except OSError:
+                wrote = False
+            try:
+                open(path, "w").write("x")
+                wrote_host = True
+            except OSError:
+                wrote_host = False
+            return [made, remount, wrote, wrote_host]
+    """, inputs={"path": str(outside[0])})
+    assert res.ok, res
+    made, remount, wrote, wrote_host = res.value
+    assert remount == -1 and not wrote and not wrote_host
+
+
+@needs_sandbox
 def test_parent_unharmed_and_scratch_removed():
     before = set(Path(tempfile.gettempdir()).glob("adt-sandbox-*"))
     env = dict(os.environ)
