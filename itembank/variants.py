@@ -40,6 +40,7 @@ from adtbase.itemtypes.text import parse_number
 from adtbase.sandbox import Limits, SandboxResult, run_python
 
 from .content import LETTERS, content_hash, guess_language, item_id_from_hash, normalise
+from .generators import template_solver
 
 __all__ = ["VERSION", "question_numbers", "shuffle_options", "renumber", "edit_words", "perturb",
            "VariantRefused", "SOLVER_LIMITS"]
@@ -153,9 +154,13 @@ def _follow_key(kind: Any, key: str, order: list[int], new_choices: list[str]) -
 
 # ---------------------------------------------------------------- renumber
 
-def renumber(item: Mapping[str, Any], program: str, rng: np.random.Generator, *,
+def renumber(item: Mapping[str, Any], program: str | None, rng: np.random.Generator, *,
              sandbox: Sandbox = run_python, limits: Limits = SOLVER_LIMITS) -> dict:
     """The question's numbers redrawn and the key recomputed by ``program`` (module docstring: contract).
+
+    ``program=None`` is for template items (origin "template"): the key is recomputed by the generator's
+    own logic (``generators.template_solver``), in process, with the same self-check; a generator without
+    one is refused.
 
     Numeric items get the new value as key; multiple-choice items whose options are numbers keep each
     distractor's offset from the key (``new key value + (old option - old key value)``) and keep the key
@@ -171,6 +176,7 @@ def renumber(item: Mapping[str, Any], program: str, rng: np.random.Generator, *,
         raise VariantRefused(f"{where}: renumber handles numeric and mc items, not {kind_name!r}")
     choices = _choices(item)
     key = str(item["answer"])
+    option_values: list[float | None] = []
     if kind_name == "mc":
         option_values = [parse_number(c) for c in choices]
         if any(v is None for v in option_values):
@@ -179,14 +185,21 @@ def renumber(item: Mapping[str, Any], program: str, rng: np.random.Generator, *,
         parent_value = float(option_values[LETTERS.index(key)] or 0.0)
     else:
         parent_value = Numeric().key_value(key)[0]
-    got = _solve(sandbox, program, numbers, limits, where, "the parent's own numbers")
+    solve, solver = _solver(item, program, sandbox, limits, where)
+    got = solve(numbers, "the parent's own numbers")
     if not _same(got, parent_value):
-        raise VariantRefused(f"{where}: the program gives {got!r} on the parent's own numbers, but the "
-                             f"parent's key is {parent_value!r}; the program is wrong, not used")
+        raise VariantRefused(f"{where}: the {solver} gives {got!r} on the parent's own numbers, but the "
+                             f"parent's key is {parent_value!r}; the {solver} is wrong, not used")
+    offsets = [float(v) - parent_value for v in option_values if v is not None]
+    keep_sign = bool(offsets) and min(offsets) + parent_value >= 0
+
+    def accept(value: float) -> bool:
+        """A negative option beside non-negative ones would give itself away (as in the generators)."""
+        return not keep_sign or all(value + o >= 0 for o in offsets)
     seed, child = _child(rng)
-    question, changed, value, attempts = _draw_clean(item, program, child, sandbox, limits, parent_value, where)
+    question, changed, value, attempts = _draw_clean(item, solve, child, parent_value, where, accept)
     params = {"numbers": changed, "old_numbers": {k: str(v) for k, v in numbers.items()}, "attempts": attempts,
-              "program_sha256": _sha256(program)}
+              "solver": solver, **({"program_sha256": _sha256(program)} if program is not None else {})}
     if kind_name == "numeric":
         new_key = itemtypes.get("numeric").canonical_key(_number_text(value))
         return _variant(item, "renumber", seed, params, question=question, answer=new_key)
@@ -197,16 +210,38 @@ def renumber(item: Mapping[str, Any], program: str, rng: np.random.Generator, *,
                     answer=key)
 
 
-def _draw_clean(item: Mapping[str, Any], program: str, rng: np.random.Generator, sandbox: Sandbox,
-                limits: Limits, parent_value: float, where: str) -> tuple[str, dict[str, str], float, int]:
+Solve = Callable[[dict[str, Any], str], float]
+
+
+def _solver(item: Mapping[str, Any], program: str | None, sandbox: Sandbox, limits: Limits,
+            where: str) -> tuple[Solve, str]:
+    """(numbers, what they are) -> answer, and its name: the program in the sandbox, or the template's logic."""
+    if program is not None:
+        return (lambda numbers, on: _solve(sandbox, program, numbers, limits, where, on)), "program"
+    generator = str(item.get("generator") or "")
+    template = template_solver(generator, item.get("generator_params")) if item.get("origin") == "template" else None
+    if template is None:
+        raise VariantRefused(f"{where}: renumber needs a solver program; without one only template items of a "
+                             f"generator with a solver are renumbered (origin {item.get('origin')!r}, "
+                             f"generator {generator or None!r})")
+
+    def solve(numbers: dict[str, Any], on: str) -> float:
+        try:
+            return float(template([numbers[f"n{i}"] for i in range(len(numbers))]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise VariantRefused(f"{where}: the {generator} solver failed on {on}: {exc}") from None
+    return solve, f"template {generator}"
+
+
+def _draw_clean(item: Mapping[str, Any], solve: Solve, rng: np.random.Generator, parent_value: float,
+                where: str, accept: Callable[[float], bool]) -> tuple[str, dict[str, str], float, int]:
     """New numbers until the program's answer is clean: finite, whole where the parent's is, not negative
     where the parent's is not, and not the parent's own value."""
     value = math.nan
     for attempt in range(1, TRIES + 1):
         question, changed = _renumbered_question(str(item["question"]), rng)
-        value = _solve(sandbox, program, {k: _as_number(v) for k, v in changed.items()}, limits, where,
-                       f"the new numbers {changed}")
-        if _clean_like(value, parent_value):
+        value = solve({k: _as_number(v) for k, v in changed.items()}, f"the new numbers {changed}")
+        if _clean_like(value, parent_value) and accept(value):
             return question, changed, value, attempt
     raise VariantRefused(f"{where}: no clean answer in {TRIES} draws of new numbers (the last gave {value!r}, "
                          f"the parent's key is {parent_value!r})")

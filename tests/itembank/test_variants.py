@@ -209,3 +209,37 @@ def test_new_numbers_keep_their_shape():
         assert _new_number("0.05", rng).startswith("0.") and len(_new_number("0.05", rng)) == 4
         assert len(_new_number("123456789012345678901234", rng)) == 24          # beyond int64: digit by digit
         assert _new_number("7", rng) in set("23456789") and _new_number("0", rng) == "0"
+
+
+def template_items(rng: np.random.Generator) -> list[dict]:
+    from itembank import generate_items
+    frame = generate_items(30, rng, generators=["arithmetic"])
+    return [{"item_id": r.id, "question": r.question, "choices": r.choices, "answer": r.answer,
+             "item_type": r.type, "language": r.language, "tags": {}, "origin": r.origin,
+             "generator": r.generator, "generator_params": r.generator_params} for r in frame.itertuples()]
+
+
+def test_template_items_renumbered_by_their_generator_logic(rng):
+    """No program: the arithmetic generator's own rule recomputes the key (checked here by eval)."""
+    done = 0
+    for item in template_items(rng):
+        child = renumber(item, None, rng)
+        params = json.loads(child["generator_params"])
+        assert params["solver"] == f"template {item['generator']}" and "program_sha256" not in params
+        numbers = [v for _, v in sorted(question_numbers(child).items(), key=lambda kv: int(kv[0][1:]))]
+        ops = json.loads(item["generator_params"])["ops"]
+        text = str(numbers[0]) + "".join(f" {'*' if o == '×' else o} {x}" for o, x in zip(ops, numbers[1:], strict=True))
+        truth = eval(text)                                   # trusted: our own digits and operators
+        if item["item_type"] == "numeric":
+            assert int(child["answer"]) == truth, (child["question"], text)
+        else:
+            assert int(child["choices"][LETTERS.index(child["answer"])]) == truth
+            if all(int(c) >= 0 for c in item["choices"]):
+                assert all(int(c) >= 0 for c in child["choices"])
+        done += 1
+    assert done == 30
+
+
+def test_no_program_is_refused_outside_templates(rng):
+    with pytest.raises(VariantRefused, match="needs a solver program"):
+        renumber(JANET, None, rng)
