@@ -182,6 +182,7 @@ def child(spec: dict, unshared_w: int, mapped_r: int) -> None:
             build_root(spec)
             secure_bits_and_bounding_set()
             become_program_user(spec)
+            die_with_parent()                              # a uid change clears the parent-death signal
             clear_capabilities()
             set_limits(spec["rlimits"])
             os.execve(spec["python"], [spec["python"], "-I", "-S", "-B", "-c", spec["runner"]], spec["env"])

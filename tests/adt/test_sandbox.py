@@ -6,7 +6,9 @@ that nothing reached the host (no file written, parent environment and process i
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import tempfile
 import textwrap
@@ -294,6 +296,34 @@ def test_nested_namespaces_do_not_unlock_mounts(outside):
     assert res.ok, res
     made, remount, wrote, wrote_host = res.value
     assert remount == -1 and not wrote and not wrote_host
+
+
+@needs_sandbox
+def test_wall_limit_kills_processes_that_left_the_session():
+    """A child that starts its own session escapes the kill of the launcher's group, not the pid namespace."""
+    token = "adt-sandbox-" + uuid.uuid4().hex
+    res = run("""
+        import os, sys, time
+        def solve(token):
+            if os.fork() == 0:                                  # a child in a session of its own
+                os.setsid()
+                os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", token])
+            os.setsid()                                         # and the program itself (pid 1 inside)
+            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", token])
+    """, inputs={"token": token}, limits=Limits(wall_s=2))
+    assert res.timed_out
+    time.sleep(0.5)
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if token.encode() in cmdline.read_bytes():
+                left.append(cmdline.parent.name)
+        except OSError:
+            pass
+    for pid in left:                                            # a failing run leaves nothing behind either
+        with contextlib.suppress(OSError):
+            os.kill(int(pid), signal.SIGKILL)
+    assert not left, f"processes left running: {left}"
 
 
 @needs_sandbox
