@@ -160,14 +160,14 @@ def generate_document(ctx: Context, path: str, language: str, item_type: str, ch
 @click.option("--item", "items", multiple=True, metavar="ITEM", help="A parent item (id or SOURCE:ID; repeatable).")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Parents: the approved items of a slice.")
 @click.option("--kind", type=click.Choice(["paraphrase", "distractors", "translate"]), default="paraphrase",
-              show_default=True, help="What the model writes (option shuffling and renumbering are itembank.variants').")
+              show_default=True, help="What the model writes.")
 @click.option("--language", default=None, help="translate: the target language (default: the other of en/zh).")
 @_common
 @pass_ctx
 def generate_variant(ctx: Context, items: tuple[str, ...], filters: tuple[str, ...], kind: str,
                      language: str | None, **kw: Any) -> None:
-    """New items from existing ones (paraphrase, distractor rewriting, zh <-> en translation); each keeps the
-    parent link and counts as its parent's enemy in forms."""
+    """New items from existing ones (paraphrase, distractor rewriting, zh <-> en translation), each keeping the
+    link to its parent."""
     from adt.workflow import generate as gen
 
     if not items and not filters:

@@ -9,7 +9,7 @@ Three methods build *jobs* (a prompt and what the item will carry), pure functio
 - ``variant``: new items from existing ones. The model paraphrases, rewrites distractors or translates
   (zh <-> en); the parent link is kept (``parent_id``; variants are their parents' enemies in the sampler).
   Option shuffling and renumbering with the answer recomputed in a sandbox are deterministic transforms
-  of ``itembank.variants`` (see ``variant_transform``).
+  that belong to ``itembank.variants`` (branch ``variants``), not to this module.
 
 Then one loop (``generate``): batches of jobs go through the backend's ``Runner.complete``, paced by
 ``--rate`` where the backend has no rate limit of its own, and stop at the budget (``--max-calls``,
@@ -40,12 +40,11 @@ import numpy as np
 
 from adt.workflow import generate_templates as gt
 from adtbase import itemtypes, review
-from adtbase.errors import AdtError, InputError, RunnerError
+from adtbase.errors import InputError, RunnerError
 from itembank import COLUMN_KEYS, ImportOptions, open_bank
 from runners import Completion, Runner
 
 METHODS = ("topic", "document", "variant")
-VARIANT_KINDS = ("paraphrase", "distractors", "translate", "shuffle", "renumber")
 MODEL_VARIANTS = ("paraphrase", "distractors", "translate")   # written by the model
 REVIEWER = "adt generate"            # who rejects malformed output
 DEFAULT_SOURCE = "generated"
@@ -518,15 +517,3 @@ def _pdf_text(p: Path) -> str:
         raise InputError(f"{p}: the PDF holds no extractable text (a scan?)")
     return text
 
-
-# -- variants by transform (itembank.variants, branch `variants`) ------------------------------------------
-
-def variant_transform(kind: str) -> Callable[..., Any]:
-    """The deterministic variant transform of ``itembank.variants`` for ``kind`` (shuffle, renumber)."""
-    import itembank
-
-    fn = getattr(itembank, {"shuffle": "shuffle_options", "renumber": "renumber_item"}[kind], None)
-    if fn is None:
-        raise AdtError(f"variant --kind {kind}: needs itembank.variants (option shuffling, renumbering with the "
-                       "answer recomputed in the sandbox), which this build does not have yet")
-    return fn  # type: ignore[no-any-return]
