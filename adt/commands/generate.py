@@ -18,10 +18,10 @@ _TYPES = ("mc", "open", "numeric")
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--backend", required=True,
+        click.option("--backend", default=None,
                      help=f"A text-generating backend ({', '.join(b for b in available() if b in ('hf', 'openai', 'vllm'))}), "
                           "or a Runner class as package.module:Class."),
-        click.option("--model", required=True,
+        click.option("--model", default=None,
                      help="The generator model's name (recorded as backend:model; the backend's model= unless "
                           "--backend-arg model=... says otherwise)."),
         click.option("--backend-arg", "backend_args", multiple=True, metavar="K=V",
@@ -62,12 +62,18 @@ def _run(ctx: Context, method: str, make_jobs: Callable[[Any], list[Any]], kw: M
     for name in ("max_calls", "max_tokens"):
         if kw[name] is not None and kw[name] < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {kw[name]}")
+    if not kw["backend"] or not kw["model"]:
+        raise InputError(f"generate {method}: give the generator with --backend and --model")
     args = parse_backend_args(kw["backend_args"])
     backend, model = str(kw["backend"]), str(kw["model"])
     if backend in ("hf", "vllm", "openai"):
         args.setdefault("model", model)
     with ctx.bank(f"adt generate {method}: setup") as bank:
         jobs = make_jobs(bank)   # every input checked before the backend starts
+    if any(j.parent is not None for j in jobs):   # renumber: the solver programs run in the sandbox
+        from adtbase import sandbox
+
+        sandbox.check()
     opts = gen.GenerateOptions(
         method=method, generator=f"{backend}:{model}", seed=kw["seed"], temperature=kw["temperature"],
         max_new_tokens=kw["max_new_tokens"], batch_size=kw["batch_size"], max_calls=kw["max_calls"],
@@ -76,6 +82,11 @@ def _run(ctx: Context, method: str, make_jobs: Callable[[Any], list[Any]], kw: M
     gen.Pacer(opts.rate_per_min)   # a bad --rate fails before the backend loads
     with make_runner(backend, args) as runner:
         report = gen.generate(ctx.bank_path, jobs, runner, opts)
+    _show(report, kw["as_json"])
+
+
+def _show(report: Any, as_json: bool) -> None:
+    method = report.method
     text = (f"generate {method} ({report.generator}, {report.batch}): {report.drafts} drafts, {report.rejected} "
             f"rejected (malformed output, kept with the reason), {report.duplicates} duplicates of items the bank had; "
             f"{report.calls} calls, {report.tokens_in} tokens in, {report.tokens_out} out, {report.seconds:.1f} s"
@@ -83,7 +94,7 @@ def _run(ctx: Context, method: str, make_jobs: Callable[[Any], list[Any]], kw: M
             + (f"\nthe backend failed after {report.calls} of {report.jobs} prompts (everything before kept): "
                f"{report.failed}" if report.failed else "")
             + ("\nreview them: adt review list --state draft" if report.drafts else ""))
-    emit(report.as_dict(), kw["as_json"], None if kw["as_json"] else text)
+    emit(report.as_dict(), as_json, None if as_json else text)
     if report.failed:
         raise SystemExit(1)
 
@@ -159,8 +170,10 @@ def generate_document(ctx: Context, path: str, language: str, item_type: str, ch
 @generate.command("variant")
 @click.option("--item", "items", multiple=True, metavar="ITEM", help="A parent item (id or SOURCE:ID; repeatable).")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Parents: the approved items of a slice.")
-@click.option("--kind", type=click.Choice(["paraphrase", "distractors", "translate"]), default="paraphrase",
-              show_default=True, help="What the model writes.")
+@click.option("--kind", type=click.Choice(["paraphrase", "distractors", "translate", "renumber", "shuffle"]),
+              default="paraphrase", show_default=True,
+              help="paraphrase, distractors, translate: the model writes the item; renumber: the model writes a "
+                   "solver program and the sandbox computes the new key; shuffle: the options reordered, no model.")
 @click.option("--language", default=None, help="translate: the target language (default: the other of en/zh).")
 @_common
 @pass_ctx
@@ -173,14 +186,30 @@ def generate_variant(ctx: Context, items: tuple[str, ...], filters: tuple[str, .
     if not items and not filters:
         raise InputError("generate variant: name the parents with --item ITEM or --filter KEY=VALUE")
 
-    def jobs(bank: Any) -> list[Any]:
+    def parents_of(bank: Any) -> list[dict[str, Any]]:
         parents: list[dict[str, Any]] = []
         if items:
             parents += [_item_dict(bank.item(ref)) for ref in items]
         if filters:
             frame = bank.items({**parse_filters(filters), "review_state": ["approved"]})
             parents += [_item_dict(bank.item(i)) for i in list(frame["item_id"])[: kw["n_items"]]]
-        return gen.variant_jobs(parents, kind=kind, n=kw["n_items"], language=language)
+        return parents
+
+    if kind == "shuffle":   # a deterministic transform: no model, no calls
+        if kw["n_items"] < 1:
+            raise InputError(f"--n must be >= 1, got {kw['n_items']}")
+        batch = gen.new_batch_id()
+        with ctx.bank("adt generate variant: setup") as bank:
+            rows = gen.shuffle_rows(parents_of(bank), n=kw["n_items"], seed=kw["seed"], batch=batch)
+        opts = gen.GenerateOptions(method="variant", generator="variant:shuffle", seed=kw["seed"],
+                                   source=kw["source"], origin="variant", wait_s=ctx.wait_s)
+        report = gen.GenerateReport("variant", opts.generator, batch, opts.source, len(rows))
+        gen.write_rows(ctx.bank_path, rows, opts, report)
+        _show(report, kw["as_json"])
+        return
+
+    def jobs(bank: Any) -> list[Any]:
+        return gen.variant_jobs(parents_of(bank), kind=kind, n=kw["n_items"], language=language)
 
     _run(ctx, "variant", jobs, kw, origin="variant")
 

@@ -8,8 +8,10 @@ Three methods build *jobs* (a prompt and what the item will carry), pure functio
   each item keeps the file, its sha256 and the character span it was written from;
 - ``variant``: new items from existing ones. The model paraphrases, rewrites distractors or translates
   (zh <-> en); the parent link is kept (``parent_id``; variants are their parents' enemies in the sampler).
-  Option shuffling and renumbering with the answer recomputed in a sandbox are deterministic transforms
-  that belong to ``itembank.variants`` (branch ``variants``), not to this module.
+  The deterministic parts are ``itembank.variants``': option shuffling (``shuffle_rows``, no model call) and
+  renumbering, where the model writes the solver program (template ``solver``) and ``itembank.renumber``
+  runs it in ``adtbase.sandbox`` to compute the new key (a program it refuses makes a rejected item, with
+  its reason).
 
 Then one loop (``generate``): batches of jobs go through the backend's ``Runner.complete``, paced by
 ``--rate`` where the backend has no rate limit of its own, and stop at the budget (``--max-calls``,
@@ -40,12 +42,13 @@ import numpy as np
 
 from adt.workflow import generate_templates as gt
 from adtbase import itemtypes, review
-from adtbase.errors import InputError, RunnerError
+from adtbase.errors import InputError, RunnerError, VariantRefused
 from itembank import COLUMN_KEYS, ImportOptions, open_bank
 from runners import Completion, Runner
 
 METHODS = ("topic", "document", "variant")
-MODEL_VARIANTS = ("paraphrase", "distractors", "translate")   # written by the model
+MODEL_VARIANTS = ("paraphrase", "distractors", "translate")   # the item written by the model
+VARIANT_KINDS = (*MODEL_VARIANTS, "renumber", "shuffle")       # renumber: the model writes the solver only
 REVIEWER = "adt generate"            # who rejects malformed output
 DEFAULT_SOURCE = "generated"
 DEFAULT_BATCH = 8
@@ -66,6 +69,7 @@ class Job:
     tags: Mapping[str, str] = field(default_factory=dict)
     parent_ids: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)   # method-specific provenance (span, kind, ...)
+    parent: Mapping[str, Any] | None = field(default=None, compare=False)   # renumber: the item to redo
 
 
 def item_json(item: Mapping[str, Any]) -> str:
@@ -140,14 +144,27 @@ def document_jobs(text: str, *, path: str, sha256: str, n: int, language: str, i
 def variant_jobs(parents: Sequence[Mapping[str, Any]], *, kind: str, n: int, language: str | None) -> list[Job]:
     """``n`` prompts asking the model for a ``kind`` variant of the parents in turn. Translation goes to the
     other language of zh/en (or ``language``); the other kinds keep the parent's language."""
-    if kind not in MODEL_VARIANTS:
-        raise InputError(f"variant kind {kind!r} is not written by the model ({', '.join(MODEL_VARIANTS)})")
+    from itembank import question_numbers
+
+    if kind not in (*MODEL_VARIANTS, "renumber"):
+        raise InputError(f"variant kind {kind!r} is not written by the model ({', '.join(MODEL_VARIANTS)}, renumber)")
     if not parents:
         raise InputError("variant: no parent items (give --item ITEM or a --filter that selects some)")
     jobs = []
     for k in range(n):
         parent = parents[k % len(parents)]
         lang = str(parent["language"])
+        if kind == "renumber":
+            numbers = question_numbers(parent)
+            if not numbers:
+                raise InputError(f"renumber: item {parent['item_id']} has no numbers in its question")
+            template = gt.template_for("solver", lang if lang in gt.LANGUAGES else "en")
+            prompt, digest = gt.render(template, {
+                "parent": item_json(parent), "args": ", ".join(numbers),
+                "numbers": ", ".join(f"{name}={value}" for name, value in numbers.items())})
+            jobs.append(Job(prompt, template.ref, digest, lang, str(parent["item_type"]), dict(parent.get("tags") or {}),
+                            parent_ids=(str(parent["item_id"]),), extra={"variant": kind}, parent=parent))
+            continue
         if kind == "translate":
             target = language or ("en" if lang == "zh" else "zh")
             if target == lang:
@@ -265,6 +282,16 @@ def build_row(job: Job, completion: Completion, number: int, prov: Provenance, o
     reason: str | None = None
     if completion.error is not None:
         reason = f"the generator returned an error: {completion.error}"
+    elif job.parent is not None:   # renumber: the output is a solver program; the sandbox computes the key
+        try:
+            variant = renumber_with(job.parent, solver_program(completion.text), number, prov.seed)
+        except (ValueError, VariantRefused) as exc:
+            reason = f"solver program refused: {exc}"
+        else:
+            params.update(program=solver_program(completion.text),
+                          variant_params=json.loads(str(variant["generator_params"])))
+            return {**base, "question": variant["question"], "choices": list(variant.get("choices") or []),
+                    "answer": variant["answer"], "generator_params": params}, None
     else:
         try:
             item = parse_output(completion.text, job.item_type)
@@ -278,6 +305,47 @@ def build_row(job: Job, completion: Completion, number: int, prov: Provenance, o
     question = completion.text.strip() or f"(no usable output: {reason})"
     return {**base, "type": "open", "question": question, "choices": [], "answer": None,
             "generator_params": params}, reason
+
+
+_PYTHON = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
+
+
+def solver_program(text: str) -> str:
+    """The program in a model's output (its ```python block, else the whole text); ValueError without solve()."""
+    m = _PYTHON.search(text)
+    program = (m.group(1) if m else text).strip()
+    if "def solve(" not in program:
+        raise ValueError("no `def solve(...)` in the output" if text.strip() else "the output is empty")
+    return program + "\n"
+
+
+def renumber_with(parent: Mapping[str, Any], program: str, number: int, seed: int) -> dict[str, Any]:
+    """``itembank.renumber`` of ``parent`` with ``program``, its numbers drawn from the stream (seed, number)."""
+    from itembank import renumber
+
+    return renumber(parent, program, np.random.default_rng([seed, number]))
+
+
+def shuffle_rows(parents: Sequence[Mapping[str, Any]], *, n: int, seed: int,
+                 batch: str) -> list[tuple[dict[str, Any], str | None]]:
+    """``n`` option-shuffled variants of the parents in turn (``itembank.shuffle_options``; no model): import
+    rows with the transform's own provenance. ``VariantRefused`` for a parent without choices."""
+    from itembank import shuffle_options
+
+    if not parents:
+        raise InputError("variant: no parent items (give --item ITEM or a --filter that selects some)")
+    rows: list[tuple[dict[str, Any], str | None]] = []
+    for k in range(n):
+        parent = parents[k % len(parents)]
+        v = shuffle_options(parent, np.random.default_rng([seed, k]))
+        params = {"method": "variant", "variant": "shuffle", "seed": seed, "batch": batch, "number": k,
+                  "parent_ids": [str(parent["item_id"])], "variant_params": json.loads(str(v["generator_params"]))}
+        rows.append(({"id": f"{batch}-{k:05d}", "question": v["question"], "choices": list(v["choices"]),
+                      "answer": v["answer"], "type": str(parent["item_type"]), "language": str(parent["language"]),
+                      "tags": dict(parent.get("tags") or {}), "origin": "variant",
+                      "generator": str(v["generator"]), "generator_params": params,
+                      "parent_id": str(parent["item_id"]), "review_state": review.DRAFT}, None))
+    return rows
 
 
 # -- budget and pace -----------------------------------------------------------------------------------

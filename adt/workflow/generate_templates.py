@@ -5,8 +5,9 @@ generated item records the id@version and the hash of the prompt it was written 
 is ``runners.prompt_hash``, the one the runners store with every response). A changed text gets a new
 version; a stored id@version always names the text it had.
 
-Every template asks for one JSON object with the schema ``adt.workflow.generate.parse_output`` checks:
-``question``, ``choices`` (a list; empty for open and numeric items), ``answer``, ``rationale``, ``tags``.
+Every item template asks for one JSON object with the schema ``adt.workflow.generate.parse_output`` checks:
+``question``, ``choices`` (a list; empty for open and numeric items), ``answer``, ``rationale``, ``tags``; the
+``solver`` template asks for a ``solve(n0, n1, ...)`` program instead (``itembank.variants.renumber``'s contract).
 Placeholders are ``str.format`` fields filled by ``render``: item and document text is inserted as data,
 never interpreted (braces in it are not format fields: it is substituted after formatting the template).
 """
@@ -58,6 +59,15 @@ _TEXTS: dict[tuple[str, str], str] = {
                           "same order and its correct answer.\n{schema}\n\nItem:\n{parent}\n\nEnglish item:"),
     ("translate", "zh"): ("请把下面的试题翻译成中文。保持题意、选项顺序和正确答案不变。\n{schema}\n\n"
                           "试题：\n{parent}\n\n中文试题："),
+    # Renumbering (itembank.variants.renumber): the model writes the solver; the sandbox computes the new key.
+    ("solver", "en"): ("Write a Python function that computes the answer of the test item below from the numbers in "
+                       "its question, so the item can be re-asked with other numbers.\nThe numbers, in reading order, "
+                       "are the arguments: {numbers}.\nDefine `def solve({args}):` returning the answer as a number "
+                       "(for a multiple-choice item: the value of the correct option). Use only the standard library. "
+                       "Reply with the program alone in one ```python block.\n\nItem:\n{parent}\n\nProgram:"),
+    ("solver", "zh"): ("请写一个 Python 函数，根据下面试题题干中的数字计算答案，以便换一组数字重新出题。\n"
+                       "题干中的数字按出现顺序作为参数：{numbers}。\n定义 `def solve({args}):`，以数字形式返回答案"
+                       "（选择题返回正确选项的数值）。只用标准库。只回复一个 ```python 代码块。\n\n试题：\n{parent}\n\n程序："),
 }
 
 _TYPE_NAMES = {"en": {"mc": "multiple-choice", "open": "open-answer", "numeric": "numeric-answer",
@@ -65,14 +75,14 @@ _TYPE_NAMES = {"en": {"mc": "multiple-choice", "open": "open-answer", "numeric":
                "zh": {"mc": "选择题", "open": "问答题", "numeric": "数值题", "multi": "多选题"}}
 
 VERSION = 1
-METHOD_TEMPLATES = ("topic", "document", "paraphrase", "distractors", "translate")
+METHOD_TEMPLATES = ("topic", "document", "paraphrase", "distractors", "translate", "solver")
 
 
 @dataclass(frozen=True)
 class GenTemplate:
     """One versioned generation prompt."""
 
-    name: str       # topic | document | paraphrase | distractors | translate
+    name: str       # one of METHOD_TEMPLATES
     language: str
     version: int
     text: str

@@ -284,3 +284,57 @@ def test_end_to_end_generate_review_sample_audit(bank: Path, stub) -> None:  # n
                  f'"prompt_hash": "{_record(bank, first)["params"]["prompt_hash"]}"', "aliases: generated:gen_",
                  ' created {"content_hash"', ' approved {"from": "draft", "reviewer": "ann"}'):
         assert text in audit.output, text
+
+
+@pytest.fixture()
+def sums(bank: Path, tmp_path: Path) -> Path:
+    """Two approved numeric items for renumbering."""
+    f = tmp_path / "sums.jsonl"
+    f.write_text(json.dumps({"id": "s0", "question": "A shop sells 12 pens and then 30 more. How many pens?",
+                             "answer": "42", "type": "numeric", "language": "en"}) + "\n"
+                 + json.dumps({"id": "s1", "question": "Tom has 7 apples and gets 5 more. How many apples?",
+                               "answer": "12", "type": "numeric", "language": "en"}) + "\n", encoding="utf-8")
+    assert _adt(bank, "bank", "import", str(f), "--source", "sums").exit_code == 0
+    return bank
+
+
+def test_renumber_runs_the_model_written_solver_in_the_sandbox(sums: Path, stub) -> None:  # noqa: ANN001
+    state, url = stub
+    state.reply = lambda prompt, n: ("Here:\n```python\ndef solve(n0, n1):\n    return n0 + n1\n```" if n == 0
+                                     else "```python\ndef solve(n0, n1):\n    return n0 * n1\n```")
+    out = _ok(sums, "generate", "variant", "--item", "sums:s0", "--item", "sums:s1", "--kind", "renumber",
+              "--n", "2", "--seed", "3", *_backend(url))
+    assert out["drafts"] == 1 and out["rejected"] == 1
+    assert "def solve(n0, n1):" in state.prompts[0] and "n0=12, n1=30" in state.prompts[0]
+    rec = _record(sums, out["draft_ids"][0])
+    with open_bank(sums) as b:
+        parent = b.resolve("sums:s0")
+    numbers = rec["params"]["variant_params"]["numbers"]
+    assert rec["parent"] == parent and rec["origin"] == "variant" and rec["generator"] == "openai:stub"
+    assert rec["answer"] == str(int(numbers["n0"]) + int(numbers["n1"]))   # computed, not guessed
+    assert rec["question"] != "A shop sells 12 pens and then 30 more. How many pens?"
+    assert rec["params"]["template"] == "gen-solver-en@1" and rec["params"]["program"].startswith("def solve")
+    bad = _record(sums, out["rejected_ids"][0])
+    assert bad["last"]["reason"].startswith("solver program refused: ") and "program is wrong" in bad["last"]["reason"]
+    calls = len(state.prompts)
+    assert "has no numbers in its question" in _fails(sums, "generate", "variant", "--item", "cur:z0", "--kind",
+                                                      "renumber", *_backend(url))
+    assert len(state.prompts) == calls   # refused before any call
+
+
+def test_shuffle_needs_no_model_and_the_key_follows(sums: Path) -> None:
+    bank = sums
+    out = _ok(bank, "generate", "variant", "--item", "cur:f1", "--kind", "shuffle", "--n", "2", "--seed", "1")
+    assert out["calls"] == 0 and out["drafts"] == 2
+    with open_bank(bank) as b:
+        parent = b.item("cur:f1")
+    for item_id in out["draft_ids"]:
+        rec = _record(bank, item_id)
+        assert rec["parent"] == parent["item_id"] and rec["generator"] == "variant:shuffle@1"
+        assert rec["review_state"] == "draft" and rec["choices"] != parent["choices"]
+        key = parent["choices"]["ABCD".index(parent["answer"])]
+        assert rec["choices"]["ABCD".index(rec["answer"])] == key
+    before = _bank_bytes(bank)
+    assert "needs a choice item" in _fails(bank, "generate", "variant", "--item", "cur:f2", "--item", "sums:s0",
+                                           "--kind", "shuffle")
+    assert _bank_bytes(bank) == before
