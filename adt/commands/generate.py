@@ -59,6 +59,8 @@ def _run(ctx: Context, method: str, make_jobs: Callable[[Any], list[Any]], kw: M
     for name in ("n_items", "max_new_tokens"):
         if kw[name] < 1:
             raise InputError(f"--{name.replace('_', '-').replace('n-items', 'n')} must be >= 1, got {kw[name]}")
+    if not kw["temperature"] >= 0:
+        raise InputError(f"--temperature must be >= 0, got {kw['temperature']}")
     for name in ("max_calls", "max_tokens"):
         if kw[name] is not None and kw[name] < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {kw[name]}")

@@ -42,7 +42,7 @@ import numpy as np
 
 from adt.workflow import generate_templates as gt
 from adtbase import itemtypes, review
-from adtbase.errors import InputError, RunnerError, VariantRefused
+from adtbase.errors import AdtError, InputError, RunnerError, VariantRefused
 from itembank import COLUMN_KEYS, ImportOptions, open_bank
 from runners import Completion, Runner
 
@@ -479,7 +479,12 @@ def generate(bank_path: str | Path, jobs: Sequence[Job], runner: Runner, opts: G
             break
         budget.spend(completions)
         rows = [build_row(j, c, done + i, prov, opts.origin) for i, (j, c) in enumerate(zip(todo, completions, strict=True))]
-        write_rows(bank_path, rows, opts, report)
+        try:
+            write_rows(bank_path, rows, opts, report)
+        except AdtError as exc:   # e.g. the bank held too long: the paid-for outputs go to a file, not lost
+            kept = save_rows(bank_path, batch, done, rows)
+            report.failed = f"{exc}; this batch's {len(rows)} outputs were not written to the bank, kept in {kept}"
+            break
         done += n
     if done < len(jobs) and report.stopped is None and report.failed is None:
         report.stopped = budget.stop_reason()
@@ -525,6 +530,17 @@ def write_rows(bank_path: str | Path, rows: Sequence[tuple[dict[str, Any], str |
                 bank.set_review_state([item_id], review.REJECTED, reason=why, reviewer=REVIEWER)
                 report.rejected_ids.append(item_id)
             report.rejected = len(report.rejected_ids)
+
+
+def save_rows(bank_path: str | Path, batch: str, first: int, rows: Sequence[tuple[dict[str, Any], str | None]]) -> Path:
+    """Rows the bank could not take, beside the bank (``<bank>.<batch>-<first>.jsonl``), each with its rejection
+    reason (``null`` for a draft), so a batch of paid-for outputs is never lost."""
+    path = Path(bank_path)
+    out = path.with_name(f"{path.name}.{batch}-{first:05d}.jsonl")
+    with out.open("w", encoding="utf-8") as f:
+        for row, why in rows:
+            f.write(json.dumps({**row, "rejected_because": why}, ensure_ascii=False) + "\n")
+    return out
 
 
 def _as_rejected(row: dict[str, Any], message: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from gen_stub import StubState, good_item, stub_server
 
 from adt.cli import cli
 from adt.workflow import generate as gen
-from adtbase.errors import RunnerError
+from adtbase.errors import BankBusy, RunnerError
 from itembank import open_bank
 from runners import Completion, create, prompt_hash
 
@@ -171,6 +171,27 @@ def test_a_backend_failing_half_way_loses_nothing_already_generated(bank: Path, 
         drafts = b.items({"review_state": ["draft"]})
     assert len(drafts) == 2 and set(drafts["origin"]) == {"model-generated"}   # the first batch, whole
     assert _ok(bank, "bank", "verify")["ok"]
+
+
+def test_outputs_the_bank_cannot_take_are_kept_in_a_file(bank: Path, stub, monkeypatch) -> None:  # noqa: ANN001
+    _, url = stub
+    real = gen.write_rows
+    seen: list[int] = []
+
+    def busy_on_second(*args: Any, **kwargs: Any) -> None:
+        seen.append(1)
+        if len(seen) == 2:
+            raise BankBusy(f"bank {bank} is held by pid 1 (a test) since now")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(gen, "write_rows", busy_on_second)
+    msg = _fails(bank, "generate", "topic", "domain=finance", "--n", "6", "--batch-size", "2", *_backend(url))
+    kept = bank.with_name(f"{bank.name}.{msg.split('(openai:stub, ')[1].split(')')[0]}-00002.jsonl")
+    assert "is held by pid 1" in msg and f"this batch's 2 outputs were not written to the bank, kept in {kept}" in msg
+    rows = [json.loads(line) for line in kept.read_text(encoding="utf-8").splitlines()]
+    assert [r["generator_params"]["number"] for r in rows] == [2, 3] and rows[0]["question"] == "What is 2 + 3?"
+    with open_bank(bank) as b:
+        assert len(b.items({"review_state": ["draft"]})) == 2   # the first batch; the third was never asked for
 
 
 def test_a_backend_returning_nothing_usable_leaves_only_rejected_items(bank: Path, stub) -> None:  # noqa: ANN001
