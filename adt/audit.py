@@ -156,6 +156,10 @@ def format_item_trail(trail: Mapping[str, Any]) -> str:
     if trail["calibrations"]:
         table = pd.DataFrame(trail["calibrations"]).to_string(index=False)
         lines += ["    " + line for line in table.splitlines()]
+    lines.append(f"  events ({len(trail['events'])}):")   # its own history: created, tagged, review decisions, ...
+    lines += [f"    {e['seq']} {e['ts']} {e['kind']}"
+              + (f" {json.dumps(e['payload'], ensure_ascii=False, sort_keys=True, default=str)}" if e["payload"] else "")
+              for e in trail["events"]]
     hist = trail["history"]
     if hist["chain_ok"]:
         lines.append(f"  history: verifies ({hist['n_events']} events, head {hist['head']})")

@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "A model's ability with its 95% interval and "
                  "its predicted accuracy on a slice (default: whole bank)."),
     "form": ("adt.commands.sample", "Forms: list, show, publish, export for the model side."),
+    "generate": ("adt.commands.generate",
+                 "Generate draft items with a model (topic, document, variant); review them before any form takes them."),
     "lmeval": ("adt.commands.lmeval", "Interop with lm-evaluation-harness (lm_eval 0.4.x)."),
     "plot": ("adt.commands.plot", "Write a plot (PNG or SVG, by the --out suffix)."),
     "qc": ("adt.commands.qc",

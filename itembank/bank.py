@@ -526,10 +526,10 @@ class Bank:
         out = {}
         for idx, item_id, parent in zip(with_parent.index, with_parent["item_id"], with_parent["parent_external_id"],
                                         strict=True):
-            pid = local.get(parent) or self.resolve_alias(source, parent)
+            pid = local.get(parent) or self.resolve_alias(source, parent) or self._known_item(parent)
             if pid is None:
                 problems.add("an unknown parent_id", where[int(idx)], "parent_id", parent,
-                             f"{parent!r} is not an item of source {source!r}")
+                             f"{parent!r} is not an item of source {source!r} nor an item id of the bank")
                 continue
             out[item_id] = pid
         return out
@@ -568,6 +568,16 @@ class Bank:
             yield Event("aliased", iid, batch, {"source": opts.source, "external_id": ext})
         for iid, text in tagged:
             yield Event("tagged", iid, batch, {"tags": text})
+
+    def _known_item(self, item_id: str) -> str | None:
+        """``item_id`` when the bank has that item (a parent from another source, named by its item id)."""
+        return item_id if first(self.conn.execute("SELECT 1 FROM items WHERE item_id = ?", [item_id])) else None
+
+    def batch_items(self, batch_id: str) -> list[str]:
+        """The items import batch ``batch_id`` created (``ImportReport.batch_id``), sorted; items the bank
+        had before that import (same content) are not among them."""
+        return [str(r[0]) for r in self.conn.execute(
+            "SELECT item_id FROM items WHERE import_batch = ? ORDER BY item_id", [batch_id]).fetchall()]
 
     def resolve_alias(self, source: str, external_id: str) -> str | None:
         row = first(self.conn.execute("SELECT item_id FROM item_aliases WHERE source = ? AND external_id = ?",

@@ -14,8 +14,10 @@ Canonical columns (read when no column flags are given):
   tags            a mapping key -> value or list of values (JSON text in CSV)
   tolerance       numeric only, optional: absolute (0.05, 1e-3) or relative (1%)
   partial_credit  multi only, optional: true gives the Jaccard index as the score
-  provenance, optional: origin (human | template | model-generated), generator,
-  generator_params, parent_id (external id, same source), review_state,
+  provenance, optional: origin (human | template | model-generated | variant),
+  generator,
+  generator_params, parent_id (external id, same source, or an item id it_...),
+  review_state,
   difficulty_band, license
 
 \b

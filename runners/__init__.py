@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from adtbase.lazy import lazy_getattr
 from runners.base import (
     DEFAULT_LABELS,
+    Completion,
     Request,
     Result,
     Runner,
@@ -27,7 +28,7 @@ from runners.base import (
 from runners.registry import available, create, register, resolve
 from runners.scoring import score as score_output
 from runners.scoring import score_logliks, score_request
-from runners.templates import TEMPLATES, build_request, default_template_id, render
+from runners.templates import TEMPLATES, build_request, default_template_id, prompt_hash, render
 
 # Names loaded on first use from the module that defines them (which may import torch, pandas, ...).
 _LAZY = {
@@ -50,6 +51,7 @@ __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 __all__ = [
     "DEFAULT_LABELS",
     "TEMPLATES",
+    "Completion",
     "Request",
     "Result",
     "Runner",
@@ -60,6 +62,7 @@ __all__ = [
     "create",
     "default_template_id",
     "loglik_continuations",
+    "prompt_hash",
     "register",
     "render",
     "resolve",

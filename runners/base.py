@@ -214,12 +214,39 @@ class Result:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class Completion:
+    """Free text a backend wrote for one prompt (``Runner.complete``); ``error`` set when it wrote none."""
+
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def check_completion_args(backend: str, max_new_tokens: int, temperature: float) -> None:
+    """The arguments every ``complete`` takes, checked once."""
+    from adtbase.errors import InputError
+
+    if max_new_tokens < 1:
+        raise InputError(f"{backend}: max_new_tokens must be >= 1, got {max_new_tokens}")
+    if not (temperature >= 0.0) or math.isinf(temperature):
+        raise InputError(f"{backend}: temperature must be a finite number >= 0, got {temperature}")
+
+
 class Runner(abc.ABC):
     """A model backend. Subclasses implement ``score``; ``close`` frees what the backend holds.
 
     ``score`` must return exactly one ``Result`` per request, in request order, with the request's
     ``item_id``. A backend failure for the whole batch raises ``adtbase.errors.RunnerError``; a failure
     confined to one item may instead be reported in that result's ``error``.
+
+    ``complete`` (free-text generation, for item generators) is a capability: the backends that generate
+    text (``hf``, ``vllm``, ``openai``) implement it; the others refuse it with a ``RunnerError``.
     """
 
     name: str = "runner"
@@ -227,6 +254,18 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def score(self, requests: Sequence[Request]) -> list[Result]:
         """Score every request; results in request order."""
+
+    def complete(self, prompts: Sequence[str], *, max_new_tokens: int = 512, temperature: float = 0.0,
+                 seed: int | None = None) -> list[Completion]:
+        """One ``Completion`` per prompt, in prompt order: the text the model writes after the prompt (the
+        prompt as one user turn where the backend speaks chat). ``temperature`` 0 is greedy; above 0,
+        prompt i is sampled with seed ``seed + i`` where the backend takes per-prompt seeds (openai, vllm)
+        and the batch with ``seed`` otherwise (hf). A failure for one prompt is its ``error``; a backend
+        failure for the whole batch raises ``RunnerError``."""
+        from adtbase.errors import RunnerError
+
+        raise RunnerError(f"backend {self.name!r} does not generate free text (no complete); "
+                          "item generation needs a text-generating backend: hf, vllm or openai")
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release models, processes or connections; safe to call twice."""

@@ -20,6 +20,7 @@ Open, numeric and ``mc_mode="generate"`` items are answered by greedy generation
 the request's stop sequences, then scored by ``runners.scoring``. Batches are formed from requests
 sorted by length, under a token budget (``batch_tokens`` = batch size x padded length), and results
 are returned in request order. ``latency_s`` is the batch's wall time divided among its items.
+``complete`` (free text for item generators) takes the same path without stops, greedy or sampled.
 
 This module imports only torch, numpy and the light parts of ``runners`` and ``adt`` (no pandas or
 duckdb), so GPU machines can run it alone; transformers is imported when a model is loaded.
@@ -36,7 +37,15 @@ import numpy as np
 import torch
 
 from adtbase.errors import InputError, RunnerError
-from runners.base import Request, Result, Runner, check_results, loglik_continuations
+from runners.base import (
+    Completion,
+    Request,
+    Result,
+    Runner,
+    check_completion_args,
+    check_results,
+    loglik_continuations,
+)
 from runners.scoring import score_logliks, score_request
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
@@ -221,10 +230,13 @@ class HFRunner(Runner):
 
     def render_prompt(self, request: Request) -> str:
         """The text given to the model (the prompt, wrapped in the chat template when enabled)."""
+        return self._render_text(request.prompt)
+
+    def _render_text(self, prompt: str) -> str:
         if not self.chat_template:
-            return request.prompt
+            return prompt
         messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
-        messages.append({"role": "user", "content": request.prompt})
+        messages.append({"role": "user", "content": prompt})
         return str(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
 
     def _encode(self, texts: Sequence[str], special: bool) -> list[list[int]]:
@@ -370,9 +382,31 @@ class HFRunner(Runner):
                                         tokens_out=n_out, latency_s=latency)
         return [r for r in results if r is not None]
 
+    def complete(self, prompts: Sequence[str], *, max_new_tokens: int = 512, temperature: float = 0.0,
+                 seed: int | None = None) -> list[Completion]:
+        """Free text per prompt (``Runner.complete``), batched as generation is; sampled above temperature 0
+        from a torch RNG seeded with ``seed`` inside ``fork_rng`` (the caller's global RNG state is left as
+        it was)."""
+        check_completion_args(self.name, max_new_tokens, temperature)
+        ids = self._encode([self._render_text(p) for p in prompts], special=not self.chat_template)
+        out: list[Completion | None] = [None] * len(prompts)
+        fits = []
+        for i, x in enumerate(ids):
+            if len(x) + max_new_tokens > self.max_length:
+                out[i] = Completion("", len(x), 0, f"hf: prompt of {len(x)} tokens + {max_new_tokens} new tokens "
+                                                   f"exceeds max_length {self.max_length}")
+            else:
+                fits.append(i)
+        for batch in make_batches([len(ids[i]) + max_new_tokens for i in fits], self.batch_tokens):
+            idx = [fits[b] for b in batch]
+            texts = self._generate_batch([ids[i] for i in idx], max_new_tokens, (), temperature, seed)
+            for i, (text, n_out) in zip(idx, texts, strict=True):
+                out[i] = Completion(text, len(ids[i]), n_out)
+        return [c for c in out if c is not None]
+
     @torch.inference_mode()
-    def _generate_batch(self, batch_ids: Sequence[Sequence[int]], max_new: int,
-                        stop: tuple[str, ...]) -> list[tuple[str, int]]:
+    def _generate_batch(self, batch_ids: Sequence[Sequence[int]], max_new: int, stop: tuple[str, ...],
+                        temperature: float = 0.0, seed: int | None = None) -> list[tuple[str, int]]:
         width = max(len(x) for x in batch_ids)
         input_ids = torch.full((len(batch_ids), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
@@ -384,8 +418,14 @@ class HFRunner(Runner):
                                   "eos_token_id": eos, "num_beams": 1}
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
-        out = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-                                  **kwargs)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_k=0)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, enabled=temperature > 0):
+            if temperature > 0 and seed is not None:
+                torch.manual_seed(seed)
+            out = self.model.generate(input_ids=input_ids.to(self.device),
+                                      attention_mask=attention.to(self.device), **kwargs)
         new = out[:, width:].cpu().tolist()
         results = []
         for seq in new:

@@ -14,6 +14,8 @@ Standard library only (``urllib`` and a thread pool); no client package.
   (by ``text_offset``, counted back from the end of the echoed prompt) are summed. Chat-only servers
   cannot score continuations: with ``loglik_fallback="generate"`` (default) such items are answered by
   generation and letter extraction (``extra["mc_mode"] == "generate"``), with ``"error"`` they fail.
+- Free text for item generators (``complete``): the same endpoints, with the caller's temperature and a
+  per-prompt ``seed`` (OpenAI and vLLM honour it), no stop sequences.
 - At most ``concurrency`` requests in flight; each HTTP call has a socket timeout of ``timeout_s`` and
   is retried up to ``max_retries`` times on connection errors, timeouts, 408/409/429 and 5xx, waiting
   ``min(max_backoff_s, backoff_s * 2**attempt)`` (or the server's ``Retry-After``, capped the same).
@@ -37,7 +39,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from adtbase.errors import InputError, RunnerError
-from runners.base import Request, Result, Runner, check_results, loglik_continuations
+from runners.base import (
+    Completion,
+    Request,
+    Result,
+    Runner,
+    check_completion_args,
+    check_results,
+    loglik_continuations,
+)
 from runners.finish import RawOutput, finish
 
 Api = Literal["auto", "completions", "chat"]
@@ -157,14 +167,21 @@ class OpenAIRunner(Runner):
         return msgs + [{"role": "user", "content": prompt}]
 
     def _generate(self, request: Request) -> RawOutput:
-        body: dict[str, Any] = {"model": self.model, "max_tokens": request.max_new_tokens, "temperature": 0.0,
+        return self._text(request.prompt, request.max_new_tokens, request.stop)
+
+    def _text(self, prompt: str, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0,
+              seed: int | None = None) -> RawOutput:
+        """One text generation (``/completions``, or ``/chat/completions`` on a chat-only server)."""
+        body: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature,
                                 **self.extra_body}
-        if request.stop:
-            body["stop"] = list(request.stop)
+        if stop:
+            body["stop"] = list(stop)
+        if seed is not None:
+            body["seed"] = seed
         start = time.perf_counter()
         if self.api != "chat":
             try:
-                answer = self._post(f"{self.base_url}/completions", {**body, "prompt": request.prompt})
+                answer = self._post(f"{self.base_url}/completions", {**body, "prompt": prompt})
                 text = str(answer["choices"][0].get("text") or "")
                 return self._raw(text, answer, start, {"api": "completions",
                                                        "finish_reason": answer["choices"][0].get("finish_reason")})
@@ -172,7 +189,7 @@ class OpenAIRunner(Runner):
                 if not (self.api == "auto" and exc.status == 404):
                     raise
                 self.api = "chat"  # the server has no /completions: use chat from now on
-        answer = self._post(f"{self.base_url}/chat/completions", {**body, "messages": self._messages(request.prompt)})
+        answer = self._post(f"{self.base_url}/chat/completions", {**body, "messages": self._messages(prompt)})
         msg = answer["choices"][0].get("message") or {}
         return self._raw(str(msg.get("content") or ""), answer, start,
                          {"api": "chat", "finish_reason": answer["choices"][0].get("finish_reason")})
@@ -295,6 +312,33 @@ class OpenAIRunner(Runner):
         results = [finish(r, raw, self.name) for r, raw in zip(requests, raws, strict=True)]
         return check_results(requests, results, self.name)
 
+
+    def complete(self, prompts: Sequence[str], *, max_new_tokens: int = 512, temperature: float = 0.0,
+                 seed: int | None = None) -> list[Completion]:
+        """Free text per prompt (``Runner.complete``), ``concurrency`` requests in flight, the same retries."""
+        check_completion_args(self.name, max_new_tokens, temperature)
+        if not prompts:
+            return []
+
+        def one(i: int) -> Completion:
+            try:
+                raw = self._text(prompts[i], max_new_tokens, (), temperature, None if seed is None else seed + i)
+            except _HttpFailure as exc:
+                return Completion("", error=f"openai: {exc}")
+            return Completion(raw.text, raw.tokens_in, raw.tokens_out)
+
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
+            futures = [pool.submit(one, i) for i in range(len(prompts))]
+            try:
+                return [f.result() for f in futures]
+            except _Unreachable as exc:
+                for f in futures:
+                    f.cancel()
+                raise RunnerError(f"openai backend ({self.base_url}): {exc}") from None
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                for f in futures:
+                    f.cancel()
+                raise RunnerError(f"openai backend ({self.base_url}): unexpected answer shape: {exc!r}") from None
 
 def _error_message(exc: urllib.error.HTTPError) -> str:
     """The server's own error text (JSON ``error.message`` where given), shortened."""

@@ -18,6 +18,8 @@ Semantics (shared with ``hf``; see ``runners.base``):
   prompt becomes one user message (after an optional system prompt) rendered by the tokenizer's chat
   template with the generation prompt, tokenised without extra special tokens; log-likelihood
   continuations are then built from the rendered text, as the ``hf`` backend does.
+- Free text for item generators (``complete``): generation jobs that also carry a temperature and a seed
+  (sampled with vLLM's per-request seed; greedy at temperature 0).
 - Requests are grouped by length (items longest first), sent in batches of ``batch_size`` sequences,
   and results are put back in request order. ``latency_s`` is the batch's wall time shared out
   evenly over its items.
@@ -51,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from adtbase.errors import RunnerError
-from runners.base import Request, Result, Runner, check_results
+from runners.base import Completion, Request, Result, Runner, check_completion_args, check_results
 from runners.finish import RawOutput, finish, job_for, loglik_parts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -280,8 +282,9 @@ class VLLMEngine:
         runnable.sort(key=lambda i: -len(prompts[i]))
         for b in range(0, len(runnable), self.batch_size):
             batch = runnable[b:b + self.batch_size]
-            params = [SamplingParams(temperature=0.0, max_tokens=max(1, min(int(jobs[i]["max_new_tokens"]),
-                                                                              self.max_model_len - len(prompts[i]))),
+            params = [SamplingParams(temperature=float(jobs[i].get("temperature", 0.0)), seed=jobs[i].get("seed"),
+                                     max_tokens=max(1, min(int(jobs[i]["max_new_tokens"]),
+                                                           self.max_model_len - len(prompts[i]))),
                                      stop=list(jobs[i]["stop"]) or None) for i in batch]
             start = time.perf_counter()
             outs = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i in batch], params,
@@ -478,15 +481,27 @@ class VLLMRunner(Runner):
             self.info = self._worker.info
 
     def score(self, requests: Sequence[Request]) -> list[Result]:
-        jobs = [job_for(r) for r in requests]
-        if self._engine is not None:
-            raws = self._engine.run(jobs)
-        elif self._worker is not None:
-            raws = self._worker.run(jobs)
-        else:
-            raise RunnerError("vllm backend: closed")
+        raws = self._run([job_for(r) for r in requests])
         return check_results(requests, [finish(r, raw, self.name) for r, raw in zip(requests, raws, strict=True)],
                              self.name)
+
+    def complete(self, prompts: Sequence[str], *, max_new_tokens: int = 512, temperature: float = 0.0,
+                 seed: int | None = None) -> list[Completion]:
+        """Free text per prompt (``Runner.complete``): generation jobs with the caller's temperature and seed
+        ``seed + i`` for prompt i (vLLM's per-request seed)."""
+        check_completion_args(self.name, max_new_tokens, temperature)
+        jobs: list[dict[str, Any]] = [{"kind": "generate", "prompt": p, "max_new_tokens": max_new_tokens, "stop": [],
+                 "temperature": temperature, "seed": None if seed is None else seed + i}
+                for i, p in enumerate(prompts)]
+        raws = self._run(jobs)
+        return [Completion(r.text, r.tokens_in, r.tokens_out, r.error) for r in raws]
+
+    def _run(self, jobs: list[dict[str, Any]]) -> list[RawOutput]:
+        if self._engine is not None:
+            return self._engine.run(jobs)
+        if self._worker is not None:
+            return self._worker.run(jobs)
+        raise RunnerError("vllm backend: closed")
 
     def close(self) -> None:
         if self._worker is not None:

@@ -121,7 +121,29 @@ def _review_list(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
     return "items", {r["item_id"] for r in rep["items"]}
 
 
+def _generated(bank: Path, *args: str) -> list[dict[str, Any]]:
+    """``adt generate ...`` against the scripted server (tests/adt/gen_stub.py); each item's generator_params."""
+    from gen_stub import stub_server
+
+    with stub_server() as (_, url):
+        rep = adt_json(bank, "generate", *args, "--backend", "openai", "--model", "stub", "--backend-arg",
+                       f"base_url={url}", "--filter", FILTER)
+    with open_bank(bank) as b:
+        return [json.loads(b.execute("SELECT generator_params FROM items WHERE item_id = ?", [i]).fetchone()[0])
+                for i in rep["draft_ids"]]
+
+
+def _generate_topic(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
+    [params_] = _generated(bank, "topic", "--n", "1", "--shots", "100")   # the slice's approved items, all shown
+    return "items", set(params_["exemplars"])
+
+
+def _generate_variant(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
+    return "items", {p["parent_ids"][0] for p in _generated(bank, "variant", "--n", "24", "--batch-size", "24")}
+
+
 PROBES: dict[str, Probe] = {
+    "generate topic": _generate_topic, "generate variant": _generate_variant,
     "bank stats": _stats, "sample": _sample, "calibrate": _calibrate, "estimate": _estimate, "compare": _compare,
     "cat": _cat, "plot exposure": _plot_exposure, "plot ability": _plot_ability, "validate": _validate,
     "review list": _review_list,

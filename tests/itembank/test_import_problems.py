@@ -130,3 +130,21 @@ def test_cli_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
     data = json.loads(out.stdout)
     assert data["problems"] == 6 and sum(k["count"] for k in data["kinds"]) == 6
     assert digest(filled) == before
+
+
+def test_a_parent_may_be_an_item_id_of_another_source(filled: Path, tmp_path: Path) -> None:
+    """Generated variants name their parents by item id (any source); an item id the bank lacks is a problem."""
+    with open_bank(filled) as bank:
+        parent = bank.resolve("toy:g")
+    path = tmp_path / "kids.jsonl"
+    path.write_text(json.dumps(GOOD | {"id": "k1", "question": "Kid?", "parent_id": parent}) + "\n", encoding="utf-8")
+    with open_bank(filled) as bank:
+        report = bank.import_items([path], ImportOptions(source="gen"))
+        kid = bank.resolve("gen:k1")
+        assert bank.item(parent)["derived_items"] == [kid]
+        assert bank.batch_items(str(report.batch_id)) == [kid]
+    ghost = "it_" + "0" * 20
+    path.write_text(json.dumps(GOOD | {"id": "k2", "question": "Ghost?", "parent_id": ghost}) + "\n", encoding="utf-8")
+    with open_bank(filled) as bank, pytest.raises(InputError, match=f"'{ghost}' is not an item of source 'gen' "
+                                                                     "nor an item id of the bank"):
+        bank.import_items([path], ImportOptions(source="gen"))

@@ -233,3 +233,22 @@ def test_tiny_model_builder_is_seeded_and_shaped(tiny_model_dir: Path, tmp_path:
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["num_hidden_layers"] == 2 and config["hidden_size"] == 128 and config["head_dim"] >= 32
     assert config["vocab_size"] == 512
+
+
+def test_complete_is_greedy_generation_and_seeded_sampling(runner: HFRunner) -> None:
+    """``complete`` (item generators): greedy text = the reference decoding; sampling repeats under one seed
+    and leaves the caller's torch RNG as it was."""
+    prompts = ["Question: what is 2 + 2?\nAnswer:", "题目：一加一？\n答案："]
+    got = runner.complete(prompts, max_new_tokens=8)
+    for prompt, c in zip(prompts, got, strict=True):
+        ref = greedy_reference(runner, prompt, 8)
+        assert c.ok and c.text == runner.tokenizer.decode(ref, skip_special_tokens=True) and c.tokens_out == len(ref)
+        assert c.tokens_in == len(runner.tokenizer(prompt)["input_ids"])
+    state = torch.random.get_rng_state()
+    a = runner.complete(prompts, max_new_tokens=8, temperature=1.0, seed=3)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert a == runner.complete(prompts, max_new_tokens=8, temperature=1.0, seed=3)
+    assert [c.text for c in a] != [c.text for c in runner.complete(prompts, max_new_tokens=8, temperature=1.0, seed=4)]
+    [long] = HFRunner(runner.model, runner.tokenizer, device="cpu", dtype="float32", max_length=12).complete(
+        ["Question: a much longer question about the market?"], max_new_tokens=8)
+    assert not long.ok and "exceeds max_length 12" in (long.error or "")

@@ -117,6 +117,17 @@ def test_greedy_generation_and_stop_sequences_match_hf(vllm_runner, hf_runner) -
         assert out.raw_output == expect and out.extra["finish_reason"] == "stop"
 
 
+def test_complete_matches_hf_greedy_and_sampling_repeats_under_a_seed(vllm_runner, hf_runner) -> None:  # noqa: ANN001
+    prompts = ["Question: What is the capital city?\nAnswer:", "12 + 30 =", "题目：水是什么？\n答案："]
+    got = vllm_runner.complete(prompts, max_new_tokens=10)
+    ref = hf_runner.complete(prompts, max_new_tokens=10)
+    assert all(g.ok and g.tokens_out == 10 and g.tokens_in == r.tokens_in for g, r in zip(got, ref, strict=True))
+    assert sum(g.text == r.text for g, r in zip(got, ref, strict=True)) >= len(prompts) - 1
+    a = vllm_runner.complete(prompts, max_new_tokens=10, temperature=1.0, seed=11)
+    assert a == vllm_runner.complete(prompts, max_new_tokens=10, temperature=1.0, seed=11)
+    assert [c.text for c in a] != [c.text for c in got]
+
+
 def test_mc_by_generation_and_too_long_prompts(vllm_runner) -> None:  # noqa: ANN001
     gen_mc = Request(item_id="gm", prompt="Question: pick one\nA. x\nB. y\nAnswer:", item_type="mc",
                      scoring=ScoringRule("choice", "B"), choices=("x", "y"), mc_mode="generate", max_new_tokens=4)
