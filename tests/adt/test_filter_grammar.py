@@ -121,6 +121,11 @@ def _review_list(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
     return "items", {r["item_id"] for r in rep["items"]}
 
 
+def _qc(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
+    rep = adt_json(bank, "qc", "--check", "schema", "--review-state", "approved", "--filter", FILTER)
+    return "n_items", rep["n_items"]
+
+
 def _generated(bank: Path, *args: str) -> list[dict[str, Any]]:
     """``adt generate ...`` against the scripted server (tests/adt/gen_stub.py); each item's generator_params."""
     from gen_stub import stub_server
@@ -143,7 +148,7 @@ def _generate_variant(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
 
 
 PROBES: dict[str, Probe] = {
-    "generate topic": _generate_topic, "generate variant": _generate_variant,
+    "generate topic": _generate_topic, "generate variant": _generate_variant, "qc": _qc,
     "bank stats": _stats, "sample": _sample, "calibrate": _calibrate, "estimate": _estimate, "compare": _compare,
     "cat": _cat, "plot exposure": _plot_exposure, "plot ability": _plot_ability, "validate": _validate,
     "review list": _review_list,
