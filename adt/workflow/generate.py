@@ -563,7 +563,7 @@ def _import(bank: Any, path: Path, rows: Sequence[Mapping[str, Any]], opts: Impo
 # -- documents --------------------------------------------------------------------------------------------
 
 def read_document(path: str | Path) -> tuple[str, str]:
-    """(text, sha256 of the file) of a .txt / .md file (UTF-8), or a .pdf's text where pypdf is installed;
+    """(text, sha256 of the file) of a .txt / .md file (UTF-8), or a .pdf's text (pypdf);
     InputError naming the file and what is wrong otherwise (nothing is generated or written then)."""
     p = Path(path)
     if not p.is_file():

@@ -227,11 +227,33 @@ def test_document_items_keep_their_source_span(bank: Path, stub, tmp_path: Path)
         assert text[start:end] in state.prompts[k] and text[start:end].strip().startswith(f"Paragraph {k}")
 
 
+def test_a_pdf_document_is_read_as_text(bank: Path, stub, tmp_path: Path) -> None:  # noqa: ANN001
+    """A real PDF (written by matplotlib's PDF backend with embedded TrueType text), read by pypdf."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    state, url = stub
+    doc = tmp_path / "rates.pdf"
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        fig = plt.figure(figsize=(8.5, 11))
+        fig.text(0.05, 0.9, "Interest rates rose by 2 percent in 2023.")
+        fig.text(0.05, 0.85, "The central bank meets eight times a year.")
+        fig.savefig(doc)
+        plt.close(fig)
+    out = _ok(bank, "generate", "document", str(doc), "--n", "1", "--tag", "domain=finance", *_backend(url))
+    assert out["drafts"] == 1
+    p = _record(bank, out["draft_ids"][0])["params"]
+    assert p["source_file"] == str(doc)
+    assert "The central bank meets eight times a year." in state.prompts[0]
+
+
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("missing.md", None, "no such file"),
     ("bad.txt", b"\xff\xfe\x00bad", "not UTF-8 text"),
     ("empty.md", b"  \n", "the document is empty"),
-    ("doc.pdf", b"%PDF-1.4", "pypdf"),
+    ("doc.pdf", b"%PDF-1.4", "not a readable PDF"),
     ("doc.docx", b"x", "documents are .txt, .md"),
 ])
 def test_an_unreadable_document_is_a_clear_error_and_writes_nothing(bank: Path, stub, tmp_path: Path, name: str,
