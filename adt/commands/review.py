@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
+from adtbase import qc as qc_vocab
 from adtbase import review as states
 from adtbase.errors import InputError
 
@@ -27,26 +28,36 @@ def review() -> None:
 @review.command("list")
 @click.option("--state", type=click.Choice(list(states.STATES)), default=states.DRAFT, show_default=True)
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Slice (repeatable).")
+@click.option("--flag", "flags", multiple=True, type=click.Choice(list(qc_vocab.FLAGS)),
+              help="Only items `adt qc` flagged so (repeatable: any of them).")
 @click.option("--limit", type=int, default=50, show_default=True, help="Rows shown (0: all).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def review_list(ctx: Context, state: str, filters: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """Items in one review state (default: the drafts waiting), with their last decision."""
+def review_list(ctx: Context, state: str, filters: tuple[str, ...], flags: tuple[str, ...], limit: int,
+                as_json: bool) -> None:
+    """Items in one review state (default: the drafts waiting), with their last decision and QC flags."""
     flt = {**parse_filters(filters), "review_state": [state]}
     with ctx.bank("adt review list") as b:
         items = b.items(flt, include_retired=state == states.RETIRED, with_tags=False)
+        if flags:
+            items = items[items["item_id"].isin(b.flagged(flags, list(items["item_id"])))]
         total = len(items)
         if limit > 0:
             items = items.head(limit)
-        last = b.review_decisions(list(items["item_id"]))
+        shown = list(items["item_id"])
+        last = b.review_decisions(shown)
+        qc = b.qc_flags(shown)
     rows = [{"item_id": r.item_id, "item_type": r.item_type, "origin": r.origin, "source": r.source,
-             "question": _short(str(r.question)), **_last(last.get(r.item_id))} for r in items.itertuples()]
+             "question": _short(str(r.question)), **_last(last.get(r.item_id)),
+             "flags": sorted({f for c in qc.get(r.item_id, {}).values() for f in c["flags"]})}
+            for r in items.itertuples()]
     if as_json:
         emit({"state": state, "total": total, "items": rows}, True)
         return
     lines = [f"{total} items {state}" + (f" (first {len(rows)})" if len(rows) < total else "")]
     lines += [f"  {r['item_id']}  {r['item_type']:<7} {r['source'] or '-':<12} {r['question']}"
               + (f"  [{r['last_state']} by {r['last_reviewer'] or '?'} at {r['last_at']}]" if r["last_at"] else "")
+              + (f"  flags: {', '.join(r['flags'])}" if r["flags"] else "")
               for r in rows]
     emit(None, False, "\n".join(lines))
 

@@ -120,3 +120,34 @@ def test_bad_input_is_refused_with_the_bank_unchanged(world, tmp_path: Path) -> 
     with open_bank(bank) as b:
         assert b.execute("SELECT count(*) FROM events WHERE kind = 'qc'").fetchone()[0] == 0
         assert b.execute("SELECT count(*) FROM responses").fetchone()[0] == 0
+
+
+def test_a_solver_crashing_mid_run_loses_nothing_and_the_rerun_resumes(world, monkeypatch) -> None:
+    import sys
+
+    bank, record, models = world
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    sys.modules.pop("run_backends", None)
+    base = ["qc", "--check", "solvers", "--backend", "run_backends:SlowRunner", "--solver", "crashy",
+            "--batch-size", "40", "--name", "crash-test"]
+    res = CliRunner().invoke(cli, ["--bank", str(bank), *base, "--backend-arg", "crash_at_batch=3"])
+    assert res.exit_code == 1
+    msg = str(res.exception)
+    assert "crashed on batch 3" in msg and "crash-test:crashy" in msg and "re-run the same command to resume" in msg
+    with open_bank(bank) as b:
+        kept = b.execute("SELECT count(*) FROM responses WHERE run_id = 'crash-test:crashy'").fetchone()[0]
+        assert b.execute("SELECT count(*) FROM events WHERE kind = 'qc'").fetchone()[0] == 0
+        assert b.verify().ok
+    assert kept == 80                                   # the two batches scored before the crash
+    report = json.loads(_adt(bank, *base, "--json").output)
+    assert report["solver_runs"][0]["n_responses"] == N_ITEMS and report["n_events"] == N_ITEMS
+
+
+def test_review_list_filters_on_qc_flags(world) -> None:
+    bank, record, models = world
+    _qc(bank, record, models)
+    out = json.loads(_adt(bank, "review", "list", "--flag", "key_suspect", "--limit", "0", "--json").output)
+    with open_bank(bank) as b:
+        want = b.flagged(["key_suspect"])
+    assert {r["item_id"] for r in out["items"]} == want and out["total"] == len(want) > 0
+    assert all("key_suspect" in r["flags"] for r in out["items"])
