@@ -36,7 +36,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 from adtbase.errors import InputError, RunnerError
 from runners.base import (
@@ -51,6 +52,7 @@ from runners.base import (
 from runners.finish import RawOutput, finish
 
 Api = Literal["auto", "completions", "chat"]
+T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 KEY_ENV_VARS = ("ADT_OPENAI_API_KEY", "OPENAI_API_KEY")
 
@@ -295,20 +297,7 @@ class OpenAIRunner(Runner):
     def score(self, requests: Sequence[Request]) -> list[Result]:
         if not requests:
             return []
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            futures = [pool.submit(self._one, r) for r in requests]
-            raws = []
-            try:
-                for f in futures:
-                    raws.append(f.result())
-            except _Unreachable as exc:
-                for f in futures:
-                    f.cancel()
-                raise RunnerError(f"openai backend ({self.base_url}): {exc}") from None
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                for f in futures:
-                    f.cancel()
-                raise RunnerError(f"openai backend ({self.base_url}): unexpected answer shape: {exc!r}") from None
+        raws = self._in_flight([partial(self._one, r) for r in requests])
         results = [finish(r, raw, self.name) for r, raw in zip(requests, raws, strict=True)]
         return check_results(requests, results, self.name)
 
@@ -327,8 +316,13 @@ class OpenAIRunner(Runner):
                 return Completion("", error=f"openai: {exc}")
             return Completion(raw.text, raw.tokens_in, raw.tokens_out)
 
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
-            futures = [pool.submit(one, i) for i in range(len(prompts))]
+        return self._in_flight([partial(one, i) for i in range(len(prompts))])
+
+    def _in_flight(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """``calls`` with ``concurrency`` in flight, results in order; an unreachable server or an answer of an
+        unexpected shape cancels the rest and is one RunnerError naming the server."""
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(calls))) as pool:
+            futures = [pool.submit(c) for c in calls]
             try:
                 return [f.result() for f in futures]
             except _Unreachable as exc:
