@@ -9,7 +9,6 @@ blank. Set ADT_SCREENSHOTS=DIR to keep the screenshots (docs/report-*.png are ma
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,30 +18,18 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from chromium import needs_chromium, start_chromium  # noqa: E402
 from report_world import demo_round, mmlu_pro_bank  # noqa: E402
 
 from adt.report import write_report  # noqa: E402
 from itembank import open_bank  # noqa: E402
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-pytestmark = pytest.mark.skipif(not CHROMEDRIVER.exists() or shutil.which("chromium") is None,
-                                reason="needs Debian's chromium and chromium-driver (make install as root)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,1600",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(arg)
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    drv = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield drv
     drv.quit()
 

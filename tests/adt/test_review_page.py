@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import needs_chromium, start_chromium  # tests/adt/chromium.py
 from click.testing import CliRunner
 
 from adt.cli import cli
@@ -238,25 +238,9 @@ def test_the_server_answers_over_http(world: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------------
 # headless Chromium
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-needs_chromium = pytest.mark.skipif(not CHROMEDRIVER.exists() or shutil.which("chromium") is None,
-                                    reason="needs Debian's chromium and chromium-driver (make install as root)")
-
-
 @pytest.fixture()
 def driver(tmp_path_factory: pytest.TempPathFactory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,1400",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(arg)
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    drv = start_chromium(tmp_path_factory.mktemp("chromium-profile"), "1280,1400")
     yield drv
     drv.quit()
 
