@@ -1280,6 +1280,27 @@ class Bank:
             self.conn.execute("INSERT INTO publications VALUES (?, ?, ?)", [name, round_no, ts])
             history.append(self.conn, [Event("published", i, name, {"round": round_no}) for i in form["item_ids"]], ts)
 
+    # -- near duplicates (itembank.neardup) ------------------------------------------------------
+    def index_near_duplicates(self, item_ids: Iterable[str] | None = None) -> int:
+        """Add the items not in the near-duplicate index yet (all of them when None); how many were added."""
+        from . import neardup
+
+        return neardup.index_items(self.conn, item_ids)
+
+    def near_duplicates(self, item_ids: Sequence[str], *, threshold: float | None = None) -> pd.DataFrame:
+        """Exact and near duplicates of ``item_ids`` among every item and among themselves: ``item_id, match_id,
+        similarity, rule`` (``itembank.neardup``); indexes the unindexed first, these items included."""
+        from . import neardup
+
+        return neardup.near_duplicates(self.conn, item_ids, threshold=threshold)
+
+    def leaks(self, matches: pd.DataFrame) -> pd.DataFrame:
+        """The ``near_duplicates`` rows whose match is an imported public item of another source, with its
+        ``source`` (``neardup.PUBLIC_ORIGINS``)."""
+        from . import neardup
+
+        return neardup.leaks(self.conn, matches)
+
     # -- calibration feedback ----------------------------------------------------------------------
     def set_difficulties(self, calibration_id: str, item_ids: Sequence[str], b: Sequence[float] | np.ndarray) -> None:
         """The latest calibrated difficulty of each item (difficulty bands are cut from these)."""
