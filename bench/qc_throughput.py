@@ -1,0 +1,154 @@
+"""QC near-duplicate throughput: 10,000 drafts against a 1,000,000-item bank, with the index built once.
+
+The bank: generated template items (``itembank.generate_items``, seeded) plus MMLU and MMLU-Pro imported,
+1,000,000 items in all. Timed apart: the one-off index build (``Bank.index_near_duplicates``). Then
+batch 1, 10,000 drafts imported as drafts: fresh template items, 1,000 perturbed copies of bank items
+(real text; ``near_duplicates.perturb``), 500 exact copies with the options shuffled, and 250 CMMLU
+items (Chinese, not in the bank) each with a perturbed copy in the same batch; its QC check
+(``Bank.near_duplicates`` + ``Bank.leaks``) is the figure, bar 5 minutes wall. Batch 2: 1,000 drafts, 500
+of them perturbed copies of batch-1 drafts: caught because batch 1 was indexed when it was checked.
+
+Peer: ``sampler.find_enemy_pairs`` over bank + batch (question text), the full re-scan the sampler runs.
+At 1M items it is hopeless on this machine (hours of sparse products, tens of GB), so it is timed on a
+random subsample of the bank plus the batch at two sizes and the ratio is given against that
+subsample's time, a lower bound on the full re-scan (its cost grows at least linearly in bank size).
+
+    python bench/qc_throughput.py [--items 1000000] [--batch 10000] [--peer-sample 100000] [--bank PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from near_duplicates import DATA, MMLU, MMLU_PRO, PERTURB, copies_of, perturb, write_items  # noqa: E402
+
+import itembank  # noqa: E402
+from itembank import ImportOptions, generate_items, open_bank  # noqa: E402
+from sampler import find_enemy_pairs  # noqa: E402
+
+def drafts(source: str) -> ImportOptions:
+    return ImportOptions(source=source, origin="model-generated", review_state="draft")
+
+
+def build(path: Path, n_items: int, work: Path, rng: np.random.Generator) -> None:
+    t = time.perf_counter()
+    with open_bank(path, create=True) as bank:
+        bank.import_items([DATA / "mmlu" / "items.parquet"], MMLU)
+        bank.import_items([DATA / "mmlu_pro" / "items.parquet"], MMLU_PRO)
+        n_real = int(bank.stats()["items"].sum())
+        gen = generate_items(n_items - n_real, rng)
+        gen.drop(columns=["true_difficulty"]).to_parquet(work / "gen.parquet", index=False)
+        bank.import_items([work / "gen.parquet"], ImportOptions(source="generated", license="CC0-1.0"))
+        print(f"built the bank: {int(bank.stats()['items'].sum()):,} items ({n_real:,} MMLU/MMLU-Pro) in "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
+
+
+def batch_one(bank: itembank.Bank, n: int, rng: np.random.Generator, work: Path) -> tuple[list[str], dict]:
+    """Import batch 1 as drafts; its ids and the planted pairs by kind."""
+    real = bank.items({"source": ["mmlu", "mmlu_pro"]}, with_tags=False)[["item_id", "question", "choices", "answer"]]
+    near, near_src = copies_of(real, 1000, rng)
+    exact_pick = real.iloc[rng.choice(len(real), 500, replace=False)]
+    exact = [{"id": f"exact{k}", **perturb({"question": r.question, "choices": list(r.choices), "answer": r.answer},
+                                           rng, shuffle=True, renumber_numbers=False, word_share=0.0)}
+             for k, r in enumerate(exact_pick.itertuples())]
+    for row, r in zip(exact, exact_pick.itertuples(), strict=True):
+        row["question"] = r.question  # word_share=0 still drops a word in the stand-in: keep the text exact
+    cm = pd.read_parquet(DATA / "cmmlu" / "items.parquet").sample(250, random_state=int(rng.integers(1 << 31)))
+    zh = [{"id": f"zh{k}", "question": q, "choices": [a, b, c, d], "answer": ans}
+          for k, (q, a, b, c, d, ans) in enumerate(zip(cm["Question"], cm["A"], cm["B"], cm["C"], cm["D"],
+                                                          cm["Answer"], strict=True))]
+    zh_copies = [{**perturb(r, rng, shuffle=True, renumber_numbers=True, word_share=0.1), "id": f"zhcopy{k}"}
+                 for k, r in enumerate(zh)]
+    fresh = generate_items(n - len(near) - len(exact) - len(zh) - len(zh_copies), np.random.default_rng(rng.integers(1 << 31)))
+    fresh_rows = [{"id": f"fresh{k}", "question": q, "choices": list(c) if c is not None else None, "answer": a,
+                   "type": t} for k, (q, c, a, t) in enumerate(zip(fresh["question"], fresh["choices"],
+                                                                  fresh["answer"], fresh["type"], strict=True))]
+    rows = near + exact + zh + zh_copies + fresh_rows
+    t = time.perf_counter()
+    rep = bank.import_items([write_items(rows, work / "batch1.jsonl")], drafts("batch1"))
+    print(f"batch 1: {len(rows):,} drafts imported ({rep.new_items:,} new items) in {time.perf_counter() - t:.1f} s "
+          f"(import, not QC)", flush=True)
+    ids = bank.items_for_aliases([r["id"] for r in rows], "batch1")
+    planted = {"near copies of bank items": [(ids[r["id"]], s) for r, s in zip(near, near_src, strict=True)],
+               "exact copies (options shuffled)": [(ids[r["id"]], i) for r, i in zip(exact, exact_pick["item_id"], strict=True)],
+               "zh copies within the batch": [(ids[f"zhcopy{k}"], ids[f"zh{k}"]) for k in range(len(zh))]}
+    return [ids[r["id"]] for r in rows], planted
+
+
+def report(matches: pd.DataFrame, planted: dict) -> None:
+    pairs = set(zip(matches["item_id"], matches["match_id"], strict=True))
+    for kind, want in planted.items():
+        got = np.mean([p in pairs for p in want])
+        print(f"    {kind}: {got:.4f} of {len(want)} caught")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--peer-sample", type=int, action="append", default=None)
+    ap.add_argument("--bank", type=Path, default=None, help="reuse a bank built by an earlier run")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: real data not found at {DATA}")
+        return 0
+    rng = np.random.default_rng(args.seed)
+    print(f"perturb: {PERTURB}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        path = args.bank or work / "qc.duckdb"
+        if not path.exists():
+            build(path, args.items, work, rng)
+        with open_bank(path) as bank:
+            t = time.perf_counter()
+            n = bank.index_near_duplicates()
+            print(f"index build (one-off): {n:,} items in {time.perf_counter() - t:.1f} s", flush=True)
+            ids, planted = batch_one(bank, args.batch, rng, work)
+            t = time.perf_counter()
+            m = bank.near_duplicates(ids)
+            leaks = bank.leaks(m)
+            t_qc = time.perf_counter() - t
+            print(f"QC near duplicates + leakage of {len(ids):,} drafts: {t_qc:.1f} s (bar 300 s); "
+                  f"{m['item_id'].nunique():,} drafts flagged, {leaks['item_id'].nunique():,} with a leak", flush=True)
+            report(m, planted)
+            # batch 2: copies of batch-1 drafts
+            b1 = bank.items({"item_id": ids[:1000]}, with_tags=False)
+            rows, src = copies_of(b1[["item_id", "question", "choices", "answer"]], 500, rng)
+            fresh = generate_items(500, np.random.default_rng(args.seed + 99))
+            rows += [{"id": f"fresh{k}", "question": q, "choices": list(c) if c is not None else None, "answer": a,
+                      "type": ty} for k, (q, c, a, ty) in enumerate(zip(fresh["question"], fresh["choices"],
+                                                                        fresh["answer"], fresh["type"], strict=True))]
+            bank.import_items([write_items(rows, work / "batch2.jsonl")], drafts("batch2"))
+            id2 = bank.items_for_aliases([r["id"] for r in rows], "batch2")
+            t = time.perf_counter()
+            m2 = bank.near_duplicates(list(id2.values()))
+            print(f"batch 2: {len(id2):,} drafts checked in {time.perf_counter() - t:.1f} s; copies of batch-1 drafts:")
+            report(m2, {"caught across batches": [(id2[r["id"]], s) for r, s in zip(rows[:500], src, strict=True)]})
+            texts = bank.items(with_tags=False)[["item_id", "question"]]
+        batch_text = texts[texts["item_id"].isin(ids)]["question"].tolist()
+        rest = texts[~texts["item_id"].isin(ids)]["question"]
+        for size in args.peer_sample or [50_000, 100_000]:
+            sample = rest.sample(size, random_state=args.seed).tolist() + batch_text
+            t = time.perf_counter()
+            find_enemy_pairs(sample)
+            t_peer = time.perf_counter() - t
+            print(f"peer find_enemy_pairs over a {size:,}-item subsample + the batch: {t_peer:.1f} s "
+                  f"(the full bank is {len(rest):,} items: at least {t_peer * len(rest) / size:.0f} s if linear); "
+                  f"index QC {t_qc:.1f} s on the full bank: ratio >= {t_peer * len(rest) / size / t_qc:.1f}x", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
