@@ -37,6 +37,7 @@ import itembank  # noqa: E402
 from itembank import ImportOptions, generate_items, open_bank  # noqa: E402
 from sampler import find_enemy_pairs  # noqa: E402
 
+
 def drafts(source: str) -> ImportOptions:
     return ImportOptions(source=source, origin="model-generated", review_state="draft")
 

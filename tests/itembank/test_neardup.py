@@ -111,7 +111,7 @@ def test_indexing_is_incremental_and_survives_reopening(seeded: tuple[Path, list
     path, src = seeded
     with open_bank(path) as bank:
         before = bank.execute("SELECT item_id, text_key FROM near_dup_items ORDER BY item_id").fetchall()
-        n_bands = bank.execute("SELECT count(*) FROM near_dup_bands").fetchone()[0]
+        n_bands = bank.execute("SELECT count(*) FROM near_dup_bands").fetchall()[0][0]
         assert bank.index_near_duplicates() == 0                      # nothing new: nothing touched
         new = load(bank, tmp_path, UNRELATED, "more")
         assert bank.index_near_duplicates(new[:1]) == 1               # only the item asked for
@@ -119,7 +119,7 @@ def test_indexing_is_incremental_and_survives_reopening(seeded: tuple[Path, list
         rows = bank.execute("SELECT item_id, text_key FROM near_dup_items ORDER BY item_id").fetchall()
         assert [r for r in rows if r[0] not in new] == before         # old rows as they were
         assert len(rows) == len(src) + 2                              # one row per item, none twice
-        assert bank.execute("SELECT count(*) FROM near_dup_bands").fetchone()[0] == n_bands + 2 * neardup.N_BANDS
+        assert bank.execute("SELECT count(*) FROM near_dup_bands").fetchall()[0][0] == n_bands + 2 * neardup.N_BANDS
     with open_bank(path) as bank:
         assert bank.index_near_duplicates() == 0
         copy = load(bank, tmp_path, [(EN[3][0].replace("regulate", "control"), EN[3][1])], "late")
@@ -179,7 +179,7 @@ def test_migration_002_on_an_existing_bank_keeps_its_hashes(tmp_path: Path) -> N
         snap, form = bank.snapshot_id(), bank.form("f1")
     with open_bank(path) as bank:
         assert bank.execute("SELECT count(*) FROM schema_migrations WHERE room = 'itembank' AND version = 2"
-                            ).fetchone()[0] == 1
+                            ).fetchall()[0][0] == 1
         assert bank.execute("SELECT item_id, content_hash FROM items ORDER BY item_id").fetchall() == hashes
         assert bank.snapshot_id() == snap and bank.form("f1") == form
         assert bank.index_near_duplicates() == len(ids)
