@@ -10,7 +10,10 @@ its normalised choices *sorted*, so shuffling the options changes nothing. Three
 - ``near``: Jaccard similarity of the texts' character ``K``-gram sets at least ``threshold``
   (``DEFAULT_THRESHOLD``), every run of digits read as one ``0``: a copy with its numbers changed is a
   near copy (on MMLU-Pro, whose options are often numbers, 72% of perturbed copies reach 0.5 on the raw
-  text, 100% with digits masked). Character shingles work for Chinese and English alike.
+  text, 100% with digits masked). Where both items have choices, their choices alone must also reach
+  ``MIN_CHOICES_JACCARD``: MMLU's passage sets ask several questions on one long passage, which alone
+  makes their texts similar, while their options differ. Character shingles work for Chinese and
+  English alike.
 
 How it scales. Each item's shingle set gets a MinHash signature (``N_BANDS`` x ``ROWS`` values); each
 band of the signature is one ``band_key`` row in ``near_dup_bands``. Items sharing a band key are
@@ -55,6 +58,7 @@ ROWS = 2                    # signature values per band
 N_BANDS = 24                # bands per item: rows in near_dup_bands per item
 N_PERM = ROWS * N_BANDS
 DEFAULT_THRESHOLD = 0.5     # Jaccard of the shingle sets (bench/near_duplicates.py measures the choice)
+MIN_CHOICES_JACCARD = 0.3   # and of the choices alone: questions on one shared passage differ in their options
 MIN_QUESTION_CHARS = 40     # an equal question shorter than this is a generic stem, not a copy
 MAX_CANDIDATES = 50         # per queried item, those sharing the most band keys
 MIN_HITS = 2                # bands a candidate shares with the queried item
@@ -306,17 +310,21 @@ def _candidates(conn: duckdb.DuckDBPyConnection, head: pd.DataFrame, bands: pd.D
 
 def _verify(conn: duckdb.DuckDBPyConnection, batch: pd.DataFrame, texts: list[str], cand: pd.DataFrame,
             thr: float) -> pd.DataFrame:
-    """Each candidate pair on its texts: equal text, equal long question, else Jaccard >= thr."""
+    """Each candidate pair on its texts: equal text, equal long question, else Jaccard >= thr on the text
+    and, where both items have choices, ``MIN_CHOICES_JACCARD`` on the choices alone."""
     others = _texts(conn, cand["match_id"].unique().tolist())
+    rows = pd.concat([batch, others[~others["item_id"].isin(batch["item_id"])]], ignore_index=True)
     text_of = dict(zip(batch["item_id"], texts, strict=True))
-    question_of = dict(zip(batch["item_id"], (canonical(q) for q in batch["question"]), strict=True))
-    for mid, q, c in zip(others["item_id"], others["question"], others["choices"], strict=True):
-        if mid not in text_of:
-            text_of[mid] = compared_text(q, c)
-            question_of[mid] = canonical(q)
+    question_of, choices_of = {}, {}
+    for iid, q, c in zip(rows["item_id"], rows["question"], rows["choices"], strict=True):
+        if iid not in text_of:
+            text_of[iid] = compared_text(q, c)
+        question_of[iid] = canonical(q)
+        choices_of[iid] = compared_text("", c) if c is not None and len(c) else None
     need = sorted(set(cand["item_id"]) | set(cand["match_id"]))
-    h, starts = shingle_hashes([text_of[i] for i in need])
-    sets = dict(zip(need, (frozenset(x.tolist()) for x in np.split(h, starts[1:])), strict=True))
+    sets = _sets(need, [text_of[i] for i in need])
+    with_choices = [i for i in need if choices_of[i] is not None]
+    choice_sets = _sets(with_choices, [str(choices_of[i]) for i in with_choices])
     out: list[tuple[str, str, float, str]] = []
     for a, b in zip(cand["item_id"], cand["match_id"], strict=True):
         if text_of[a] == text_of[b]:
@@ -327,11 +335,19 @@ def _verify(conn: duckdb.DuckDBPyConnection, batch: pd.DataFrame, texts: list[st
             out.append((a, b, 1.0, "question"))
             continue
         s = jaccard(sets[a], sets[b])
-        if s >= thr:
+        if s >= thr and (a not in choice_sets or b not in choice_sets
+                         or jaccard(choice_sets[a], choice_sets[b]) >= MIN_CHOICES_JACCARD):
             out.append((a, b, round(s, 4), "near"))
     frame = pd.DataFrame(out, columns=["item_id", "match_id", "similarity", "rule"])
     return frame.sort_values(["item_id", "similarity", "match_id"], ascending=[True, False, True],
                              ignore_index=True)
+
+
+def _sets(ids: list[str], texts: list[str]) -> dict[str, frozenset[int]]:
+    if not ids:
+        return {}
+    h, starts = shingle_hashes(texts)
+    return dict(zip(ids, (frozenset(x.tolist()) for x in np.split(h, starts[1:])), strict=True))
 
 
 def leaks(conn: duckdb.DuckDBPyConnection, matches: pd.DataFrame) -> pd.DataFrame:

@@ -15,12 +15,16 @@ import pytest
 from adtbase.errors import InputError, ItemNotFound
 from itembank import ImportOptions, neardup, open_bank
 
+PASSAGE = ("This question refers to the following information. The harvest failed three years running, grain prices "
+           "tripled in the towns, and the council ordered the granaries opened to every household that could show a "
+           "ration card issued before the winter. ")
 EN = [
     ("Which planet of the solar system is known as the red planet by astronomers?", ["Mars", "Venus", "Jupiter", "Saturn"]),
     ("What is the chemical symbol of gold in the periodic table of elements?", ["Au", "Ag", "Gd", "Go"]),
     ("In which year did the first crewed landing on the Moon take place, under Apollo 11?", ["1969", "1959", "1972", "1965"]),
     ("Which organ of the human body produces insulin to regulate blood sugar levels?", ["Pancreas", "Liver", "Kidney", "Spleen"]),
     ("Which of the following is true?", ["A cat is a mammal", "A cat is a bird", "A cat is a fish", "A cat is a plant"]),
+    (PASSAGE + "The passage describes a response to", ["A famine", "A war", "An epidemic", "A flood"]),
     ("A train travels 120 kilometres in 2 hours. What is its average speed in kilometres per hour?", ["60", "40", "240", "120"]),
 ]
 ZH = [
@@ -32,6 +36,8 @@ UNRELATED = [
     ("Which of the following is true?", ["Water boils at 100 C at sea level", "Ice is hotter than steam",
                                          "Iron floats on water", "The sun orbits the earth"]),
     ("Who wrote the novel Pride and Prejudice, published in the early nineteenth century?", ["Austen", "Bronte", "Eliot", "Dickens"]),
+    (PASSAGE + "Which group did the order favour?", ["Households registered before the winter", "Newcomers to the towns",
+                                                    "Grain merchants", "The council's members"]),
 ]
 
 
@@ -71,7 +77,7 @@ def test_planted_exact_and_near_copies_are_found_in_english_and_chinese(seeded: 
         ("唐代诗人李白被后人称为什么，他的诗歌以豪放著称？", ["诗圣", "诗仙", "诗佛", "诗鬼"]),        # zh, words dropped
         (EN[1][0], ["Au", "Ag", "Pt", "Pb"]),                                                 # equal long question
     ]
-    want = [src[0], src[0], src[5], src[6], src[8], src[1]]
+    want = [src[0], src[0], src[6], src[7], src[9], src[1]]
     with open_bank(path) as bank:
         ids = load(bank, tmp_path, copies + UNRELATED, "drafts", origin="model-generated", review_state="draft")
         found = bank.near_duplicates(ids)
@@ -80,8 +86,8 @@ def test_planted_exact_and_near_copies_are_found_in_english_and_chinese(seeded: 
         assert (i, s) in got
     rules = dict(zip(zip(found["item_id"], found["match_id"], strict=True), found["rule"], strict=True))
     assert rules[(ids[0], src[0])] == "text" and rules[(ids[5], src[1])] == "question"
-    assert rules[(ids[2], src[5])] == "near"
-    # a short generic stem with other choices, and an unrelated question: no match
+    assert rules[(ids[2], src[6])] == "near"
+    # a short generic stem with other choices, an unrelated question, another question on a shared passage: no match
     assert not set(found["item_id"]) & set(ids[len(copies):])
     assert ((found["similarity"] > 0) & (found["similarity"] <= 1)).all()
 
@@ -115,11 +121,11 @@ def test_indexing_is_incremental_and_survives_reopening(seeded: tuple[Path, list
         assert bank.index_near_duplicates() == 0                      # nothing new: nothing touched
         new = load(bank, tmp_path, UNRELATED, "more")
         assert bank.index_near_duplicates(new[:1]) == 1               # only the item asked for
-        assert bank.index_near_duplicates() == 1                      # then the other new one
+        assert bank.index_near_duplicates() == len(new) - 1           # then the other new ones
         rows = bank.execute("SELECT item_id, text_key FROM near_dup_items ORDER BY item_id").fetchall()
         assert [r for r in rows if r[0] not in new] == before         # old rows as they were
-        assert len(rows) == len(src) + 2                              # one row per item, none twice
-        assert bank.execute("SELECT count(*) FROM near_dup_bands").fetchall()[0][0] == n_bands + 2 * neardup.N_BANDS
+        assert len(rows) == len(src) + len(new)                       # one row per item, none twice
+        assert bank.execute("SELECT count(*) FROM near_dup_bands").fetchall()[0][0] == n_bands + len(new) * neardup.N_BANDS
     with open_bank(path) as bank:
         assert bank.index_near_duplicates() == 0
         copy = load(bank, tmp_path, [(EN[3][0].replace("regulate", "control"), EN[3][1])], "late")
