@@ -19,6 +19,7 @@ subsample's time, a lower bound on the full re-scan (its cost grows at least lin
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -99,7 +100,8 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--peer-sample", type=int, action="append", default=None)
-    ap.add_argument("--bank", type=Path, default=None, help="reuse a bank built by an earlier run")
+    ap.add_argument("--bank", type=Path, default=None,
+                    help="keep the built bank here (built when missing) and work on a copy of it")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -109,9 +111,11 @@ def main() -> int:
     print(f"perturb: {PERTURB}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        path = args.bank or work / "qc.duckdb"
-        if not path.exists():
-            build(path, args.items, work, rng)
+        built = args.bank or work / "built.duckdb"
+        if not built.exists():
+            build(built, args.items, work, rng)
+        path = work / "qc.duckdb"  # batches go into a copy: a kept --bank stays as built, unindexed
+        shutil.copyfile(built, path)
         with open_bank(path) as bank:
             t = time.perf_counter()
             n = bank.index_near_duplicates()

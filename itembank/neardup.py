@@ -16,14 +16,13 @@ its normalised choices *sorted*, so shuffling the options changes nothing. Three
   English alike.
 
 How it scales. Each item's shingle set gets a MinHash signature (``N_BANDS`` x ``ROWS`` values); each
-band of the signature is one ``band_key`` row in ``near_dup_bands``. Items sharing a band key are
-candidates (two texts of Jaccard s share at least one of them with probability 1 - (1 - s^ROWS)^N_BANDS:
-0.98 at s = 0.5, 0.65 at s = 0.3); a query joins its keys against the table (a hash join, no scan of the
+band of the signature is one ``band_key`` row in ``near_dup_bands``. Two texts of Jaccard s share a band
+with probability s^ROWS; a candidate must share ``MIN_HITS`` of them (probability 0.99 at s = 0.5, 0.02
+for unrelated texts at s = 0.1). A query joins its keys against the table (a hash join, no scan of the
 items' text), skips keys shared by more than ``MAX_BUCKET`` items (a template's boilerplate puts thousands
 of siblings in one bucket: no evidence of a copy, as ``max_df`` in ``sampler.enemies``), takes at most
 ``MAX_CANDIDATES`` per item, those sharing the most bands, then verifies each on the exact Jaccard of the
-shingle sets. A candidate must share ``MIN_HITS`` bands (two texts of Jaccard 0.5 share 2 of 24 bands
-with probability 0.99, unrelated texts of 0.1 with 0.02), which keeps the verification small. Indexing is incremental: ``index_items`` adds the items not indexed yet in chunks of
+shingle sets. Indexing is incremental: ``index_items`` adds the items not indexed yet in chunks of
 ``CHUNK`` items, one short transaction each; ``near_duplicates`` indexes what is new first, the queried
 batch included, so the next batch is checked against this one.
 
@@ -84,9 +83,13 @@ def canonical(text: str | None) -> str:
 def compared_text(question: str | None, choices: Sequence[str] | None) -> str:
     """The text an item is compared on: question, then its choices sorted (option order is no content)."""
     parts = [canonical(question)]
-    if choices is not None and len(choices):
-        parts.extend(sorted(canonical(c) for c in choices))
+    parts.extend(sorted(canonical(c) for c in _listed(choices)))
     return "\n".join(parts)
+
+
+def _listed(choices: Any) -> Sequence[str]:
+    """An item's choices as a sequence; none (NULL reads back as None, NaN or NA) as an empty one."""
+    return choices if isinstance(choices, (list, tuple, np.ndarray)) else ()
 
 
 def key64(text: str) -> int:
@@ -320,7 +323,7 @@ def _verify(conn: duckdb.DuckDBPyConnection, batch: pd.DataFrame, texts: list[st
         if iid not in text_of:
             text_of[iid] = compared_text(q, c)
         question_of[iid] = canonical(q)
-        choices_of[iid] = compared_text("", c) if c is not None and len(c) else None
+        choices_of[iid] = compared_text("", c) if len(_listed(c)) else None
     need = sorted(set(cand["item_id"]) | set(cand["match_id"]))
     sets = _sets(need, [text_of[i] for i in need])
     with_choices = [i for i in need if choices_of[i] is not None]

@@ -204,3 +204,20 @@ def test_signatures_estimate_jaccard_and_ignore_option_order(rng: np.random.Gene
     keys = neardup.band_keys(sig)
     assert keys.shape == (2, neardup.N_BANDS) and (keys[0] == keys[1]).any()
     assert neardup.shingle_set("12 apples") == neardup.shingle_set("345 apples")   # numbers read alike
+
+
+def test_items_without_choices_are_compared_on_their_question(tmp_path: Path) -> None:
+    path = tmp_path / "open.duckdb"
+    rows = [{"id": "a", "question": "Write the string \"qrydgbbhbqxzlvyl\" in reverse order, one letter at a time.",
+             "answer": "lyvlzxqbhbbgdyrq", "type": "open"},
+            {"id": "b", "question": "Write the string \"qrydgbbhbqxzlvyl\" in reverse order, letter by letter.",
+             "answer": "lyvlzxqbhbbgdyrq", "type": "open"},
+            {"id": "c", "question": "How many days are there between 3 March 2001 and 9 May 2001?", "answer": "67",
+             "type": "numeric"}]
+    src = tmp_path / "open.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with open_bank(path, create=True) as bank:
+        bank.import_items([src], ImportOptions(source="open"))
+        ids = [bank.resolve(f"open:{k}") for k in "abc"]
+        found = bank.near_duplicates(ids)
+    assert pairs(found) == {(ids[0], ids[1]), (ids[1], ids[0])}
