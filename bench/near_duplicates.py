@@ -114,6 +114,11 @@ def copies_of(items: pd.DataFrame, n: int, rng: np.random.Generator) -> tuple[li
     return rows, sources
 
 
+def _short(text: str) -> str:
+    """A long question's start and end (questions on one passage differ at the end)."""
+    return text if len(text) <= 240 else f"{text[:130]} [...] {text[-100:]}"
+
+
 def peer_pairs(texts: list[str]) -> tuple[set[tuple[int, int]], float]:
     t = time.perf_counter()
     pairs = find_enemy_pairs(texts)
@@ -209,21 +214,24 @@ def run(bank: itembank.Bank, args: argparse.Namespace, rng: np.random.Generator,
           f"{len(frame):,} items): {t_peer:.1f} s, (a) {peer_a:.4f}, (b) {peer_b:.4f}; index check "
           f"(a)+(b) {t_a + t_b:.1f} s: ratio peer/index {t_peer / (t_a + t_b):.1f}x (one batch each)")
 
-    # (c) flagged pairs that are neither planted copies nor equal questions
-    planted = set(zip(copy_ids, sources, strict=True))
+    # (c) flagged pairs that are neither planted copies nor equal questions (a copy's match with its source's
+    # question, e.g. the MMLU-Pro twin of an MMLU source, counts as planted)
+    texts = bank.items(with_tags=False).set_index("item_id")
+    question = texts["question"].map(normalise)
+    source_of = dict(zip(copy_ids, sources, strict=True))
     allm = pd.concat([m, mc], ignore_index=True)
-    other = allm[(allm["rule"] == "near") & ~pd.Series([(a, b) in planted for a, b in
-                                                        zip(allm["item_id"], allm["match_id"], strict=True)])]
-    other = other[~other["item_id"].isin(copy_ids) | ~other["match_id"].isin(sources)]
-    print(f"\n(c) near-rule flags that are not planted copies: {len(other):,} pairs over "
+    allm = allm[allm["rule"] == "near"]
+    qa, qb = allm["item_id"].map(question), allm["match_id"].map(question)
+    qsrc = allm["item_id"].map(source_of).map(question)
+    other = allm[(qa != qb) & (qsrc.isna() | (qsrc != qb))]
+    print(f"\n(c) near-rule flags that are neither planted copies nor equal questions: {len(other):,} pairs over "
           f"{other['item_id'].nunique():,} items (of {len(drafts) + len(copy_ids):,} checked); "
           f"{min(args.sample, len(other))} at random for a person to judge:")
-    texts = bank.items(with_tags=False).set_index("item_id")
     for _, r in other.sample(min(args.sample, len(other)), random_state=args.seed).iterrows():
         a, b = texts.loc[r["item_id"]], texts.loc[r["match_id"]]
         print(f"\n  J={r['similarity']:.2f}  {r['item_id']} vs {r['match_id']}")
-        print(f"   A: {a['question'][:160]!r} | {list(a['choices'])[:4] if a['choices'] is not None else None}")
-        print(f"   B: {b['question'][:160]!r} | {list(b['choices'])[:4] if b['choices'] is not None else None}")
+        for tag, it in (("A", a), ("B", b)):
+            print(f"   {tag}: {_short(it['question'])!r} | {list(it['choices'])[:4] if it['choices'] is not None else None}")
     return 0
 
 

@@ -89,7 +89,7 @@ def compared_text(question: str | None, choices: Sequence[str] | None) -> str:
 
 def _listed(choices: Any) -> Sequence[str]:
     """An item's choices as a sequence; none (NULL reads back as None, NaN or NA) as an empty one."""
-    return choices if isinstance(choices, (list, tuple, np.ndarray)) else ()
+    return list(choices) if isinstance(choices, (list, tuple, np.ndarray)) else []
 
 
 def key64(text: str) -> int:
