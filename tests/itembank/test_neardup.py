@@ -221,3 +221,25 @@ def test_items_without_choices_are_compared_on_their_question(tmp_path: Path) ->
         ids = [bank.resolve(f"open:{k}") for k in "abc"]
         found = bank.near_duplicates(ids)
     assert pairs(found) == {(ids[0], ids[1]), (ids[1], ids[0])}
+
+
+def test_siblings_of_one_template_are_not_near_duplicates_but_copies_of_them_are(tmp_path: Path) -> None:
+    path = tmp_path / "tpl.duckdb"
+    q = 'Delete every "b" from the string "{}". What string remains?'
+    rows = [{"id": "s1", "question": q.format("wbbwalodf"), "answer": "wwalodf", "type": "open", "origin": "template",
+             "generator": "strings@1"},
+            {"id": "s2", "question": q.format("wfzlbxvf"), "answer": "wfzlxvf", "type": "open", "origin": "template",
+             "generator": "strings@1"},
+            {"id": "other", "question": q.format("wfzlbxvq"), "answer": "wfzlxvq", "type": "open", "origin": "template",
+             "generator": "strings@2"},
+            {"id": "copy", "question": q.format("wbbwalodf").replace("What string", "Which string"), "answer": "wwalodf",
+             "type": "open", "origin": "model-generated"}]
+    src = tmp_path / "tpl.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with open_bank(path, create=True) as bank:
+        bank.import_items([src], ImportOptions(source="tpl"))
+        ids = {k: bank.resolve(f"tpl:{k}") for k in ("s1", "s2", "other", "copy")}
+        found = pairs(bank.near_duplicates([ids["s1"], ids["s2"], ids["copy"]]))
+    assert (ids["s1"], ids["s2"]) not in found and (ids["s2"], ids["s1"]) not in found   # siblings
+    assert (ids["s2"], ids["other"]) in found                                            # another generator's
+    assert (ids["copy"], ids["s1"]) in found and (ids["s1"], ids["copy"]) in found       # a copy of one
