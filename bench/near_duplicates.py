@@ -73,7 +73,7 @@ def _standin_perturb(item: dict[str, Any], rng: np.random.Generator, *, shuffle:
     else:
         units = q.split(" ")
         where = list(range(len(units)))
-    k = max(1, round(word_share * len(where)))
+    k = max(1, round(word_share * len(where))) if word_share > 0 else 0
     for i in rng.choice(where, size=min(k, len(where)), replace=False).tolist() if where else []:
         filler = _FILLER_ZH if _CJK.match(units[i][:1] or "a") else _FILLER
         units[i] = "" if rng.random() < 0.5 else filler[int(rng.integers(len(filler)))]

@@ -9,9 +9,10 @@ items (Chinese, not in the bank) each with a perturbed copy in the same batch; i
 of them perturbed copies of batch-1 drafts: caught because batch 1 was indexed when it was checked.
 
 Peer: ``sampler.find_enemy_pairs`` over bank + batch (question text), the full re-scan the sampler runs.
-At 1M items it is hopeless on this machine (hours of sparse products, tens of GB), so it is timed on a
-random subsample of the bank plus the batch at two sizes and the ratio is given against that
-subsample's time, a lower bound on the full re-scan (its cost grows at least linearly in bank size).
+Over the whole 1M bank it does not fit this machine: run with ``--peer-sample 2000000`` (2026-12-06) it
+grew past 24 GB and the kernel's OOM killer ended it. So it is timed on random subsamples of the bank
+plus the batch (50k and 100k by default) and its whole-bank time extrapolated linearly from them, an
+estimate, said so in the output.
 
     python bench/qc_throughput.py [--items 1000000] [--batch 10000] [--peer-sample 100000] [--bank PATH]
 """
@@ -57,6 +58,14 @@ def build(path: Path, n_items: int, work: Path, rng: np.random.Generator) -> Non
               f"{time.perf_counter() - t:.0f} s", flush=True)
 
 
+def generated_rows(frame: pd.DataFrame, prefix: str) -> list[dict[str, Any]]:
+    """Generated items as import rows, with their origin and generator (so siblings are known as such)."""
+    return [{"id": f"{prefix}{k}", "question": q, "choices": list(c) if c is not None else None, "answer": a,
+             "type": t, "origin": "template", "generator": g}
+            for k, (q, c, a, t, g) in enumerate(zip(frame["question"], frame["choices"], frame["answer"],
+                                                    frame["type"], frame["generator"], strict=True))]
+
+
 def batch_one(bank: itembank.Bank, n: int, rng: np.random.Generator, work: Path) -> tuple[list[str], dict[str, Any]]:
     """Import batch 1 as drafts; its ids and the planted pairs by kind."""
     real = bank.items({"source": ["mmlu", "mmlu_pro"]}, with_tags=False)[["item_id", "question", "choices", "answer"]]
@@ -65,8 +74,6 @@ def batch_one(bank: itembank.Bank, n: int, rng: np.random.Generator, work: Path)
     exact = [{"id": f"exact{k}", **perturb({"question": r.question, "choices": list(r.choices), "answer": r.answer},
                                            rng, shuffle=True, renumber_numbers=False, word_share=0.0)}
              for k, r in enumerate(exact_pick.itertuples())]
-    for row, r in zip(exact, exact_pick.itertuples(), strict=True):
-        row["question"] = r.question  # word_share=0 still drops a word in the stand-in: keep the text exact
     cm = pd.read_parquet(DATA / "cmmlu" / "items.parquet").sample(250, random_state=int(rng.integers(1 << 31)))
     zh = [{"id": f"zh{k}", "question": q, "choices": [a, b, c, d], "answer": ans}
           for k, (q, a, b, c, d, ans) in enumerate(zip(cm["Question"], cm["A"], cm["B"], cm["C"], cm["D"],
@@ -74,9 +81,7 @@ def batch_one(bank: itembank.Bank, n: int, rng: np.random.Generator, work: Path)
     zh_copies = [{**perturb(r, rng, shuffle=True, renumber_numbers=True, word_share=0.1), "id": f"zhcopy{k}"}
                  for k, r in enumerate(zh)]
     fresh = generate_items(n - len(near) - len(exact) - len(zh) - len(zh_copies), np.random.default_rng(rng.integers(1 << 31)))
-    fresh_rows = [{"id": f"fresh{k}", "question": q, "choices": list(c) if c is not None else None, "answer": a,
-                   "type": t} for k, (q, c, a, t) in enumerate(zip(fresh["question"], fresh["choices"],
-                                                                  fresh["answer"], fresh["type"], strict=True))]
+    fresh_rows = generated_rows(fresh, "fresh")
     rows = near + exact + zh + zh_copies + fresh_rows
     t = time.perf_counter()
     rep = bank.import_items([write_items(rows, work / "batch1.jsonl")], drafts("batch1"))
@@ -147,10 +152,7 @@ def main() -> int:
             # batch 2: copies of batch-1 drafts
             b1 = bank.items({"item_id": ids[:1000]}, with_tags=False)
             rows, src = copies_of(b1[["item_id", "question", "choices", "answer"]], 500, rng)
-            more = generate_items(500, np.random.default_rng(args.seed + 99))
-            rows += [{"id": f"fresh{k}", "question": q, "choices": list(c) if c is not None else None, "answer": a,
-                      "type": ty} for k, (q, c, a, ty) in enumerate(zip(more["question"], more["choices"],
-                                                                        more["answer"], more["type"], strict=True))]
+            rows += generated_rows(generate_items(500, np.random.default_rng(args.seed + 99)), "fresh")
             bank.import_items([write_items(rows, work / "batch2.jsonl")], drafts("batch2"))
             id2 = bank.items_for_aliases([r["id"] for r in rows], "batch2")
             t = time.perf_counter()
