@@ -17,9 +17,11 @@ from adtbase.errors import (
     NotFitted,
     QuotaInfeasible,
     RunnerError,
+    SandboxUnavailable,
     TaxonomyError,
+    VariantRefused,
 )
 
 __all__ = ["AdtError", "BankError", "BankBusy", "MigrationError", "InputError",
            "TaxonomyError", "ItemNotFound", "FormNotFound", "QuotaInfeasible", "NotFitted",
-           "CalibrationError", "RunnerError", "HistoryError"]
+           "CalibrationError", "RunnerError", "HistoryError", "SandboxUnavailable", "VariantRefused"]

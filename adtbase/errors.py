@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["AdtError", "BankError", "BankBusy", "MigrationError", "InputError",
            "TaxonomyError", "ItemNotFound", "FormNotFound", "QuotaInfeasible", "NotFitted",
-           "CalibrationError", "RunnerError", "HistoryError"]
+           "CalibrationError", "RunnerError", "HistoryError", "SandboxUnavailable", "VariantRefused"]
 
 
 class AdtError(Exception):
@@ -61,3 +61,11 @@ class RunnerError(AdtError):
 
 class HistoryError(BankError):
     """The bank's history chain does not verify."""
+
+
+class SandboxUnavailable(AdtError):
+    """The machine does not allow the sandbox's isolation (``adtbase.sandbox``); nothing was run."""
+
+
+class VariantRefused(AdtError):
+    """A variant could not be made honestly from its parent (``itembank.variants``); the reason is named."""

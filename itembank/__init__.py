@@ -4,7 +4,8 @@ Public API: ``open_bank`` (a context manager yielding a ``Bank``), ``ImportOptio
 types, ``Head`` for history heads, and the spool used by long runs (``itembank.spool``); also the
 snapshot export (``itembank.snapshot``), the item-frame columns every bank has (``COLUMN_KEYS``), content
 normalisation (``normalise``, ``LETTERS``), JSONL reading, history-row verification and the generated
-test banks (``generate_items``); ``register_migrations(room)``, which a room's face calls so every bank
+test banks (``generate_items``), the deterministic item variants (``itembank.variants``: ``shuffle_options``,
+``renumber``, ``perturb``, ``edit_words``, ``question_numbers``); ``register_migrations(room)``, which a room's face calls so every bank
 gets the room's ``migrations/`` (``itembank.migrate``). Other rooms, ``adt/`` and ``bench/`` import these
 names from ``itembank`` and never reach into its modules (``tests/test_architecture.py``).
 
@@ -41,11 +42,18 @@ _LAZY = {
     "file_sha256": "itembank.snapshot",
     "snapshot": "itembank.snapshot",
     "spool": "itembank.spool",
+    "variants": "itembank.variants",
+    "shuffle_options": "itembank.variants",
+    "renumber": "itembank.variants",
+    "edit_words": "itembank.variants",
+    "perturb": "itembank.variants",
+    "question_numbers": "itembank.variants",
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from . import snapshot as snapshot
     from . import spool as spool
+    from . import variants as variants
     from .bank import COLUMN_KEYS as COLUMN_KEYS
     from .bank import Bank as Bank
     from .bank import ImportReport as ImportReport
@@ -61,11 +69,17 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .importer import ImportOptions as ImportOptions
     from .importer import read_jsonl as read_jsonl
     from .snapshot import file_sha256 as file_sha256
+    from .variants import edit_words as edit_words
+    from .variants import perturb as perturb
+    from .variants import question_numbers as question_numbers
+    from .variants import renumber as renumber
+    from .variants import shuffle_options as shuffle_options
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = ["COLUMN_KEYS", "DEFAULT_WAIT_S", "LETTERS", "Bank", "Head", "ImportOptions", "ImportReport",
-           "ResponsesReport", "VerifyReport", "file_sha256", "generate_items", "normalise", "open_bank",
-           "read_jsonl", "register_migrations", "snapshot", "spool", "verify_rows"]
+           "ResponsesReport", "VerifyReport", "edit_words", "file_sha256", "generate_items", "normalise",
+           "open_bank", "perturb", "question_numbers", "read_jsonl", "register_migrations", "renumber",
+           "shuffle_options", "snapshot", "spool", "variants", "verify_rows"]

@@ -184,6 +184,24 @@ def _evaluate(nums: Sequence[int], ops: str) -> tuple[int, int]:
     return value, naive
 
 
+def template_solver(generator: str, params: Any) -> Callable[[Sequence[float]], float] | None:
+    """The generator's own answer rule as a function of the question's numbers in reading order, for
+    ``itembank.variants.renumber`` (``None`` where the generator has none: only arithmetic today).
+    Arithmetic: the operands are the question's numbers, the ops come from ``generator_params``."""
+    if not generator.startswith("arithmetic@"):
+        return None
+    try:
+        ops = (json.loads(params) if isinstance(params, str) else dict(params or {}))["ops"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+    def solve(numbers: Sequence[float]) -> float:
+        if len(numbers) != len(ops) + 1 or any(not float(x).is_integer() for x in numbers):
+            raise ValueError(f"{len(ops) + 1} whole operands expected for ops {ops!r}, got {list(numbers)}")
+        return float(_evaluate([int(x) for x in numbers], ops)[0])
+    return solve
+
+
 def _arith_difficulty(p: dict[str, Any]) -> float:
     return (
         -2.2

@@ -30,7 +30,7 @@ from .content import content_hash, guess_language
 from .taxonomy import BUILTIN_KEYS, Taxonomy
 
 ITEM_TYPES = ("mc", "open", "numeric", "multi")   # the built-in ones; validation asks adtbase.itemtypes
-ORIGINS = ("human", "template", "model-generated")
+ORIGINS = ("human", "template", "model-generated", "variant")   # "perturbed" copies refused
 REVIEW_STATES = review.STATES   # a row may carry any; --review-state sets the rest (adtbase.review)
 ANSWER_FORMATS = ("auto", "letter", "index", "text", "gsm8k")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.S)

@@ -8,6 +8,7 @@ grid, its exposure, its enemies and (for sized forms) the quota cells.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,9 +146,29 @@ def _enemy_pairs(frame: pd.DataFrame, spec: FormSpec, ids: NDArray[np.object_]) 
     found = np.zeros((0, 2), dtype=np.int64)
     if spec.enemy_threshold is not None and "question" in frame.columns and len(frame) > 1:
         found = find_enemy_pairs(frame["question"].fillna("").astype(str).tolist(), spec.enemy_threshold)
-    if spec.enemy_pairs:
-        pos = {i: k for k, i in enumerate(ids)}
-        extra = [(pos[x], pos[y]) for x, y in spec.enemy_pairs if x in pos and y in pos]
-        if extra:
-            found = np.concatenate([found, np.array(extra, dtype=np.int64).reshape(-1, 2)])
+    pos = {i: k for k, i in enumerate(ids)}
+    extra = [(pos[x], pos[y]) for x, y in spec.enemy_pairs if x in pos and y in pos]
+    if "parent_item_id" in frame.columns:
+        extra += family_pairs(ids, frame["parent_item_id"].to_numpy(dtype=object))
+    if extra:
+        found = np.concatenate([found, np.array(extra, dtype=np.int64).reshape(-1, 2)])
     return found
+
+
+def family_pairs(ids: NDArray[np.object_], parents: NDArray[np.object_]) -> list[tuple[int, int]]:
+    """Positions of every two pool items of one family, always (whatever the text similarity threshold):
+    a variant and its parent (``parent_item_id``, issue 13), variants of variants, and variants of one
+    parent (the same item twice). The family is named by its oldest ancestor the links reach, in the
+    pool or not."""
+    parent_of = {i: p for i, p in zip(ids.tolist(), parents.tolist(), strict=True) if isinstance(p, str) and p}
+    if not parent_of:
+        return []
+    families: dict[str, list[int]] = {}
+    for k, item in enumerate(ids.tolist()):
+        root, seen = item, {item}
+        while root in parent_of and parent_of[root] not in seen:     # a cycle (bad data) stops the walk
+            root = parent_of[root]
+            seen.add(root)
+        families.setdefault(root, []).append(k)
+    return [(x, y) for members in families.values() if len(members) > 1
+            for x, y in itertools.combinations(members, 2)]
