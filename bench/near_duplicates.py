@@ -9,11 +9,11 @@
     Floor 0.95.
 (c) 50 flagged pairs that are neither planted copies nor equal questions, printed for a person to judge.
 
+Copies are made by ``itembank.perturb`` (branch ``variants``): options shuffled, the question's numbers
+changed, a tenth of its words replaced or dropped.
+
 Peer: ``sampler.find_enemy_pairs`` (the sampler's full re-scan) over the same bank + batch at its default
 threshold: its recall on (a) and (b) and its time, next to the index's.
-
-``perturb``: ``itembank.variants.perturb`` once branch ``variants`` is merged; until then the LOCAL
-STAND-IN below (same signature), clearly not the product's generator.
 
     python bench/near_duplicates.py [--threshold 0.5] [--copies 1000] [--seed 0] [--bank-dir DIR]
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ DATA = ROOT.parent / "shared" / "data"
 from replay_validity import MMLU_PRO  # noqa: E402
 
 import itembank  # noqa: E402
-from itembank import LETTERS, ImportOptions, normalise, open_bank  # noqa: E402
+from itembank import ImportOptions, normalise, open_bank, perturb  # noqa: E402
 from sampler import find_enemy_pairs  # noqa: E402
 
 MMLU = ImportOptions(source="mmlu", license="MIT", language="en", id_cols=("subject", "split", "row_in_file"),
@@ -48,52 +47,15 @@ MMLU = ImportOptions(source="mmlu", license="MIT", language="en", id_cols=("subj
                      tag_cols=(("subject", "subject"), ("split", "split")))
 MMLU_PRO_DRAFTS = dataclasses.replace(MMLU_PRO, review_state="draft")
 
-# -- LOCAL STAND-IN for itembank.variants.perturb (branch `variants`, not merged yet) -------------------
-_NUM = re.compile(r"\d+")
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_FILLER = ("thing", "value", "result", "number", "case", "point", "part", "way", "form", "kind")
-_FILLER_ZH = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后"
+PERTURB = "itembank.perturb (itembank.variants)"
 
 
-def _standin_perturb(item: dict[str, Any], rng: np.random.Generator, *, shuffle: bool = True,
-                     renumber_numbers: bool = True, word_share: float = 0.1) -> dict[str, Any]:
-    """STAND-IN: every number redrawn with as many digits, ``word_share`` of the words (CJK characters in
-    Chinese) each dropped or replaced by a filler word, the options shuffled with the key following."""
-    q, choices, answer = item["question"], list(item.get("choices") or []), item.get("answer")
-
-    def renum(text: str) -> str:
-        return _NUM.sub(lambda m: str(int(rng.integers(10 ** (len(m.group()) - 1) if len(m.group()) > 1 else 0,
-                                                       10 ** len(m.group())))), text)
-
-    if renumber_numbers:
-        q, choices = renum(q), [renum(c) for c in choices]
-    if _CJK.search(q):
-        units = list(q)
-        where = [i for i, ch in enumerate(units) if _CJK.match(ch)]
-    else:
-        units = q.split(" ")
-        where = list(range(len(units)))
-    k = max(1, round(word_share * len(where))) if word_share > 0 else 0
-    for i in rng.choice(where, size=min(k, len(where)), replace=False).tolist() if where else []:
-        filler = _FILLER_ZH if _CJK.match(units[i][:1] or "a") else _FILLER
-        units[i] = "" if rng.random() < 0.5 else filler[int(rng.integers(len(filler)))]
-    q = "".join(units) if _CJK.search(q) else " ".join(u for u in units if u)
-    if shuffle and choices:
-        order = rng.permutation(len(choices))
-        if isinstance(answer, str) and len(answer) == 1 and answer in LETTERS[:len(choices)]:
-            answer = LETTERS[int(np.flatnonzero(order == LETTERS.index(answer))[0])]
-        choices = [choices[i] for i in order]
-    return {**item, "question": q, "choices": choices or None, "answer": answer}
-
-
-# The product's generator once branch `variants` is merged and its face offers `variants`; the stand-in until then.
-_product = getattr(getattr(itembank, "variants", None), "perturb", None)
-if _product is not None:
-    perturb = _product
-    PERTURB = "itembank.variants.perturb"
-else:
-    perturb = _standin_perturb
-    PERTURB = "LOCAL STAND-IN (bench/near_duplicates.py; swap for itembank.variants.perturb)"
+def copy_row(item: dict[str, Any], rng: np.random.Generator, row_id: str, **opts: Any) -> dict[str, Any]:
+    """An import row of ``perturb(item)``: its text and key (perturb marks the copy ``perturbed``, which the
+    importer refuses; the bench imports the text as a model-generated draft)."""
+    out = perturb(item, rng, **opts)
+    return {"id": row_id, "question": out["question"], "choices": out.get("choices"), "answer": out.get("answer"),
+            "type": item.get("item_type", "mc")}
 
 
 def write_items(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -102,14 +64,15 @@ def write_items(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def copies_of(items: pd.DataFrame, n: int, rng: np.random.Generator) -> tuple[list[dict[str, Any]], list[str]]:
-    """``n`` perturbed copies of random rows of ``items`` (item_id, question, choices, answer) and their sources."""
+    """``n`` perturbed copies of random rows of ``items`` (the bank's item frame) and their sources."""
     pick = rng.choice(len(items), size=n, replace=False)
     rows, sources = [], []
     for k, i in enumerate(pick.tolist()):
         it = items.iloc[i]
-        src = {"question": it["question"], "choices": list(it["choices"]) if it["choices"] is not None else None,
-               "answer": it["answer"]}
-        rows.append({"id": f"copy{k}", **perturb(src, rng, shuffle=True, renumber_numbers=True, word_share=0.1)})
+        src = {"item_id": it["item_id"], "question": it["question"], "answer": it["answer"],
+               "choices": list(it["choices"]) if isinstance(it["choices"], (list, np.ndarray)) else None,
+               "item_type": it["item_type"], "language": it["language"]}
+        rows.append(copy_row(src, rng, f"copy{k}", shuffle=True, renumber_numbers=True, word_share=0.1))
         sources.append(str(it["item_id"]))
     return rows, sources
 
@@ -186,7 +149,7 @@ def run(bank: itembank.Bank, args: argparse.Namespace, rng: np.random.Generator,
         print(f"    missed: {q[:110]!r}")
 
     # (b) perturbed copies of bank items
-    bank_items = bank.items(with_tags=False)[["item_id", "question", "choices", "answer"]]
+    bank_items = bank.items(with_tags=False)
     rows, sources = copies_of(bank_items, args.copies, rng)
     rep = bank.import_items([write_items(rows, work / "copies.jsonl")],
                             ImportOptions(source="copies", origin="model-generated", review_state="draft"))

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from near_duplicates import DATA, MMLU, MMLU_PRO, PERTURB, copies_of, perturb, write_items  # noqa: E402
+from near_duplicates import DATA, MMLU, MMLU_PRO, PERTURB, copies_of, copy_row, write_items  # noqa: E402
 
 import itembank  # noqa: E402
 from itembank import ImportOptions, generate_items, open_bank  # noqa: E402
@@ -68,18 +68,17 @@ def generated_rows(frame: pd.DataFrame, prefix: str) -> list[dict[str, Any]]:
 
 def batch_one(bank: itembank.Bank, n: int, rng: np.random.Generator, work: Path) -> tuple[list[str], dict[str, Any]]:
     """Import batch 1 as drafts; its ids and the planted pairs by kind."""
-    real = bank.items({"source": ["mmlu", "mmlu_pro"]}, with_tags=False)[["item_id", "question", "choices", "answer"]]
+    real = bank.items({"source": ["mmlu", "mmlu_pro"]}, with_tags=False)
     near, near_src = copies_of(real, 1000, rng)
     exact_pick = real.iloc[rng.choice(len(real), 500, replace=False)]
-    exact = [{"id": f"exact{k}", **perturb({"question": r.question, "choices": list(r.choices), "answer": r.answer},
-                                           rng, shuffle=True, renumber_numbers=False, word_share=0.0)}
+    exact = [copy_row({"question": r.question, "choices": list(r.choices), "answer": r.answer, "item_type": "mc",
+                       "language": r.language}, rng, f"exact{k}", shuffle=True, renumber_numbers=False, word_share=0.0)
              for k, r in enumerate(exact_pick.itertuples())]
     cm = pd.read_parquet(DATA / "cmmlu" / "items.parquet").sample(250, random_state=int(rng.integers(1 << 31)))
     zh = [{"id": f"zh{k}", "question": q, "choices": [a, b, c, d], "answer": ans}
           for k, (q, a, b, c, d, ans) in enumerate(zip(cm["Question"], cm["A"], cm["B"], cm["C"], cm["D"],
                                                           cm["Answer"], strict=True))]
-    zh_copies = [{**perturb(r, rng, shuffle=True, renumber_numbers=True, word_share=0.1), "id": f"zhcopy{k}"}
-                 for k, r in enumerate(zh)]
+    zh_copies = [copy_row({**r, "item_type": "mc", "language": "zh"}, rng, f"zhcopy{k}") for k, r in enumerate(zh)]
     fresh = generate_items(n - len(near) - len(exact) - len(zh) - len(zh_copies), np.random.default_rng(rng.integers(1 << 31)))
     fresh_rows = generated_rows(fresh, "fresh")
     rows = near + exact + zh + zh_copies + fresh_rows
@@ -151,7 +150,7 @@ def main() -> int:
             fresh_flags(bank, m, fresh)
             # batch 2: copies of batch-1 drafts
             b1 = bank.items({"item_id": ids[:1000]}, with_tags=False)
-            rows, src = copies_of(b1[["item_id", "question", "choices", "answer"]], 500, rng)
+            rows, src = copies_of(b1, 500, rng)
             rows += generated_rows(generate_items(500, np.random.default_rng(args.seed + 99)), "fresh")
             bank.import_items([write_items(rows, work / "batch2.jsonl")], drafts("batch2"))
             id2 = bank.items_for_aliases([r["id"] for r in rows], "batch2")
