@@ -243,3 +243,14 @@ def test_siblings_of_one_template_are_not_near_duplicates_but_copies_of_them_are
     assert (ids["s1"], ids["s2"]) not in found and (ids["s2"], ids["s1"]) not in found   # siblings
     assert (ids["s2"], ids["other"]) in found                                            # another generator's
     assert (ids["copy"], ids["s1"]) in found and (ids["s1"], ids["copy"]) in found       # a copy of one
+
+
+def test_shingles_of_mixed_languages_keep_each_texts_run_in_place() -> None:
+    texts = ["hello world 12", "下列哪一项是中国的首都", "ab", "中", "another english text"]
+    h, starts = neardup.shingle_hashes(texts)
+    ends = [*starts[1:], len(h)]
+    assert [neardup.shingle_size(t) for t in texts] == [neardup.K, neardup.K_ZH, neardup.K, neardup.K_ZH, neardup.K]
+    for t, a, b in zip(texts, starts, ends, strict=True):
+        alone, _ = neardup.shingle_hashes([t])
+        assert (h[a:b] == alone).all()
+    assert ends[1] - starts[1] == len(texts[1]) - neardup.K_ZH + 1   # every 2-gram of the Chinese text
