@@ -236,16 +236,25 @@ class Bank:
     def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path):
         self.conn = conn
         self.path = path
+        self._in_transaction = False
 
     # -- transactions -----------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction; a block inside another joins the outer one (DuckDB has no nested transactions, and a
+        refused BEGIN aborts the open one), which commits or rolls back the whole."""
+        if self._in_transaction:
+            yield self.conn
+            return
         self.conn.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction = False
         self.conn.execute("COMMIT")
 
     # -- a room's own tables -----------------------------------------------------------------------
@@ -1285,21 +1294,21 @@ class Bank:
         """Add the items not in the near-duplicate index yet (all of them when None); how many were added."""
         from . import neardup
 
-        return neardup.index_items(self.conn, item_ids)
+        return neardup.index_items(self, item_ids)
 
     def near_duplicates(self, item_ids: Sequence[str], *, threshold: float | None = None) -> pd.DataFrame:
         """Exact and near duplicates of ``item_ids`` among every item and among themselves: ``item_id, match_id,
         similarity, rule`` (``itembank.neardup``); indexes the unindexed first, these items included."""
         from . import neardup
 
-        return neardup.near_duplicates(self.conn, item_ids, threshold=threshold)
+        return neardup.near_duplicates(self, item_ids, threshold=threshold)
 
     def leaks(self, matches: pd.DataFrame) -> pd.DataFrame:
         """The ``near_duplicates`` rows whose match is an imported public item of another source, with its
         ``source`` (``neardup.PUBLIC_ORIGINS``)."""
         from . import neardup
 
-        return neardup.leaks(self.conn, matches)
+        return neardup.leaks(self, matches)
 
     # -- calibration feedback ----------------------------------------------------------------------
     def set_difficulties(self, calibration_id: str, item_ids: Sequence[str], b: Sequence[float] | np.ndarray) -> None:

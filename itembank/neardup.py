@@ -34,7 +34,8 @@ brought in by ``adt bank import``, e.g. MMLU; not ``template`` or ``model-genera
 copy of a public benchmark item (``leaks``).
 
 Pure functions (``compared_text``, ``shingle_hashes``, ``signatures``, ``band_keys``, ``jaccard``) do the
-maths; ``index_items``, ``near_duplicates`` and ``leaks`` are the thin I/O over the bank's connection.
+maths; ``index_items``, ``near_duplicates`` and ``leaks`` are the thin I/O over the bank (its connection and
+its ``transaction()``; ``Bank``'s methods of the same names call them).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ from .content import guess_language, normalise
 
 if TYPE_CHECKING:
     import duckdb
+
+    from .bank import Bank
 
 K = 4                       # characters per shingle (as sampler.enemies' n-grams)
 K_ZH = 2                    # in Chinese text: a 4-gram spans a word or two, so a tenth of characters edited left
@@ -219,57 +222,53 @@ def _rows(items: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     return head, bands, texts
 
 
-def unindexed(conn: duckdb.DuckDBPyConnection) -> list[str]:
+def unindexed(bank: Bank) -> list[str]:
     """Items with no index row of the current scheme (rows of another scheme are dropped first)."""
+    conn = bank.conn
     stale = conn.execute("SELECT count(*) FROM near_dup_items WHERE scheme <> ?", [SCHEME]).fetchone()
     if stale and stale[0]:
-        conn.execute("BEGIN TRANSACTION")
-        conn.execute("DELETE FROM near_dup_bands")
-        conn.execute("DELETE FROM near_dup_items")
-        conn.execute("COMMIT")
+        with bank.transaction():
+            conn.execute("DELETE FROM near_dup_bands")
+            conn.execute("DELETE FROM near_dup_items")
     rows = conn.execute("""SELECT item_id FROM items ANTI JOIN near_dup_items USING (item_id)
                            ORDER BY item_id""").fetchnumpy()
     return [str(x) for x in rows["item_id"]]
 
 
-def index_items(conn: duckdb.DuckDBPyConnection, item_ids: Iterable[str] | None = None) -> int:
+def index_items(bank: Bank, item_ids: Iterable[str] | None = None) -> int:
     """Index the given items (all of the bank's when None) that are not indexed yet; returns how many were
     added. One transaction per ``CHUNK`` items, so a long build never holds a write open for long and an
-    interrupted one keeps what it finished."""
-    todo = unindexed(conn)
+    interrupted one keeps what it finished (inside the caller's ``Bank.transaction()``, all in that one)."""
+    todo = unindexed(bank)
     if item_ids is not None:
         wanted = set(item_ids)
         todo = [i for i in todo if i in wanted]
     if not todo:
         return 0
     for start in range(0, len(todo), CHUNK):
-        _write(conn, _texts(conn, todo[start:start + CHUNK]))
+        _write(bank, _texts(bank.conn, todo[start:start + CHUNK]))
     return len(todo)
 
 
-def _write(conn: duckdb.DuckDBPyConnection, items: pd.DataFrame) -> None:
+def _write(bank: Bank, items: pd.DataFrame) -> None:
     head, bands, _ = _rows(items)
-    _insert(conn, head, bands)
+    _insert(bank, head, bands)
 
 
-def _insert(conn: duckdb.DuckDBPyConnection, head: pd.DataFrame, bands: pd.DataFrame) -> None:
+def _insert(bank: Bank, head: pd.DataFrame, bands: pd.DataFrame) -> None:
+    conn = bank.conn
     conn.register("_nd_head", head)
     conn.register("_nd_bands", bands)
     try:
-        conn.execute("BEGIN TRANSACTION")
-        conn.execute("INSERT INTO near_dup_items SELECT item_id, text_key, question_key, scheme FROM _nd_head")
-        conn.execute("INSERT INTO near_dup_bands SELECT band_key, item_id FROM _nd_bands")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        with bank.transaction():
+            conn.execute("INSERT INTO near_dup_items SELECT item_id, text_key, question_key, scheme FROM _nd_head")
+            conn.execute("INSERT INTO near_dup_bands SELECT band_key, item_id FROM _nd_bands")
     finally:
         conn.unregister("_nd_head")
         conn.unregister("_nd_bands")
 
 
-def near_duplicates(conn: duckdb.DuckDBPyConnection, item_ids: Sequence[str], *,
-                    threshold: float | None = None) -> pd.DataFrame:
+def near_duplicates(bank: Bank, item_ids: Sequence[str], *, threshold: float | None = None) -> pd.DataFrame:
     """Matches of ``item_ids`` among every indexed item and among themselves.
 
     Columns ``item_id, match_id, similarity, rule`` (rule ``text`` | ``question`` | ``near``, as the
@@ -277,6 +276,7 @@ def near_duplicates(conn: duckdb.DuckDBPyConnection, item_ids: Sequence[str], *,
     where the texts differ). An item never matches itself; a pair within the batch is listed from both
     sides. Indexes every unindexed item first, the batch included, so later batches see this one.
     """
+    conn = bank.conn
     thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
     if not 0 < thr <= 1:
         raise InputError(f"near-duplicate threshold must be in (0, 1], got {threshold}")
@@ -291,11 +291,11 @@ def near_duplicates(conn: duckdb.DuckDBPyConnection, item_ids: Sequence[str], *,
         raise ItemNotFound(f"{len(missing)} item(s) not in the bank: {', '.join(missing[:5])}"
                            + (" ..." if len(missing) > 5 else ""))
     head, bands, texts = _rows(batch)
-    todo = set(unindexed(conn))
+    todo = set(unindexed(bank))
     new = head["item_id"].isin(todo).to_numpy()
     if new.any():  # the batch's own rows are computed already
-        _insert(conn, head[new], bands[np.repeat(new, N_BANDS)])
-    index_items(conn, todo - set(head["item_id"]))
+        _insert(bank, head[new], bands[np.repeat(new, N_BANDS)])
+    index_items(bank, todo - set(head["item_id"]))
     cand = _candidates(conn, head, bands)
     if cand.empty:
         return empty
@@ -379,14 +379,14 @@ def _sets(ids: list[str], texts: list[str]) -> dict[str, frozenset[int]]:
     return dict(zip(ids, (frozenset(x.tolist()) for x in np.split(h, starts[1:])), strict=True))
 
 
-def leaks(conn: duckdb.DuckDBPyConnection, matches: pd.DataFrame) -> pd.DataFrame:
+def leaks(bank: Bank, matches: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``matches`` (``near_duplicates``' frame) whose match is an item of another source of
     ``PUBLIC_ORIGINS``: a near copy of a public benchmark item. Adds the match's ``source``."""
     cols = ["item_id", "match_id", "source", "similarity", "rule"]
     if matches.empty:
         return pd.DataFrame(columns=cols)
     ids = pd.unique(pd.concat([matches["item_id"], matches["match_id"]])).tolist()
-    info = _texts(conn, ids).set_index("item_id")
+    info = _texts(bank.conn, ids).set_index("item_id")
     own = matches["item_id"].map(info["source"])
     src = matches["match_id"].map(info["source"])
     public = matches["match_id"].map(info["origin"]).isin(PUBLIC_ORIGINS)

@@ -254,3 +254,16 @@ def test_shingles_of_mixed_languages_keep_each_texts_run_in_place() -> None:
         alone, _ = neardup.shingle_hashes([t])
         assert (h[a:b] == alone).all()
     assert ends[1] - starts[1] == len(texts[1]) - neardup.K_ZH + 1   # every 2-gram of the Chinese text
+
+
+def test_a_check_inside_the_callers_transaction_writes_with_it(seeded: tuple[Path, list[str]], tmp_path: Path) -> None:
+    path, src = seeded
+    with open_bank(path) as bank:
+        ids = load(bank, tmp_path, [(EN[0][0], EN[0][1][::-1])], "drafts", review_state="draft")
+        with pytest.raises(RuntimeError, match="qc failed"), bank.transaction():
+            assert pairs(bank.near_duplicates(ids)) == {(ids[0], src[0])}
+            raise RuntimeError("qc failed")
+        assert bank.execute("SELECT count(*) FROM near_dup_items WHERE item_id = ?", ids).fetchall()[0][0] == 0
+        with bank.transaction():
+            bank.near_duplicates(ids)
+        assert bank.index_near_duplicates() == 0
