@@ -238,16 +238,25 @@ class Bank:
     def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path):
         self.conn = conn
         self.path = path
+        self._in_transaction = False
 
     # -- transactions -----------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction; a block inside another joins the outer one (DuckDB has no nested transactions, and a
+        refused BEGIN aborts the open one), which commits or rolls back the whole."""
+        if self._in_transaction:
+            yield self.conn
+            return
         self.conn.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction = False
         self.conn.execute("COMMIT")
 
     # -- a room's own tables -----------------------------------------------------------------------
@@ -1418,6 +1427,27 @@ class Bank:
                               "(SELECT 1 FROM rounds WHERE round_no = ?)", [round_no, ts, round_no])
             self.conn.execute("INSERT INTO publications VALUES (?, ?, ?)", [name, round_no, ts])
             history.append(self.conn, [Event("published", i, name, {"round": round_no}) for i in form["item_ids"]], ts)
+
+    # -- near duplicates (itembank.neardup) ------------------------------------------------------
+    def index_near_duplicates(self, item_ids: Iterable[str] | None = None) -> int:
+        """Add the items not in the near-duplicate index yet (all of them when None); how many were added."""
+        from . import neardup
+
+        return neardup.index_items(self, item_ids)
+
+    def near_duplicates(self, item_ids: Sequence[str], *, threshold: float | None = None) -> pd.DataFrame:
+        """Exact and near duplicates of ``item_ids`` among every item and among themselves: ``item_id, match_id,
+        similarity, rule`` (``itembank.neardup``); indexes the unindexed first, these items included."""
+        from . import neardup
+
+        return neardup.near_duplicates(self, item_ids, threshold=threshold)
+
+    def leaks(self, matches: pd.DataFrame) -> pd.DataFrame:
+        """The ``near_duplicates`` rows whose match is an imported public item of another source, with its
+        ``source`` (``neardup.PUBLIC_ORIGINS``)."""
+        from . import neardup
+
+        return neardup.leaks(self, matches)
 
     # -- calibration feedback ----------------------------------------------------------------------
     def set_difficulties(self, calibration_id: str, item_ids: Sequence[str], b: Sequence[float] | np.ndarray) -> None:
