@@ -54,7 +54,7 @@ def generate() -> None:
 def _run(ctx: Context, method: str, make_jobs: Callable[[Any], list[Any]], kw: Mapping[str, Any],
          origin: str = "model-generated") -> None:
     from adt.workflow import generate as gen
-    from adt.workflow.run import make_runner, public_config
+    from adt.workflow.run import backend_kwargs, make_runner, public_config
 
     for name in ("n_items", "max_new_tokens"):
         if kw[name] < 1:
@@ -66,10 +66,8 @@ def _run(ctx: Context, method: str, make_jobs: Callable[[Any], list[Any]], kw: M
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {kw[name]}")
     if not kw["backend"] or not kw["model"]:
         raise InputError(f"generate {method}: give the generator with --backend and --model")
-    args = parse_backend_args(kw["backend_args"])
     backend, model = str(kw["backend"]), str(kw["model"])
-    if backend in ("hf", "vllm", "openai"):
-        args.setdefault("model", model)
+    args = backend_kwargs(backend, parse_backend_args(kw["backend_args"]), model, None)
     with ctx.bank(f"adt generate {method}: setup") as bank:
         jobs = make_jobs(bank)   # every input checked before the backend starts
     if any(j.parent is not None for j in jobs):   # renumber: the solver programs run in the sandbox

@@ -27,20 +27,24 @@ _FLAGS_HELP = "; ".join(f"{f}: {d}" for f, d in vocab.FLAGS.items())
 @click.option("--backend", default=None, help="The solvers' backend (as `adt run`; replay re-scores the "
                                               "recorded answers against the current key).")
 @click.option("--backend-arg", "backend_args", multiple=True, metavar="K=V", help="Backend argument (repeatable).")
+@click.option("--mc-mode", type=click.Choice(["loglik", "generate"]), default="loglik", show_default=True,
+              help="How solvers answer multiple choice (as `adt run`).")
+@click.option("--template", "template_id", default=None, help="Prompt template id for the solvers (as `adt run`).")
 @click.option("--name", default=None, help="QC pass name (default from the items checked; re-running resumes "
                                            "its solver runs).")
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def qc(ctx: Context, filters: tuple[str, ...], review_states: tuple[str, ...], checks: tuple[str, ...],
-       solver_models: tuple[str, ...], backend: str | None, backend_args: tuple[str, ...], name: str | None,
-       batch_size: int, as_json: bool) -> None:
+       solver_models: tuple[str, ...], backend: str | None, backend_args: tuple[str, ...], mc_mode: str,
+       template_id: str | None, name: str | None, batch_size: int, as_json: bool) -> None:
     if solver_models and not backend:
         raise click.UsageError("--solver needs --backend")
     chosen = list(checks) or [c for c in vocab.CHECKS if c != vocab.SOLVERS or solver_models]
     if vocab.SOLVERS in chosen and not solver_models:
         raise click.UsageError("--check solvers needs at least one --solver MODEL and --backend")
-    solvers = Solvers(backend or "", tuple(solver_models), parse_backend_args(backend_args)) if solver_models else None
+    solvers = (Solvers(backend or "", tuple(solver_models), parse_backend_args(backend_args), mc_mode, template_id)
+               if solver_models else None)
     report = run_qc(ctx.bank_path, filters=parse_filters(filters), review_states=review_states or (review.DRAFT,),
                     checks=chosen, solvers=solvers, name=name, batch_size=batch_size, wait_s=ctx.wait_s,
                     on_wait=lambda msg: click.echo(msg, err=True))

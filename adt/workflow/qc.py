@@ -44,6 +44,8 @@ class Solvers:
     backend: str
     models: tuple[str, ...]
     args: Mapping[str, Any] = field(default_factory=dict)
+    mc_mode: str = "loglik"        # as `adt run --mc-mode`: loglik, or generate and read the letter
+    template_id: str | None = None
 
 
 @dataclass
@@ -112,7 +114,8 @@ def run_qc(bank_path: str | Path, *, filters: Mapping[str, Sequence[str]] | None
         for model in solvers.models:
             runs.append(run_items(bank_path, lambda _b: ids, model, solvers.backend, args, f"{qc_name}:{model}",
                                   kind="qc", batch_size=batch_size, wait_s=wait_s, progress=progress,
-                                  on_wait=on_wait, command="adt qc"))
+                                  mc_mode=solvers.mc_mode, template_id=solvers.template_id, on_wait=on_wait,
+                                  command="adt qc"))
         secs["solvers"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         with open_bank(bank_path, wait_s=wait_s, purpose="adt qc: key check", on_wait=on_wait) as bank:
@@ -148,29 +151,55 @@ def schema_records(items: pd.DataFrame) -> list[Record]:
 
 
 def duplicate_records(bank: Bank, items: pd.DataFrame, checks: Sequence[str]) -> list[Record]:
-    """Near duplicates of each item among the whole bank and the batch; leaks: those imported from another source."""
+    """Exact and near duplicates of each item among the whole bank and the batch (the bank's index: the batch is
+    indexed too, so the next batch is checked against it); leaks: those whose match is a public item of another
+    source (``Bank.leaks``). A declared variant's match with its own family (parent, children, siblings:
+    ``parent_item_id``) is expected, kept in the detail as ``family`` and not flagged."""
     ids = [str(i) for i in items["item_id"]]
-    bank.index_near_duplicates()
     found = bank.near_duplicates(ids)
-    meta = bank.items({"item_id": sorted(set(found["match_id"].astype(str)))}, include_retired=True,
-                      with_tags=False)[["item_id", "source", "origin"]] if len(found) else pd.DataFrame(
-        columns=["item_id", "source", "origin"])
-    src = dict(zip(meta["item_id"].astype(str), meta["source"].astype(str), strict=True))
-    origin = dict(zip(meta["item_id"].astype(str), meta["origin"].astype(str), strict=True))
-    own_source = dict(zip(items["item_id"].astype(str), items["source"].astype(str), strict=True))
+    family = _families(bank, items, found)
+    found = found.assign(family=[family.get(str(i), object()) is family.get(str(m), None)
+                                 for i, m in zip(found["item_id"], found["match_id"], strict=True)])
+    leaks = bank.leaks(found[~found["family"]])
+    leak_src = {(str(r.item_id), str(r.match_id)): str(r.source) for r in leaks.itertuples()}
     by_item: dict[str, list[dict[str, Any]]] = {}
-    for r in found.sort_values("similarity", ascending=False).itertuples():
-        by_item.setdefault(str(r.item_id), []).append({"item_id": str(r.match_id), "similarity": round(float(r.similarity), 4)})
+    for r in found.sort_values("similarity", ascending=False, kind="stable").itertuples():
+        m = {"item_id": str(r.match_id), "similarity": round(float(r.similarity), 4), "rule": str(r.rule)}
+        if r.family:
+            m["family"] = True
+        by_item.setdefault(str(r.item_id), []).append(m)
     out: list[Record] = []
     for item_id in ids:
         matches = by_item.get(item_id, [])[:10]
+        copies = [m for m in matches if not m.get("family")]
         if vocab.NEAR_DUPLICATE in checks:
-            out.append((item_id, vocab.NEAR_DUPLICATE, ["near_duplicate"] if matches else [], {"matches": matches}))
+            out.append((item_id, vocab.NEAR_DUPLICATE, ["near_duplicate"] if copies else [], {"matches": matches}))
         if vocab.LEAKAGE in checks:
-            leaks = [{**m, "source": src[m["item_id"]]} for m in matches
-                     if origin.get(m["item_id"]) == "import" and src.get(m["item_id"]) != own_source[item_id]]
-            out.append((item_id, vocab.LEAKAGE, ["leak"] if leaks else [], {"matches": leaks}))
+            leaked = [{**m, "source": leak_src[(item_id, m["item_id"])]} for m in copies
+                      if (item_id, m["item_id"]) in leak_src]
+            out.append((item_id, vocab.LEAKAGE, ["leak"] if leaked else [], {"matches": leaked}))
     return out
+
+
+def _families(bank: Bank, items: pd.DataFrame, found: pd.DataFrame) -> dict[str, object]:
+    """item id -> its variant family's root marker (the same object for a parent and every variant of it)."""
+    ids = sorted(set(items["item_id"].astype(str)) | set(found["match_id"].astype(str)))
+    if not ids:
+        return {}
+    frame = bank.items({"item_id": ids}, include_retired=True, with_tags=False)
+    parent = {str(i): (None if p is None or (isinstance(p, float) and np.isnan(p)) else str(p))
+              for i, p in zip(frame["item_id"], frame["parent_item_id"], strict=True)}
+    roots: dict[str, object] = {}
+    markers: dict[str, object] = {}
+    for i in ids:
+        root = i
+        for _ in range(20):   # variants of variants: climb to the first item without a known parent
+            up = parent.get(root)
+            if up is None:
+                break
+            root = up
+        roots[i] = markers.setdefault(root, object())
+    return roots
 
 
 def answer_matrix(items: pd.DataFrame, answers: pd.DataFrame, models: Sequence[str]

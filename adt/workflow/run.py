@@ -130,7 +130,13 @@ def backend_kwargs(backend: str, args: Mapping[str, Any], model: str,
             kw["aliases"] = aliases
     elif backend == "simulated" and "params" in kw:
         kw["params"] = _load_params(kw["params"])
+    elif backend in MODEL_BACKENDS:
+        kw.setdefault("model", model)  # the served or loaded model: --model, unless a path/name is given apart
     return kw
+
+
+# Backends that take the model to load or call as their ``model`` argument.
+MODEL_BACKENDS = ("hf", "vllm", "openai")
 
 
 _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "authorization")
