@@ -392,17 +392,3 @@ def leaks(bank: Bank, matches: pd.DataFrame) -> pd.DataFrame:
     public = matches["match_id"].map(info["origin"]).isin(PUBLIC_ORIGINS)
     out = matches.assign(source=src)[public & (src != own)]
     return out[cols].reset_index(drop=True)
-
-
-def qc_details(matches: pd.DataFrame, leak: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per queried item, the ``detail`` of its ``near_duplicate`` and ``leakage`` qc events (the QC
-    contract): ``{item_id: {"near_duplicate": {"matches": [...]}, "leakage": {"matches": [...]}}}``."""
-    out: dict[str, dict[str, Any]] = {}
-    for item, sub in matches.groupby("item_id", sort=True):
-        out.setdefault(str(item), {})["near_duplicate"] = {"matches": [
-            {"item_id": m, "similarity": float(s)} for m, s in zip(sub["match_id"], sub["similarity"], strict=True)]}
-    for item, sub in leak.groupby("item_id", sort=True):
-        out.setdefault(str(item), {})["leakage"] = {"matches": [
-            {"item_id": m, "source": src, "similarity": float(s)}
-            for m, src, s in zip(sub["match_id"], sub["source"], sub["similarity"], strict=True)]}
-    return out
