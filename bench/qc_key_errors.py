@@ -8,8 +8,9 @@ as solvers (replay re-scores each recorded ``pred`` against the item's current k
 Prints recall of ``key_suspect`` on the planted flips and planted-only precision, and, against the peer the
 issue names (a plain agreement rule over all 20 models: flag when the majority answer is not the key), the
 same two figures. Unplanted flags are real MMLU-Pro items whose key the models dispute: with
-``--checked FILE`` (a JSON list of ``{"question_id", "verdict": key_wrong|ambiguous|key_right}`` from reading
-the items) it also prints precision counting an unplanted flag as right when its verdict is key_wrong or
+``--checked FILE`` (a JSON list of ``{"question_id", "verdict": key_wrong|ambiguous|key_right, "reason"}`` from
+reading the items; default ``bench/qc_key_errors_checked.json``: 60 of the seed-0 unplanted flags, each worked
+through by a reader told to call an item ambiguous or miskeyed only when able to name the concrete problem) it also prints precision counting an unplanted flag as right when its verdict is key_wrong or
 ambiguous (extrapolated from the checked share to every unplanted flag) and writes the unplanted flags not
 yet checked with ``--dump FILE``.
 
@@ -59,7 +60,8 @@ def adt(bank: Path, *args: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--checked", type=Path, default=None)
+    ap.add_argument("--checked", type=Path, default=Path(__file__).with_name("qc_key_errors_checked.json"),
+                    help="verdicts from reading unplanted flags (default: the 60 read for seed 0)")
     ap.add_argument("--dump", type=Path, default=None)
     args = ap.parse_args()
     if not DATA.is_dir():
