@@ -75,6 +75,10 @@ _LAZY = {
     "simulate_responses": "calibration.mml",
     "split_holdout": "calibration.mml",
     "fit_pyirt": "calibration.pyirt_backend",
+    "DEFAULT_ONLINE_METHOD": "calibration.online",
+    "ONLINE_METHODS": "calibration.online",
+    "OnlineCalibration": "calibration.online",
+    "calibrate_online": "calibration.online",
     "STATUSES": "calibration.result",
     "CalibrationConvergenceWarning": "calibration.result",
     "CalibrationResult": "calibration.result",
@@ -176,6 +180,10 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .mml import select_model as select_model
     from .mml import simulate_responses as simulate_responses
     from .mml import split_holdout as split_holdout
+    from .online import DEFAULT_ONLINE_METHOD as DEFAULT_ONLINE_METHOD
+    from .online import ONLINE_METHODS as ONLINE_METHODS
+    from .online import OnlineCalibration as OnlineCalibration
+    from .online import calibrate_online as calibrate_online
     from .pyirt_backend import fit_pyirt as fit_pyirt
     from .result import STATUSES as STATUSES
     from .result import CalibrationConvergenceWarning as CalibrationConvergenceWarning
