@@ -8,9 +8,10 @@ Methods (the online-calibration literature; ``ONLINE_METHODS``):
 
 - ``method_a``  Stocking's (1988) Method A: each model's ability is its EAP from the operational items
                 alone, treated as known; each new item's a, b maximise its likelihood at those abilities
-                (plus the priors).  Ignores the abilities' error, so a is biased low when forms are short.
+                (plus the priors).  Ignores the abilities' error, so its a is the noisiest with few responses.
 - ``oem``       Wainer & Mislevy's one EM cycle: each model's posterior over the nodes from the operational
                 items alone; one M-step per new item on the expected counts (maximised to convergence).
+                The posteriors never see the new item, so with many responses its a is attenuated.
 - ``mem``       Ban et al.'s (2001) multiple EM cycles: as ``oem``, then the posteriors are recomputed with
                 the new items at their current estimates and the M-step repeated until the new items move
                 less than ``tol``.  The latent distribution stays the operational one.
