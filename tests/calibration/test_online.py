@@ -156,3 +156,15 @@ def test_mem_agrees_with_fixed_parameter_mml(fits: dict) -> None:
     np.testing.assert_allclose(mem.se["b"], fpc.se["b"], rtol=0.01)
     np.testing.assert_allclose(mem.se["a"], fpc.se["a"], rtol=0.01)
     assert np.max(np.abs(oem.params.b - fpc.params.b)) > 0.05
+
+
+def test_unanswered_new_item_kept_at_prior(sim: tuple) -> None:
+    """A new item in the responses' universe with no response: the priors' modes, NaN SEs, 0 responses."""
+    rs, ops, _ = sim
+    keep = rs.item_idx < N_OPS + 1                 # new0 answered, new1 not
+    sub = ResponseSet(rs.model_idx[keep], rs.item_idx[keep], rs.score[keep], rs.model_ids, rs.item_ids[:N_OPS + 2])
+    for method in ("method_a", "oem", "mem"):
+        out = calibrate_online(sub, ops, ["new0", "new1"], method=method)
+        assert list(out.n_responses) == [N_MODELS, 0]
+        assert out.params.a[1] == pytest.approx(1.0) and out.params.b[1] == pytest.approx(0.0, abs=1e-6)
+        assert np.isnan(out.se["a"][1]) and np.isnan(out.se["b"][1]) and np.isfinite(out.se["b"][0])
