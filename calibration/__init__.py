@@ -93,6 +93,7 @@ _LAZY = {
     "evidence": "calibration.predictive",
     "exact_view": "calibration.predictive",
     "predict": "calibration.predictive",
+    "CONTENT_FEATURES": "calibration.content_prior",
     "ContentPrior": "calibration.content_prior",
     "PriorPrediction": "calibration.content_prior",
     "fit_content_prior": "calibration.content_prior",
@@ -187,6 +188,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
 
     # isort: split
     # Honesty statistics: rank uncertainty, separability, parameter draws, coverage, replay (explicit re-exports).
+    from .content_prior import CONTENT_FEATURES as CONTENT_FEATURES
     from .content_prior import ContentPrior as ContentPrior
     from .content_prior import PriorPrediction as PriorPrediction
     from .content_prior import fit_content_prior as fit_content_prior

@@ -29,10 +29,10 @@ from numpy.typing import ArrayLike, NDArray
 from adtbase.errors import InputError, NotFitted
 from itembank import COLUMN_KEYS
 
-FEATURES = ("words", "chars", "stats", "tags", "meta")   # feature blocks, all on by default
+CONTENT_FEATURES = ("words", "chars", "stats", "tags", "meta")   # feature blocks, all on by default
 MIN_VARIANTS = 10          # fitted variants needed before their spread replaces the model's SD
 CV_FOLDS = 5
-ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0)                     # ridge penalties tried (inner CV picks one)
+ALPHAS = (10.0, 30.0, 100.0)                 # ridge penalties tried (inner CV picks one)
 # Item-frame columns that are neither content nor tags (states, counts, bank bookkeeping).
 _NOT_TAGS = frozenset(COLUMN_KEYS) | {
     "question", "choices", "answer", "key", "content_hash", "source_version", "license", "generator_params",
@@ -180,9 +180,9 @@ def _check(items: pd.DataFrame, b: NDArray, log_a: NDArray | None, groups: NDArr
         problems.append(f"groups has {len(groups)} values for {len(items)} items")
     if "item_id" not in items.columns:
         problems.append("items have no 'item_id' column")
-    unknown = sorted(set(blocks) - set(FEATURES))
+    unknown = sorted(set(blocks) - set(CONTENT_FEATURES))
     if unknown:
-        problems.append(f"unknown feature block(s) {unknown}; known: {list(FEATURES)}")
+        problems.append(f"unknown feature block(s) {unknown}; known: {list(CONTENT_FEATURES)}")
     if problems:
         raise InputError("content prior: " + "; ".join(problems))
     n_ok = int(np.isfinite(b).sum())
@@ -193,7 +193,7 @@ def _check(items: pd.DataFrame, b: NDArray, log_a: NDArray | None, groups: NDArr
 
 def fit_content_prior(items: pd.DataFrame, b: ArrayLike, log_a: ArrayLike | None = None, *,
                       rng: np.random.Generator, groups: ArrayLike | None = None,
-                      features: Sequence[str] = FEATURES) -> ContentPrior:
+                      features: Sequence[str] = CONTENT_FEATURES) -> ContentPrior:
     """Fit b (and log a) on the items with a finite b; the SDs come from out-of-fold residuals.
 
     ``items``: the bank's item frame (``item_id``, ``question``, ``choices``, ``n_choices``, ``item_type``,
@@ -220,26 +220,27 @@ def fit_content_prior(items: pd.DataFrame, b: ArrayLike, log_a: ArrayLike | None
     else:
         splits = list(GroupKFold(CV_FOLDS).split(x, groups=g_arr[keep]))
 
-    def make(alpha: float) -> Any:
-        return make_pipeline(_pipeline(blocks, cat_cols), Ridge(alpha=alpha))
-
-    def oof(y: NDArray, alpha: float) -> NDArray:
-        out = np.empty(len(y))
+    def oof(y: NDArray, alphas: Sequence[float]) -> dict[float, NDArray]:
+        # The features are fitted once per fold (the costly part); every penalty reuses them.
+        out = {al: np.empty(len(y)) for al in alphas}
         for tr, te in splits:
-            out[te] = make(alpha).fit(x.iloc[tr], y[tr]).predict(x.iloc[te])
+            feats = _pipeline(blocks, cat_cols)
+            xtr, xte = feats.fit_transform(x.iloc[tr]), feats.transform(x.iloc[te])
+            for al in alphas:
+                out[al][te] = Ridge(alpha=al).fit(xtr, y[tr]).predict(xte)
         return out
 
     # Penalty by the same folds; the chosen penalty's out-of-fold residuals give the SD (slightly optimistic
     # by the choice among len(ALPHAS) values, negligible next to thousands of residuals).
-    trials = {al: oof(yb, al) for al in ALPHAS}
+    trials = oof(yb, ALPHAS)
     alpha = min(trials, key=lambda al: float(np.mean((trials[al] - yb) ** 2)))
-    b_model = make(alpha).fit(x, yb)
+    b_model = make_pipeline(_pipeline(blocks, cat_cols), Ridge(alpha=alpha)).fit(x, yb)
     b_sd = float(np.sqrt(np.mean((trials[alpha] - yb) ** 2)))
     la_model, la_sd = None, float("nan")
     if la_arr is not None:
         yla = la_arr[keep]
-        la_model = make(alpha).fit(x, yla)
-        la_sd = float(np.sqrt(np.mean((oof(yla, alpha) - yla) ** 2)))
+        la_model = make_pipeline(_pipeline(blocks, cat_cols), Ridge(alpha=alpha)).fit(x, yla)
+        la_sd = float(np.sqrt(np.mean((oof(yla, [alpha])[alpha] - yla) ** 2)))
     ids = fit_items["item_id"].astype(str).to_numpy()
     parent_b = dict(zip(ids, yb.tolist(), strict=True))
     parent_la = {} if la_arr is None else dict(zip(ids, la_arr[keep].tolist(), strict=True))
