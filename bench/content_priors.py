@@ -13,7 +13,18 @@ models' answers), calibrates it with the product's default (``adt calibrate``: `
    for uncalibrated items (a = 1, b = 0, ``sampler.pool``); EAP ability error vs the model's EAP on every
    calibrated item under the full calibration.
 
-Usage: python bench/content_priors.py [--bank PATH] [--forms 20] [--skip-src] [--peers-only]
+Usage: python bench/content_priors.py [--bank PATH] [--forms 20] [--skip-src]
+
+Measured (2026-12-06, 2 shared cores, --forms 10, seed 0; 10,687 calibrated items, 376 near-duplicate
+groups of 2+): the content prior does NOT reach the 0.50 floor.
+    folds          model            Spearman  within 2 SD  SD
+    enemy-grouped  tags-only ridge  0.428     0.954        1.36
+    enemy-grouped  tfidf+tags       0.449     0.953        1.34
+    enemy-grouped  content prior    0.472     0.951        1.32
+    src-grouped    tags-only ridge  0.240     0.962        1.47
+    src-grouped    tfidf+tags       0.295     0.960        1.45
+  Ability error (EAP vs all-item EAP, 20 models x 10 forms, 30 of 100 items new): content prior RMSE 0.206
+  (MAE 0.164), generic prior 0.216 (0.174), every item calibrated 0.162 (0.131).
 """
 
 from __future__ import annotations
