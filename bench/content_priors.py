@@ -23,6 +23,7 @@ groups of 2+): the content prior does NOT reach the 0.50 floor.
     enemy-grouped  content prior    0.472     0.951        1.32
     src-grouped    tags-only ridge  0.240     0.962        1.47
     src-grouped    tfidf+tags       0.295     0.960        1.45
+    src-grouped    content prior    0.380     0.955        1.39
   Ability error (EAP vs all-item EAP, 20 models x 10 forms, 30 of 100 items new): content prior RMSE 0.206
   (MAE 0.164), generic prior 0.216 (0.174), every item calibrated 0.162 (0.131).
 """
