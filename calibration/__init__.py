@@ -97,6 +97,10 @@ _LAZY = {
     "evidence": "calibration.predictive",
     "exact_view": "calibration.predictive",
     "predict": "calibration.predictive",
+    "CONTENT_FEATURES": "calibration.content_prior",
+    "ContentPrior": "calibration.content_prior",
+    "PriorPrediction": "calibration.content_prior",
+    "fit_content_prior": "calibration.content_prior",
     "KeyCheck": "calibration.keycheck",
     "check_keys": "calibration.keycheck",
     "predict_evidence": "calibration.predictive",
@@ -192,6 +196,10 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
 
     # isort: split
     # Honesty statistics: rank uncertainty, separability, parameter draws, coverage, replay (explicit re-exports).
+    from .content_prior import CONTENT_FEATURES as CONTENT_FEATURES
+    from .content_prior import ContentPrior as ContentPrior
+    from .content_prior import PriorPrediction as PriorPrediction
+    from .content_prior import fit_content_prior as fit_content_prior
     from .honesty import Coverage as Coverage
     from .honesty import draw_params as draw_params
     from .honesty import leave_one_model_out as leave_one_model_out
