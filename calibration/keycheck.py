@@ -109,7 +109,7 @@ def check_keys(answers: NDArray[np.integer], n_options: NDArray[np.integer], key
             break
         theta = _m_step(theta, stats, guess, slope)
     post, b_mean = stats[0], stats[3]
-    return _summary(post, b_mean, theta, A, K, key, answered, suspect_at, clear_at, split_at)
+    return _summary(post, b_mean, theta, A, counts, key, answered, suspect_at, clear_at, split_at)
 
 
 def _key_prior(key: NDArray, K: NDArray, km: int, prior_wrong: float) -> NDArray[np.float64]:
@@ -173,12 +173,11 @@ def _m_step(theta: NDArray, stats: tuple, guess: NDArray, slope: float) -> NDArr
     return theta
 
 
-def _summary(post: NDArray, b_mean: NDArray, theta: NDArray, A: NDArray, K: NDArray, key: NDArray,
+def _summary(post: NDArray, b_mean: NDArray, theta: NDArray, A: NDArray, counts: NDArray, key: NDArray,
              answered: NDArray, suspect_at: float, clear_at: float, split_at: float) -> KeyCheck:
+    """``counts`` (n, options): how many solvers chose each option."""
     n = len(A)
     rows = np.arange(n)
-    km = post.shape[1]
-    counts = (A[:, :, None] == np.arange(km)[None, None, :]).sum(1)
     n_ans = answered.sum(1)
     majority = np.where(n_ans > 0, counts.argmax(1), -1)
     share = np.where(n_ans > 0, counts.max(1) / np.maximum(n_ans, 1), 0.0)
