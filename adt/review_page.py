@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adt.flags import parse_filters
+from adtbase import qc as qc_vocab
 from adtbase import review as states
 from adtbase.errors import AdtError, InputError
 
@@ -136,11 +137,6 @@ class Queue:
     problem: str | None = None       # a filter the bank refused, said on the page
 
 
-def current_flags(qc: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """An item's flags: the union of the latest event's flags per check (the QC contract)."""
-    return sorted({str(f) for check in qc.values() for f in check.get("flags", ())})
-
-
 def _qc_flags(bank: Bank, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     return dict(bank.qc_flags(list(ids))) if ids else {}
 
@@ -157,7 +153,7 @@ def load_queue(bank: Bank, query: Query, limit: int = PAGE_SIZE) -> Queue:
         return out
     ids = [str(i) for i in frame["item_id"]]
     qc = _qc_flags(bank, ids)
-    flags = {i: current_flags(qc.get(i, {})) for i in ids}
+    flags = {i: qc_vocab.current_flags(qc.get(i, {})) for i in ids}
     out.flags = sorted({f for fl in flags.values() for f in fl})
     if query.flag == "none":
         ids = [i for i in ids if not flags[i]]

@@ -7,6 +7,9 @@ on these names; ``adt qc`` is the only writer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 SCHEMA = "schema"
 NEAR_DUPLICATE = "near_duplicate"
 LEAKAGE = "leakage"
@@ -23,3 +26,9 @@ FLAGS: dict[str, str] = {
     "ambiguous": "solvers split between two or more answers",
     "trivial": "every solver, weak ones included, answered correctly",
 }
+
+
+def current_flags(checks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """An item's flags now: the union of the flags of its latest event per check (``Bank.qc_flags``'s value for
+    the item), sorted."""
+    return sorted({str(f) for check in checks.values() for f in check.get("flags", ())})

@@ -25,6 +25,7 @@ from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNo
 from adtbase.names import check_name
 from adtbase.qc import CHECKS as QC_CHECKS
 from adtbase.qc import FLAGS as QC_FLAGS
+from adtbase.qc import current_flags as qc_current_flags
 from adtbase.registry import did_you_mean
 
 from . import history, migrate, taxonomy
@@ -1344,8 +1345,7 @@ class Bank:
     def flagged(self, flags: Sequence[str], ids: Sequence[str] | None = None) -> set[str]:
         """The items (of ``ids``, or all) whose current QC flags include any of ``flags``."""
         want = set(flags)
-        return {i for i, checks in self.qc_flags(ids).items()
-                if any(want & set(c["flags"]) for c in checks.values())}
+        return {i for i, checks in self.qc_flags(ids).items() if want & set(qc_current_flags(checks))}
 
     def _review_states(self, ids: Sequence[str]) -> dict[str, str]:
         rows = self.conn.execute("SELECT item_id, review_state FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))",

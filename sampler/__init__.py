@@ -12,7 +12,7 @@ from .cat import (
     simulate,
 )
 from .enemies import find_enemy_pairs
-from .pool import PreparedPool, eligible, prepare
+from .pool import PreparedPool, eligible, family_roots, prepare
 from .quotas import (
     OTHER,
     CellModel,
@@ -38,7 +38,7 @@ __all__ = [
     "AdaptiveTest", "CatConfig", "CatResult", "CatSession", "calibrate_sympson_hetter", "exposure_rates",
     "final_estimate", "mean_overlap", "simulate",
     "OTHER", "REGISTRY", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
-    "Sampler", "build_cells", "eligible", "find_enemy_pairs", "form_objectives", "get_sampler",
+    "Sampler", "build_cells", "eligible", "family_roots", "find_enemy_pairs", "form_objectives", "get_sampler",
     "largest_remainder", "prepare", "proportional_quota", "register_sampler",
     "quota_counts", "sample_form", "solve_cell_counts", "violations",
 ]

@@ -9,7 +9,9 @@ grid, its exposure, its enemies and (for sized forms) the quota cells.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,20 +157,28 @@ def _enemy_pairs(frame: pd.DataFrame, spec: FormSpec, ids: NDArray[np.object_]) 
     return found
 
 
-def family_pairs(ids: NDArray[np.object_], parents: NDArray[np.object_]) -> list[tuple[int, int]]:
-    """Positions of every two pool items of one family, always (whatever the text similarity threshold):
-    a variant and its parent (``parent_item_id``, issue 13), variants of variants, and variants of one
-    parent (the same item twice). The family is named by its oldest ancestor the links reach, in the
-    pool or not."""
-    parent_of = {i: p for i, p in zip(ids.tolist(), parents.tolist(), strict=True) if isinstance(p, str) and p}
-    if not parent_of:
-        return []
-    families: dict[str, list[int]] = {}
-    for k, item in enumerate(ids.tolist()):
+def family_roots(ids: Sequence[str] | NDArray[np.object_], parents: Sequence[Any] | NDArray[np.object_]) -> list[str]:
+    """Each item's family: its oldest ancestor the ``parent_item_id`` links among ``ids`` reach (in ``ids`` or
+    not; itself when it has no parent). A variant, its parent, variants of variants and variants of one parent
+    share it. The sampler makes one family's items enemies; ``adt qc`` does not flag their likeness."""
+    ids = list(np.asarray(ids, dtype=object).tolist())
+    parent_of = {i: p for i, p in zip(ids, np.asarray(parents, dtype=object).tolist(), strict=True)
+                 if isinstance(p, str) and p}
+    roots = []
+    for item in ids:
         root, seen = item, {item}
         while root in parent_of and parent_of[root] not in seen:     # a cycle (bad data) stops the walk
             root = parent_of[root]
             seen.add(root)
+        roots.append(root)
+    return roots
+
+
+def family_pairs(ids: NDArray[np.object_], parents: NDArray[np.object_]) -> list[tuple[int, int]]:
+    """Positions of every two pool items of one family (``family_roots``), always, whatever the text similarity
+    threshold: a form never holds one item twice (issue 13)."""
+    families: dict[str, list[int]] = {}
+    for k, root in enumerate(family_roots(ids, parents)):
         families.setdefault(root, []).append(k)
     return [(x, y) for members in families.values() if len(members) > 1
             for x, y in itertools.combinations(members, 2)]

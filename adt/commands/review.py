@@ -49,7 +49,7 @@ def review_list(ctx: Context, state: str, filters: tuple[str, ...], flags: tuple
         qc = b.qc_flags(shown)
     rows = [{"item_id": r.item_id, "item_type": r.item_type, "origin": r.origin, "source": r.source,
              "question": _short(str(r.question)), **_last(last.get(r.item_id)),
-             "flags": sorted({f for c in qc.get(r.item_id, {}).values() for f in c["flags"]})}
+             "flags": qc_vocab.current_flags(qc.get(r.item_id, {}))}
             for r in items.itertuples()]
     if as_json:
         emit({"state": state, "total": total, "items": rows}, True)

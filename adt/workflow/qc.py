@@ -35,6 +35,7 @@ from adtbase import itemtypes, review
 from adtbase import qc as vocab
 from adtbase.errors import InputError
 from itembank import DEFAULT_WAIT_S, LETTERS, Bank, format_problems, normalise, open_bank
+from sampler import family_roots
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,12 @@ def run_qc(bank_path: str | Path, *, filters: Mapping[str, Sequence[str]] | None
     with open_bank(bank_path, wait_s=wait_s, purpose="adt qc: report", on_wait=on_wait) as bank:
         current = bank.qc_flags(ids)
     flagged: dict[str, list[str]] = {f: [] for f in vocab.FLAGS}
-    for item_id in ids:
-        for check in current.get(item_id, {}).values():
-            for f in check["flags"]:
-                flagged[f].append(item_id)
+    for item_id in sorted(ids):
+        for f in vocab.current_flags(current.get(item_id, {})):
+            flagged[f].append(item_id)
     return QcReport(name=qc_name, n_items=len(ids), checks=list(checks),
-                    flags={f: len(set(v)) for f, v in flagged.items()},
-                    flagged={f: sorted(set(v))[:50] for f, v in flagged.items() if v},
+                    flags={f: len(v) for f, v in flagged.items()},
+                    flagged={f: v[:50] for f, v in flagged.items() if v},
                     solver_runs=[{"run_id": r.run_id, "model": r.model, "status": r.status,
                                   "n_responses": r.n_responses, "n_missing": r.n_missing} for r in runs],
                     n_events=n_events, seconds=secs)
@@ -158,7 +158,7 @@ def duplicate_records(bank: Bank, items: pd.DataFrame, checks: Sequence[str]) ->
     ids = [str(i) for i in items["item_id"]]
     found = bank.near_duplicates(ids)
     family = _families(bank, items, found)
-    found = found.assign(family=[family.get(str(i), object()) is family.get(str(m), None)
+    found = found.assign(family=[family.get(str(i)) is not None and family.get(str(i)) == family.get(str(m))
                                  for i, m in zip(found["item_id"], found["match_id"], strict=True)])
     leaks = bank.leaks(found[~found["family"]])
     leak_src = {(str(r.item_id), str(r.match_id)): str(r.source) for r in leaks.itertuples()}
@@ -181,25 +181,14 @@ def duplicate_records(bank: Bank, items: pd.DataFrame, checks: Sequence[str]) ->
     return out
 
 
-def _families(bank: Bank, items: pd.DataFrame, found: pd.DataFrame) -> dict[str, object]:
-    """item id -> its variant family's root marker (the same object for a parent and every variant of it)."""
+def _families(bank: Bank, items: pd.DataFrame, found: pd.DataFrame) -> dict[str, str]:
+    """item id -> its variant family (``sampler.family_roots``), for the checked items and their matches."""
     ids = sorted(set(items["item_id"].astype(str)) | set(found["match_id"].astype(str)))
     if not ids:
         return {}
     frame = bank.items({"item_id": ids}, include_retired=True, with_tags=False)
-    parent = {str(i): (None if p is None or (isinstance(p, float) and np.isnan(p)) else str(p))
-              for i, p in zip(frame["item_id"], frame["parent_item_id"], strict=True)}
-    roots: dict[str, object] = {}
-    markers: dict[str, object] = {}
-    for i in ids:
-        root = i
-        for _ in range(20):   # variants of variants: climb to the first item without a known parent
-            up = parent.get(root)
-            if up is None:
-                break
-            root = up
-        roots[i] = markers.setdefault(root, object())
-    return roots
+    return dict(zip(frame["item_id"].astype(str), family_roots(frame["item_id"], frame["parent_item_id"]),
+                    strict=True))
 
 
 def answer_matrix(items: pd.DataFrame, answers: pd.DataFrame, models: Sequence[str]

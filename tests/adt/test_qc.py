@@ -151,3 +151,27 @@ def test_review_list_filters_on_qc_flags(world) -> None:
         want = b.flagged(["key_suspect"])
     assert {r["item_id"] for r in out["items"]} == want and out["total"] == len(want) > 0
     assert all("key_suspect" in r["flags"] for r in out["items"])
+
+
+def test_a_declared_variant_is_not_flagged_as_a_copy_of_its_family(tmp_path: Path) -> None:
+    bank = tmp_path / "v.duckdb"
+    assert _adt(bank, "init").exit_code == 0
+    base = {"question": "Which gas makes up most of the air we breathe at sea level on Earth?",
+            "choices": ["oxygen", "nitrogen", "argon", "helium"], "answer": "B"}
+    rows = [{"id": "p", **base},
+            {"id": "v", **base, "choices": ["nitrogen", "oxygen", "argon", "helium"], "answer": "A", "parent_id": "p",
+             "origin": "variant"},
+            {"id": "c", **base, "choices": ["argon", "helium", "nitrogen", "oxygen"], "answer": "C"}]
+    f = tmp_path / "items.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert _adt(bank, "bank", "import", str(f), "--source", "t", "--review-state", "draft").exit_code == 0
+    assert _adt(bank, "qc", "--check", "near_duplicate").exit_code == 0
+    with open_bank(bank) as b:
+        ids = {k: b.resolve(f"t:{k}") for k in "pvc"}
+        flags = b.qc_flags(list(ids.values()))
+    matches = {m["item_id"]: m for m in flags[ids["v"]]["near_duplicate"]["detail"]["matches"]}
+    assert matches[ids["p"]].get("family") is True and "family" not in matches[ids["c"]]
+    assert flags[ids["c"]]["near_duplicate"]["flags"] == ["near_duplicate"]
+    # the variant is flagged for its likeness to the unrelated copy c, never for its parent alone
+    parent_only = {m["item_id"] for m in flags[ids["p"]]["near_duplicate"]["detail"]["matches"] if not m.get("family")}
+    assert parent_only == {ids["c"]}
