@@ -1,12 +1,18 @@
 """Content-based item priors: predict a new item's difficulty (and log discrimination) from its content.
 
-``fit_content_prior(items, b, log_a=None, rng=...)`` fits a ridge regression on the bank's calibrated
-items: TF-IDF word (1-2) and character (3-5, within words) n-grams of the question and its choices, a few
-text statistics (length, digit and maths-symbol share, choice lengths), and one-hot item type, number of
-choices, generator, source and every tag column. ``ContentPrior.predict(items)`` gives each item's prior
-mean and SD. The SD is the root mean squared out-of-fold residual of the same model (K-fold inside the fit,
-grouped when ``groups`` is given, e.g. near-duplicate components), so it is what the model really misses
-on items it has not seen, not its training error: it is meant to become the item's prior in calibration.
+``fit_content_prior(items, b, log_a=None, rng=...)`` fits, on the bank's calibrated items, a ridge regression
+on TF-IDF word (1-2) and character (3-5, within words) n-grams of the question and its choices, a few text
+statistics (length, digit and maths-symbol share, choice lengths), and one-hot item type, number of choices,
+generator, source and every tag column. With the ``cues`` block (on by default) a second stage stacks on it:
+gradient-boosted trees on the ridge's out-of-fold b, the text statistics, the categories (target-encoded,
+cross-fitted) and dense cues of what makes an item easy or hard for a model, most about the key among its
+options (is it the longest, its length rank, its word overlap with the question and with the other options,
+is it the middle of numeric options, "none of the above"), plus numbers, LaTeX and negations in the question.
+``ContentPrior.predict(items)`` gives each item's prior mean and SD. The SD is the root mean squared
+out-of-fold residual of the same model (K-fold inside the fit, grouped when ``groups`` is given, e.g.
+near-duplicate components), so it is what the model really misses on items it has not seen, not its training
+error: it is meant to become the item's prior in calibration. Every feature comes from the item itself (text,
+key, tags, type, generator, source) or from the fitted items' b; none from responses.
 
 A variant (``parent_item_id`` naming an item the model was fitted on) takes its parent's parameters, with
 the SD of the fitted variants' own differences from their parents when at least ``MIN_VARIANTS`` of them
@@ -27,9 +33,9 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from adtbase.errors import InputError, NotFitted
-from itembank import COLUMN_KEYS
+from itembank import COLUMN_KEYS, LETTERS
 
-CONTENT_FEATURES = ("words", "chars", "stats", "tags", "meta")   # feature blocks, all on by default
+CONTENT_FEATURES = ("words", "chars", "stats", "tags", "meta", "cues")   # feature blocks, all on by default
 MIN_VARIANTS = 10          # fitted variants needed before their spread replaces the model's SD
 CV_FOLDS = 5
 ALPHAS = (10.0, 30.0, 100.0)                 # ridge penalties tried (inner CV picks one)
@@ -41,6 +47,69 @@ _NOT_TAGS = frozenset(COLUMN_KEYS) | {
     "last_exposed_at", "prompt", "rubric", "answer_format", "scoring"}
 _META = ("item_type", "generator", "source", "origin", "language")
 _MATH = re.compile(r"[=+\-*/^\\$%<>()\[\]{}]")
+_WORD = re.compile(r"[a-z0-9]+")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NEGATION = re.compile(r"\b(?:not|except|least|false|incorrect|never)\b", re.IGNORECASE)
+_CATCH_ALL = re.compile(r"\b(?:none|all|both|neither) of\b", re.IGNORECASE)
+_LATEX = re.compile(r"\\[a-zA-Z]+|\$|\^|_\{")
+# Dense cues of what makes an item easy or hard for a model, most about the key among its options.
+CUE_NAMES = ("numbers", "latex", "negation", "key_longest", "key_len_rank", "key_len_rel", "key_q_overlap",
+             "key_pos", "key_sim_max", "option_sim", "key_numeric", "key_num_middle", "key_catch_all",
+             "catch_all", "key_unique_words", "option_len_cv", "has_key")
+
+
+def _key_index(answer: object, choices: Sequence[object]) -> int:
+    """The key's position among the choices (a letter, or the key's own text), -1 when unknown."""
+    a = "" if answer is None else str(answer).strip()
+    if len(a) == 1 and a.upper() in LETTERS[:len(choices)]:
+        return LETTERS.index(a.upper())
+    texts = [str(c).strip() for c in choices]
+    return texts.index(a) if a in texts else -1
+
+
+def _rank(values: NDArray, k: int) -> float:
+    """Where values[k] stands among the values, -0.5 (lowest) .. 0.5 (highest), ties shared."""
+    below, ties = (values < values[k]).sum(), (values == values[k]).sum() - 1
+    return float((below + 0.5 * ties) / (len(values) - 1) - 0.5)
+
+
+def _item_cues(question: str, choices: object, answer: object) -> list[float]:
+    cue = dict.fromkeys(CUE_NAMES, 0.0)
+    cue["numbers"] = float(np.log1p(len(_NUMBER.findall(question))))
+    cue["latex"] = float(np.log1p(len(_LATEX.findall(question))))
+    cue["negation"] = float(bool(_NEGATION.search(question)))
+    if isinstance(choices, (list, tuple, np.ndarray)) and len(choices) >= 2:
+        opts = [str(c).strip() for c in choices]
+        n, k = len(opts), _key_index(answer, opts)
+        lens = np.array([len(o) for o in opts], float)
+        words = [set(_WORD.findall(o.lower())) for o in opts]
+        sim = np.array([[len(u & v) / max(len(u | v), 1) for v in words] for u in words])
+        np.fill_diagonal(sim, 0.0)
+        cue["option_len_cv"] = float(lens.std() / max(lens.mean(), 1.0))
+        cue["option_sim"] = float(sim.sum() / (n * (n - 1)))
+        cue["catch_all"] = float(any(_CATCH_ALL.search(o) for o in opts))
+        if k >= 0:
+            q_words = set(_WORD.findall(question.lower()))
+            overlap = len(words[k] & q_words) / max(len(words[k]), 1)
+            nums = [_NUMBER.search(o.replace(",", "")) for o in opts]
+            others = set().union(*(w for i, w in enumerate(words) if i != k))
+            cue.update(has_key=1.0, key_longest=float(lens[k] == lens.max() and (lens == lens[k]).sum() == 1),
+                       key_len_rank=_rank(lens, k), key_len_rel=float(np.log((lens[k] + 1) / (lens.mean() + 1))),
+                       key_q_overlap=overlap, key_pos=k / (n - 1) - 0.5, key_sim_max=float(sim[k].max()),
+                       key_catch_all=float(bool(_CATCH_ALL.search(opts[k]))),
+                       key_unique_words=len(words[k] - others) / max(len(words[k]), 1))
+            if all(m is not None for m in nums):     # every option a number: is the key the middle value?
+                values = np.array([float(m.group()) for m in nums if m is not None])
+                cue.update(key_numeric=1.0, key_num_middle=1.0 - 2.0 * abs(_rank(values, k)))
+    return [cue[c] for c in CUE_NAMES]
+
+
+def _cues(items: pd.DataFrame) -> NDArray:
+    q = items["question"].fillna("").astype(str) if "question" in items.columns else pd.Series("", index=items.index)
+    choices = items["choices"] if "choices" in items.columns else pd.Series(None, index=items.index, dtype=object)
+    answer = items["answer"] if "answer" in items.columns else pd.Series(None, index=items.index, dtype=object)
+    rows = [_item_cues(qq, cc, aa) for qq, cc, aa in zip(q, choices, answer, strict=True)]
+    return np.array(rows, float).reshape(len(items), len(CUE_NAMES))
 
 
 class PriorPrediction(NamedTuple):
@@ -128,7 +197,36 @@ def _design(items: pd.DataFrame, blocks: Sequence[str]) -> pd.DataFrame:
     st = _stats(items)
     for i in range(_N_STATS):
         frame[f"stat{i}"] = st[:, i]
+    if "cues" in blocks:
+        cues = _cues(items)
+        for i in range(len(CUE_NAMES)):
+            frame[f"cue{i}"] = cues[:, i]
     return frame.reset_index(drop=True)
+
+
+def _numeric(x: pd.DataFrame) -> list[str]:
+    return [c for c in x.columns if c.startswith(("stat", "cue"))]
+
+
+def _stacker(cat_cols: Sequence[str], seed: int) -> Any:
+    """The second stage: gradient-boosted trees on the ridge's prediction, the cues, the text statistics and
+    the categories (target-encoded with the encoder's own cross-fitting, so no item sees its own b).
+    Settings fixed up front, not tuned on MMLU-Pro's folds; no early stopping, so a fit on 10,000+ items
+    behaves as one on fewer."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import TargetEncoder
+
+    parts: list[tuple[str, Any, Any]] = [("num", "passthrough", ["ridge", *(f"stat{i}" for i in range(_N_STATS)),
+                                                                  *(f"cue{i}" for i in range(len(CUE_NAMES)))])]
+    if cat_cols:
+        parts.append(("cat", TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=seed)),
+                      list(cat_cols)))
+    return make_pipeline(ColumnTransformer(parts), HistGradientBoostingRegressor(
+        max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, early_stopping=False,
+        random_state=seed))
 
 
 @dataclass(frozen=True)
@@ -147,6 +245,7 @@ class ContentPrior:
     variant_log_a_sd_: float
     alpha_b_: float
     oof_b_: NDArray           # out-of-fold predictions of the fitted items' b (the SD's evidence)
+    stack_model: Any = None   # second stage on the ridge's b (with "cues"), None: the ridge's b is the prior
 
     def predict(self, items: pd.DataFrame) -> PriorPrediction:
         if self.b_model is None:
@@ -156,6 +255,8 @@ class ContentPrior:
             if c not in x.columns:
                 x[c] = ""
         b = np.asarray(self.b_model.predict(x), float)
+        if self.stack_model is not None:
+            b = np.asarray(self.stack_model.predict(x.assign(ridge=b)), float)
         b_sd = np.full(len(items), self.b_sd_)
         la = None if self.log_a_model is None else np.asarray(self.log_a_model.predict(x), float)
         la_sd = None if la is None else np.full(len(items), self.log_a_sd_)
@@ -202,7 +303,7 @@ def fit_content_prior(items: pd.DataFrame, b: ArrayLike, log_a: ArrayLike | None
     """
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import GroupKFold, KFold
-    from sklearn.pipeline import make_pipeline
+    from sklearn.pipeline import Pipeline
 
     b_arr = np.asarray(b, float)
     la_arr = None if log_a is None else np.asarray(log_a, float)
@@ -212,34 +313,47 @@ def fit_content_prior(items: pd.DataFrame, b: ArrayLike, log_a: ArrayLike | None
     keep = np.isfinite(b_arr) & (np.ones(len(b_arr), bool) if la_arr is None else np.isfinite(la_arr))
     fit_items = items.loc[keep].reset_index(drop=True)
     x = _design(fit_items, blocks)
-    cat_cols = tuple(c for c in x.columns if c != "text" and not c.startswith("stat"))
+    cat_cols = tuple(c for c in x.columns if c != "text" and c not in _numeric(x))
     yb = b_arr[keep]
     seed = int(rng.integers(2**31 - 1))
     if g_arr is None:
         splits = list(KFold(CV_FOLDS, shuffle=True, random_state=seed).split(x))
     else:
         splits = list(GroupKFold(CV_FOLDS).split(x, groups=g_arr[keep]))
+    # The features (vocabularies, IDF weights, scales, categories) see no b, so they are fitted once on every
+    # fitted item and shared by the inner folds: five times faster than refitting them per fold.
+    feats = _pipeline(blocks, cat_cols).fit(x)
+    xs = feats.transform(x).tocsr()
+
+    def ridge(al: float) -> Any:
+        return Ridge(alpha=al, solver="lsqr")
 
     def oof(y: NDArray, alphas: Sequence[float]) -> dict[float, NDArray]:
-        # The features are fitted once per fold (the costly part); every penalty reuses them.
         out = {al: np.empty(len(y)) for al in alphas}
         for tr, te in splits:
-            feats = _pipeline(blocks, cat_cols)
-            xtr, xte = feats.fit_transform(x.iloc[tr]), feats.transform(x.iloc[te])
             for al in alphas:
-                out[al][te] = Ridge(alpha=al).fit(xtr, y[tr]).predict(xte)
+                out[al][te] = ridge(al).fit(xs[tr], y[tr]).predict(xs[te])
         return out
 
     # Penalty by the same folds; the chosen penalty's out-of-fold residuals give the SD (slightly optimistic
     # by the choice among len(ALPHAS) values, negligible next to thousands of residuals).
     trials = oof(yb, ALPHAS)
     alpha = min(trials, key=lambda al: float(np.mean((trials[al] - yb) ** 2)))
-    b_model = make_pipeline(_pipeline(blocks, cat_cols), Ridge(alpha=alpha)).fit(x, yb)
-    b_sd = float(np.sqrt(np.mean((trials[alpha] - yb) ** 2)))
+    b_model = Pipeline([("features", feats), ("ridge", ridge(alpha).fit(xs, yb))])
+    oof_b, stack = trials[alpha], None
+    if "cues" in blocks:
+        # Stacking: the second stage learns from the ridge's out-of-fold b (what the ridge gives an unseen item),
+        # and its own out-of-fold residuals over the same folds give the SD.
+        z = x.assign(ridge=oof_b)
+        oof_b = np.empty(len(yb))
+        for tr, te in splits:
+            oof_b[te] = _stacker(cat_cols, seed).fit(z.iloc[tr], yb[tr]).predict(z.iloc[te])
+        stack = _stacker(cat_cols, seed).fit(z, yb)
+    b_sd = float(np.sqrt(np.mean((oof_b - yb) ** 2)))
     la_model, la_sd = None, float("nan")
     if la_arr is not None:
         yla = la_arr[keep]
-        la_model = make_pipeline(_pipeline(blocks, cat_cols), Ridge(alpha=alpha)).fit(x, yla)
+        la_model = Pipeline([("features", feats), ("ridge", ridge(alpha).fit(xs, yla))])
         la_sd = float(np.sqrt(np.mean((oof(yla, [alpha])[alpha] - yla) ** 2)))
     ids = fit_items["item_id"].astype(str).to_numpy()
     parent_b = dict(zip(ids, yb.tolist(), strict=True))
@@ -255,4 +369,4 @@ def fit_content_prior(items: pd.DataFrame, b: ArrayLike, log_a: ArrayLike | None
                 pla = np.array([parent_la[p] for p in par[with_parent]])
                 vla_sd = float(np.sqrt(np.mean((la_arr[keep][with_parent] - pla) ** 2)))
     return ContentPrior(blocks, cat_cols, b_model, b_sd, la_model, la_sd, parent_b, parent_la, vb_sd, vla_sd,
-                        alpha, trials[alpha])
+                        alpha, oof_b, stack)

@@ -86,3 +86,34 @@ def test_bad_input_named():
         fit_content_prior(items, b[:40], b[:30], rng=rng, features=("words", "pixels"))
     msg = str(err.value)   # every problem at once
     assert "b has 40 values for 50 items" in msg and "log_a has 30" in msg and "'pixels'" in msg
+
+
+def key_cue_bank(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """Items alike in their words whose b is -1 when the key is the longest option, +1 otherwise (noise SD 0.3):
+    only a model that knows which option is the key can learn it."""
+    rows, b = [], []
+    for i in range(n):
+        lens = rng.permutation([3, 5, 7, 9])
+        key = int(rng.integers(4))
+        choices = [" ".join(rng.choice(FILL, int(m))) for m in lens]
+        rows.append({"item_id": f"it_{i:05d}", "question": " ".join(rng.choice(FILL, 10)) + "?", "choices": choices,
+                     "answer": "ABCD"[key], "n_choices": 4, "item_type": "mc", "parent_item_id": None})
+        b.append((-1.0 if lens[key] == 9 else 1.0) + rng.normal(0, 0.3))
+    return pd.DataFrame(rows), np.array(b)
+
+
+def test_learns_a_planted_key_length_cue():
+    items, b = key_cue_bank(500, np.random.default_rng(11))
+    train, test = slice(0, 350), slice(350, 500)
+    held_out, truth = items.iloc[test].reset_index(drop=True), b[test]
+    longest = held_out.apply(lambda r: len(r["choices"]["ABCD".index(r["answer"])]) == max(map(len, r["choices"])),
+                             axis=1).to_numpy()
+    cp = fit_content_prior(items.iloc[train], b[train], rng=np.random.default_rng(2))
+    pred = cp.predict(held_out).b
+    assert pred[longest].mean() < pred[~longest].mean() - 1.0
+    assert spearmanr(pred, truth)[0] > 0.5
+    assert cp.stack_model is not None and cp.b_sd_ < 1.0     # the SD knows the cue is learned
+    text_only = fit_content_prior(items.iloc[train], b[train], rng=np.random.default_rng(2),
+                                  features=("words", "chars", "stats"))
+    assert text_only.stack_model is None
+    assert abs(spearmanr(text_only.predict(held_out).b, truth)[0]) < 0.3    # the text alone does not show the key
