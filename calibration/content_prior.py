@@ -104,6 +104,16 @@ def _item_cues(question: str, choices: object, answer: object) -> list[float]:
     return [cue[c] for c in CUE_NAMES]
 
 
+def _key_texts(items: pd.DataFrame) -> list[str]:
+    if not {"choices", "answer"} <= set(items.columns):
+        return ["no key"] * len(items)
+    out = []
+    for c, a in zip(items["choices"], items["answer"], strict=True):
+        k = _key_index(a, c) if isinstance(c, (list, tuple, np.ndarray)) and len(c) else -1
+        out.append("no key" if k < 0 else "key " + str(c[k]))    # never empty: a vocabulary even without keys
+    return out
+
+
 def _cues(items: pd.DataFrame) -> NDArray:
     q = items["question"].fillna("").astype(str) if "question" in items.columns else pd.Series("", index=items.index)
     choices = items["choices"] if "choices" in items.columns else pd.Series(None, index=items.index, dtype=object)
@@ -179,6 +189,9 @@ def _pipeline(blocks: Sequence[str], cat_cols: Sequence[str]) -> Any:
     if "chars" in blocks:
         parts.append(("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3,
                                                max_features=100_000, sublinear_tf=True), "text"))
+    if "cues" in blocks:     # the key's own text: the n-grams above cannot tell the key from the distractors
+        parts.append(("key", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, max_features=20_000,
+                                             sublinear_tf=True), "key_text"))
     if "stats" in blocks:
         parts.append(("stats", StandardScaler(), [f"stat{i}" for i in range(_N_STATS)]))
     if cat_cols:
@@ -199,6 +212,7 @@ def _design(items: pd.DataFrame, blocks: Sequence[str]) -> pd.DataFrame:
         frame[f"stat{i}"] = st[:, i]
     if "cues" in blocks:
         cues = _cues(items)
+        frame["key_text"] = _key_texts(items)
         for i in range(len(CUE_NAMES)):
             frame[f"cue{i}"] = cues[:, i]
     return frame.reset_index(drop=True)
@@ -313,7 +327,7 @@ def fit_content_prior(items: pd.DataFrame, b: ArrayLike, log_a: ArrayLike | None
     keep = np.isfinite(b_arr) & (np.ones(len(b_arr), bool) if la_arr is None else np.isfinite(la_arr))
     fit_items = items.loc[keep].reset_index(drop=True)
     x = _design(fit_items, blocks)
-    cat_cols = tuple(c for c in x.columns if c != "text" and c not in _numeric(x))
+    cat_cols = tuple(c for c in x.columns if c not in ("text", "key_text") and c not in _numeric(x))
     yb = b_arr[keep]
     seed = int(rng.integers(2**31 - 1))
     if g_arr is None:
