@@ -109,8 +109,9 @@ def _key_texts(items: pd.DataFrame) -> list[str]:
         return ["no key"] * len(items)
     out = []
     for c, a in zip(items["choices"], items["answer"], strict=True):
-        k = _key_index(a, c) if isinstance(c, (list, tuple, np.ndarray)) and len(c) else -1
-        out.append("no key" if k < 0 else "key " + str(c[k]))    # never empty: a vocabulary even without keys
+        opts = [str(x) for x in c] if isinstance(c, (list, tuple, np.ndarray)) else []
+        k = _key_index(a, opts) if opts else -1
+        out.append("no key" if k < 0 else "key " + opts[k])    # never empty: a vocabulary even without keys
     return out
 
 
