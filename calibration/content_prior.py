@@ -7,7 +7,8 @@ generator, source and every tag column. With the ``cues`` block (on by default) 
 gradient-boosted trees on the ridge's out-of-fold b, the text statistics, the categories (target-encoded,
 cross-fitted) and dense cues of what makes an item easy or hard for a model, most about the key among its
 options (is it the longest, its length rank, its word overlap with the question and with the other options,
-is it the middle of numeric options, "none of the above"), plus numbers, LaTeX and negations in the question.
+is it the middle of numeric options, "none of the above"), plus numbers, LaTeX and negations in the question;
+the ridge then also reads character n-grams of the key's own text.
 ``ContentPrior.predict(items)`` gives each item's prior mean and SD. The SD is the root mean squared
 out-of-fold residual of the same model (K-fold inside the fit, grouped when ``groups`` is given, e.g.
 near-duplicate components), so it is what the model really misses on items it has not seen, not its training
