@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from adtbase import review
+from adtbase import lifecycle, review
 from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
 from adtbase.names import check_name
 from adtbase.qc import CHECKS as QC_CHECKS
@@ -54,12 +54,12 @@ DEFAULT_SETTINGS = {
 }
 
 # Filter keys that are columns (or computed columns) of the item view; anything else is a tag key.
-COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "origin", "source", "generator",
+COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "stage", "origin", "source", "generator",
                "frequency_tier", "difficulty_band")
 # Column keys whose values are fixed (computed by the bank, or a closed state): a filter value outside them is
 # a typo; within them it may match no item yet (no 'high' tier before any run) and that is no error.
 FIXED_VALUES = {"frequency_tier": ("low", "medium", "high"), "difficulty_band": ("hard", "medium", "easy", "unknown"),
-                "review_state": review.STATES}
+                "review_state": review.STATES, "stage": lifecycle.STAGES}
 
 
 def now() -> str:
@@ -166,6 +166,10 @@ def _upgrade(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 # The event kinds that set a review state (each is one of adtbase.review's states: literals from an allow-list).
+# The columns an import or an edit writes; the stage columns (migration 003) take their defaults: pretest.
+_ITEM_COLUMNS = ("item_id, question, choices, answer, item_type, language, content_hash, source, source_version, "
+                 "license, origin, generator, generator_params, parent_item_id, review_state, declared_band, "
+                 "import_batch, created_at, retired_reason")
 _STATE_KINDS_SQL = ", ".join(f"'{k}'" for k in review.STATES)
 
 
@@ -467,10 +471,7 @@ class Bank:
             self._register("_new_items", items_frame)
             self._register("_new_alias", _strings(new_alias, ("external_id", "item_id")))
             self._register("_new_tags", _strings(new_tags, ("item_id", "key", "value")))
-            conn.execute("""INSERT INTO items SELECT item_id, question, choices, answer, item_type, language,
-                content_hash, source, source_version, license, origin, generator, generator_params,
-                parent_item_id, review_state, declared_band, import_batch, created_at, retired_reason
-                FROM _new_items""")
+            conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} FROM _new_items""")  # noqa: S608
             conn.execute("INSERT INTO item_aliases SELECT ?, external_id, item_id FROM _new_alias", [opts.source])
             conn.execute("INSERT INTO item_tags SELECT item_id, key, value FROM _new_tags")
             history.append(conn, self._import_events(items_frame, new_alias, new_tags, opts, batch), ts)
@@ -891,8 +892,16 @@ class Bank:
           SELECT i.* REPLACE (
                    CASE WHEN st.item_id IS NULL THEN i.review_state
                         ELSE coalesce(st.state, nullif(st.before, '?'), 'approved') END AS review_state,
-                   CASE WHEN st.item_id IS NULL THEN i.retired_reason ELSE st.reason END AS retired_reason)
+                   CASE WHEN st.item_id IS NULL THEN i.retired_reason ELSE st.reason END AS retired_reason,
+                   CASE WHEN sg.item_id IS NULL THEN i.stage ELSE coalesce(sg.stage, sg.before) END AS stage,
+                   CASE WHEN sg.item_id IS NULL THEN i.rest_until_round ELSE sg.until_round END AS rest_until_round)
           FROM items i LEFT JOIN (
+            SELECT item_id, arg_max(json_extract_string(payload, '$.to'), seq) FILTER (WHERE seq <= ?) AS stage,
+                   arg_min(json_extract_string(payload, '$.from'), seq) FILTER (WHERE seq > ?) AS before,
+                   arg_max(TRY_CAST(json_extract_string(payload, '$.until_round') AS INTEGER), seq)
+                     FILTER (WHERE seq <= ?) AS until_round
+            FROM events WHERE kind = 'stage' AND item_id IS NOT NULL
+            GROUP BY item_id HAVING max(seq) > ?) sg USING (item_id) LEFT JOIN (
             SELECT item_id, arg_max(kind, seq) FILTER (WHERE seq <= ?) AS state,
                    arg_min(coalesce(json_extract_string(payload, '$.from'), '?'), seq) FILTER (WHERE seq > ?) AS before,
                    arg_max(json_extract_string(payload, '$.reason'), seq) FILTER (WHERE seq <= ? AND kind = 'retired') AS reason
@@ -905,7 +914,7 @@ class Bank:
         p AS (SELECT item_id, count(*) n, min(CAST(json_extract_string(payload, '$.round') AS INTEGER)) fr,
                      max(CAST(json_extract_string(payload, '$.round') AS INTEGER)) lr, min(ts) ft, max(ts) lt
               FROM events WHERE kind = 'published' AND seq <= ? GROUP BY item_id),"""  # noqa: S608 (the kinds: adtbase.review.STATES)
-            params += [as_of] * 7
+            params += [as_of] * 11
         if s["band_cuts"] == "terciles":
             cuts = ("(SELECT quantile_cont(b, 1.0/3) FROM item_difficulty)",
                     "(SELECT quantile_cont(b, 2.0/3) FROM item_difficulty)")
@@ -922,7 +931,8 @@ class Bank:
         sql = f"""{exposure}
         cuts AS (SELECT {cuts[0]} AS lo, {cuts[1]} AS hi),
         iv AS (
-          SELECT i.*, coalesce(r.n, 0) AS exposure_runs, coalesce(p.n, 0) AS exposure_publications,
+          SELECT i.* REPLACE (CASE WHEN i.review_state = 'retired' THEN 'retired' ELSE i.stage END AS stage),
+                 coalesce(r.n, 0) AS exposure_runs, coalesce(p.n, 0) AS exposure_publications,
                  CASE WHEN r.fr IS NULL THEN p.fr WHEN p.fr IS NULL THEN r.fr ELSE least(r.fr, p.fr) END AS first_exposure_round,
                  CASE WHEN r.lr IS NULL THEN p.lr WHEN p.lr IS NULL THEN r.lr ELSE greatest(r.lr, p.lr) END AS last_exposure_round,
                  CASE WHEN r.ft IS NULL THEN p.ft WHEN p.ft IS NULL THEN r.ft ELSE least(r.ft, p.ft) END AS first_exposed_at,
@@ -1161,17 +1171,21 @@ class Bank:
                                     WHERE item_id = ? ORDER BY seq""", [item_id])
 
     # -- curation -----------------------------------------------------------------------------------
-    def retire(self, refs: Sequence[str], reason: str) -> int:
+    def retire(self, refs: Sequence[str], reason: str, *, rule: str | None = None) -> int:
+        """End items' lives (review state and stage ``retired``): one ``retired`` event each, with the state it
+        left, the reason and the lifecycle ``rule`` that retired it, if one did."""
         if not reason.strip():
             raise InputError("--reason must say why the items are retired")
-        ids = [self.resolve(r) for r in refs]
+        ids = list(dict.fromkeys(self.resolve(r) for r in refs))
         before = self._review_states(ids)
+        ids = [i for i in ids if before[i] != review.RETIRED]
+        extra = {"rule": rule} if rule else {}
         ts = now()
         with self.transaction():
             for item_id in ids:
                 self.conn.execute("UPDATE items SET review_state = 'retired', retired_reason = ? WHERE item_id = ?",
                                   [reason, item_id])
-            history.append(self.conn, [Event("retired", i, None, {"from": before[i], "reason": reason})
+            history.append(self.conn, [Event("retired", i, None, {"from": before[i], "reason": reason, **extra})
                                        for i in ids], ts)
         return len(ids)
 
@@ -1209,6 +1223,55 @@ class Bank:
                 self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [state, item_id])
             history.append(self.conn, [Event(state, i, None, {"from": before[i], **payload}) for i in moving], now())
         return len(moving)
+
+    def set_stage(self, refs: Sequence[str], stage: str, *, reason: str, rule: str | None = None,
+                  until_round: int | None = None) -> int:
+        """Move items to lifecycle stage ``stage`` (``adtbase.lifecycle``: pretest -> operational <-> rested);
+        one ``stage`` event each (payload ``from``, ``to``, ``reason``, the ``rule`` that moved it, a rested
+        item's ``until_round``). Every refused move is named at once and nothing is written; items already in
+        ``stage`` are left alone. Retirement is ``retire``. Returns how many items moved."""
+        if not reason.strip():
+            raise InputError("a stage move needs a reason")
+        if stage == lifecycle.RESTED and until_round is None:
+            raise InputError("resting items needs the round they return in (until_round)")
+        named: dict[str, str] = {}
+        for ref in refs:
+            named.setdefault(self.resolve(ref), str(ref))
+        ids = list(named)
+        before = self.stages(ids)
+        label = {i: i if r == i else f"{r} ({i})" for i, r in named.items()}
+        refused = [p for i in ids if (p := lifecycle.stage_problem(label[i], before[i], stage))]
+        if refused:
+            more = f" (and {len(refused) - 20} more)" if len(refused) > 20 else ""
+            raise InputError(f"{len(refused)} of {len(ids)} items cannot go to stage {stage}; nothing changed:\n  "
+                             + "\n  ".join(refused[:20]) + more)
+        moving = [i for i in ids if before[i] != stage]
+        payload: dict[str, Any] = {"to": stage, "reason": reason.strip()}
+        if rule:
+            payload["rule"] = rule
+        until = int(until_round) if stage == lifecycle.RESTED and until_round is not None else None
+        if until is not None:
+            payload["until_round"] = until
+        if not moving:
+            return 0
+        import pandas as pd
+
+        self._register("_staged", pd.DataFrame({"item_id": moving}))
+        try:
+            with self.transaction():
+                self.conn.execute("UPDATE items SET stage = ?, rest_until_round = ? "
+                                  "WHERE item_id IN (SELECT item_id FROM _staged)", [stage, until])
+                history.append(self.conn, [Event(lifecycle.STAGE_EVENT, i, None, {"from": before[i], **payload})
+                                           for i in moving], now())
+        finally:
+            self.conn.unregister("_staged")
+        return len(moving)
+
+    def stages(self, ids: Sequence[str]) -> dict[str, str]:
+        """Each item's stage (``adtbase.lifecycle.STAGES``: a retired item is ``retired``)."""
+        rows = self.conn.execute("""SELECT item_id, CASE WHEN review_state = 'retired' THEN 'retired' ELSE stage END
+                                    FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))""", [list(ids)]).fetchall()
+        return {str(i): str(s) for i, s in rows}
 
     def review_decisions(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The last review-state event of each of ``ids`` that has one: ``state, ts, reviewer, reason``."""
@@ -1291,9 +1354,9 @@ class Bank:
         ts, batch = now(), "edit_" + uuid.uuid4().hex[:12]
         tag_text = ";".join(f"{k}={v}" for k in sorted(new_tags) for v in new_tags[k])
         with self.transaction():
-            self.conn.execute("""INSERT INTO items SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
+            self.conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}) SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
                 license, origin, generator, generator_params, item_id, ?, declared_band, ?, ?, NULL
-                FROM items WHERE item_id = ?""",
+                FROM items WHERE item_id = ?""",  # noqa: S608 - fixed column list
                               [new_id, q, ch or None, key, digest, review.DRAFT, batch, ts, old_id])
             for k, values in new_tags.items():
                 for v in values:
@@ -1374,7 +1437,9 @@ class Bank:
     # -- forms and publications --------------------------------------------------------------------
     def save_form(self, name: str, item_ids: Sequence[str], *, spec: dict, strategy: str, seed: int | None,
                   snapshot_id: str, calibration_id: str | None, objectives: dict, content_hash: str,
-                  n_uncalibrated: int) -> None:
+                  n_uncalibrated: int, pretest_ids: Sequence[str] = (), n_stand_in: int = 0) -> None:
+        """Store a form: its items in order; ``pretest_ids`` (a subset) are administered and never scored, and
+        ``n_stand_in`` pretest-stage items stand in as operational ones (a young bank, ``adtbase.lifecycle``)."""
         import numpy as np
         import pandas as pd
 
@@ -1384,15 +1449,21 @@ class Bank:
         unknown = self.unknown_items(item_ids)
         if unknown:
             raise ItemNotFound(f"form {name}: items not in the bank: {', '.join(unknown[:5])}")
+        pretest = set(pretest_ids)
+        if not pretest <= set(item_ids):
+            raise InputError(f"form {name}: pretest items not on the form: {', '.join(sorted(pretest - set(item_ids))[:5])}")
         ts = now()
         with self.transaction():
-            self.conn.execute("INSERT INTO forms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.conn.execute("INSERT INTO forms (name, spec, strategy, seed, snapshot_id, calibration_id, objectives, "
+                              "content_hash, n_items, n_uncalibrated, created_at, n_stand_in) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                               [name, json.dumps(spec, sort_keys=True, default=str), strategy, seed, snapshot_id,
                                calibration_id, json.dumps(objectives, default=float), content_hash,
-                               len(item_ids), n_uncalibrated, ts])
+                               len(item_ids), n_uncalibrated, ts, int(n_stand_in)])
             self._register("_form_items", pd.DataFrame({"position": np.arange(len(item_ids), dtype=np.int32),
-                                                        "item_id": list(item_ids)}))
-            self.conn.execute("INSERT INTO form_items SELECT ?, position, item_id FROM _form_items", [name])
+                                                        "item_id": list(item_ids),
+                                                        "pretest": [i in pretest for i in item_ids]}))
+            self.conn.execute("INSERT INTO form_items SELECT ?, position, item_id, pretest FROM _form_items", [name])
             self.conn.unregister("_form_items")
             history.append(self.conn, [Event("put_in_form", i, name, {"position": p})
                                        for p, i in enumerate(item_ids)], ts)
@@ -1408,6 +1479,8 @@ class Bank:
         rec["objectives"] = json.loads(rec["objectives"] or "{}")
         rec["item_ids"] = [r[0] for r in self.conn.execute(
             "SELECT item_id FROM form_items WHERE form_name = ? ORDER BY position", [name]).fetchall()]
+        rec["pretest_ids"] = [r[0] for r in self.conn.execute(
+            "SELECT item_id FROM form_items WHERE form_name = ? AND pretest ORDER BY position", [name]).fetchall()]
         rec["publications"] = [r[0] for r in self.conn.execute(
             "SELECT round_no FROM publications WHERE form_name = ? ORDER BY round_no", [name]).fetchall()]
         return rec
