@@ -473,7 +473,7 @@ def _items_as_drawn(bank: Any, rec: Mapping[str, Any], notes: list[str]) -> pd.D
 
             settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]),
                                     int(pool_rec["tier_high_runs"]), int(pool_rec["tier_high_publications"]),
-                                    pool_rec.get("bands"))
+                                    pool_rec.get("bands"), int(pool_rec.get("tier_low_runs", 0)))
             pool = pool_at(bank, settings, FormSpec.from_dict(spec, source=f"form {rec['name']} spec"), None)
             got = pool[pool["item_id"].isin(set(ids))]
             if len(got) == len(set(ids)):

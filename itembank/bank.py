@@ -48,6 +48,9 @@ if TYPE_CHECKING:  # numpy, pandas, pyarrow and the importer load in the methods
 DEFAULT_SETTINGS = {
     # An item is 'high' frequency once more than this many runs, or publications, exposed it.
     "tier_high_runs": "5",
+    # ... and 'low' (fresh) while no publication and at most this many runs exposed it: 0 = never exposed; a
+    # programme that pretests each item on one round's models may count that round as still fresh.
+    "tier_low_runs": "0",
     "tier_high_publications": "1",
     # Difficulty band cut points on the calibrated b: 'terciles' or two numbers "lo,hi".
     "band_cuts": "terciles",
@@ -925,9 +928,10 @@ class Bank:
                 raise BankError(f"setting band_cuts={s['band_cuts']!r} is not 'terciles' or 'lo,hi'") from None
             cuts = ("?", "?")
             params += [lo, hi]
-        # The frequency tier rule (the one place it is written): low = never exposed; high = more than
-        # tier_high_runs runs or more than tier_high_publications publications; else medium.
-        params += [int(s["tier_high_runs"]), int(s["tier_high_publications"])]
+        # The frequency tier rule (the one place it is written): low = no publication and at most tier_low_runs
+        # runs (default 0: never exposed); high = more than tier_high_runs runs or more than
+        # tier_high_publications publications; else medium.
+        params += [int(s["tier_low_runs"]), int(s["tier_high_runs"]), int(s["tier_high_publications"])]
         sql = f"""{exposure}
         cuts AS (SELECT {cuts[0]} AS lo, {cuts[1]} AS hi),
         iv AS (
@@ -937,7 +941,7 @@ class Bank:
                  CASE WHEN r.lr IS NULL THEN p.lr WHEN p.lr IS NULL THEN r.lr ELSE greatest(r.lr, p.lr) END AS last_exposure_round,
                  CASE WHEN r.ft IS NULL THEN p.ft WHEN p.ft IS NULL THEN r.ft ELSE least(r.ft, p.ft) END AS first_exposed_at,
                  CASE WHEN r.lt IS NULL THEN p.lt WHEN p.lt IS NULL THEN r.lt ELSE greatest(r.lt, p.lt) END AS last_exposed_at,
-                 CASE WHEN coalesce(r.n, 0) + coalesce(p.n, 0) = 0 THEN 'low'
+                 CASE WHEN coalesce(p.n, 0) = 0 AND coalesce(r.n, 0) <= ? THEN 'low'
                       WHEN coalesce(r.n, 0) > ? OR coalesce(p.n, 0) > ? THEN 'high' ELSE 'medium' END AS frequency_tier,
                  CASE WHEN d.b IS NULL THEN coalesce(i.declared_band, 'unknown')
                       WHEN d.b >= cuts.hi THEN 'hard' WHEN d.b < cuts.lo THEN 'easy' ELSE 'medium' END AS difficulty_band,

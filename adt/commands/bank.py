@@ -248,7 +248,7 @@ def snapshot_id(ctx: Context, as_json: bool) -> None:
 @click.argument("value", required=False)
 @pass_ctx
 def settings(ctx: Context, key: str | None, value: str | None) -> None:
-    """Show settings, or set one: tier_high_runs, tier_high_publications, band_cuts."""
+    """Show settings, or set one: tier_low_runs, tier_high_runs, tier_high_publications, band_cuts."""
     with ctx.bank("adt bank settings") as b:
         if key is not None:
             if value is None:

@@ -168,6 +168,7 @@ class PoolSettings:
     tier_high_runs: int
     tier_high_publications: int
     bands: dict[str, str] | None = None
+    tier_low_runs: int = 0          # forms drawn before the setting existed had 0 (low = never exposed)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,7 +186,8 @@ def pool_at(bank: Bank, settings: PoolSettings, spec: FormSpec, params: pd.DataF
     A head past the end of the history (truncated since: ``rebuild_inputs`` notes it) reads as the current one."""
     frame = bank.items(prefilter(spec), include_retired=True, as_of=min(settings.head_n, bank.head().n_events),
                        settings={"tier_high_runs": settings.tier_high_runs,
-                                 "tier_high_publications": settings.tier_high_publications})
+                                 "tier_high_publications": settings.tier_high_publications,
+                                 "tier_low_runs": settings.tier_low_runs})
     if frame.empty:
         raise InputError("no items match the form's filters" + (f" {prefilter(spec)}" if prefilter(spec) else ""))
     tag_cols = tag_columns(frame, set(bank.taxonomy().keys))
@@ -300,7 +302,8 @@ def read_pool(bank: Bank, spec: FormSpec, calibration_id: str | None) -> tuple[p
     head = bank.head()
     s = bank.settings()
     cid, params = load_parameters(bank, calibration_id)
-    settings = PoolSettings(head.n_events, head.hash, int(s["tier_high_runs"]), int(s["tier_high_publications"]))
+    settings = PoolSettings(head.n_events, head.hash, int(s["tier_high_runs"]), int(s["tier_high_publications"]),
+                            tier_low_runs=int(s["tier_low_runs"]))
     pool = pool_at(bank, settings, spec, params)
     if uses_band(spec):  # the history does not hold bands: record today's with the form
         bands = {str(i): str(b) for i, b in zip(pool["item_id"], pool["difficulty_band"], strict=True) if b != "unknown"}
@@ -387,7 +390,8 @@ def rebuild_inputs(bank: Bank, rec: Mapping[str, Any]) -> RebuildInputs:
             problems.append(f"the form's recorded {what} {col!r} differs from its spec's {inner!r}")
     spec = spec.with_(seed=seed, strategy=str(rec.get("strategy")))
     settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]), int(pool_rec["tier_high_runs"]),
-                            int(pool_rec["tier_high_publications"]), pool_rec.get("bands"))
+                            int(pool_rec["tier_high_publications"]), pool_rec.get("bands"),
+                            int(pool_rec.get("tier_low_runs", 0)))
     at = bank.head_at(settings.head_n)
     if at is None or at.hash != settings.head_hash:
         problems.append(f"the history at event {settings.head_n} is not the one the form was drawn at "
