@@ -102,6 +102,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     scopes: dict[str, str] = field(default_factory=dict)  # section -> which form(s) and which models it uses
     loo_job: dict[str, Any] | None = None  # a replay still to run (``replay_models``), when deferred
+    health: Any = None  # adt.workflow.health.Health: `adt bank health`'s numbers (issue 14)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -381,6 +382,14 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                                                      bank_items["exposure_publications"].to_numpy(np.int64),
                                                      high_runs=high))
 
+    # -- bank health: `adt bank health`'s numbers for the last stored form's spec --------------------
+    from adt.workflow.health import bank_health
+
+    say("bank health ...")
+    health = bank_health(bank)
+    if not health.projection.empty:
+        figures["health"] = _uri(plots.health_figure(health.projection))
+
     # -- diagnostics -----------------------------------------------------------------------------
     say("diagnostics ...")
     diagnostics = _diagnostics(cal, all_resp, params, pos, bank, figures, notes,
@@ -431,7 +440,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                   "generated": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")}
     title = f"adt report: {scope}"
     report = Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes,
-                    scopes, loo_job)
+                    scopes, loo_job, health=health)
     return report if defer_loo else replay_models(report, say=say)
 
 
@@ -874,6 +883,8 @@ def render_html(report: Report) -> str:
         else:
             parts.append('<p class="note">no earlier forms</p>')
     parts.append("<h3>bank exposure</h3>" + _img(report, "exposure", "exposure histogram"))
+    if report.health is not None:
+        parts.append(_health_html(report.health, report))
 
     d = report.diagnostics
     parts.append("<h2>Calibration diagnostics</h2>" + _scope(report, "diagnostics"))
@@ -918,6 +929,28 @@ def render_html(report: Report) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(report.title)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def _health_html(h: Any, report: Report) -> str:
+    """The bank-health section: the numbers of `adt bank health` (``adt.workflow.health``)."""
+    r = h.rates
+    out = ['<h2 id="health">Bank health</h2><p class="note">Items per lifecycle stage and frequency tier, '
+           "operational items per slice (fresh: never exposed), and how many more rounds the round spec can be "
+           f"drawn before a slice runs out at today's rates ({r.n_rounds} round(s): {r.created:g} new, "
+           f"{r.promoted:g} promoted, {r.retired:g} retired per round). The projection is a simple flow model; "
+           "its assumptions are in adt/workflow/health.py.</p>",
+           _table(h.stages, index=True, testid="health-stages")]
+    if len(h.slices):
+        out.append(_table(h.slices, testid="health-slices"))
+    if h.demand is not None:
+        left = h.rounds_left.assign(rounds_left=[f"more than {int(h.projection['round'].max()) - h.round_no}"
+                                                 if v is None or v != v else str(int(v))
+                                                 for v in h.rounds_left["rounds_left"]])
+        out.append(f"<p>demand ({_e(h.demand.source)}): {h.demand.operational} operational and {h.demand.pretest} "
+                   "pretest items a round</p>" + _table(left, testid="health-rounds-left", fmt="{:.2f}"))
+        out.append(_img(report, "health", "projected supply per slice against demand"))
+    out += [f'<p class="note">{_e(n)}</p>' for n in h.notes]
+    return "".join(out)
 
 
 def _honesty_html(h: dict[str, Any], scope: str = "") -> str:

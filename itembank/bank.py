@@ -55,6 +55,17 @@ DEFAULT_SETTINGS = {
     # Difficulty band cut points on the calibrated b: 'terciles' or two numbers "lo,hi".
     "band_cuts": "terciles",
 }
+# The lifecycle rules' settings (``adt.workflow.lifecycle`` reads and checks them; ``adt bank lifecycle``):
+# their defaults hold until one is set, and are not written into a new bank (settings are part of its snapshot).
+LIFECYCLE_SETTINGS = {
+    "promote_min_responses": "100",  # pretest -> operational: at least this many responses in the calibration,
+    "promote_max_se_b": "0.3",       # SE(b) at most this, no fit flag, no open QC flag
+    "rest_after_runs": "900",        # operational -> rested once this many runs exposed it since it came back (0: off)
+    "rest_rounds": "2",              # ... for this many rounds
+    "retire_after_runs": "3000",     # -> retired once this many runs exposed it in all (0: off)
+    "retire_after_publications": "10",  # ... or this many publications (0: off)
+    "retire_contaminated": "true",   # ... or the latest calibration's exposure-drift check flags it
+}
 
 # Filter keys that are columns (or computed columns) of the item view; anything else is a tag key.
 COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "stage", "origin", "source", "generator",
@@ -301,11 +312,12 @@ class Bank:
 
     # -- settings & taxonomy ----------------------------------------------------------------------
     def settings(self) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT key, value FROM settings").fetchall())
+        """The stored settings, over the lifecycle defaults of those never set."""
+        return {**LIFECYCLE_SETTINGS, **dict(self.conn.execute("SELECT key, value FROM settings").fetchall())}
 
     def set_setting(self, key: str, value: str) -> None:
-        if key not in DEFAULT_SETTINGS:
-            raise InputError(f"unknown setting {key!r}; settings: {', '.join(DEFAULT_SETTINGS)}")
+        if key not in DEFAULT_SETTINGS and key not in LIFECYCLE_SETTINGS:
+            raise InputError(f"unknown setting {key!r}; settings: {', '.join([*DEFAULT_SETTINGS, *LIFECYCLE_SETTINGS])}")
         with self.transaction() as conn:
             conn.execute("DELETE FROM settings WHERE key = ?", [key])
             conn.execute("INSERT INTO settings VALUES (?, ?)", [key, value])
@@ -1276,6 +1288,33 @@ class Bank:
         rows = self.conn.execute("""SELECT item_id, CASE WHEN review_state = 'retired' THEN 'retired' ELSE stage END
                                     FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))""", [list(ids)]).fetchall()
         return {str(i): str(s) for i, s in rows}
+
+    def runs_since_stage_move(self) -> dict[str, int]:
+        """Runs that exposed each item since its last stage move (``answered`` events after its last ``stage``
+        event), for the items that have moved: the lifecycle's resting clock (an unmoved item's is all its runs)."""
+        rows = self.conn.execute("""
+            WITH last AS (SELECT item_id, max(seq) AS seq FROM events WHERE kind = 'stage' AND item_id IS NOT NULL
+                          GROUP BY item_id)
+            SELECT l.item_id, count(e.seq) FROM last l
+            LEFT JOIN events e ON e.kind = 'answered' AND e.item_id = l.item_id AND e.seq > l.seq
+            GROUP BY l.item_id""").fetchall()
+        return {str(i): int(n) for i, n in rows}
+
+    def events_by_round(self, kinds: Sequence[str]) -> pd.DataFrame:
+        """How many events of ``kinds`` fell in each round: ``round_no, kind, from, to, rule, n``. An event belongs to
+        the latest round opened (``publish``) at or before it; round 0 is before the first. ``from``, ``to`` and
+        ``rule`` come from the payload (stage moves, retirements)."""
+        return self.conn.execute("""
+            SELECT coalesce((SELECT max(r.round_no) FROM rounds r WHERE r.opened_at <= e.ts), 0) AS round_no,
+                   e.kind, json_extract_string(e.payload, '$.from') AS "from", json_extract_string(e.payload, '$.to') AS "to",
+                   json_extract_string(e.payload, '$.rule') AS rule, count(*) AS n
+            FROM events e WHERE e.kind IN (SELECT unnest(?::VARCHAR[])) AND e.item_id IS NOT NULL
+            GROUP BY ALL ORDER BY ALL""", [list(kinds)]).df()
+
+    def latest_round(self) -> int | None:
+        """The latest round a form was published in (``publish``), None before any."""
+        row = self.conn.execute("SELECT max(round_no) FROM rounds").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def review_decisions(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The last review-state event of each of ``ids`` that has one: ``state, ts, reviewer, reason``."""
