@@ -386,7 +386,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     from adt.workflow.health import bank_health
 
     say("bank health ...")
-    health = bank_health(bank)
+    health = bank_health(bank, round_no=round_no)
     if not health.projection.empty:
         figures["health"] = _uri(plots.health_figure(health.projection))
 

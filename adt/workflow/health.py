@@ -17,8 +17,9 @@ The counting is exact (``stage_tier_table``, ``slice_table``: the items frame, h
 - **Frequency tiers**: an item drawn gains ``runs per form`` runs (the latest round's model runs per form).
   A drawn low item leaves low, to medium if that keeps it at or under ``tier_high_runs``, else to high; a share
   ``min(1, runs per form / tier_high_runs)`` of the drawn medium items pass into high each round (as if medium
-  items sat evenly over the medium range). Promoted items enter the tier they have now as pretest items (their
-  pretest runs count); retirements leave high (the most exposed go first).
+  items sat evenly over the medium range). Promoted items were exposed as pretest items: they enter medium and
+  high in the shares today's exposed pretest items have (none exposed yet: the tier one form's runs give);
+  never low. Retirements leave high (the most exposed go first).
 - **Pretest** (when the spec seeds pretest items): the approved pretest pool gains the new items and loses the
   promotions and retirements in its share.
 - The projection's row for round ``r`` is the supply left for the form of round ``r + 1`` (the first row,
@@ -201,7 +202,13 @@ def project(items: pd.DataFrame, demand: Demand, rates: Rates, *, round_no: int,
     r = rates.runs_per_form
     low_to_high = r > tier_high_runs
     up = min(1.0, r / tier_high_runs) if tier_high_runs > 0 else 1.0
-    promo_tier = {t: rates.promoted * share(pre, TIER_KEY, t) for t in TIERS}
+    # a promoted item has answers, so it was exposed: it enters the tier today's exposed pretest items have
+    exposed = pre[pre["exposure_runs"] > 0] if "exposure_runs" in pre.columns else pre.iloc[:0]
+    if len(exposed):
+        promo_tier = {t: rates.promoted * share(exposed, TIER_KEY, t) for t in TIERS}
+    else:
+        promo_tier = {"low": 0.0, "medium": 0.0, "high": 0.0}
+        promo_tier["high" if r > tier_high_runs else "medium"] = rates.promoted
     pre_pool = float(len(pre))
     tag_slices = [(k, v, n) for k, v, n in demand.slices if k != TIER_KEY]
     tag_supply = {(k, v): float(((op[k].map(lambda c, v=v: v in _values(c))) if k in op.columns
