@@ -11,15 +11,17 @@ The counting is exact (``stage_tier_table``, ``slice_table``: the items frame, h
   round (``created`` events), promotions per round (stage moves to operational other than returns) and
   retirements per round (``retired`` events). Before any round the rates are 0 and the pool stays as it is.
 - **Tag slices** (any key but ``frequency_tier``): an operational item is drawn again and again, so the
-  supply of a slice is its operational items (rested ones back in the round after their ``rest_until_round``),
+  supply of a slice is its operational items (a rested one back from the lifecycle pass of its
+  ``rest_until_round``, the projection's first step at the earliest),
   plus promotions in the share the slice has among today's pretest items, less retirements in its share among
   today's operational items. Rests are left out beyond those resting now: over time as many come back as go.
-- **Frequency tiers**: an item drawn gains ``runs per form`` runs (the latest round's model runs per form).
-  A drawn low item leaves low, to medium if that keeps it at or under ``tier_high_runs``, else to high; a share
-  ``min(1, runs per form / tier_high_runs)`` of the drawn medium items pass into high each round (as if medium
-  items sat evenly over the medium range). Promoted items were exposed as pretest items: they enter medium and
-  high in the shares today's exposed pretest items have (none exposed yet: the tier one form's runs give);
-  never low. Retirements leave high (the most exposed go first).
+- **Frequency tiers**: an item drawn gains ``runs per form`` runs (the latest round's model runs per form)
+  and one publication. A drawn low item leaves low, to medium if that keeps it at or under ``tier_high_runs``
+  (and one publication is not above ``tier_high_publications``), else to high; a share
+  ``min(1, max(runs per form / tier_high_runs, 1 / tier_high_publications))`` of the drawn medium items pass into
+  high each round (as if medium items sat evenly over the medium range). Promoted items were exposed as
+  pretest items: they enter medium and high in the shares today's exposed pretest items have (none exposed yet:
+  the tier one form gives); never low. Retirements leave high (the most exposed go first).
 - **Pretest** (when the spec seeds pretest items): the approved pretest pool gains the new items and loses the
   promotions and retirements in its share.
 - The projection's row for round ``r`` is the supply left for the form of round ``r + 1`` (the first row,
@@ -173,7 +175,7 @@ def rates_from_events(events: pd.DataFrame, latest_round: int, runs_per_form: fl
 
 # -- the projection (pure) ----------------------------------------------------------------------------
 def project(items: pd.DataFrame, demand: Demand, rates: Rates, *, round_no: int, tier_high_runs: int,
-            horizon: int = HORIZON) -> tuple[pd.DataFrame, pd.DataFrame]:
+            tier_high_publications: int = 1, horizon: int = HORIZON) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Projected supply and demand per slice over the next ``horizon`` rounds (see the module doc), and each
     slice's rounds left. ``items``: the items frame (``stage, review_state, frequency_tier``, the keys)."""
     live = items[items["review_state"] == "approved"]
@@ -200,15 +202,17 @@ def project(items: pd.DataFrame, demand: Demand, rates: Rates, *, round_no: int,
     # tiers: one joint flow (a drawn item moves up)
     tiers = {t: float((op[TIER_KEY] == t).sum()) for t in TIERS}
     r = rates.runs_per_form
-    low_to_high = r > tier_high_runs
-    up = min(1.0, r / tier_high_runs) if tier_high_runs > 0 else 1.0
+    low_to_high = r > tier_high_runs or tier_high_publications < 1
+    # a draw adds r runs and one publication: the share of drawn medium items it lifts past either threshold
+    up = 1.0 if tier_high_runs <= 0 or tier_high_publications < 1 else \
+        min(1.0, max(r / tier_high_runs, 1.0 / tier_high_publications))
     # a promoted item has answers, so it was exposed: it enters the tier today's exposed pretest items have
     exposed = pre[pre["exposure_runs"] > 0] if "exposure_runs" in pre.columns else pre.iloc[:0]
     if len(exposed):
         promo_tier = {t: rates.promoted * share(exposed, TIER_KEY, t) for t in TIERS}
     else:
         promo_tier = {"low": 0.0, "medium": 0.0, "high": 0.0}
-        promo_tier["high" if r > tier_high_runs else "medium"] = rates.promoted
+        promo_tier["high" if low_to_high else "medium"] = rates.promoted
     pre_pool = float(len(pre))
     tag_slices = [(k, v, n) for k, v, n in demand.slices if k != TIER_KEY]
     tag_supply = {(k, v): float(((op[k].map(lambda c, v=v: v in _values(c))) if k in op.columns
@@ -286,9 +290,10 @@ def bank_health(bank: Any, *, spec: Mapping[str, Any] | None = None, spec_source
     rates = rates_from_events(events, rnd, _runs_per_form(bank, rnd))
     if rates.n_rounds == 0:
         notes.append("no round published yet: growth, promotion and retirement rates are 0 (the pool held as it is)")
-    tier_high = int(bank.settings()["tier_high_runs"])
+    settings = bank.settings()
     if demand is not None:
-        proj, left = project(items, demand, rates, round_no=rnd, tier_high_runs=tier_high, horizon=horizon)
+        proj, left = project(items, demand, rates, round_no=rnd, tier_high_runs=int(settings["tier_high_runs"]),
+                             tier_high_publications=int(settings["tier_high_publications"]), horizon=horizon)
     else:
         proj = pd.DataFrame(columns=["round", "key", "value", "supply", "demand"])
         left = pd.DataFrame(columns=["key", "value", "supply_now", "demand", "net_per_round", "rounds_left"])
