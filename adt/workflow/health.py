@@ -271,19 +271,27 @@ def bank_health(bank: Any, *, spec: Mapping[str, Any] | None = None, spec_source
 
     rnd = current_round(bank, round_no)
     items = bank.items(include_retired=True)
-    if spec is None:
+    missing = [k for k in by if k not in items.columns]
+    if missing:
+        raise InputError(f"--by {', '.join(missing)}: no such key on the bank's items; "
+                         f"tag keys: {', '.join(sorted(bank.tag_keys()))}")
+    demand = None
+    if spec is not None:
+        demand = demand_from_spec(spec, source=spec_source)
+    else:
         forms = bank.forms()
-        if len(forms):
+        if len(forms):  # the last stored form's spec: one it cannot read is a note, not an error
             name = str(forms["name"].iloc[-1])
-            spec, spec_source = bank.form(name)["spec"], f"the spec of form {name} (the last stored)"
+            try:
+                demand = demand_from_spec(bank.form(name)["spec"], source=f"the spec of form {name} (the last stored)")
+            except InputError as e:
+                notes.append(f"no demand to project: {e}")
         else:
             notes.append("no spec given and no form stored: no demand to project")
-    demand = demand_from_spec(spec, source=spec_source) if spec is not None else None
     keys = list(dict.fromkeys([*(k for k, _, _ in (demand.slices if demand else ()) if k != TIER_KEY), *by]))
-    missing = [k for k in keys if k not in items.columns]
-    if missing:
-        raise InputError(f"--by / spec quota key(s) not in the bank: {', '.join(missing)}; "
-                         f"keys: {', '.join(sorted(bank.tag_keys()))}")
+    absent = [k for k in keys if k not in items.columns]
+    if absent:
+        notes.append(f"quota key(s) no item carries: {', '.join(absent)} (no supply)")
     stages = stage_tier_table(items)
     slices = slice_table(items, [*keys, TIER_KEY])
     events = bank.events_by_round(["created", "retired", lifecycle.STAGE_EVENT])

@@ -235,16 +235,31 @@ def current_round(bank: Any, round_no: int | None = None) -> int:
     return bank.latest_round() or 0
 
 
-def _calibration_evidence(bank: Any, pretest_ids: Sequence[str], notes: list[str]) -> pd.DataFrame:
-    """``EVIDENCE_COLUMNS`` for the pretest items: each from the latest calibration that calibrated it, with that
-    calibration's flags (``adt calibration flags``' rule, computed once per calibration used)."""
-    from adt.workflow.calibrate import calibration_flags
-    from calibration import calibration_params_frame, list_calibrations
+class _Flags:
+    """``adt calibration flags``' report per calibration (``calibration_flags``, the one flag rule), computed once
+    per calibration a pass reads (promotion evidence and the contamination check share the latest one's)."""
+
+    def __init__(self, bank: Any) -> None:
+        self.bank = bank
+        self.done: dict[str, Any] = {}
+
+    def __call__(self, cal_id: str) -> Any:
+        from adt.workflow.calibrate import calibration_flags
+
+        if cal_id not in self.done:
+            self.done[cal_id] = calibration_flags(self.bank, cal_id)
+        return self.done[cal_id]
+
+
+def _calibration_evidence(bank: Any, cal_ids: Sequence[str], pretest_ids: Sequence[str], flags_of: _Flags,
+                          notes: list[str]) -> pd.DataFrame:
+    """``EVIDENCE_COLUMNS`` for the pretest items: each from the latest calibration (``cal_ids``, oldest first)
+    that calibrated it, with that calibration's flags."""
+    from calibration import calibration_params_frame
 
     remaining = set(pretest_ids)
     rows: list[pd.DataFrame] = []
-    cals = list_calibrations(bank) if remaining else pd.DataFrame(columns=["calibration_id"])
-    for cal_id in reversed(list(cals["calibration_id"])):
+    for cal_id in reversed(list(cal_ids)):
         if not remaining:
             break
         frame = calibration_params_frame(bank, cal_id)
@@ -252,7 +267,7 @@ def _calibration_evidence(bank: Any, pretest_ids: Sequence[str], notes: list[str
         if hit.empty:
             continue
         try:
-            flags = calibration_flags(bank, cal_id).flags
+            flags = flags_of(cal_id).flags
             by_item = flags.groupby("item_id")["flag"].apply(lambda s: sorted(set(s))).to_dict() if len(flags) else {}
             fit_of = {i: by_item.get(i, []) for i in hit["item_id"]}
         except Exception as e:  # noqa: BLE001 - no fit check is no promotion, said so
@@ -266,16 +281,13 @@ def _calibration_evidence(bank: Any, pretest_ids: Sequence[str], notes: list[str
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(EVIDENCE_COLUMNS))
 
 
-def _contaminated(bank: Any, notes: list[str]) -> dict[str, str]:
+def _contaminated(cal_ids: Sequence[str], flags_of: _Flags, notes: list[str]) -> dict[str, str]:
     """Items the latest calibration's exposure-drift check flags (``exposure_drift`` of ``adt calibration
     flags``): item -> reason. No calibration, or no published form: none, with a note."""
-    from adt.workflow.calibrate import calibration_flags
-    from calibration import list_calibrations
-
-    if list_calibrations(bank).empty:
+    if not cal_ids:
         notes.append("retire_contaminated skipped: the bank has no calibration to run the drift check on")
         return {}
-    report = calibration_flags(bank)
+    report = flags_of(cal_ids[-1])
     if report.drift is None:
         notes.append(f"retire_contaminated skipped: {report.drift_note}")
         return {}
@@ -294,13 +306,17 @@ def lifecycle_plan(bank: Any, *, round_no: int | None = None) -> LifecyclePlan:
     since = bank.runs_since_stage_move()
     items = items.assign(runs_since_move=items["item_id"].map(since))
     pre_ids = items.loc[(items["stage"] == lifecycle.PRETEST) & (items["review_state"] == "approved"), "item_id"]
-    evidence = _calibration_evidence(bank, list(pre_ids), notes)
+    from calibration import list_calibrations
+
+    cal_ids = [str(c) for c in list_calibrations(bank)["calibration_id"]]
+    flags_of = _Flags(bank)
+    evidence = _calibration_evidence(bank, cal_ids, list(pre_ids), flags_of, notes)
     qc = {k: v for k, v in bank.qc_flags(list(pre_ids)).items()} if len(pre_ids) else {}
     from adtbase.qc import current_flags
 
     qc_open = {i: current_flags(c) for i, c in qc.items() if current_flags(c)}
     verdicts = pretest_verdicts(items, evidence, qc_open, rules)
-    contaminated = _contaminated(bank, notes) if rules.retire_contaminated else {}
+    contaminated = _contaminated(cal_ids, flags_of, notes) if rules.retire_contaminated else {}
     moves = plan_moves(items, verdicts, contaminated, rnd, rules)
     held = verdicts.loc[~verdicts["promote"].astype(bool), ["item_id", "why", "blockers"]].reset_index(drop=True)
     return LifecyclePlan(rnd, rules, tuple(moves), held, tuple(notes))

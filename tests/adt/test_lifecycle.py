@@ -338,3 +338,14 @@ def test_the_report_carries_the_health_section(bank: Path) -> None:
     assert report.figures["health"].startswith("data:image/png;base64,")
     # the same numbers as `adt bank health` (one function)
     assert report.health.stages.loc["total", "total"] == 400
+
+
+def test_health_notes_a_stored_spec_it_cannot_project_and_still_counts(bank: Path) -> None:
+    with open_bank(bank) as b:
+        ids = list(b.items()["item_id"][:5])
+        b.save_form("no-size", ids, spec={"strategy": "all"}, strategy="all", seed=None, snapshot_id=b.snapshot_id(),
+                    calibration_id=None, objectives={}, content_hash="x", n_uncalibrated=0)
+    h = ok(bank, "bank", "health")
+    assert h["demand"] is None and h["rounds_left"] == []
+    assert any("no demand to project" in n and "no-size" in n for n in h["notes"])
+    assert {r["stage"]: r["total"] for r in h["stages"]}["total"] == 400
