@@ -349,3 +349,29 @@ def test_health_notes_a_stored_spec_it_cannot_project_and_still_counts(bank: Pat
     assert h["demand"] is None and h["rounds_left"] == []
     assert any("no demand to project" in n and "no-size" in n for n in h["notes"])
     assert {r["stage"]: r["total"] for r in h["stages"]}["total"] == 400
+
+
+def test_items_the_drift_check_flags_as_contaminated_are_retired(bank: Path) -> None:
+    """Round 2: every model answers 20 of round 1's published items right (they leaked); the recalibration's
+    exposure-drift check (Mantel-Haenszel) flags some, and the lifecycle retires exactly those."""
+    from adt.workflow.calibrate import calibrate, calibration_flags
+
+    with open_bank(bank) as b:
+        leaked = b.form("round-1")["item_ids"][:20]
+        models = sorted(set(b.responses()["model"]))
+        b.publish("round-1", 2)
+        for m in models:
+            b.start_run(f"r2:{m}", model=m, kind="simulated", form_name="round-1", round_no=2)
+            b.ingest_responses(f"r2:{m}", pd.DataFrame({"item_id": leaked, "score": 1.0}))
+            b.finish_run(f"r2:{m}")
+    calibrate(bank, irt="2pl", seed=1)
+    with open_bank(bank) as b:
+        flags = calibration_flags(b).flags
+    flagged = set(flags.loc[flags["flag"] == "exposure_drift", "item_id"])
+    assert flagged and flagged <= set(leaked)
+    moves = ok(bank, "bank", "lifecycle")["moves"]
+    assert {m["item_id"] for m in moves} == flagged and {m["rule"] for m in moves} == {"retire_contaminated"}
+    with open_bank(bank) as b:
+        item = sorted(flagged)[0]
+        payload = json.loads(b.item_history(item).query("kind == 'retired'")["payload"].iloc[-1])
+        assert payload["rule"] == "retire_contaminated" and "MH odds ratio" in payload["reason"]
