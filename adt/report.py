@@ -944,7 +944,7 @@ def _health_html(h: Any, report: Report) -> str:
         out.append(_table(h.slices, testid="health-slices"))
     if h.demand is not None:
         left = h.rounds_left.assign(rounds_left=[f"more than {int(h.projection['round'].max()) - h.round_no}"
-                                                 if v is None or v != v else str(int(v))
+                                                 if pd.isna(v) else str(int(v))
                                                  for v in h.rounds_left["rounds_left"]])
         out.append(f"<p>demand ({_e(h.demand.source)}): {h.demand.operational} operational and {h.demand.pretest} "
                    "pretest items a round</p>" + _table(left, testid="health-rounds-left", fmt="{:.2f}"))

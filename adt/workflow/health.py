@@ -26,8 +26,8 @@ The counting is exact (``stage_tier_table``, ``slice_table``: the items frame, h
   promotions and retirements in its share.
 - The projection's row for round ``r`` is the supply left for the form of round ``r + 1`` (the first row,
   the current round: today's supply for the next form). ``rounds_left`` is how many more rounds can be drawn
-  before a row's supply falls below the demand (0: the next form cannot be filled from the slice; ``None``: not
-  within the horizon).
+  before a row's supply falls below the demand (0: the next form cannot be filled from the slice; missing: not
+  within the horizon); ``net_next_round`` is the projected change of its supply over the next round.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from adtbase.errors import InputError
 TIERS = ("low", "medium", "high")
 TIER_KEY = "frequency_tier"
 HORIZON = 50  # rounds projected
+LEFT_COLUMNS = ["key", "value", "supply_now", "demand", "net_next_round", "rounds_left"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Health:
     demand: Demand | None
     rates: Rates
     projection: pd.DataFrame      # round, key, value, supply, demand
-    rounds_left: pd.DataFrame     # key, value, supply_now, demand, net_per_round, rounds_left
+    rounds_left: pd.DataFrame     # LEFT_COLUMNS
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def as_dict(self) -> dict[str, Any]:
@@ -246,11 +247,13 @@ def project(items: pd.DataFrame, demand: Demand, rates: Rates, *, round_no: int,
         g = g.sort_values("round")
         short = g[g["supply"] < g["demand"]]
         now = float(g["supply"].iloc[0])
-        net = (float(g["supply"].iloc[-1]) - now) / horizon if horizon else 0.0
+        net = float(g["supply"].iloc[1]) - now if len(g) > 1 else 0.0  # the next round's change
         left.append({"key": k, "value": v, "supply_now": int(round(now)), "demand": int(g["demand"].iloc[0]),
-                     "net_per_round": round(net, 2),
-                     "rounds_left": None if short.empty else int(short["round"].iloc[0]) - round_no})
-    return proj, pd.DataFrame(left, columns=["key", "value", "supply_now", "demand", "net_per_round", "rounds_left"])
+                     "net_next_round": round(net, 2),
+                     "rounds_left": pd.NA if short.empty else int(short["round"].iloc[0]) - round_no})
+    out = pd.DataFrame(left, columns=LEFT_COLUMNS)
+    out["rounds_left"] = out["rounds_left"].astype("Int64")
+    return proj, out
 
 
 # -- the bank's side --------------------------------------------------------------------------------
@@ -304,7 +307,7 @@ def bank_health(bank: Any, *, spec: Mapping[str, Any] | None = None, spec_source
                              tier_high_publications=int(settings["tier_high_publications"]), horizon=horizon)
     else:
         proj = pd.DataFrame(columns=["round", "key", "value", "supply", "demand"])
-        left = pd.DataFrame(columns=["key", "value", "supply_now", "demand", "net_per_round", "rounds_left"])
+        left = pd.DataFrame(columns=LEFT_COLUMNS)
     n_op = int(((items["stage"] == lifecycle.OPERATIONAL) & (items["review_state"] == "approved")).sum())
     if demand is not None and n_op < demand.operational:
         notes.append(f"young bank: {n_op} operational items for a form of {demand.operational} operational ones; "
