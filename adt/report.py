@@ -935,7 +935,7 @@ def _health_html(h: Any, report: Report) -> str:
     """The bank-health section: the numbers of `adt bank health` (``adt.workflow.health``)."""
     r = h.rates
     out = ['<h2 id="health">Bank health</h2><p class="note">Items per lifecycle stage and frequency tier, '
-           "operational items per slice (fresh: never exposed), and how many more rounds the round spec can be "
+           "operational items per slice (fresh: the low tier), and how many more rounds the round spec can be "
            f"drawn before a slice runs out at today's rates ({r.n_rounds} round(s): {r.created:g} new, "
            f"{r.promoted:g} promoted, {r.retired:g} retired per round). The projection is a simple flow model; "
            "its assumptions are in adt/workflow/health.py.</p>",

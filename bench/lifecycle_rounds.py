@@ -10,7 +10,7 @@ checked), and a pretest item's calibration evidence is its Fisher-information SE
 (a ~ lognormal(0, 0.3), b ~ N(0, 1)) over the abilities of the models that answered it (theta ~ N(0, 1)), with no
 fit or QC flag (a simulated respondent fits the model). The moves are the product's: ``plan_moves`` and
 ``pretest_verdicts`` of ``adt.workflow.lifecycle`` under ``LifecycleRules()`` (the bank's default settings),
-the tier rule is the bank's (low: never exposed; high: more than ``--tier-high-runs`` runs or more than
+the tier rule is the bank's at its default ``tier_low_runs`` 0 (low: never exposed; high: more than ``--tier-high-runs`` runs or more than
 ``--tier-high-publications`` publications). The projection of ``adt bank health`` (``adt.workflow.health.project``)
 is made after round 1 from the same frames, next to what happened.
 
@@ -39,6 +39,7 @@ TIERS = {"low": 0.1, "medium": 0.4, "high": 0.5}
 
 
 def tiers(runs: np.ndarray, pubs: np.ndarray, high_runs: int, high_pubs: int) -> np.ndarray:
+    """The bank's tier rule at ``tier_low_runs`` 0 (its default): low = never exposed."""
     return np.where(runs + pubs == 0, "low", np.where((runs > high_runs) | (pubs > high_pubs), "high", "medium"))
 
 

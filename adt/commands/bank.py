@@ -386,7 +386,7 @@ def health(ctx: Context, spec_file: Path | None, by: tuple[str, ...], round_no: 
     click.echo(f"round {h.round_no}; items per stage x frequency tier:")
     click.echo(h.stages.to_string())
     if len(h.slices):
-        click.echo("\noperational items per slice (fresh = never exposed):")
+        click.echo("\noperational items per slice (fresh = low tier):")
         click.echo(h.slices.to_string(index=False))
     r = h.rates
     click.echo(f"\nrates per round over {r.n_rounds} round(s): {r.created:g} new, {r.promoted:g} promoted, "

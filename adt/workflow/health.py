@@ -20,8 +20,8 @@ The counting is exact (``stage_tier_table``, ``slice_table``: the items frame, h
   (and one publication is not above ``tier_high_publications``), else to high; a share
   ``min(1, max(runs per form / tier_high_runs, 1 / tier_high_publications))`` of the drawn medium items pass into
   high each round (as if medium items sat evenly over the medium range). Promoted items were exposed as
-  pretest items: they enter medium and high in the shares today's exposed pretest items have (none exposed yet:
-  the tier one form gives); never low. Retirements leave high (the most exposed go first).
+  pretest items: they enter the tiers in the shares today's exposed pretest items have (low only where
+  ``tier_low_runs`` keeps an item exposed by runs alone fresh; none exposed yet: the tier one form gives). Retirements leave high (the most exposed go first).
 - **Pretest** (when the spec seeds pretest items): the approved pretest pool gains the new items and loses the
   promotions and retirements in its share.
 - The projection's row for round ``r`` is the supply left for the form of round ``r + 1`` (the first row,
@@ -116,7 +116,7 @@ def _values(cell: object) -> list[str]:
 
 
 def slice_table(items: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Per value of each key: ``operational`` (drawable now), its ``fresh`` (low tier: never exposed),
+    """Per value of each key: ``operational`` (drawable now), its ``fresh`` (low tier) part,
     ``medium`` and ``high`` parts, ``rested`` and approved ``pretest`` items. An item with several values of a
     key counts in each."""
     rows = []
