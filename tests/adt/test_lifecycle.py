@@ -18,6 +18,7 @@ from adt.cli import cli
 from adt.workflow.health import Rates, demand_from_spec, project, stage_tier_table
 from adt.workflow.lifecycle import (
     LifecycleRules,
+    Move,
     apply_moves,
     lifecycle_plan,
     plan_moves,
@@ -325,6 +326,14 @@ def test_plan_and_apply_are_the_commands_parts(bank: Path) -> None:
         assert b.head() == head and plan.moves
         assert apply_moves(b, plan.moves) == len(plan.moves)
         assert b.head().n_events == head.n_events + len(plan.moves)
+        # one transaction: a refused move undoes the moves before it
+        after = b.head()
+        pretest = b.items({"stage": ["pretest"]})["item_id"].tolist()[:2]
+        bad = [Move(pretest[0], "pretest", "operational", "promote", "ok"),
+               Move(pretest[1], "pretest", "rested", "rest", "pretest cannot rest", until_round=3)]
+        with pytest.raises(InputError, match="cannot go to stage rested"):
+            apply_moves(b, bad)
+        assert b.head() == after and b.stages(pretest) == {i: "pretest" for i in pretest}
 
 
 def test_the_report_carries_the_health_section(bank: Path) -> None:
