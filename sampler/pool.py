@@ -10,6 +10,7 @@ grid, its exposure, its enemies and (for sized forms) the quota cells.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from adtbase.errors import InputError, QuotaInfeasible
 from calibration import guessing_from_choices, item_information
 
 from .enemies import enemy_lists, find_enemy_pairs
-from .quotas import CellModel, build_cells, solve_cell_counts, split_values
+from .quotas import CellModel, build_cells, quota_counts, quota_labels, solve_cell_counts, split_values
 from .spec import FormSpec
 
 # Pool columns that are not tag keys (everything else of text dtype is a tag key).
@@ -79,23 +80,67 @@ def eligible(pool: pd.DataFrame, spec: FormSpec) -> pd.DataFrame:
     return out
 
 
-def stage_pool(pool: pd.DataFrame, spec: FormSpec, size: int | None) -> tuple[pd.DataFrame, bool]:
+WIDEN = ("least", "all")
+
+
+def stage_pool(pool: pd.DataFrame, spec: FormSpec, size: int | None, *,
+               widen: str = "least") -> tuple[pd.DataFrame, bool]:
     """The eligible rows of ``spec.stages`` (the operational pool), and whether the young-bank rule widened it.
 
     Young bank (``adtbase.lifecycle``): when the operational pool cannot fill a form of ``size`` (too few items,
     or a quota cell or an overlap limit it cannot meet; with no size, when it is empty), pretest-stage items
-    join it and stand in as operational items. The widening is all or nothing: the draw then picks among
-    operational and pretest items alike (the strategy's own rule, information or chance, decides), and the
-    form counts its stand-ins (``PreparedPool.stand_in``). No stage rule for a spec drawn before stages
-    (``spec.stages is None``) or a pool frame without a ``stage`` column."""
+    join it and stand in as operational items, and the form counts them (``PreparedPool.stand_in``).
+    Operational items come first: ``widen="least"`` lets in the fewest pretest items with which the pool can
+    meet the size, quotas and overlap limits (enemies aside), taken in a seeded order (``spec.seed``) that puts
+    the items of the quota cells the operational pool is short of first; so where the operational items fall
+    short by k, k stand in (no quotas), or the short cells' shortfall. ``widen="all"`` lets every pretest item
+    in (``Sampler.sample_pool`` falls back to it when enemies make the least pool infeasible). No stage rule
+    for a spec drawn before stages (``spec.stages is None``) or a pool frame without a ``stage`` column."""
+    if widen not in WIDEN:
+        raise InputError(f"widen {widen!r}: use {' or '.join(WIDEN)}")
     frame = eligible(pool, spec)
     if spec.stages is None or "stage" not in frame.columns:
         return frame, False
     in_stage = frame["stage"].isin(spec.stages).to_numpy()
     if in_stage.all() or _fills(frame.loc[in_stage], spec, size):
         return frame.loc[in_stage].reset_index(drop=True), False
-    widened = frame["stage"].isin((*spec.stages, lifecycle.PRETEST)).to_numpy()
-    return frame.loc[widened].reset_index(drop=True), bool((widened & ~in_stage).any())
+    extra = frame["stage"].eq(lifecycle.PRETEST).to_numpy() & ~in_stage
+    if not extra.any():
+        return frame.loc[in_stage].reset_index(drop=True), False
+    keep = in_stage | extra
+    if widen == "least" and _fills(frame.loc[keep], spec, size):
+        order = _stand_in_order(frame, in_stage, extra, spec, size)
+        lo, hi = 1, len(order)                     # the least k whose pool fills: feasibility only grows with k
+        while lo < hi:
+            mid = (lo + hi) // 2
+            trial = in_stage.copy()
+            trial[order[:mid]] = True
+            lo, hi = (lo, mid) if _fills(frame.loc[trial], spec, size) else (mid + 1, hi)
+        keep = in_stage.copy()
+        keep[order[:lo]] = True
+    return frame.loc[keep].reset_index(drop=True), True
+
+
+def _stand_in_order(frame: pd.DataFrame, in_stage: NDArray[np.bool_], extra: NDArray[np.bool_], spec: FormSpec,
+                    size: int | None) -> NDArray[np.int64]:
+    """Positions of the pretest items that may stand in, in a seeded random order: first, per quota cell the
+    operational pool is short of, as many of the cell's items as it lacks; then the rest of those cells' items;
+    then the others."""
+    idx = np.flatnonzero(extra)
+    idx = idx[np.random.default_rng(spec.seed or 0).permutation(len(idx))]
+    rank = np.full(len(frame), 2)
+    if size is not None:
+        for q in spec.quotas:
+            if q.key not in frame.columns:
+                continue
+            labels = quota_labels(frame[q.key], q)
+            have = Counter(labels[in_stage].tolist())
+            for value, need in quota_counts(q, size).items():
+                if have[value] < need:
+                    cell = idx[labels[idx] == value]
+                    rank[cell] = np.minimum(rank[cell], 1)
+                    rank[cell[:need - have[value]]] = 0
+    return idx[np.argsort(rank[idx], kind="stable")]
 
 
 def _fills(frame: pd.DataFrame, spec: FormSpec, size: int | None) -> bool:
@@ -121,11 +166,11 @@ def _has_any(pool: pd.DataFrame, key: str, values: set[str], field: str) -> NDAr
 
 
 def prepare(pool: pd.DataFrame, spec: FormSpec, *, size: int | None = None,
-            coverage_keys: tuple[str, ...] | None = None) -> PreparedPool:
+            coverage_keys: tuple[str, ...] | None = None, widen: str = "least") -> PreparedPool:
     """Eligible pool arrays (the stage rule and young-bank widening of ``stage_pool`` included); quota cells
     when ``size`` (default ``spec.size``) is known."""
     size = spec.size if size is None else size
-    frame, widened = stage_pool(pool, spec, size)
+    frame, widened = stage_pool(pool, spec, size, widen=widen)
     n = len(frame)
     k = frame["n_choices"].to_numpy(dtype=float) if "n_choices" in frame.columns else np.zeros(n)
     prior_c = guessing_from_choices(np.nan_to_num(k, nan=0.0))

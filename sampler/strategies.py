@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,11 +65,31 @@ class Sampler(ABC):
             raise InputError(f"form spec field 'size': strategy {self.name!r} needs a form size")
         rng = rng if rng is not None else np.random.default_rng(spec.seed)
         pretest_rngs = rng.spawn(2)  # before the operational draw, which they leave as it was without them
+        _, draft = self.sample_pool(pool, spec, rng)
+        return seed_pretest(pool, spec, draft, *pretest_rngs)
+
+    def sample_pool(self, pool: pd.DataFrame, spec: FormSpec, rng: np.random.Generator, *,
+                    run_spec: FormSpec | None = None, check: Callable[[PreparedPool], None] | None = None
+                    ) -> tuple[PreparedPool, FormDraft]:
+        """The operational part from the pool frame: ``prepare`` (stages and the young-bank rule), a caller's
+        ``check`` of the prepared pool, then the draw (by ``run_spec``, default ``spec.operational()``). A young
+        bank's least widened pool that enemies make infeasible is widened to every pretest item and drawn again
+        (the same steps on a rebuild, so the same form)."""
         start = time.perf_counter()
         op = spec.operational()
-        prep = prepare(pool, op, size=op.size if self.needs_size else None)
-        draft = self.sample_prepared(prep, op, rng, _start=start)
-        return seed_pretest(pool, spec, draft, *pretest_rngs)
+        size = op.size if self.needs_size else None
+        prep = prepare(pool, op, size=size)
+        try:
+            if check is not None:
+                check(prep)
+            return prep, self.sample_prepared(prep, run_spec or op, rng, _start=start)
+        except QuotaInfeasible:
+            if prep.stand_in is None:
+                raise
+        prep = prepare(pool, op, size=size, widen="all")
+        if check is not None:
+            check(prep)
+        return prep, self.sample_prepared(prep, run_spec or op, rng, _start=start)
 
     def sample_prepared(self, prep: PreparedPool, spec: FormSpec, rng: np.random.Generator | None = None,
                         *, _start: float | None = None) -> FormDraft:

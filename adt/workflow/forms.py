@@ -50,7 +50,6 @@ from sampler import (
     FormSpec,
     PreparedPool,
     get_sampler,
-    prepare,
     proportional_quota,
     seed_pretest,
     solve_cell_counts,
@@ -318,21 +317,23 @@ def _draw(pool: pd.DataFrame, spec: FormSpec, *, n_gen: int | None = None) -> tu
     part (``sampler.seed_pretest``), as ``Sampler.sample`` does."""
     sampler = get_sampler(spec.strategy)
     op = spec.operational()
-    prep = prepare(pool, op, size=op.size if sampler.needs_size else None)
-    if sampler.needs_size and op.size is not None and op.size > len(prep):
-        from adtbase.errors import QuotaInfeasible
-        what = f"operational part {op.size} of {spec.size}" if spec.pretest is not None else str(op.size)
-        raise QuotaInfeasible(f"form spec is infeasible: form size {what}: only {len(prep)} eligible items"
-                              + _waiting_note(pool, spec))
-    if sampler.meets_quotas and prep.cells is not None:
-        solve_cell_counts(prep.cells)  # an infeasible spec fails here, naming marginals and starving cells
+
+    def check(prep: PreparedPool) -> None:
+        if sampler.needs_size and op.size is not None and op.size > len(prep):
+            from adtbase.errors import QuotaInfeasible
+            what = f"operational part {op.size} of {spec.size}" if spec.pretest is not None else str(op.size)
+            raise QuotaInfeasible(f"form spec is infeasible: form size {what}: only {len(prep)} eligible items"
+                                  + _waiting_note(pool, spec))
+        if sampler.meets_quotas and prep.cells is not None:
+            solve_cell_counts(prep.cells)  # an infeasible spec fails here, naming marginals and starving cells
+
     run_spec = op
     if n_gen is not None:
         opts = {**op.options_dict, "n_gen": int(n_gen), "time_limit": 1e9}
         run_spec = op.with_(options=tuple(sorted(opts.items())))
     rng = np.random.default_rng(spec.seed)
     pretest_rngs = rng.spawn(2)  # spawned first: the operational draw is the one the spec draws without pretest
-    draft = sampler.sample_prepared(prep, run_spec, rng)
+    prep, draft = sampler.sample_pool(pool, spec, rng, run_spec=run_spec, check=check)
     return prep, seed_pretest(pool, spec, draft, *pretest_rngs)
 
 
