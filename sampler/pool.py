@@ -93,9 +93,12 @@ def stage_pool(pool: pd.DataFrame, spec: FormSpec, size: int | None, *,
     Operational items come first: ``widen="least"`` lets in the fewest pretest items with which the pool can
     meet the size, quotas and overlap limits (enemies aside), taken in a seeded order (``spec.seed``) that puts
     the items of the quota cells the operational pool is short of first; so where the operational items fall
-    short by k, k stand in (no quotas), or the short cells' shortfall. ``widen="all"`` lets every pretest item
-    in (``Sampler.sample_pool`` falls back to it when enemies make the least pool infeasible). No stage rule
-    for a spec drawn before stages (``spec.stages is None``) or a pool frame without a ``stage`` column."""
+    short by k, k stand in (no quotas), or the short cells' shortfall. Those stand-ins are chosen by that
+    seeded order, not by the strategy's objective. Every pretest item joins (and the strategy chooses among
+    them) where there is no operational item at all, where the form has no size (``all``), and with
+    ``widen="all"`` (``Sampler.sample_pool`` falls back to it when enemies make the least pool infeasible).
+    No stage rule for a spec drawn before stages (``spec.stages is None``) or a pool frame without a ``stage``
+    column."""
     if widen not in WIDEN:
         raise InputError(f"widen {widen!r}: use {' or '.join(WIDEN)}")
     frame = eligible(pool, spec)
@@ -108,7 +111,9 @@ def stage_pool(pool: pd.DataFrame, spec: FormSpec, size: int | None, *,
     if not extra.any():
         return frame.loc[in_stage].reset_index(drop=True), False
     keep = in_stage | extra
-    if widen == "least" and _fills(frame.loc[keep], spec, size):
+    # With no size there is nothing to fill; with no operational item at all every scored item is a stand-in and
+    # the strategy chooses among all of them (as it did before stages existed).
+    if widen == "least" and size is not None and in_stage.any() and _fills(frame.loc[keep], spec, size):
         order = _stand_in_order(frame, in_stage, extra, spec, size)
         lo, hi = 1, len(order)                     # the least k whose pool fills: feasibility only grows with k
         while lo < hi:

@@ -127,6 +127,11 @@ def test_scores_are_unaffected_by_pretest_items(world: dict[str, Any], tmp_path:
     listed = {r["name"]: r for r in adt_json(seeded, "form", "list")}
     assert (listed["f"]["n_pretest"], listed["f"]["n_stand_in"]) == (4, 0)
     assert adt_json(seeded, "audit", "form", "f")["rederivation"]["ok"]
+    # What the model side gets holds nothing of the role: the export's rows are alike for both kinds of item.
+    exported = adt_json(seeded, "form", "export", "f", "--out", str(tmp_path / "f.jsonl"))
+    rows = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert exported["columns"] == list(wf.EXPORT_COLUMNS) and [r["item_id"] for r in rows] == fb["item_ids"]
+    assert {tuple(sorted(r)) for r in rows} == {tuple(sorted(wf.EXPORT_COLUMNS))}
 
 
 def test_the_hash_covers_which_items_are_pretest(world: dict[str, Any], tmp_path: Path) -> None:
