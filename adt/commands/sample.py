@@ -96,7 +96,8 @@ def form_show(ctx: Context, name: str, as_json: bool) -> None:
     items = items.assign(pretest=items["item_id"].isin(set(rec["pretest_ids"])))
     items = items[[c for c in [*cols, "pretest"] if c in items.columns]]
     if as_json:
-        emit({**{k: v for k, v in rec.items() if k != "item_ids"}, "items": items}, True)
+        emit({**{k: v for k, v in rec.items() if k != "item_ids"}, "n_pretest": len(rec["pretest_ids"]),
+              "items": items}, True)
         return
     n_pretest = len(rec["pretest_ids"])
     head = (f"form {name}: {rec['n_items']} items ({rec['n_uncalibrated']} uncalibrated, {n_pretest} pretest "

@@ -453,7 +453,10 @@ def _model_scores(bank: Any, model: str, filters: Mapping[str, Sequence[str]] | 
     """One model's scored answers (``Bank.responses(scored=True)``: pretest items left out), mean per item;
     ``attrs["n_pretest_left_out"]`` says how many answers were left out."""
     frame = bank.responses(None, models=[model], scored=True)
-    if frame.empty and not frame.attrs.get("n_pretest_left_out"):
+    if frame.empty and frame.attrs.get("n_pretest_left_out"):
+        raise InputError(f"model {model!r} answered pretest items only ({frame.attrs['n_pretest_left_out']} answers, "
+                         "never scored): nothing to score yet")
+    if frame.empty:
         models = sorted(str(m) for m in bank.responses(None)["model"].unique())
         close = did_you_mean(model, models, cutoff=0.6)
         listed = ", ".join(models[:10]) + (f", ... ({len(models)} in all)" if len(models) > 10 else "")

@@ -122,7 +122,7 @@ def test_scores_are_unaffected_by_pretest_items(world: dict[str, Any], tmp_path:
     assert cmp["a"]["theta"] == eb["theta"]
     # The form's record, its listing and its audit.
     shown = adt_json(seeded, "form", "show", "f")
-    assert shown["pretest_ids"] == fb["pretest_ids"] and shown["n_stand_in"] == 0
+    assert shown["pretest_ids"] == fb["pretest_ids"] and (shown["n_pretest"], shown["n_stand_in"]) == (4, 0)
     assert [r["item_id"] for r in shown["items"] if r["pretest"]] == fb["pretest_ids"]
     listed = {r["name"]: r for r in adt_json(seeded, "form", "list")}
     assert (listed["f"]["n_pretest"], listed["f"]["n_stand_in"]) == (4, 0)
@@ -209,3 +209,24 @@ def test_bad_pretest_input_is_named_and_changes_nothing(world: dict[str, Any], t
     assert res.exit_code == 1 and message in said, said
     with open_bank(path) as bank:
         assert bank.snapshot_id() == before and bank.forms().empty
+
+
+def test_the_report_scores_without_pretest_answers_and_says_so(world: dict[str, Any], tmp_path: Path) -> None:
+    from adt.report import build_report, render_html
+
+    plain, seeded = copy_of(world, tmp_path, "rplain"), copy_of(world, tmp_path, "rseeded")
+    adt_json(plain, "sample", "--size", "36", *QUOTA, "--seed", "5", "--name", "f")
+    adt_json(seeded, "sample", "--size", "40", "--pretest", "4", *QUOTA, "--seed", "5", "--name", "f")
+    run_newm(plain, world, "f"), run_newm(seeded, world, "f")
+    reports = {}
+    for name, path in (("plain", plain), ("seeded", seeded)):
+        with open_bank(path) as bank:
+            reports[name] = build_report(bank, form="f", n_worlds=5, per_world=5)
+    a, b = (reports[k].leaderboard.set_index("model") for k in ("plain", "seeded"))
+    for col in ("theta", "lo", "hi", "pred_acc", "raw_accuracy"):
+        assert a.loc["newm", col] == b.loc["newm", col], col
+    assert any("4 answers to pretest items" in n for n in reports["seeded"].notes)
+    assert not any("pretest" in n for n in reports["plain"].notes)
+    (form,) = reports["seeded"].forms
+    assert form["n_pretest"] == 4 and bool(form["composition"]["meets"].all())   # quotas of the 36 scored items
+    assert "4 pretest items (unscored" in render_html(reports["seeded"])
