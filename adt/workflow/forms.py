@@ -288,7 +288,8 @@ class DrawnForm:
 
     def summary_line(self) -> str:
         info = self.objectives.get("information")
-        pretest = f", {self.n_pretest} pretest (unscored)" if self.n_pretest else ""
+        pretest = (f", {self.n_pretest} pretest (unscored)" if self.n_pretest else "") + (
+            f", {self.n_stand_in} uncalibrated stand-ins scored (young bank)" if self.n_stand_in else "")
         return (f"{self.n_items} items ({self.mode}, {self.strategy}, seed {self.seed}, {self.n_uncalibrated} "
                 f"uncalibrated{pretest}), calibration {self.calibration_id or '(none: priors)'}"
                 + (f", information {info:.4g}" if isinstance(info, float) else "") + f", hash {self.content_hash[:16]}")
