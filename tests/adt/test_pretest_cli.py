@@ -230,3 +230,18 @@ def test_the_report_scores_without_pretest_answers_and_says_so(world: dict[str, 
     (form,) = reports["seeded"].forms
     assert form["n_pretest"] == 4 and bool(form["composition"]["meets"].all())   # quotas of the 36 scored items
     assert "4 pretest items (unscored" in render_html(reports["seeded"])
+
+
+def test_a_round_specs_form_takes_a_pretest_part(world: dict[str, Any], tmp_path: Path) -> None:
+    """`adt round` draws its form from the round spec's `form:` mapping (``sample_and_store``): pretest part and all."""
+    path = copy_of(world, tmp_path, "round")
+    form = wf.sample_and_store(path, {"name": "r1", "size": 40, "seed": 3, "quotas": {"domain": {"math": 0.5, "law": 0.5}},
+                                      "pretest": {"share": 0.1, "quotas": {"domain": {"math": 1, "law": 3}}}})
+    with open_bank(path) as bank:
+        rec = bank.form("r1")
+        dom = bank.items({"item_id": rec["item_ids"]}).set_index("item_id")["domain"]
+    scored = [i for i in rec["item_ids"] if i not in set(rec["pretest_ids"])]
+    assert rec["pretest_ids"] == list(form.pretest_ids) and len(scored) == 36
+    assert sorted(dom[scored]) == ["law"] * 18 + ["math"] * 18
+    assert sorted(dom[rec["pretest_ids"]]) == ["law"] * 3 + ["math"]
+    assert rec["spec"]["pretest"]["share"] == 0.1 and rec["spec"]["stages"] == ["operational"]
