@@ -110,12 +110,13 @@ class Report:
 def form_composition(form_items: pd.DataFrame, spec: Mapping[str, Any], keys: Sequence[str] = ()) -> pd.DataFrame:
     """Count of the form's items per value of each quota key (and ``keys``) next to the quota's target.
 
-    Fractions in the spec are shown as their target count (fraction x form size). Columns: key, value,
+    Fractions in the spec are shown as their target count (fraction x form size). A form with pretest items:
+    pass its operational items (the quotas are theirs; the size is theirs). Columns: key, value,
     items, share, target (NaN where the key has no quota for that value), meets (target met or no target).
     """
     n = len(form_items)
     quotas = dict(spec.get("quotas") or {})
-    size = int(spec.get("size") or n)
+    size = n if spec.get("pretest") else int(spec.get("size") or n)  # quotas hold for the operational part
     rows = []
     for key in list(dict.fromkeys([*quotas, *keys])):
         if key not in form_items.columns:
@@ -236,7 +237,13 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     notes: list[str] = []
     figures: dict[str, str] = {}
 
-    all_resp = bank.responses()
+    # Scores read the scored answers only (answers to a form's pretest items are left out); the calibration
+    # view reads every answer, as calibration does.
+    every_resp = bank.responses()
+    all_resp = bank.responses(scored=True)
+    if int(all_resp.attrs.get("n_pretest_left_out", 0)):
+        notes.append(f"{all_resp.attrs['n_pretest_left_out']:,} answers to pretest items (administered on forms, "
+                     "never scored) are left out of every score")
     if all_resp.empty:
         raise InputError(f"{bank.path}: the bank has no responses: run models before reporting")
     forms_frame = bank.forms()
@@ -260,7 +267,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
         scope = "all responses in the bank"
 
     say("calibration ...")
-    cal = load_calibration_view(bank, calibration_id, all_resp, seed=seed)
+    cal = load_calibration_view(bank, calibration_id, every_resp, seed=seed)
     params, _ = cal.usable()
     if len(params) == 0:
         raise InputError(f"calibration {cal.calibration_id}: no calibrated items")
@@ -344,7 +351,8 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     for name in form_names:
         rec = bank.form(name)
         fitems = _items_as_drawn(bank, rec, notes)
-        comp = form_composition(fitems, rec["spec"], keys=[k for k in (*COMPOSITION_KEYS, *SLICE_KEYS)
+        scored_items = fitems[~fitems["item_id"].isin(set(rec.get("pretest_ids") or []))]
+        comp = form_composition(scored_items, rec["spec"], keys=[k for k in (*COMPOSITION_KEYS, *SLICE_KEYS)
                                                              if k in fitems.columns])
         created = forms_frame.set_index("name")["created_at"]
         overlap = [(other, len(set(rec["item_ids"]) & set(ids)), len(ids))
@@ -356,6 +364,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                           "seed": rec["seed"], "content_hash": rec["content_hash"], "snapshot_id": rec["snapshot_id"],
                           "calibration_id": rec["calibration_id"], "published_in": rec["publications"],
                           "composition": comp, "n_uncalibrated": len(missing), "item_ids": rec["item_ids"],
+                          "n_pretest": len(rec.get("pretest_ids") or []), "n_stand_in": int(rec.get("n_stand_in") or 0),
                           "takers": takers.get(name, []), "ran": ran_on.get(name, []), "created_at": str(rec["created_at"])[:19],
                           "overlap": pd.DataFrame(overlap, columns=["earlier form", "shared items", "its items"])})
     untaken = [n for n in forms_frame["name"] if not takers.get(n)]
@@ -871,7 +880,11 @@ def render_html(report: Report) -> str:
                  f"none of the {n_models} models (no model answered it)")
         parts.append(f"<h3>form {_e(f['name'])}</h3><p>{f['n_items']} items, strategy {_e(f['strategy'])}, seed "
                      f"{_e(f['seed'])}, created {_e(f.get('created_at', ''))}, published in round(s) {_e(pub)}, "
-                     f"{f['n_uncalibrated']} items uncalibrated; hash <code>{_e(f['content_hash'])}</code></p>"
+                     f"{f['n_uncalibrated']} items uncalibrated"
+                     + (f", {f['n_pretest']} pretest items (unscored; composition is of the scored items)"
+                        if f.get("n_pretest") else "")
+                     + (f", {f['n_stand_in']} of the scored items are uncalibrated stand-ins (young bank)"
+                        if f.get("n_stand_in") else "") + f"; hash <code>{_e(f['content_hash'])}</code></p>"
                      f'<p class="scope" data-testid="form-takers" data-n="{len(takers)}"><b>Taken by</b> {taken}</p>')
         comp = f["composition"]
         bad = int((~comp["meets"]).sum())

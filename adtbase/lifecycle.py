@@ -14,9 +14,15 @@
 Banks made before stages existed were migrated (itembank migration 003): items with a calibrated
 difficulty became operational, the others pretest.
 
-A young bank (too few operational items to fill a form's operational part) lets pretest items stand in as
-operational items, scored at their best parameters (calibrated, else content prior, else the generic prior);
-the form records how many did (``n_stand_in``). This rule lives in ``sampler`` (``prepare_operational``).
+A young bank (too few operational items to fill a form's operational part: too few in all, or a quota cell or
+an overlap limit the operational items cannot meet) lets pretest items stand in as operational items, scored
+at their best parameters (those the pool carries: calibrated, else a content prior where the caller supplies
+one, else the sampler's generic prior); the form records how many did (``n_stand_in``) and ``adt sample`` says
+"N of M scored items are uncalibrated stand-ins (young bank)". Operational items come first: only the fewest
+pretest items that let the pool fill the form join it (each short quota cell's shortfall first, in a seeded
+order, not by the strategy's objective); every pretest item joins, and the strategy chooses, where the bank has
+no operational item at all, for a form without a size, or where enemies make the least pool infeasible. A form's pretest part never
+takes a stand-in. This rule lives in ``sampler`` (``sampler.pool.stage_pool``, used by ``prepare``).
 """
 
 from __future__ import annotations

@@ -1530,7 +1530,8 @@ class Bank:
 
     def forms(self) -> pd.DataFrame:
         return self.conn.execute("""SELECT name, strategy, n_items, n_uncalibrated, seed, content_hash, created_at,
-            (SELECT list(round_no ORDER BY round_no) FROM publications p WHERE p.form_name = f.name) AS published_in
+            (SELECT list(round_no ORDER BY round_no) FROM publications p WHERE p.form_name = f.name) AS published_in,
+            (SELECT count(*) FROM form_items fi WHERE fi.form_name = f.name AND fi.pretest) AS n_pretest, n_stand_in
             FROM forms f ORDER BY created_at""").df()
 
     def publish(self, name: str, round_no: int) -> None:
@@ -1582,10 +1583,15 @@ class Bank:
             self.conn.unregister("_diff")
 
     def responses(self, filters: Mapping[str, Sequence[str]] | None = None,
-                  models: Sequence[str] | None = None) -> pd.DataFrame:
+                  models: Sequence[str] | None = None, *, scored: bool = False) -> pd.DataFrame:
         """Responses (run_id, model, item_id, score, round) to the items matching ``filters``: the evidence
         calibration, reports and validation read. QC solver runs (kind "qc", ``solver_answers``) are not in it:
-        they answer items whose key is still in question."""
+        they answer items whose key is still in question.
+
+        ``scored=True``: the evidence a *score* reads (abilities, predicted accuracy, comparisons, reports): an
+        answer to an item that was a pretest item on the form of its run is left out (administered to gather
+        calibration data, never scored; ``adtbase.lifecycle``); ``frame.attrs["n_pretest_left_out"]`` counts
+        them (``attrs["pretest_left_out_by_model"]``: per model). Calibration reads every response (that is how pretest items get their data)."""
         import pandas as pd
 
         ids = self.item_ids(filters) if filters else None
@@ -1600,8 +1606,19 @@ class Bank:
             conds.append(f"ru.model IN ({', '.join('?' for _ in models)})")
             params.extend(models)
         sql += " WHERE " + " AND ".join(conds)
+        pretest = ("EXISTS (SELECT 1 FROM form_items fi WHERE fi.form_name = ru.form_name AND fi.item_id = x.item_id "
+                   "AND fi.pretest)")
         try:
-            return self.conn.execute(sql + " ORDER BY ru.model, x.item_id", params).df()
+            if not scored:
+                return self.conn.execute(sql + " ORDER BY ru.model, x.item_id", params).df()
+            frame = self.conn.execute(sql.replace("SELECT x.run_id,", f"SELECT {pretest} AS _pretest, x.run_id,", 1)
+                                      + " ORDER BY ru.model, x.item_id", params).df()
+            left_out = frame.pop("_pretest").fillna(False).to_numpy(dtype=bool)
+            out = frame.loc[~left_out].reset_index(drop=True)
+            out.attrs["n_pretest_left_out"] = int(left_out.sum())
+            out.attrs["pretest_left_out_by_model"] = {str(m): int(n) for m, n in
+                                                      frame.loc[left_out, "model"].value_counts().items()}
+            return out
         finally:
             if ids is not None:
                 self.conn.unregister("_resp_ids")

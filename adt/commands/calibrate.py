@@ -258,6 +258,8 @@ def estimate_lines(est: dict[str, Any]) -> list[str]:
         f"over {est['n_predicted']} items: {est['n_answered']} answered "
         f"(observed {_pct(est['observed_accuracy'])}), {est['n_predicted'] - est['n_answered']} predicted",
     ]
+    if est.get("n_pretest_left_out"):
+        lines.append(f"  {est['n_pretest_left_out']} answers to pretest items (on its forms, never scored) left out")
     if not est["covers_slice"]:
         lines.append(f"  NOTE: the prediction is {est['slice_note']}")
     if est["extrapolated"]:

@@ -450,14 +450,21 @@ def estimate_scores(calibration: StoredCalibration | PredictiveModel, scores: pd
 
 
 def _model_scores(bank: Any, model: str, filters: Mapping[str, Sequence[str]] | None = None) -> pd.Series:
-    frame = bank.responses(None, models=[model])
+    """One model's scored answers (``Bank.responses(scored=True)``: pretest items left out), mean per item;
+    ``attrs["n_pretest_left_out"]`` says how many answers were left out."""
+    frame = bank.responses(None, models=[model], scored=True)
+    if frame.empty and frame.attrs.get("n_pretest_left_out"):
+        raise InputError(f"model {model!r} answered pretest items only ({frame.attrs['n_pretest_left_out']} answers, "
+                         "never scored): nothing to score yet")
     if frame.empty:
         models = sorted(str(m) for m in bank.responses(None)["model"].unique())
         close = did_you_mean(model, models, cutoff=0.6)
         listed = ", ".join(models[:10]) + (f", ... ({len(models)} in all)" if len(models) > 10 else "")
         hint = f"{close} models: {listed}" if close else (f"; models: {listed}" if models else "")
         raise InputError(f"model {model!r} has no responses in the bank{hint}")
-    return _mean_scores(frame).set_index("item_id")["score"]
+    out = _mean_scores(frame).set_index("item_id")["score"]
+    out.attrs["n_pretest_left_out"] = int(frame.attrs.get("n_pretest_left_out", 0))
+    return out
 
 
 def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
@@ -477,6 +484,7 @@ def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
     pos = pm.position()
     out: dict[str, Any] = {"model": model}
     out.update(_estimate(pm, scores, slice_ids, method, level, pos))
+    out["n_pretest_left_out"] = scores.attrs["n_pretest_left_out"]  # answers to pretest items: never scored
     out.update(calibration_id=stored.calibration_id, calibration_snapshot_id=stored.snapshot_id,
                snapshot_id=bank.snapshot_id(), filters={k: list(v) for k, v in (filters or {}).items()})
     if by:
@@ -530,7 +538,9 @@ def estimate_all(bank: Any, calibration_id: str | None = None, filters: Mapping[
     if method not in ("eap", "map", "mle"):
         raise InputError(f"method {method!r}: choose eap, map or mle")
     stored = load_calibration(bank, calibration_id)
-    scores = _mean_scores(bank.responses(None))
+    frame = bank.responses(None, scored=True)  # pretest items are never part of a score
+    left_out = frame.attrs.get("pretest_left_out_by_model", {})
+    scores = _mean_scores(frame)
     pm = predictive_model(bank, stored, exact_params=exact_params)
     pos = pm.position()
     slice_ids = _slice_ids(bank, filters)
@@ -538,6 +548,7 @@ def estimate_all(bank: Any, calibration_id: str | None = None, filters: Mapping[
     for model, grp in scores.groupby("model", sort=True):
         row: dict[str, Any] = {"model": model}
         row.update(_estimate(pm, grp.set_index("item_id")["score"], slice_ids, method, level, pos))
+        row["n_pretest_left_out"] = int(left_out.get(str(model), 0))
         rows.append(row)
     out = pd.DataFrame(rows)
     out["calibration_id"] = stored.calibration_id
@@ -565,6 +576,8 @@ def compare_models(bank: Any, model_a: str, model_b: str, *, calibration_id: str
     out.update(cmp.as_dict())
     z = float(norm.ppf(0.5 + level / 2))
     sd_un = float(np.hypot(est[model_a]["pred_sd"], est[model_b]["pred_sd"]))
+    out.update(n_pretest_left_out={model_a: scores_a.attrs["n_pretest_left_out"],
+                                   model_b: scores_b.attrs["n_pretest_left_out"]})
     out.update(unpaired_lo=cmp.diff_acc - z * sd_un, unpaired_hi=cmp.diff_acc + z * sd_un,
                a=est[model_a], b=est[model_b], calibration_id=stored.calibration_id,
                filters={k: list(v) for k, v in (filters or {}).items()})
@@ -575,7 +588,7 @@ def compare_all(bank: Any, *, calibration_id: str | None = None, filters: Mappin
                 level: float = 0.95, adjust: str = "holm", exact_params: bool = False) -> pd.DataFrame:
     """Every pair of models with responses, with p-values adjusted over the pairs (Holm or BH)."""
     stored = load_calibration(bank, calibration_id)
-    scores = _mean_scores(bank.responses(None))
+    scores = _mean_scores(bank.responses(None, scored=True))  # pretest items are never part of a score
     models = sorted(scores["model"].unique())
     if len(models) < 2:
         raise InputError("compare --all needs at least two models with responses")
