@@ -48,15 +48,18 @@ if TYPE_CHECKING:  # numpy, pandas, pyarrow and the importer load in the methods
 DEFAULT_SETTINGS = {
     # An item is 'high' frequency once more than this many runs, or publications, exposed it.
     "tier_high_runs": "5",
-    # ... and 'low' (fresh) while no publication and at most this many runs exposed it: 0 = never exposed; a
-    # programme that pretests each item on one round's models may count that round as still fresh.
-    "tier_low_runs": "0",
     "tier_high_publications": "1",
     # Difficulty band cut points on the calibrated b: 'terciles' or two numbers "lo,hi".
     "band_cuts": "terciles",
 }
 # The lifecycle rules' settings (``adt.workflow.lifecycle`` reads and checks them; ``adt bank lifecycle``):
-# their defaults hold until one is set, and are not written into a new bank (settings are part of its snapshot).
+# their defaults hold until one is set, and are not written into a new bank (settings are part of its snapshot;
+# so for every setting added after the first: LATER_SETTINGS, which a bank made before them lacks too).
+LATER_SETTINGS = {
+    # An item is 'low' frequency (fresh) while no publication and at most this many runs exposed it: 0 = never
+    # exposed; a programme that pretests each item on one round's models may count that round as still fresh.
+    "tier_low_runs": "0",
+}
 LIFECYCLE_SETTINGS = {
     "promote_min_responses": "100",  # pretest -> operational: at least this many responses in the calibration,
     "promote_max_se_b": "0.3",       # SE(b) at most this, no fit flag, no open QC flag
@@ -313,11 +316,12 @@ class Bank:
     # -- settings & taxonomy ----------------------------------------------------------------------
     def settings(self) -> dict[str, str]:
         """The stored settings, over the lifecycle defaults of those never set."""
-        return {**LIFECYCLE_SETTINGS, **dict(self.conn.execute("SELECT key, value FROM settings").fetchall())}
+        return {**LATER_SETTINGS, **LIFECYCLE_SETTINGS, **dict(self.conn.execute("SELECT key, value FROM settings").fetchall())}
 
     def set_setting(self, key: str, value: str) -> None:
-        if key not in DEFAULT_SETTINGS and key not in LIFECYCLE_SETTINGS:
-            raise InputError(f"unknown setting {key!r}; settings: {', '.join([*DEFAULT_SETTINGS, *LIFECYCLE_SETTINGS])}")
+        known = [*DEFAULT_SETTINGS, *LATER_SETTINGS, *LIFECYCLE_SETTINGS]
+        if key not in known:
+            raise InputError(f"unknown setting {key!r}; settings: {', '.join(known)}")
         with self.transaction() as conn:
             conn.execute("DELETE FROM settings WHERE key = ?", [key])
             conn.execute("INSERT INTO settings VALUES (?, ?)", [key, value])
