@@ -70,7 +70,7 @@ class CalibrationView:
     def predictive_params(self) -> tuple[ItemParams, dict[str, NDArray]]:
         """The predictive parameters of every item they can predict, with the SEs the draws use."""
         pm = self.predictive
-        idx = np.flatnonzero(pm.predictable)
+        idx = np.flatnonzero(pm.scorable)   # content-prior items are predicted, never scored
         return pm.params.subset(idx), {"a": pm.se_a[idx], "b": pm.se_b[idx]}
 
     def fixed_mask(self) -> NDArray[np.bool_]:

@@ -3,7 +3,7 @@
 ``prepare(pool, spec)`` applies the spec's eligibility (review states, include/exclude filters, the stages
 of ``stage_pool`` with the young-bank rule),
 sorts by ``item_id`` (so the bank's row order never changes a form), fills uncalibrated parameters
-with priors (a=1, b=0, c=1/n_choices, d=1), computes each item's information over the target ability
+with priors (their content prior's a, b where the pool gives them, else a=1, b=0; c=1/n_choices, d=1), computes each item's information over the target ability
 grid, its exposure, its enemies and (for sized forms) the quota cells.
 """
 
@@ -32,6 +32,7 @@ NON_TAG_COLUMNS = frozenset({
     "item_id", "question", "choices", "answer", "item_type", "n_choices", "review_state", "origin",
     "exposure_runs", "exposure_publications", "a", "b", "c", "d", "aliases", "created_at", "stage",
     "rest_until_round",
+    "param_source",  # where a, b come from (calibrated | content_prior | prior), not a tag
 })
 PRIOR_A, PRIOR_B, PRIOR_D = 1.0, 0.0, 1.0
 
@@ -185,9 +186,14 @@ def prepare(pool: pd.DataFrame, spec: FormSpec, *, size: int | None = None,
             cols[name] = frame[name].to_numpy(dtype=float)
         else:
             cols[name] = np.full(n, np.nan)
-    uncal = np.isnan(cols["a"]) | np.isnan(cols["b"])
-    a = np.where(uncal, PRIOR_A, cols["a"])
-    b = np.where(uncal, PRIOR_B, cols["b"])
+    # a, b given for an item not calibrated (``param_source`` content_prior: its content prior) fill in for
+    # the generic prior; the item still counts as uncalibrated.
+    missing = np.isnan(cols["a"]) | np.isnan(cols["b"])
+    uncal = missing
+    if "param_source" in frame.columns:
+        uncal = missing | (frame["param_source"].to_numpy(dtype=object) != "calibrated")
+    a = np.where(missing, PRIOR_A, cols["a"])
+    b = np.where(missing, PRIOR_B, cols["b"])
     c = np.where(uncal | np.isnan(cols["c"]), prior_c, cols["c"])
     d = np.where(uncal | np.isnan(cols["d"]), PRIOR_D, cols["d"])
     grid = np.asarray(spec.theta_grid, float)[None, :]

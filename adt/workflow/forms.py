@@ -67,17 +67,21 @@ KEPT_DIAGNOSTICS = ("n_eligible", "n_enemy_pairs", "n_cells_used", "dropped_enem
 
 
 # -- calibration parameters ---------------------------------------------------------------------------
-def load_parameters(bank: Bank, calibration_id: str | None) -> tuple[str | None, pd.DataFrame | None]:
+def load_parameters(bank: Bank, calibration_id: str | None, *,
+                    content_prior: bool = False) -> tuple[str | None, pd.DataFrame | None]:
     """(calibration id, parameters ``item_id, a, b, c, d``) of ``calibration_id`` (an id or a unique prefix
     of one), or of the latest calibration when None; ``(None, None)`` when none was named and the bank has
     none (every item uncalibrated). NaN parameters: the item is kept at its prior (``pool_frame``).
+    ``content_prior``: uncalibrated items get the content prior stored with the calibration, and a
+    ``param_source`` column (``StoredCalibration.pool_frame``); forms use it, CAT (which scores) does not.
     """
     if calibration_id is None and list_calibrations(bank).empty:
         return None, None
     found = load_calibration(bank, calibration_id)
     # ``pool_frame``: NaN where an item is kept at its prior (unanswered, all correct, all wrong).
-    frame = found.pool_frame()
-    return str(found.calibration_id), frame[["item_id", *PARAM_COLUMNS]].astype({k: float for k in PARAM_COLUMNS})
+    frame = found.pool_frame(content_prior=content_prior)
+    cols = ["item_id", *PARAM_COLUMNS, *(["param_source"] if "param_source" in frame.columns else [])]
+    return str(found.calibration_id), frame[cols].astype({k: float for k in PARAM_COLUMNS})
 
 
 # -- earlier forms, lazily --------------------------------------------------------------------------
@@ -351,7 +355,7 @@ def read_pool(bank: Bank, spec: FormSpec, calibration_id: str | None) -> tuple[p
     snapshot_id = bank.snapshot_id()
     head = bank.head()
     s = bank.settings()
-    cid, params = load_parameters(bank, calibration_id)
+    cid, params = load_parameters(bank, calibration_id, content_prior=True)
     settings = PoolSettings(head.n_events, head.hash, int(s["tier_high_runs"]), int(s["tier_high_publications"]),
                             tier_low_runs=int(s["tier_low_runs"]))
     pool = pool_at(bank, settings, spec, params)
@@ -449,7 +453,8 @@ def rebuild_inputs(bank: Bank, rec: Mapping[str, Any]) -> RebuildInputs:
     if at is None or at.hash != settings.head_hash:
         problems.append(f"the history at event {settings.head_n} is not the one the form was drawn at "
                         f"(history rewritten or truncated; run `adt bank verify`)")
-    _, params = load_parameters(bank, rec.get("calibration_id")) if rec.get("calibration_id") else (None, None)
+    _, params = (load_parameters(bank, rec.get("calibration_id"), content_prior=True) if rec.get("calibration_id")
+                 else (None, None))
     pool = pool_at(bank, settings, spec, params)
     gens = pool_rec.get("generations") if spec.strategy == "nsga2" else None
     return RebuildInputs(dict(rec), spec, pool, None if gens is None else int(gens),
