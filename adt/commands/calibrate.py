@@ -84,7 +84,7 @@ def calibrate_cmd(ctx: Context, irt: str, method: str, filters: tuple[str, ...],
                   epochs: int, link_boot: int, max_iter: int, online: bool, online_method: str, content_prior: bool,
                   as_json: bool) -> None:
     """Fit item parameters from the bank's responses and store them as a new calibration."""
-    wait = {"on_wait": lambda msg: click.echo(msg, err=True), "wait_s": ctx.wait_s}
+    wait: dict[str, Any] = {"on_wait": lambda msg: click.echo(msg, err=True), "wait_s": ctx.wait_s}
     if online:
         _refuse_with_online(click.get_current_context())
         out = calibrate_online_bank(ctx.bank_path, OnlineOptions(
