@@ -503,6 +503,7 @@ class OnlineOutcome:
 class _OnlineInputs:
     snapshot: str
     anchor: StoredCalibration
+    ops_idx: NDArray[np.int64]           # the operational items: positions in anchor.usable_params()
     anchor_pm: PredictiveModel
     responses: ResponseSet               # operational + new items (the new ones all answered)
     runs: pd.DataFrame
@@ -545,9 +546,13 @@ def _read_online(bank: Any, opts: OnlineOptions) -> _OnlineInputs:
         raise CalibrationError("adt calibrate --online needs an anchor calibration (the operational items' "
                                "parameters): the bank has none; run `adt calibrate` first")
     anchor = load_calibration(bank, opts.anchor_calibration)
-    ops = [str(i) for i in anchor.usable_params().item_ids]
+    usable = [str(i) for i in anchor.usable_params().item_ids]
+    live = {str(i) for i in bank.item_ids({"item_id": usable})} if usable else set()
+    ops_idx = np.array([k for k, i in enumerate(usable) if i in live], dtype=np.int64)   # retired since: left out
+    ops = [usable[k] for k in ops_idx]
     if not ops:
-        raise CalibrationError(f"anchor calibration {anchor.calibration_id} has no item with usable parameters")
+        raise CalibrationError(f"anchor calibration {anchor.calibration_id} has no (non-retired) item with usable "
+                               "parameters")
     flt = {str(k): [str(v) for v in vs] for k, vs in opts.filters.items()}
     flt["stage"] = ["pretest"]
     op_set = set(ops)
@@ -577,7 +582,7 @@ def _read_online(bank: Any, opts: OnlineOptions) -> _OnlineInputs:
     rs = ResponseSet.from_frame(frame[frame["item_id"].isin(pd.Index(keep_ids))], "model", "item_id", "score",
                                 item_ids=keep_ids)
     anchor_pm = predictive_model(bank, anchor)
-    return _OnlineInputs(snapshot, anchor, anchor_pm, rs, runs, len(candidates),
+    return _OnlineInputs(snapshot, anchor, ops_idx, anchor_pm, rs, runs, len(candidates),
                          bank.items() if opts.content_prior else None)
 
 
@@ -594,7 +599,7 @@ class _OnlineFitted:
 
 def _fit_online(inputs: _OnlineInputs, opts: OnlineOptions) -> _OnlineFitted:
     anchor, rs = inputs.anchor, inputs.responses
-    ops = anchor.usable_params()
+    ops = anchor.usable_params().subset(inputs.ops_idx)
     n_ops = len(ops)
     new_ids = tuple(rs.item_ids[n_ops:])
     n_new = len(new_ids)
@@ -638,7 +643,7 @@ def _fit_online(inputs: _OnlineInputs, opts: OnlineOptions) -> _OnlineFitted:
     nan_new = np.full(n_new, np.nan)
     params = ItemParams(tuple(ops.item_ids) + new_ids, np.r_[ops.a, online.params.a], np.r_[ops.b, online.params.b],
                         np.r_[ops.c, np.zeros(n_new)], np.r_[ops.d, np.ones(n_new)])
-    ase = anchor.usable_se()
+    ase = {k: v[inputs.ops_idx] for k, v in anchor.usable_se().items()}
     se = {"a": np.r_[ase["a"], online.se["a"]], "b": np.r_[ase["b"], online.se["b"]],
           "c": np.r_[ase["c"], nan_new], "d": np.r_[ase["d"], nan_new]}
     settings = {"model": anchor.irt_model, "latent": "normal", "latent_mean": mu, "latent_sd": sd,

@@ -288,9 +288,16 @@ def test_online_refusals_are_named_and_leave_the_bank_unchanged(sim: dict[str, A
 def test_online_methods_and_the_text_output(sim: dict[str, Any], online: dict[str, Any], tmp_path: Path) -> None:
     bank = tmp_path / "methods.duckdb"
     bank.write_bytes(sim["bank"].read_bytes())
+    q5 = sim["item_of"]["q5"]
+    with open_bank(bank) as bk:
+        bk.retire([q5], "retired after the anchor calibration")
     res = run(bank, "calibrate", "--online", "--online-method", "fpc", "--anchor-calibration",
               online["anchor_calibration_id"])
     assert res.exit_code == 0, res.output
     assert "online-fpc" in res.output and f"{N_NEW} new items" in res.output and "median SE(b)" in res.output
     assert "fpc takes one prior for every new item" in res.output
     assert "content prior: fitted on" in res.output
+    assert f"{N_OPS - 1} operational items held" in res.output      # a retired anchor item is left out
+    with open_bank(bank) as bk:
+        stored = load_calibration(bk)
+    assert q5 not in stored.params.item_ids and (stored.item_status == "fixed").sum() == N_OPS - 1
