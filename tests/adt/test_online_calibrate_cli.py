@@ -241,7 +241,7 @@ def test_the_pool_uses_the_stored_content_prior_and_counts_it_uncalibrated(sim: 
     assert frame.loc[u0, "param_source"] == "content_prior"
     assert frame.loc[sim["item_of"]["q1"], "param_source"] == "calibrated"
     assert frame.loc[sim["item_of"]["p1"], "param_source"] == "calibrated"   # calibrated online
-    prep = prepare(pool, spec)
+    prep = prepare(pool, spec.with_(stages=None))     # every stage eligible: u0 is a pretest item
     k = list(prep.item_ids).index(u0)
     assert prep.a[k] == pytest.approx(prior.loc[u0, "a"]) and prep.b[k] == pytest.approx(prior.loc[u0, "b"])
     assert prep.a[k] != 1.0 and prep.uncalibrated[k]
