@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import norm
 
-from adtbase import itemtypes
+from adtbase import itemtypes, lifecycle
 from adtbase.errors import CalibrationError, InputError
 from adtbase.registry import did_you_mean
 from calibration import (
@@ -547,8 +547,13 @@ def _read_online(bank: Any, opts: OnlineOptions) -> _OnlineInputs:
                                "parameters): the bank has none; run `adt calibrate` first")
     anchor = load_calibration(bank, opts.anchor_calibration)
     usable = [str(i) for i in anchor.usable_params().item_ids]
-    live = {str(i) for i in bank.item_ids({"item_id": usable})} if usable else set()
-    ops_idx = np.array([k for k, i in enumerate(usable) if i in live], dtype=np.int64)   # retired since: left out
+    live = {str(i) for i in bank.item_ids({"item_id": usable})} if usable else set()     # retired since: left out
+    # The scale is held by the anchor's operational (and rested) items; its pretest items, calibrated online
+    # before and not promoted yet, are estimated again with the responses they have gained. A young bank whose
+    # items are all still pretest (a full calibration, no promotion yet) holds its scale by all of them.
+    stage = bank.stages([i for i in usable if i in live])
+    held = {i for i, s in stage.items() if s != lifecycle.PRETEST} or set(stage)
+    ops_idx = np.array([k for k, i in enumerate(usable) if i in held], dtype=np.int64)
     ops = [usable[k] for k in ops_idx]
     if not ops:
         raise CalibrationError(f"anchor calibration {anchor.calibration_id} has no (non-retired) item with usable "
@@ -559,7 +564,7 @@ def _read_online(bank: Any, opts: OnlineOptions) -> _OnlineInputs:
     candidates = [str(i) for i in bank.item_ids(flt) if str(i) not in op_set]
     if not candidates:
         raise InputError("no pretest items" + (" match the filters" if opts.filters else " in the bank")
-                         + " (items in stage pretest that the anchor calibration does not hold)")
+                         + " (items in stage pretest that the anchor calibration does not hold fixed)")
     snapshot = bank.snapshot_id()
     try:
         rs, runs, _ = read_responses(bank, {"item_id": ops + candidates}, opts.rounds,

@@ -272,8 +272,6 @@ def test_online_refusals_are_named_and_leave_the_bank_unchanged(sim: dict[str, A
             (["--filter", "stage=operational"], "--filter stage=... must include pretest"),
             (["--model", "lonely", "--anchor-calibration", online["anchor_calibration_id"]],
              "items have no responses here: nothing carries its scale"),
-            # the latest calibration (the online one) holds the pretest items it calibrated: they are operational now
-            ([], "no pretest item has responses: 2 pretest items, none answered"),
             (["--anchor-calibration", "cal_nope"], "no calibration 'cal_nope'"),
             (["--irt", "3pl", "--link", "fixed"], "it takes no --irt, --link")):
         code, err = refused(bank, capsys, "calibrate", "--online", *args)
@@ -283,6 +281,21 @@ def test_online_refusals_are_named_and_leave_the_bank_unchanged(sim: dict[str, A
     code, err = refused(bank, capsys, "calibrate", "--online", "--online-method", "nope")
     assert code == 2 and "method_a" in err
     assert _state(bank) == before
+
+
+def test_a_later_online_run_estimates_the_unpromoted_pretest_items_again(sim: dict[str, Any], online: dict[str, Any],
+                                                                         tmp_path: Path) -> None:
+    # The latest calibration (the online one) holds the pretest items it calibrated; while they are still in
+    # stage pretest they are not the scale: an online run anchored on it estimates them again, the operational
+    # items held as before.
+    bank = tmp_path / "again.duckdb"
+    bank.write_bytes(sim["bank"].read_bytes())
+    again = cli_json(bank, "calibrate", "--online", "--seed", "2")
+    assert again["anchor_calibration_id"] == online["calibration_id"]
+    assert again["n_new"] == N_NEW and again["n_operational"] == N_OPS
+    first = pd.DataFrame(online["items"]).set_index("item_id")["b"]
+    second = pd.DataFrame(again["items"]).set_index("item_id")["b"]
+    assert np.allclose(first.sort_index(), second.sort_index(), atol=0.05)   # the same data: the same estimates
 
 
 def test_online_methods_and_the_text_output(sim: dict[str, Any], online: dict[str, Any], tmp_path: Path) -> None:
