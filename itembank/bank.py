@@ -1246,43 +1246,57 @@ class Bank:
 
     def set_stage(self, refs: Sequence[str], stage: str, *, reason: str, rule: str | None = None,
                   until_round: int | None = None) -> int:
-        """Move items to lifecycle stage ``stage`` (``adtbase.lifecycle``: pretest -> operational <-> rested);
-        one ``stage`` event each (payload ``from``, ``to``, ``reason``, the ``rule`` that moved it, a rested
-        item's ``until_round``). Every refused move is named at once and nothing is written; items already in
-        ``stage`` are left alone. Retirement is ``retire``. Returns how many items moved."""
-        if not reason.strip():
-            raise InputError("a stage move needs a reason")
-        if stage == lifecycle.RESTED and until_round is None:
-            raise InputError("resting items needs the round they return in (until_round)")
+        """Move items to lifecycle stage ``stage`` (``adtbase.lifecycle``: pretest -> operational <-> rested) for one
+        reason: ``set_stages`` with one row per item. Returns how many items moved."""
         named: dict[str, str] = {}
         for ref in refs:
             named.setdefault(self.resolve(ref), str(ref))
-        ids = list(named)
-        before = self.stages(ids)
-        label = {i: i if r == i else f"{r} ({i})" for i, r in named.items()}
-        refused = [p for i in ids if (p := lifecycle.stage_problem(label[i], before[i], stage))]
-        if refused:
-            more = f" (and {len(refused) - 20} more)" if len(refused) > 20 else ""
-            raise InputError(f"{len(refused)} of {len(ids)} items cannot go to stage {stage}; nothing changed:\n  "
-                             + "\n  ".join(refused[:20]) + more)
-        moving = [i for i in ids if before[i] != stage]
-        payload: dict[str, Any] = {"to": stage, "reason": reason.strip()}
-        if rule:
-            payload["rule"] = rule
-        until = int(until_round) if stage == lifecycle.RESTED and until_round is not None else None
-        if until is not None:
-            payload["until_round"] = until
-        if not moving:
-            return 0
+        return self.set_stages([{"item_id": i, "stage": stage, "reason": reason, "rule": rule,
+                                 "until_round": until_round, "ref": r} for i, r in named.items()])
+
+    def set_stages(self, moves: Sequence[Mapping[str, Any]]) -> int:
+        """Apply stage moves (``item_id``, ``stage``, ``reason``, optional ``rule``, ``until_round``) in one
+        transaction: one ``stage`` event each (payload ``from``, ``to``, ``reason``, the ``rule`` that moved it, a
+        rested item's ``until_round``). Every refused move is named at once and nothing is written; an item
+        already in its stage is left alone. Retirement is ``retire``. Returns how many items moved."""
         import pandas as pd
 
-        self._register("_staged", pd.DataFrame({"item_id": moving}))
+        problems = []
+        for m in moves:
+            if not str(m.get("reason") or "").strip():
+                problems.append(f"{m['item_id']}: a stage move needs a reason")
+            if m["stage"] == lifecycle.RESTED and m.get("until_round") is None:
+                problems.append(f"{m['item_id']}: resting needs the round it returns in (until_round)")
+        unknown = self.unknown_items([m["item_id"] for m in moves])
+        problems += [f"{i}: no such item" for i in unknown]
+        if not problems:
+            before = self.stages([m["item_id"] for m in moves])
+            problems = [p for m in moves if (p := lifecycle.stage_problem(
+                m.get("ref") or m["item_id"], before[m["item_id"]], m["stage"]))]
+        if problems:
+            more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+            raise InputError(f"{len(problems)} of {len(moves)} stage moves refused; nothing changed:\n  "
+                             + "\n  ".join(problems[:20]) + more)
+        moving = [m for m in moves if before[m["item_id"]] != m["stage"]]
+        if not moving:
+            return 0
+        events = []
+        for m in moving:
+            payload: dict[str, Any] = {"from": before[m["item_id"]], "to": m["stage"], "reason": str(m["reason"]).strip()}
+            if m.get("rule"):
+                payload["rule"] = m["rule"]
+            if m["stage"] == lifecycle.RESTED:
+                payload["until_round"] = int(m["until_round"])
+            events.append(Event(lifecycle.STAGE_EVENT, m["item_id"], None, payload))
+        frame = pd.DataFrame({"item_id": [m["item_id"] for m in moving], "stage": [m["stage"] for m in moving],
+                              "until_round": pd.array([int(m["until_round"]) if m["stage"] == lifecycle.RESTED else None
+                                                       for m in moving], dtype="Int64")})
+        self._register("_staged", frame)
         try:
             with self.transaction():
-                self.conn.execute("UPDATE items SET stage = ?, rest_until_round = ? "
-                                  "WHERE item_id IN (SELECT item_id FROM _staged)", [stage, until])
-                history.append(self.conn, [Event(lifecycle.STAGE_EVENT, i, None, {"from": before[i], **payload})
-                                           for i in moving], now())
+                self.conn.execute("UPDATE items SET stage = s.stage, rest_until_round = s.until_round "
+                                  "FROM _staged s WHERE items.item_id = s.item_id")
+                history.append(self.conn, events, now())
         finally:
             self.conn.unregister("_staged")
         return len(moving)

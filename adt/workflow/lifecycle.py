@@ -326,9 +326,9 @@ def apply_moves(bank: Any, moves: Sequence[Move]) -> int:
     """Write ``moves`` in one transaction: one ``stage`` (or ``retired``) event each, with its rule and reason."""
     n = 0
     with bank.transaction():
-        for m in moves:
+        n += bank.set_stages([{"item_id": m.item_id, "stage": m.to_stage, "reason": m.reason, "rule": m.rule,
+                               "until_round": m.until_round} for m in moves if m.to_stage != lifecycle.RETIRED])
+        for m in moves:   # few a round; each names its own reason
             if m.to_stage == lifecycle.RETIRED:
                 n += bank.retire([m.item_id], m.reason, rule=m.rule)
-            else:
-                n += bank.set_stage([m.item_id], m.to_stage, reason=m.reason, rule=m.rule, until_round=m.until_round)
     return n

@@ -53,11 +53,16 @@ def test_refused_moves_are_named_together_and_nothing_is_written(tmp_path: Path)
         head = bank.head()
         with pytest.raises(InputError) as err:
             bank.set_stage(ids[:3], "rested", reason="r", until_round=2)   # pretest cannot rest
-        assert "3 of 3 items cannot go to stage rested" in str(err.value) and ids[2] in str(err.value)
+        assert "3 of 3 stage moves refused; nothing changed" in str(err.value) and ids[2] in str(err.value)
+        assert "is pretest: it can go to operational only" in str(err.value)
         with pytest.raises(InputError, match="retire items with"):
             bank.set_stage(ids[:1], "retired", reason="r")
         with pytest.raises(InputError, match="until_round"):
             bank.set_stage(ids[:1], "rested", reason="r")
+        with pytest.raises(InputError) as err:   # every problem of a batch at once
+            bank.set_stages([{"item_id": ids[0], "stage": "operational", "reason": ""},
+                             {"item_id": "it_nope", "stage": "operational", "reason": "r"}])
+        assert "needs a reason" in str(err.value) and "it_nope: no such item" in str(err.value)
         assert bank.head() == head and set(bank.items()["stage"]) == {"pretest"}
 
 
