@@ -1099,7 +1099,10 @@ def _exposure_drift(bank: Any, stored: StoredCalibration, frame: pd.DataFrame,
                         prior=stored.prior())
     theta = pd.Series(est.theta, index=list(rs_clean.model_ids))[est.n_items > 0]
     n_unknown = int(unknown.sum())
-    report = mantel_haenszel_drift(data, theta=theta, alpha=alpha)
+    try:
+        report = mantel_haenszel_drift(data, theta=theta, alpha=alpha)
+    except InputError as exc:   # e.g. every model that answered exposed items answered only published ones
+        return None, f"exposure drift not tested: {exc}"
     note = (f"Mantel-Haenszel by exposure over {report.settings['n_published']} published items, matching on "
             f"ability from never-published items" + (f"; {n_unknown} responses without a round left out"
                                                      if n_unknown else ""))
