@@ -286,6 +286,30 @@ def validation_figure(summary: pd.DataFrame, *, title: str = "Held-out validatio
     return fig
 
 
+# -- bank health (adt.workflow.health) ------------------------------------------------------------------
+def health_figure(projection: pd.DataFrame, *, title: str = "Projected supply per slice vs demand") -> Any:
+    """Projected supply (solid) of each slice over rounds against its demand per round (dashed, same colour):
+    ``projection`` is ``adt.workflow.health.project``'s frame (``round, key, value, supply, demand``). A slice
+    runs out where its solid line crosses below its dashed one."""
+    need = {"round", "key", "value", "supply", "demand"}
+    if not need <= set(projection.columns) or projection.empty:
+        raise InputError("health plot: need a non-empty projection with round, key, value, supply and demand")
+    fig = _figure(8.0, 4.6)
+    ax = fig.subplots()
+    colours = [f"C{i % 10}" for i in range(projection.groupby(["key", "value"]).ngroups)]
+    for colour, ((key, value), g) in zip(colours, projection.groupby(["key", "value"], sort=False), strict=True):
+        g = g.sort_values("round")
+        ax.plot(g["round"], g["supply"], color=colour, label=f"{key}={value}")
+        ax.plot(g["round"], g["demand"], color=colour, linestyle="--", linewidth=1)
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_xlabel("round (supply left for the next round's form)")
+    ax.set_ylabel("items (dashed: needed per round)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    ax.set_title(title)
+    return fig
+
+
 # -- inputs (files are read by adt.paramfile) ---------------------------------------------------------
 def subset_params(params: ItemParams, item_ids: Sequence[str]) -> tuple[ItemParams, list[str]]:
     """The parameters of ``item_ids`` (in that order) and the ids that have none."""

@@ -70,7 +70,7 @@ class CalibrationView:
     def predictive_params(self) -> tuple[ItemParams, dict[str, NDArray]]:
         """The predictive parameters of every item they can predict, with the SEs the draws use."""
         pm = self.predictive
-        idx = np.flatnonzero(pm.predictable)
+        idx = np.flatnonzero(pm.scorable)   # content-prior items are predicted, never scored
         return pm.params.subset(idx), {"a": pm.se_a[idx], "b": pm.se_b[idx]}
 
     def fixed_mask(self) -> NDArray[np.bool_]:
@@ -102,6 +102,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     scopes: dict[str, str] = field(default_factory=dict)  # section -> which form(s) and which models it uses
     loo_job: dict[str, Any] | None = None  # a replay still to run (``replay_models``), when deferred
+    health: Any = None  # adt.workflow.health.Health: `adt bank health`'s numbers (issue 14)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -109,12 +110,13 @@ class Report:
 def form_composition(form_items: pd.DataFrame, spec: Mapping[str, Any], keys: Sequence[str] = ()) -> pd.DataFrame:
     """Count of the form's items per value of each quota key (and ``keys``) next to the quota's target.
 
-    Fractions in the spec are shown as their target count (fraction x form size). Columns: key, value,
+    Fractions in the spec are shown as their target count (fraction x form size). A form with pretest items:
+    pass its operational items (the quotas are theirs; the size is theirs). Columns: key, value,
     items, share, target (NaN where the key has no quota for that value), meets (target met or no target).
     """
     n = len(form_items)
     quotas = dict(spec.get("quotas") or {})
-    size = int(spec.get("size") or n)
+    size = n if spec.get("pretest") else int(spec.get("size") or n)  # quotas hold for the operational part
     rows = []
     for key in list(dict.fromkeys([*quotas, *keys])):
         if key not in form_items.columns:
@@ -235,7 +237,13 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     notes: list[str] = []
     figures: dict[str, str] = {}
 
-    all_resp = bank.responses()
+    # Scores read the scored answers only (answers to a form's pretest items are left out); the calibration
+    # view reads every answer, as calibration does.
+    every_resp = bank.responses()
+    all_resp = bank.responses(scored=True)
+    if int(all_resp.attrs.get("n_pretest_left_out", 0)):
+        notes.append(f"{all_resp.attrs['n_pretest_left_out']:,} answers to pretest items (administered on forms, "
+                     "never scored) are left out of every score")
     if all_resp.empty:
         raise InputError(f"{bank.path}: the bank has no responses: run models before reporting")
     forms_frame = bank.forms()
@@ -259,7 +267,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
         scope = "all responses in the bank"
 
     say("calibration ...")
-    cal = load_calibration_view(bank, calibration_id, all_resp, seed=seed)
+    cal = load_calibration_view(bank, calibration_id, every_resp, seed=seed)
     params, _ = cal.usable()
     if len(params) == 0:
         raise InputError(f"calibration {cal.calibration_id}: no calibrated items")
@@ -343,7 +351,8 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     for name in form_names:
         rec = bank.form(name)
         fitems = _items_as_drawn(bank, rec, notes)
-        comp = form_composition(fitems, rec["spec"], keys=[k for k in (*COMPOSITION_KEYS, *SLICE_KEYS)
+        scored_items = fitems[~fitems["item_id"].isin(set(rec.get("pretest_ids") or []))]
+        comp = form_composition(scored_items, rec["spec"], keys=[k for k in (*COMPOSITION_KEYS, *SLICE_KEYS)
                                                              if k in fitems.columns])
         created = forms_frame.set_index("name")["created_at"]
         overlap = [(other, len(set(rec["item_ids"]) & set(ids)), len(ids))
@@ -355,6 +364,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                           "seed": rec["seed"], "content_hash": rec["content_hash"], "snapshot_id": rec["snapshot_id"],
                           "calibration_id": rec["calibration_id"], "published_in": rec["publications"],
                           "composition": comp, "n_uncalibrated": len(missing), "item_ids": rec["item_ids"],
+                          "n_pretest": len(rec.get("pretest_ids") or []), "n_stand_in": int(rec.get("n_stand_in") or 0),
                           "takers": takers.get(name, []), "ran": ran_on.get(name, []), "created_at": str(rec["created_at"])[:19],
                           "overlap": pd.DataFrame(overlap, columns=["earlier form", "shared items", "its items"])})
     untaken = [n for n in forms_frame["name"] if not takers.get(n)]
@@ -380,6 +390,14 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
     figures["exposure"] = _uri(plots.exposure_figure(bank_items["exposure_runs"].to_numpy(np.int64),
                                                      bank_items["exposure_publications"].to_numpy(np.int64),
                                                      high_runs=high))
+
+    # -- bank health: `adt bank health`'s numbers for the last stored form's spec --------------------
+    from adt.workflow.health import bank_health
+
+    say("bank health ...")
+    health = bank_health(bank, round_no=round_no)
+    if not health.projection.empty:
+        figures["health"] = _uri(plots.health_figure(health.projection))
 
     # -- diagnostics -----------------------------------------------------------------------------
     say("diagnostics ...")
@@ -431,7 +449,7 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                   "generated": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")}
     title = f"adt report: {scope}"
     report = Report(title, board, rank_probs, slices, forms_out, diagnostics, honesty, provenance, figures, notes,
-                    scopes, loo_job)
+                    scopes, loo_job, health=health)
     return report if defer_loo else replay_models(report, say=say)
 
 
@@ -473,7 +491,7 @@ def _items_as_drawn(bank: Any, rec: Mapping[str, Any], notes: list[str]) -> pd.D
 
             settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]),
                                     int(pool_rec["tier_high_runs"]), int(pool_rec["tier_high_publications"]),
-                                    pool_rec.get("bands"))
+                                    pool_rec.get("bands"), int(pool_rec.get("tier_low_runs", 0)))
             pool = pool_at(bank, settings, FormSpec.from_dict(spec, source=f"form {rec['name']} spec"), None)
             got = pool[pool["item_id"].isin(set(ids))]
             if len(got) == len(set(ids)):
@@ -862,7 +880,11 @@ def render_html(report: Report) -> str:
                  f"none of the {n_models} models (no model answered it)")
         parts.append(f"<h3>form {_e(f['name'])}</h3><p>{f['n_items']} items, strategy {_e(f['strategy'])}, seed "
                      f"{_e(f['seed'])}, created {_e(f.get('created_at', ''))}, published in round(s) {_e(pub)}, "
-                     f"{f['n_uncalibrated']} items uncalibrated; hash <code>{_e(f['content_hash'])}</code></p>"
+                     f"{f['n_uncalibrated']} items uncalibrated"
+                     + (f", {f['n_pretest']} pretest items (unscored; composition is of the scored items)"
+                        if f.get("n_pretest") else "")
+                     + (f", {f['n_stand_in']} of the scored items are uncalibrated stand-ins (young bank)"
+                        if f.get("n_stand_in") else "") + f"; hash <code>{_e(f['content_hash'])}</code></p>"
                      f'<p class="scope" data-testid="form-takers" data-n="{len(takers)}"><b>Taken by</b> {taken}</p>')
         comp = f["composition"]
         bad = int((~comp["meets"]).sum())
@@ -874,6 +896,8 @@ def render_html(report: Report) -> str:
         else:
             parts.append('<p class="note">no earlier forms</p>')
     parts.append("<h3>bank exposure</h3>" + _img(report, "exposure", "exposure histogram"))
+    if report.health is not None:
+        parts.append(_health_html(report.health, report))
 
     d = report.diagnostics
     parts.append("<h2>Calibration diagnostics</h2>" + _scope(report, "diagnostics"))
@@ -918,6 +942,28 @@ def render_html(report: Report) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(report.title)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def _health_html(h: Any, report: Report) -> str:
+    """The bank-health section: the numbers of `adt bank health` (``adt.workflow.health``)."""
+    r = h.rates
+    out = ['<h2 id="health">Bank health</h2><p class="note">Items per lifecycle stage and frequency tier, '
+           "operational items per slice (fresh: the low tier), and how many more rounds the round spec can be "
+           f"drawn before a slice runs out at today's rates ({r.n_rounds} round(s): {r.created:g} new, "
+           f"{r.promoted:g} promoted, {r.retired:g} retired per round). The projection is a simple flow model; "
+           "its assumptions are in adt/workflow/health.py.</p>",
+           _table(h.stages, index=True, testid="health-stages")]
+    if len(h.slices):
+        out.append(_table(h.slices, testid="health-slices"))
+    if h.demand is not None:
+        left = h.rounds_left.assign(rounds_left=[f"more than {int(h.projection['round'].max()) - h.round_no}"
+                                                 if pd.isna(v) else str(int(v))
+                                                 for v in h.rounds_left["rounds_left"]])
+        out.append(f"<p>demand ({_e(h.demand.source)}): {h.demand.operational} operational and {h.demand.pretest} "
+                   "pretest items a round</p>" + _table(left, testid="health-rounds-left", fmt="{:.2f}"))
+        out.append(_img(report, "health", "projected supply per slice against demand"))
+    out += [f'<p class="note">{_e(n)}</p>' for n in h.notes]
+    return "".join(out)
 
 
 def _honesty_html(h: dict[str, Any], scope: str = "") -> str:

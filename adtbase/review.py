@@ -4,8 +4,9 @@
 rejected one keeps its history and never enters a form. A decision can be taken back only by sending
 the item back to ``draft`` (re-review), so every change of mind is an event of its own.
 
-``retired`` (``adt bank retire``) is not a review decision but the end of an item's life; it shares the
-column until the item lifecycle (pretest / operational / rested / retired) gets a column of its own.
+``retired`` (``adt bank retire``, ``adt bank lifecycle``) is not a review decision but the end of an item's
+life. It stays in this column, where stored forms' as-of views read it; the lifecycle's other stages
+(pretest / operational / rested, ``adtbase.lifecycle``) have a column of their own.
 
 Forms draw from approved items only unless a spec asks for more (``review_states: [approved, draft]``).
 A curated import may arrive approved (``adt bank import --review-state``, default approved: the

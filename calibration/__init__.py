@@ -97,6 +97,8 @@ _LAZY = {
     "evidence": "calibration.predictive",
     "exact_view": "calibration.predictive",
     "predict": "calibration.predictive",
+    "join_predictive": "calibration.predictive",
+    "with_content_prior": "calibration.predictive",
     "CONTENT_FEATURES": "calibration.content_prior",
     "ContentPrior": "calibration.content_prior",
     "PriorPrediction": "calibration.content_prior",
@@ -113,6 +115,7 @@ _LAZY = {
     "item_statuses": "calibration.store",
     "list_calibrations": "calibration.store",
     "load_calibration": "calibration.store",
+    "load_content_prior": "calibration.store",
     "previous_calibration_id": "calibration.store",
     "resolve_calibration_id": "calibration.store",
     "save_calibration": "calibration.store",
@@ -219,8 +222,10 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .predictive import compare_many as compare_many
     from .predictive import evidence as evidence
     from .predictive import exact_view as exact_view
+    from .predictive import join_predictive as join_predictive
     from .predictive import predict as predict
     from .predictive import predict_evidence as predict_evidence
+    from .predictive import with_content_prior as with_content_prior
     from .store import KEPT_AT_PRIOR as KEPT_AT_PRIOR
     from .store import STATUS_REASONS as STATUS_REASONS
     from .store import StoredCalibration as StoredCalibration
@@ -230,6 +235,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .store import item_statuses as item_statuses
     from .store import list_calibrations as list_calibrations
     from .store import load_calibration as load_calibration
+    from .store import load_content_prior as load_content_prior
     from .store import previous_calibration_id as previous_calibration_id
     from .store import resolve_calibration_id as resolve_calibration_id
     from .store import save_calibration as save_calibration

@@ -125,6 +125,9 @@ def mantel_haenszel_drift(responses: pd.DataFrame, *, theta: Mapping[str, float]
     df = df[df["model"].isin(match.index)].reset_index(drop=True)
     if df.empty:
         raise InputError("no model has a matching value (theta, or answers to never-published items)")
+    if not df["exposed"].any():
+        raise InputError("no model with a matching value gave an exposed response (a model matched only on items "
+                         "published before it answered has none)")
     strata = _strata(match, n_strata)
     df["stratum"] = strata.reindex(df["model"]).to_numpy()
 

@@ -22,7 +22,8 @@ The M-step of ``method_a`` / ``oem`` / ``mem`` is one function (``_map_items``):
 ``sum over its responses and nodes of w * log P(s | node) + log prior`` by Fisher scoring with step halving;
 Method A is the case of one node per response (the model's EAP) with weight 1.  Priors are the fitter's
 (``fit_mml``'s defaults: log a ~ N(0, 1), b ~ N(0, 3)), so an item with few or one-sided responses stays
-finite.  SEs come from the observed information of each new item's marginal log-likelihood given the
+finite.  A prior's mean and sd may also be arrays, one value per new item (each item's content prior,
+``calibration.content_prior``); ``fpc`` takes one prior for all (``fit_mml`` has no per-item priors).  SEs come from the observed information of each new item's marginal log-likelihood given the
 other items (``_observed_info``): the per-response posterior including the item (Louis' identity, per item,
 as ``fit_mml``'s SEs); for Method A it is the plain observed information at the fixed abilities.
 """
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
 from adtbase.errors import InputError
@@ -66,18 +67,25 @@ class OnlineCalibration:
 
 
 def calibrate_online(responses: ResponseSet, operational: ItemParams, new_items: Sequence[str], *,
-                     method: str = DEFAULT_ONLINE_METHOD, prior_a: tuple[float, float] = (0.0, 1.0),
-                     prior_b: tuple[float, float] = (0.0, 3.0), n_quad: int = 61,
+                     method: str = DEFAULT_ONLINE_METHOD, prior_a: tuple[ArrayLike, ArrayLike] = (0.0, 1.0),
+                     prior_b: tuple[ArrayLike, ArrayLike] = (0.0, 3.0), n_quad: int = 61,
                      theta_range: tuple[float, float] = (-6.0, 6.0), max_cycles: int = 200,
                      tol: float = 1e-4) -> OnlineCalibration:
     """Estimate ``new_items`` (ids in ``responses``) with the ``operational`` items held at their parameters.
 
+    ``prior_a`` (on log a) and ``prior_b``: (mean, sd), each a number or one value per new item.
     Responses to items that are neither operational nor new are left out (listed in ``settings['left_out']``).
     Bad input raises ``InputError`` listing every problem found.
     """
     new_ids = tuple(str(i) for i in new_items)
     new_pos, left_out = _check_inputs(responses, operational, new_ids, method, prior_a, prior_b, max_cycles)
-    priors = _Priors(prior_a, prior_b, (5.0, 17.0), (12.0, 2.0))
+    per_item = any(np.ndim(v) > 0 for v in (*prior_a, *prior_b))
+    if per_item:
+        prior_a = (np.broadcast_to(np.asarray(prior_a[0], float), len(new_ids)),
+                   np.broadcast_to(np.asarray(prior_a[1], float), len(new_ids)))
+        prior_b = (np.broadcast_to(np.asarray(prior_b[0], float), len(new_ids)),
+                   np.broadcast_to(np.asarray(prior_b[1], float), len(new_ids)))
+    priors = _Priors(prior_a, prior_b, (5.0, 17.0), (12.0, 2.0))  # type: ignore[arg-type]
     x = np.linspace(theta_range[0], theta_range[1], n_quad)
     n_new = len(new_ids)
     # operational responses and new-item responses, re-indexed into the operational params / new list
@@ -88,7 +96,8 @@ def calibrate_online(responses: ResponseSet, operational: ItemParams, new_items:
     m_op, j_op, s_op = responses.model_idx[on_op], op_of[responses.item_idx[on_op]], responses.score[on_op]
     m_new, j_new, s_new = responses.model_idx[on_new], new_of[responses.item_idx[on_new]], responses.score[on_new]
     counts = np.bincount(j_new, minlength=n_new)
-    settings = {"method": method, "prior_a": list(prior_a), "prior_b": list(prior_b), "n_quad": n_quad,
+    settings = {"method": method, "prior_a": "per item" if per_item else list(prior_a),
+                "prior_b": "per item" if per_item else list(prior_b), "n_quad": n_quad,
                 "theta_range": list(theta_range), "left_out": left_out}
 
     if method == "fpc":
@@ -148,15 +157,20 @@ def _op_index(responses: ResponseSet, operational: ItemParams) -> NDArray:
 
 
 def _check_inputs(responses: ResponseSet, operational: ItemParams, new_ids: tuple[str, ...], method: str,
-                  prior_a: tuple[float, float], prior_b: tuple[float, float],
+                  prior_a: tuple[ArrayLike, ArrayLike], prior_b: tuple[ArrayLike, ArrayLike],
                   max_cycles: int) -> tuple[NDArray, list[str]]:
     """Every problem at once; returns the new items' positions in ``responses`` and the left-out items."""
     problems: list[str] = []
     if method not in ONLINE_METHODS:
         problems.append(f"unknown online-calibration method {method!r}; choose one of {', '.join(ONLINE_METHODS)}")
-    for name, (_, sd) in (("prior_a", prior_a), ("prior_b", prior_b)):
-        if not sd > 0:
-            problems.append(f"{name}: the sd must be positive, got {sd}")
+    for name, pair in (("prior_a", prior_a), ("prior_b", prior_b)):
+        mean, sd = (np.asarray(v, float) for v in pair)
+        if any(v.ndim > 1 or (v.ndim == 1 and v.size != len(new_ids)) for v in (mean, sd)):
+            problems.append(f"{name}: a mean and sd are numbers or one value per new item ({len(new_ids)})")
+        elif not (np.all(sd > 0) and np.all(np.isfinite(mean)) and np.all(np.isfinite(sd))):
+            problems.append(f"{name}: the sd must be positive and the mean finite")
+        elif method == "fpc" and (mean.ndim or sd.ndim):
+            problems.append(f"{name}: fpc takes one prior for every new item (fit_mml has no per-item priors)")
     if max_cycles < 1:
         problems.append(f"max_cycles must be at least 1, got {max_cycles}")
     pos = {iid: k for k, iid in enumerate(responses.item_ids)}
@@ -231,7 +245,9 @@ def _map_items(j: NDArray, X: NDArray, R: NDArray, N: NDArray, n: int, priors: _
         cnt = np.maximum(_per_item(j, N, n), 1e-12)
         th = _per_item(j, N * X, n) / cnt
         pbar = np.clip(_per_item(j, R, n) / cnt, 0.05, 0.95)
-        a, b = np.full(n, priors.start("a")), np.clip(th - np.log(pbar / (1 - pbar)), -4, 4)
+        # the prior's median of a (one per item where the priors are per item)
+        a, b = np.exp(np.broadcast_to(np.asarray(priors.a[0], float), n)).copy(), \
+            np.clip(th - np.log(pbar / (1 - pbar)), -4, 4)
     else:
         a, b = start[0].copy(), start[1].copy()
     obj = _objective(j, X, R, N, a, b, n, priors)

@@ -14,8 +14,11 @@ adds what a calibration from a few dozen models leaves uncertain, and is built o
 - **Items every calibration model got right (or wrong)** have no MML estimate but are not unknown:
   failing every model says an item is hard. They get the 2PL nearest (least squares on [-4, 4]) to
   their posterior-predictive curve E[P(theta) | pattern] under the fit's priors on (log a, b) and the
-  abilities of the models that answered them. Items nobody answered cannot be predicted; a
-  prediction that leaves them out says it is about a smaller slice (``covers_slice``).
+  abilities of the models that answered them. Items nobody answered are predicted from their content
+  prior (``with_content_prior``: the predicted a, b of ``calibration.content_prior`` stored with the
+  calibration, its SDs as the parameters' error; basis ``content_prior``), so a slice covers the whole
+  bank; their answers never inform an ability (``scorable``). Without a content prior they cannot be
+  predicted, and a prediction that leaves them out says it is about a smaller slice (``covers_slice``).
 - **Item-parameter error.** The answered items' parameters are drawn from their SEs (shrunk a: its
   posterior SD on the log scale; b: its SE given a), independently across items; the spread of the
   ability and of the predicted accuracy over the draws is added to the interval (the estimate itself
@@ -82,6 +85,7 @@ DEFAULT_DRAWS = 20
 PERSON_FIT_Z = 2.0          # below this |z| the person-fit statistic moves nothing
 EXTREME = ("all_correct", "all_wrong")
 USABLE = ("calibrated", "fixed")
+CONTENT_PRIOR = "content_prior"   # the basis of an item predicted from its content prior
 _MASS_FLOOR = 1e-10         # posterior nodes below this share of the mode's weight are skipped
 
 
@@ -92,7 +96,7 @@ class PredictiveModel:
     params: ItemParams                 # NaN a/b where the item cannot be predicted
     se_a: NDArray[np.float64]          # SDs the draws use (0 = held exactly)
     se_b: NDArray[np.float64]
-    basis: NDArray[np.str_]            # calibrated | fixed | all_correct | all_wrong | unanswered
+    basis: NDArray[np.str_]            # calibrated | fixed | all_correct | all_wrong | unanswered | content_prior
     prior: Prior
     misfit_sd: float
     theta_range: tuple[float, float]   # the calibration models' EAP abilities, min and max
@@ -103,6 +107,15 @@ class PredictiveModel:
     @property
     def predictable(self) -> NDArray[np.bool_]:
         return np.isfinite(self.params.a) & np.isfinite(self.params.b)
+
+    @property
+    def scorable(self) -> NDArray[np.bool_]:
+        """Items whose answers inform an ability: predictable from the calibration's data, not from content."""
+        return self.predictable & (self.basis != CONTENT_PRIOR)
+
+    @property
+    def n_content_prior(self) -> int:
+        return int((self.basis == CONTENT_PRIOR).sum())
 
     def position(self) -> dict[str, int]:
         return {k: i for i, k in enumerate(self.params.item_ids)}
@@ -124,6 +137,8 @@ class PredictiveModel:
             out.append("shrunk discriminations (empirical Bayes)")
         out += ["model misfit (calibration models)", "misfit of forms unlike the bank (form_unlikeness)",
                 "person fit (this model's answers)"]
+        if self.n_content_prior:
+            out.append("content priors of items no calibration model answered (their SDs as parameter error)")
         return out
 
 
@@ -185,6 +200,53 @@ def build_predictive(params: ItemParams, se: Mapping[str, Any], status: ArrayLik
     lo, hi = (float(np.min(th)), float(np.max(th))) if th.size else (float("nan"), float("nan"))
     model = PredictiveModel(out, se_a, se_b, basis, prior, 0.0, (lo, hi), se_source, shrink)
     return replace(model, misfit_sd=_misfit_sd(model, m, j, y, len(model_ids)))
+
+
+def with_content_prior(model: PredictiveModel, content_prior: pd.DataFrame) -> PredictiveModel:
+    """``model`` with the items it cannot predict (nobody answered them, or they are outside the calibration)
+    predicted from their content prior: ``content_prior`` has ``item_id, a, b, log_a_sd, b_sd`` (the store's
+    columns); a 2PL at (a, b), its error the prior's SDs (se_a = a * log_a_sd, the delta method), basis
+    ``content_prior``. Items the model predicts keep their parameters; the calibration's other numbers
+    (misfit, prior, ability range) are unchanged. An exact view is returned as it is."""
+    if model.exact or content_prior is None or not len(content_prior):
+        return model
+    cp = content_prior.drop_duplicates("item_id").set_index("item_id")
+    pos = model.position()
+    ok = model.predictable
+    fill = [(pos[k], k) for k in cp.index if k in pos and not ok[pos[k]]]
+    extra = [k for k in cp.index if k not in pos]
+    if not fill and not extra:
+        return model
+    p = model.params
+    ids = tuple(p.item_ids) + tuple(extra)
+    n_extra = len(extra)
+    a, b = np.r_[p.a, np.full(n_extra, np.nan)], np.r_[p.b, np.full(n_extra, np.nan)]
+    c, d = np.r_[p.c, np.zeros(n_extra)], np.r_[p.d, np.ones(n_extra)]
+    se_a, se_b = np.r_[model.se_a, np.zeros(n_extra)], np.r_[model.se_b, np.zeros(n_extra)]
+    basis = np.r_[model.basis.astype(object), np.full(n_extra, CONTENT_PRIOR, dtype=object)]
+    idx = np.array([i for i, _ in fill] + list(range(len(p), len(ids))), dtype=np.int64)
+    keys = [k for _, k in fill] + extra
+    a[idx] = cp.loc[keys, "a"].to_numpy(dtype=float)
+    b[idx] = cp.loc[keys, "b"].to_numpy(dtype=float)
+    c[idx], d[idx] = 0.0, 1.0
+    se_a[idx] = a[idx] * cp.loc[keys, "log_a_sd"].to_numpy(dtype=float)
+    se_b[idx] = cp.loc[keys, "b_sd"].to_numpy(dtype=float)
+    basis[idx] = CONTENT_PRIOR
+    return replace(model, params=ItemParams(ids, a, b, c, d), se_a=se_a, se_b=se_b, basis=basis.astype(str))
+
+
+def join_predictive(first: PredictiveModel, second: PredictiveModel, *, prior: Prior) -> PredictiveModel:
+    """One predictive model over the items of both (disjoint ids): ``first``'s calibration-level numbers
+    (misfit, ability range, SE source, shrinkage) with ``prior``. Online calibration keeps the anchor's
+    predictive parameters for the operational items and adds the new items' own."""
+    clash = set(first.params.item_ids) & set(second.params.item_ids)
+    if clash:
+        raise InputError(f"join_predictive: items in both models: {', '.join(sorted(clash)[:5])}")
+    p, q = first.params, second.params
+    params = ItemParams(tuple(p.item_ids) + tuple(q.item_ids), np.r_[p.a, q.a], np.r_[p.b, q.b], np.r_[p.c, q.c],
+                        np.r_[p.d, q.d])
+    return replace(first, params=params, se_a=np.r_[first.se_a, second.se_a], se_b=np.r_[first.se_b, second.se_b],
+                   basis=np.r_[first.basis.astype(object), second.basis.astype(object)].astype(str), prior=prior)
 
 
 def exact_view(params: ItemParams, status: ArrayLike, prior: Prior,
@@ -378,6 +440,7 @@ class Prediction:
     summed_acc: float = float("nan")
     form_unlikeness: float = 0.0  # 0: the answered items look like a sample of the bank; 1: nothing like it
     sd_components: dict[str, float] = field(default_factory=dict)  # each source's SD, accuracy units
+    n_content_prior: int = 0     # predicted items whose parameters are their content prior's
 
     @property
     def covers_slice(self) -> bool:
@@ -423,7 +486,7 @@ def evidence(model: PredictiveModel, scores: pd.Series, slice_ids: Sequence[str]
     p = np.array([pos.get(k, -1) for k in ids], dtype=np.int64)
     vals = scores.to_numpy(dtype=float)
     use = p >= 0
-    use[use] = ok[p[use]]
+    use[use] = model.scorable[p[use]]   # answers to items known only by their content never move an ability
     in_slice = pd.Index(slice_ids)
     answered_mask = scores.index.isin(in_slice)
     slice_pos = np.array([pos.get(str(k), -1) for k in slice_ids], dtype=np.int64)
@@ -568,7 +631,8 @@ def predict_evidence(model: PredictiveModel, ev: _Evidence, *, level: float = 0.
     base = dict(theta=theta, se=se, lo=float(q[0]), hi=float(q[1]), level=level, n_items=int(ev.obs_idx.size),
                 n_slice_items=ev.n_slice, n_answered=n_ans, n_predicted=total, n_unpredictable=ev.n_unpredictable,
                 observed_accuracy=observed_acc, extrapolated=extrapolated, extrapolation=why,
-                misfit_sd=model.misfit_sd, sources=tuple(model.sources()), exact_params=model.exact)
+                misfit_sd=model.misfit_sd, sources=tuple(model.sources()), exact_params=model.exact,
+                n_content_prior=int((model.basis[ev.unanswered_idx] == CONTENT_PRIOR).sum()))
     if total == 0:
         nan = float("nan")
         return Prediction(pred_acc=nan, pred_lo=nan, pred_hi=nan, pred_sd=nan, person_fit_z=nan,
@@ -621,7 +685,7 @@ def form_unlikeness(model: PredictiveModel, idx: NDArray) -> float:
     (module doc): per parameter (log a, b) the two-sample Kolmogorov-Smirnov distance less its 95% critical
     value, over that value; the larger of the two, clipped. 0 at the critical value (a random form, of any
     size, is past it one time in twenty and then only just), 1 at twice it: a form plainly unlike the bank."""
-    ok = model.predictable
+    ok = model.scorable
     idx = np.asarray(idx, dtype=np.int64)
     n, m = idx.size, int(ok.sum())
     if n == 0 or m == 0:

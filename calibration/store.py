@@ -63,6 +63,9 @@ class StoredCalibration:
     abilities: pd.DataFrame              # model, theta, se, n_responses
     run_ids: tuple[str, ...] = field(default_factory=tuple)
     predictive: PredictiveModel | None = None  # stored with it (``calibration.predictive``); None if not
+    # Content priors stored with it (migration 004): item_id, a, b, log_a_sd, b_sd, from_parent for the
+    # non-retired items it does not calibrate; None when it stored none.
+    content_prior: pd.DataFrame | None = None
 
     @property
     def method(self) -> str:
@@ -102,17 +105,39 @@ class StoredCalibration:
             return Prior.from_grid(self.quad_points, self.quad_weights)
         return Prior.normal()
 
-    def pool_frame(self) -> pd.DataFrame:
+    def pool_frame(self, *, content_prior: bool = False) -> pd.DataFrame:
         """``item_id, a, b, c, d`` for the sampler and CAT: NaN where the item is kept at its prior.
 
         Where the calibration has predictive parameters they are used: forms that target information
         select the items whose discriminations look largest, so they must select (and be scored) on the
-        empirically shrunk ones, not on the noisy point estimates (the winner's curse)."""
+        empirically shrunk ones, not on the noisy point estimates (the winner's curse).
+
+        ``content_prior`` (and the calibration stored content priors): the items it does not calibrate get
+        their content prior's a, b (c, d NaN: the sampler's priors) and rows are added for the bank items
+        outside it; ``param_source`` says where each row's a, b come from: calibrated | content_prior |
+        prior (NaN). Those items are still uncalibrated (the sampler counts them so); CAT, which scores on
+        these parameters, asks for calibrated ones only (the default). Without stored content priors the
+        frame is the plain one (no ``param_source``), so forms drawn before rebuild as they were."""
         keep = self.usable
         source = self.params if self.predictive is None else self.predictive.params
         frame = pd.DataFrame({"item_id": list(self.params.item_ids)})
         for k in _PCOLS:
             frame[k] = np.where(keep, getattr(source, k), np.nan)
+        if not content_prior or self.content_prior is None:
+            return frame
+        frame["param_source"] = np.where(keep, "calibrated", "prior").astype(object)
+        cp = self.content_prior.set_index("item_id")
+        fill = ~keep & frame["item_id"].isin(cp.index).to_numpy()
+        ids = frame.loc[fill, "item_id"]
+        frame.loc[fill, "a"] = cp["a"].reindex(ids).to_numpy(dtype=float)
+        frame.loc[fill, "b"] = cp["b"].reindex(ids).to_numpy(dtype=float)
+        frame.loc[fill, "param_source"] = "content_prior"
+        outside = cp.index[~cp.index.isin(frame["item_id"])]
+        if len(outside):
+            extra = pd.DataFrame({"item_id": list(outside), "a": cp.loc[outside, "a"].to_numpy(dtype=float),
+                                  "b": cp.loc[outside, "b"].to_numpy(dtype=float), "c": np.nan, "d": np.nan,
+                                  "param_source": "content_prior"})
+            frame = pd.concat([frame, extra], ignore_index=True)
         return frame
 
     def item_table(self) -> pd.DataFrame:
@@ -150,7 +175,8 @@ def save_calibration(bank: Bank, result: CalibrationResult, *, responses: Respon
                      runs: pd.DataFrame | Mapping[str, int] | None = None,
                      filters: Mapping[str, Sequence[str]] | None = None, link: Mapping[str, Any] | None = None,
                      extra_settings: Mapping[str, Any] | None = None, snapshot_id: str | None = None,
-                     push_difficulties: bool = True, predictive: PredictiveModel | None = None) -> str:
+                     push_difficulties: bool = True, predictive: PredictiveModel | None = None,
+                     content_prior: pd.DataFrame | None = None) -> str:
     """Store ``result`` as a new calibration of ``bank``; return its id.
 
     responses   the ResponseSet the fit saw (per-item and per-model response counts); optional.
@@ -160,6 +186,8 @@ def save_calibration(bank: Bank, result: CalibrationResult, *, responses: Respon
     snapshot_id the bank snapshot the responses were read from (default: the bank's current one).
     predictive  the calibration's ``PredictiveModel`` (``calibration.predictive.build_predictive``), stored
                 with it so estimates need not rebuild it.
+    content_prior  ``item_id, a, b, log_a_sd, b_sd, from_parent`` for the items it does not calibrate
+                (``calibration.content_prior``; migration 004); none when None.
     One transaction writes every table; then, when ``push_difficulties``, ``Bank.set_difficulties``
     records the b of every usable item (calibrated or fixed) so difficulty bands follow this calibration.
     """
@@ -233,6 +261,9 @@ def save_calibration(bank: Bank, result: CalibrationResult, *, responses: Respon
         bank.execute("INSERT INTO calibration_runs SELECT calibration_id, run_id, n_responses FROM _cal_runs")
         if predictive is not None:
             _insert_predictive(bank, cal_id, predictive)
+        if content_prior is not None and len(content_prior):
+            _insert_content_prior(bank, cal_id, content_prior, set(np.asarray(p.item_ids)[np.isin(status,
+                                                                                                   USABLE_STATUSES)]))
     if push_difficulties:
         keep = np.isin(status, USABLE_STATUSES) & np.isfinite(p.b)
         ids = [p.item_ids[i] for i in np.flatnonzero(keep)]
@@ -316,8 +347,36 @@ def load_calibration(bank: Bank, ref: str | None = None) -> StoredCalibration:
         item_status=items["status"].to_numpy().astype("<U11"),
         n_responses=items["n_responses"].to_numpy(dtype=float, na_value=np.nan),
         quad_points=np.asarray(latent["point"], dtype=float), quad_weights=np.asarray(latent["weight"], dtype=float),
-        abilities=abilities, run_ids=runs)
+        abilities=abilities, run_ids=runs, content_prior=load_content_prior(bank, cal_id))
     return replace(stored, predictive=load_predictive(bank, stored))
+
+
+CONTENT_PRIOR_COLUMNS = ("item_id", "a", "b", "log_a_sd", "b_sd", "from_parent")
+
+
+def _insert_content_prior(bank: Bank, cal_id: str, frame: pd.DataFrame, usable: set[str]) -> None:
+    missing = [c for c in CONTENT_PRIOR_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CalibrationError(f"content prior frame lacks {', '.join(missing)}")
+    rows = frame.loc[:, list(CONTENT_PRIOR_COLUMNS)].copy()
+    clash = sorted(set(rows["item_id"].astype(str)) & usable)
+    if clash:
+        raise CalibrationError(f"content priors for items the calibration calibrates: {', '.join(clash[:5])}")
+    bad = ~np.isfinite(rows[["a", "b", "log_a_sd", "b_sd"]].to_numpy(dtype=float)).all(axis=1)
+    if bad.any():
+        raise CalibrationError(f"content prior not finite for {', '.join(rows.loc[bad, 'item_id'].astype(str)[:5])}")
+    rows.insert(0, "calibration_id", cal_id)
+    rows["from_parent"] = rows["from_parent"].astype(bool)
+    with bank.registered({"_cal_cp": rows}):
+        bank.execute("""INSERT INTO calibration_content_prior SELECT calibration_id, item_id, a, b, log_a_sd, b_sd,
+                        from_parent FROM _cal_cp""")
+
+
+def load_content_prior(bank: Bank, calibration_id: str) -> pd.DataFrame | None:
+    """The content priors stored with a calibration (``CONTENT_PRIOR_COLUMNS``), None when it stored none."""
+    frame = bank.execute("""SELECT item_id, a, b, log_a_sd, b_sd, from_parent FROM calibration_content_prior
+                            WHERE calibration_id = ? ORDER BY item_id""", [calibration_id]).df()
+    return frame if len(frame) else None
 
 
 def _insert_predictive(bank: Bank, cal_id: str, model: PredictiveModel) -> None:
@@ -370,7 +429,7 @@ def item_parameter_history(bank: Bank, item_id: str) -> list[dict[str, Any]]:
     return [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
-__all__ = ["KEPT_AT_PRIOR", "PARAM_COLUMNS", "STATUS_REASONS", "USABLE_STATUSES", "StoredCalibration",
+__all__ = ["CONTENT_PRIOR_COLUMNS", "KEPT_AT_PRIOR", "PARAM_COLUMNS", "load_content_prior", "STATUS_REASONS", "USABLE_STATUSES", "StoredCalibration",
            "calibration_info", "calibration_params_frame", "item_parameter_history", "item_statuses",
            "list_calibrations", "load_calibration", "load_predictive", "save_predictive", "previous_calibration_id", "resolve_calibration_id",
            "save_calibration"]

@@ -29,6 +29,7 @@ _LAZY = {
     "COLUMN_KEYS": "itembank.bank",
     "Bank": "itembank.bank",
     "ImportReport": "itembank.bank",
+    "LIFECYCLE_SETTINGS": "itembank.bank",
     "ResponsesReport": "itembank.bank",
     "open_bank": "itembank.bank",
     "LETTERS": "itembank.content",
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from . import spool as spool
     from . import variants as variants
     from .bank import COLUMN_KEYS as COLUMN_KEYS
+    from .bank import LIFECYCLE_SETTINGS as LIFECYCLE_SETTINGS
     from .bank import Bank as Bank
     from .bank import ImportReport as ImportReport
     from .bank import ResponsesReport as ResponsesReport
@@ -81,7 +83,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
-__all__ = ["COLUMN_KEYS", "DEFAULT_WAIT_S", "LETTERS", "Bank", "Head", "ImportOptions", "ImportReport",
+__all__ = ["COLUMN_KEYS", "DEFAULT_WAIT_S", "LETTERS", "LIFECYCLE_SETTINGS", "Bank", "Head", "ImportOptions", "ImportReport",
            "ResponsesReport", "VerifyReport", "edit_words", "file_sha256", "format_problems", "generate_items",
            "normalise", "open_bank", "perturb", "question_numbers", "read_jsonl", "register_migrations", "renumber",
            "shuffle_options", "snapshot", "spool", "variants", "verify_rows"]

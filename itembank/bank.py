@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from adtbase import review
+from adtbase import lifecycle, review
 from adtbase.errors import BankBusy, BankError, FormNotFound, InputError, ItemNotFound, TaxonomyError
 from adtbase.names import check_name
 from adtbase.qc import CHECKS as QC_CHECKS
@@ -52,14 +52,31 @@ DEFAULT_SETTINGS = {
     # Difficulty band cut points on the calibrated b: 'terciles' or two numbers "lo,hi".
     "band_cuts": "terciles",
 }
+# The lifecycle rules' settings (``adt.workflow.lifecycle`` reads and checks them; ``adt bank lifecycle``):
+# their defaults hold until one is set, and are not written into a new bank (settings are part of its snapshot;
+# so for every setting added after the first: LATER_SETTINGS, which a bank made before them lacks too).
+LATER_SETTINGS = {
+    # An item is 'low' frequency (fresh) while no publication and at most this many runs exposed it: 0 = never
+    # exposed; a programme that pretests each item on one round's models may count that round as still fresh.
+    "tier_low_runs": "0",
+}
+LIFECYCLE_SETTINGS = {
+    "promote_min_responses": "100",  # pretest -> operational: at least this many responses in the calibration,
+    "promote_max_se_b": "0.3",       # SE(b) at most this, no fit flag, no open QC flag
+    "rest_after_runs": "900",        # operational -> rested once this many runs exposed it since it came back (0: off)
+    "rest_rounds": "2",              # ... for this many rounds
+    "retire_after_runs": "3000",     # -> retired once this many runs exposed it in all (0: off)
+    "retire_after_publications": "10",  # ... or this many publications (0: off)
+    "retire_contaminated": "true",   # ... or the latest calibration's exposure-drift check flags it
+}
 
 # Filter keys that are columns (or computed columns) of the item view; anything else is a tag key.
-COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "origin", "source", "generator",
+COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "stage", "origin", "source", "generator",
                "frequency_tier", "difficulty_band")
 # Column keys whose values are fixed (computed by the bank, or a closed state): a filter value outside them is
 # a typo; within them it may match no item yet (no 'high' tier before any run) and that is no error.
 FIXED_VALUES = {"frequency_tier": ("low", "medium", "high"), "difficulty_band": ("hard", "medium", "easy", "unknown"),
-                "review_state": review.STATES}
+                "review_state": review.STATES, "stage": lifecycle.STAGES}
 
 
 def now() -> str:
@@ -166,6 +183,10 @@ def _upgrade(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 # The event kinds that set a review state (each is one of adtbase.review's states: literals from an allow-list).
+# The columns an import or an edit writes; the stage columns (migration 003) take their defaults: pretest.
+_ITEM_COLUMNS = ("item_id, question, choices, answer, item_type, language, content_hash, source, source_version, "
+                 "license, origin, generator, generator_params, parent_item_id, review_state, declared_band, "
+                 "import_batch, created_at, retired_reason")
 _STATE_KINDS_SQL = ", ".join(f"'{k}'" for k in review.STATES)
 
 
@@ -294,11 +315,13 @@ class Bank:
 
     # -- settings & taxonomy ----------------------------------------------------------------------
     def settings(self) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT key, value FROM settings").fetchall())
+        """The stored settings, over the lifecycle defaults of those never set."""
+        return {**LATER_SETTINGS, **LIFECYCLE_SETTINGS, **dict(self.conn.execute("SELECT key, value FROM settings").fetchall())}
 
     def set_setting(self, key: str, value: str) -> None:
-        if key not in DEFAULT_SETTINGS:
-            raise InputError(f"unknown setting {key!r}; settings: {', '.join(DEFAULT_SETTINGS)}")
+        known = [*DEFAULT_SETTINGS, *LATER_SETTINGS, *LIFECYCLE_SETTINGS]
+        if key not in known:
+            raise InputError(f"unknown setting {key!r}; settings: {', '.join(known)}")
         with self.transaction() as conn:
             conn.execute("DELETE FROM settings WHERE key = ?", [key])
             conn.execute("INSERT INTO settings VALUES (?, ?)", [key, value])
@@ -467,10 +490,7 @@ class Bank:
             self._register("_new_items", items_frame)
             self._register("_new_alias", _strings(new_alias, ("external_id", "item_id")))
             self._register("_new_tags", _strings(new_tags, ("item_id", "key", "value")))
-            conn.execute("""INSERT INTO items SELECT item_id, question, choices, answer, item_type, language,
-                content_hash, source, source_version, license, origin, generator, generator_params,
-                parent_item_id, review_state, declared_band, import_batch, created_at, retired_reason
-                FROM _new_items""")
+            conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} FROM _new_items""")  # noqa: S608
             conn.execute("INSERT INTO item_aliases SELECT ?, external_id, item_id FROM _new_alias", [opts.source])
             conn.execute("INSERT INTO item_tags SELECT item_id, key, value FROM _new_tags")
             history.append(conn, self._import_events(items_frame, new_alias, new_tags, opts, batch), ts)
@@ -891,8 +911,16 @@ class Bank:
           SELECT i.* REPLACE (
                    CASE WHEN st.item_id IS NULL THEN i.review_state
                         ELSE coalesce(st.state, nullif(st.before, '?'), 'approved') END AS review_state,
-                   CASE WHEN st.item_id IS NULL THEN i.retired_reason ELSE st.reason END AS retired_reason)
+                   CASE WHEN st.item_id IS NULL THEN i.retired_reason ELSE st.reason END AS retired_reason,
+                   CASE WHEN sg.item_id IS NULL THEN i.stage ELSE coalesce(sg.stage, sg.before) END AS stage,
+                   CASE WHEN sg.item_id IS NULL THEN i.rest_until_round ELSE sg.until_round END AS rest_until_round)
           FROM items i LEFT JOIN (
+            SELECT item_id, arg_max(json_extract_string(payload, '$.to'), seq) FILTER (WHERE seq <= ?) AS stage,
+                   arg_min(json_extract_string(payload, '$.from'), seq) FILTER (WHERE seq > ?) AS before,
+                   arg_max(TRY_CAST(json_extract_string(payload, '$.until_round') AS INTEGER), seq)
+                     FILTER (WHERE seq <= ?) AS until_round
+            FROM events WHERE kind = 'stage' AND item_id IS NOT NULL
+            GROUP BY item_id HAVING max(seq) > ?) sg USING (item_id) LEFT JOIN (
             SELECT item_id, arg_max(kind, seq) FILTER (WHERE seq <= ?) AS state,
                    arg_min(coalesce(json_extract_string(payload, '$.from'), '?'), seq) FILTER (WHERE seq > ?) AS before,
                    arg_max(json_extract_string(payload, '$.reason'), seq) FILTER (WHERE seq <= ? AND kind = 'retired') AS reason
@@ -905,7 +933,7 @@ class Bank:
         p AS (SELECT item_id, count(*) n, min(CAST(json_extract_string(payload, '$.round') AS INTEGER)) fr,
                      max(CAST(json_extract_string(payload, '$.round') AS INTEGER)) lr, min(ts) ft, max(ts) lt
               FROM events WHERE kind = 'published' AND seq <= ? GROUP BY item_id),"""  # noqa: S608 (the kinds: adtbase.review.STATES)
-            params += [as_of] * 7
+            params += [as_of] * 11
         if s["band_cuts"] == "terciles":
             cuts = ("(SELECT quantile_cont(b, 1.0/3) FROM item_difficulty)",
                     "(SELECT quantile_cont(b, 2.0/3) FROM item_difficulty)")
@@ -916,18 +944,20 @@ class Bank:
                 raise BankError(f"setting band_cuts={s['band_cuts']!r} is not 'terciles' or 'lo,hi'") from None
             cuts = ("?", "?")
             params += [lo, hi]
-        # The frequency tier rule (the one place it is written): low = never exposed; high = more than
-        # tier_high_runs runs or more than tier_high_publications publications; else medium.
-        params += [int(s["tier_high_runs"]), int(s["tier_high_publications"])]
+        # The frequency tier rule (the one place it is written): low = no publication and at most tier_low_runs
+        # runs (default 0: never exposed); high = more than tier_high_runs runs or more than
+        # tier_high_publications publications; else medium.
+        params += [int(s["tier_low_runs"]), int(s["tier_high_runs"]), int(s["tier_high_publications"])]
         sql = f"""{exposure}
         cuts AS (SELECT {cuts[0]} AS lo, {cuts[1]} AS hi),
         iv AS (
-          SELECT i.*, coalesce(r.n, 0) AS exposure_runs, coalesce(p.n, 0) AS exposure_publications,
+          SELECT i.* REPLACE (CASE WHEN i.review_state = 'retired' THEN 'retired' ELSE i.stage END AS stage),
+                 coalesce(r.n, 0) AS exposure_runs, coalesce(p.n, 0) AS exposure_publications,
                  CASE WHEN r.fr IS NULL THEN p.fr WHEN p.fr IS NULL THEN r.fr ELSE least(r.fr, p.fr) END AS first_exposure_round,
                  CASE WHEN r.lr IS NULL THEN p.lr WHEN p.lr IS NULL THEN r.lr ELSE greatest(r.lr, p.lr) END AS last_exposure_round,
                  CASE WHEN r.ft IS NULL THEN p.ft WHEN p.ft IS NULL THEN r.ft ELSE least(r.ft, p.ft) END AS first_exposed_at,
                  CASE WHEN r.lt IS NULL THEN p.lt WHEN p.lt IS NULL THEN r.lt ELSE greatest(r.lt, p.lt) END AS last_exposed_at,
-                 CASE WHEN coalesce(r.n, 0) + coalesce(p.n, 0) = 0 THEN 'low'
+                 CASE WHEN coalesce(p.n, 0) = 0 AND coalesce(r.n, 0) <= ? THEN 'low'
                       WHEN coalesce(r.n, 0) > ? OR coalesce(p.n, 0) > ? THEN 'high' ELSE 'medium' END AS frequency_tier,
                  CASE WHEN d.b IS NULL THEN coalesce(i.declared_band, 'unknown')
                       WHEN d.b >= cuts.hi THEN 'hard' WHEN d.b < cuts.lo THEN 'easy' ELSE 'medium' END AS difficulty_band,
@@ -1161,17 +1191,21 @@ class Bank:
                                     WHERE item_id = ? ORDER BY seq""", [item_id])
 
     # -- curation -----------------------------------------------------------------------------------
-    def retire(self, refs: Sequence[str], reason: str) -> int:
+    def retire(self, refs: Sequence[str], reason: str, *, rule: str | None = None) -> int:
+        """End items' lives (review state and stage ``retired``): one ``retired`` event each, with the state it
+        left, the reason and the lifecycle ``rule`` that retired it, if one did."""
         if not reason.strip():
             raise InputError("--reason must say why the items are retired")
-        ids = [self.resolve(r) for r in refs]
+        ids = list(dict.fromkeys(self.resolve(r) for r in refs))
         before = self._review_states(ids)
+        ids = [i for i in ids if before[i] != review.RETIRED]
+        extra = {"rule": rule} if rule else {}
         ts = now()
         with self.transaction():
             for item_id in ids:
                 self.conn.execute("UPDATE items SET review_state = 'retired', retired_reason = ? WHERE item_id = ?",
                                   [reason, item_id])
-            history.append(self.conn, [Event("retired", i, None, {"from": before[i], "reason": reason})
+            history.append(self.conn, [Event("retired", i, None, {"from": before[i], "reason": reason, **extra})
                                        for i in ids], ts)
         return len(ids)
 
@@ -1209,6 +1243,96 @@ class Bank:
                 self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [state, item_id])
             history.append(self.conn, [Event(state, i, None, {"from": before[i], **payload}) for i in moving], now())
         return len(moving)
+
+    def set_stage(self, refs: Sequence[str], stage: str, *, reason: str, rule: str | None = None,
+                  until_round: int | None = None) -> int:
+        """Move items to lifecycle stage ``stage`` (``adtbase.lifecycle``: pretest -> operational <-> rested) for one
+        reason: ``set_stages`` with one row per item. Returns how many items moved."""
+        named: dict[str, str] = {}
+        for ref in refs:
+            named.setdefault(self.resolve(ref), str(ref))
+        return self.set_stages([{"item_id": i, "stage": stage, "reason": reason, "rule": rule,
+                                 "until_round": until_round, "ref": r} for i, r in named.items()])
+
+    def set_stages(self, moves: Sequence[Mapping[str, Any]]) -> int:
+        """Apply stage moves (``item_id``, ``stage``, ``reason``, optional ``rule``, ``until_round``) in one
+        transaction: one ``stage`` event each (payload ``from``, ``to``, ``reason``, the ``rule`` that moved it, a
+        rested item's ``until_round``). Every refused move is named at once and nothing is written; an item
+        already in its stage is left alone. Retirement is ``retire``. Returns how many items moved."""
+        import pandas as pd
+
+        problems = []
+        for m in moves:
+            if not str(m.get("reason") or "").strip():
+                problems.append(f"{m['item_id']}: a stage move needs a reason")
+            if m["stage"] == lifecycle.RESTED and m.get("until_round") is None:
+                problems.append(f"{m['item_id']}: resting needs the round it returns in (until_round)")
+        unknown = self.unknown_items([m["item_id"] for m in moves])
+        problems += [f"{i}: no such item" for i in unknown]
+        if not problems:
+            before = self.stages([m["item_id"] for m in moves])
+            problems = [p for m in moves if (p := lifecycle.stage_problem(
+                m.get("ref") or m["item_id"], before[m["item_id"]], m["stage"]))]
+        if problems:
+            more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+            raise InputError(f"{len(problems)} of {len(moves)} stage moves refused; nothing changed:\n  "
+                             + "\n  ".join(problems[:20]) + more)
+        moving = [m for m in moves if before[m["item_id"]] != m["stage"]]
+        if not moving:
+            return 0
+        events = []
+        for m in moving:
+            payload: dict[str, Any] = {"from": before[m["item_id"]], "to": m["stage"], "reason": str(m["reason"]).strip()}
+            if m.get("rule"):
+                payload["rule"] = m["rule"]
+            if m["stage"] == lifecycle.RESTED:
+                payload["until_round"] = int(m["until_round"])
+            events.append(Event(lifecycle.STAGE_EVENT, m["item_id"], None, payload))
+        frame = pd.DataFrame({"item_id": [m["item_id"] for m in moving], "stage": [m["stage"] for m in moving],
+                              "until_round": pd.array([int(m["until_round"]) if m["stage"] == lifecycle.RESTED else None
+                                                       for m in moving], dtype="Int64")})
+        self._register("_staged", frame)
+        try:
+            with self.transaction():
+                self.conn.execute("UPDATE items SET stage = s.stage, rest_until_round = s.until_round "
+                                  "FROM _staged s WHERE items.item_id = s.item_id")
+                history.append(self.conn, events, now())
+        finally:
+            self.conn.unregister("_staged")
+        return len(moving)
+
+    def stages(self, ids: Sequence[str]) -> dict[str, str]:
+        """Each item's stage (``adtbase.lifecycle.STAGES``: a retired item is ``retired``)."""
+        rows = self.conn.execute("""SELECT item_id, CASE WHEN review_state = 'retired' THEN 'retired' ELSE stage END
+                                    FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))""", [list(ids)]).fetchall()
+        return {str(i): str(s) for i, s in rows}
+
+    def runs_since_stage_move(self) -> dict[str, int]:
+        """Runs that exposed each item since its last stage move (``answered`` events after its last ``stage``
+        event), for the items that have moved: the lifecycle's resting clock (an unmoved item's is all its runs)."""
+        rows = self.conn.execute("""
+            WITH last AS (SELECT item_id, max(seq) AS seq FROM events WHERE kind = 'stage' AND item_id IS NOT NULL
+                          GROUP BY item_id)
+            SELECT l.item_id, count(e.seq) FROM last l
+            LEFT JOIN events e ON e.kind = 'answered' AND e.item_id = l.item_id AND e.seq > l.seq
+            GROUP BY l.item_id""").fetchall()
+        return {str(i): int(n) for i, n in rows}
+
+    def events_by_round(self, kinds: Sequence[str]) -> pd.DataFrame:
+        """How many events of ``kinds`` fell in each round: ``round_no, kind, from, to, rule, n``. An event belongs to
+        the latest round opened (``publish``) at or before it; round 0 is before the first. ``from``, ``to`` and
+        ``rule`` come from the payload (stage moves, retirements)."""
+        return self.conn.execute("""
+            SELECT coalesce((SELECT max(r.round_no) FROM rounds r WHERE r.opened_at <= e.ts), 0) AS round_no,
+                   e.kind, json_extract_string(e.payload, '$.from') AS "from", json_extract_string(e.payload, '$.to') AS "to",
+                   json_extract_string(e.payload, '$.rule') AS rule, count(*) AS n
+            FROM events e WHERE e.kind IN (SELECT unnest(?::VARCHAR[])) AND e.item_id IS NOT NULL
+            GROUP BY ALL ORDER BY ALL""", [list(kinds)]).df()
+
+    def latest_round(self) -> int | None:
+        """The latest round a form was published in (``publish``), None before any."""
+        row = self.conn.execute("SELECT max(round_no) FROM rounds").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def review_decisions(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The last review-state event of each of ``ids`` that has one: ``state, ts, reviewer, reason``."""
@@ -1291,9 +1415,9 @@ class Bank:
         ts, batch = now(), "edit_" + uuid.uuid4().hex[:12]
         tag_text = ";".join(f"{k}={v}" for k in sorted(new_tags) for v in new_tags[k])
         with self.transaction():
-            self.conn.execute("""INSERT INTO items SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
+            self.conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}) SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
                 license, origin, generator, generator_params, item_id, ?, declared_band, ?, ?, NULL
-                FROM items WHERE item_id = ?""",
+                FROM items WHERE item_id = ?""",  # noqa: S608 - fixed column list
                               [new_id, q, ch or None, key, digest, review.DRAFT, batch, ts, old_id])
             for k, values in new_tags.items():
                 for v in values:
@@ -1374,7 +1498,9 @@ class Bank:
     # -- forms and publications --------------------------------------------------------------------
     def save_form(self, name: str, item_ids: Sequence[str], *, spec: dict, strategy: str, seed: int | None,
                   snapshot_id: str, calibration_id: str | None, objectives: dict, content_hash: str,
-                  n_uncalibrated: int) -> None:
+                  n_uncalibrated: int, pretest_ids: Sequence[str] = (), n_stand_in: int = 0) -> None:
+        """Store a form: its items in order; ``pretest_ids`` (a subset) are administered and never scored, and
+        ``n_stand_in`` pretest-stage items stand in as operational ones (a young bank, ``adtbase.lifecycle``)."""
         import numpy as np
         import pandas as pd
 
@@ -1384,15 +1510,21 @@ class Bank:
         unknown = self.unknown_items(item_ids)
         if unknown:
             raise ItemNotFound(f"form {name}: items not in the bank: {', '.join(unknown[:5])}")
+        pretest = set(pretest_ids)
+        if not pretest <= set(item_ids):
+            raise InputError(f"form {name}: pretest items not on the form: {', '.join(sorted(pretest - set(item_ids))[:5])}")
         ts = now()
         with self.transaction():
-            self.conn.execute("INSERT INTO forms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.conn.execute("INSERT INTO forms (name, spec, strategy, seed, snapshot_id, calibration_id, objectives, "
+                              "content_hash, n_items, n_uncalibrated, created_at, n_stand_in) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                               [name, json.dumps(spec, sort_keys=True, default=str), strategy, seed, snapshot_id,
                                calibration_id, json.dumps(objectives, default=float), content_hash,
-                               len(item_ids), n_uncalibrated, ts])
+                               len(item_ids), n_uncalibrated, ts, int(n_stand_in)])
             self._register("_form_items", pd.DataFrame({"position": np.arange(len(item_ids), dtype=np.int32),
-                                                        "item_id": list(item_ids)}))
-            self.conn.execute("INSERT INTO form_items SELECT ?, position, item_id FROM _form_items", [name])
+                                                        "item_id": list(item_ids),
+                                                        "pretest": [i in pretest for i in item_ids]}))
+            self.conn.execute("INSERT INTO form_items SELECT ?, position, item_id, pretest FROM _form_items", [name])
             self.conn.unregister("_form_items")
             history.append(self.conn, [Event("put_in_form", i, name, {"position": p})
                                        for p, i in enumerate(item_ids)], ts)
@@ -1408,13 +1540,16 @@ class Bank:
         rec["objectives"] = json.loads(rec["objectives"] or "{}")
         rec["item_ids"] = [r[0] for r in self.conn.execute(
             "SELECT item_id FROM form_items WHERE form_name = ? ORDER BY position", [name]).fetchall()]
+        rec["pretest_ids"] = [r[0] for r in self.conn.execute(
+            "SELECT item_id FROM form_items WHERE form_name = ? AND pretest ORDER BY position", [name]).fetchall()]
         rec["publications"] = [r[0] for r in self.conn.execute(
             "SELECT round_no FROM publications WHERE form_name = ? ORDER BY round_no", [name]).fetchall()]
         return rec
 
     def forms(self) -> pd.DataFrame:
         return self.conn.execute("""SELECT name, strategy, n_items, n_uncalibrated, seed, content_hash, created_at,
-            (SELECT list(round_no ORDER BY round_no) FROM publications p WHERE p.form_name = f.name) AS published_in
+            (SELECT list(round_no ORDER BY round_no) FROM publications p WHERE p.form_name = f.name) AS published_in,
+            (SELECT count(*) FROM form_items fi WHERE fi.form_name = f.name AND fi.pretest) AS n_pretest, n_stand_in
             FROM forms f ORDER BY created_at""").df()
 
     def publish(self, name: str, round_no: int) -> None:
@@ -1466,10 +1601,15 @@ class Bank:
             self.conn.unregister("_diff")
 
     def responses(self, filters: Mapping[str, Sequence[str]] | None = None,
-                  models: Sequence[str] | None = None) -> pd.DataFrame:
+                  models: Sequence[str] | None = None, *, scored: bool = False) -> pd.DataFrame:
         """Responses (run_id, model, item_id, score, round) to the items matching ``filters``: the evidence
         calibration, reports and validation read. QC solver runs (kind "qc", ``solver_answers``) are not in it:
-        they answer items whose key is still in question."""
+        they answer items whose key is still in question.
+
+        ``scored=True``: the evidence a *score* reads (abilities, predicted accuracy, comparisons, reports): an
+        answer to an item that was a pretest item on the form of its run is left out (administered to gather
+        calibration data, never scored; ``adtbase.lifecycle``); ``frame.attrs["n_pretest_left_out"]`` counts
+        them (``attrs["pretest_left_out_by_model"]``: per model). Calibration reads every response (that is how pretest items get their data)."""
         import pandas as pd
 
         ids = self.item_ids(filters) if filters else None
@@ -1484,8 +1624,19 @@ class Bank:
             conds.append(f"ru.model IN ({', '.join('?' for _ in models)})")
             params.extend(models)
         sql += " WHERE " + " AND ".join(conds)
+        pretest = ("EXISTS (SELECT 1 FROM form_items fi WHERE fi.form_name = ru.form_name AND fi.item_id = x.item_id "
+                   "AND fi.pretest)")
         try:
-            return self.conn.execute(sql + " ORDER BY ru.model, x.item_id", params).df()
+            if not scored:
+                return self.conn.execute(sql + " ORDER BY ru.model, x.item_id", params).df()
+            frame = self.conn.execute(sql.replace("SELECT x.run_id,", f"SELECT {pretest} AS _pretest, x.run_id,", 1)
+                                      + " ORDER BY ru.model, x.item_id", params).df()
+            left_out = frame.pop("_pretest").fillna(False).to_numpy(dtype=bool)
+            out = frame.loc[~left_out].reset_index(drop=True)
+            out.attrs["n_pretest_left_out"] = int(left_out.sum())
+            out.attrs["pretest_left_out_by_model"] = {str(m): int(n) for m, n in
+                                                      frame.loc[left_out, "model"].value_counts().items()}
+            return out
         finally:
             if ids is not None:
                 self.conn.unregister("_resp_ids")

@@ -109,7 +109,7 @@ def import_snapshot(folder: Path, bank_path: Path) -> dict[str, Any]:
                 for table, entry in sorted(manifest["tables"].items()):
                     if table not in known:
                         raise BankError(f"{folder}: table {table!r} is not part of this adt's bank")
-                    conn.execute(f"INSERT INTO {table} SELECT * FROM read_parquet(?)",  # noqa: S608 - catalogue name
+                    conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)",  # noqa: S608 - catalogue name
                                  [str(folder / entry["file"])])
             got = bank.snapshot_id()
             if got != manifest["snapshot_id"]:

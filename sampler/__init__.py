@@ -12,7 +12,8 @@ from .cat import (
     simulate,
 )
 from .enemies import find_enemy_pairs
-from .pool import PreparedPool, eligible, family_roots, prepare
+from .pool import PreparedPool, eligible, family_roots, prepare, stage_pool
+from .pretest import seed_pretest
 from .quotas import (
     OTHER,
     CellModel,
@@ -22,7 +23,7 @@ from .quotas import (
     quota_counts,
     solve_cell_counts,
 )
-from .spec import FormSpec, OverlapLimit, Quota
+from .spec import FormSpec, OverlapLimit, PretestSpec, Quota
 from .strategies import (
     REGISTRY,
     FormDraft,
@@ -37,8 +38,8 @@ from .strategies import (
 __all__ = [
     "AdaptiveTest", "CatConfig", "CatResult", "CatSession", "calibrate_sympson_hetter", "exposure_rates",
     "final_estimate", "mean_overlap", "simulate",
-    "OTHER", "REGISTRY", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "Quota",
+    "OTHER", "REGISTRY", "CellModel", "FormDraft", "FormSpec", "OverlapLimit", "PreparedPool", "PretestSpec", "Quota",
     "Sampler", "build_cells", "eligible", "family_roots", "find_enemy_pairs", "form_objectives", "get_sampler",
     "largest_remainder", "prepare", "proportional_quota", "register_sampler",
-    "quota_counts", "sample_form", "solve_cell_counts", "violations",
+    "quota_counts", "sample_form", "seed_pretest", "solve_cell_counts", "stage_pool", "violations",
 ]

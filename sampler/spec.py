@@ -19,6 +19,17 @@ Decisions (documented here once, referred to elsewhere):
 - **Enemies.** ``enemy_threshold`` (cosine similarity of TF-IDF character n-grams, default 0.9)
   finds near-duplicate pairs among the eligible items; ``enemy_pairs`` adds explicit pairs;
   ``enemy_threshold: null`` turns detection off. Enemies never share a form.
+- **Stages** (``adtbase.lifecycle``). ``stages`` (default ``[operational]``) are the stages the form's
+  operational (scored) part draws from; ``retired`` is never eligible. A spec stored without ``stages`` is a
+  form drawn before stages existed: it had no stage rule (``FormSpec.stages is None``: every stage eligible)
+  and rebuilds so. A young bank whose operational pool cannot fill the operational part lets pretest-stage
+  items stand in (``sampler.pretest``).
+- **Pretest part** (``pretest``: ``count`` or ``share``, ``include``/``exclude``, ``quotas``, ``stages``,
+  default ``[pretest]``). ``size`` is the whole form: ``n_pretest`` = ``count``, or ``share`` of ``size``
+  rounded half up; the operational part is ``size - n_pretest`` and the main quotas apply to it exactly
+  (a fraction quota is a share of the operational part). The pretest part's own quotas are shares or
+  counts of ``n_pretest``; it also keeps the main spec's review states and filters (a form's slice is one
+  slice). Pretest items are administered like any other and never scored.
 - **Target abilities.** ``theta_range: [lo, hi]`` with ``theta_points`` grid points (default
   [-1, 1] with 5 points), or an explicit ``theta_grid`` list; information objectives are the mean
   test information over the grid.
@@ -36,7 +47,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from adtbase import review
+from adtbase import lifecycle, review
 from adtbase.errors import InputError
 from adtbase.registry import did_you_mean
 
@@ -58,6 +69,10 @@ CLOSED_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 Amount = int | float
+# Stages a form part may draw from (retired items are never eligible).
+FORM_STAGES: tuple[str, ...] = lifecycle.SET_STAGES
+DEFAULT_STAGES: tuple[str, ...] = lifecycle.SCORED
+DEFAULT_PRETEST_STAGES: tuple[str, ...] = (lifecycle.PRETEST,)
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,58 @@ class OverlapLimit:
         return int(math.floor(self.max_fraction * size + 1e-9))
 
 
+Filters = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True)
+class PretestSpec:
+    """The unscored part of a form: how many (``count``, or ``share`` of the form size), its own slice and quotas."""
+
+    count: int | None = None
+    share: float | None = None
+    include: Filters = ()
+    exclude: Filters = ()
+    quotas: tuple[Quota, ...] = ()
+    stages: tuple[str, ...] = DEFAULT_PRETEST_STAGES
+
+    def __post_init__(self) -> None:
+        where = "form spec field 'pretest"
+        if (self.count is None) == (self.share is None):
+            raise InputError(f"{where}': give one of 'count' (items) or 'share' (of the form size)")
+        if self.count is not None and (isinstance(self.count, bool) or not isinstance(self.count, int)
+                                       or self.count < 0):
+            raise InputError(f"{where}.count': expected a non-negative integer, got {self.count!r}")
+        if self.share is not None and (isinstance(self.share, bool) or not isinstance(self.share, int | float)
+                                       or not 0.0 <= float(self.share) <= 1.0):
+            raise InputError(f"{where}.share': expected a fraction in [0, 1] of the form size, got {self.share!r}")
+        _check_stages(self.stages, f"{where}.stages'")
+        keys = [q.key for q in self.quotas]
+        if len(set(keys)) != len(keys):
+            raise InputError(f"{where}.quotas': key given twice in {keys}")
+
+    def n_items(self, size: int) -> int:
+        """Pretest items on a form of ``size`` items (a share rounded half up)."""
+        if self.count is not None:
+            return int(self.count)
+        return int(math.floor(float(self.share or 0.0) * size + 0.5 + 1e-9))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "share": self.share,
+                "include": {k: list(v) for k, v in self.include}, "exclude": {k: list(v) for k, v in self.exclude},
+                "quotas": {q.key: dict(q.amounts) for q in self.quotas}, "stages": list(self.stages)}
+
+
+def _check_stages(stages: Sequence[str], where: str) -> None:
+    if not stages:
+        raise InputError(f"{where}: needs at least one stage ({', '.join(FORM_STAGES)})")
+    for st in stages:
+        if st == lifecycle.RETIRED:
+            raise InputError(f"{where}: retired items are never eligible")
+        if st not in FORM_STAGES:
+            raise InputError(f"{where}: {st!r} is not a stage a form draws from; use {', '.join(FORM_STAGES)}"
+                             f"{did_you_mean(str(st), FORM_STAGES)}")
+
+
 @dataclass(frozen=True)
 class FormSpec:
     """What a form must hold. Immutable; build with ``from_dict``/``from_yaml``/``from_cli``."""
@@ -104,10 +171,25 @@ class FormSpec:
     seed: int | None = None
     strategy: str = "stratified"
     options: tuple[tuple[str, Any], ...] = field(default=())
+    # Stages of the operational (scored) part; None: a form drawn before stages (no stage rule).
+    stages: tuple[str, ...] | None = DEFAULT_STAGES
+    pretest: PretestSpec | None = None
 
     def __post_init__(self) -> None:
         if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
             raise InputError(f"form spec field 'size': expected a positive integer, got {self.size!r}")
+        if self.stages is not None:
+            _check_stages(self.stages, "form spec field 'stages'")
+        if self.pretest is not None:
+            if self.stages is None:
+                raise InputError("form spec field 'pretest': a form drawn before stages has no pretest part")
+            if self.size is None:
+                raise InputError("form spec field 'pretest': a pretest part needs a form size ('size')")
+            n = self.pretest.n_items(self.size)
+            if n >= self.size:
+                what = "count" if self.pretest.count is not None else "share"
+                raise InputError(f"form spec field 'pretest.{what}': {n} pretest items leave no operational item "
+                                 f"on a form of {self.size}")
         keys = [q.key for q in self.quotas]
         if len(set(keys)) != len(keys):
             raise InputError(f"form spec field 'quotas': key given twice in {keys}")
@@ -132,6 +214,28 @@ class FormSpec:
     def options_dict(self) -> dict[str, Any]:
         return dict(self.options)
 
+    @property
+    def n_pretest(self) -> int:
+        return 0 if self.pretest is None or self.size is None else self.pretest.n_items(self.size)
+
+    @property
+    def n_operational(self) -> int | None:
+        """Size of the operational (scored) part: the form size less its pretest items."""
+        return None if self.size is None else self.size - self.n_pretest
+
+    def operational(self) -> FormSpec:
+        """The spec of the operational part: ``size - n_pretest`` items, no pretest part."""
+        return self if self.pretest is None else self.with_(size=self.n_operational, pretest=None)
+
+    def pretest_part(self) -> FormSpec:
+        """The spec of the pretest part: its own stages, quotas and filters on top of the main slice, random."""
+        if self.pretest is None:
+            raise InputError("form spec has no pretest part")
+        p = self.pretest
+        return self.with_(size=p.n_items(int(self.size or 0)), quotas=p.quotas, include=self.include + p.include,
+                          exclude=self.exclude + p.exclude, stages=p.stages, pretest=None, overlap=(),
+                          strategy="stratified")
+
     def with_(self, **changes: Any) -> FormSpec:
         """A copy with some fields changed (validated again)."""
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -154,6 +258,9 @@ class FormSpec:
             "seed": self.seed,
             "strategy": self.strategy,
             "options": {k: v for k, v in self.options},
+            # A form drawn before stages stores neither key (its canonical text, so its hash, is unchanged).
+            **({} if self.stages is None else {
+                "stages": list(self.stages), "pretest": None if self.pretest is None else self.pretest.to_dict()}),
         }
 
     def canonical_json(self) -> str:
@@ -169,7 +276,7 @@ class FormSpec:
             raise InputError(f"{source}: expected a mapping at the top level, got {type(d).__name__}")
         known = {"size", "quotas", "include", "exclude", "filters", "review_states", "overlap",
                  "max_overlap", "enemy_pairs", "enemy_threshold", "theta_range", "theta_points",
-                 "theta_grid", "seed", "strategy", "options"}
+                 "theta_grid", "seed", "strategy", "options", "stages", "pretest"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise InputError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
@@ -196,12 +303,26 @@ class FormSpec:
         options = d.get("options") or {}
         if not isinstance(options, Mapping):
             raise InputError(f"{source} field 'options': expected a mapping, got {options!r}")
+        stages = d.get("stages", DEFAULT_STAGES)
+        if isinstance(stages, str):
+            stages = [stages]
+        if not isinstance(stages, list | tuple):
+            raise InputError(f"{source} field 'stages': expected a list of stages, got {stages!r}")
+        pretest = _parse_pretest(d.get("pretest"), source)
         return cls(size=size, quotas=quotas, include=include, exclude=exclude,
+                   stages=tuple(str(s) for s in stages), pretest=pretest,
                    review_states=tuple(str(s) for s in states), overlap=overlap,
                    enemy_pairs=tuple(pairs),
                    enemy_threshold=None if threshold is None else float(threshold), theta_grid=grid,
                    seed=seed, strategy=str(d.get("strategy", "stratified")),
                    options=tuple(sorted((str(k), _freeze(v)) for k, v in options.items())))
+
+    @classmethod
+    def from_stored(cls, d: Mapping[str, Any], *, source: str = "stored form spec") -> FormSpec:
+        """A spec as a stored form recorded it. One without ``stages`` was drawn before stages existed: it had
+        no stage rule (``stages=None``), so it rebuilds (and hashes) as it was drawn."""
+        spec = cls.from_dict(d, source=source)
+        return spec if "stages" in d else spec.with_(stages=None)
 
     @classmethod
     def from_yaml(cls, path: str | Path, *,
@@ -222,11 +343,14 @@ class FormSpec:
                  max_overlap: Iterable[tuple[str, float]] = (),
                  seed: int | None = None, strategy: str = "stratified",
                  earlier_forms: Mapping[str, Iterable[str]] | None = None,
-                 base: FormSpec | None = None, review_states: Sequence[str] = ()) -> FormSpec:
+                 base: FormSpec | None = None, review_states: Sequence[str] = (),
+                 pretest: Amount | None = None,
+                 pretest_filters: Mapping[str, Sequence[str]] | None = None) -> FormSpec:
         """Flags on top of an optional spec file: flags win key by key. The flags arrive parsed (the command
         layer's parsers, ``adt.flags``): ``quotas`` ``{key: {value: amount}}`` (a key replaces the base's),
         ``filters`` ``{key: [values]}`` (their values add to the base's), ``max_overlap`` ``(form, fraction)``
-        pairs (added to the base's), ``review_states`` (replace the base's when given)."""
+        pairs (added to the base's), ``review_states`` (replace the base's when given), ``pretest`` a count
+        (int) or share (float) replacing the base's, ``pretest_filters`` added to the pretest part's include."""
         d: dict[str, Any] = base.to_dict() if base is not None else {}
         if review_states:
             d["review_states"] = list(dict.fromkeys(str(x) for x in review_states))
@@ -248,6 +372,18 @@ class FormSpec:
         for name, frac in max_overlap:
             ov.append({"form": name, "max_fraction": frac})
         d["overlap"] = ov
+        if pretest is not None or pretest_filters:
+            p = dict(d.get("pretest") or {})
+            if pretest is not None:
+                p["count"], p["share"] = (pretest, None) if isinstance(pretest, int) else (None, float(pretest))
+            elif "count" not in p and "share" not in p:
+                raise InputError("--pretest-filter: give --pretest N|SHARE too (how many pretest items)")
+            pinc = {k: list(v) for k, v in (p.get("include") or {}).items()}
+            for key, values in (pretest_filters or {}).items():
+                have = pinc.setdefault(str(key), [])
+                have += [v for v in map(str, values) if v not in have]
+            p["include"] = pinc
+            d["pretest"] = p
         if seed is not None:
             d["seed"] = seed
         d["strategy"] = strategy
@@ -263,12 +399,12 @@ def _freeze(v: Any) -> Any:
     return v
 
 
-def _parse_quotas(raw: Any, source: str) -> tuple[Quota, ...]:
+def _parse_quotas(raw: Any, source: str, name: str = "quotas") -> tuple[Quota, ...]:
     if not isinstance(raw, Mapping):
-        raise InputError(f"{source} field 'quotas': expected a mapping KEY -> {{VALUE: AMOUNT}}")
+        raise InputError(f"{source} field '{name}': expected a mapping KEY -> {{VALUE: AMOUNT}}")
     out = []
     for key, amounts in raw.items():
-        where = f"{source} field 'quotas.{key}'"
+        where = f"{source} field '{name}.{key}'"
         if not isinstance(amounts, Mapping) or not amounts:
             raise InputError(f"{where}: expected a non-empty mapping VALUE -> AMOUNT")
         items: list[tuple[str, Amount]] = []
@@ -293,6 +429,32 @@ def _parse_quotas(raw: Any, source: str) -> tuple[Quota, ...]:
                 raise InputError(f"{where}: the 'unknown' band never counts towards a band quota")
         out.append(Quota(str(key), tuple(items)))
     return tuple(out)
+
+
+def _parse_pretest(raw: Any, source: str) -> PretestSpec | None:
+    """The ``pretest`` field: ``{count: N}`` or ``{share: F}`` with optional include, exclude, quotas, stages."""
+    if raw is None:
+        return None
+    where = f"{source} field 'pretest"
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}': expected a mapping {{count: N | share: F, include, exclude, quotas, stages}}")
+    known = {"count", "share", "include", "exclude", "quotas", "stages"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(f"{where}': unknown field(s) {unknown}; known: {sorted(known)}")
+    count, share = raw.get("count"), raw.get("share")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+        raise InputError(f"{where}.count': expected an integer, got {count!r}")
+    if share is not None and (isinstance(share, bool) or not isinstance(share, int | float)):
+        raise InputError(f"{where}.share': expected a fraction in [0, 1], got {share!r}")
+    stages = raw.get("stages") or list(DEFAULT_PRETEST_STAGES)
+    if isinstance(stages, str):
+        stages = [stages]
+    return PretestSpec(count=count, share=None if share is None else float(share),
+                       include=_parse_filter_map(raw.get("include") or {}, f"{where}.include'"),
+                       exclude=_parse_filter_map(raw.get("exclude") or {}, f"{where}.exclude'"),
+                       quotas=_parse_quotas(raw.get("quotas") or {}, source, "pretest.quotas"),
+                       stages=tuple(str(s) for s in stages))
 
 
 def _parse_filter_map(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,6 +43,8 @@ class FormDraft:
     n_uncalibrated: int
     diagnostics: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    pretest_ids: tuple[str, ...] = ()   # unscored items placed among the others (``sampler.pretest``)
+    n_stand_in: int = 0                 # pretest-stage items scored as operational ones (young bank)
     # No content hash here: a form's hash is computed where it is stored, over the bank snapshot and the
     # calibration too (which the sampler does not see).
 
@@ -54,16 +57,45 @@ class Sampler(ABC):
     needs_size: ClassVar[bool] = True
 
     def sample(self, pool: pd.DataFrame, spec: FormSpec, rng: np.random.Generator | None = None) -> FormDraft:
-        """Draw one form from the pool frame; ``rng`` defaults to one seeded by ``spec.seed``."""
+        """Draw one form from the pool frame; ``rng`` defaults to one seeded by ``spec.seed``. A spec with a
+        pretest part: the operational part by this strategy, then the pretest items (``sampler.pretest``)."""
+        from .pretest import seed_pretest
+
         if self.needs_size and spec.size is None:
             raise InputError(f"form spec field 'size': strategy {self.name!r} needs a form size")
+        rng = rng if rng is not None else np.random.default_rng(spec.seed)
+        pretest_rngs = rng.spawn(2)  # before the operational draw, which they leave as it was without them
+        _, draft = self.sample_pool(pool, spec, rng)
+        return seed_pretest(pool, spec, draft, *pretest_rngs)
+
+    def sample_pool(self, pool: pd.DataFrame, spec: FormSpec, rng: np.random.Generator, *,
+                    run_spec: FormSpec | None = None, check: Callable[[PreparedPool], None] | None = None
+                    ) -> tuple[PreparedPool, FormDraft]:
+        """The operational part from the pool frame: ``prepare`` (stages and the young-bank rule), a caller's
+        ``check`` of the prepared pool, then the draw (by ``run_spec``, default ``spec.operational()``). A young
+        bank's least widened pool that enemies make infeasible is widened to every pretest item and drawn again
+        (the same steps on a rebuild, so the same form)."""
         start = time.perf_counter()
-        prep = prepare(pool, spec, size=spec.size if self.needs_size else None)
-        return self.sample_prepared(prep, spec, rng, _start=start)
+        op = spec.operational()
+        size = op.size if self.needs_size else None
+        prep = prepare(pool, op, size=size)
+        try:
+            if check is not None:
+                check(prep)
+            return prep, self.sample_prepared(prep, run_spec or op, rng, _start=start)
+        except QuotaInfeasible:
+            if prep.stand_in is None:
+                raise
+        prep = prepare(pool, op, size=size, widen="all")
+        if check is not None:
+            check(prep)
+        return prep, self.sample_prepared(prep, run_spec or op, rng, _start=start)
 
     def sample_prepared(self, prep: PreparedPool, spec: FormSpec, rng: np.random.Generator | None = None,
                         *, _start: float | None = None) -> FormDraft:
-        """Draw from a pool already prepared for ``spec`` (``pool.prepare``): reuse across draws."""
+        """Draw from a pool already prepared for ``spec`` (``pool.prepare``): reuse across draws. It draws the
+        operational part (``spec.operational()``); ``sample`` adds a pretest part."""
+        spec = spec.operational()
         rng = rng if rng is not None else np.random.default_rng(spec.seed)
         start = time.perf_counter() if _start is None else _start
         if self.needs_size and spec.size is None:
@@ -78,8 +110,9 @@ class Sampler(ABC):
         idx = np.asarray(idx, dtype=np.int64)
         diag = {"solve_time_s": round(time.perf_counter() - start, 4), "n_eligible": len(prep),
                 "n_enemy_pairs": prep.n_enemy_pairs, **diag}
+        n_stand_in = 0 if prep.stand_in is None else int(prep.stand_in[idx].sum())
         return FormDraft(tuple(str(prep.item_ids[i]) for i in idx), self.name, form_objectives(prep, idx),
-                         int(prep.uncalibrated[idx].sum()), diag, spec.seed)
+                         int(prep.uncalibrated[idx].sum()), diag, spec.seed, n_stand_in=n_stand_in)
 
     @abstractmethod
     def _select(self, prep: PreparedPool, spec: FormSpec, rng: np.random.Generator

@@ -248,11 +248,19 @@ def snapshot_id(ctx: Context, as_json: bool) -> None:
 @click.argument("value", required=False)
 @pass_ctx
 def settings(ctx: Context, key: str | None, value: str | None) -> None:
-    """Show settings, or set one: tier_high_runs, tier_high_publications, band_cuts."""
+    """Show settings, or set one: tier_low_runs, tier_high_runs, tier_high_publications, band_cuts, and the
+    lifecycle rules (promote_min_responses, promote_max_se_b, rest_after_runs, rest_rounds, retire_after_runs,
+    retire_after_publications, retire_contaminated: `adt bank lifecycle`)."""
+    from itembank import LIFECYCLE_SETTINGS
+
     with ctx.bank("adt bank settings") as b:
         if key is not None:
             if value is None:
                 raise click.UsageError("give a value to set")
+            if key in LIFECYCLE_SETTINGS:  # a bad value is refused before anything is written
+                from adt.workflow.lifecycle import rules_from_settings
+
+                rules_from_settings({key: value})
             b.set_setting(key, value)
         emit(b.settings(), False)
 
@@ -294,3 +302,102 @@ def responses_ingest(ctx: Context) -> None:
     with ctx.bank("adt responses ingest") as b:
         counts = spool.ingest(b)
     click.echo(json.dumps(counts))
+
+
+# -- the item lifecycle by rule (issue 14; adt.workflow.lifecycle and adt.workflow.health) --------------------
+@bank.command("lifecycle")
+@click.option("--dry-run", is_flag=True, help="Print what would move and why; write nothing.")
+@click.option("--round", "round_no", type=int, default=None,
+              help="The current round (default: the bank's latest published round).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def lifecycle_(ctx: Context, dry_run: bool, round_no: int | None, as_json: bool) -> None:
+    """Promote, rest, return and retire items by the bank's lifecycle rules (`adt bank settings`); each move
+    is an event naming its rule and reason."""
+    from adt.workflow.lifecycle import apply_moves, lifecycle_plan
+
+    with ctx.bank("adt bank lifecycle") as b:
+        plan = lifecycle_plan(b, round_no=round_no)
+        moved = 0 if dry_run else apply_moves(b, plan.moves)
+    table = plan.table()
+    held_counts = plan.held_counts()
+    if as_json:
+        emit({"round": plan.round_no, "dry_run": dry_run, "moved": moved, "counts": plan.counts(),
+              "rules": plan.rules.as_dict(), "moves": table.to_dict("records"),
+              "pretest_held": held_counts, "notes": list(plan.notes)}, True)
+        return
+    head = (f"round {plan.round_no}: {len(plan.moves)} move(s)" + (" (dry run: nothing written)" if dry_run else
+                                                                   f", {moved} written"))
+    lines = [head] + [f"  {k}: {n}" for k, n in plan.counts().items()]
+    if held_counts:
+        from adt.workflow.lifecycle import BLOCKERS
+
+        lines.append(f"pretest items held back: {len(plan.held)}; by reason (an item may have several):")
+        lines += [f"  {k} ({BLOCKERS.get(k, k)}): {n}" for k, n in held_counts.items()]
+    lines += [f"note: {n}" for n in plan.notes]
+    click.echo("\n".join(lines))
+    if len(table):
+        click.echo(table.drop(columns=["until_round"] if table["until_round"].isna().all() else [])
+                   .to_string(index=False, max_rows=200))
+
+
+@bank.command("health")
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path), default=None,
+              help="The round's form spec (YAML/JSON; default: the last stored form's spec).")
+@click.option("--by", "by", multiple=True, help="Also count fresh items per value of this tag key (repeat).")
+@click.option("--round", "round_no", type=int, default=None, help="The current round (default: the latest).")
+@click.option("--horizon", type=click.IntRange(1, 500), default=50, show_default=True, help="Rounds to project.")
+@click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
+              help="Write the projection (supply per slice vs demand over rounds) as PNG or SVG.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def health(ctx: Context, spec_file: Path | None, by: tuple[str, ...], round_no: int | None, horizon: int,
+           plot_file: Path | None, as_json: bool) -> None:
+    """Items per stage and tier, fresh items per slice, and how many more rounds the round spec can be drawn
+    before a slice runs out at today's growth, promotion and retirement rates (the projection's assumptions:
+    adt/workflow/health.py)."""
+    import yaml
+
+    from adt import plots
+    from adt.workflow.health import bank_health, short_slices
+
+    spec = None
+    if spec_file is not None:
+        try:
+            spec = yaml.safe_load(spec_file.read_text(encoding="utf-8")) or {}
+        except OSError as e:
+            raise InputError(f"{spec_file}: cannot read form spec ({e.strerror})") from e
+        except yaml.YAMLError as e:
+            raise InputError(f"{spec_file}: not valid YAML/JSON: {e}") from e
+        if not isinstance(spec, dict):
+            raise InputError(f"{spec_file}: expected a mapping at the top level")
+    if plot_file is not None and plot_file.suffix.lower() not in plots.FORMATS:
+        raise InputError(f"--plot {plot_file}: use a .png or .svg file name")
+    with ctx.bank("adt bank health") as b:
+        h = bank_health(b, spec=spec, spec_source=str(spec_file) if spec_file else "form spec", by=by,
+                        round_no=round_no, horizon=horizon)
+    if plot_file is not None:
+        if h.projection.empty:
+            raise InputError("--plot: nothing to project (no spec given and no form stored)")
+        plots.save(plots.health_figure(h.projection), plot_file)
+    if as_json:
+        emit(h.as_dict(), True)
+        return
+    click.echo(f"round {h.round_no}; items per stage x frequency tier:")
+    click.echo(h.stages.to_string())
+    if len(h.slices):
+        click.echo("\noperational items per slice (fresh = low tier):")
+        click.echo(h.slices.to_string(index=False))
+    r = h.rates
+    click.echo(f"\nrates per round over {r.n_rounds} round(s): {r.created:g} new, {r.promoted:g} promoted, "
+               f"{r.retired:g} retired, {r.rested:g} rested; {r.runs_per_form:g} runs per form")
+    if h.demand is not None:
+        click.echo(f"demand ({h.demand.source}): {h.demand.operational} operational + {h.demand.pretest} pretest "
+                   "items a round")
+        click.echo(h.rounds_left.to_string(index=False))
+        short = short_slices(h)
+        click.echo("runs out: " + "; ".join(short) if short else f"no slice runs out within {horizon} rounds")
+    for n in h.notes:
+        click.echo(f"note: {n}")
+    if plot_file is not None:
+        click.echo(f"wrote {plot_file}")

@@ -8,12 +8,15 @@ from typing import Any
 import click
 import numpy as np
 import pandas as pd
+from click.core import ParameterSource
 
 from adt.cli import Context, cli, emit, parse_filters, pass_ctx
 from adt.workflow.calibrate import (
     DEFAULT_BOOT,
     CalibrateOptions,
+    OnlineOptions,
     calibrate,
+    calibrate_online_bank,
     calibration_flags,
     compare_all,
     compare_models,
@@ -23,6 +26,8 @@ from adt.workflow.calibrate import (
 from adtbase.errors import InputError
 from calibration import (
     DEFAULT_FITTER,
+    DEFAULT_ONLINE_METHOD,
+    ONLINE_METHODS,
     calibration_info,
     calibration_params_frame,
     get_fitter,
@@ -63,26 +68,87 @@ def _f(x: Any, digits: int = 3) -> str:
 @click.option("--link-boot", type=int, default=DEFAULT_BOOT, show_default=True,
               help="Stocking-Lord bootstrap replicates for the constants' SEs.")
 @click.option("--max-iter", type=int, default=2000, show_default=True, help="EM step limit.")
+@click.option("--online", is_flag=True,
+              help="Estimate the pretest items (stage pretest, narrowed by --filter) that have responses on the "
+                   "anchor calibration's scale, its items held at their parameters.")
+@click.option("--online-method", type=click.Choice(ONLINE_METHODS), default=DEFAULT_ONLINE_METHOD, show_default=True,
+              help="--online: method_a (Stocking A), oem (one EM cycle), mem (EM cycles), fpc (fixed-parameter MML).")
+@click.option("--content-prior/--no-content-prior", "content_prior", default=True, show_default=True,
+              help="Fit a content prior on the calibrated items and store it for the items not calibrated (the "
+                   "sampler and whole-bank predictions use it; --online: the new items' priors).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def calibrate_cmd(ctx: Context, irt: str, method: str, filters: tuple[str, ...], rounds: tuple[int, ...],
                   exclude_models: tuple[str, ...], models: tuple[str, ...], latent: str,
                   anchor_calibration: str | None, link_method: str | None, seed: int, guessing: str, holdout: float,
-                  epochs: int, link_boot: int, max_iter: int, as_json: bool) -> None:
+                  epochs: int, link_boot: int, max_iter: int, online: bool, online_method: str, content_prior: bool,
+                  as_json: bool) -> None:
     """Fit item parameters from the bank's responses and store them as a new calibration."""
+    wait: dict[str, Any] = {"on_wait": lambda msg: click.echo(msg, err=True), "wait_s": ctx.wait_s}
+    if online:
+        _refuse_with_online(click.get_current_context())
+        out = calibrate_online_bank(ctx.bank_path, OnlineOptions(
+            method=online_method, filters=parse_filters(filters), rounds=rounds, exclude_models=exclude_models,
+            models=models, anchor_calibration=anchor_calibration, seed=seed, content_prior=content_prior), **wait)
+        d = out.summary()
+        emit(d, as_json, None if as_json else _online_text(d))
+        return
+    if click.get_current_context().get_parameter_source("online_method") != ParameterSource.DEFAULT:
+        raise InputError("--online-method needs --online")
     opts = CalibrateOptions(irt=irt, method=method, filters=parse_filters(filters), rounds=rounds,
                             exclude_models=exclude_models, models=models, latent=latent,
                             link=link_method, anchor_calibration=anchor_calibration, seed=seed, guessing=guessing,
-                            holdout_frac=holdout, epochs=epochs, n_boot=link_boot, max_iter=max_iter)
+                            holdout_frac=holdout, epochs=epochs, n_boot=link_boot, max_iter=max_iter,
+                            content_prior=content_prior)
     # The bank is held while responses are read and while the result is stored, not during the fit.
-    outcome = calibrate(ctx.bank_path, opts, on_wait=lambda msg: click.echo(msg, err=True), wait_s=ctx.wait_s)
+    outcome = calibrate(ctx.bank_path, opts, **wait)
     data = outcome.summary()
     fitter = get_fitter(outcome.result.method)
     if not outcome.result.converged and fitter.checks_convergence:
         click.echo(f"WARNING: calibration {outcome.calibration_id} did NOT converge in {outcome.result.n_iter} "
                    f"{fitter.steps}; its parameters are unreliable (stored, marked converged=false)", err=True)
     has_se = any(bool(np.isfinite(v).any()) for v in outcome.result.se.values())
-    emit(data, as_json, None if as_json else _calibrate_text(data, has_se))
+    text = None
+    if not as_json:
+        text = _calibrate_text(data, has_se)
+        if outcome.content_prior is not None:
+            text += "\n  " + outcome.content_prior.line()
+    emit(data, as_json, text)
+
+
+# Options of a full fit that --online has no use for (its model is the anchor's, its link is the anchor).
+_NOT_ONLINE = ("irt", "method", "latent", "link_method", "guessing", "holdout", "epochs", "link_boot", "max_iter")
+
+
+def _refuse_with_online(cctx: click.Context) -> None:
+    given = [p.opts[0] for p in cctx.command.params
+             if p.name in _NOT_ONLINE and cctx.get_parameter_source(p.name) != ParameterSource.DEFAULT]
+    if given:
+        raise InputError(f"--online estimates new items on the anchor calibration's scale; it takes no "
+                         f"{', '.join(given)}")
+
+
+def _online_text(d: dict[str, Any]) -> str:
+    st = ", ".join(f"{n} {s}" for s, n in d["status"].items())
+    pr = ", ".join(f"{n} {k}" for k, n in d["prior"].items())
+    rpi = d["responses_per_item"]
+    lines = [f"calibration {d['calibration_id']}: {d['method']} on {d['n_obs']} responses ({d['n_models']} models) "
+             f"in {d['seconds']:.1f} s, linked to {d['anchor_calibration_id']}",
+             f"  {d['n_new']} new items ({st}); responses per item {rpi['min']}-{rpi['max']} (median "
+             f"{rpi['median']:g}); median SE(b) {_f(d['median_se_b'])}; {d['n_at_prior']} kept at prior",
+             f"  priors: {pr}",
+             f"  {d['n_operational']} operational items held at their parameters ({d['n_operational_answered']} "
+             f"answered here); latent mean {_f(d['latent_mean'])}, sd {_f(d['latent_sd'])}; "
+             f"{d['n_cycles']} cycles, {'converged' if d['converged'] else 'NOT converged'}"]
+    cp = d["content_prior"]
+    if cp is not None:
+        lines.append("  " + (f"content prior: fitted on {cp['n_fitted']} operational items in {cp['seconds']:.1f} s "
+                             f"(SD of b {_f(cp['b_sd'], 2)}, of log a {_f(cp['log_a_sd'], 2)}); stored for "
+                             f"{cp['n_predicted']} items" if not cp["note"] else f"content prior: not fitted "
+                                                                                     f"({cp['note']})"))
+    lines += [f"  NOTE: {n}" for n in d["notes"]]
+    lines.append(f"  per item: adt calibration show {d['calibration_id']}; snapshot {d['snapshot_id']}")
+    return "\n".join(lines)
 
 
 def _calibrate_text(d: dict[str, Any], has_se: bool) -> str:
@@ -256,8 +322,11 @@ def estimate_lines(est: dict[str, Any]) -> list[str]:
         f"from {est['n_items']} items{mark}",
         f"  predicted accuracy on the slice: {_pct(est['pred_acc'])} ({_pct(est['pred_lo'])}-{_pct(est['pred_hi'])}) "
         f"over {est['n_predicted']} items: {est['n_answered']} answered "
-        f"(observed {_pct(est['observed_accuracy'])}), {est['n_predicted'] - est['n_answered']} predicted",
+        f"(observed {_pct(est['observed_accuracy'])}), {est['n_predicted'] - est['n_answered']} predicted"
+        + (f" ({est['n_content_prior']} from content priors)" if est.get("n_content_prior") else ""),
     ]
+    if est.get("n_pretest_left_out"):
+        lines.append(f"  {est['n_pretest_left_out']} answers to pretest items (on its forms, never scored) left out")
     if not est["covers_slice"]:
         lines.append(f"  NOTE: the prediction is {est['slice_note']}")
     if est["extrapolated"]:

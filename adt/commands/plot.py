@@ -33,7 +33,7 @@ def _abilities(bank: Bank, params_file: Path, filters: dict[str, list[str]], met
     from calibration import ResponseSet, abilities_for
 
     params = read_params(params_file)
-    responses = bank.responses(filters or None)
+    responses = bank.responses(filters or None, scored=True)  # an ability is a score: pretest answers left out
     responses = responses[responses["item_id"].isin(set(params.item_ids))]
     if responses.empty:
         raise InputError(f"no responses in the bank to items of {params_file}")

@@ -30,6 +30,11 @@ from sampler import REGISTRY
 @click.option("--review-state", "review_states", multiple=True, metavar="STATE",
               help="Review states the form may draw (repeatable; default: the spec file's, else approved only). "
                    "--review-state approved --review-state draft lets drafts in; rejected and retired never are.")
+@click.option("--pretest", default=None, metavar="N|SHARE",
+              help="Unscored pretest items on the form: a count (50) or a share of --size (10%, 0.1), drawn at "
+                   "random from approved items still in the pretest stage and placed among the scored ones.")
+@click.option("--pretest-filter", "pretest_filters", multiple=True, metavar="KEY=VALUE",
+              help="Narrow the pretest items' slice (the --filter grammar; repeatable).")
 @click.option("--seed", type=int, default=None, help="Seed (drawn and recorded when not given).")
 @click.option("--calibration", "calibration_id", default=None,
               help="Calibration whose item parameters inform the draw (default: the latest, if any).")
@@ -39,12 +44,14 @@ from sampler import REGISTRY
 @pass_ctx
 def sample(ctx: Context, strategy: str | None, size: int | None, quotas: tuple[str, ...], stratify_by: str | None,
            spec_file: Path | None,
-           filters: tuple[str, ...], max_overlap: tuple[str, ...], review_states: tuple[str, ...], seed: int | None,
+           filters: tuple[str, ...], max_overlap: tuple[str, ...], review_states: tuple[str, ...],
+           pretest: str | None, pretest_filters: tuple[str, ...], seed: int | None,
            calibration_id: str | None, name: str, dry_run: bool, as_json: bool) -> None:
     """Draw form NAME from the bank and store it with its spec, seed, snapshot, calibration and hash."""
     form = wf.draw_form(ctx.bank_path, {"strategy": strategy, "size": size, "quotas": quotas, "spec_file": spec_file,
                                         "filters": filters, "max_overlap": max_overlap, "seed": seed,
-                                        "stratify_by": stratify_by, "review_states": review_states},
+                                        "stratify_by": stratify_by, "review_states": review_states,
+                                        "pretest": pretest, "pretest_filters": pretest_filters},
                         name, calibration_id=calibration_id, dry_run=dry_run, wait_s=ctx.wait_s,
                         on_wait=lambda msg: click.echo(msg, err=True))
     data = form.as_dict()
@@ -53,7 +60,9 @@ def sample(ctx: Context, strategy: str | None, size: int | None, quotas: tuple[s
     obj = form.objectives
     emit(data, as_json, None if as_json else "\n".join([
         f"form {form.name} ({form.mode}, {form.strategy}, seed {form.seed}): {form.n_items} items, "
-        f"{form.n_uncalibrated} uncalibrated" + ("" if form.stored else " [dry run: not stored]"),
+        f"{form.n_uncalibrated} uncalibrated" + (f", {form.n_pretest} pretest (unscored)" if form.n_pretest else "")
+        + ("" if form.stored else " [dry run: not stored]"),
+        *([f"  {form.stand_in_line()}"] if form.n_stand_in else []),
         f"  snapshot {form.snapshot_id}, calibration {form.calibration_id or '(none: priors)'}",
         f"  content hash {form.content_hash}",
         "  objectives: " + ", ".join(f"{k}={v:.4g}" for k, v in obj.items() if isinstance(v, float)),
@@ -84,18 +93,23 @@ def form_show(ctx: Context, name: str, as_json: bool) -> None:
     with ctx.bank("adt form show") as bank:
         rec, items = wf.form_items(bank, name)
     cols = ["position", "item_id", "language", "item_type", "frequency_tier", "difficulty_band", "aliases", "tags"]
-    items = items[[c for c in cols if c in items.columns]]
+    items = items.assign(pretest=items["item_id"].isin(set(rec["pretest_ids"])))
+    items = items[[c for c in [*cols, "pretest"] if c in items.columns]]
     if as_json:
-        emit({**{k: v for k, v in rec.items() if k != "item_ids"}, "items": items}, True)
+        emit({**{k: v for k, v in rec.items() if k != "item_ids"}, "n_pretest": len(rec["pretest_ids"]),
+              "items": items}, True)
         return
-    head = (f"form {name}: {rec['n_items']} items ({rec['n_uncalibrated']} uncalibrated), strategy "
+    n_pretest = len(rec["pretest_ids"])
+    head = (f"form {name}: {rec['n_items']} items ({rec['n_uncalibrated']} uncalibrated, {n_pretest} pretest "
+            f"(unscored), {rec['n_stand_in']} stand-ins), strategy "
             f"{rec['strategy']}, seed {rec['seed']}, snapshot {rec['snapshot_id']}, calibration "
             f"{rec['calibration_id'] or '(none)'}, hash {rec['content_hash']}, published in "
             f"{', '.join(map(str, rec['publications'])) or '(never)'}")
     lines = [head]
     for r in items.to_dict("records"):
         tags = "; ".join(f"{k}={'|'.join(v)}" for k, v in sorted(r["tags"].items()))
-        lines.append(f"  {r['position']:>4} {r['item_id']} {r['language']} {r['item_type']} "
+        lines.append(f"  {r['position']:>4} {r['item_id']}{' (pretest)' if r['pretest'] else ''} {r['language']} "
+                     f"{r['item_type']} "
                      f"[{', '.join(r['aliases'])}] {tags}")
     click.echo("\n".join(lines))
 

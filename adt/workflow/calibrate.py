@@ -21,17 +21,20 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import norm
 
-from adtbase import itemtypes
+from adtbase import itemtypes, lifecycle
 from adtbase.errors import CalibrationError, InputError
 from adtbase.registry import did_you_mean
 from calibration import (
     DEFAULT_FITTER,
+    DEFAULT_ONLINE_METHOD,
     KEPT_AT_PRIOR,
+    ONLINE_METHODS,
     STATUS_REASONS,
     CalibrationConvergenceWarning,
     CalibrationResult,
     DriftReport,
     FitSettings,
+    ItemParams,
     PredictiveModel,
     Prior,
     ResponseSet,
@@ -40,17 +43,22 @@ from calibration import (
     adjust_pvalues,
     anchoring_fitters,
     build_predictive,
+    calibrate_online,
     compare,
     compare_many,
+    estimate_abilities,
     estimate_ability,
     evidence,
     exact_view,
+    fit_content_prior,
     fixed_from_calibration,
     flag_items,
     get_fitter,
     irt_choices,
     item_fit,
+    item_status,
     item_statuses,
+    join_predictive,
     link,
     load_calibration,
     mantel_haenszel_drift,
@@ -61,6 +69,7 @@ from calibration import (
     save_calibration,
     transform_params,
     transform_se,
+    with_content_prior,
 )
 
 LINK_CHOICES = ("fixed", "stocking_lord")
@@ -88,6 +97,7 @@ class CalibrateOptions:
     epochs: int = 2000                       # fitters that run a fixed number of steps (py-irt)
     n_boot: int = DEFAULT_BOOT               # Stocking-Lord bootstrap replicates
     max_iter: int = 2000
+    content_prior: bool = True               # fit and store content priors for the items it does not calibrate
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,7 @@ class CalibrationOutcome:
     seconds: float
     selection: pd.DataFrame | None = None
     linking: dict[str, Any] | None = None
+    content_prior: ContentPriorFit | None = None
 
     def summary_line(self) -> str:
         r = self.result
@@ -128,6 +139,7 @@ class CalibrationOutcome:
             "latent": r.settings.get("latent"), "latent_mean": _latent_moments(r)[0], "latent_sd": _latent_moments(r)[1],
             "selection": None if self.selection is None else self.selection.to_dict("records"),
             "linking": self.linking, "snapshot_id": self.snapshot_id, "seconds": round(self.seconds, 3),
+            "content_prior": None if self.content_prior is None else self.content_prior.summary(),
         }
 
 
@@ -251,6 +263,7 @@ class _Inputs:
     dropped: int
     anchor: StoredCalibration | None
     n_choices: np.ndarray | None
+    items: pd.DataFrame | None = None        # the non-retired items (content priors); None: not fitted
 
 
 @dataclass(frozen=True)
@@ -259,6 +272,7 @@ class _Fitted:
     selection: pd.DataFrame | None
     linking: dict[str, Any] | None
     predictive: PredictiveModel | None = None
+    content_prior: ContentPriorFit | None = None
 
 
 def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
@@ -269,7 +283,65 @@ def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
     k = _n_choices(bank, rs.item_ids) if opts.guessing == "choices" else None
     if opts.guessing == "auto" and _all_unguessable(bank, rs.item_ids):
         k = np.zeros(len(rs.item_ids))   # 3PL/4PL: c held at 0 (guessing_from_choices of no choices)
-    return _Inputs(snapshot, rs, runs, dropped, anchor, k)
+    return _Inputs(snapshot, rs, runs, dropped, anchor, k, bank.items() if opts.content_prior else None)
+
+
+# ---------------------------------------------------------------------------------------------- content priors
+@dataclass(frozen=True)
+class ContentPriorFit:
+    """A content prior fitted with a calibration (``calibration.fit_content_prior``) and its stored rows."""
+
+    frame: pd.DataFrame | None     # item_id, a, b, log_a_sd, b_sd, from_parent: the items it does not calibrate
+    n_fitted: int                  # items it was fitted on (the calibration's usable ones)
+    seconds: float                 # fit + predictions (the cost `adt calibrate` prints)
+    b_sd: float                    # out-of-fold RMSE of b (the prior's SD)
+    log_a_sd: float
+    note: str = ""                 # why it was not fitted
+    model: Any = None              # the fitted ContentPrior (online calibration predicts its new items with it)
+
+    @property
+    def n_predicted(self) -> int:
+        return 0 if self.frame is None else len(self.frame)
+
+    def summary(self) -> dict[str, Any]:
+        n_parent = 0 if self.frame is None else int(self.frame["from_parent"].sum())
+        return {"n_fitted": self.n_fitted, "n_predicted": self.n_predicted, "n_from_parent": n_parent,
+                "seconds": round(self.seconds, 3), "b_sd": self.b_sd, "log_a_sd": self.log_a_sd, "note": self.note}
+
+    def line(self) -> str:
+        if self.frame is None:
+            return f"content prior: not fitted ({self.note})"
+        return (f"content prior: fitted on {self.n_fitted} items in {self.seconds:.1f} s (SD of b {self.b_sd:.2f}, "
+                f"of log a {self.log_a_sd:.2f}); stored for {self.n_predicted} items it does not calibrate "
+                f"({self.summary()['n_from_parent']} variants from their parents)")
+
+
+def fit_priors(items: pd.DataFrame, params: ItemParams, usable: NDArray[np.bool_], *, seed: int) -> ContentPriorFit:
+    """Fit the content prior on the items of ``params`` marked ``usable`` (b and log a; no fold groups:
+    finding near-duplicate components costs an index pass over the bank) and predict every other item of
+    ``items`` (the non-retired bank). Fewer usable items than the fit needs: not fitted, with the reason."""
+    t0 = time.perf_counter()
+    pos = {k: i for i, k in enumerate(params.item_ids)}
+    ids = items["item_id"].astype(str)
+    at = np.array([pos.get(k, -1) for k in ids], dtype=np.int64)
+    fit_mask = at >= 0
+    fit_mask[fit_mask] = usable[at[fit_mask]]
+    n_fit = int(fit_mask.sum())
+    if n_fit < 10:
+        return ContentPriorFit(None, n_fit, time.perf_counter() - t0, float("nan"), float("nan"),
+                               f"{n_fit} calibrated items in the bank's item frame; the fit needs at least 10")
+    idx = at[fit_mask]
+    model = fit_content_prior(items.loc[fit_mask].reset_index(drop=True), params.b[idx], np.log(params.a[idx]),
+                              rng=np.random.default_rng(seed))
+    rest = items.loc[~fit_mask].reset_index(drop=True)
+    frame = None
+    if len(rest):
+        pred = model.predict(rest)
+        assert pred.log_a is not None and pred.log_a_sd is not None  # fitted with log a
+        frame = pd.DataFrame({"item_id": rest["item_id"].astype(str), "a": np.exp(pred.log_a), "b": pred.b,
+                              "log_a_sd": pred.log_a_sd, "b_sd": pred.b_sd, "from_parent": pred.from_parent})
+    return ContentPriorFit(frame, n_fit, time.perf_counter() - t0, float(model.b_sd_), float(model.log_a_sd_),
+                           model=model)
 
 
 def _all_unguessable(bank: Any, item_ids: Sequence[str]) -> bool:
@@ -298,8 +370,13 @@ def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
         linking = _fixed_link_record(anchor, result)
     elif link_method == "stocking_lord" and anchor is not None:
         result, linking = _stocking_lord(anchor, result, rng, opts.n_boot)
+    cp = None
+    if inputs.items is not None:
+        status = item_statuses(result)
+        usable = np.isin(status, ("calibrated", "fixed")) & np.isfinite(result.params.a) & np.isfinite(result.params.b)
+        cp = fit_priors(inputs.items, result.params, usable, seed=opts.seed)
     # What every estimate needs of this calibration, built once here (calibration.predictive).
-    return _Fitted(result, selection, linking, _build_predictive(result, rs))
+    return _Fitted(result, selection, linking, _build_predictive(result, rs), cp)
 
 
 def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, t0: float) -> CalibrationOutcome:
@@ -310,11 +387,12 @@ def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, 
              "n_dropped_retired_responses": inputs.dropped}
     cal_id = save_calibration(bank, result, responses=inputs.responses, runs=inputs.runs, filters=opts.filters,
                               link=fitted.linking, extra_settings=extra, snapshot_id=inputs.snapshot,
-                              predictive=fitted.predictive)
+                              predictive=fitted.predictive,
+                              content_prior=None if fitted.content_prior is None else fitted.content_prior.frame)
     status = item_statuses(result)
     counts = {s: int((status == s).sum()) for s in ("calibrated", "fixed", *KEPT_AT_PRIOR) if (status == s).any()}
     return CalibrationOutcome(cal_id, result, counts, len(inputs.runs), inputs.dropped, inputs.snapshot,
-                              time.perf_counter() - t0, fitted.selection, fitted.linking)
+                              time.perf_counter() - t0, fitted.selection, fitted.linking, fitted.content_prior)
 
 
 def _anchors(anchor: StoredCalibration, rs: ResponseSet) -> dict[str, tuple[float, float, float, float]]:
@@ -367,6 +445,265 @@ def _stocking_lord(anchor: StoredCalibration, result: CalibrationResult, rng: np
     return linked, record
 
 
+# ---------------------------------------------------------------------------------------------- online
+@dataclass(frozen=True)
+class OnlineOptions:
+    """What ``adt calibrate --online`` was asked for (the options it shares with ``adt calibrate`` mean the same)."""
+
+    method: str = DEFAULT_ONLINE_METHOD      # one of calibration.ONLINE_METHODS
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)  # narrows the pretest items
+    rounds: tuple[int, ...] = ()
+    exclude_models: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    anchor_calibration: str | None = None    # default: the latest calibration
+    seed: int = 0
+    content_prior: bool = True               # new items' priors from their content; stored for the rest
+
+
+@dataclass(frozen=True)
+class OnlineOutcome:
+    calibration_id: str
+    anchor_id: str
+    method: str
+    new: pd.DataFrame                        # per new item: a, b, se_a, se_b, n_responses, status, prior
+    n_operational: int                       # anchor items held at their parameters
+    n_operational_answered: int
+    n_models: int
+    n_obs: int
+    latent_mean: float
+    latent_sd: float
+    n_cycles: int
+    converged: bool
+    snapshot_id: str
+    seconds: float
+    content_prior: ContentPriorFit | None
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        new = self.new
+        cal = new[new["status"] == "calibrated"]
+        return {
+            "calibration_id": self.calibration_id, "anchor_calibration_id": self.anchor_id, "method": self.method,
+            "n_new": len(new), "status": {str(k): int(v) for k, v in new["status"].value_counts().items()},
+            "n_calibrated": len(cal), "median_se_b": float(cal["se_b"].median()) if len(cal) else float("nan"),
+            "n_at_prior": int(new["status"].isin(list(KEPT_AT_PRIOR)).sum()),
+            "prior": {str(k): int(v) for k, v in new["prior"].value_counts().items()},
+            "responses_per_item": {"min": int(new["n_responses"].min()), "median": float(new["n_responses"].median()),
+                                   "max": int(new["n_responses"].max())},
+            "n_operational": self.n_operational, "n_operational_answered": self.n_operational_answered,
+            "n_models": self.n_models, "n_obs": self.n_obs, "latent_mean": self.latent_mean,
+            "latent_sd": self.latent_sd, "n_cycles": self.n_cycles, "converged": self.converged,
+            "content_prior": None if self.content_prior is None else self.content_prior.summary(),
+            "snapshot_id": self.snapshot_id, "seconds": round(self.seconds, 3), "notes": list(self.notes),
+            "items": new.to_dict("records"),
+        }
+
+
+@dataclass(frozen=True)
+class _OnlineInputs:
+    snapshot: str
+    anchor: StoredCalibration
+    ops_idx: NDArray[np.int64]           # the operational items: positions in anchor.usable_params()
+    anchor_pm: PredictiveModel
+    responses: ResponseSet               # operational + new items (the new ones all answered)
+    runs: pd.DataFrame
+    n_new_candidates: int
+    items: pd.DataFrame | None
+
+
+def calibrate_online_bank(bank: Any, opts: OnlineOptions | None = None, *, on_wait: Any = None,
+                          wait_s: float | None = None, **options: Any) -> OnlineOutcome:
+    """``adt calibrate --online``: the pretest items (stage ``pretest``, narrowed by ``filters``) that have
+    responses, estimated by ``calibration.calibrate_online`` on the anchor calibration's scale with its usable
+    items held at their parameters, each new item's prior its content prior (a variant: its parent's
+    parameters) or else the generic one; stored as a new calibration linked to the anchor (operational items
+    ``fixed`` with their parameters and SEs copied). ``bank``: an open Bank or a path (held only while reading
+    and while storing, as ``calibrate``). Every refusal comes before anything is written."""
+    if opts is None:
+        opts = OnlineOptions(**options)
+    elif options:
+        opts = dataclasses.replace(opts, **options)
+    t0 = time.perf_counter()
+    if opts.method not in ONLINE_METHODS:
+        raise InputError(f"--online-method {opts.method!r}: choose one of {', '.join(ONLINE_METHODS)}")
+    if "stage" in opts.filters and "pretest" not in opts.filters["stage"]:
+        raise InputError("--online calibrates pretest items: --filter stage=... must include pretest")
+    if isinstance(bank, (str, Path)):
+        from itembank import DEFAULT_WAIT_S, open_bank
+
+        wait = DEFAULT_WAIT_S if wait_s is None else wait_s
+        with open_bank(bank, purpose="adt calibrate --online: read responses", on_wait=on_wait, wait_s=wait) as held:
+            inputs = _read_online(held, opts)
+        fitted = _fit_online(inputs, opts)
+        with open_bank(bank, purpose="adt calibrate --online: store", on_wait=on_wait, wait_s=wait) as held:
+            return _store_online(held, inputs, fitted, opts, t0)
+    inputs = _read_online(bank, opts)
+    return _store_online(bank, inputs, _fit_online(inputs, opts), opts, t0)
+
+
+def _read_online(bank: Any, opts: OnlineOptions) -> _OnlineInputs:
+    if latest_calibration_id(bank) is None:
+        raise CalibrationError("adt calibrate --online needs an anchor calibration (the operational items' "
+                               "parameters): the bank has none; run `adt calibrate` first")
+    anchor = load_calibration(bank, opts.anchor_calibration)
+    usable = [str(i) for i in anchor.usable_params().item_ids]
+    live = {str(i) for i in bank.item_ids({"item_id": usable})} if usable else set()     # retired since: left out
+    # The scale is held by the anchor's operational (and rested) items; its pretest items, calibrated online
+    # before and not promoted yet, are estimated again with the responses they have gained. A young bank whose
+    # items are all still pretest (a full calibration, no promotion yet) holds its scale by all of them.
+    stage = bank.stages([i for i in usable if i in live])
+    held = {i for i, s in stage.items() if s != lifecycle.PRETEST} or set(stage)
+    ops_idx = np.array([k for k, i in enumerate(usable) if i in held], dtype=np.int64)
+    ops = [usable[k] for k in ops_idx]
+    if not ops:
+        raise CalibrationError(f"anchor calibration {anchor.calibration_id} has no (non-retired) item with usable "
+                               "parameters")
+    flt = {str(k): [str(v) for v in vs] for k, vs in opts.filters.items()}
+    flt["stage"] = ["pretest"]
+    op_set = set(ops)
+    candidates = [str(i) for i in bank.item_ids(flt) if str(i) not in op_set]
+    if not candidates:
+        raise InputError("no pretest items" + (" match the filters" if opts.filters else " in the bank")
+                         + " (items in stage pretest that the anchor calibration does not hold fixed)")
+    snapshot = bank.snapshot_id()
+    try:
+        rs, runs, _ = read_responses(bank, {"item_id": ops + candidates}, opts.rounds,
+                                     exclude_models=opts.exclude_models, models=opts.models)
+    except CalibrationError:
+        raise CalibrationError(f"no responses to the anchor calibration's items or to the {len(candidates)} "
+                               "pretest items" + (f" in rounds {', '.join(map(str, opts.rounds))}"
+                                                  if opts.rounds else "")) from None
+    counts = pd.Series(rs.counts_per_item(), index=list(rs.item_ids))
+    new = [i for i in candidates if counts[i] > 0]
+    if not new:
+        raise InputError(f"no pretest item has responses: {len(candidates)} pretest items"
+                         + (" match the filters" if opts.filters else "") + ", none answered"
+                         + (f" in rounds {', '.join(map(str, opts.rounds))}" if opts.rounds else ""))
+    if not (counts[ops] > 0).any():
+        raise InputError(f"the anchor calibration {anchor.calibration_id}'s items have no responses here: nothing "
+                         "carries its scale to the pretest items")
+    keep_ids = ops + new
+    frame = rs.to_frame()
+    rs = ResponseSet.from_frame(frame[frame["item_id"].isin(pd.Index(keep_ids))], "model", "item_id", "score",
+                                item_ids=keep_ids)
+    anchor_pm = predictive_model(bank, anchor)
+    return _OnlineInputs(snapshot, anchor, ops_idx, anchor_pm, rs, runs, len(candidates),
+                         bank.items() if opts.content_prior else None)
+
+
+@dataclass(frozen=True)
+class _OnlineFitted:
+    result: CalibrationResult
+    predictive: PredictiveModel
+    new: pd.DataFrame
+    online: Any                          # calibration.OnlineCalibration
+    content_prior: ContentPriorFit | None
+    stored_prior: pd.DataFrame | None
+    notes: tuple[str, ...]
+
+
+def _fit_online(inputs: _OnlineInputs, opts: OnlineOptions) -> _OnlineFitted:
+    anchor, rs = inputs.anchor, inputs.responses
+    ops = anchor.usable_params().subset(inputs.ops_idx)
+    n_ops = len(ops)
+    new_ids = tuple(rs.item_ids[n_ops:])
+    n_new = len(new_ids)
+    notes: list[str] = []
+    # Priors: the content prior fitted on the operational items (a variant: its parent's), else generic.
+    prior_a_mean, prior_a_sd = np.zeros(n_new), np.ones(n_new)
+    prior_b_mean, prior_b_sd = np.zeros(n_new), np.full(n_new, 3.0)
+    kind = np.full(n_new, "generic", dtype=object)
+    cp = None
+    if inputs.items is not None:
+        cp = fit_priors(inputs.items, ops, np.ones(n_ops, dtype=bool), seed=opts.seed)
+        if cp.model is not None:
+            items = inputs.items.set_index("item_id", drop=False)
+            have = [i for i in new_ids if i in items.index]
+            if have:
+                pred = cp.model.predict(items.loc[have].reset_index(drop=True))
+                at = np.array([new_ids.index(i) for i in have])
+                prior_b_mean[at], prior_b_sd[at] = pred.b, pred.b_sd
+                prior_a_mean[at], prior_a_sd[at] = pred.log_a, pred.log_a_sd
+                kind[at] = np.where(pred.from_parent, "parent", "content")
+    per_item = opts.method != "fpc"
+    if not per_item and (kind != "generic").any():
+        notes.append("fpc takes one prior for every new item: content priors not used in the fit")
+        kind[:] = "generic"
+    prior_a = (prior_a_mean, prior_a_sd) if per_item else (0.0, 1.0)
+    prior_b = (prior_b_mean, prior_b_sd) if per_item else (0.0, 3.0)
+    online = calibrate_online(rs, ops, new_ids, method=opts.method, prior_a=prior_a, prior_b=prior_b)
+
+    # Statuses: one-sided items are kept at their prior, as in any calibration (fpc: its fit says).
+    sub = rs.subset(rs.item_idx >= n_ops)
+    status = (np.asarray(online.settings["item_status"]) if opts.method == "fpc"
+              else item_status(sub)[n_ops:]).astype("<U11")
+    mu, sd = float(online.latent_mean), float(online.latent_sd)
+    points = np.linspace(mu - 6 * sd, mu + 6 * sd, 61)
+    weights = np.exp(-0.5 * ((points - mu) / sd) ** 2)
+    weights /= weights.sum()
+    prior = Prior.normal(mu, sd)
+    on_ops = rs.item_idx < n_ops
+    est = estimate_abilities(rs.model_idx[on_ops], rs.item_idx[on_ops], rs.score[on_ops], ops, "eap",
+                             n_models=rs.n_models, prior=prior)
+    nan_new = np.full(n_new, np.nan)
+    params = ItemParams(tuple(ops.item_ids) + new_ids, np.r_[ops.a, online.params.a], np.r_[ops.b, online.params.b],
+                        np.r_[ops.c, np.zeros(n_new)], np.r_[ops.d, np.ones(n_new)])
+    ase = {k: v[inputs.ops_idx] for k, v in anchor.usable_se().items()}
+    se = {"a": np.r_[ase["a"], online.se["a"]], "b": np.r_[ase["b"], online.se["b"]],
+          "c": np.r_[ase["c"], nan_new], "d": np.r_[ase["d"], nan_new]}
+    settings = {"model": anchor.irt_model, "latent": "normal", "latent_mean": mu, "latent_sd": sd,
+                "prior_a": [0.0, 1.0], "prior_b": [0.0, 3.0], "seed": opts.seed,
+                "online": {**{k: v for k, v in online.settings.items() if k != "left_out"},
+                           "n_cycles": online.n_cycles, "anchor_calibration_id": anchor.calibration_id,
+                           "priors": {str(k): int(v) for k, v in pd.Series(kind).value_counts().items()}}}
+    result = CalibrationResult(
+        params=params, se=se, item_status=np.r_[np.full(n_ops, "calibrated"), status].astype("<U11"),
+        theta=est.theta, theta_se=est.se, quad_points=points, quad_weights=weights, loglik=float("nan"),
+        n_iter=int(online.n_cycles), converged=bool(online.converged), settings=settings, aic=float("nan"),
+        bic=float("nan"), n_params=2 * n_new, model_ids=rs.model_ids, fixed=np.r_[np.ones(n_ops, bool),
+                                                                                   np.zeros(n_new, bool)],
+        n_obs=rs.n_obs, method=f"online-{opts.method}")
+    # Prediction: the anchor's predictive parameters for the operational items (the same numbers as under the
+    # anchor), the new items' own (built as for any calibration, at these abilities), one model.
+    pos = inputs.anchor_pm.position()
+    at_ops = np.array([pos[i] for i in ops.item_ids], dtype=np.int64)
+    apm = inputs.anchor_pm
+    ops_pm = dataclasses.replace(apm, params=apm.params.subset(at_ops), se_a=apm.se_a[at_ops], se_b=apm.se_b[at_ops],
+                                 basis=apm.basis[at_ops])
+    new_pm = build_predictive(online.params, online.se, status, theta=est.theta, model_ids=rs.model_ids,
+                              model_idx=sub.model_idx, item_idx=sub.item_idx, score=sub.score,
+                              response_item_ids=sub.item_ids, prior=prior, settings=settings,
+                              irt_model="2pl")
+    predictive = join_predictive(ops_pm, new_pm, prior=Prior.from_grid(points, weights))
+    new = pd.DataFrame({"item_id": list(new_ids), "a": online.params.a, "b": online.params.b, "se_a": online.se["a"],
+                        "se_b": online.se["b"], "n_responses": online.n_responses.astype(int), "status": status,
+                        "prior": kind.astype(str)})
+    stored_prior = None
+    if cp is not None and cp.frame is not None:
+        calibrated = set(np.asarray(new_ids)[status == "calibrated"])
+        stored_prior = cp.frame[~cp.frame["item_id"].isin(pd.Index(sorted(calibrated)))].reset_index(drop=True)
+    return _OnlineFitted(result, predictive, new, online, cp, stored_prior, tuple(notes))
+
+
+def _store_online(bank: Any, inputs: _OnlineInputs, fitted: _OnlineFitted, opts: OnlineOptions,
+                  t0: float) -> OnlineOutcome:
+    result, rs = fitted.result, inputs.responses
+    link = _fixed_link_record(inputs.anchor, result)
+    link["online_method"] = opts.method
+    extra = {"online": True, "rounds": list(opts.rounds), "exclude_models": list(opts.exclude_models),
+             "models": list(opts.models)}
+    cal_id = save_calibration(bank, result, responses=rs, runs=inputs.runs, filters=opts.filters, link=link,
+                              extra_settings=extra, snapshot_id=inputs.snapshot, predictive=fitted.predictive,
+                              content_prior=fitted.stored_prior)
+    n_ops = len(rs.item_ids) - len(fitted.new)
+    ops_answered = int((rs.counts_per_item()[:n_ops] > 0).sum())
+    on = fitted.online
+    return OnlineOutcome(cal_id, inputs.anchor.calibration_id, result.method, fitted.new, n_ops, ops_answered,
+                         rs.n_models, rs.n_obs, float(on.latent_mean), float(on.latent_sd), int(on.n_cycles),
+                         bool(on.converged), inputs.snapshot, time.perf_counter() - t0, fitted.content_prior,
+                         fitted.notes)
+
+
 # ---------------------------------------------------------------------------------------------- abilities
 def _slice_ids(bank: Any, filters: Mapping[str, Sequence[str]] | None) -> list[str]:
     ids = [str(i) for i in bank.item_ids(filters or None)]
@@ -388,17 +725,19 @@ def predictive_model(bank: Any, stored: StoredCalibration, *, exact_params: bool
         ab = stored.abilities["theta"].to_numpy(dtype=float)
         rng_ = (float(np.nanmin(ab)), float(np.nanmax(ab))) if ab.size else (float("nan"), float("nan"))
         return exact_view(stored.params, stored.item_status, stored.prior(), rng_)
+    # Items no calibration model answered are predicted from the content prior stored with it (if any).
     if stored.predictive is not None:
-        return stored.predictive
+        return with_content_prior(stored.predictive, stored.content_prior)
     frame = _calibration_responses(bank, stored)
     rs = ResponseSet.from_frame(_mean_scores(frame), "model", "item_id", "score", item_ids=list(stored.params.item_ids))
     theta = stored.abilities.set_index("model")["theta"].reindex(list(rs.model_ids)).to_numpy(dtype=float)
     if np.isnan(theta).any():
         raise CalibrationError(f"calibration {stored.calibration_id}: abilities missing for some of its models")
-    return build_predictive(stored.params, stored.se, stored.item_status, theta=theta, model_ids=rs.model_ids,
-                            model_idx=rs.model_idx, item_idx=rs.item_idx, score=rs.score,
-                            response_item_ids=rs.item_ids, prior=stored.prior(), settings=stored.settings,
-                            irt_model=stored.irt_model)
+    built = build_predictive(stored.params, stored.se, stored.item_status, theta=theta, model_ids=rs.model_ids,
+                             model_idx=rs.model_idx, item_idx=rs.item_idx, score=rs.score,
+                             response_item_ids=rs.item_ids, prior=stored.prior(), settings=stored.settings,
+                             irt_model=stored.irt_model)
+    return with_content_prior(built, stored.content_prior)
 
 
 def _build_predictive(result: CalibrationResult, rs: ResponseSet) -> PredictiveModel:
@@ -450,14 +789,21 @@ def estimate_scores(calibration: StoredCalibration | PredictiveModel, scores: pd
 
 
 def _model_scores(bank: Any, model: str, filters: Mapping[str, Sequence[str]] | None = None) -> pd.Series:
-    frame = bank.responses(None, models=[model])
+    """One model's scored answers (``Bank.responses(scored=True)``: pretest items left out), mean per item;
+    ``attrs["n_pretest_left_out"]`` says how many answers were left out."""
+    frame = bank.responses(None, models=[model], scored=True)
+    if frame.empty and frame.attrs.get("n_pretest_left_out"):
+        raise InputError(f"model {model!r} answered pretest items only ({frame.attrs['n_pretest_left_out']} answers, "
+                         "never scored): nothing to score yet")
     if frame.empty:
         models = sorted(str(m) for m in bank.responses(None)["model"].unique())
         close = did_you_mean(model, models, cutoff=0.6)
         listed = ", ".join(models[:10]) + (f", ... ({len(models)} in all)" if len(models) > 10 else "")
         hint = f"{close} models: {listed}" if close else (f"; models: {listed}" if models else "")
         raise InputError(f"model {model!r} has no responses in the bank{hint}")
-    return _mean_scores(frame).set_index("item_id")["score"]
+    out = _mean_scores(frame).set_index("item_id")["score"]
+    out.attrs["n_pretest_left_out"] = int(frame.attrs.get("n_pretest_left_out", 0))
+    return out
 
 
 def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
@@ -477,6 +823,7 @@ def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
     pos = pm.position()
     out: dict[str, Any] = {"model": model}
     out.update(_estimate(pm, scores, slice_ids, method, level, pos))
+    out["n_pretest_left_out"] = scores.attrs["n_pretest_left_out"]  # answers to pretest items: never scored
     out.update(calibration_id=stored.calibration_id, calibration_snapshot_id=stored.snapshot_id,
                snapshot_id=bank.snapshot_id(), filters={k: list(v) for k, v in (filters or {}).items()})
     if by:
@@ -530,7 +877,9 @@ def estimate_all(bank: Any, calibration_id: str | None = None, filters: Mapping[
     if method not in ("eap", "map", "mle"):
         raise InputError(f"method {method!r}: choose eap, map or mle")
     stored = load_calibration(bank, calibration_id)
-    scores = _mean_scores(bank.responses(None))
+    frame = bank.responses(None, scored=True)  # pretest items are never part of a score
+    left_out = frame.attrs.get("pretest_left_out_by_model", {})
+    scores = _mean_scores(frame)
     pm = predictive_model(bank, stored, exact_params=exact_params)
     pos = pm.position()
     slice_ids = _slice_ids(bank, filters)
@@ -538,6 +887,7 @@ def estimate_all(bank: Any, calibration_id: str | None = None, filters: Mapping[
     for model, grp in scores.groupby("model", sort=True):
         row: dict[str, Any] = {"model": model}
         row.update(_estimate(pm, grp.set_index("item_id")["score"], slice_ids, method, level, pos))
+        row["n_pretest_left_out"] = int(left_out.get(str(model), 0))
         rows.append(row)
     out = pd.DataFrame(rows)
     out["calibration_id"] = stored.calibration_id
@@ -565,6 +915,8 @@ def compare_models(bank: Any, model_a: str, model_b: str, *, calibration_id: str
     out.update(cmp.as_dict())
     z = float(norm.ppf(0.5 + level / 2))
     sd_un = float(np.hypot(est[model_a]["pred_sd"], est[model_b]["pred_sd"]))
+    out.update(n_pretest_left_out={model_a: scores_a.attrs["n_pretest_left_out"],
+                                   model_b: scores_b.attrs["n_pretest_left_out"]})
     out.update(unpaired_lo=cmp.diff_acc - z * sd_un, unpaired_hi=cmp.diff_acc + z * sd_un,
                a=est[model_a], b=est[model_b], calibration_id=stored.calibration_id,
                filters={k: list(v) for k, v in (filters or {}).items()})
@@ -575,7 +927,7 @@ def compare_all(bank: Any, *, calibration_id: str | None = None, filters: Mappin
                 level: float = 0.95, adjust: str = "holm", exact_params: bool = False) -> pd.DataFrame:
     """Every pair of models with responses, with p-values adjusted over the pairs (Holm or BH)."""
     stored = load_calibration(bank, calibration_id)
-    scores = _mean_scores(bank.responses(None))
+    scores = _mean_scores(bank.responses(None, scored=True))  # pretest items are never part of a score
     models = sorted(scores["model"].unique())
     if len(models) < 2:
         raise InputError("compare --all needs at least two models with responses")
@@ -747,13 +1099,17 @@ def _exposure_drift(bank: Any, stored: StoredCalibration, frame: pd.DataFrame,
                         prior=stored.prior())
     theta = pd.Series(est.theta, index=list(rs_clean.model_ids))[est.n_items > 0]
     n_unknown = int(unknown.sum())
-    report = mantel_haenszel_drift(data, theta=theta, alpha=alpha)
+    try:
+        report = mantel_haenszel_drift(data, theta=theta, alpha=alpha)
+    except InputError as exc:   # e.g. every model that answered exposed items answered only published ones
+        return None, f"exposure drift not tested: {exc}"
     note = (f"Mantel-Haenszel by exposure over {report.settings['n_published']} published items, matching on "
             f"ability from never-published items" + (f"; {n_unknown} responses without a round left out"
                                                      if n_unknown else ""))
     return report, note
 
 
-__all__ = ["CalibrateOptions", "CalibrationOutcome", "FlagsReport", "calibrate", "calibration_flags",
+__all__ = ["CalibrateOptions", "CalibrationOutcome", "ContentPriorFit", "FlagsReport", "OnlineOptions",
+           "OnlineOutcome", "calibrate", "calibrate_online_bank", "calibration_flags", "fit_priors",
            "diff_calibrations", "estimate_all", "estimate_model", "item_flags", "keyed_items", "latest_calibration_id",
            "read_responses"]

@@ -40,13 +40,20 @@ import numpy as np
 import pandas as pd
 
 from adt import audit
-from adt.flags import overlap_form, parse_filters, parse_overlap_flag, parse_quotas
+from adt.flags import overlap_form, parse_amount, parse_filters, parse_overlap_flag, parse_quotas
 from adtbase import review
 from adtbase.errors import AdtError, BankError, InputError
 from adtbase.names import check_name
 from calibration import list_calibrations, load_calibration
 from itembank import COLUMN_KEYS, DEFAULT_WAIT_S, Bank, open_bank
-from sampler import FormSpec, PreparedPool, get_sampler, prepare, proportional_quota, solve_cell_counts
+from sampler import (
+    FormSpec,
+    PreparedPool,
+    get_sampler,
+    proportional_quota,
+    seed_pretest,
+    solve_cell_counts,
+)
 
 # Item columns that never change once an item exists (and that the sampler reads).
 STATIC_COLUMNS = ("item_id", "question", "n_choices", "item_type", "language", "origin", "source")
@@ -60,17 +67,21 @@ KEPT_DIAGNOSTICS = ("n_eligible", "n_enemy_pairs", "n_cells_used", "dropped_enem
 
 
 # -- calibration parameters ---------------------------------------------------------------------------
-def load_parameters(bank: Bank, calibration_id: str | None) -> tuple[str | None, pd.DataFrame | None]:
+def load_parameters(bank: Bank, calibration_id: str | None, *,
+                    content_prior: bool = False) -> tuple[str | None, pd.DataFrame | None]:
     """(calibration id, parameters ``item_id, a, b, c, d``) of ``calibration_id`` (an id or a unique prefix
     of one), or of the latest calibration when None; ``(None, None)`` when none was named and the bank has
     none (every item uncalibrated). NaN parameters: the item is kept at its prior (``pool_frame``).
+    ``content_prior``: uncalibrated items get the content prior stored with the calibration, and a
+    ``param_source`` column (``StoredCalibration.pool_frame``); forms use it, CAT (which scores) does not.
     """
     if calibration_id is None and list_calibrations(bank).empty:
         return None, None
     found = load_calibration(bank, calibration_id)
     # ``pool_frame``: NaN where an item is kept at its prior (unanswered, all correct, all wrong).
-    frame = found.pool_frame()
-    return str(found.calibration_id), frame[["item_id", *PARAM_COLUMNS]].astype({k: float for k in PARAM_COLUMNS})
+    frame = found.pool_frame(content_prior=content_prior)
+    cols = ["item_id", *PARAM_COLUMNS, *(["param_source"] if "param_source" in frame.columns else [])]
+    return str(found.calibration_id), frame[cols].astype({k: float for k in PARAM_COLUMNS})
 
 
 # -- earlier forms, lazily --------------------------------------------------------------------------
@@ -99,13 +110,16 @@ class EarlierForms(Mapping[str, list[str]]):
 def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = None, quotas: Sequence[str] = (),
                spec_file: str | Path | None = None, filters: Sequence[str] = (), max_overlap: Sequence[str] = (),
                seed: int | None = None, spec_dict: Mapping[str, Any] | None = None,
-               stratify_by: str | None = None, review_states: Sequence[str] = ()) -> FormSpec:
+               stratify_by: str | None = None, review_states: Sequence[str] = (), pretest: str | None = None,
+               pretest_filters: Sequence[str] = ()) -> FormSpec:
     """The spec of a draw: a spec file or mapping (optional) with the command-line flags on top, key by key.
 
     The flags come as their texts (``filters``: ``KEY=V1,V2``; ``quotas``, ``max_overlap``), parsed here by the
     command layer's parsers (``adt.flags``, the grammar of every command); the spec takes the parsed values.
     ``stratify_by``: a tag key; the spec gets quotas proportional to the shares of its values among the
     slice's items (``sampler.proportional_quota``), written into the spec so the form rebuilds as drawn.
+    ``pretest``: ``N`` (a count) or a share (``10%``, ``0.1``) of the form's items that are pretest items;
+    ``pretest_filters`` (``--filter`` grammar) narrow their slice.
     Forms picked for information (milp, nsga2) otherwise drift towards the content where the calibration
     models differ most, and a model's prediction then rests on its relative strength there."""
     earlier = EarlierForms(bank)
@@ -122,12 +136,19 @@ def build_spec(bank: Bank, *, strategy: str | None = None, size: int | None = No
     flt = parse_filters(filters)
     parsed_quotas = parse_quotas(quotas)
     overlaps = [parse_overlap_flag(text) for text in max_overlap]
+    amount = None if pretest is None else parse_amount(pretest, f"--pretest {pretest!r}")
     spec = FormSpec.from_cli(size=size, quotas=parsed_quotas, filters=flt, max_overlap=overlaps, seed=seed,
-                             strategy=strategy, earlier_forms=earlier, base=base, review_states=review_states)
+                             strategy=strategy, earlier_forms=earlier, base=base, review_states=review_states,
+                             pretest=amount, pretest_filters=parse_filters(pretest_filters, "--pretest-filter"))
     tax_keys = set(bank.taxonomy().keys) | set(COLUMN_KEYS)
     # Every listed value must be one some item has (or a fixed column's): a misspelt one beside a real one would
     # otherwise narrow the pool silently (the exposure and band filters apply to the pool, not to the read).
     bank.check_filter_values({k: list(v) for k, v in spec.include})
+    if spec.pretest is not None:
+        bank.check_filter_values({k: list(v) for k, v in spec.pretest.include}, "--pretest-filter")
+        for key in (q.key for q in spec.pretest.quotas):
+            if key not in tax_keys:
+                raise bank.unknown_key("pretest.quotas", key)
     for key in spec.quota_keys:  # a misspelt key is named with the bank's keys (the pool also has item text columns)
         if key not in tax_keys:
             raise bank.unknown_key("--quota", key)
@@ -168,6 +189,7 @@ class PoolSettings:
     tier_high_runs: int
     tier_high_publications: int
     bands: dict[str, str] | None = None
+    tier_low_runs: int = 0          # forms drawn before the setting existed had 0 (low = never exposed)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,13 +207,16 @@ def pool_at(bank: Bank, settings: PoolSettings, spec: FormSpec, params: pd.DataF
     A head past the end of the history (truncated since: ``rebuild_inputs`` notes it) reads as the current one."""
     frame = bank.items(prefilter(spec), include_retired=True, as_of=min(settings.head_n, bank.head().n_events),
                        settings={"tier_high_runs": settings.tier_high_runs,
-                                 "tier_high_publications": settings.tier_high_publications})
+                                 "tier_high_publications": settings.tier_high_publications,
+                                 "tier_low_runs": settings.tier_low_runs})
     if frame.empty:
         raise InputError("no items match the form's filters" + (f" {prefilter(spec)}" if prefilter(spec) else ""))
     tag_cols = tag_columns(frame, set(bank.taxonomy().keys))
     if settings.bands is not None:
         frame["difficulty_band"] = frame["item_id"].map(settings.bands).fillna("unknown")
-    cols = [*STATIC_COLUMNS, "review_state", "exposure_runs", "exposure_publications", "frequency_tier",
+    # A form drawn before stages had no stage rule: its pool (and digest) has no stage column.
+    stage = [] if spec.stages is None else ["stage"]
+    cols = [*STATIC_COLUMNS, "review_state", *stage, "exposure_runs", "exposure_publications", "frequency_tier",
             "difficulty_band", *tag_cols]
     out = frame[cols].copy()
     if params is not None:
@@ -211,11 +236,15 @@ def pool_digest(prep: PreparedPool) -> dict[str, str]:
 
 
 # -- drawing -------------------------------------------------------------------------------------------
-def content_hash(spec: FormSpec, snapshot_id: str, calibration_id: str | None, item_ids: Sequence[str]) -> str:
-    """sha256 of the canonical spec (seed, strategy), snapshot, calibration and items in order."""
-    payload = json.dumps({"spec": json.loads(spec.canonical_json()), "strategy": spec.strategy, "seed": spec.seed,
-                          "snapshot": snapshot_id, "calibration": calibration_id, "items": list(item_ids)},
-                         sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def content_hash(spec: FormSpec, snapshot_id: str, calibration_id: str | None, item_ids: Sequence[str],
+                 pretest_ids: Sequence[str] = ()) -> str:
+    """sha256 of the canonical spec (seed, strategy), snapshot, calibration, items in order and which of them are
+    pretest items (a key only a form with pretest items has: older forms' hashes are unchanged)."""
+    record: dict[str, Any] = {"spec": json.loads(spec.canonical_json()), "strategy": spec.strategy, "seed": spec.seed,
+                              "snapshot": snapshot_id, "calibration": calibration_id, "items": list(item_ids)}
+    if pretest_ids:
+        record["pretest"] = sorted(pretest_ids)
+    payload = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -236,6 +265,16 @@ class DrawnForm:
     spec: dict[str, Any]            # as stored: the canonical spec plus the pool record ("pool")
     stored: bool = False
     notes: tuple[str, ...] = field(default=())
+    pretest_ids: tuple[str, ...] = ()   # administered, never scored
+    n_stand_in: int = 0                 # pretest-stage items scored as operational ones (young bank)
+
+    @property
+    def n_pretest(self) -> int:
+        return len(self.pretest_ids)
+
+    @property
+    def n_scored(self) -> int:
+        return self.n_items - self.n_pretest
 
     @property
     def n_items(self) -> int:
@@ -243,13 +282,22 @@ class DrawnForm:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["n_items"] = self.n_items
+        out.update(n_items=self.n_items, n_pretest=self.n_pretest, n_scored=self.n_scored)
         return out
+
+    def stand_in_line(self) -> str:
+        """The young-bank note (``adtbase.lifecycle``), empty when every scored item is operational."""
+        if not self.n_stand_in:
+            return ""
+        return (f"{self.n_stand_in} of {self.n_scored} scored items are uncalibrated stand-ins (young bank: too few "
+                "operational items to fill the form)")
 
     def summary_line(self) -> str:
         info = self.objectives.get("information")
+        pretest = (f", {self.n_pretest} pretest (unscored)" if self.n_pretest else "") + (
+            f", {self.n_stand_in} uncalibrated stand-ins scored (young bank)" if self.n_stand_in else "")
         return (f"{self.n_items} items ({self.mode}, {self.strategy}, seed {self.seed}, {self.n_uncalibrated} "
-                f"uncalibrated), calibration {self.calibration_id or '(none: priors)'}"
+                f"uncalibrated{pretest}), calibration {self.calibration_id or '(none: priors)'}"
                 + (f", information {info:.4g}" if isinstance(info, float) else "") + f", hash {self.content_hash[:16]}")
 
 
@@ -271,21 +319,29 @@ def _waiting_note(pool: pd.DataFrame, spec: FormSpec) -> str:
 
 
 def _draw(pool: pd.DataFrame, spec: FormSpec, *, n_gen: int | None = None) -> tuple[PreparedPool, Any]:
-    """Check feasibility, then sample (``n_gen`` fixes nsga2's generations for a rebuild)."""
+    """Check feasibility, then sample (``n_gen`` fixes nsga2's generations for a rebuild): the operational part
+    by the strategy from the operational pool (``sampler.prepare``: stages, young-bank rule), then the pretest
+    part (``sampler.seed_pretest``), as ``Sampler.sample`` does."""
     sampler = get_sampler(spec.strategy)
-    prep = prepare(pool, spec, size=spec.size if sampler.needs_size else None)
-    if sampler.needs_size and spec.size is not None and spec.size > len(prep):
-        from adtbase.errors import QuotaInfeasible
-        raise QuotaInfeasible(f"form spec is infeasible: form size {spec.size}: only {len(prep)} eligible items"
-                              + _waiting_note(pool, spec))
-    if sampler.meets_quotas and prep.cells is not None:
-        solve_cell_counts(prep.cells)  # an infeasible spec fails here, naming marginals and starving cells
-    run_spec = spec
+    op = spec.operational()
+
+    def check(prep: PreparedPool) -> None:
+        if sampler.needs_size and op.size is not None and op.size > len(prep):
+            from adtbase.errors import QuotaInfeasible
+            what = f"operational part {op.size} of {spec.size}" if spec.pretest is not None else str(op.size)
+            raise QuotaInfeasible(f"form spec is infeasible: form size {what}: only {len(prep)} eligible items"
+                                  + _waiting_note(pool, spec))
+        if sampler.meets_quotas and prep.cells is not None:
+            solve_cell_counts(prep.cells)  # an infeasible spec fails here, naming marginals and starving cells
+
+    run_spec = op
     if n_gen is not None:
-        opts = {**spec.options_dict, "n_gen": int(n_gen), "time_limit": 1e9}
-        run_spec = spec.with_(options=tuple(sorted(opts.items())))
-    draft = sampler.sample_prepared(prep, run_spec, np.random.default_rng(spec.seed))
-    return prep, draft
+        opts = {**op.options_dict, "n_gen": int(n_gen), "time_limit": 1e9}
+        run_spec = op.with_(options=tuple(sorted(opts.items())))
+    rng = np.random.default_rng(spec.seed)
+    pretest_rngs = rng.spawn(2)  # spawned first: the operational draw is the one the spec draws without pretest
+    prep, draft = sampler.sample_pool(pool, spec, rng, run_spec=run_spec, check=check)
+    return prep, seed_pretest(pool, spec, draft, *pretest_rngs)
 
 
 def _objectives(draft: Any) -> dict[str, Any]:
@@ -299,8 +355,9 @@ def read_pool(bank: Bank, spec: FormSpec, calibration_id: str | None) -> tuple[p
     snapshot_id = bank.snapshot_id()
     head = bank.head()
     s = bank.settings()
-    cid, params = load_parameters(bank, calibration_id)
-    settings = PoolSettings(head.n_events, head.hash, int(s["tier_high_runs"]), int(s["tier_high_publications"]))
+    cid, params = load_parameters(bank, calibration_id, content_prior=True)
+    settings = PoolSettings(head.n_events, head.hash, int(s["tier_high_runs"]), int(s["tier_high_publications"]),
+                            tier_low_runs=int(s["tier_low_runs"]))
     pool = pool_at(bank, settings, spec, params)
     if uses_band(spec):  # the history does not hold bands: record today's with the form
         bands = {str(i): str(b) for i, b in zip(pool["item_id"], pool["difficulty_band"], strict=True) if b != "unknown"}
@@ -320,12 +377,13 @@ def draw_form(bank_path: str | Path, spec_args: Mapping[str, Any], name: str, *,
     prep, draft = _draw(pool, spec)
     stored_spec = {**spec.to_dict(), "pool": {**settings.as_dict(), "digest": pool_digest(prep),
                                               "generations": draft.diagnostics.get("generations")}}
-    digest = content_hash(spec, snapshot_id, cid, draft.item_ids)
+    digest = content_hash(spec, snapshot_id, cid, draft.item_ids, draft.pretest_ids)
     notes = []
     if spec.strategy == "milp" and draft.diagnostics.get("milp_status") not in (0, None):
         notes.append(f"milp stopped early ({draft.diagnostics.get('milp_message')}): a rebuild may differ")
     form = DrawnForm(name, mode_of(spec), spec.strategy, spec.seed, draft.item_ids, snapshot_id, cid, digest,
-                     draft.n_uncalibrated, _objectives(draft), stored_spec, False, tuple(notes))
+                     draft.n_uncalibrated, _objectives(draft), stored_spec, False, tuple(notes),
+                     draft.pretest_ids, draft.n_stand_in)
     if dry_run:
         return form
     with open_bank(bank_path, wait_s=wait_s, purpose=f"adt sample {name}: save", on_wait=on_wait) as bank:
@@ -335,7 +393,8 @@ def draw_form(bank_path: str | Path, spec_args: Mapping[str, Any], name: str, *,
                             f"run the command again")
         bank.save_form(name, list(draft.item_ids), spec=stored_spec, strategy=spec.strategy, seed=spec.seed,
                        snapshot_id=snapshot_id, calibration_id=cid, objectives=form.objectives,
-                       content_hash=digest, n_uncalibrated=draft.n_uncalibrated)
+                       content_hash=digest, n_uncalibrated=draft.n_uncalibrated, pretest_ids=draft.pretest_ids,
+                       n_stand_in=draft.n_stand_in)
     return replace(form, stored=True)
 
 
@@ -379,7 +438,8 @@ def rebuild_inputs(bank: Bank, rec: Mapping[str, Any]) -> RebuildInputs:
     if not isinstance(pool_rec, Mapping):
         raise InputError(f"form {rec.get('name')!r} was not drawn by `adt sample` (its spec records no pool): "
                          "it cannot be re-derived")
-    spec = FormSpec.from_dict(stored, source=f"form {rec.get('name')} spec")
+    # A spec stored without stages predates them: no stage rule, no stage column in its pool.
+    spec = FormSpec.from_stored(stored, source=f"form {rec.get('name')} spec")
     # The form's own columns are the record: where they disagree with the spec JSON, say so and use them.
     seed = None if pd.isna(rec.get("seed")) else int(rec["seed"])
     for what, col, inner in (("seed", seed, spec.seed), ("strategy", rec.get("strategy"), spec.strategy)):
@@ -387,12 +447,14 @@ def rebuild_inputs(bank: Bank, rec: Mapping[str, Any]) -> RebuildInputs:
             problems.append(f"the form's recorded {what} {col!r} differs from its spec's {inner!r}")
     spec = spec.with_(seed=seed, strategy=str(rec.get("strategy")))
     settings = PoolSettings(int(pool_rec["head_n"]), str(pool_rec["head_hash"]), int(pool_rec["tier_high_runs"]),
-                            int(pool_rec["tier_high_publications"]), pool_rec.get("bands"))
+                            int(pool_rec["tier_high_publications"]), pool_rec.get("bands"),
+                            int(pool_rec.get("tier_low_runs", 0)))
     at = bank.head_at(settings.head_n)
     if at is None or at.hash != settings.head_hash:
         problems.append(f"the history at event {settings.head_n} is not the one the form was drawn at "
                         f"(history rewritten or truncated; run `adt bank verify`)")
-    _, params = load_parameters(bank, rec.get("calibration_id")) if rec.get("calibration_id") else (None, None)
+    _, params = (load_parameters(bank, rec.get("calibration_id"), content_prior=True) if rec.get("calibration_id")
+                 else (None, None))
     pool = pool_at(bank, settings, spec, params)
     gens = pool_rec.get("generations") if spec.strategy == "nsga2" else None
     return RebuildInputs(dict(rec), spec, pool, None if gens is None else int(gens),
@@ -412,7 +474,7 @@ def rebuild_from(inputs: RebuildInputs, notes: RebuildNotes | None = None) -> tu
                               f"differ: {', '.join(differ)}")
     rec = inputs.rec
     return list(draft.item_ids), content_hash(inputs.spec, str(rec["snapshot_id"]), rec.get("calibration_id"),
-                                              draft.item_ids)
+                                              draft.item_ids, draft.pretest_ids)
 
 
 def rebuild_form(bank: Bank, rec: Mapping[str, Any], notes: RebuildNotes | None = None) -> tuple[list[str], str]:

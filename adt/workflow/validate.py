@@ -509,7 +509,9 @@ def validate(bank_path: str | Path, opts: ValidateOptions, *, progress: Progress
     check_options(opts)
     opts = replace(opts, splits=tuple(dict.fromkeys(opts.splits)), strategies=tuple(dict.fromkeys(opts.strategies)),
                    sizes=tuple(dict.fromkeys(int(n) for n in opts.sizes)), irt=opts.irt.lower())
-    cal_opts = CalibrateOptions(irt=opts.irt, filters={k: list(v) for k, v in opts.filters.items()}, seed=opts.seed)
+    # No content priors: a fold's estimates read its stored predictive parameters only (estimate_scores).
+    cal_opts = CalibrateOptions(irt=opts.irt, filters={k: list(v) for k, v in opts.filters.items()}, seed=opts.seed,
+                                content_prior=False)
     bank_path = Path(bank_path)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="adt-validate-") as tmp:

@@ -15,7 +15,9 @@ two sources of run-to-run variation pinned: event timestamps (``itembank.bank.no
 The values in tests/data/behaviour_baseline.json were recorded by these functions at commit bf45dc8. A
 change meant to alter one of them re-records it in the same commit and says why. Re-recorded since: the
 five forms' content hashes (issue 13: a new form's spec records review_states [approved], the new default,
-where it recorded [approved, draft]; the demo bank has no drafts, so the items are the same).
+where it recorded [approved, draft]; the demo bank has no drafts, so the items are the same); and again (issue 14:
+a new form's spec records its stages, [operational], and its pretest part, none; the demo's items are all in the
+pretest stage, so the young-bank rule lets them all stand in and the items are the same).
 """
 
 from __future__ import annotations

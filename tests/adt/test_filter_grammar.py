@@ -147,7 +147,19 @@ def _generate_variant(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
     return "items", {p["parent_ids"][0] for p in _generated(bank, "variant", "--n", "24", "--batch-size", "24")}
 
 
+def _sample_pretest(bank: Path, tmp: Path, params: Path) -> tuple[str, Any]:
+    """`adt sample --pretest-filter`: the pretest part's slice. Law items are operational, the rest pretest; the
+    filter leaves the math and physics ones (history items are pretest too: the filter, not the stage, drops them)."""
+    with open_bank(bank) as b:
+        b.set_stage(list(b.item_ids({"domain": ["law"]})), "operational", reason="test: law is calibrated")
+    form = adt_json(bank, "sample", "--strategy", "random", "--size", "36", "--pretest", "24", "--pretest-filter",
+                    FILTER, "--name", "fp", "--seed", "1")
+    assert form["n_pretest"] == 24 and form["n_stand_in"] == 0
+    return "items", set(form["pretest_ids"])
+
+
 PROBES: dict[str, Probe] = {
+    "sample --pretest-filter": _sample_pretest,
     "generate topic": _generate_topic, "generate variant": _generate_variant, "qc": _qc,
     "bank stats": _stats, "sample": _sample, "calibrate": _calibrate, "estimate": _estimate, "compare": _compare,
     "cat": _cat, "plot exposure": _plot_exposure, "plot ability": _plot_ability, "validate": _validate,
@@ -156,7 +168,8 @@ PROBES: dict[str, Probe] = {
 
 
 def test_every_filter_command_is_probed() -> None:
-    """Every command with a --filter option in the one grammar (lmeval import's --filter names an lm-eval filter)."""
+    """Every command with a --filter option in the one grammar (lmeval import's --filter names an lm-eval filter),
+    and every other option of that grammar (``--*-filter``: probed as "COMMAND --OPTION")."""
     cli.load_all()  # the commands load when looked up; walk them all
     def walk(group: Any, prefix: str = "") -> list[str]:
         out = []
@@ -164,8 +177,9 @@ def test_every_filter_command_is_probed() -> None:
             full = f"{prefix}{name}"
             if hasattr(cmd, "commands"):
                 out += walk(cmd, full + " ")
-            elif any("--filter" in p.opts for p in cmd.params):
-                out.append(full)
+            else:
+                opts = [o for p in cmd.params for o in p.opts if o.startswith("--") and o.endswith("filter")]
+                out += [full if o == "--filter" else f"{full} {o}" for o in opts]
         return out
     assert sorted(walk(cli)) == sorted([*PROBES, "lmeval import"])
 

@@ -134,3 +134,6 @@ def test_bad_input_is_reported():
         mantel_haenszel_drift(df.assign(item="x"))
     with pytest.raises(InputError, match="adjustment"):
         mantel_haenszel_drift(df, adjust="bonferroni")
+    # The only exposed answer is from a model with no matching value: a clear refusal, not a KeyError deep in.
+    with pytest.raises(InputError, match="no model with a matching value gave an exposed response"):
+        mantel_haenszel_drift(df, theta=pd.Series({"b": 0.0}))

@@ -168,3 +168,28 @@ def test_unanswered_new_item_kept_at_prior(sim: tuple) -> None:
         assert list(out.n_responses) == [N_MODELS, 0]
         assert out.params.a[1] == pytest.approx(1.0) and out.params.b[1] == pytest.approx(0.0, abs=1e-6)
         assert np.isnan(out.se["a"][1]) and np.isnan(out.se["b"][1]) and np.isfinite(out.se["b"][0])
+
+
+def test_per_item_priors(sim: tuple) -> None:
+    """Priors given per new item (content priors): the same values per item give the scalar prior's fit; an
+    item nobody answered sits at its own prior; a tight prior pulls its item; bad shapes and fpc are refused."""
+    rs, ops, new = sim
+    keep = rs.item_idx < N_OPS + 2                 # new0, new1 answered; new2 in the universe, unanswered
+    sub = ResponseSet(rs.model_idx[keep], rs.item_idx[keep], rs.score[keep], rs.model_ids, rs.item_ids[:N_OPS + 3])
+    ids = ["new0", "new1", "new2"]
+    scalar = calibrate_online(sub, ops, ids, prior_b=(0.0, 3.0))
+    same = calibrate_online(sub, ops, ids, prior_a=(np.zeros(3), np.ones(3)), prior_b=(np.zeros(3), np.full(3, 3.0)))
+    np.testing.assert_allclose(same.params.b, scalar.params.b, atol=1e-10)
+    np.testing.assert_allclose(same.params.a, scalar.params.a, atol=1e-10)
+    assert same.settings["prior_b"] == "per item"
+    mean_b, sd_b = np.array([0.0, 2.0, -1.5]), np.array([3.0, 0.05, 0.5])
+    out = calibrate_online(sub, ops, ids, prior_a=(np.array([0.0, 0.0, 0.4]), np.ones(3)), prior_b=(mean_b, sd_b))
+    assert out.params.b[2] == pytest.approx(-1.5, abs=1e-6) and out.params.a[2] == pytest.approx(np.exp(0.4))
+    assert abs(out.params.b[1] - 2.0) < 0.2 < 1.5 < abs(scalar.params.b[1] - 2.0)   # held near its tight prior
+    assert out.params.b[0] == pytest.approx(scalar.params.b[0], abs=0.02)   # a wide prior changes little
+    with pytest.raises(InputError, match="one value per new item"):
+        calibrate_online(sub, ops, ids, prior_b=(np.zeros(2), 1.0))
+    with pytest.raises(InputError, match="sd must be positive"):
+        calibrate_online(sub, ops, ids, prior_b=(0.0, np.array([1.0, 0.0, 1.0])))
+    with pytest.raises(InputError, match="fpc takes one prior"):
+        calibrate_online(sub, ops, ids, method="fpc", prior_b=(np.zeros(3), np.ones(3)))

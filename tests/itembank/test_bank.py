@@ -136,6 +136,11 @@ def test_responses_import_exposure_and_tiers(bank_path: Path, tmp_path: Path) ->
         assert items.loc[q1, "exposure_runs"] == 2 and items.loc[q1, "frequency_tier"] == "high"
         assert items.loc[q2, "exposure_runs"] == 1 and items.loc[q2, "frequency_tier"] == "medium"
         assert items.loc[q3, "frequency_tier"] == "low"
+        # tier_low_runs: an item one run exposed may still count as fresh (a pretest round), none published.
+        bank.set_setting("tier_low_runs", "1")
+        tiers = bank.items().set_index("item_id")["frequency_tier"]
+        assert (tiers[q1], tiers[q2], tiers[q3]) == ("high", "low", "low")
+        bank.set_setting("tier_low_runs", "0")
         # The same file again adds nothing: exposure is never double-counted.
         again = bank.import_responses(resp_path, source="toy", model_col="model", item_col="qid", score_col="score")
         assert again.new_responses == 0
