@@ -45,8 +45,16 @@ inner-fold predictions (TF-IDF refitted per inner fold) and gave the trees 26 dr
       where the key text got a constant "key " prefix: the spread between such runs is about 0.003)
   Single cues' Spearman with b: question words 0.32, numbers in the question 0.32, LaTeX 0.24, all options
   numeric 0.24, key the middle numeric value 0.22, option length spread -0.18, key longest -0.16.
-  Not tried (time): word rarity (wordfreq), TruncatedSVD features, the cues in the ridge too, alpha grid
-  below 10 (the inner CV chose 30 on all 10,687 items).
+  Last push (cprior3; the product code with temporary switches, cross_validate as above, run five at a time on
+  the shared 2 cores, OMP_NUM_THREADS=1; baseline: the table's 0.491), none kept:
+    + word rarity (wordfreq Zipf of the question's, key's and options' words: mean, min, 10/25/50% quantiles,
+      share under 3) as tree features                                     0.489  (no gain: wordfreq not added)
+    + the 17 key cues scaled into the ridge too (text stats were already there)  0.486  (no gain)
+    + TruncatedSVD(100) of the word TF-IDF as tree features; ridge alpha grid 1, 3, 10, 30, 100: their single
+      runs were stopped unfinished (time); all four together: 0.482 (fit on 10,687 items 272 s CPU, inner-CV
+      SD 1.323: over the time budget and no better)
+  The trees now run on one OpenMP thread (threadpoolctl, inside the fit): fit on all 10,687 items
+  without OMP_NUM_THREADS set 78 s CPU, 145 s wall (CPU under wall: one thread; the machine was loaded ~4x).
 """
 
 from __future__ import annotations

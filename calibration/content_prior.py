@@ -360,11 +360,14 @@ def fit_content_prior(items: pd.DataFrame, b: ArrayLike, log_a: ArrayLike | None
     if "cues" in blocks:
         # Stacking: the second stage learns from the ridge's out-of-fold b (what the ridge gives an unseen item),
         # and its own out-of-fold residuals over the same folds give the SD.
+        from threadpoolctl import threadpool_limits
+
         z = x.assign(ridge=oof_b)
         oof_b = np.empty(len(yb))
-        for tr, te in splits:
-            oof_b[te] = _stacker(cat_cols, seed).fit(z.iloc[tr], yb[tr]).predict(z.iloc[te])
-        stack = _stacker(cat_cols, seed).fit(z, yb)
+        with threadpool_limits(1):    # the trees' OpenMP threads: one core, so adt calibrate and tests never
+            for tr, te in splits:     # oversubscribe a small shared machine (the fit is serial anyway)
+                oof_b[te] = _stacker(cat_cols, seed).fit(z.iloc[tr], yb[tr]).predict(z.iloc[te])
+            stack = _stacker(cat_cols, seed).fit(z, yb)
     b_sd = float(np.sqrt(np.mean((oof_b - yb) ** 2)))
     la_model, la_sd = None, float("nan")
     if la_arr is not None:
