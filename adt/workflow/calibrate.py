@@ -11,10 +11,10 @@ import dataclasses
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,7 @@ from calibration import (
 )
 
 LINK_CHOICES = ("fixed", "stocking_lord")
+_Outcome = TypeVar("_Outcome")
 GUESSING_CHOICES = ("auto", "estimate", "choices")
 # Item types whose answers cannot be guessed: an exact-match number has no lower asymptote.
 DEFAULT_BOOT = 200
@@ -209,17 +210,25 @@ def calibrate(bank: Any, opts: CalibrateOptions | None = None, *, on_wait: Any =
         opts = dataclasses.replace(opts, **options)
     t0 = time.perf_counter()
     _check_options(opts)
-    if isinstance(bank, (str, Path)):
-        from itembank import DEFAULT_WAIT_S, open_bank
+    return _read_fit_store(bank, "adt calibrate", lambda b: _read_inputs(b, opts), lambda i: _fit(i, opts),
+                           lambda b, i, f: _store(b, i, f, opts, t0), on_wait=on_wait, wait_s=wait_s)
 
-        wait = DEFAULT_WAIT_S if wait_s is None else wait_s
-        with open_bank(bank, purpose="adt calibrate: read responses", on_wait=on_wait, wait_s=wait) as held:
-            inputs = _read_inputs(held, opts)
-        fitted = _fit(inputs, opts)
-        with open_bank(bank, purpose="adt calibrate: store", on_wait=on_wait, wait_s=wait) as held:
-            return _store(held, inputs, fitted, opts, t0)
-    inputs = _read_inputs(bank, opts)
-    return _store(bank, inputs, _fit(inputs, opts), opts, t0)
+
+def _read_fit_store(bank: Any, purpose: str, read: Callable[[Any], Any], fit: Callable[[Any], Any],
+                    store: Callable[[Any, Any, Any], _Outcome], *, on_wait: Any, wait_s: float | None) -> _Outcome:
+    """``store(bank, inputs, fit(inputs))`` with ``inputs = read(bank)``. A path is held only while reading and
+    while storing, not during the fit, so other commands can use the bank meanwhile."""
+    if not isinstance(bank, (str, Path)):
+        inputs = read(bank)
+        return store(bank, inputs, fit(inputs))
+    from itembank import DEFAULT_WAIT_S, open_bank
+
+    wait = DEFAULT_WAIT_S if wait_s is None else wait_s
+    with open_bank(bank, purpose=f"{purpose}: read responses", on_wait=on_wait, wait_s=wait) as held:
+        inputs = read(held)
+    fitted = fit(inputs)
+    with open_bank(bank, purpose=f"{purpose}: store", on_wait=on_wait, wait_s=wait) as held:
+        return store(held, inputs, fitted)
 
 
 def latest_calibration_id(bank: Any) -> str | None:
@@ -528,17 +537,9 @@ def calibrate_online_bank(bank: Any, opts: OnlineOptions | None = None, *, on_wa
         raise InputError(f"--online-method {opts.method!r}: choose one of {', '.join(ONLINE_METHODS)}")
     if "stage" in opts.filters and "pretest" not in opts.filters["stage"]:
         raise InputError("--online calibrates pretest items: --filter stage=... must include pretest")
-    if isinstance(bank, (str, Path)):
-        from itembank import DEFAULT_WAIT_S, open_bank
-
-        wait = DEFAULT_WAIT_S if wait_s is None else wait_s
-        with open_bank(bank, purpose="adt calibrate --online: read responses", on_wait=on_wait, wait_s=wait) as held:
-            inputs = _read_online(held, opts)
-        fitted = _fit_online(inputs, opts)
-        with open_bank(bank, purpose="adt calibrate --online: store", on_wait=on_wait, wait_s=wait) as held:
-            return _store_online(held, inputs, fitted, opts, t0)
-    inputs = _read_online(bank, opts)
-    return _store_online(bank, inputs, _fit_online(inputs, opts), opts, t0)
+    return _read_fit_store(bank, "adt calibrate --online", lambda b: _read_online(b, opts),
+                           lambda i: _fit_online(i, opts), lambda b, i, f: _store_online(b, i, f, opts, t0),
+                           on_wait=on_wait, wait_s=wait_s)
 
 
 def _read_online(bank: Any, opts: OnlineOptions) -> _OnlineInputs:
