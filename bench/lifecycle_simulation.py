@@ -186,25 +186,29 @@ def round_spec(args: argparse.Namespace, *, seed: int) -> dict:
 
 
 def composition(bank_path: Path, form: str, args: argparse.Namespace) -> dict:
-    """The form's operational part against its quotas, read back from the bank (tiers as drawn)."""
+    """The form's operational part against its stored spec's quotas (the sampler's own counting rule), its tiers
+    read back as drawn (the bank as of the form's head, under the tier settings the form recorded)."""
     from itembank import open_bank
+    from sampler import FormSpec, quota_counts
 
     with open_bank(bank_path, purpose="composition") as bank:
         rec = bank.form(form)
         pretest = set(rec["pretest_ids"])
-        frame = bank.items({"item_id": rec["item_ids"]}, as_of=rec["spec"]["pool"]["head_n"],
-                           settings={"tier_low_runs": 100, "tier_high_runs": 600}).set_index("item_id")
-    bands = rec["spec"]["pool"].get("bands") or {}
+        pool = rec["spec"]["pool"]
+        frame = bank.items({"item_id": rec["item_ids"]}, as_of=pool["head_n"],
+                           settings={k: pool[k] for k in ("tier_low_runs", "tier_high_runs",
+                                                          "tier_high_publications")}).set_index("item_id")
+    bands = pool.get("bands") or {}
     ops = [i for i in rec["item_ids"] if i not in pretest]
-    n_ops = len(ops)
-    want = {"low": 0.1, "medium": 0.4, "high": 0.5}
-    tiers = frame.loc[ops, "frequency_tier"].value_counts().to_dict()
-    band = pd.Series([bands.get(i, "unknown") for i in ops]).value_counts().to_dict()
-    exact_tiers = all(tiers.get(k, 0) == round(v * n_ops) for k, v in want.items())
-    exact_bands = all(band.get(k, 0) == round(v * n_ops) for k, v in {"hard": 0.3, "medium": 0.4, "easy": 0.3}.items())
+    got = {"frequency_tier": frame.loc[ops, "frequency_tier"].value_counts().to_dict(),
+           "difficulty_band": pd.Series([bands.get(i, "unknown") for i in ops]).value_counts().to_dict()}
+    spec = FormSpec.from_stored({k: v for k, v in rec["spec"].items() if k != "pool"})
+    exact = all(got[q.key].get(value, 0) == need for q in spec.quotas
+                for value, need in quota_counts(q, len(ops)).items() if value in dict(q.amounts))
+    tiers, band = got["frequency_tier"], got["difficulty_band"]
     stages = frame.loc[list(pretest), "stage"].value_counts().to_dict() if pretest else {}
     return {"n_items": len(rec["item_ids"]), "n_pretest": len(pretest), "tiers": tiers, "bands": band,
-            "exact": bool(exact_tiers and exact_bands), "pretest_stages": stages,
+            "exact": bool(exact), "pretest_stages": stages,
             "n_stand_in": int(rec.get("n_stand_in") or 0)}
 
 
