@@ -43,6 +43,7 @@ import pandas as pd
 
 from adtbase import lifecycle
 from adtbase.errors import InputError
+from itembank import LIFECYCLE_SETTINGS
 
 # rule names (each move's ``rule``, in its event's payload)
 PROMOTE, REST, RETURN = "promote", "rest", "return"
@@ -50,19 +51,21 @@ RETIRE_EXPOSURE, RETIRE_PUBLICATIONS, RETIRE_CONTAMINATED = "retire_exposure", "
     "retire_contaminated"
 RULES = (RETIRE_EXPOSURE, RETIRE_PUBLICATIONS, RETIRE_CONTAMINATED, RETURN, REST, PROMOTE)
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+_DEFAULTS = LIFECYCLE_SETTINGS
 
 
 @dataclass(frozen=True)
 class LifecycleRules:
-    """The lifecycle thresholds (the bank's settings of the same names; see the module doc)."""
+    """The lifecycle thresholds (the bank's settings of the same names; see the module doc). The defaults are the
+    bank's (``itembank.LIFECYCLE_SETTINGS``), written there once."""
 
-    promote_min_responses: int = 100
-    promote_max_se_b: float = 0.3
-    rest_after_runs: int = 900
-    rest_rounds: int = 2
-    retire_after_runs: int = 3000
-    retire_after_publications: int = 10
-    retire_contaminated: bool = True
+    promote_min_responses: int = int(_DEFAULTS["promote_min_responses"])
+    promote_max_se_b: float = float(_DEFAULTS["promote_max_se_b"])
+    rest_after_runs: int = int(_DEFAULTS["rest_after_runs"])
+    rest_rounds: int = int(_DEFAULTS["rest_rounds"])
+    retire_after_runs: int = int(_DEFAULTS["retire_after_runs"])
+    retire_after_publications: int = int(_DEFAULTS["retire_after_publications"])
+    retire_contaminated: bool = _DEFAULTS["retire_contaminated"].lower() in _TRUE
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
