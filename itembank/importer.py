@@ -25,11 +25,12 @@ import pandas as pd
 
 from adtbase import itemtypes, review
 from adtbase.errors import InputError, TaxonomyError
+from adtbase.rubric import JUDGE_FIELDS, FieldProblem
 
 from .content import content_hash, guess_language
 from .taxonomy import BUILTIN_KEYS, Taxonomy
 
-ITEM_TYPES = ("mc", "open", "numeric", "multi")   # the built-in ones; validation asks adtbase.itemtypes
+ITEM_TYPES = ("mc", "open", "numeric", "multi", "pairwise")   # the built-in ones; validation asks adtbase.itemtypes
 ORIGINS = ("human", "template", "model-generated", "variant")   # "perturbed" copies refused
 REVIEW_STATES = review.STATES   # a row may carry any; --review-state sets the rest (adtbase.review)
 ANSWER_FORMATS = ("auto", "letter", "index", "text", "gsm8k")
@@ -410,7 +411,11 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     choices_col = opts.choices_col or (None if choice_cols or "choices" not in cols else "choices")
     if choices_col:
         need(choices_col, "the choices")
-    answer_col = None if opts.no_key else need(opts.answer_col or "answer", "the answer key")
+    # Judge-scored items take their key from the judge columns (adtbase.rubric); a file of only such items
+    # needs no answer column.
+    judge_cols = [c for c in JUDGE_FIELDS if c in cols] if not opts.no_key else []
+    answer_col = None if opts.no_key or (judge_cols and opts.answer_col is None and "answer" not in cols) \
+        else need(opts.answer_col or "answer", "the answer key")
     tol_col = need(opts.tolerance_col, "the tolerance") if opts.tolerance_col else (
         "tolerance" if "tolerance" in cols and answer_col else None)
     if opts.answer_format not in ANSWER_FORMATS:
@@ -435,6 +440,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
     answers = frame[answer_col].tolist() if answer_col else [None] * n
     tolerances = frame[tol_col].tolist() if tol_col else [None] * n
     partial = frame["partial_credit"].tolist() if "partial_credit" in cols and answer_col else [None] * n
+    judge_values = {c: frame[c].tolist() for c in judge_cols}
     types = frame["type"].tolist() if "type" in cols and not opts.item_type else [opts.item_type] * n
     langs = frame["language"].tolist() if "language" in cols and not opts.language else [opts.language] * n
 
@@ -484,7 +490,19 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
             for problem in kind.validate({"question": q, "choices": choices}):
                 log.add(f"not a valid {kind.title or kind.name} item", at, None, None, problem)
         key = None
-        if answer_col is not None and kind is not None:
+        judged = {c: v[i] for c, v in judge_values.items() if not _blank(v[i])}
+        if kind is not None and (judged or kind.judge_required) and not opts.no_key:
+            if answer_col is not None and not _blank(answers[i]):
+                log.add("an answer beside judge fields", at, answer_col, answers[i],
+                        f"a judge-scored {kind.title or kind.name} item takes its key in "
+                        f"{', '.join(kind.judge_fields) or 'no column'}; leave {answer_col!r} empty")
+            else:
+                try:
+                    key = kind.judge_key(judged)
+                except FieldProblem as exc:
+                    log.add("not a valid judge key", at, exc.field, judged.get(exc.field),
+                            str(exc))
+        elif answer_col is not None and kind is not None:
             try:
                 key = _answer_key(answers[i], choices, kind, opts.answer_format)
             except _MissingAnswer as exc:
@@ -493,6 +511,9 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
                 log.add("no '#### <number>' in the answer", at, answer_col, answers[i], str(exc))
             except ValueError as exc:
                 log.add(f"not a {kind.title or kind.name} answer key", at, answer_col, answers[i], str(exc))
+        elif kind is not None and not opts.no_key:   # a file of judge columns without an answer column
+            log.add("the answer is missing", at, "answer", None,
+                    f"the answer is missing (no 'answer' column; {', '.join(judge_cols)} empty)")
         if key is not None and kind is not None and not _blank(tolerances[i]):
             try:
                 key = kind.with_tolerance(key, tolerances[i])

@@ -1,7 +1,8 @@
 """Runners: score a model on a batch of requests, results in request order.
 
 Public API: the contract (``Request``, ``Result``, ``ScoringRule``, ``Runner``), the backend
-registry (``create``, ``available``, ``register``), prompt templates (``render``, ``build_request``)
+registry (``create``, ``available``, ``register``), prompt templates (``render``, ``build_request``),
+judge calls (``judge_cases`` = ``runners.judge.judge``, ``render_judge_prompt``, ``parse_verdict``, ...)
 and scoring (``score_output``, ``score_request``). Backends themselves (replay, simulated, hf, vllm,
 openai) load lazily through the registry; importing this package pulls in no pandas, torch or
 transformers. The few backend-level names callers use directly (``ReplayRunner``, ``HFRunner``,
@@ -25,6 +26,18 @@ from runners.base import (
     check_results,
     loglik_continuations,
 )
+from runners.judge import (
+    JUDGE_TEMPLATES,
+    JUDGMENT_COLUMNS,
+    JUDGMENT_KEY,
+    JudgeCall,
+    JudgeCase,
+    JudgeExample,
+    parse_verdict,
+    planned_calls,
+    render_judge_prompt,
+)
+from runners.judge import judge as judge_cases
 from runners.registry import available, create, register, resolve
 from runners.scoring import score as score_output
 from runners.scoring import score_logliks, score_request
@@ -50,8 +63,14 @@ __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 __all__ = [
     "DEFAULT_LABELS",
+    "JUDGE_TEMPLATES",
+    "JUDGMENT_COLUMNS",
+    "JUDGMENT_KEY",
     "TEMPLATES",
     "Completion",
+    "JudgeCall",
+    "JudgeCase",
+    "JudgeExample",
     "Request",
     "Result",
     "Runner",
@@ -61,10 +80,14 @@ __all__ = [
     "check_results",
     "create",
     "default_template_id",
+    "judge_cases",
     "loglik_continuations",
+    "parse_verdict",
+    "planned_calls",
     "prompt_hash",
     "register",
     "render",
+    "render_judge_prompt",
     "resolve",
     "score_logliks",
     "score_output",

@@ -36,8 +36,8 @@ McMode = Literal["loglik", "generate"]
 LoglikTarget = Literal["text", "label"]
 
 # The built-in ones, for reference; the checks below ask the registry.
-ITEM_TYPES: tuple[str, ...] = ("mc", "open", "numeric", "multi")
-SCORING_KINDS: tuple[str, ...] = ("choice", "numeric", "exact", "choices", "regex")
+ITEM_TYPES: tuple[str, ...] = ("mc", "open", "numeric", "multi", "pairwise")
+SCORING_KINDS: tuple[str, ...] = ("choice", "numeric", "exact", "choices", "judge", "regex")
 MC_MODES: tuple[str, ...] = ("loglik", "generate")
 LOGLIK_TARGETS: tuple[str, ...] = ("text", "label")
 

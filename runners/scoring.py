@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from adtbase import itemtypes
+from adtbase.itemtypes.base import JUDGE_KIND, pending_judgement
 from adtbase.itemtypes.text import (
     extract_choice,
     extract_number,
@@ -38,6 +39,8 @@ def score(rule: ScoringRule, raw_output: str, *, choices: Sequence[str] = (),
     ``choices`` and ``labels`` are needed for ``choice`` rules (labels default to A, B, ...).
     """
     text = raw_output or ""
+    if rule.kind == JUDGE_KIND:   # no text rule grades it: the judge step does (adt judge run)
+        return pending_judgement(text)
     kind = itemtypes.for_scoring_kind(rule.kind)
     if kind is not None:
         return kind.grade(text, rule.answer, choices=choices, labels=labels, tolerance=rule.tolerance,

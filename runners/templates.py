@@ -178,7 +178,8 @@ def scoring_rule(item: Mapping[str, Any], *, tolerance: float = 1e-6) -> Scoring
     """The answer key of a bank item as a ``ScoringRule`` (its type's scoring kind and key form)."""
     where = f"item {item.get('item_id', '?')}"
     kind = _kind(item.get("item_type"), where)
-    return ScoringRule(kind.scoring_kind, kind.rule_answer(item, where), tolerance=tolerance)
+    key = kind.rule_answer(item, where)
+    return ScoringRule(kind.rule_kind(key), key, tolerance=tolerance)
 
 
 def build_request(item: Mapping[str, Any], template_id: str | None = None,
@@ -193,9 +194,11 @@ def build_request(item: Mapping[str, Any], template_id: str | None = None,
     tid = template_id or default_template_id(item, fewshot=bool(fewshot_items))
     prompt, digest = render(item, tid, fewshot_items)
     t = TEMPLATES[tid]
-    choices = tuple(itemtypes.get(t.item_type).prompt_choices(item, f"item {item.get('item_id', '?')}"))
+    kind = itemtypes.get(t.item_type)
+    choices = tuple(kind.prompt_choices(item, f"item {item.get('item_id', '?')}"))
+    rule = scoring_rule(item)
     return Request(
         item_id=str(item.get("item_id")), prompt=prompt, item_type=t.item_type,
-        scoring=scoring_rule(item), choices=choices, choice_labels=DEFAULT_LABELS[: len(choices)],
+        scoring=rule, choices=choices, choice_labels=DEFAULT_LABELS[: len(choices)],
         template_id=tid, prompt_hash=digest, mc_mode=mc_mode, loglik_target=loglik_target,
-        max_new_tokens=max_new_tokens or t.max_new_tokens, stop=t.stop)
+        max_new_tokens=max_new_tokens or kind.answer_tokens(rule.answer), stop=t.stop)

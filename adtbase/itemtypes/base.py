@@ -13,6 +13,12 @@ extraction, scoring and the runners (each of those now asks the type):
   compared by log-likelihood);
 - ``simulated_answer``: what the simulated respondent "says" when right or wrong.
 
+Judge-scored keys (``adtbase.rubric``: a reference answer, a rubric, a baseline answer) are scored under
+``JUDGE_KIND``: ``rule_kind(key)`` says which kind one key is scored under (``scoring_kind`` unless the type
+also takes judge keys, ``also_scored_as``), ``judge_key(fields)`` builds one from the import's ``reference`` /
+``rubric`` / ``baseline`` columns, and ``runners.scoring`` hands such rules to the judge step
+(``pending_judgement``) instead of ``grade``.
+
 Standard library only: ``itembank`` and ``runners`` both read types, so a type imports neither.
 """
 
@@ -23,6 +29,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from adtbase.errors import InputError
+from adtbase.rubric import FieldProblem
+
+# The scoring kind of a judge-scored key: no text rule grades it; ``adt judge run`` does (a judge model's
+# verdict). Until then an answer is stored with score 0 and ``scored_by = 'judge:pending'``.
+JUDGE_KIND = "judge"
 
 
 def item_where(item: Mapping[str, Any]) -> str:
@@ -43,6 +54,11 @@ class ItemType(abc.ABC):
     # A right answer can come by chance (``--guessing auto`` holds a 3PL's c at 0 only when no item of the
     # calibration is guessable). Open text is kept guessable, as before; numeric exact match is not.
     guessable: ClassVar[bool] = True
+    # Other scoring kinds some of its keys are scored under (``rule_kind``): ``open`` takes judge keys too.
+    also_scored_as: ClassVar[tuple[str, ...]] = ()
+    # The judge columns the import reads for the type (``judge_key``) and the one it cannot do without.
+    judge_fields: ClassVar[tuple[str, ...]] = ()
+    judge_required: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------ import
 
@@ -56,6 +72,13 @@ class ItemType(abc.ABC):
 
         ``raw`` is never blank here and a GSM8K worked solution has already been cut to its "#### n".
         """
+
+    def judge_key(self, fields: Mapping[str, Any]) -> str:
+        """The stored key of a judge-scored item from the import's ``reference`` / ``rubric`` / ``baseline``
+        values (blank ones left out); ``FieldProblem`` (a ``ValueError``) names the field at fault."""
+        field = next(iter(fields), "reference")
+        raise FieldProblem(field, f"{self.title or self.name} items are not judge-scored (they take no "
+                                  f"{field!r}; open and pairwise items do)")
 
     def with_tolerance(self, key: str, tolerance: Any) -> str:
         """The key with a per-item tolerance (the import's ``tolerance`` column); ``ValueError`` where the
@@ -81,6 +104,14 @@ class ItemType(abc.ABC):
         return str(ans).strip()
 
     # ------------------------------------------------------------ scoring
+
+    def rule_kind(self, key: str) -> str:
+        """The ``ScoringRule.kind`` one stored key is scored under (``scoring_kind`` by default)."""
+        return self.scoring_kind
+
+    def answer_tokens(self, key: str) -> int:
+        """Tokens the candidate may generate for an item with this key (``max_new_tokens`` by default)."""
+        return self.max_new_tokens
 
     def key_labels(self, key: str) -> tuple[str, ...]:
         """The choice labels a key names (``has_choices`` types; ``Request`` checks them against its labels)."""
@@ -111,3 +142,14 @@ class ItemType(abc.ABC):
         """What a simulated respondent answers (``rng``: its ``numpy.random.Generator``): the key when
         right, "wrong" otherwise."""
         return key if correct else "wrong"
+
+
+# A judge-scored answer takes up to this many tokens (a written answer, not a short one).
+JUDGED_ANSWER_TOKENS = 512
+
+
+def pending_judgement(output_text: str) -> tuple[str | None, float]:
+    """What a rule of ``JUDGE_KIND`` gives before any judge: the whole answer as written (the judge reads it)
+    and a placeholder score 0, which ``scored_by = 'judge:pending'`` keeps from ever being read as a score."""
+    text = (output_text or "").strip()
+    return (text or None), 0.0

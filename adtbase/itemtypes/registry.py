@@ -16,6 +16,7 @@ _TARGETS: dict[str, str | ItemType] = {
     "open": "adtbase.itemtypes.open:OpenAnswer",
     "numeric": "adtbase.itemtypes.numeric:Numeric",
     "multi": "adtbase.itemtypes.multi:MultiSelect",
+    "pairwise": "adtbase.itemtypes.pairwise:Pairwise",
 }
 _LOADED: dict[str, ItemType] = {}
 
@@ -81,5 +82,6 @@ def for_scoring_kind(kind: str) -> ItemType | None:
 
 
 def scoring_kinds() -> tuple[str, ...]:
-    """The scoring kinds the registered types declare, in registration order, without repeats."""
-    return tuple(dict.fromkeys(t.scoring_kind for t in all_types()))
+    """The scoring kinds the registered types declare (``scoring_kind`` and ``also_scored_as``), in
+    registration order, without repeats."""
+    return tuple(dict.fromkeys(k for t in all_types() for k in (t.scoring_kind, *t.also_scored_as)))
