@@ -30,6 +30,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# The judgments frame, one row per judge call (``itembank.Bank.judgments`` returns it, ``runners.judge`` makes
+# its rows, the statistics read it) and its key: storing the same call twice adds nothing.
+JUDGMENT_COLUMNS = ("run_id", "item_id", "model", "judge", "judge_model", "template_id", "order", "prompt_hash",
+                    "raw_output", "verdict", "level", "n_levels", "problem", "judged_at")
+JUDGMENT_KEY = ("run_id", "item_id", "judge", "template_id", "order")
+# Who scored a response (``responses.scored_by``): a text rule, nobody yet (a judge-scored answer awaiting
+# verdicts: its score is a placeholder), the judges' combined verdict, a human.
+SCORED_BY = ("rule", "judge:pending", "panel", "human")
+PENDING = "judge:pending"
+
 ORDERS = ("ab", "ba")   # pairwise: the candidate shown first, shown second
 POINTWISE = ""          # the order of a rubric/reference judgment
 PAIRWISE_LEVELS = {"baseline": 0, "tie": 1, "candidate": 2}

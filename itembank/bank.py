@@ -27,6 +27,7 @@ from adtbase.qc import CHECKS as QC_CHECKS
 from adtbase.qc import FLAGS as QC_FLAGS
 from adtbase.qc import current_flags as qc_current_flags
 from adtbase.registry import did_you_mean
+from adtbase.verdicts import JUDGMENT_COLUMNS, JUDGMENT_KEY, PENDING, SCORED_BY
 
 from . import history, migrate, taxonomy
 from .history import Event, Head, VerifyReport
@@ -773,7 +774,7 @@ class Bank:
                                       [str(value), name])
 
     RESPONSE_COLS = ("item_id", "score", "raw_output", "extracted", "template_id", "prompt_hash",
-                     "choice_logliks", "tokens_in", "tokens_out", "latency_s")
+                     "choice_logliks", "tokens_in", "tokens_out", "latency_s", "scored_by")
 
     def _insert_responses(self, frame: pd.DataFrame, ts: str) -> int:
         """Insert responses (with a run_id column) not yet stored, inside the caller's transaction."""
@@ -792,9 +793,11 @@ class Bank:
                 return 0
             fresh["choice_logliks"] = fresh["choice_logliks"].astype(object)
             self._register("_resp_fresh", fresh)
-            self.conn.execute("""INSERT INTO responses SELECT run_id, item_id, score, raw_output, extracted, template_id,
-                prompt_hash, CAST(choice_logliks AS DOUBLE[]), tokens_in, tokens_out, latency_s, ? FROM _resp_fresh""",
-                [ts])
+            self.conn.execute("""INSERT INTO responses (run_id, item_id, score, raw_output, extracted, template_id,
+                prompt_hash, choice_logliks, tokens_in, tokens_out, latency_s, answered_at, scored_by)
+                SELECT run_id, item_id, score, raw_output, extracted, template_id, prompt_hash,
+                CAST(choice_logliks AS DOUBLE[]), tokens_in, tokens_out, latency_s, ?,
+                coalesce(CAST(scored_by AS VARCHAR), 'rule') FROM _resp_fresh""", [ts])
             self.conn.unregister("_resp_fresh")
             history.append(self.conn, [Event("answered", i, r, {"score": sc}) for r, i, sc in zip(
                 fresh["run_id"].tolist(), fresh["item_id"].tolist(), fresh["score"].tolist(), strict=True)], ts)
@@ -1609,14 +1612,18 @@ class Bank:
         ``scored=True``: the evidence a *score* reads (abilities, predicted accuracy, comparisons, reports): an
         answer to an item that was a pretest item on the form of its run is left out (administered to gather
         calibration data, never scored; ``adtbase.lifecycle``); ``frame.attrs["n_pretest_left_out"]`` counts
-        them (``attrs["pretest_left_out_by_model"]``: per model). Calibration reads every response (that is how pretest items get their data)."""
+        them (``attrs["pretest_left_out_by_model"]``: per model). Calibration reads every response (that is how pretest items get their data).
+
+        A judge-scored answer still awaiting its verdicts (``scored_by = 'judge:pending'``: its score is a
+        placeholder) is in neither view; ``attrs["n_judge_pending"]`` counts them."""
         import pandas as pd
 
         ids = self.item_ids(filters) if filters else None
         sql = """SELECT x.run_id, ru.model, x.item_id, x.score, ru.round_no AS round, ru.kind, ru.form_name
                  FROM responses x JOIN runs ru USING (run_id)"""
         params: list[Any] = []
-        conds = ["ru.kind <> 'qc'"]
+        conds = ["ru.kind <> 'qc'", "x.scored_by IS DISTINCT FROM ?"]
+        params.append(PENDING)
         if ids is not None:
             self._register("_resp_ids", pd.DataFrame({"item_id": ids}))
             conds.append("x.item_id IN (SELECT item_id FROM _resp_ids)")
@@ -1627,12 +1634,18 @@ class Bank:
         pretest = ("EXISTS (SELECT 1 FROM form_items fi WHERE fi.form_name = ru.form_name AND fi.item_id = x.item_id "
                    "AND fi.pretest)")
         try:
+            count_sql = sql.replace("x.scored_by IS DISTINCT FROM ?", "x.scored_by = ?", 1)
+            n_pending = first(self.conn.execute(f"SELECT count(*) FROM ({count_sql})", params))  # noqa: S608
+            pending = int(n_pending[0]) if n_pending else 0
             if not scored:
-                return self.conn.execute(sql + " ORDER BY ru.model, x.item_id", params).df()
+                out = self.conn.execute(sql + " ORDER BY ru.model, x.item_id", params).df()
+                out.attrs["n_judge_pending"] = pending
+                return out
             frame = self.conn.execute(sql.replace("SELECT x.run_id,", f"SELECT {pretest} AS _pretest, x.run_id,", 1)
                                       + " ORDER BY ru.model, x.item_id", params).df()
             left_out = frame.pop("_pretest").fillna(False).to_numpy(dtype=bool)
             out = frame.loc[~left_out].reset_index(drop=True)
+            out.attrs["n_judge_pending"] = pending
             out.attrs["n_pretest_left_out"] = int(left_out.sum())
             out.attrs["pretest_left_out_by_model"] = {str(m): int(n) for m, n in
                                                       frame.loc[left_out, "model"].value_counts().items()}
@@ -1648,3 +1661,122 @@ class Bank:
             SELECT x.run_id, ru.model, x.item_id, x.extracted, x.score FROM responses x JOIN runs ru USING (run_id)
             WHERE x.run_id IN (SELECT unnest(?::VARCHAR[])) AND x.item_id IN (SELECT unnest(?::VARCHAR[]))
             ORDER BY x.run_id, x.item_id""", [list(run_ids), list(item_ids)]).df()
+
+    # -- judgments (issue 15; the coding and the frame are adtbase.verdicts') --------------------------
+    def add_judgments(self, frame: pd.DataFrame) -> int:
+        """Store judge calls (the columns of ``JUDGMENT_COLUMNS``) in one transaction; returns how many were new.
+
+        A call already stored (same ``JUDGMENT_KEY``) adds nothing, so a re-ingested spool batch or a resumed judge
+        run stores each call once. Refused whole, naming the first row at fault, when a column is missing, a
+        verdict lies outside [0, 1], a missing verdict has no ``problem``, or a run is not in the bank."""
+        import pandas as pd
+
+        missing = [c for c in JUDGMENT_COLUMNS if c not in frame.columns]
+        if missing:
+            raise InputError(f"judgments lack column(s) {', '.join(missing)}")
+        if frame.empty:
+            return 0
+        full = frame.loc[:, list(JUDGMENT_COLUMNS)].reset_index(drop=True)
+        verdict = pd.to_numeric(full["verdict"], errors="coerce").astype(float)
+        problem = full["problem"].where(full["problem"].notna(), None)
+        for i in range(len(full)):
+            v = verdict.iat[i]
+            where = f"judgment {full['run_id'].iat[i]}/{full['item_id'].iat[i]}/{full['judge'].iat[i]}"
+            if v == v and not 0.0 <= v <= 1.0:
+                raise InputError(f"{where}: verdict {v} outside [0, 1]")
+            if v != v and not problem.iat[i]:
+                raise InputError(f"{where}: no verdict and no problem saying why")
+        full["verdict"], full["problem"] = verdict, problem
+        full["level"] = pd.to_numeric(full["level"], errors="coerce").astype("Int64")
+        runs = sorted(set(full["run_id"].astype(str)) - {""})
+        if runs:
+            known = {r[0] for r in self.conn.execute("SELECT run_id FROM runs WHERE run_id IN (SELECT unnest(?))",
+                                                     [runs]).fetchall()}
+            unknown = [r for r in runs if r not in known]
+            if unknown:
+                raise InputError(f"judgments name a run not in the bank: {unknown[0]!r}")
+        key = ", ".join(f'n."{c}"' for c in JUDGMENT_KEY)
+        match = " AND ".join(f'j."{c}" = n."{c}"' for c in JUDGMENT_KEY)
+        cols = ", ".join(f'"{c}"' for c in JUDGMENT_COLUMNS)
+        self._register("_judg_new", full)
+        try:
+            with self.transaction():
+                before = first(self.conn.execute("SELECT count(*) FROM judgments"))[0]
+                self.conn.execute(f"""INSERT INTO judgments ({cols})
+                    SELECT DISTINCT ON ({key}) {", ".join(f'n."{c}"' for c in JUDGMENT_COLUMNS)} FROM _judg_new n
+                    WHERE NOT EXISTS (SELECT 1 FROM judgments j WHERE {match})""")  # noqa: S608 - fixed names
+                return int(first(self.conn.execute("SELECT count(*) FROM judgments"))[0] - before)
+        finally:
+            self.conn.unregister("_judg_new")
+
+    def judgments(self, run_ids: Sequence[str] | None = None, item_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """The judgments frame (``JUDGMENT_COLUMNS``; ``verdict`` NaN and ``level`` <NA> where refused), of the
+        runs and items named (all when None), ordered by its key."""
+        conds: list[str] = []
+        params: list[Any] = []
+        if run_ids is not None:
+            conds.append("run_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(run_ids))
+        if item_ids is not None:
+            conds.append("item_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(item_ids))
+        cols = ", ".join(f'"{c}"' for c in JUDGMENT_COLUMNS)
+        order = ", ".join(f'"{c}"' for c in JUDGMENT_KEY)
+        where = "WHERE " + " AND ".join(conds) if conds else ""
+        sql = f"SELECT {cols} FROM judgments {where} ORDER BY {order}"  # noqa: S608 - fixed names, bound values
+        frame = self.conn.execute(sql, params).df()
+        frame["verdict"] = frame["verdict"].astype(float)
+        frame["level"] = frame["level"].astype("Int64")
+        frame["n_levels"] = frame["n_levels"].astype(int)
+        frame["problem"] = frame["problem"].astype(object).where(frame["problem"].notna(), None)
+        return frame
+
+    def set_judged_scores(self, scores: pd.DataFrame, *, scored_by: str = "panel") -> int:
+        """Write judged scores (``run_id, item_id, score`` in [0, 1]) on judge-scored responses and record who
+        scored them (``scored_by``: ``panel`` or ``human``); returns the responses changed. Only responses a
+        judge scores are touched (pending or panel; ``human`` ones only by a human's score): a rule's score
+        is never overwritten. Scores outside [0, 1] or NaN refuse the whole call."""
+        import pandas as pd
+
+        if scored_by not in ("panel", "human"):
+            raise InputError(f"scored_by {scored_by!r}: judged scores are 'panel' or 'human' (of {SCORED_BY})")
+        if scores.empty:
+            return 0
+        frame = pd.DataFrame({"run_id": scores["run_id"].astype(str), "item_id": scores["item_id"].astype(str),
+                              "score": pd.to_numeric(scores["score"], errors="coerce").astype(float)})
+        bad = frame[~frame["score"].between(0.0, 1.0)]
+        if len(bad):
+            r = bad.iloc[0]
+            raise InputError(f"judged score of {r['run_id']}/{r['item_id']}: {r['score']} is not in [0, 1]")
+        over = [PENDING, "panel"] + (["human"] if scored_by == "human" else [])
+        self._register("_judged", frame)
+        try:
+            with self.transaction():
+                row = first(self.conn.execute("""UPDATE responses SET score = s.score, scored_by = ? FROM _judged s
+                    WHERE responses.run_id = s.run_id AND responses.item_id = s.item_id
+                    AND responses.scored_by IN (SELECT unnest(?::VARCHAR[]))""", [scored_by, over]))
+            return int(row[0]) if row else 0
+        finally:
+            self.conn.unregister("_judged")
+
+    def judged_answers(self, run_ids: Sequence[str] | None = None, *, form_name: str | None = None,
+                       round_no: int | None = None, scored_by: Sequence[str] = (PENDING,)) -> pd.DataFrame:
+        """Judge-scored answers (``scored_by`` in the states given; pending by default) of the runs named, of a
+        form's runs, of a round's runs, or of every run: ``run_id, model, item_id, item_type, language, question,
+        key`` (the item's judge key), ``answer`` (the candidate's whole answer) and ``scored_by``."""
+        conds = ["x.scored_by IN (SELECT unnest(?::VARCHAR[]))"]
+        params: list[Any] = [list(scored_by)]
+        if run_ids is not None:
+            conds.append("x.run_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(run_ids))
+        if form_name is not None:
+            conds.append("ru.form_name = ?")
+            params.append(form_name)
+        if round_no is not None:
+            conds.append("ru.round_no = ?")
+            params.append(int(round_no))
+        return self.conn.execute(f"""
+            SELECT x.run_id, ru.model, x.item_id, i.item_type, i.language, i.question, i.answer AS key,
+                   coalesce(x.extracted, x.raw_output, '') AS answer, x.scored_by
+            FROM responses x JOIN runs ru USING (run_id) JOIN items i USING (item_id)
+            WHERE {' AND '.join(conds)} ORDER BY x.run_id, x.item_id""", params).df()  # noqa: S608 - fixed text

@@ -4,6 +4,12 @@ A run appends batches as Parquet files under ``<bank>.spool/<run>/`` (written to
 then renamed, so a batch file is either whole or absent). ``ingest`` moves them into the bank in one
 short transaction per batch; responses are keyed by (run, item), so a batch ingested twice (say the
 process died between the commit and the file's removal) adds nothing the second time.
+
+A spool folder holds one ``kind`` of rows (its ``run.json`` says which; none said is ``responses``):
+``responses`` (``adt run``, ``adt cat``, ``adt qc``: ingested by ``Bank.ingest_many``, keyed by run and item) or
+``judgments`` (``adt judge run``: judge calls, ingested by ``Bank.add_judgments``, keyed by
+``adtbase.verdicts.JUDGMENT_KEY``; the batch rows carry the candidate's ``run_id``, the folder is the judge
+run's). Each ingest takes only its own kind.
 """
 
 from __future__ import annotations
@@ -24,10 +30,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adtbase.errors import InputError
+from adtbase.verdicts import JUDGMENT_KEY
 
 from .bank import Bank
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+KINDS = ("responses", "judgments")
+# The columns a batch of each kind must have.
+_NEEDS = {"responses": ("item_id", "score"), "judgments": JUDGMENT_KEY}
+
+
+def _kind_of(meta: dict[str, Any]) -> str:
+    return str(meta.get("kind", "responses"))
 
 
 def spool_root(bank_path: Path) -> Path:
@@ -57,19 +71,26 @@ def run_dir(bank_path: Path, run_id: str) -> Path:
 class SpoolWriter:
     bank_path: Path
     run_id: str
+    kind: str = "responses"
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InputError(f"spool kind {self.kind!r} is not one of {', '.join(KINDS)}")
         self.folder = run_dir(self.bank_path, self.run_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         meta = self.folder / "run.json"
         if not meta.exists():
-            meta.write_text(json.dumps({"run_id": self.run_id}))
+            body = {"run_id": self.run_id} | ({"kind": self.kind} if self.kind != "responses" else {})
+            meta.write_text(json.dumps(body))
+        elif _kind_of(json.loads(meta.read_text())) != self.kind:
+            raise InputError(f"spool of {self.run_id!r} holds another kind of rows than {self.kind}; "
+                             "pick another run name")
 
     def write(self, frame: pd.DataFrame | pa.Table) -> Path:
         """Write one batch (a DataFrame or an Arrow table) atomically; returns its final path."""
         names = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
-        if "item_id" not in names or "score" not in names:
-            raise InputError("a spool batch needs item_id and score columns")
+        if any(c not in names for c in _NEEDS[self.kind]):
+            raise InputError(f"a spool batch of {self.kind} needs columns {', '.join(_NEEDS[self.kind])}")
         # Names sort in writing order (nanosecond clock), so ingest takes batches oldest first.
         final = self.folder / f"batch-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = final.with_suffix(".tmp")
@@ -83,8 +104,8 @@ class SpoolWriter:
         return final
 
 
-def pending_batches(bank_path: Path, run_id: str | None = None) -> dict[str, list[Path]]:
-    """Batch files waiting to be ingested, per run id, oldest first."""
+def pending_batches(bank_path: Path, run_id: str | None = None, *, kind: str = "responses") -> dict[str, list[Path]]:
+    """Batch files of ``kind`` waiting to be ingested, per run id, oldest first."""
     root = spool_root(bank_path)
     out: dict[str, list[Path]] = {}
     if not root.exists():
@@ -94,7 +115,10 @@ def pending_batches(bank_path: Path, run_id: str | None = None) -> dict[str, lis
         meta = folder / "run.json"
         if not meta.exists():
             continue
-        rid = json.loads(meta.read_text())["run_id"]
+        body = json.loads(meta.read_text())
+        if _kind_of(body) != kind:
+            continue
+        rid = body["run_id"]
         files = sorted(folder.glob("batch-*.parquet"))
         if files:
             out[rid] = files
@@ -128,7 +152,24 @@ def _read_batches(bank: Bank, files: list[tuple[str, Path]]) -> pd.DataFrame:
     return frame.drop_duplicates(["run_id", "item_id"], keep="first")
 
 
-def ingest(bank: Bank, run_ids: Sequence[str] | None = None, *, cleanup_later: bool = False) -> dict[str, Any]:
+def spooled_judgments(bank_path: Path, run_id: str) -> set[tuple[str, ...]]:
+    """Keys (``JUDGMENT_KEY``) of the judge calls a judge run has in the spool but not (yet) in the bank."""
+    keys: set[tuple[str, ...]] = set()
+    for files in pending_batches(bank_path, run_id, kind="judgments").values():
+        for f in files:
+            frame = pd.read_parquet(f, columns=list(JUDGMENT_KEY))
+            keys.update(tuple(str(v) for v in row) for row in frame.itertuples(index=False))
+    return keys
+
+
+def _read_judgments(bank: Bank, files: list[tuple[str, Path]]) -> pd.DataFrame:
+    """The judge calls of many batch files at once (their own run ids: the candidates' runs)."""
+    return bank.conn.execute("SELECT * FROM read_parquet(?, union_by_name = true)",
+                             [[str(f) for _, f in files]]).df()
+
+
+def ingest(bank: Bank, run_ids: Sequence[str] | None = None, *, cleanup_later: bool = False,
+           kind: str = "responses") -> dict[str, Any]:
     """Move spooled batches into the bank, many batches per short transaction; returns counts.
 
     Files are removed only after their transaction commits; should the process die in between, the
@@ -138,18 +179,21 @@ def ingest(bank: Bank, run_ids: Sequence[str] | None = None, *, cleanup_later: b
     deleting a freshly fsynced file costs milliseconds) and ``cleanup`` deletes them once the caller
     has let go of the bank.
     """
-    todo = [(rid, f) for rid, paths in pending_batches(bank.path).items()
+    todo = [(rid, f) for rid, paths in pending_batches(bank.path, kind=kind).items()
             if run_ids is None or rid in run_ids for f in paths]
     new = 0
     for start in range(0, len(todo), INGEST_CHUNK_FILES):
         chunk = todo[start:start + INGEST_CHUNK_FILES]
-        new += bank.ingest_many(_read_batches(bank, chunk))
+        if kind == "judgments":
+            new += bank.add_judgments(_read_judgments(bank, chunk))
+        else:
+            new += bank.ingest_many(_read_batches(bank, chunk))
         for _, f in chunk:
             if cleanup_later:
                 os.replace(f, f.with_name(f.name + INGESTED))
             else:
                 f.unlink()
-    return {"batches": len(todo), "new_responses": new}
+    return {"batches": len(todo), f"new_{kind}": new}
 
 
 def cleanup(bank_path: Path, run_id: str | None = None, *, partial_writes: bool = False) -> int:

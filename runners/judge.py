@@ -30,18 +30,17 @@ from typing import Any
 
 from adtbase.errors import InputError, RunnerError
 from adtbase.rubric import JudgeKey, Rubric
-from adtbase.verdicts import ORDERS, POINTWISE, level_verdict, pairwise_level
+from adtbase.verdicts import JUDGMENT_COLUMNS, JUDGMENT_KEY, ORDERS, POINTWISE, level_verdict, pairwise_level
 from runners.base import Runner
 from runners.templates import prompt_hash
+
+__all__ = ["JUDGE_TEMPLATES", "JUDGMENT_COLUMNS", "JUDGMENT_KEY", "JudgeCall", "JudgeCase", "JudgeExample",
+           "judge", "parse_verdict", "planned_calls", "render_judge_prompt"]
 
 KINDS = ("pairwise", "rubric", "reference")
 LANGUAGES = ("en", "zh")
 PAIRWISE_N_LEVELS = 3   # baseline better / tie / candidate better
 
-# The judgments frame, one row per judge call (the shared contract; ``itembank.Bank.judgments`` returns it).
-JUDGMENT_COLUMNS = ("run_id", "item_id", "model", "judge", "judge_model", "template_id", "order", "prompt_hash",
-                    "raw_output", "verdict", "level", "n_levels", "problem", "judged_at")
-JUDGMENT_KEY = ("run_id", "item_id", "judge", "template_id", "order")
 
 
 # ---------------------------------------------------------------- templates
@@ -376,7 +375,7 @@ def planned_calls(cases: Iterable[JudgeCase], *, orders: Sequence[str] = ORDERS,
 
 def judge(runner: Runner, judge_name: str, cases: Sequence[JudgeCase], *, orders: Sequence[str] = ORDERS,
           judge_model: str = "", version: int = 1, examples: Sequence[JudgeExample] = (),
-          done: Collection[tuple[str, str, str, str, str]] = frozenset(), max_new_tokens: int = 1024,
+          done: Collection[tuple[str, ...]] = frozenset(), max_new_tokens: int = 1024,
           temperature: float = 0.0, seed: int = 0) -> list[JudgeCall]:
     """Judge ``cases`` with ``runner`` (one ``complete`` call for all); the calls whose key is in ``done`` are
     skipped (resume). Returns one ``JudgeCall`` per call made, in plan order; a prompt the backend failed on

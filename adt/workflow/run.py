@@ -43,6 +43,8 @@ import pyarrow as pa
 
 from adt.paramfile import read_params
 from adtbase.errors import AdtError, BankBusy, InputError, RunnerError
+from adtbase.itemtypes.base import JUDGE_KIND
+from adtbase.verdicts import PENDING
 from itembank import DEFAULT_WAIT_S, Bank, open_bank, spool
 from runners import Request, Result, Runner, build_request, check_results, create, register
 
@@ -55,7 +57,7 @@ INGEST_EVERY_S = 1.0
 RESULT_SCHEMA = pa.schema([
     ("item_id", pa.string()), ("score", pa.float64()), ("raw_output", pa.string()), ("extracted", pa.string()),
     ("template_id", pa.string()), ("prompt_hash", pa.string()), ("choice_logliks", pa.list_(pa.float64())),
-    ("tokens_in", pa.int32()), ("tokens_out", pa.int32()), ("latency_s", pa.float64()),
+    ("tokens_in", pa.int32()), ("tokens_out", pa.int32()), ("latency_s", pa.float64()), ("scored_by", pa.string()),
 ])
 
 
@@ -182,6 +184,8 @@ def results_table(requests: Sequence[Request], results: Sequence[Result]) -> tup
         cols["tokens_in"].append(int(r.tokens_in))
         cols["tokens_out"].append(int(r.tokens_out))
         cols["latency_s"].append(float(r.latency_s))
+        # a judge-scored answer's score is a placeholder until `adt judge run` writes the judges' verdict
+        cols["scored_by"].append(PENDING if q.scoring.kind == JUDGE_KIND else "rule")
     return pa.table(cols, schema=RESULT_SCHEMA), missing, len(results) - len(keep) - missing
 
 
@@ -191,18 +195,19 @@ class _IngestClock:
     tx_seconds: float = 0.0
     ingested: int = 0
 
-    def ingest(self, bank: Bank, run_id: str) -> None:
+    def ingest(self, bank: Bank, run_id: str, kind: str = "responses") -> None:
         t0 = time.perf_counter()
-        self.ingested += spool.ingest(bank, [run_id], cleanup_later=True)["new_responses"]
+        self.ingested += spool.ingest(bank, [run_id], cleanup_later=True, kind=kind)[f"new_{kind}"]
         self.tx_seconds += time.perf_counter() - t0
 
 
-def _try_ingest(bank_path: Path, run_id: str, wait_s: float, clock: _IngestClock, command: str = "adt run") -> bool:
+def _try_ingest(bank_path: Path, run_id: str, wait_s: float, clock: _IngestClock, command: str = "adt run",
+                kind: str = "responses") -> bool:
     """Ingest the run's spooled batches if the bank can be had within ``wait_s``; False if busy."""
     t0 = time.perf_counter()
     try:
         with open_bank(bank_path, wait_s=wait_s, purpose=f"{command} {run_id}: ingest") as bank:
-            clock.ingest(bank, run_id)
+            clock.ingest(bank, run_id, kind)
     except BankBusy:
         return False
     finally:
@@ -271,9 +276,9 @@ class Feed(Protocol):
     """What a run scores, batch by batch: ``next_batch()`` (empty when nothing is left), then
     ``record(batch, results)`` with the backend's checked results of that batch, once they are spooled."""
 
-    def next_batch(self) -> Sequence[Request]: ...
+    def next_batch(self) -> Sequence[Any]: ...
 
-    def record(self, batch: Sequence[Request], results: Sequence[Result]) -> None: ...
+    def record(self, batch: Sequence[Any], results: Sequence[Any]) -> None: ...
 
 
 @dataclass
@@ -304,6 +309,10 @@ class RunLoop:
     the run. ``finish()`` stores the rest and marks the run finished (failed when the backend reported
     errors for some items). ``command`` names the holder in the bank's lock; ``resumable``: re-running
     the command resumes the run (``adt run``), and the messages say so.
+
+    ``kind`` is what the spool holds (``itembank.spool``): a subclass with another kind (``adt judge run``'s
+    ``JudgeLoop``: judge calls) overrides ``step`` (one batch through the backend -> the rows to spool) and
+    what finishing and failing store, and keeps this loop, lock and spool.
     """
 
     bank_path: Path
@@ -319,24 +328,24 @@ class RunLoop:
     errors: int = 0     # items the backend reported an error for (nothing stored)
     batches: int = 0
     scoring_seconds: float = 0.0  # time inside the backend
+    kind: str = "responses"
 
     def locked(self) -> AbstractContextManager[None]:
         return _run_lock(self.bank_path, self.run_id)
 
     def score(self, runner: Runner, feed: Feed, advance: Callable[[int], None] = lambda n: None) -> None:
         """Batches from ``feed`` through ``runner`` into the spool until the feed has none left."""
-        writer = spool.SpoolWriter(self.bank_path, self.run_id)
+        writer = spool.SpoolWriter(self.bank_path, self.run_id, self.kind)
         last_ingest = time.perf_counter()
         while batch := feed.next_batch():
             t0 = time.perf_counter()
             try:
-                results = check_results(batch, runner.score(batch), self.backend)
+                results, table, missing, errors = self.step(runner, batch)
             except AdtError:
                 raise
             except Exception as exc:  # a backend's own failure (CUDA, HTTP, ...): say which backend
                 raise RunnerError(f"backend {self.backend!r} failed: {type(exc).__name__}: {exc}") from exc
             self.scoring_seconds += time.perf_counter() - t0
-            table, missing, errors = results_table(batch, results)
             if table.num_rows:
                 writer.write(table)
             self.scored += table.num_rows
@@ -344,10 +353,15 @@ class RunLoop:
             self.errors += errors
             self.batches += 1
             if time.perf_counter() - last_ingest >= self.ingest_every_s:
-                _try_ingest(self.bank_path, self.run_id, self.ingest_wait_s, self.clock, self.command)
+                _try_ingest(self.bank_path, self.run_id, self.ingest_wait_s, self.clock, self.command, self.kind)
                 last_ingest = time.perf_counter()
             feed.record(batch, results)
             advance(len(batch))
+
+    def step(self, runner: Runner, batch: Sequence[Any]) -> tuple[Sequence[Any], pa.Table, int, int]:
+        """One batch through the backend: (results for ``Feed.record``, the rows to spool, missing, errors)."""
+        results = check_results(batch, runner.score(batch), self.backend)
+        return (results, *results_table(batch, results))
 
     @contextmanager
     def marking_failed(self) -> Iterator[None]:
