@@ -232,3 +232,14 @@ def test_kill_9_mid_judge_run_resumes_without_repeating_a_stored_call(bank_path:
     assert set(resp.loc[resp["key"].str.startswith("judge:{"), "scored_by"]) == {"panel"}
     with open_bank(bank_path) as bank:
         assert bank.verify().ok
+
+
+def test_exclude_self_policy_from_the_bank_settings(bank_path: Path, stub: JudgeStub) -> None:
+    with open_bank(bank_path) as bank:
+        with pytest.raises(InputError, match="not true or false"):
+            bank.set_setting("judge_exclude_self", "yes")
+        bank.set_setting("judge_exclude_self", "true")
+    same = JudgeSpec("llama", "openai", "llama-3-70b", {"base_url": stub.url})
+    out = judge_run(bank_path, [same], progress=False)
+    assert out.n_self_excluded == 12 and out.n_calls == 0 and out.n_pending == 12 and not stub.prompts
+    assert judge_run(bank_path, [same], exclude_self=False, progress=False).n_scored == 12   # the flag wins
