@@ -124,6 +124,7 @@ _LAZY = {
     "summarize": "calibration.validation",
     "wilson_interval": "calibration.validation",
     "latest_validation": "calibration.validation_store",
+    "judges": "calibration.judges",
     "save_validation": "calibration.validation_store",
 }
 
@@ -245,6 +246,10 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .validation import wilson_interval as wilson_interval
     from .validation_store import latest_validation as latest_validation
     from .validation_store import save_validation as save_validation
+
+    # isort: split
+    # Judges: statistics, the panel's rater model, routing (a submodule; pure) (explicit re-export).
+    from . import judges as judges
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
