@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "form": ("adt.commands.sample", "Forms: list, show, publish, export for the model side."),
     "generate": ("adt.commands.generate",
                  "Generate draft items with a model (topic, document, variant); review them before any form takes them."),
+    "judge": ("adt.commands.judge", "Judge models: validate judges against gold/human labels (and run them: `adt judge run`)."),
     "lmeval": ("adt.commands.lmeval", "Interop with lm-evaluation-harness (lm_eval 0.4.x)."),
     "plot": ("adt.commands.plot", "Write a plot (PNG or SVG, by the --out suffix)."),
     "qc": ("adt.commands.qc",

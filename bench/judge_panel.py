@@ -199,7 +199,8 @@ def main() -> int:
         print(f"\n=== PandaLM: {gold['item_id'].nunique()} pairs vs human majority (3 classes with ties), "
               f"{jf['judge'].nunique()} judges, one order")
         per_judge(jf, gold, lengths, np.random.default_rng(args.seed))
-        panel(jf, gold, lengths, args.folds, args.seed, {"confusion + length": {}, "confusion, no length": {"length": False}})
+        panel(jf, gold, lengths, args.folds, args.seed, {"two case types, confusion + length": {"n_types": 2}, "confusion + length": {},
+                                                 "confusion, no length": {"length": False}})
     return 0
 
 
