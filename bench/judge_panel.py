@@ -153,23 +153,31 @@ def panel(jf: pd.DataFrame, gold: pd.DataFrame, lengths: pd.DataFrame, folds: in
 
 
 def unsupervised(jf: pd.DataFrame, gold: pd.DataFrame, lengths: pd.DataFrame) -> None:
-    """The issue's claim: unsupervised Dawid-Skene on LLMBar rates GPT-4 least reliable (0.44 vs 0.76)."""
+    """The issue's claim: unsupervised Dawid-Skene on LLMBar rates GPT-4 least reliable (one-coin DS 0.44
+    against GPT-4 alone 0.76). One-coin DS with no labels on the whole set and on LLMBar's own subsets, each
+    judge one rater (orders pooled) or each (judge, order) one rater."""
+    print("unsupervised one-coin DS (no labels): panel accuracy vs gold; GPT-4's DS reliability vs its true accuracy")
+    for name, prefix in (("all 734", ""), ("LLMBar/* (Natural+Adversarial)", "LLMBar/"),
+                         ("LLMBar/Adversarial", "LLMBar/Adversarial")):
+        part = jf[jf["item_id"].str.startswith(prefix)]
+        for per_order in (False, True):
+            frame = part.assign(judge=part["judge"] + "/" + part["order"], order="") if per_order else part
+            vd = judges.verdicts(judges.check_judgments(frame))
+            g = judges.align(vd.cases, gold, "label")
+            oc = judges.one_coin_ds(vd, 2)
+            acc = float(np.nanmean(judges.credit(np.argmax(oc.proba, axis=1).astype(float), g, 2)))
+            gi = [i for i, r in enumerate(vd.raters) if r.startswith("GPT-4")]
+            true = [float(np.nanmean(judges.credit(vd.v[:, i, :], g[:, None], 2))) for i in gi]
+            rank = list(np.argsort(oc.accuracy))
+            print(f"  {name:<31} {'per order' if per_order else 'pooled':<9} {len(vd.cases)} pairs: panel {acc:.3f}; "
+                  f"GPT-4 DS {', '.join(f'{oc.accuracy[i]:.3f}' for i in gi)} (true {', '.join(f'{t:.3f}' for t in true)}), "
+                  f"rank {', '.join(str(rank.index(i) + 1) for i in gi)} of {len(vd.raters)} (1 = least reliable)")
     vd = judges.verdicts(judges.check_judgments(jf))
     g = judges.align(vd.cases, gold, "label")
-    k = judges.gold_classes(g, vd)
-    oc = judges.one_coin_ds(vd, k)
-    acc_true = [float(np.nanmean(judges.credit(vd.v[:, j, :], g[:, None], k))) for j in range(len(vd.raters))]
-    print("unsupervised one-coin DS (no labels): judge: DS accuracy vs true accuracy (both orders pooled)")
-    for r, a, t in sorted(zip(vd.raters, oc.accuracy, acc_true, strict=True), key=lambda z: z[1]):
-        print(f"  {r:<16} DS {a:.3f}   true {t:.3f}")
-    right = judges.credit(np.argmax(oc.proba, axis=1) / (k - 1), g, k)
-    print(f"  one-coin DS panel accuracy vs gold {np.nanmean(right):.3f}")
-    full = judges.RaterModel(n_classes=k).fit(vd, None, judges.align(vd.cases, lengths, "len_candidate")
-                                              - judges.align(vd.cases, lengths, "len_baseline"))
-    p = full.predict_proba(vd, judges.align(vd.cases, lengths, "len_candidate")
-                           - judges.align(vd.cases, lengths, "len_baseline"))
-    right = judges.credit(np.argmax(p, axis=1) / (k - 1), g, k)
-    print(f"  full rater model with no labels (per-order confusion + length): panel accuracy {np.nanmean(right):.3f}")
+    diff = judges.align(vd.cases, lengths, "len_candidate") - judges.align(vd.cases, lengths, "len_baseline")
+    full = judges.RaterModel(n_classes=2).fit(vd, None, diff)
+    right = judges.credit(np.argmax(full.predict_proba(vd, diff), axis=1) / 1.0, g, 2)
+    print(f"  full rater model with no labels (per-order confusion + length), all pairs: panel {np.nanmean(right):.3f}")
 
 
 VARIANTS: dict[str, dict[str, Any]] = {"two case types, per-order confusion + length": {"n_types": 2},

@@ -151,10 +151,13 @@ def verdicts(judgments: pd.DataFrame, *, cases: pd.MultiIndex | None = None,
 
 
 def align(cases: pd.MultiIndex, frame: pd.DataFrame | None, column: str) -> NDArray[np.float64]:
-    """``frame[column]`` in the order of ``cases`` (NaN where the frame has no row for a case)."""
+    """``frame[column]`` in the order of ``cases`` (NaN where the frame has no row for a case; a frame
+    without ``run_id`` names external cases, run_id "")."""
     if frame is None:
         return np.full(len(cases), np.nan)
-    idx = pd.MultiIndex.from_frame(frame[CASE].astype(str))
+    ids = pd.DataFrame({"run_id": frame["run_id"].fillna("").astype(str) if "run_id" in frame.columns else "",
+                        "item_id": frame["item_id"].astype(str)})  # no run_id column: external cases ("")
+    idx = pd.MultiIndex.from_frame(ids)
     values = pd.Series(pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float), index=idx)
     values = values[~idx.duplicated()]
     return values.reindex(cases).to_numpy(dtype=float)
