@@ -122,3 +122,19 @@ def test_bank_path_is_one_marked_call_site(files: dict[str, Any], capsys: pytest
         pytest.skip("Bank.judgments exists: the bank path is tested with the stored judge calls")
     code, _, err = adt(files["bank"], "judge", "validate", "--gold", str(files["gold"]), capsys=capsys)
     assert code == 1 and "give them with --verdicts FILE" in err
+
+
+def test_report_section_shows_the_latest_calibration_escaped(files: dict[str, Any],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from adt.report import _judges_html
+
+    hostile = files["frame"].assign(judge=files["frame"]["judge"].replace("coin", "<script>x</script>"))
+    hostile.to_parquet(files["verdicts"])
+    assert adt(files["bank"], "judge", "validate", "--gold", str(files["gold"]), "--verdicts", str(files["verdicts"]),
+               "--types", "1", capsys=capsys)[0] == 0
+    with open_bank(files["bank"]) as bank:
+        rec = latest_judge_calibration(bank)
+    assert rec is not None
+    page = _judges_html(rec)
+    assert rec["judge_calibration_id"] in page and 'data-testid="judges-table"' in page
+    assert "<script>" not in page and "&lt;script&gt;" in page and "majority vote" in page
