@@ -94,15 +94,16 @@ def class_of(verdict: ArrayLike, n_classes: int) -> NDArray[np.int64]:
 
 
 def combine_orders(v_ab: ArrayLike, v_ba: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """THE position-combination rule: a judge's verdict on a case is the mean of its verdicts in the orders it
-    gave one in (an unparseable order leaves the other standing; both unparseable: NaN). Two orders that
-    disagree make a tie-ward verdict (1 and 0 give 0.5) and are flagged ``inconsistent``."""
+    """The position rule, vectorised: two orders that agree give their verdict; two that differ give a tie,
+    0.5, flagged ``inconsistent`` (MT-Bench's conservative rule: a win only when it survives the swap); with
+    one order parsed, its verdict stands; none: NaN. The same rule as ``adtbase.verdicts.combine_orders`` of
+    the judgerun branch (scalar): once merged, this function should call or replace it (one rule, one place)."""
     a = np.asarray(v_ab, dtype=float)
     b = np.asarray(v_ba, dtype=float)
     both = np.isfinite(a) & np.isfinite(b)
-    with np.errstate(invalid="ignore"):
-        combined = np.where(both, (a + b) / 2, np.where(np.isfinite(a), a, b))
-    return combined, both & (a != b)
+    inconsistent = both & (a != b)
+    combined = np.where(both, np.where(inconsistent, 0.5, a), np.where(np.isfinite(a), a, b))
+    return combined, inconsistent
 
 
 @dataclass(frozen=True)
