@@ -122,7 +122,12 @@ def judge_stats(judgments: pd.DataFrame, rng: np.random.Generator, *, gold: pd.D
     """One row per rater (``STAT_COLUMNS``): the judgments frame (contract coding) against gold labels
     (``check_gold``'s frame; statistics that need them are NaN without), with answer lengths (``run_id``,
     ``item_id``, ``len_candidate``, ``len_baseline``) for the longer-answer preference. ``n_classes``: the
-    gold's grid (default: 3 when a gold label is a tie, else 2 for pairwise; the raters' most levels)."""
+    gold's grid (default: 3 when a gold label is a tie, else 2 for pairwise; the raters' most levels).
+
+    n_cases: cases with a verdict; n_calls: parsed calls; n_unparseable: calls whose verdict is NaN; acc_ab /
+    acc_ba: per order, acc: position-combined (``combine_orders``); kappa: every parsed call against its gold;
+    consistency: cases with both orders parsed whose verdicts agree; first_pref: decisive calls picking the
+    answer shown first; longer_pref: decisive calls picking the longer answer, gold_longer the gold's rate."""
     checked = check_judgments(judgments)
     vd = verdicts(checked)
     unparseable = checked[checked["verdict"].isna()].groupby("rater").size()
