@@ -14,8 +14,36 @@ the training folds, the held-out pairs unlabelled inside EM).
 
     python bench/judge_panel.py [--strategy Vanilla --strategy Swap_CoT] [--folds 5] [--seed 0]
 
-Measured (2 CPU cores, seed 0, 5 folds; filled in from the run below):
-MEASURED
+Measured (2 shared CPU cores, seed 0, 5 folds; rater model = the default of ``adt judge validate``: two case
+types, per-order confusion, length term, temperature from an inner split of the training labels; [95%
+interval]; pair differences by paired bootstrap):
+
+LLMBar Vanilla, per judge (acc position-combined; first = first-position preference; longer vs gold 0.330):
+  GPT-4 acc 0.760 [0.728, 0.790] (ab 0.751, ba 0.770), kappa 0.52, consistent 0.877, first 0.510, longer 0.419
+  PaLM2 acc 0.646, consistent 0.668, first 0.609, longer 0.462 (12 unparseable)
+  ChatGPT-0301 0.535 / 0.542 / 0.696 / 0.577;  Falcon 0.527 / 0.420 / 0.778 / 0.563
+  LLaMA2 0.437 / 0.682 / 0.611 / 0.699;  ChatGPT 0.432 / 0.586 / 0.678 / 0.650
+  length-controlled P(output 1 wins) within 0.003 of raw for every judge (the two outputs' lengths are balanced
+  here); slopes LLaMA2 +2.49, ChatGPT +1.69 (longer preferred), gold -1.62, GPT-4 -0.70.
+LLMBar Vanilla panel: rater model 0.762 [0.730, 0.793], best single judge (GPT-4, chosen on training folds in
+  every fold) 0.760, majority vote 0.551; rater - best +0.001 [-0.020, 0.023] (ratio 1.002), rater - majority
+  +0.210 [0.174, 0.247] (ratio 1.38). Called at ~90% (0.85-0.95): 223 pairs, 0.942 [0.903, 0.966] right;
+  ECE 0.036. Route 10% by confidence: 0.762 -> 0.815 (+0.053) vs at random 0.786 (+0.024): 2.2x.
+  Plain Dawid-Skene (one type) falls below GPT-4 alone: 0.736-0.747 (rater - best -0.014 to -0.025, intervals
+  under 0), and without the temperature it is overconfident (pairs at 0.95-1.00 confidence 0.84 right).
+LLMBar Swap_CoT panel: rater model 0.794 [0.764, 0.824], best single (GPT-4) 0.741, majority 0.518; rater - best
+  +0.053 [0.028, 0.078] (ratio 1.07), rater - majority +0.277; at ~90%: 199 pairs, 0.879 [0.827, 0.918];
+  route 10%: +0.040 vs random +0.021 (1.9x). (Falcon under Swap_CoT: first position 0.923, consistent 0.152.)
+PandaLM (vs human majority, 3 classes): gpt-3.5 acc 0.716 (25 unparseable), PandaLM-7B 0.668; longer 0.619 /
+  0.655 against gold 0.675. Panel: rater model 0.724 [0.696, 0.751], best single (gpt-3.5; an unparseable
+  verdict counts as a 1-in-3 guess there) 0.706, majority vote (of two: a split is a tie) 0.622; rater - best
+  +0.018 [0.002, 0.034]; at ~90%: 230 pairs, 0.909 [0.864, 0.940]; route 10%: +0.071 vs random +0.028 (2.6x).
+The issue's "unsupervised DS rates GPT-4 least reliable, 0.44 vs 0.76": not on all 734 pairs with one rater per
+  judge (one-coin DS rates GPT-4 most reliable, 0.914, panel 0.740); reproduced on LLMBar's own 419 pairs
+  (Natural + Adversarial: GPT-4 rated least reliable, DS 0.584 vs true 0.845, panel 0.463) and on the 319
+  adversarial pairs (DS 0.389 vs 0.810, panel 0.226), and on all 734 with each (judge, order) a rater (panel
+  0.499). The full rater model with no labels: 0.643. With labels from training folds: 0.762.
+Run time: about 10 minutes here (the two-type model's inner split is most of it).
 """
 
 from __future__ import annotations
