@@ -82,7 +82,7 @@ def cross_validate(vd: Verdicts, gold: NDArray[np.float64], n_classes: int, rng:
         proba = m.predict_proba(vd, len_diff)
         train = np.isfinite(train_g)
         with np.errstate(invalid="ignore"):
-            train_acc = np.nanmean(np.where(train[:, None], np.nan_to_num(judge_credit, nan=0.5), np.nan), axis=0)
+            train_acc = np.nanmean(np.where(train[:, None], np.nan_to_num(judge_credit, nan=1.0 / n_classes), np.nan), axis=0)
         best = int(np.nanargmax(train_acc))
         rm_v = posterior_verdict(proba)
         for i in np.flatnonzero(test):
