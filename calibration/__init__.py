@@ -124,6 +124,11 @@ _LAZY = {
     "summarize": "calibration.validation",
     "wilson_interval": "calibration.validation",
     "latest_validation": "calibration.validation_store",
+    "judges": "calibration.judges",
+    "latest_judge_calibration": "calibration.judge_store",
+    "list_judge_calibrations": "calibration.judge_store",
+    "load_judge_calibration": "calibration.judge_store",
+    "save_judge_calibration": "calibration.judge_store",
     "save_validation": "calibration.validation_store",
 }
 
@@ -245,6 +250,14 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .validation import wilson_interval as wilson_interval
     from .validation_store import latest_validation as latest_validation
     from .validation_store import save_validation as save_validation
+
+    # isort: split
+    # Judges: statistics, the panel's rater model, routing (a submodule; pure) (explicit re-export).
+    from . import judges as judges
+    from .judge_store import latest_judge_calibration as latest_judge_calibration
+    from .judge_store import list_judge_calibrations as list_judge_calibrations
+    from .judge_store import load_judge_calibration as load_judge_calibration
+    from .judge_store import save_judge_calibration as save_judge_calibration
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
