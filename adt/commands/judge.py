@@ -13,7 +13,7 @@ from adt.flags import parse_backend_args
 
 @cli.group("judge")
 def judge() -> None:
-    """Judge models: score judge-scored answers (run) and validate judges against gold/human labels (validate)."""
+    """Judge models: score the answers to judge-scored items (open with a reference/rubric, pairwise), and validate judges against gold/human labels."""
 
 
 @judge.command("run")
