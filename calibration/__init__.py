@@ -47,6 +47,13 @@ _LAZY = {
     "transform_se": "calibration.linking",
     "transform_theta": "calibration.linking",
     "ResponseSet": "calibration.data",
+    "FacetsFitter": "calibration.facets",
+    "fit_facets": "calibration.facets",
+    "GradedParams": "calibration.irt",
+    "JudgedResponses": "calibration.judged",
+    "graded_response_set": "calibration.judged",
+    "judged_responses": "calibration.judged",
+    "four_pl_view": "calibration.result",
     "DEFAULT_FITTER": "calibration.fitters",
     "FitSettings": "calibration.fitters",
     "Fitter": "calibration.fitters",
@@ -165,6 +172,13 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     # isort: split
     # Responses, the calibration result, the fitter registry and the MML fitting core (explicit re-exports).
     from .data import ResponseSet as ResponseSet
+    from .facets import FacetsFitter as FacetsFitter
+    from .facets import fit_facets as fit_facets
+    from .irt import GradedParams as GradedParams
+    from .judged import JudgedResponses as JudgedResponses
+    from .judged import graded_response_set as graded_response_set
+    from .judged import judged_responses as judged_responses
+    from .result import four_pl_view as four_pl_view
     from .fitters import DEFAULT_FITTER as DEFAULT_FITTER
     from .fitters import FitSettings as FitSettings
     from .fitters import Fitter as Fitter

@@ -129,6 +129,19 @@ class _Layout:
         lo[self.gap_slot], hi[self.gap_slot] = _LOG_GAP
         return list(zip(lo.tolist(), hi.tolist(), strict=True))
 
+    def scale(self, c: _Cells) -> NDArray:
+        """sqrt(responses / 4) per coordinate: its item's (a response carries at most 1/4 of a logit's
+        information) or, for the free severities, the judges' (at least 1)."""
+        per_item = np.bincount(c.item[c.entry_cell], weights=c.entry_weight, minlength=self.n_levels.size)
+        sc = np.ones(self.size)
+        counts = per_item[self.free]
+        sc[:self.n_item_par] = np.repeat(np.sqrt(np.maximum(counts, 1.0) / 4.0), self.n_levels[self.free])
+        if self.n_eta:
+            rated = c.rater[c.entry_cell]
+            per_rater = np.bincount(rated[rated >= 0], weights=c.entry_weight[rated >= 0], minlength=self.n_raters)
+            sc[self.n_item_par:] = np.sqrt(np.maximum(per_rater[:-1], 1.0) / 4.0)
+        return sc
+
     def decode(self, v: NDArray, a: NDArray, t: NDArray) -> tuple[NDArray, NDArray, NDArray]:
         """Natural parameters: a, thresholds (held items keep theirs) and severities from ``v``."""
         a, t = a.copy(), t.copy()
@@ -203,6 +216,9 @@ class _Objective:
                  logw: NDArray, priors: _Priors, prior_sev: tuple[float, float], has_obs: NDArray) -> None:
         self.c, self.lay, self.n_levels, self.a0, self.t0 = c, lay, n_levels, a0, t0
         self.x, self.logw, self.priors, self.prior_sev, self.has_obs = x, logw, priors, prior_sev, has_obs
+        # Dense BLAS where the models x cells matrix is nearly full (as ``calibration.mml.ops`` chooses).
+        n_cells = c.W.shape[0] * c.W.shape[1]
+        self.Wd: NDArray | None = c.W.toarray() if c.W.nnz >= 0.3 * n_cells and n_cells <= 10_000_000 else None
         self.WT = c.W.T.tocsr()
         self.n_eval = 0
 
@@ -212,7 +228,8 @@ class _Objective:
     def posterior(self, v: NDArray) -> tuple[NDArray, NDArray, float, tuple[NDArray, ...]]:
         a, t, sev = self.state(v)
         curves = _cell_curves(self.c, a, t, self.n_levels, sev, self.x)
-        L = np.asarray(self.c.W @ np.log(curves[0])) + self.logw[None, :]
+        logp = np.log(curves[0])
+        L = (self.Wd @ logp if self.Wd is not None else np.asarray(self.c.W @ logp)) + self.logw[None, :]
         ll_m = logsumexp(L, axis=1)
         post = np.exp(L - ll_m[:, None])
         loglik = float(ll_m[self.has_obs].sum())
@@ -235,7 +252,7 @@ class _Objective:
     def __call__(self, v: NDArray) -> tuple[float, NDArray]:
         self.n_eval += 1
         post, _, loglik, (p, d_a, d_lo, d_up) = self.posterior(v)
-        N = np.asarray(self.WT @ post)                      # cells x nodes: expected counts
+        N = self.Wd.T @ post if self.Wd is not None else np.asarray(self.WT @ post)   # cells x nodes: counts
         g_a_cell = (N * d_a).sum(axis=1)
         g_lo_cell = (N * d_lo).sum(axis=1)
         g_up_cell = (N * d_up).sum(axis=1)
@@ -335,9 +352,19 @@ def fit_facets(responses: ResponseSet, n_levels: ArrayLike | None = None, *,
     obj = _Objective(cells, lay, k, a0, t_start, x, logw, priors, tuple(map(float, prior_severity)),  # type: ignore[arg-type]
                      has_obs)
     v0 = lay.encode(a0, t_start, np.zeros(n_r))
-    opt = minimize(obj, v0, jac=True, method="L-BFGS-B", bounds=lay.bounds(),
+    # Diagonal preconditioning: each coordinate scaled by the root of its response count (an item's
+    # information grows with its answers, a judge's with its verdicts), so the first quasi-Newton steps are
+    # about the right length everywhere; L-BFGS then needs far fewer iterations.
+    scale = lay.scale(cells)
+    bounds = [(lo_ * sc, hi_ * sc) for (lo_, hi_), sc in zip(lay.bounds(), scale, strict=True)]
+
+    def scaled(u: NDArray) -> tuple[float, NDArray]:
+        f_, g_ = obj(u / scale)
+        return f_, g_ / scale
+
+    opt = minimize(scaled, v0 * scale, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": max_iter, "maxfun": 4 * max_iter, "ftol": 1e-13, "gtol": gtol})
-    v = opt.x
+    v = opt.x / scale
     a, t, sev = obj.state(v)
     post, ll_m, loglik, curves = obj.posterior(v)
     theta = post @ x
@@ -446,6 +473,7 @@ class FacetsFitter(Fitter):
     irt_models = ("2pl",)
     holds_anchors = False
     steps = "L-BFGS-B iterations"
+    family = "grm"
 
     def fit(self, responses: ResponseSet, settings: FitSettings, *,
             rng: np.random.Generator) -> CalibrationResult:

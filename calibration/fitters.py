@@ -68,6 +68,7 @@ class Fitter(ABC):
     holds_anchors: ClassVar[bool] = False          # honours ``FitSettings.fixed`` (``--link fixed``)
     checks_convergence: ClassVar[bool] = True      # False: a fixed number of steps, ``converged`` is False
     steps: ClassVar[str] = "EM steps"              # what the result's ``n_iter`` counts
+    family: ClassVar[str] = "4pl"                  # the item family of its params (``ItemModel.family``)
 
     @abstractmethod
     def fit(self, responses: ResponseSet, settings: FitSettings, *,

@@ -53,6 +53,7 @@ from calibration import (
     fit_content_prior,
     fixed_from_calibration,
     flag_items,
+    four_pl_view,
     get_fitter,
     irt_choices,
     item_fit,
@@ -257,6 +258,8 @@ def _check_options(opts: CalibrateOptions) -> None:
     if irt not in fitter.irt_models:
         models = " / ".join(m.upper() for m in fitter.irt_models)
         raise InputError(f"--method {fitter.name} fits the {models} only (got --irt {irt})")
+    if link_method is not None and fitter.family != "4pl":
+        raise InputError(f"--link needs 4PL-family parameters; --method {fitter.name} fits the {fitter.family}")
     if link_method == "fixed" and not fitter.holds_anchors:
         raise InputError(f"--link fixed needs --method {' or '.join(anchoring_fitters())} "
                          f"({fitter.label} cannot hold anchor items fixed)")
@@ -288,6 +291,9 @@ def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
     snapshot = bank.snapshot_id()
     rs, runs, dropped = read_responses(bank, opts.filters, opts.rounds, exclude_models=opts.exclude_models,
                                        models=opts.models)
+    # SEAM (integrator, issue 15): for a fitter whose family takes raters (--method facets), replace rs by
+    # calibration.graded_response_set(calibration.judged_responses(bank.judgments(...)), <rs as a frame>,
+    # item_ids=rs.item_ids) and pass its level counts as FitSettings.n_levels (today every item is binary).
     anchor = load_calibration(bank, opts.anchor_calibration) if _link_method(opts) else None
     k = _n_choices(bank, rs.item_ids) if opts.guessing == "choices" else None
     if opts.guessing == "auto" and _all_unguessable(bank, rs.item_ids):
@@ -380,12 +386,13 @@ def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
     elif link_method == "stocking_lord" and anchor is not None:
         result, linking = _stocking_lord(anchor, result, rng, opts.n_boot)
     cp = None
+    flat = four_pl_view(result)    # another family (facets' GRM) as the 2PL the consumers below read
     if inputs.items is not None:
-        status = item_statuses(result)
-        usable = np.isin(status, ("calibrated", "fixed")) & np.isfinite(result.params.a) & np.isfinite(result.params.b)
-        cp = fit_priors(inputs.items, result.params, usable, seed=opts.seed)
+        status = item_statuses(flat)
+        usable = np.isin(status, ("calibrated", "fixed")) & np.isfinite(flat.params.a) & np.isfinite(flat.params.b)
+        cp = fit_priors(inputs.items, flat.params, usable, seed=opts.seed)
     # What every estimate needs of this calibration, built once here (calibration.predictive).
-    return _Fitted(result, selection, linking, _build_predictive(result, rs), cp)
+    return _Fitted(result, selection, linking, _build_predictive(flat, rs), cp)
 
 
 def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, t0: float) -> CalibrationOutcome:
