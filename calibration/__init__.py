@@ -174,11 +174,6 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .data import ResponseSet as ResponseSet
     from .facets import FacetsFitter as FacetsFitter
     from .facets import fit_facets as fit_facets
-    from .irt import GradedParams as GradedParams
-    from .judged import JudgedResponses as JudgedResponses
-    from .judged import graded_response_set as graded_response_set
-    from .judged import judged_responses as judged_responses
-    from .result import four_pl_view as four_pl_view
     from .fitters import DEFAULT_FITTER as DEFAULT_FITTER
     from .fitters import FitSettings as FitSettings
     from .fitters import Fitter as Fitter
@@ -192,6 +187,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .irt import EPS as EPS
     from .irt import IRT_CHOICES as IRT_CHOICES
     from .irt import IRT_MODELS as IRT_MODELS
+    from .irt import GradedParams as GradedParams
     from .irt import ItemModel as ItemModel
     from .irt import ItemParams as ItemParams
     from .irt import expected_score as expected_score
@@ -199,6 +195,9 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .irt import item_information as item_information
     from .irt import prob as prob
     from .irt import test_information as test_information
+    from .judged import JudgedResponses as JudgedResponses
+    from .judged import graded_response_set as graded_response_set
+    from .judged import judged_responses as judged_responses
     from .mml import CandidateFit as CandidateFit
     from .mml import ModelSelection as ModelSelection
     from .mml import fit_mml as fit_mml
@@ -214,6 +213,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .result import STATUSES as STATUSES
     from .result import CalibrationConvergenceWarning as CalibrationConvergenceWarning
     from .result import CalibrationResult as CalibrationResult
+    from .result import four_pl_view as four_pl_view
     from .result import item_status as item_status
 
     # isort: split

@@ -433,7 +433,7 @@ def _standard_errors(c: _Cells, lay: _Layout, post: NDArray, curves: tuple[NDArr
         elo = w * (pm * d_lo[cell]).sum(axis=1)
         eup = w * (pm * d_up[cell]).sum(axis=1)
         j, lev, r = c.item[cell], c.level[cell], c.rater[cell]
-        np.add.at(G, (m, j, 0), ea)
+        np.add.at(G, (m, j, np.zeros_like(j)), ea)
         has_lo = lev > 0
         np.add.at(G, (m[has_lo], j[has_lo], lev[has_lo]), elo[has_lo])
         has_up = lev < n_levels[j] - 1

@@ -33,8 +33,8 @@ from .ability import Prior
 from .data import ResponseSet
 from .irt import GradedParams, ItemModel, ItemParams
 from .mml import CalibrationResult
-from .result import four_pl_view
 from .predictive import PredictiveModel
+from .result import four_pl_view
 
 USABLE_STATUSES = ("calibrated", "fixed")
 KEPT_AT_PRIOR = ("unanswered", "all_correct", "all_wrong")

@@ -45,7 +45,9 @@ def simulate(rng: np.random.Generator, n_models: int, n_binary: int, n_graded: i
     ms, js, ss, rs_ = [], [], [], []
     mm, jj = np.meshgrid(np.arange(n_models), np.arange(n_binary), indexing="ij")
     p = expit(a[jj] * (theta[mm] - t[jj, 0]))
-    ms.append(mm.ravel()); js.append(jj.ravel()); ss.append((rng.random(p.shape) < p).astype(float).ravel())
+    ms.append(mm.ravel())
+    js.append(jj.ravel())
+    ss.append((rng.random(p.shape) < p).astype(float).ravel())
     rs_.append(np.full(mm.size, -1))
     mm, jj = np.meshgrid(np.arange(n_models), np.arange(n_binary, n), indexing="ij")
     seen = rng.random(mm.shape) < share
@@ -53,7 +55,10 @@ def simulate(rng: np.random.Generator, n_models: int, n_binary: int, n_graded: i
     for r, sev in enumerate(severity):
         cum = expit(a[jj][:, None] * (theta[mm][:, None] - t[jj] - sev))
         level = (rng.random(mm.size)[:, None] < cum).sum(axis=1)
-        ms.append(mm); js.append(jj); ss.append(level / (k - 1)); rs_.append(np.full(mm.size, r))
+        ms.append(mm)
+        js.append(jj)
+        ss.append(level / (k - 1))
+        rs_.append(np.full(mm.size, r))
     rs = ResponseSet(np.concatenate(ms), np.concatenate(js), np.concatenate(ss),
                      tuple(f"m{i}" for i in range(n_models)), truth.item_ids, np.concatenate(rs_), raters)
     return rs, truth, theta
