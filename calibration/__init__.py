@@ -49,6 +49,7 @@ _LAZY = {
     "ResponseSet": "calibration.data",
     "FacetsFitter": "calibration.facets",
     "fit_facets": "calibration.facets",
+    "simulate_graded": "calibration.facets",
     "GradedParams": "calibration.irt",
     "JudgedResponses": "calibration.judged",
     "graded_response_set": "calibration.judged",
@@ -174,6 +175,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .data import ResponseSet as ResponseSet
     from .facets import FacetsFitter as FacetsFitter
     from .facets import fit_facets as fit_facets
+    from .facets import simulate_graded as simulate_graded
     from .fitters import DEFAULT_FITTER as DEFAULT_FITTER
     from .fitters import FitSettings as FitSettings
     from .fitters import Fitter as Fitter

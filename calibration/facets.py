@@ -478,3 +478,40 @@ class FacetsFitter(Fitter):
     def fit(self, responses: ResponseSet, settings: FitSettings, *,
             rng: np.random.Generator) -> CalibrationResult:
         return fit_facets(responses, settings.n_levels, rng=rng, seed=settings.seed, max_iter=settings.max_iter)
+
+
+def simulate_graded(truth: GradedParams, theta: ArrayLike, rng: np.random.Generator, *, share: float = 1.0,
+                    rated: ArrayLike | None = None) -> ResponseSet:
+    """Seeded responses from a known many-facet GRM (recovery studies): every model answers every unrated
+    item (rule-scored, no rater); each model answers a ``share`` of the rated items (default: those with
+    more than two levels), and every rater of ``truth`` scores each of those answers."""
+    th = np.asarray(theta, dtype=float)
+    n_models = th.size
+    is_rated = truth.n_levels > 2 if rated is None else np.asarray(rated, dtype=bool)
+    ms, js, ss, rs_ = [], [], [], []
+    plain = np.flatnonzero(~is_rated)
+    mm, jj = (g.ravel() for g in np.meshgrid(np.arange(n_models), plain, indexing="ij"))
+    ms.append(mm)
+    js.append(jj)
+    ss.append(_draw_levels(truth, th[mm], jj, 0.0, rng) / (truth.n_levels[jj] - 1))
+    rs_.append(np.full(mm.size, -1))
+    mm, jj = (g.ravel() for g in np.meshgrid(np.arange(n_models), np.flatnonzero(is_rated), indexing="ij"))
+    seen = rng.random(mm.size) < share
+    mm, jj = mm[seen], jj[seen]
+    for r, sev in enumerate(truth.severity):
+        ms.append(mm)
+        js.append(jj)
+        ss.append(_draw_levels(truth, th[mm], jj, float(sev), rng) / (truth.n_levels[jj] - 1))
+        rs_.append(np.full(mm.size, r))
+    return ResponseSet(np.concatenate(ms), np.concatenate(js), np.concatenate(ss),
+                       tuple(f"m{i}" for i in range(n_models)), truth.item_ids, np.concatenate(rs_),
+                       truth.rater_ids)
+
+
+def _draw_levels(truth: GradedParams, theta: NDArray, j: NDArray, severity: float,
+                 rng: np.random.Generator) -> NDArray:
+    """One level per (ability, item): the number of boundaries a uniform draw falls under."""
+    with np.errstate(invalid="ignore"):
+        cum = expit(truth.a[j][:, None] * (theta[:, None] - truth.thresholds[j] - severity))
+    cum = np.nan_to_num(cum, nan=0.0)          # NaN padding: no boundary
+    return (rng.random(j.size)[:, None] < cum).sum(axis=1).astype(float)

@@ -35,8 +35,8 @@ EPS = 1e-9
 class ItemModel(Protocol):
     """What an item parameter set offers whatever its model: the face a non-4PL model plugs in through.
 
-    ``ItemParams`` (the 4PL and its special cases, every calibration today) is the one implementation. A
-    polytomous model (graded response: an item with K ordered categories is scored k / (K - 1), which
+    ``ItemParams`` (the 4PL and its special cases) and ``GradedParams`` (the many-facet graded response
+    model, below; ``calibration.facets``) implement it. A polytomous model (graded response: an item with K ordered categories is scored k / (K - 1), which
     ``ResponseSet`` already holds as a fractional score) or a rater model brings its own frozen class with
     these members, and its fitter (``calibration.fitters``) returns it as ``CalibrationResult.params``:
 

@@ -25,6 +25,7 @@ from calibration import (
     get_fitter,
     graded_response_set,
     judged_responses,
+    simulate_graded,
 )
 from calibration.fitters import FitSettings
 
@@ -32,7 +33,7 @@ from calibration.fitters import FitSettings
 def simulate(rng: np.random.Generator, n_models: int, n_binary: int, n_graded: int, k: int,
              severity: tuple[float, ...], share: float = 1.0) -> tuple[ResponseSet, GradedParams, np.ndarray]:
     """Binary 2PL items answered by every model; graded items (K levels) scored by every rater on the
-    ``share`` of (model, item) cells each model answered."""
+    ``share`` of (model, item) cells each model answered (``simulate_graded``)."""
     theta = rng.normal(size=n_models)
     n = n_binary + n_graded
     a = np.exp(rng.normal(0.0, 0.3, n))
@@ -42,26 +43,7 @@ def simulate(rng: np.random.Generator, n_models: int, n_binary: int, n_graded: i
     levels = np.array([2] * n_binary + [k] * n_graded)
     raters = tuple(f"judge{r}" for r in range(len(severity)))
     truth = GradedParams(tuple(f"i{j}" for j in range(n)), a, t, levels, raters, np.asarray(severity))
-    ms, js, ss, rs_ = [], [], [], []
-    mm, jj = np.meshgrid(np.arange(n_models), np.arange(n_binary), indexing="ij")
-    p = expit(a[jj] * (theta[mm] - t[jj, 0]))
-    ms.append(mm.ravel())
-    js.append(jj.ravel())
-    ss.append((rng.random(p.shape) < p).astype(float).ravel())
-    rs_.append(np.full(mm.size, -1))
-    mm, jj = np.meshgrid(np.arange(n_models), np.arange(n_binary, n), indexing="ij")
-    seen = rng.random(mm.shape) < share
-    mm, jj = mm[seen], jj[seen]
-    for r, sev in enumerate(severity):
-        cum = expit(a[jj][:, None] * (theta[mm][:, None] - t[jj] - sev))
-        level = (rng.random(mm.size)[:, None] < cum).sum(axis=1)
-        ms.append(mm)
-        js.append(jj)
-        ss.append(level / (k - 1))
-        rs_.append(np.full(mm.size, r))
-    rs = ResponseSet(np.concatenate(ms), np.concatenate(js), np.concatenate(ss),
-                     tuple(f"m{i}" for i in range(n_models)), truth.item_ids, np.concatenate(rs_), raters)
-    return rs, truth, theta
+    return simulate_graded(truth, theta, rng, share=share), truth, theta
 
 
 # ------------------------------------------------------------------------------------------ the maths
