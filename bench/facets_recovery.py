@@ -72,6 +72,11 @@ def figures(seed: np.random.SeedSequence, n_models: int, n_binary: int, n_graded
     se_t = np.column_stack([fit.se[f"b{q + 1}"] for q in range(k - 1)])
     z_t = (p.thresholds - truth.thresholds) / se_t
     sev_se = np.array([r["se"] for r in fit.settings["raters"]])
+    # The scale's own error (shared by every item and judge): the slope of the estimated graded thresholds on
+    # the true ones. Severities divided by it are judged against the items they shift, which is what puts
+    # judges on one scale.
+    live = ok[:, None] & g[:, None] & np.isfinite(truth.thresholds)
+    scale = float(np.polyfit(truth.thresholds[live], p.thresholds[live], 1)[0])
     out = {
         "n_obs": rs.n_obs, "n_params": fit.n_params, "seconds": secs, "n_iter": fit.n_iter,
         "converged": float(fit.converged), "ok_items": float(ok.mean()),
@@ -84,6 +89,9 @@ def figures(seed: np.random.SeedSequence, n_models: int, n_binary: int, n_graded
         "cover_b": float(np.mean(np.abs(z_t[ok & ~g, 0]) < 1.96)),
         "cover_thresholds": float(np.mean(np.abs(z_t[ok & g][np.isfinite(z_t[ok & g])]) < 1.96)),
         "cover_severity": float(np.mean(np.abs((p.severity - truth.severity) / sev_se) < 1.96)),
+        "scale": scale,
+        "rmse_severity_scaled": float(np.sqrt(np.mean((p.severity / scale - truth.severity) ** 2))),
+        "cover_severity_scaled": float(np.mean(np.abs((p.severity / scale - truth.severity) / (sev_se / scale)) < 1.96)),
         "severity": p.severity.tolist(),  # type: ignore[dict-item]
     }
     if abilities:
@@ -102,7 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=20261206)
     ap.add_argument("--sweep-reps", type=int, default=3)
-    ap.add_argument("--sizes", default="50,100,200,400")
+    ap.add_argument("--sizes", default="100,200,400")
     ap.add_argument("--skip-main", action="store_true")
     args = ap.parse_args()
     main_seed = np.random.SeedSequence([args.seed, 0])
@@ -112,15 +120,18 @@ def main() -> None:
         for key, val in f.items():
             print(f"  {key:>18}: {val if isinstance(val, list) else round(float(val), 4)}")
     print("sweep: 100 binary + 60 graded items of 4 levels x 3 judges (-0.6, 0.1, 0.5)")
-    print("  models  RMSE thresholds  RMSE severity  cover thresholds  cover a  cover severity  fit s")
+    print("  models  RMSE thresholds  RMSE severity  cover thresholds  cover a  cover severity  scale  "
+          "RMSE sev/scale  cover sev/scale  fit s")
     for n_models in (int(x) for x in args.sizes.split(",")):
         rows = [figures(np.random.SeedSequence([args.seed, n_models, i]), n_models, 100, 60, 4, (-0.6, 0.1, 0.5))
                 for i in range(args.sweep_reps)]
         mean = {k: float(np.mean([r[k] for r in rows])) for k in ("rmse_thresholds", "rmse_severity",
                                                                    "cover_thresholds", "cover_a", "cover_severity",
-                                                                   "seconds")}
+                                                                   "scale", "rmse_severity_scaled",
+                                                                   "cover_severity_scaled", "seconds")}
         print(f"  {n_models:>6}  {mean['rmse_thresholds']:>15.3f}  {mean['rmse_severity']:>13.3f}  "
               f"{mean['cover_thresholds']:>16.3f}  {mean['cover_a']:>7.3f}  {mean['cover_severity']:>14.3f}  "
+              f"{mean['scale']:>5.3f}  {mean['rmse_severity_scaled']:>14.3f}  {mean['cover_severity_scaled']:>15.3f}  "
               f"{mean['seconds']:>5.1f}")
 
 

@@ -65,6 +65,11 @@ def test_calibrate_facets_stores_the_family(world: dict[str, Any]) -> None:
     assert np.allclose(stored.params.b[ok], fam.thresholds[ok, 0]) and np.allclose(stored.params.a, fam.a)
     assert np.max(np.abs(stored.params.b[ok] - mml.params.b[ok])) < 5e-3
     assert stored.ability_params() is fam and mml.ability_params() is mml.params
+    text = CliRunner().invoke(cli, ["--bank", str(world["bank"]), "calibrate", "--method", "facets",
+                                    "--no-content-prior"])
+    assert text.exit_code == 0 and "facets grm" in text.output, text.output
+    link = CliRunner().invoke(cli, ["--bank", str(world["bank"]), "calibrate", "--method", "facets", "--link", "fixed"])
+    assert link.exit_code == 1 and "--link needs 4PL-family parameters" in str(link.exception)
 
 
 def test_estimate_by_item_type(world: dict[str, Any]) -> None:
