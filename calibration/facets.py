@@ -474,6 +474,7 @@ class FacetsFitter(Fitter):
     holds_anchors = False
     steps = "L-BFGS-B iterations"
     family = "grm"
+    takes_raters = True
 
     def fit(self, responses: ResponseSet, settings: FitSettings, *,
             rng: np.random.Generator) -> CalibrationResult:

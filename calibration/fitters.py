@@ -69,6 +69,7 @@ class Fitter(ABC):
     checks_convergence: ClassVar[bool] = True      # False: a fixed number of steps, ``converged`` is False
     steps: ClassVar[str] = "EM steps"              # what the result's ``n_iter`` counts
     family: ClassVar[str] = "4pl"                  # the item family of its params (``ItemModel.family``)
+    takes_raters: ClassVar[bool] = False           # fits each judge's verdicts (``ResponseSet.rater_idx``)
 
     @abstractmethod
     def fit(self, responses: ResponseSet, settings: FitSettings, *,

@@ -55,11 +55,13 @@ from calibration import (
     flag_items,
     four_pl_view,
     get_fitter,
+    graded_response_set,
     irt_choices,
     item_fit,
     item_status,
     item_statuses,
     join_predictive,
+    judged_responses,
     link,
     load_calibration,
     mantel_haenszel_drift,
@@ -276,6 +278,10 @@ class _Inputs:
     anchor: StoredCalibration | None
     n_choices: np.ndarray | None
     items: pd.DataFrame | None = None        # the non-retired items (content priors); None: not fitted
+    # A fitter that takes raters (--method facets): each judge's verdicts as responses (judged_inputs), the
+    # items' level counts; ``responses`` stays the bank's scores (the panel's for judged answers).
+    judged: ResponseSet | None = None
+    n_levels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -291,14 +297,26 @@ def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
     snapshot = bank.snapshot_id()
     rs, runs, dropped = read_responses(bank, opts.filters, opts.rounds, exclude_models=opts.exclude_models,
                                        models=opts.models)
-    # SEAM (integrator, issue 15): for a fitter whose family takes raters (--method facets), replace rs by
-    # calibration.graded_response_set(calibration.judged_responses(bank.judgments(...)), <rs as a frame>,
-    # item_ids=rs.item_ids) and pass its level counts as FitSettings.n_levels (today every item is binary).
+    judged, n_levels = judged_inputs(bank, rs, runs) if get_fitter(opts.method.lower()).takes_raters else (None, None)
     anchor = load_calibration(bank, opts.anchor_calibration) if _link_method(opts) else None
     k = _n_choices(bank, rs.item_ids) if opts.guessing == "choices" else None
     if opts.guessing == "auto" and _all_unguessable(bank, rs.item_ids):
         k = np.zeros(len(rs.item_ids))   # 3PL/4PL: c held at 0 (guessing_from_choices of no choices)
-    return _Inputs(snapshot, rs, runs, dropped, anchor, k, bank.items() if opts.content_prior else None)
+    return _Inputs(snapshot, rs, runs, dropped, anchor, k, bank.items() if opts.content_prior else None, judged,
+                   n_levels)
+
+
+def judged_inputs(bank: Any, rs: ResponseSet, runs: pd.DataFrame) -> tuple[ResponseSet | None, np.ndarray | None]:
+    """For a rater model: every judge's verdicts on the answers of the runs used (``Bank.judgments``; the shared
+    position rule first, ``calibration.judged_responses``) as one response per (model, item, judge), beside the
+    rule-scored answers of ``rs``; a judged item's panel score gives way to its verdicts. Level counts per item
+    (2 for items no judge scored). Same models and items as ``rs``, so the calibration stores as any other;
+    (None, None) when no judge scored any of them."""
+    frame = bank.judgments(run_ids=[str(r) for r in runs["run_id"]], item_ids=list(rs.item_ids))
+    frame = frame[frame["model"].isin(list(rs.model_ids))]
+    if frame.empty:
+        return None, None          # no judge has scored these answers: every item binary
+    return graded_response_set(judged_responses(frame), rs.to_frame(), item_ids=rs.item_ids, model_ids=rs.model_ids)
 
 
 # ---------------------------------------------------------------------------------------------- content priors
@@ -374,10 +392,11 @@ def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
     fixed = _anchors(anchor, rs) if link_method == "fixed" and anchor is not None else None
     settings = FitSettings(irt=opts.irt.lower(), seed=opts.seed, latent=opts.latent, max_iter=opts.max_iter,
                            n_choices=inputs.n_choices, fixed=fixed, holdout_frac=opts.holdout_frac,
-                           epochs=opts.epochs)
+                           epochs=opts.epochs, n_levels=inputs.n_levels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationConvergenceWarning)  # reported loudly by the caller
-        result = get_fitter(opts.method.lower()).fit(rs, settings, rng=rng)
+        fit_rs = inputs.judged if inputs.judged is not None else rs
+        result = get_fitter(opts.method.lower()).fit(fit_rs, settings, rng=rng)
     chosen = result.settings.get("selection")      # irt "auto": the candidates the fitter compared
     selection = pd.DataFrame(chosen["candidates"]) if chosen else None
     linking: dict[str, Any] | None = None

@@ -115,3 +115,45 @@ def test_graded_calibration_round_trips(world: dict[str, Any]) -> None:
     assert np.allclose(back.thresholds, fit.params.thresholds, equal_nan=True)
     assert np.allclose(back.a, fit.params.a)
     assert back.severity[0] < back.severity[1]
+
+
+def test_calibrate_facets_reads_the_judges_verdicts(tmp_path: Path) -> None:
+    """Judgments stored in the bank (Bank.add_judgments) enter `adt calibrate --method facets`: one response per
+    judge, both orders combined by the shared rule, K from n_levels, the judges' severities on the items' scale."""
+    rng = np.random.default_rng(77)
+    rows = [{"id": f"c{k}", "question": f"Choice question {k}?", "choices": ["w", "x", "y", "z"], "answer": "A"}
+            for k in range(20)] + [{"id": f"n{k}", "question": f"Numeric {k}?", "type": "numeric", "answer": str(k)}
+                                   for k in range(12)]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    n_models = 60
+    theta = rng.normal(size=n_models)
+    ids = [r["id"] for r in rows]
+    scores = [{"model": f"m{m}", "qid": q, "score": float(rng.random() < expit(theta[m] - 0.1 * j))}
+              for m in range(n_models) for j, q in enumerate(ids)]
+    pd.DataFrame(scores).to_csv(tmp_path / "r.csv", index=False)
+    bank_path = tmp_path / "bank.duckdb"
+    with open_bank(bank_path, create=True) as bank:
+        bank.import_items([tmp_path / "items.jsonl"], ImportOptions(source="toy"))
+        bank.import_responses(tmp_path / "r.csv", source="toy", model_col="model", item_col="qid", score_col="score")
+        resp = bank.responses(None)
+        item_of = dict(zip(bank.items()["item_id"], bank.items()["question"], strict=True))
+        numeric = {iid for iid, q in item_of.items() if q.startswith("Numeric")}
+        judged = resp[resp["item_id"].isin(numeric)]
+        calls = []
+        for row in judged.itertuples():
+            m = int(str(row.model)[1:])
+            for judge, sev in (("lenient", -0.8), ("strict", 0.8)):
+                level = int((rng.random() < expit(1.5 * (theta[m] - np.array([-1.0, 0.0, 1.0]) - sev))).sum())
+                calls.append({"run_id": row.run_id, "item_id": row.item_id, "model": row.model, "judge": judge,
+                              "judge_model": judge, "template_id": "judge-rubric-en@1", "order": "",
+                              "prompt_hash": "h", "raw_output": f"level {level}", "verdict": level / 3,
+                              "level": level, "n_levels": 4, "problem": None, "judged_at": "2026-12-06T00:00:00"})
+        assert bank.add_judgments(pd.DataFrame(calls)) == len(calls)
+    cal = cli_json(bank_path, "calibrate", "--method", "facets", "--no-content-prior")
+    with open_bank(bank_path) as bank:
+        fam = load_calibration(bank, cal["calibration_id"]).item_model
+    assert isinstance(fam, GradedParams) and fam.rater_ids == ("lenient", "strict")
+    four = np.asarray([iid in numeric for iid in fam.item_ids])
+    assert set(fam.n_levels[four]) == {4} and set(fam.n_levels[~four]) == {2}
+    assert fam.severity[0] < -0.4 and fam.severity[1] > 0.4          # truth -0.8 / +0.8 at 60 models x 12 items
+    assert cal["n_obs"] == n_models * 20 + 2 * n_models * 12
