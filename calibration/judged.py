@@ -8,8 +8,9 @@ item.
 - Unparseable verdicts (NaN) are left out, never guessed; external cases (``model`` "") are no model's
   answer and are left out (both counted in the result).
 - Position first: a judge's verdicts on one case in both orders are combined into one by the shared rule
-  (``adtbase.verdicts.combine_orders``, through ``combine_positions``); then a model answering one item in several runs gets the mean per judge, as
-  ``ResponseSet.from_frame`` averages duplicates (a score between two levels is the mix of both).
+  (``adtbase.verdicts.combine_orders``, through ``combine_positions``); then a model answering one item in
+  several runs gets the mean per judge, as ``ResponseSet.from_frame`` averages duplicates (a score between two
+  levels is the mix of both).
 - K per item is the judgments' ``n_levels`` (the rubric's level count, or 3 / 2 for pairwise with / without
   ties), not the levels seen, so a level no judge used still counts. One item with two level counts (two
   templates) is an error naming the items.
