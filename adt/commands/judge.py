@@ -60,7 +60,10 @@ def run(ctx: Context, judge_flags: tuple[str, ...], judges_file: Path | None, ba
         + (f", {report.n_errors} backend errors: re-run to retry them" if report.n_errors else "")
         + f"; {report.n_inconsistent} inconsistent pairs, {report.n_self_flagged} self-family judgments"
         + (f" ({report.n_self_excluded} left out)" if report.n_self_excluded else "")
-        + f"; {report.n_scored} answers scored, {report.n_pending} left pending in {report.seconds:.1f} s"))
+        + f"; {report.n_scored} answers scored ({report.panel_rule}), {report.n_pending} left pending in "
+        + f"{report.seconds:.1f} s"
+        + (f"\nnote: the stored rater model was not used: {report.rater_model_refused}"
+           if report.rater_model_refused else "")))
     if report.status == "failed":
         raise SystemExit(1)
 

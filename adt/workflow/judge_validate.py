@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from adt.paramfile import read_table
+from adt.workflow.judge import answer_lengths
 from adtbase.errors import InputError
+from adtbase.verdicts import SCORED_BY
 from calibration import judges, save_judge_calibration
 from itembank import Bank, file_sha256
 
@@ -135,6 +137,10 @@ def judge_validate(bank: Bank, opts: JudgeValidateOptions,
     gold, frame, lengths = inputs
     if opts.verdicts is None or frame is None:
         frame, source, where = bank_judgments(bank, gold), "bank", "bank judgments"
+        if lengths is None:   # the bank has the answers: pairwise lengths for the length statistics and term
+            answers = bank.judged_answers(sorted(set(frame["run_id"]) - {""}), scored_by=SCORED_BY)
+            lengths = answer_lengths(answers) if len(answers) else None
+            lengths = lengths if lengths is not None and len(lengths) else None
     else:
         source = f"{opts.verdicts} sha256:{file_sha256(opts.verdicts)}"
         where = f"--verdicts {opts.verdicts}"
