@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -280,6 +281,29 @@ def answer_lengths(answers: pd.DataFrame) -> pd.DataFrame:
         if key.baseline is not None:
             rows.append((str(r.run_id), str(r.item_id), len(str(r.answer)), len(key.baseline)))
     return pd.DataFrame(rows, columns=["run_id", "item_id", "len_candidate", "len_baseline"])
+
+
+def win_rates(bank: Bank, *, run_ids: Sequence[str] | None = None, form_name: str | None = None,
+              round_no: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Per model, over its scored pairwise answers (the panel's or a human's score): the raw win rate against
+    the baselines (ties half) and the length-controlled one (``calibration.judges.length_controlled``: the
+    verdict regressed on the length difference, read at equal length), each with a bootstrap interval, and the
+    length slope (> 0: the longer answer is preferred)."""
+    answers = bank.judged_answers(list(run_ids) if run_ids else None, form_name=form_name, round_no=round_no,
+                                  scored_by=("panel", "human"))
+    cols = ["model", "n", "raw", "raw_lo", "raw_hi", "lc", "lc_lo", "lc_hi", "slope"]
+    lengths = answer_lengths(answers) if len(answers) else pd.DataFrame(columns=["run_id", "item_id"])
+    if lengths.empty:
+        return pd.DataFrame(columns=cols)
+    scored = bank.responses({"item_id": sorted(set(lengths["item_id"]))}, scored=True)
+    pairs = lengths.merge(scored[["run_id", "item_id", "model", "score"]], on=["run_id", "item_id"], how="inner")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model, g in pairs.groupby("model", sort=True):
+        lc = judges.length_controlled(g["score"].to_numpy(dtype=float),
+                                      (g["len_candidate"] - g["len_baseline"]).to_numpy(dtype=float), rng)
+        rows.append({"model": str(model), **{k: lc[k] for k in cols[1:]}})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def stored_rater_model(bank: Bank) -> tuple[str | None, RaterModel | None]:

@@ -27,6 +27,7 @@ from adt.workflow.judge import (
     judge_scores,
     parse_judge_flag,
     read_judges_file,
+    win_rates,
     with_backend_args,
 )
 from adt.workflow.run import run_form
@@ -135,6 +136,15 @@ def test_stub_judge_both_orders_stored_and_panel_scores_written(bank_path: Path,
     # Again: nothing pending, no call made.
     again = judge_run(bank_path, [judge], progress=False)
     assert (again.n_answers, again.n_calls) == (0, 0) and len(stub.prompts) == 18
+    # Win rates on the six pairwise items: raw = the mean of their panel scores; the length-controlled one is
+    # read at equal length, with intervals around both.
+    with open_bank(bank_path) as bank:
+        rates = win_rates(bank)
+    pairwise = resp[resp["item_type"] == "pairwise"]
+    assert list(rates["model"]) == [CANDIDATE] and rates.loc[0, "n"] == 6
+    assert rates.loc[0, "raw"] == pytest.approx(pairwise["score"].mean())
+    assert rates.loc[0, "raw_lo"] <= rates.loc[0, "raw"] <= rates.loc[0, "raw_hi"]
+    assert 0.0 < rates.loc[0, "lc"] < 1.0 and rates.loc[0, "lc_lo"] <= rates.loc[0, "lc_hi"]
 
 
 def test_self_family_judges_are_flagged_or_left_out(bank_path: Path, stub: JudgeStub) -> None:
