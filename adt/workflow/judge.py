@@ -41,7 +41,6 @@ from adtbase.names import check_name
 from adtbase.rubric import parse_judge_key
 from adtbase.verdicts import JUDGMENT_COLUMNS, JUDGMENT_KEY, ORDERS, combine_orders, panel_score, same_family
 from calibration import judges, latest_judge_calibration
-from calibration.judges import RaterModel
 from itembank import DEFAULT_WAIT_S, Bank, open_bank, spool
 from runners import JudgeCall, JudgeCase, Runner, available, judge_cases, planned_calls
 
@@ -212,7 +211,7 @@ class JudgeLoop(RunLoop):
 
 # -- scores ---------------------------------------------------------------------------------------
 
-def judge_scores(judgments: pd.DataFrame, *, exclude_self: bool = False, rater_model: RaterModel | None = None,
+def judge_scores(judgments: pd.DataFrame, *, exclude_self: bool = False, rater_model: judges.RaterModel | None = None,
                  lengths: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per answer (``run_id, item_id``): the panel's ``score``, with ``n_judges`` (judges that gave a verdict),
     ``n_inconsistent`` (judges whose two orders disagreed), ``n_self`` (judgments by a judge of the candidate's
@@ -306,7 +305,7 @@ def win_rates(bank: Bank, *, run_ids: Sequence[str] | None = None, form_name: st
     return pd.DataFrame(rows, columns=cols)
 
 
-def stored_rater_model(bank: Bank) -> tuple[str | None, RaterModel | None]:
+def stored_rater_model(bank: Bank) -> tuple[str | None, judges.RaterModel | None]:
     """The latest judge calibration's id and rater model (None, None when the bank has none)."""
     rec = latest_judge_calibration(bank)
     if rec is None or not rec.get("rater_model"):
