@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,11 @@ def round_(ctx: Context, spec_path: Path, calibrate_first: bool, executor: str |
     spec = RoundSpec.from_file(spec_path)
     given: dict[str, Any] = {k: v for k, v in (("kind", executor), ("address", ray_address), ("max_retries", max_retries))
              if v is not None}
-    summary = run_round(ctx.bank_path, spec, say=lambda m: click.echo(m, err=as_json),
-                        calibrate_first=calibrate_first, progress=not as_json,
-                        executor=replace(spec.executor, **given), batch_size=batch_size)
+    # Ray prints its cluster's messages (a worker died, ...) on stdout: with --json they go to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        summary = run_round(ctx.bank_path, spec, say=lambda m: click.echo(m, err=as_json),
+                            calibrate_first=calibrate_first, progress=not as_json,
+                            executor=replace(spec.executor, **given), batch_size=batch_size)
     table = summary_table(summary)
     note = coverage_note(table)
     runs = [{"model": s.model, "run_id": s.run_id, "status": s.status, "attempts": s.attempts,

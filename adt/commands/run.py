@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import click
 
 from adt.cli import Context, cli, emit, pass_ctx
@@ -47,10 +50,11 @@ def run(ctx: Context, form_name: str, model: str, backend: str, backend_args: tu
     else:
         from adt.workflow.executor import ExecutorConfig, RunTarget, run_all
 
-        row, = run_all(ctx.bank_path, [RunTarget(model, backend, form_name, args, run_id, round_no)],
-                       ExecutorConfig(executor, ray_address, max_retries), batch_size=batch_size, wait_s=ctx.wait_s,
-                       progress=not no_progress, say=lambda m: click.echo(m, err=True), command="adt run",
-                       run_options={"template_id": template_id, "mc_mode": mc_mode})
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():  # Ray's messages
+            row, = run_all(ctx.bank_path, [RunTarget(model, backend, form_name, args, run_id, round_no)],
+                           ExecutorConfig(executor, ray_address, max_retries), batch_size=batch_size,
+                           wait_s=ctx.wait_s, progress=not no_progress, say=lambda m: click.echo(m, err=True),
+                           command="adt run", run_options={"template_id": template_id, "mc_mode": mc_mode})
         if row.report is None:
             raise RunnerError(f"run {row.run_id}: failed after {row.attempts} attempt(s): {row.error}; "
                               f"{row.n_responses}/{row.n_items} items stored; re-run the same command to resume")

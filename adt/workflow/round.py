@@ -49,6 +49,7 @@ from adt.workflow.executor import (
     run_all,
     status_table,
 )
+from adt.workflow.run import DEFAULT_BATCH_SIZE
 from adtbase.errors import InputError, RunnerError
 from itembank import open_bank
 
@@ -163,7 +164,7 @@ def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = 
     targets = [RunTarget(e.name, e.backend, name, e.backend_args, round_no=spec.round_no, resources=e.resources)
                for e in spec.models]
     statuses = run_all(bank_path, targets, executor or spec.executor, progress=progress, say=say,
-                       **({"batch_size": batch_size} if batch_size else {}))
+                       batch_size=batch_size or DEFAULT_BATCH_SIZE)
     say(status_table(statuses))
     failed = [s.run_id for s in statuses if s.status == "failed"]
     if failed:

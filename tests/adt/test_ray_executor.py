@@ -110,7 +110,7 @@ def _world(tmp: Path) -> tuple[Path, Path, Path]:
     return bank, params, tmp / "past_runs.parquet"
 
 
-FORM = {"name": "r1", "strategy": "stratified", "size": 60, "seed": 3,
+FORM = {"name": "r1", "strategy": "stratified", "size": 60, "seed": 3, "include": {"item_type": ["mc"]},
         "quotas": {"frequency_tier": {"high": 0.1, "medium": 0.4, "low": 0.5}}}
 
 
