@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,7 +87,7 @@ def cluster() -> Iterator[str]:
 
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE)] + ([old] if old else []))
-    small = {"object_store_memory": 80 * 2**20}
+    small: dict[str, Any] = {"object_store_memory": 80 * 2**20}
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False, **small})
     c.add_node(num_cpus=2, num_gpus=1, **small)  # the GPU is a logical resource: nothing here uses CUDA
     c.wait_for_nodes()
@@ -267,3 +268,22 @@ def test_driver_killed_and_rerun_resumes_from_spool_and_bank(cluster: str, tmp_p
     for k in range(3):
         rerun = {i for batch in _logged(tmp_path, k)[n_logged[k]:] for i in batch}
         assert rerun and not rerun & before[f"r1:slow-{k}"]   # never an answered item scored again
+
+
+def test_backend_that_crashes_is_marked_failed_and_the_round_stops(cluster: str, tmp_path: Path) -> None:
+    bank, params, _ = _world(tmp_path)
+    spec_path = _slow_spec(tmp_path, params, 2, delay_s=0.0, max_retries=1)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["models"][1]["backend_args"]["crash_at_batch"] = 3   # every attempt crashes on its third batch
+    spec_path.write_text(yaml.safe_dump(spec))
+    out = subprocess.run(_round_cmd(bank, spec_path, cluster), cwd=ROOT, env=_env(), capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 1
+    assert "1 run(s) failed (r1:slow-1)" in out.stderr and "re-run the round to resume" in out.stderr
+    assert "attempt 1 failed (RunnerError" in out.stderr and "test backend crashed on batch 3" in out.stderr
+    with open_bank(bank) as b:
+        runs = b.runs().set_index("run_id")
+        resp = b.responses()
+    assert runs.loc["r1:slow-0", "status"] == "finished" and runs.loc["r1:slow-1", "status"] == "failed"
+    kept = resp[resp["run_id"] == "r1:slow-1"]
+    assert len(kept) == 2 * 5 + 2 * 5 and not kept.duplicated("item_id").any()  # two batches kept per attempt
