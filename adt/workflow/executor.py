@@ -239,14 +239,15 @@ class _RayDriver:
         rows = [RunStatus(t.model, t.backend, t.rid) for t in self.targets]
         live: dict[Any, _Live] = {}
         with ExitStack() as stack:
-            for target, row in zip(self.targets, rows, strict=True):  # every run set up before any is scored
-                loop = RunLoop(self.bank_path, row.run_id, target.backend, command=self.command)
-                stack.enter_context(loop.locked())
-                item = _Live(target, row, loop, self._prepare(target, loop), task_options(target), time.perf_counter())
-                row.n_items = item.job.n_items
-                self._submit(remote, item, live)
-            bar = stack.enter_context(_round_progress(self.progress, rows))
             try:
+                for target, row in zip(self.targets, rows, strict=True):  # each run set up, then submitted
+                    loop = RunLoop(self.bank_path, row.run_id, target.backend, command=self.command)
+                    stack.enter_context(loop.locked())
+                    item = _Live(target, row, loop, self._prepare(target, loop), task_options(target),
+                                 time.perf_counter())
+                    row.n_items = item.job.n_items
+                    self._submit(remote, item, live)
+                bar = stack.enter_context(_round_progress(self.progress, rows))
                 while live:
                     done, _ = ray.wait(list(live), num_returns=1, timeout=INGEST_EVERY_S)
                     self._ingest_all(live.values())

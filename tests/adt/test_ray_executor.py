@@ -287,3 +287,26 @@ def test_backend_that_crashes_is_marked_failed_and_the_round_stops(cluster: str,
     assert runs.loc["r1:slow-0", "status"] == "finished" and runs.loc["r1:slow-1", "status"] == "failed"
     kept = resp[resp["run_id"] == "r1:slow-1"]
     assert len(kept) == 2 * 5 + 2 * 5 and not kept.duplicated("item_id").any()  # two batches kept per attempt
+
+
+def test_adt_run_on_ray_and_a_request_the_cluster_cannot_meet(cluster: str, tmp_path: Path) -> None:
+    bank, params, _ = _world(tmp_path)
+    spec = RoundSpec.from_dict({"round": 1, "form": FORM, "models": [{"name": "x", "backend": "replay"}]})
+    from adt.workflow.forms import sample_and_store
+
+    sample_and_store(bank, spec.form, calibration_id=None)
+    base = [sys.executable, "-m", "adt", "--bank", str(bank), "run", "--form", "r1", "--executor", "ray",
+            "--ray-address", cluster, "--json"]
+    out = subprocess.run(base + ["--model", "m1", "--backend", "simulated", "--backend-arg", "theta=0.5",
+                                 "--backend-arg", f"params={params}", "--backend-arg", "rng=1", "--batch-size", "7"],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["status"] == "finished" and report["n_responses"] == 60 and report["batches"] == 9
+    # A vLLM model split over 2 GPUs on a cluster with one is refused up front, not left waiting for ever.
+    out = subprocess.run(base + ["--model", "m2", "--backend", "vllm", "--backend-arg", "tensor_parallel_size=2"],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "m2 asks for 2 GPU (the cluster has 1)" in out.stderr
+    with open_bank(bank) as b:
+        assert "r1:m2" not in set(b.runs()["run_id"])
