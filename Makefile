@@ -2,7 +2,7 @@
 # (see README.md). What is installed is recorded by stamp files in the venv, each newer than what it was built
 # from, so a second call (or `make test` after `make install`, as CI runs them) installs nothing:
 #   $(VENV)/.installed-core   .venv with adt and its dependencies (`pip install -e .`): enough for `make demo`
-#   $(VENV)/.installed-dev    + the bayes/hf/dev extras (py-irt, transformers, pytest, ruff, mypy, lm-eval, ...)
+#   $(VENV)/.installed-dev    + the bayes/hf/dev/ray extras (py-irt, transformers, pytest, ruff, mypy, lm-eval, ...)
 #   $(VENV)/.installed-extra  + scripts/install_extra.sh: .venv-vllm (the vLLM CPU build) and Chromium
 # A stamp is rebuilt when pyproject.toml or this Makefile (or install_extra.sh) is newer than it.
 PY      ?= python3.11
@@ -27,7 +27,7 @@ $(CORE): pyproject.toml Makefile
 $(DEV): $(CORE)
 	# torch is pinned to the local CPU build first so no extra pulls the CUDA wheels.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[bayes,hf,dev]"
+	$(BIN)/pip install -q -e ".[bayes,hf,dev,ray]"
 	touch $@
 
 $(EXTRA): $(DEV) scripts/install_extra.sh

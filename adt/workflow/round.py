@@ -23,6 +23,8 @@ The round spec, a YAML (or JSON) file::
       - name: my-model
         backend: hf               # replay | simulated | hf | vllm | openai
         backend_args: {model: /models/my-model, dtype: bfloat16}
+        resources: {num_gpus: 1}  # optional, ray executor: what the run's task asks for (see executor.py)
+    executor: {kind: ray, address: auto, max_retries: 2}   # optional; default local, no retries
 
 Every step goes through the same functions as the single commands (`adt sample`, `adt form publish`,
 `adt run`, `adt calibrate`, `adt estimate`), so a round is resumable: re-running it skips a form
@@ -39,7 +41,16 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from adtbase.errors import InputError
+from adt.workflow.executor import (
+    ExecutorConfig,
+    RunStatus,
+    RunTarget,
+    resource_request,
+    run_all,
+    status_table,
+)
+from adt.workflow.run import DEFAULT_BATCH_SIZE
+from adtbase.errors import InputError, RunnerError
 from itembank import open_bank
 
 LEADERBOARD_COLUMNS = ("model", "theta", "se", "lo", "hi", "pred_acc", "pred_lo", "pred_hi", "n_items", "n_predicted",
@@ -51,6 +62,7 @@ class ModelEntry:
     name: str
     backend: str
     backend_args: Mapping[str, Any] = field(default_factory=dict)
+    resources: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,15 +71,16 @@ class RoundSpec:
     form: Mapping[str, Any]
     models: tuple[ModelEntry, ...]
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "round spec") -> RoundSpec:
         if not isinstance(data, Mapping):
             raise InputError(f"{where}: expected a mapping at the top level")
-        unknown = set(data) - {"round", "form", "models", "calibration"}
+        unknown = set(data) - {"round", "form", "models", "calibration", "executor"}
         if unknown:
             raise InputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} "
-                             f"(fields: round, form, models, calibration)")
+                             f"(fields: round, form, models, calibration, executor)")
         try:
             round_no = int(data["round"])
         except (KeyError, TypeError, ValueError):
@@ -79,13 +92,22 @@ class RoundSpec:
         for k, entry in enumerate(data.get("models") or []):
             if not isinstance(entry, Mapping) or "name" not in entry or "backend" not in entry:
                 raise InputError(f"{where}: models[{k}] needs 'name' and 'backend'")
-            models.append(ModelEntry(str(entry["name"]), str(entry["backend"]), dict(entry.get("backend_args") or {})))
+            resources = entry.get("resources") or {}
+            if not isinstance(resources, Mapping):
+                raise InputError(f"{where}: models[{k}].resources must be a mapping (num_cpus, num_gpus)")
+            try:
+                resource_request(str(entry["backend"]), {}, resources)
+            except InputError as exc:
+                raise InputError(f"{where}: models[{k}].{exc}") from None
+            models.append(ModelEntry(str(entry["name"]), str(entry["backend"]), dict(entry.get("backend_args") or {}),
+                                     dict(resources)))
         if not models:
             raise InputError(f"{where}: field 'models' lists no models")
         calibration = data.get("calibration") or {}
         if not isinstance(calibration, Mapping):
             raise InputError(f"{where}: field 'calibration' must be a mapping")
-        return cls(round_no, dict(form), tuple(models), dict(calibration))
+        return cls(round_no, dict(form), tuple(models), dict(calibration),
+                   ExecutorConfig.from_spec(data.get("executor"), where))
 
     @classmethod
     def from_file(cls, path: Path) -> RoundSpec:
@@ -106,13 +128,16 @@ class RoundSummary:
     calibration_after: str
     runs: tuple[Any, ...]
     leaderboard: pd.DataFrame
+    statuses: tuple[RunStatus, ...] = ()
 
 
 def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = print,
-              calibrate_first: bool = False, progress: bool = False) -> RoundSummary:
+              calibrate_first: bool = False, progress: bool = False,
+              executor: ExecutorConfig | None = None, batch_size: int | None = None) -> RoundSummary:
+    """The round of ``spec``; ``executor`` (default: the spec's) says where the runs are scored. A run that
+    failed after its retries stops the round before recalibrating (re-running the round resumes it)."""
     from adt.workflow.calibrate import calibrate, estimate_all, latest_calibration_id
     from adt.workflow.forms import sample_and_store
-    from adt.workflow.run import run_form
 
     settings = dict(spec.calibration)
     # What the round spec's calibration says, the rest as `adt calibrate` defaults (CalibrateOptions: the
@@ -136,12 +161,17 @@ def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = 
         if spec.round_no not in bank.form(name)["publications"]:
             bank.publish(name, spec.round_no)
     say(f"    published {name} in round {spec.round_no}")
-    runs = []
-    for entry in spec.models:
-        report = run_form(bank_path, name, entry.name, entry.backend, entry.backend_args, progress=progress,
-                          round_no=spec.round_no)
-        runs.append(report)
-    say(f"[5] ran {len(runs)} models on {name}: {sum(r.ingested for r in runs):,} responses stored")
+    targets = [RunTarget(e.name, e.backend, name, e.backend_args, round_no=spec.round_no, resources=e.resources)
+               for e in spec.models]
+    statuses = run_all(bank_path, targets, executor or spec.executor, progress=progress, say=say,
+                       batch_size=batch_size or DEFAULT_BATCH_SIZE)
+    say(status_table(statuses))
+    failed = [s.run_id for s in statuses if s.status == "failed"]
+    if failed:
+        raise RunnerError(f"round {spec.round_no}: {len(failed)} run(s) failed ({', '.join(failed)}); "
+                          "re-run the round to resume them")
+    runs = [s.report for s in statuses]
+    say(f"[5] ran {len(runs)} models on {name}: {sum(r.ingested for r in runs if r):,} responses stored")
     link = settings.get("link", "fixed")
     cal = calibrate(bank_path, **fit, link=None if link == "none" else str(link).replace("-", "_"),
                     anchor_calibration=before)
@@ -150,7 +180,7 @@ def run_round(bank_path: Path, spec: RoundSpec, *, say: Callable[[str], None] = 
         board = estimate_all(bank, cal.calibration_id)
     board = board[board["model"].isin([m.name for m in spec.models])]
     return RoundSummary(spec.round_no, name, before, cal.calibration_id, tuple(runs),
-                        board[list(LEADERBOARD_COLUMNS)].reset_index(drop=True))
+                        board[list(LEADERBOARD_COLUMNS)].reset_index(drop=True), tuple(statuses))
 
 
 def coverage_note(board: pd.DataFrame) -> str:

@@ -442,47 +442,105 @@ def run_items(bank_path: str | Path, select: Callable[[Bank], Sequence[str]], mo
     a form's items (kind "form"), ``adt qc`` over the items it checks (kind "qc"). See ``run_form``."""
     t_start = time.perf_counter()
     bank_path = Path(bank_path)
+    loop = RunLoop(bank_path, run_id, backend, command=command, ingest_wait_s=ingest_wait_s,
+                   ingest_every_s=ingest_every_s)
+    with loop.locked():
+        job = prepare_run(bank_path, loop, select, model, backend, backend_args, kind=kind, form_name=form_name,
+                          batch_size=batch_size, wait_s=wait_s, round_no=round_no, template_id=template_id,
+                          mc_mode=mc_mode, on_wait=on_wait)
+        if job.requests:
+            with loop.marking_failed(), make_runner(backend, job.kwargs) as runner, \
+                    _progress(progress, job.n_items, job.n_before, f"{model} on {form_name or run_id}") as advance:
+                loop.score(runner, _FormBatches(job.requests, batch_size), advance)
+        status, n_responses = loop.finish(wait_s, on_wait)
+    return job.report(loop, status, n_responses, time.perf_counter() - t_start)
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """A run set up and ready to score (``prepare_run``): what a worker needs, and nothing of the bank.
+
+    It pickles (plain data, ``Request``s), so another process or node (``adt.workflow.executor``'s Ray
+    executor) can score it with ``score_job`` and only the spool between them."""
+
+    run_id: str
+    model: str
+    backend: str
+    form_name: str
+    kwargs: Mapping[str, Any]        # the backend's constructor arguments
+    requests: tuple[Request, ...]    # the items not yet answered, in form order
+    batch_size: int
+    n_items: int
+    n_before: int                    # answered (bank or spool) when it was set up
+    resumed: bool
+
+    def report(self, loop: RunLoop, status: str, n_responses: int, seconds: float) -> RunReport:
+        clock = loop.clock
+        return RunReport(
+            run_id=self.run_id, model=self.model, form=self.form_name, backend=self.backend, status=status,
+            resumed=self.resumed, n_items=self.n_items, n_answered_before=self.n_before, n_scored=loop.scored,
+            n_missing=loop.missing, n_errors=loop.errors, n_responses=n_responses, batches=loop.batches,
+            seconds=seconds, scoring_seconds=loop.scoring_seconds, ingest_seconds=clock.seconds,
+            ingest_tx_seconds=clock.tx_seconds, ingested=clock.ingested)
+
+
+def prepare_run(bank_path: Path, loop: RunLoop, select: Callable[[Bank], Sequence[str]], model: str, backend: str,
+                backend_args: Mapping[str, Any] | None, *, kind: str, form_name: str | None = None,
+                batch_size: int = DEFAULT_BATCH_SIZE, wait_s: float = DEFAULT_WAIT_S, round_no: int | None = None,
+                template_id: str | None = None, mc_mode: str = "loglik",
+                on_wait: Callable[[str], None] | None = None) -> RunJob:
+    """Step 1 of the module doc, under the run's lock (``loop.locked()``): create or find the run, store
+    what an earlier attempt left in the spool, and build the requests of the items not yet answered."""
+    run_id, command, clock = loop.run_id, loop.command, loop.clock
     args = dict(backend_args or {})
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if mc_mode not in ("loglik", "generate"):
         raise InputError(f"--mc-mode {mc_mode!r}: use loglik or generate")
-    loop = RunLoop(bank_path, run_id, backend, command=command, ingest_wait_s=ingest_wait_s,
-                   ingest_every_s=ingest_every_s)
-    clock = loop.clock
-    with loop.locked():
-        with open_bank(bank_path, wait_s=wait_s, purpose=f"{command} {run_id}: setup", on_wait=on_wait) as bank:
-            all_ids = [str(i) for i in select(bank)]
-            config = public_config(backend, args, batch_size=batch_size, template_id=template_id, mc_mode=mc_mode)
-            resumed = not bank.start_run(run_id, model=model, kind=kind, form_name=form_name, round_no=round_no,
-                                         backend=backend, config=config)
-            clock.ingest(bank, run_id)  # what a killed attempt left in the spool
-            done = bank.answered(run_id) | spool.spooled_items(bank_path, run_id)
-            todo = [i for i in all_ids if i not in done]
-            items = (bank.items({"item_id": todo}, include_retired=True, with_tags=False) if todo
-                     else pd.DataFrame())
-            aliases = (bank.aliases_for(todo, str(args["source"]))
-                       if backend == "replay" and "source" in args else None)
-        clock.seconds += clock.tx_seconds
-        spool.cleanup(bank_path, run_id, partial_writes=True)  # we hold the run lock and write nothing yet
-        n_before = len(all_ids) - len(todo)
-        try:  # nothing to do (a finished run run again) needs no prompts and no backend
-            requests = form_requests(items, todo, template_id, mc_mode)
-            kwargs = backend_kwargs(backend, args, model, aliases) if requests else {}
-        except AdtError:
-            loop.mark_failed()  # e.g. an item without an answer key, or a template that does not fit
-            raise
-        if requests:
-            with loop.marking_failed(), make_runner(backend, kwargs) as runner, \
-                    _progress(progress, len(all_ids), n_before, f"{model} on {form_name or run_id}") as advance:
-                loop.score(runner, _FormBatches(requests, batch_size), advance)
-        status, n_responses = loop.finish(wait_s, on_wait)
-    return RunReport(
-        run_id=run_id, model=model, form=form_name or "", backend=backend, status=status, resumed=resumed,
-        n_items=len(all_ids), n_answered_before=n_before, n_scored=loop.scored, n_missing=loop.missing,
-        n_errors=loop.errors, n_responses=n_responses, batches=loop.batches, seconds=time.perf_counter() - t_start,
-        scoring_seconds=loop.scoring_seconds, ingest_seconds=clock.seconds, ingest_tx_seconds=clock.tx_seconds,
-        ingested=clock.ingested)
+    with open_bank(bank_path, wait_s=wait_s, purpose=f"{command} {run_id}: setup", on_wait=on_wait) as bank:
+        all_ids = [str(i) for i in select(bank)]
+        config = public_config(backend, args, batch_size=batch_size, template_id=template_id, mc_mode=mc_mode)
+        resumed = not bank.start_run(run_id, model=model, kind=kind, form_name=form_name, round_no=round_no,
+                                     backend=backend, config=config)
+        clock.ingest(bank, run_id)  # what a killed attempt left in the spool
+        done = bank.answered(run_id) | spool.spooled_items(bank_path, run_id)
+        todo = [i for i in all_ids if i not in done]
+        items = (bank.items({"item_id": todo}, include_retired=True, with_tags=False) if todo
+                 else pd.DataFrame())
+        aliases = (bank.aliases_for(todo, str(args["source"]))
+                   if backend == "replay" and "source" in args else None)
+    clock.seconds += clock.tx_seconds
+    spool.cleanup(bank_path, run_id, partial_writes=True)  # we hold the run lock and write nothing yet
+    try:  # nothing to do (a finished run run again) needs no prompts and no backend
+        requests = form_requests(items, todo, template_id, mc_mode)
+        kwargs = backend_kwargs(backend, args, model, aliases) if requests else {}
+    except AdtError:
+        loop.mark_failed()  # e.g. an item without an answer key, or a template that does not fit
+        raise
+    return RunJob(run_id, model, backend, form_name or "", kwargs, tuple(requests), batch_size, len(all_ids),
+                  len(all_ids) - len(todo), resumed)
+
+
+@dataclass(frozen=True)
+class ScoreCounts:
+    """What ``score_job`` did, sent back from a worker to the driver."""
+
+    scored: int
+    missing: int
+    errors: int
+    batches: int
+    scoring_seconds: float
+
+
+def score_job(bank_path: Path, job: RunJob) -> ScoreCounts:
+    """Step 2 without the bank: the job's batches through its backend into the run's spool, never ingesting
+    (``RunLoop`` with no ingest interval). A worker of a distributed executor runs this; the driver ingests.
+    A backend's failure raises (``RunnerError``); the batches spooled before it stay."""
+    loop = RunLoop(bank_path, job.run_id, job.backend, ingest_every_s=float("inf"))
+    if job.requests:
+        with make_runner(job.backend, job.kwargs) as runner:
+            loop.score(runner, _FormBatches(job.requests, job.batch_size))
+    return ScoreCounts(loop.scored, loop.missing, loop.errors, loop.batches, loop.scoring_seconds)
 
 
 def request_maker(items: pd.DataFrame, template_id: str | None, mc_mode: str) -> Callable[[str], Request]:

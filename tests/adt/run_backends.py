@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from runners.base import Request, Result, Runner
 
@@ -25,7 +27,9 @@ class SlowRunner(Runner):
     name = "slow-test"
 
     def __init__(self, delay_s: float = 0.0, crash_at_batch: int | None = None, log: str | None = None,
-                 seed: int = 0, logliks: bool = False) -> None:
+                 seed: int = 0, logliks: bool = False, pid_dir: str | None = None) -> None:
+        if pid_dir:  # who scores this run: the process, and the resources Ray gave its task (Ray tests)
+            write_worker_note(Path(pid_dir))
         self.delay_s = float(delay_s)
         self.crash_at_batch = crash_at_batch
         self.log = log
@@ -46,6 +50,20 @@ class SlowRunner(Runner):
             with open(self.log, "a") as fh:  # one line per finished batch
                 fh.write(json.dumps([r.item_id for r in requests]) + "\n")
         return results
+
+
+def write_worker_note(folder: Path) -> None:
+    """``<pid>.json`` in ``folder``: this process's id and, inside a Ray task, the resources assigned to it."""
+    assigned: dict[str, float] = {}
+    try:
+        import ray
+
+        if ray.is_initialized():
+            assigned = dict(ray.get_runtime_context().get_assigned_resources())
+    except ImportError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{os.getpid()}.json").write_text(json.dumps({"pid": os.getpid(), "resources": assigned}))
 
 
 class Writer(Runner):
