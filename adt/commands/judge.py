@@ -62,3 +62,7 @@ def run(ctx: Context, judge_flags: tuple[str, ...], judges_file: Path | None, ba
         + f"; {report.n_scored} answers scored, {report.n_pending} left pending in {report.seconds:.1f} s"))
     if report.status == "failed":
         raise SystemExit(1)
+
+
+# The human queue (queue, score) lives in its own module and joins this group.
+from adt.commands import judge_human as _judge_human  # noqa: E402,F401

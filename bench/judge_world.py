@@ -1,0 +1,166 @@
+"""The demo world with subjective items, end to end (issue 15): a SIMULATION with simulated judges of known bias.
+
+    python bench/judge_world.py [--items 6000] [--models 16] [--judged 240] [--form-size 300] [--seed 2026]
+                                [--method METHOD] [--bank judge_world.duckdb]
+
+Builds the demo world (``adt.demo.build_world``: generated items, simulated models' past runs), adds judge-scored
+items (``adt.demo_judged``) and runs the round through the CLI in this process: import -> calibrate -> sample ->
+publish -> run every model -> calibrate (subjective answers still pending) -> ``adt judge run`` with a panel of
+``simjudge`` judges -> calibrate -> report. Prints what the world knows and an operator would not:
+
+- the judges: true severity / position bias / length bias against what the judgments show (pointwise level
+  offset from the other judges on the same answers; first-position wins; longer-answer wins), and the pairs
+  each judge judged inconsistently across the two orders;
+- the panel's score against the answers' true quality (Spearman);
+- the leaderboard without and with the subjective items, each against the true abilities;
+- the human queue after the judge run (how many answers, why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from adt.cli import cli
+from adt.demo import build_world
+from adt.demo_judged import PANEL, judged_round, subjective_items
+from adt.workflow.calibrate import estimate_all
+from adtbase.verdicts import combine_orders
+from itembank import open_bank
+from runners.simjudge import read_quality
+
+
+def cli_invoker(bank: Path):
+    """``adt --bank BANK *args`` in this process; its stdout, or SystemExit with its output on failure."""
+    def invoke(args: Sequence[str]) -> str:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main(["--bank", str(bank), *args], prog_name="adt", standalone_mode=False)
+            except SystemExit as exc:
+                if exc.code:
+                    raise SystemExit(f"adt {' '.join(args)} failed: {err.getvalue()}{out.getvalue()}") from None
+        return out.getvalue()
+    return invoke
+
+
+def judge_figures(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Per simulated judge, what its judgments show (see module doc)."""
+    machine = judgments[~judgments["judge"].str.startswith("human:")].copy()
+    point = machine[machine["order"] == ""]
+    offset = point.groupby(["run_id", "item_id"])["verdict"].transform("mean")
+    point = point.assign(off=point["verdict"] - offset)
+    rows = []
+    for judge, calls in machine.groupby("judge"):
+        pair = calls[calls["order"] != ""]
+        n_inc = n_pairs = 0
+        for _, two in pair.groupby(["run_id", "item_id"]):
+            v = dict(zip(two["order"], two["verdict"].astype(float), strict=True))
+            status = combine_orders(v.get("ab", math.nan), v.get("ba", math.nan)).status
+            n_pairs += status != "none"
+            n_inc += status == "inconsistent"
+        decided = pair[pair["verdict"].isin([0.0, 1.0])]
+        first_won = ((decided["verdict"] == 1.0) == (decided["order"] == "ab")).mean()
+        rows.append({"judge": judge, "pointwise_offset": point[point["judge"] == judge]["off"].mean(),
+                     "pairs": n_pairs, "inconsistent": n_inc, "first_position_wins": float(first_won),
+                     "unparseable": int(calls["verdict"].isna().sum())})
+    return pd.DataFrame(rows)
+
+
+def longer_wins(judgments: pd.DataFrame, answers: pd.DataFrame) -> tuple[pd.Series, float]:
+    """Per judge: the share of decided pairwise calls where the longer of the two answers won; and the truth's
+    rate (the share of pairs where the truly better answer is the longer one), to read it against."""
+    from adtbase.rubric import parse_judge_key
+
+    info = answers.set_index(["run_id", "item_id"])
+    pairs = {}
+    for (r, i), a in info.iterrows():
+        base = parse_judge_key(str(a["key"])).baseline
+        if base is not None:
+            cand_q, base_q = read_quality(str(a["answer"])), read_quality(base)
+            pairs[(r, i)] = (len(str(a["answer"])) > len(base), (cand_q or 0.0) > (base_q or 0.0))
+    pair = judgments[(judgments["order"] != "") & judgments["verdict"].isin([0.0, 1.0])]
+    longer_cand = np.array([pairs[(r, i)][0] for r, i in zip(pair["run_id"], pair["item_id"], strict=True)])
+    won = (pair["verdict"] == 1.0).to_numpy() == longer_cand
+    truth = float(np.mean([longer == better for longer, better in pairs.values()]))
+    return pd.Series(won, index=pair.index).groupby(pair["judge"]).mean(), truth
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bank", type=Path, default=None, help="Keep the bank here (default: a temporary folder).")
+    ap.add_argument("--items", type=int, default=6000)
+    ap.add_argument("--models", type=int, default=16)
+    ap.add_argument("--judged", type=int, default=240, help="Judge-scored items added to the bank.")
+    ap.add_argument("--form-size", type=int, default=300)
+    ap.add_argument("--writing-share", type=float, default=0.3, help="Share of the form from the judged items.")
+    ap.add_argument("--method", default=None, help="adt calibrate --method (default: the fitter's default).")
+    ap.add_argument("--seed", type=int, default=2026)
+    args = ap.parse_args(argv)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="adt-judge-world-") as tmp:
+        work = Path(tmp)
+        bank = args.bank or work / "world.duckdb"
+        for leftover in (bank, bank.with_name(bank.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        world = build_world(bank, n_items=args.items, n_models=args.models, seed=args.seed, workdir=work)
+        items, truth = subjective_items(args.judged, np.random.default_rng([args.seed, 15]))
+        calibrate = ("--irt", "2pl") + (("--method", args.method) if args.method else ())
+        result = judged_round(cli_invoker(bank), bank, work, world, items, truth, form_size=args.form_size,
+                              writing_share=args.writing_share, seed=args.seed, calibrate=calibrate)
+        with open_bank(bank) as b:
+            judgments = b.judgments()
+            answers = b.judged_answers(scored_by=("panel", "human"))
+            board_obj = estimate_all(b, result.calibration_objective["calibration_id"])
+            board_all = estimate_all(b, result.calibration_all["calibration_id"])
+        report(judgments, answers, board_obj, board_all, world.models, result)
+    print(f"\njudge world took {time.perf_counter() - start:.0f} s")
+
+
+def report(judgments: pd.DataFrame, answers: pd.DataFrame, board_obj: pd.DataFrame, board_all: pd.DataFrame,
+           models: pd.DataFrame, result) -> None:
+    figs = judge_figures(judgments).set_index("judge")
+    figs["longer_wins"], truth_longer = longer_wins(judgments, answers)
+    true = pd.DataFrame([{"judge": j.name, "true_severity": j.severity, "true_position": j.position_bias,
+                          "true_length": j.length_bias} for j in PANEL]).set_index("judge")
+    table = true.join(figs)
+    pd.set_option("display.width", 160)
+    print("\nSimulated judges: true biases against what their judgments show")
+    print(table.round(3).to_string())
+    print(f"  the truly better answer is the longer one in {truth_longer:.3f} of the pairs (read longer_wins "
+          "against it)")
+    r = spearmanr(table["true_severity"], -table["pointwise_offset"]).statistic
+    print(f"  severity recovered (Spearman of true severity with minus the pointwise offset): {r:.2f}")
+    quality = answers.assign(q=answers["answer"].map(read_quality))
+    scores = judgments[judgments["template_id"] != "human"].groupby(["run_id", "item_id"])["verdict"].mean()
+    q = quality.set_index(["run_id", "item_id"])["q"].reindex(scores.index)
+    print(f"  panel mean verdict against the answers' true quality: Spearman {spearmanr(q, scores).statistic:.3f} "
+          f"over {len(scores)} answers")
+    truth = models.set_index("model")["theta"]
+    print("\nLeaderboard without (objective items only) and with the subjective items, against the truth")
+    both = (board_obj.set_index("model")[["theta", "se"]].join(board_all.set_index("model")[["theta", "se"]],
+                                                               lsuffix="_without", rsuffix="_with"))
+    both["true_theta"] = truth.reindex(both.index)
+    print(both.sort_values("theta_with", ascending=False).round(2).to_string())
+    for col in ("theta_without", "theta_with"):
+        print(f"  {col}: Pearson with truth {np.corrcoef(both[col], both['true_theta'])[0, 1]:.3f}, "
+              f"Spearman {spearmanr(both[col], both['true_theta']).statistic:.3f}, mean SE "
+              f"{both['se' + col[5:]].mean():.3f}")
+    q = result.queue
+    print(f"\nHuman queue after the judge run: {q['total']} answers (budget {q['budget']:.0%} of "
+          f"{len(answers)} judged); why: " + str(pd.Series([c['why'] for c in q['cases']]).value_counts().to_dict()))
+    print(f"Report with per-type sub-scores: {result.report}")
+
+
+if __name__ == "__main__":
+    main()
