@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from adt.cli import cli
+from adt.cli import main as adt_main
 from adt.demo import build_world
 from adt.demo_judged import PANEL, judged_round, subjective_items
 from adt.workflow.calibrate import estimate_all
@@ -46,7 +46,7 @@ def cli_invoker(bank: Path):
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                cli.main(["--bank", str(bank), *args], prog_name="adt", standalone_mode=False)
+                adt_main(["--bank", str(bank), *args])
             except SystemExit as exc:
                 if exc.code:
                     raise SystemExit(f"adt {' '.join(args)} failed: {err.getvalue()}{out.getvalue()}") from None
