@@ -61,6 +61,8 @@ LATER_SETTINGS = {
     # exposed; a programme that pretests each item on one round's models may count that round as still fresh.
     "tier_low_runs": "0",
 }
+# The judges' policy (``adt judge run``): leave out judges of the candidate's model family (true | false).
+JUDGE_SETTINGS = {"judge_exclude_self": "false"}
 LIFECYCLE_SETTINGS = {
     "promote_min_responses": "100",  # pretest -> operational: at least this many responses in the calibration,
     "promote_max_se_b": "0.3",       # SE(b) at most this, no fit flag, no open QC flag
@@ -320,9 +322,11 @@ class Bank:
         return {**LATER_SETTINGS, **LIFECYCLE_SETTINGS, **dict(self.conn.execute("SELECT key, value FROM settings").fetchall())}
 
     def set_setting(self, key: str, value: str) -> None:
-        known = [*DEFAULT_SETTINGS, *LATER_SETTINGS, *LIFECYCLE_SETTINGS]
+        known = [*DEFAULT_SETTINGS, *LATER_SETTINGS, *LIFECYCLE_SETTINGS, *JUDGE_SETTINGS]
         if key not in known:
             raise InputError(f"unknown setting {key!r}; settings: {', '.join(known)}")
+        if key in JUDGE_SETTINGS and value not in ("true", "false"):
+            raise InputError(f"setting {key}: {value!r} is not true or false")
         with self.transaction() as conn:
             conn.execute("DELETE FROM settings WHERE key = ?", [key])
             conn.execute("INSERT INTO settings VALUES (?, ?)", [key, value])

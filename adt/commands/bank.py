@@ -250,7 +250,7 @@ def snapshot_id(ctx: Context, as_json: bool) -> None:
 def settings(ctx: Context, key: str | None, value: str | None) -> None:
     """Show settings, or set one: tier_low_runs, tier_high_runs, tier_high_publications, band_cuts, and the
     lifecycle rules (promote_min_responses, promote_max_se_b, rest_after_runs, rest_rounds, retire_after_runs,
-    retire_after_publications, retire_contaminated: `adt bank lifecycle`)."""
+    retire_after_publications, retire_contaminated: `adt bank lifecycle`), judge_exclude_self (`adt judge run`)."""
     from itembank import LIFECYCLE_SETTINGS
 
     with ctx.bank("adt bank settings") as b:

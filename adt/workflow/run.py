@@ -176,7 +176,8 @@ def results_table(requests: Sequence[Request], results: Sequence[Result]) -> tup
     cols: dict[str, list[Any]] = {name: [] for name in RESULT_SCHEMA.names}
     for q, r in keep:
         cols["item_id"].append(r.item_id)
-        cols["score"].append(float(r.score))
+        pending = q.scoring.kind == JUDGE_KIND   # scored by `adt judge run`: score 0 is a placeholder till then
+        cols["score"].append(0.0 if pending else float(r.score))
         cols["raw_output"].append(r.raw_output)
         cols["extracted"].append(r.extracted)
         cols["template_id"].append(q.template_id)
@@ -185,8 +186,7 @@ def results_table(requests: Sequence[Request], results: Sequence[Result]) -> tup
         cols["tokens_in"].append(int(r.tokens_in))
         cols["tokens_out"].append(int(r.tokens_out))
         cols["latency_s"].append(float(r.latency_s))
-        # a judge-scored answer's score is a placeholder until `adt judge run` writes the judges' verdict
-        cols["scored_by"].append(PENDING if q.scoring.kind == JUDGE_KIND else "rule")
+        cols["scored_by"].append(PENDING if pending else "rule")
     return pa.table(cols, schema=RESULT_SCHEMA), missing, len(results) - len(keep) - missing
 
 
@@ -372,7 +372,7 @@ class RunLoop:
         except BaseException as exc:
             kept = self.mark_failed()
             if isinstance(exc, AdtError):
-                note = (f"; run {self.run_id!r} marked failed with {kept} responses kept" if kept is not None else
+                note = (f"; run {self.run_id!r} marked failed with {kept} {self.kind} kept" if kept is not None else
                         f"; run {self.run_id!r}: its scored batches are kept in the spool")
                 raise type(exc)(f"{exc}{note}" + ("; re-run the same command to resume" if self.resumable else "")
                                 ) from exc

@@ -31,6 +31,9 @@ class Pairwise(ItemType):
     }
     max_new_tokens = JUDGED_ANSWER_TOKENS
 
+    def validate(self, row: Mapping[str, Any]) -> list[str]:
+        return ["a pairwise item has no choices"] if row.get("choices") else []
+
     def canonical_key(self, raw: Any, *, choices: Sequence[str] = (), answer_format: str = "auto") -> str:
         if isinstance(raw, Mapping):
             return self.judge_key(raw)

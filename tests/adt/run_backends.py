@@ -46,3 +46,23 @@ class SlowRunner(Runner):
             with open(self.log, "a") as fh:  # one line per finished batch
                 fh.write(json.dumps([r.item_id for r in requests]) + "\n")
         return results
+
+
+class Writer(Runner):
+    """A candidate that writes answers (judge-scored items): "a good answer" to items whose id hashes even under
+    ``seed``, "a poor answer" otherwise, graded by the items' own rules (judge rules stay pending)."""
+
+    name = "writer-test"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+
+    def score(self, requests: Sequence[Request]) -> list[Result]:
+        from runners.scoring import score_request
+
+        out = []
+        for r in requests:
+            text = f"This is a {'good' if coin(self.seed, r.item_id, 0.5) else 'poor'} answer to {r.item_id}."
+            extracted, score = score_request(r, text)
+            out.append(Result(r.item_id, text, extracted, score))
+        return out

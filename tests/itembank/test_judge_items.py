@@ -95,13 +95,15 @@ def test_bad_judge_fields_are_named_all_at_once(bank_path: Path, tmp_path: Path)
         {"id": 7, "question": "Q7", "type": "open", "answer": "",
          "rubric": '{"criteria": [{"name": "x", "levels": ["only one"]}], "version": 0}', "reference": "",
          "baseline": ""},
+        {"id": 8, "question": "Q8", "type": "pairwise", "answer": "", "reference": "", "rubric": "",
+         "baseline": "b", "choices": '["x", "y"]'},
     ]).to_csv(bad, index=False)
     with open_bank(bank_path) as bank:
         with pytest.raises(InputError) as err:
             bank.import_items([bad], ImportOptions(source="bad"))
         assert len(bank.items(None)) == 0
     msg = str(err.value)
-    assert "7 problems" in msg
+    assert "8 problems" in msg and "line 9: a pairwise item has no choices" in msg
     assert "line 2: field 'baseline': a 'baseline' is required" in msg
     assert "line 3: field 'answer'" in msg and "leave 'answer' empty" in msg
     assert "line 4: field 'rubric': 'criteria' must be a non-empty list" in msg
