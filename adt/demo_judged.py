@@ -15,12 +15,14 @@ judge-scored items in the form, and how well the truth (abilities, judges' biase
   answers are still pending, so this is the leaderboard without subjective items), ``adt judge run`` with the
   panel, calibrate again (now with them), report with per-type sub-scores.
 
+``judge_figures`` / ``longer_wins``: what the judgments show of each judge's biases (the truth is ``PANEL``).
 ``bench/judge_world.py`` prints the figures; ``tests/adt/test_judge_world.py`` runs a small world.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,8 +32,10 @@ import numpy as np
 import pandas as pd
 
 from adt.demo import DemoWorld
+from adtbase.rubric import parse_judge_key
+from adtbase.verdicts import combine_orders
 from itembank import open_bank
-from runners.simjudge import write_answer
+from runners import read_simulated_quality, write_simulated_answer
 
 SOURCE = "demo-judged"
 DOMAIN = "writing"
@@ -81,7 +85,7 @@ def subjective_items(n: int, rng: np.random.Generator, *, pairwise_share: float 
                                "type": kind, "language": lang, "tags": {"domain": DOMAIN},
                                "rubric": None, "reference": None, "baseline": None}
         if kind == "pairwise":
-            row["baseline"] = write_answer(0.0, int(rng.integers(20, 161)), rng)
+            row["baseline"] = write_simulated_answer(0.0, int(rng.integers(20, 161)), rng)
         elif rng.random() < 0.6:
             row["rubric"] = RUBRIC
         else:
@@ -163,3 +167,45 @@ def judged_round(invoke: Invoke, bank_path: Path, workdir: Path, world: DemoWorl
     call("report", "--round", "1", "--by", "item_type", "--out", str(report), "--worlds", "25", "--no-loo")
     say(f"[7] report with per-type sub-scores: {report}")
     return JudgedRound(imported, params, form, runs, objective, judged, both, str(report), queue)
+
+
+# ------------------------------------------------------------------------------ what the judgments show
+
+def judge_figures(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Per simulated judge, what its judgments show (see module doc)."""
+    machine = judgments[~judgments["judge"].str.startswith("human:")].copy()
+    point = machine[machine["order"] == ""]
+    offset = point.groupby(["run_id", "item_id"])["verdict"].transform("mean")
+    point = point.assign(off=point["verdict"] - offset)
+    rows = []
+    for judge, calls in machine.groupby("judge"):
+        pair = calls[calls["order"] != ""]
+        n_inc = n_pairs = 0
+        for _, two in pair.groupby(["run_id", "item_id"]):
+            v = dict(zip(two["order"], two["verdict"].astype(float), strict=True))
+            status = combine_orders(v.get("ab", math.nan), v.get("ba", math.nan)).status
+            n_pairs += status != "none"
+            n_inc += status == "inconsistent"
+        decided = pair[pair["verdict"].isin([0.0, 1.0])]
+        first_won = ((decided["verdict"] == 1.0) == (decided["order"] == "ab")).mean()
+        rows.append({"judge": judge, "pointwise_offset": point[point["judge"] == judge]["off"].mean(),
+                     "pairs": n_pairs, "inconsistent": n_inc, "first_position_wins": float(first_won),
+                     "unparseable": int(calls["verdict"].isna().sum())})
+    return pd.DataFrame(rows)
+
+
+def longer_wins(judgments: pd.DataFrame, answers: pd.DataFrame) -> tuple[pd.Series, float]:
+    """Per judge: the share of decided pairwise calls where the longer of the two answers won; and the truth's
+    rate (the share of pairs where the truly better answer is the longer one), to read it against."""
+    info = answers.set_index(["run_id", "item_id"])
+    pairs = {}
+    for (r, i), a in info.iterrows():
+        base = parse_judge_key(str(a["key"])).baseline
+        if base is not None:
+            cand_q, base_q = read_simulated_quality(str(a["answer"])), read_simulated_quality(base)
+            pairs[(r, i)] = (len(str(a["answer"])) > len(base), (cand_q or 0.0) > (base_q or 0.0))
+    pair = judgments[(judgments["order"] != "") & judgments["verdict"].isin([0.0, 1.0])]
+    longer_cand = np.array([pairs[(r, i)][0] for r, i in zip(pair["run_id"], pair["item_id"], strict=True)])
+    won = (pair["verdict"] == 1.0).to_numpy() == longer_cand
+    truth = float(np.mean([longer == better for longer, better in pairs.values()]))
+    return pd.Series(won, index=pair.index).groupby(pair["judge"]).mean(), truth

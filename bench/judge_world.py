@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,11 +32,10 @@ from scipy.stats import spearmanr
 
 from adt.cli import main as adt_main
 from adt.demo import build_world
-from adt.demo_judged import PANEL, judged_round, subjective_items
+from adt.demo_judged import PANEL, judge_figures, judged_round, longer_wins, subjective_items
 from adt.workflow.calibrate import estimate_all
-from adtbase.verdicts import combine_orders
 from itembank import open_bank
-from runners.simjudge import read_quality
+from runners import read_simulated_quality
 
 
 def cli_invoker(bank: Path):
@@ -52,48 +50,6 @@ def cli_invoker(bank: Path):
                     raise SystemExit(f"adt {' '.join(args)} failed: {err.getvalue()}{out.getvalue()}") from None
         return out.getvalue()
     return invoke
-
-
-def judge_figures(judgments: pd.DataFrame) -> pd.DataFrame:
-    """Per simulated judge, what its judgments show (see module doc)."""
-    machine = judgments[~judgments["judge"].str.startswith("human:")].copy()
-    point = machine[machine["order"] == ""]
-    offset = point.groupby(["run_id", "item_id"])["verdict"].transform("mean")
-    point = point.assign(off=point["verdict"] - offset)
-    rows = []
-    for judge, calls in machine.groupby("judge"):
-        pair = calls[calls["order"] != ""]
-        n_inc = n_pairs = 0
-        for _, two in pair.groupby(["run_id", "item_id"]):
-            v = dict(zip(two["order"], two["verdict"].astype(float), strict=True))
-            status = combine_orders(v.get("ab", math.nan), v.get("ba", math.nan)).status
-            n_pairs += status != "none"
-            n_inc += status == "inconsistent"
-        decided = pair[pair["verdict"].isin([0.0, 1.0])]
-        first_won = ((decided["verdict"] == 1.0) == (decided["order"] == "ab")).mean()
-        rows.append({"judge": judge, "pointwise_offset": point[point["judge"] == judge]["off"].mean(),
-                     "pairs": n_pairs, "inconsistent": n_inc, "first_position_wins": float(first_won),
-                     "unparseable": int(calls["verdict"].isna().sum())})
-    return pd.DataFrame(rows)
-
-
-def longer_wins(judgments: pd.DataFrame, answers: pd.DataFrame) -> tuple[pd.Series, float]:
-    """Per judge: the share of decided pairwise calls where the longer of the two answers won; and the truth's
-    rate (the share of pairs where the truly better answer is the longer one), to read it against."""
-    from adtbase.rubric import parse_judge_key
-
-    info = answers.set_index(["run_id", "item_id"])
-    pairs = {}
-    for (r, i), a in info.iterrows():
-        base = parse_judge_key(str(a["key"])).baseline
-        if base is not None:
-            cand_q, base_q = read_quality(str(a["answer"])), read_quality(base)
-            pairs[(r, i)] = (len(str(a["answer"])) > len(base), (cand_q or 0.0) > (base_q or 0.0))
-    pair = judgments[(judgments["order"] != "") & judgments["verdict"].isin([0.0, 1.0])]
-    longer_cand = np.array([pairs[(r, i)][0] for r, i in zip(pair["run_id"], pair["item_id"], strict=True)])
-    won = (pair["verdict"] == 1.0).to_numpy() == longer_cand
-    truth = float(np.mean([longer == better for longer, better in pairs.values()]))
-    return pd.Series(won, index=pair.index).groupby(pair["judge"]).mean(), truth
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,7 +97,7 @@ def report(judgments: pd.DataFrame, answers: pd.DataFrame, board_obj: pd.DataFra
           "against it)")
     r = spearmanr(table["true_severity"], -table["pointwise_offset"]).statistic
     print(f"  severity recovered (Spearman of true severity with minus the pointwise offset): {r:.2f}")
-    quality = answers.assign(q=answers["answer"].map(read_quality))
+    quality = answers.assign(q=answers["answer"].map(read_simulated_quality))
     scores = judgments[judgments["template_id"] != "human"].groupby(["run_id", "item_id"])["verdict"].mean()
     q = quality.set_index(["run_id", "item_id"])["q"].reindex(scores.index)
     print(f"  panel mean verdict against the answers' true quality: Spearman {spearmanr(q, scores).statistic:.3f} "

@@ -69,6 +69,11 @@ def read_quality(text: str) -> float | None:
     return float(found[0]) if len(found) == 1 else None
 
 
+# The face's names (``runners``): what the demo world and benches read and write.
+write_simulated_answer = write_answer
+read_simulated_quality = read_quality
+
+
 # ---------------------------------------------------------------- the judge's biases
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ routing rules send to humans, less those a human has scored. Per answer (``panel
 mean), their spread (the SD of the judges' verdicts; an order-inconsistent pair counts as the tie the position
 rule makes it) and the inconsistent pairs. Routing (``route_cases``): half the budget (a share of the judged
 answers, default ``DEFAULT_BUDGET``) to the largest spreads (the judges disagree), half to the scores nearest the
-decision threshold 0.5 (a pass mark; a pairwise tie), the two sets joined. The rules are
+decision threshold 0.5 (a pass mark; a pairwise tie) among the rest, ``ceil(budget * n)`` in all. The rules are
 ``calibration.judges.route``'s ("disagreement", "threshold") once that is on main; until then ``_route`` below is
 the one marked call site. The ranking is over every judged answer, human-scored ones included, so the queue does
 not refill as humans work through it.
@@ -89,7 +89,7 @@ def panel_view(judgments: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------ routing
 
-def _route(score: Sequence[float], budget: float, rule: str, *, threshold: float = THRESHOLD) -> np.ndarray:
+def _route(score: Sequence[float] | np.ndarray, budget: float, rule: str, *, threshold: float = THRESHOLD) -> np.ndarray:
     """JUDGESTATS CALL SITE: ``calibration.judges.route`` once judgestats is on main (same signature and rules:
     the ``budget`` share rounded up, ranked by spread for "disagreement", by |score - threshold| for "threshold",
     NaN first, ties in case order). Replace this body with that call."""
@@ -102,17 +102,22 @@ def _route(score: Sequence[float], budget: float, rule: str, *, threshold: float
 
 
 def route_cases(view: pd.DataFrame, budget: float = DEFAULT_BUDGET) -> pd.Series:
-    """Why each answer goes to humans ("disagreement", "threshold", both joined by "+"; "" not routed)."""
+    """Why each answer goes to humans ("disagreement" or "threshold"; "" not routed): ``ceil(budget * n)``
+    answers, the first half by the judges' spread (answers with two judges or more that differ), the rest by the
+    score's nearness to the threshold among those left."""
     if not 0 <= budget <= 1:
         raise InputError(f"--budget {budget}: a share of the judged answers in [0, 1]")
-    if view.empty:
+    n = len(view)
+    if n == 0:
         return pd.Series([], dtype=object)
+    n_route = int(np.ceil(budget * n - 1e-9))
     # A single judge has no spread: NaN would rank first, so it ranks last (disagreement needs two judges).
     spread = view["spread"].fillna(-1.0).to_numpy(dtype=float)
-    by_spread = _route(spread, budget / 2, "disagreement") & (spread > 0)
-    by_threshold = _route(view["score"].to_numpy(dtype=float), budget / 2, "threshold")
-    why = [("+".join(w for w, on in (("disagreement", a), ("threshold", b)) if on)) for a, b in
-           zip(by_spread, by_threshold, strict=True)]
+    by_spread = _route(spread, (n_route - n_route // 2) / n, "disagreement") & (spread > 0)
+    rest = n_route - int(by_spread.sum())
+    score = np.where(by_spread, 1e9, view["score"].to_numpy(dtype=float))   # the ones taken rank last
+    by_threshold = _route(score, rest / n, "threshold") & ~by_spread
+    why = np.where(by_spread, "disagreement", np.where(by_threshold, "threshold", ""))
     return pd.Series(why, index=view.index, dtype=object)
 
 

@@ -18,7 +18,7 @@ from adt.cli import cli
 from adt.demo import build_world
 from adt.demo_judged import PANEL, JudgedRound, judged_round, subjective_items
 from itembank import open_bank
-from runners.simjudge import read_quality
+from runners import read_simulated_quality as read_quality
 
 
 class Cli:
