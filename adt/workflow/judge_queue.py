@@ -226,11 +226,12 @@ def score_case(bank: Any, case: str, level: int, reviewer: str, note: str = "") 
            "template_id": HUMAN_TEMPLATE, "order": "", "prompt_hash": "", "raw_output": str(note or ""),
            "verdict": verdict, "level": level, "n_levels": n_levels, "problem": None,
            "judged_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    bank.add_judgments(pd.DataFrame([row], columns=list(JUDGMENT_COLUMNS)))
-    rows = bank.judgments([run_id], [item_id])
-    humans = rows[rows["judge"].map(is_human)]["verdict"].astype(float)
-    score = panel_score(humans.tolist())
-    bank.set_judged_scores(pd.DataFrame({"run_id": [run_id], "item_id": [item_id], "score": [score]}),
-                           scored_by="human")
+    with bank.transaction():   # the judgment and the answer's score together, or neither
+        bank.add_judgments(pd.DataFrame([row], columns=list(JUDGMENT_COLUMNS)))
+        rows = bank.judgments([run_id], [item_id])
+        humans = rows[rows["judge"].map(is_human)]["verdict"].astype(float)
+        score = panel_score(humans.tolist())
+        bank.set_judged_scores(pd.DataFrame({"run_id": [run_id], "item_id": [item_id], "score": [score]}),
+                               scored_by="human")
     return {"case": case, "reviewer": reviewer, "level": level, "n_levels": n_levels, "verdict": verdict,
             "score": score, "n_humans": int(len(humans))}
