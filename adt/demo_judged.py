@@ -160,7 +160,7 @@ def judged_round(invoke: Invoke, bank_path: Path, workdir: Path, world: DemoWorl
     judged = call("judge", "run", "--form", "round-1", "--judges", str(judges_file), "--no-progress")
     say(f"[5] judge run: {judged['n_calls']} calls, {judged['n_inconsistent']} inconsistent pairs, "
         f"{judged['n_scored']} answers scored")
-    queue = call("judge", "queue")
+    queue = call("judge", "queue", "--limit", "0")
     both = call("calibrate", *calibrate, "--link", "fixed", "--seed", str(seed))
     say("[6] calibrated again, the judged answers in")
     report = workdir / "report.html"

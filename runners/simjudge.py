@@ -12,7 +12,7 @@ The judge's known biases, on the logit scale (defaults: a fair judge with some n
 - ``severity`` (pointwise): subtracted from the quality it perceives; a severe judge gives lower levels.
 - ``position_bias`` (pairwise): added to the first-shown answer's side; > 0 prefers the answer shown first.
 - ``length_bias``: times the log length ratio (pairwise: first / second; pointwise: the answer's length over
-  ``REF_CHARS``); > 0 prefers longer answers.
+  ``REF_CHARS``, a simulated answer's mean length); > 0 prefers longer answers.
 - ``noise``: the scale of the logistic noise of each judgment (0: none).
 - ``tie_margin`` (pairwise): a perceived difference within it is a tie.
 - ``refuse``: the share of calls answered without a verdict line (exercises the strict parser's refusals).
@@ -48,10 +48,15 @@ from runners.templates import prompt_hash
 
 MARK = "sim-quality"
 _MARK_RE = re.compile(MARK + r"=([+-]\d+(?:\.\d+)?)")
-REF_CHARS = 400           # pointwise length bias: log(chars / REF_CHARS)
 THRESHOLD_SPAN = 1.5      # pointwise thresholds spread over [-span, span]
 _FILLER = ("the", "answer", "explains", "each", "step", "with", "care", "and", "gives", "an", "example", "of",
            "what", "is", "asked", "so", "reader", "can", "follow", "it")
+_HEAD = "(Simulated answer, a simulation device; {mark}={quality:+.3f}.) "
+ANSWER_WORDS = (20, 160)  # a simulated answer's length in filler words, uniform (length is not quality)
+# Pointwise length bias: log(chars / REF_CHARS), REF_CHARS a simulated answer's mean length, so that a length
+# bias tilts a judge's levels towards longer answers without shifting its mean (which is severity's).
+REF_CHARS = round(len(_HEAD.format(mark=MARK, quality=0.0)) + sum(ANSWER_WORDS) / 2
+                  * (sum(len(w) for w in _FILLER) / len(_FILLER) + 1))
 
 
 # ---------------------------------------------------------------- the answers it reads
@@ -60,7 +65,7 @@ def write_answer(quality: float, n_words: int, rng: np.random.Generator) -> str:
     """A simulated answer of latent ``quality`` (logit scale) and about ``n_words`` filler words: what the
     ``simulated`` backend writes for a judge-scored item and a demo item's baseline."""
     words = rng.choice(_FILLER, size=max(int(n_words), 1))
-    return f"(Simulated answer, a simulation device; {MARK}={quality:+.3f}.) " + " ".join(words) + "."
+    return _HEAD.format(mark=MARK, quality=quality) + " ".join(words) + "."
 
 
 def read_quality(text: str) -> float | None:

@@ -19,9 +19,7 @@ from adtbase.errors import InputError, RunnerError
 from adtbase.itemtypes.base import JUDGE_KIND, pending_judgement
 from calibration import prob
 from runners.base import Request, Result, Runner
-from runners.simjudge import write_answer
-
-ANSWER_WORDS = (20, 160)   # a judge-scored answer's length in filler words, uniform (length is not quality)
+from runners.simjudge import ANSWER_WORDS, write_answer
 
 
 class SimulatedRunner(Runner):
