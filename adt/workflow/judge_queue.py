@@ -189,6 +189,17 @@ def human_queue(bank: Any, *, budget: float = DEFAULT_BUDGET, limit: int | None 
     return out, total
 
 
+# ------------------------------------------------------------------------------ humans' labels
+
+def human_labels(judgments: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the judges' rows, the humans' labels): the labels one per case (``run_id, item_id, label``: the mean of its
+    human verdicts, in the verdict coding), as a gold file gives them to ``adt judge validate``."""
+    human = judgments["judge"].map(is_human).astype(bool)
+    got = judgments[human & judgments["verdict"].notna()]
+    labels = got.groupby(["run_id", "item_id"], sort=True)["verdict"].mean().rename("label").reset_index()
+    return judgments[~human].reset_index(drop=True), labels
+
+
 # ------------------------------------------------------------------------------ a human's score
 
 def check_reviewer(reviewer: str) -> str:

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from adt.workflow.judge_queue import level_labels, panel_view, route_cases, split_case
+from adt.workflow.judge_queue import human_labels, level_labels, panel_view, route_cases, split_case
 from adtbase.errors import InputError
 from adtbase.rubric import JUDGE_FIELDS, build_judge_key
 
@@ -54,3 +54,11 @@ def test_cases_and_levels() -> None:
     two = build_judge_key({"rubric": {"criteria": [{"name": "a", "levels": ["x", "y", "z"]},
                                                    {"name": "b", "levels": ["p", "q"]}]}}, allowed=JUDGE_FIELDS).text()
     assert level_labels(two) == ("0 of 3", "1 of 3", "2 of 3", "3 of 3")
+
+
+def test_human_labels_are_one_per_case_and_leave_the_judges_rows() -> None:
+    frame = pd.DataFrame([call("it_a", "j1", "ab", 1.0), call("it_a", "human:ana", "", 1.0, "human"),
+                          call("it_a", "human:ben", "", 0.5, "human"), call("it_b", "j1", "", 0.25, "t")])
+    judges, labels = human_labels(frame)
+    assert list(judges["judge"]) == ["j1", "j1"]
+    assert labels.to_dict("records") == [{"run_id": "f:m", "item_id": "it_a", "label": 0.75}]
