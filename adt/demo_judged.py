@@ -15,7 +15,8 @@ judge-scored items in the form, and how well the truth (abilities, judges' biase
   answers are still pending, so this is the leaderboard without subjective items), ``adt judge run`` with the
   panel, calibrate again (now with them), report with per-type sub-scores.
 
-``judge_figures`` / ``longer_wins``: what the judgments show of each judge's biases (the truth is ``PANEL``).
+``expert_levels``: a simulated human expert (a noiseless, unbiased simulated judge: the simulation's truth), who
+scores the human queue. ``judge_figures`` / ``longer_wins``: what the judgments show of each judge's biases (the truth is ``PANEL``).
 ``bench/judge_world.py`` prints the figures; ``tests/adt/test_judge_world.py`` runs a small world.
 """
 
@@ -35,7 +36,7 @@ from adt.demo import DemoWorld
 from adtbase.rubric import parse_judge_key
 from adtbase.verdicts import combine_orders
 from itembank import open_bank
-from runners import read_simulated_quality, write_simulated_answer
+from runners import JudgeCase, create, judge_cases, read_simulated_quality, write_simulated_answer
 
 SOURCE = "demo-judged"
 DOMAIN = "writing"
@@ -209,3 +210,15 @@ def longer_wins(judgments: pd.DataFrame, answers: pd.DataFrame) -> tuple[pd.Seri
     won = (pair["verdict"] == 1.0).to_numpy() == longer_cand
     truth = float(np.mean([longer == better for longer, better in pairs.values()]))
     return pd.Series(won, index=pair.index).groupby(pair["judge"]).mean(), truth
+
+
+def expert_levels(answers: pd.DataFrame) -> pd.Series:
+    """Per judged answer (``Bank.judged_answers`` rows), the level a simulated human expert gives: a ``simjudge``
+    with no bias and no noise (pairwise: one order; the ties within its margin), i.e. the truth of the
+    simulation. Indexed by (run_id, item_id)."""
+    expert = create("simjudge", model="fair", noise=0.0)
+    cases = [JudgeCase(str(r.run_id), str(r.item_id), str(r.model), str(r.question), str(r.answer),
+                       parse_judge_key(str(r.key)), str(r.language or "en")) for r in answers.itertuples()]
+    calls = judge_cases(expert, "expert", cases, orders=("ab",))
+    return pd.Series([c.level for c in calls], index=pd.MultiIndex.from_tuples([(c.run_id, c.item_id) for c in calls],
+                                                                               names=["run_id", "item_id"]))

@@ -32,7 +32,7 @@ from scipy.stats import spearmanr
 
 from adt.cli import main as adt_main
 from adt.demo import build_world
-from adt.demo_judged import PANEL, judge_figures, judged_round, longer_wins, subjective_items
+from adt.demo_judged import PANEL, expert_levels, judge_figures, judged_round, longer_wins, subjective_items
 from adt.workflow.calibrate import estimate_all
 from itembank import open_bank
 from runners import read_simulated_quality
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             board_obj = estimate_all(b, result.calibration_objective["calibration_id"])
             board_all = estimate_all(b, result.calibration_all["calibration_id"])
         report(judgments, answers, board_obj, board_all, world.models, result)
+        routing(cli_invoker(bank), bank, answers, result.queue, np.random.default_rng([args.seed, 16]))
     print(f"\njudge world took {time.perf_counter() - start:.0f} s")
 
 
@@ -116,6 +117,33 @@ def report(judgments: pd.DataFrame, answers: pd.DataFrame, board_obj: pd.DataFra
     print(f"\nHuman queue after the judge run: {q['total']} answers (budget {q['budget']:.0%} of "
           f"{len(answers)} judged); why: " + str(pd.Series([c['why'] for c in q['cases']]).value_counts().to_dict()))
     print(f"Report with per-type sub-scores: {result.report}")
+
+
+def routing(invoke, bank: Path, answers: pd.DataFrame, queue: dict, rng: np.random.Generator) -> None:
+    """A simulated expert scores the queued answers through `adt judge score`; the answers' levels against the
+    truth before and after, and against sending as many answers at random."""
+    truth = expert_levels(answers)
+
+    def correct() -> pd.Series:
+        with open_bank(bank) as b:
+            x = b.responses(scored=False).set_index(["run_id", "item_id"])["score"]
+            j = b.judgments()
+        top = j[j["template_id"] != "human"].groupby(["run_id", "item_id"])["n_levels"].max() - 1
+        level = (x.reindex(truth.index) * top.reindex(truth.index)).round()   # the answer's score as a level
+        return (level == truth).astype(float)
+
+    before = correct()
+    for c in queue["cases"]:
+        invoke(["judge", "score", "--case", c["case"], "--level", str(int(truth.loc[tuple(c["case"].rsplit("/", 1))])),
+                "--reviewer", "sim-expert"])
+    after = correct()
+    k, n = len(queue["cases"]), len(before)
+    r = before.to_numpy()
+    rand = [(r.sum() - r[rng.choice(n, size=k, replace=False)].sum() + k) / n for _ in range(2000)]
+    print(f"\nHuman routing ({k} of {n} judged answers scored by a simulated expert through `adt judge score`): "
+          f"answers at the true level {before.mean():.3f} with no routing, {after.mean():.3f} routed by the queue's "
+          f"rules, {np.mean(rand):.3f} (95% {np.quantile(rand, 0.025):.3f}-{np.quantile(rand, 0.975):.3f}) with as "
+          f"many sent at random")
 
 
 if __name__ == "__main__":
