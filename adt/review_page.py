@@ -704,7 +704,7 @@ def render_judged_page(cases: Sequence[Any], total: int, budget: float, csrf: st
         f'<label>Budget <input name="budget" data-testid="budget" value="{esc(budget)}" size="5"></label>'
         "<button>Show</button></form>",
         '<p class="keys">j / k: next / previous · the share of judged answers routed to humans: half where the '
-        "judges disagree most, half with the panel's score nearest 0.5</p></header>",
+        "judges disagree most, the rest with the panel's score nearest 0.5</p></header>",
     ]
     if notice is not None:
         done, message = notice

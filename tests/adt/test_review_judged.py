@@ -4,12 +4,14 @@ a score without the page's CSRF token or from another site changes nothing, and 
 tests/adt/test_review_page.py) a reviewer scores a case and it leaves the queue.
 
 The bank is real and filled through the CLI: judged items imported, a form published, three simulated models run,
-``adt judge run`` with the demo world's simulated judges (``adt.demo_judged.PANEL``).
+``adt judge run`` with the demo world's simulated judges (``adt.demo_judged.PANEL``). Set ADT_SCREENSHOTS=DIR to keep
+the screenshot (docs/review-judged.png is made that way).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -151,6 +153,8 @@ def test_a_reviewer_scores_a_judged_answer_in_chromium(driver, served: dict[str,
     assert driver.find_elements(By.CSS_SELECTOR, "#injected, img") == []
     with pytest.raises(NoAlertPresentException):
         driver.switch_to.alert.text  # noqa: B018
+    if os.environ.get("ADT_SCREENSHOTS"):   # docs/review-judged.png is made that way
+        driver.save_screenshot(str(Path(os.environ["ADT_SCREENSHOTS"]) / "review-judged.png"))
     hostile = next(c for c in before if c.endswith(served["ids"]["p0"]))
     art = driver.find_element(By.ID, "item-" + case_dom_id(hostile))
     assert art.find_element(By.CSS_SELECTOR, "[data-testid=baseline]").text.startswith("<script>window.__pwned = 1")
