@@ -125,11 +125,12 @@ Invoke = Callable[[Sequence[str]], str]
 
 def judged_round(invoke: Invoke, bank_path: Path, workdir: Path, world: DemoWorld, items: pd.DataFrame,
                  truth: pd.DataFrame, *, form_size: int, writing_share: float, seed: int,
-                 calibrate: Sequence[str] = ("--irt", "2pl"), judges: Sequence[SimJudge] = PANEL,
-                 say: Callable[[str], None] = print) -> JudgedRound:
+                 calibrate: Sequence[str] = ("--irt", "2pl"), final: Sequence[str] | None = None,
+                 judges: Sequence[SimJudge] = PANEL, say: Callable[[str], None] = print) -> JudgedRound:
     """The round's commands in order (module doc); ``invoke(args)`` runs ``adt --bank BANK *args`` and returns its
     stdout (raising on a non-zero exit). ``items``/``truth``: ``subjective_items``'s; ``calibrate``: the fit's
-    flags (``--method`` ...). The simulated models' parameter file (the world's truth, which the simulated
+    flags; ``final``: the last fit's (default ``calibrate`` linked, fixed anchors; ``--method facets`` fits the
+    graded items with the judges as raters, on its own scale). The simulated models' parameter file (the world's truth, which the simulated
     backend reads) gets the judged items' ids from the bank once they are imported."""
     def call(*args: str) -> dict[str, Any]:
         return json.loads(invoke([*args, "--json"]))
@@ -162,7 +163,7 @@ def judged_round(invoke: Invoke, bank_path: Path, workdir: Path, world: DemoWorl
     say(f"[5] judge run: {judged['n_calls']} calls, {judged['n_inconsistent']} inconsistent pairs, "
         f"{judged['n_scored']} answers scored")
     queue = call("judge", "queue", "--limit", "0")
-    both = call("calibrate", *calibrate, "--link", "fixed", "--seed", str(seed))
+    both = call("calibrate", *(final if final is not None else (*calibrate, "--link", "fixed")), "--seed", str(seed))
     say("[6] calibrated again, the judged answers in")
     report = workdir / "report.html"
     call("report", "--round", "1", "--by", "item_type", "--out", str(report), "--worlds", "25", "--no-loo")

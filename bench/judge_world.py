@@ -1,7 +1,7 @@
 """The demo world with subjective items, end to end (issue 15): a SIMULATION with simulated judges of known bias.
 
     python bench/judge_world.py [--items 6000] [--models 16] [--judged 240] [--form-size 300] [--seed 2026]
-                                [--method METHOD] [--bank judge_world.duckdb]
+                                [--final '--method facets'] [--bank judge_world.duckdb]
 
 Builds the demo world (``adt.demo.build_world``: generated items, simulated models' past runs), adds judge-scored
 items (``adt.demo_judged``) and runs the round through the CLI in this process: import -> calibrate -> sample ->
@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--judged", type=int, default=240, help="Judge-scored items added to the bank.")
     ap.add_argument("--form-size", type=int, default=300)
     ap.add_argument("--writing-share", type=float, default=0.3, help="Share of the form from the judged items.")
-    ap.add_argument("--method", default=None, help="adt calibrate --method (default: the fitter's default).")
+    ap.add_argument("--final", default=None,
+                    help="The last calibration's flags, e.g. '--method facets' (default: 2PL linked to the one before).")
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args(argv)
     start = time.perf_counter()
@@ -71,26 +73,41 @@ def main(argv: list[str] | None = None) -> None:
             leftover.unlink(missing_ok=True)
         world = build_world(bank, n_items=args.items, n_models=args.models, seed=args.seed, workdir=work)
         items, truth = subjective_items(args.judged, np.random.default_rng([args.seed, 15]))
-        calibrate = ("--irt", "2pl") + (("--method", args.method) if args.method else ())
         result = judged_round(cli_invoker(bank), bank, work, world, items, truth, form_size=args.form_size,
-                              writing_share=args.writing_share, seed=args.seed, calibrate=calibrate)
+                              writing_share=args.writing_share, seed=args.seed,
+                              final=args.final.split() if args.final else None)
         with open_bank(bank) as b:
             judgments = b.judgments()
             answers = b.judged_answers(scored_by=("panel", "human"))
             board_obj = estimate_all(b, result.calibration_objective["calibration_id"])
             board_all = estimate_all(b, result.calibration_all["calibration_id"])
-        report(judgments, answers, board_obj, board_all, world.models, result)
+            fitted = fitted_severities(b, result.calibration_all["calibration_id"])
+        report(judgments, answers, board_obj, board_all, world.models, result, fitted)
         routing(cli_invoker(bank), bank, answers, result.queue, np.random.default_rng([args.seed, 16]))
     print(f"\njudge world took {time.perf_counter() - start:.0f} s")
 
 
+def fitted_severities(bank, calibration_id: str) -> pd.Series | None:
+    """The judges' severities a many-facet calibration (``--final '--method facets'``) stored, by judge; None when
+    the calibration has none (another fitter, or no judge verdicts reached the fit)."""
+    from calibration import load_calibration
+
+    model: Any = getattr(load_calibration(bank, calibration_id), "item_model", None)   # facets' graded parameters
+    raters = tuple(getattr(model, "rater_ids", ()) or ())
+    if not raters:
+        return None
+    return pd.Series([float(v) for v in model.severity], index=list(raters), name="fitted_severity")
+
+
 def report(judgments: pd.DataFrame, answers: pd.DataFrame, board_obj: pd.DataFrame, board_all: pd.DataFrame,
-           models: pd.DataFrame, result) -> None:
+           models: pd.DataFrame, result, fitted: pd.Series | None = None) -> None:
     figs = judge_figures(judgments).set_index("judge")
     figs["longer_wins"], truth_longer = longer_wins(judgments, answers)
     true = pd.DataFrame([{"judge": j.name, "true_severity": j.severity, "true_position": j.position_bias,
                           "true_length": j.length_bias} for j in PANEL]).set_index("judge")
     table = true.join(figs)
+    if fitted is not None:
+        table = table.join(fitted)
     pd.set_option("display.width", 160)
     print("\nSimulated judges: true biases against what their judgments show")
     print(table.round(3).to_string())
@@ -98,6 +115,14 @@ def report(judgments: pd.DataFrame, answers: pd.DataFrame, board_obj: pd.DataFra
           "against it)")
     r = spearmanr(table["true_severity"], -table["pointwise_offset"]).statistic
     print(f"  severity recovered (Spearman of true severity with minus the pointwise offset): {r:.2f}")
+    if fitted is None:
+        print("  the last calibration stored no judge severities (not a many-facet fit with the judges as raters)")
+    else:
+        t = table["true_severity"] - table["true_severity"].mean()   # the fit's severities sum to zero
+        fit = table["fitted_severity"]
+        print(f"  many-facet severities: Pearson with the (centred) true ones {np.corrcoef(t, fit)[0, 1]:.3f}, "
+              f"slope {np.polyfit(t, fit, 1)[0]:.2f} (the fit's logit scale is the latent N(0, 1)'s, the judges' "
+              f"the answers' quality's)")
     quality = answers.assign(q=answers["answer"].map(read_simulated_quality))
     scores = judgments[judgments["template_id"] != "human"].groupby(["run_id", "item_id"])["verdict"].mean()
     q = quality.set_index(["run_id", "item_id"])["q"].reindex(scores.index)
