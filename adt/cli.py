@@ -48,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("adt.commands.generate",
                  "Generate draft items with a model (topic, document, variant); review them before any form takes them."),
     "judge": ("adt.commands.judge",
-              "Judge models: score the answers to judge-scored items (open with a reference/rubric, pairwise)."),
+              "Judge models: score the answers to judge-scored items (open with a reference/rubric, pairwise), and validate judges against gold/human labels."),
     "lmeval": ("adt.commands.lmeval", "Interop with lm-evaluation-harness (lm_eval 0.4.x)."),
     "plot": ("adt.commands.plot", "Write a plot (PNG or SVG, by the --out suffix)."),
     "qc": ("adt.commands.qc",

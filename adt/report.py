@@ -405,7 +405,8 @@ def build_report(bank: Any, *, round_no: int | None = None, calibration_id: str 
                                form_items=[i for f in forms_out for i in f["item_ids"]])
 
     # -- honesty ---------------------------------------------------------------------------------
-    honesty: dict[str, Any] = {"form": None, "validation": _latest_validation(bank)}
+    honesty: dict[str, Any] = {"form": None, "validation": _latest_validation(bank),
+                               "judges": _latest_judges(bank)}
     loo_job: dict[str, Any] | None = None
     if forms_out:
         target = forms_out[0]
@@ -461,6 +462,14 @@ def _latest_validation(bank: Any) -> dict[str, Any] | None:
     if found is None:
         return None
     return {k: v for k, v in found.items() if k != "forms"}
+
+
+def _latest_judges(bank: Any) -> dict[str, Any] | None:
+    """The latest stored ``adt judge validate`` calibration without its rater model's parameters (None: none)."""
+    from calibration import latest_judge_calibration
+
+    found = latest_judge_calibration(bank)
+    return None if found is None else {k: v for k, v in found.items() if k != "rater_model"}
 
 
 def replay_models(report: Report, say: Callable[[str], None] = lambda _m: None) -> Report:
@@ -970,6 +979,8 @@ def _honesty_html(h: dict[str, Any], scope: str = "") -> str:
     out = ['<h2 id="honesty">Honesty: do the 95% intervals hold 95%?</h2>' + scope
            + '<div class="card" data-testid="honesty">']
     out.append(_validation_html(h.get("validation")))
+    if h.get("judges") is not None:
+        out.append(_judges_html(h["judges"]))
     cov: Coverage | None = h.get("coverage")
     if cov is None:
         out.append('<p class="note">No form in scope: no coverage simulation.</p></div>')
@@ -1015,6 +1026,27 @@ def _validation_html(v: dict[str, Any] | None) -> str:
             f"{v['n_forms']:,} forms, each model left out of a refit ({_e(cal.get('irt', ''))}) and estimated from its "
             "form answers alone; predicted accuracy against its accuracy on every item it answered. Coverage "
             "intervals resample models.</p>" + _table(table[keep], testid="validation-table"))
+
+
+JUDGE_REPORT_COLUMNS = ("rater", "n_gold", "acc", "acc_lo", "acc_hi", "acc_ab", "acc_ba", "kappa", "consistency",
+                        "first_pref", "longer_pref", "gold_longer", "n_unparseable")
+
+
+def _judges_html(j: dict[str, Any]) -> str:
+    """The latest judge calibration (``adt judge validate``): each judge against gold/human labels, the panel."""
+    p = j.get("panel") or {}
+    panel = (f" The panel's rater model, out-of-fold over {p['n_out_of_fold']} cases: accuracy {p['acc']:.3f} "
+             f"(majority vote {p['majority_acc']:.3f}, best single judge {p['best_judge_acc']:.3f}); of the cases it "
+             f"calls at about 90% confidence, {p['at_90']['accuracy']:.0%} right ({p['at_90']['n']} cases)."
+             if "acc" in p else "")
+    stats = j["stats"]
+    keep = [c for c in JUDGE_REPORT_COLUMNS if c in stats.columns]
+    return (f'<h3>judges against gold/human labels (<code>adt judge validate</code>)</h3><p data-testid="judges">'
+            f"Judge calibration <b>{_e(j['judge_calibration_id'])}</b> of {_e(str(j['created_at'])[:19])}: "
+            f"{j['n_gold']} labelled cases ({j['n_classes']} classes). Accuracy credits a pair whose two orders "
+            "disagree half; first_pref: share of decisive calls picking the answer shown first; longer_pref against "
+            f"gold_longer: how often the judge and the gold pick the longer answer.{_e(panel)}</p>"
+            + _table(stats[keep], testid="judges-table"))
 
 
 def _provenance_html(p: dict[str, Any]) -> str:

@@ -47,6 +47,14 @@ _LAZY = {
     "transform_se": "calibration.linking",
     "transform_theta": "calibration.linking",
     "ResponseSet": "calibration.data",
+    "FacetsFitter": "calibration.facets",
+    "fit_facets": "calibration.facets",
+    "simulate_graded": "calibration.facets",
+    "GradedParams": "calibration.irt",
+    "JudgedResponses": "calibration.judged",
+    "graded_response_set": "calibration.judged",
+    "judged_responses": "calibration.judged",
+    "four_pl_view": "calibration.result",
     "DEFAULT_FITTER": "calibration.fitters",
     "FitSettings": "calibration.fitters",
     "Fitter": "calibration.fitters",
@@ -124,6 +132,11 @@ _LAZY = {
     "summarize": "calibration.validation",
     "wilson_interval": "calibration.validation",
     "latest_validation": "calibration.validation_store",
+    "judges": "calibration.judges",
+    "latest_judge_calibration": "calibration.judge_store",
+    "list_judge_calibrations": "calibration.judge_store",
+    "load_judge_calibration": "calibration.judge_store",
+    "save_judge_calibration": "calibration.judge_store",
     "save_validation": "calibration.validation_store",
 }
 
@@ -160,6 +173,9 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     # isort: split
     # Responses, the calibration result, the fitter registry and the MML fitting core (explicit re-exports).
     from .data import ResponseSet as ResponseSet
+    from .facets import FacetsFitter as FacetsFitter
+    from .facets import fit_facets as fit_facets
+    from .facets import simulate_graded as simulate_graded
     from .fitters import DEFAULT_FITTER as DEFAULT_FITTER
     from .fitters import FitSettings as FitSettings
     from .fitters import Fitter as Fitter
@@ -173,6 +189,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .irt import EPS as EPS
     from .irt import IRT_CHOICES as IRT_CHOICES
     from .irt import IRT_MODELS as IRT_MODELS
+    from .irt import GradedParams as GradedParams
     from .irt import ItemModel as ItemModel
     from .irt import ItemParams as ItemParams
     from .irt import expected_score as expected_score
@@ -180,6 +197,9 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .irt import item_information as item_information
     from .irt import prob as prob
     from .irt import test_information as test_information
+    from .judged import JudgedResponses as JudgedResponses
+    from .judged import graded_response_set as graded_response_set
+    from .judged import judged_responses as judged_responses
     from .mml import CandidateFit as CandidateFit
     from .mml import ModelSelection as ModelSelection
     from .mml import fit_mml as fit_mml
@@ -195,6 +215,7 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .result import STATUSES as STATUSES
     from .result import CalibrationConvergenceWarning as CalibrationConvergenceWarning
     from .result import CalibrationResult as CalibrationResult
+    from .result import four_pl_view as four_pl_view
     from .result import item_status as item_status
 
     # isort: split
@@ -245,6 +266,14 @@ if TYPE_CHECKING:  # what the lazy names are, for the type checker only
     from .validation import wilson_interval as wilson_interval
     from .validation_store import latest_validation as latest_validation
     from .validation_store import save_validation as save_validation
+
+    # isort: split
+    # Judges: statistics, the panel's rater model, routing (a submodule; pure) (explicit re-export).
+    from . import judges as judges
+    from .judge_store import latest_judge_calibration as latest_judge_calibration
+    from .judge_store import list_judge_calibrations as list_judge_calibrations
+    from .judge_store import load_judge_calibration as load_judge_calibration
+    from .judge_store import save_judge_calibration as save_judge_calibration
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())

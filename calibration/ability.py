@@ -20,6 +20,13 @@ figure. EAP and MAP are always finite because of the prior; prefer them for extr
 Every estimator runs through one vectorised batch path (sparse triplets in, arrays out): the
 log-likelihood on the grid is a sparse (models x items) @ dense (items x nodes) product, so the
 model x item matrix is never materialised.
+
+Other item families (``calibration.irt.ItemModel``, e.g. the many-facet ``GradedParams``): the grid
+log-likelihood is each response's ``params.loglik`` on the grid summed per model (responses x nodes, in
+chunks), with the responses' raters (``rater_idx``) where the family has them, so a model's ability reads
+its binary and its judged items together and every judge's verdict counts as a response (how far the judges
+agree shows in the posterior). MAP and MLE there take Newton steps on numerical derivatives of ``loglik``,
+their SE from the observed information.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from scipy.stats import chi2, norm
 from adtbase.errors import InputError
 
 from .honesty import draw_params as _draw_params
-from .irt import EPS, ItemParams, clipped_log_probs, prob
+from .irt import EPS, ItemModel, ItemParams, clipped_log_probs, prob
 
 METHODS = ("eap", "map", "mle")
 DEFAULT_BOUNDS = (-6.0, 6.0)
@@ -222,18 +229,30 @@ def _check_triplets(model_idx: ArrayLike, item_idx: ArrayLike, scores: ArrayLike
     return m, j, s, n
 
 
-def _check_params(params: ItemParams) -> None:
-    for name in ("a", "b", "c", "d"):
-        v = getattr(params, name)
+def _check_params(params: ItemModel) -> None:
+    cols = params.columns()
+    for name in cols if isinstance(params, ItemParams) else ("a",):
+        v = cols[name]
         if not np.isfinite(v).all():
             bad = int(np.flatnonzero(~np.isfinite(v))[0])
             raise InputError(f"item {params.item_ids[bad]!r}: parameter {name} is not finite "
                              "(uncalibrated items cannot be used for ability estimation)")
 
 
-def _grid_loglik(m: NDArray, j: NDArray, s: NDArray, n_models: int, params: ItemParams,
-                 grid: NDArray) -> NDArray:
+_CHUNK = 1 << 14   # responses per block when a family's loglik is tabulated on the grid
+
+
+def _grid_loglik(m: NDArray, j: NDArray, s: NDArray, n_models: int, params: ItemModel,
+                 grid: NDArray, rater_idx: NDArray | None = None) -> NDArray:
     """Log-likelihood of every model at every grid node, shape (n_models, n_nodes)."""
+    if not isinstance(params, ItemParams):
+        out = np.zeros((n_models, grid.size))
+        for k in range(0, m.size, _CHUNK):
+            sl = slice(k, k + _CHUNK)
+            r = None if rater_idx is None else rater_idx[sl]
+            ll = _family_loglik(params, grid[:, None], j[sl], s[sl], r)      # nodes x responses
+            np.add.at(out, m[sl], ll.T)
+        return out
     used, jj = np.unique(j, return_inverse=True)  # only the items answered: a big bank stays cheap
     n_items = used.size
     a, b, c, d = (getattr(params, k)[used][:, None] for k in ("a", "b", "c", "d"))
@@ -254,7 +273,18 @@ def _grid_quantiles(grid: NDArray, w: NDArray, q: NDArray) -> NDArray:
     return out
 
 
-def _per_response_terms(theta_r: NDArray, s: NDArray, params: ItemParams, j: NDArray) -> tuple[NDArray, ...]:
+def _family_loglik(params: ItemModel, theta: ArrayLike, j: NDArray, s: NDArray, r: NDArray | None) -> NDArray:
+    if r is None:
+        return params.loglik(theta, j, s)
+    return params.loglik(theta, j, s, r)  # type: ignore[call-arg]  # a rater family's loglik takes raters
+
+
+def _per_response_terms(theta_r: NDArray, s: NDArray, params: ItemModel, j: NDArray,
+                        rater_idx: NDArray | None = None) -> tuple[NDArray, ...]:
+    if not isinstance(params, ItemParams):   # another family: central differences of its loglik
+        h = 1e-4
+        lo, ll, hi = (_family_loglik(params, theta_r + d, j, s, rater_idx) for d in (-h, 0.0, h))
+        return ll, (hi - lo) / (2 * h), -(hi - 2 * ll + lo) / (h * h)
     a, b, c, d = params.a[j], params.b[j], params.c[j], params.d[j]
     p = np.clip(prob(theta_r, a, b, c, d), EPS, 1 - EPS)
     dp = a * (p - c) * (d - p) / np.maximum(d - c, EPS)
@@ -267,26 +297,29 @@ def _per_response_terms(theta_r: NDArray, s: NDArray, params: ItemParams, j: NDA
 # ---------------------------------------------------------------- batch estimation
 
 
-def estimate_abilities(model_idx: ArrayLike, item_idx: ArrayLike, scores: ArrayLike, params: ItemParams,
+def estimate_abilities(model_idx: ArrayLike, item_idx: ArrayLike, scores: ArrayLike, params: ItemModel,
                        method: str = "eap", *, n_models: int | None = None, prior: Prior | None = None,
                        grid: ArrayLike | None = None, bounds: tuple[float, float] = DEFAULT_BOUNDS,
-                       level: float = 0.95, max_iter: int = 50, tol: float = 1e-7) -> AbilityEstimates:
+                       level: float = 0.95, max_iter: int = 50, tol: float = 1e-7,
+                       rater_idx: ArrayLike | None = None) -> AbilityEstimates:
     """Ability of many models at once from sparse triplets (``item_idx`` indexes ``params``).
 
-    Models with no responses get the prior (EAP/MAP) or NaN (MLE; ``n_items`` is 0 there).
+    Models with no responses get the prior (EAP/MAP) or NaN (MLE; ``n_items`` is 0 there; with raters it
+    counts responses). ``rater_idx``: each response's rater (-1 none), for a family with raters.
     """
     if method not in METHODS:
         raise InputError(f"unknown ability method {method!r}; choose one of {', '.join(METHODS)}")
     level = _check_level(level)
     _check_params(params)
     m, j, s, n = _check_triplets(model_idx, item_idx, scores, len(params), n_models)
+    r = _check_raters(rater_idx, m.size, params)
     prior = prior or Prior.normal()
     g = default_grid(bounds) if grid is None else np.asarray(grid, dtype=float)
     if g.ndim != 1 or g.size < 3 or np.any(np.diff(g) <= 0):
         raise InputError("grid must be 1-D, increasing, with at least 3 nodes")
     z = float(norm.ppf(0.5 + level / 2))
     n_items = np.bincount(m, minlength=n).astype(np.int64)
-    ll = _grid_loglik(m, j, s, n, params, g)
+    ll = _grid_loglik(m, j, s, n, params, g, r)
 
     if method == "eap":
         post = _normalise(ll + prior.log_density(g)[None, :])
@@ -302,8 +335,8 @@ def estimate_abilities(model_idx: ArrayLike, item_idx: ArrayLike, scores: ArrayL
     theta = g[start].astype(float)
     # A maximum on the grid's edge means the (bounded) MLE sits at the bound: no Newton step there.
     at_edge = ((start == 0) | (start == g.size - 1)) & (not use_prior)
-    theta = _newton(theta, m, j, s, n, params, mu, var, use_prior, ~at_edge, (g[0], g[-1]), max_iter, tol)
-    _, _, info_r = _per_response_terms(theta[m], s, params, j)
+    theta = _newton(theta, m, j, s, n, params, mu, var, use_prior, ~at_edge, (g[0], g[-1]), max_iter, tol, r)
+    _, _, info_r = _per_response_terms(theta[m], s, params, j, r)
     info = np.bincount(m, weights=info_r, minlength=n) + (1.0 / var if use_prior else 0.0)
     with np.errstate(divide="ignore"):
         se = 1.0 / np.sqrt(info)
@@ -344,12 +377,12 @@ def _normalise(logw: NDArray) -> NDArray:
     return w / w.sum(axis=1, keepdims=True)
 
 
-def _newton(theta: NDArray, m: NDArray, j: NDArray, s: NDArray, n: int, params: ItemParams, mu: float,
+def _newton(theta: NDArray, m: NDArray, j: NDArray, s: NDArray, n: int, params: ItemModel, mu: float,
             var: float, use_prior: bool, active: NDArray, bounds: tuple[float, float], max_iter: int,
-            tol: float) -> NDArray:
+            tol: float, r: NDArray | None = None) -> NDArray:
     """Fisher scoring with step halving, vectorised over models; starts from the grid maximum."""
     def objective(t: NDArray) -> NDArray:
-        ll_r, _, _ = _per_response_terms(t[m], s, params, j)
+        ll_r, _, _ = _per_response_terms(t[m], s, params, j, r)
         out = np.bincount(m, weights=ll_r, minlength=n)
         return out - 0.5 * (t - mu) ** 2 / var if use_prior else out
 
@@ -359,7 +392,7 @@ def _newton(theta: NDArray, m: NDArray, j: NDArray, s: NDArray, n: int, params: 
     for _ in range(max_iter):
         if not active.any():
             break
-        _, g_r, i_r = _per_response_terms(theta[m], s, params, j)
+        _, g_r, i_r = _per_response_terms(theta[m], s, params, j, r)
         grad = np.bincount(m, weights=g_r, minlength=n).astype(float)
         info = np.bincount(m, weights=i_r, minlength=n).astype(float)
         if use_prior:
@@ -404,14 +437,31 @@ def _crossing(grid: NDArray, ll: NDArray, level: float, k: int, direction: int) 
     return float(grid[k] + frac * (grid[k2] - grid[k]))
 
 
-def abilities_for(responses: Any, params: ItemParams, method: str = "eap", *,
+def _check_raters(rater_idx: ArrayLike | None, n: int, params: ItemModel) -> NDArray | None:
+    if rater_idx is None:
+        return None
+    r = np.asarray(rater_idx)
+    if r.shape != (n,) or (r.size and not np.issubdtype(r.dtype, np.integer)):
+        raise InputError(f"rater_idx must hold one integer per response ({n}), got shape {r.shape}")
+    if isinstance(params, ItemParams):
+        if np.any(r >= 0):
+            raise InputError("responses scored by raters need a rater model's parameters (e.g. --method facets)")
+        return None
+    n_r = len(getattr(params, "rater_ids", ()))
+    if r.size and (r.min() < -1 or r.max() >= n_r):
+        raise InputError(f"rater_idx holds {int(r.max())}, but the parameters know {n_r} raters")
+    return r.astype(np.int64)
+
+
+def abilities_for(responses: Any, params: ItemModel, method: str = "eap", *,
                   item_status: ArrayLike | None = None, prior: Prior | None = None,
                   level: float = 0.95, **kwargs: Any) -> AbilityEstimates:
     """Batch abilities for a ResponseSet, matching its items to ``params`` by item id.
 
     Responses to items without parameters, or whose ``item_status`` is not "calibrated" (items kept at
     their priors), are left out, so ``n_items`` counts the items that informed each estimate. Results
-    are aligned with ``responses.model_ids``.
+    are aligned with ``responses.model_ids``. Raters (``responses.rater_ids``) are matched to the
+    parameters' raters by id; a rater the parameters do not know scores at severity 0 (the average rater).
     """
     for attr in ("model_idx", "item_idx", "score", "item_ids", "model_ids"):
         if not hasattr(responses, attr):
@@ -427,9 +477,18 @@ def abilities_for(responses: Any, params: ItemParams, method: str = "eap", *,
     j = remap[np.asarray(responses.item_idx, dtype=np.int64)]
     keep = j >= 0
     keep[keep] = usable[j[keep]]
+    raters = getattr(responses, "rater_idx", None)
+    if raters is not None and isinstance(params, ItemParams):
+        _check_raters(np.asarray(raters)[keep], int(keep.sum()), params)   # refuses judged responses
+        raters = None
+    if raters is not None:
+        known = {k: i for i, k in enumerate(getattr(params, "rater_ids", ()))}
+        r_map = np.array([known.get(k, -1) for k in responses.rater_ids] + [-1], dtype=np.int64)
+        raters = r_map[np.asarray(raters, dtype=np.int64)][keep]     # -1 stays -1 (last entry)
     return estimate_abilities(np.asarray(responses.model_idx, dtype=np.int64)[keep], j[keep],
                               np.asarray(responses.score, dtype=float)[keep], params, method,
-                              n_models=len(responses.model_ids), prior=prior, level=level, **kwargs)
+                              n_models=len(responses.model_ids), prior=prior, level=level, rater_idx=raters,
+                              **kwargs)
 
 
 # ---------------------------------------------------------------- one model

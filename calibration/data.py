@@ -8,6 +8,11 @@ Duplicates: a (model, item) pair observed more than once (the same item on two f
 or two runs) is **averaged** by default, which keeps the score in [0, 1] and weighs the pair once;
 ``duplicates="error"`` rejects them instead. The constructor itself always rejects duplicates, so a
 ``ResponseSet`` never holds one.
+
+Raters (judge-scored items, the many-facet fitter): optional ``rater_idx`` (one per response, -1 = no
+rater: a rule score) indexing ``rater_ids``. With raters a (model, item) cell may hold one response per
+rater, so duplicates are (model, item, rater) triples. Without them (the default, every 0/1 response set
+today) nothing changes.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class ResponseSet:
     score: NDArray[np.float64]
     model_ids: tuple[str, ...]
     item_ids: tuple[str, ...]
+    rater_idx: NDArray[np.int32] | None = None
+    rater_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         m = np.asarray(self.model_idx)
@@ -55,14 +62,30 @@ class ResponseSet:
         for name, ids in (("model_ids", self.model_ids), ("item_ids", self.item_ids)):
             if len(set(ids)) != len(ids):
                 raise InputError(f"ResponseSet: {name} contains repeated ids")
+        object.__setattr__(self, "rater_ids", tuple(str(x) for x in self.rater_ids))
+        if len(set(self.rater_ids)) != len(self.rater_ids):
+            raise InputError("ResponseSet: rater_ids contains repeated ids")
+        if self.rater_idx is not None:
+            r = np.asarray(self.rater_idx)
+            if r.shape != m.shape or (r.size and not np.issubdtype(r.dtype, np.integer)):
+                raise InputError(f"ResponseSet: rater_idx must be integers, one per response, got shape {r.shape}")
+            if r.size and (r.min() < -1 or r.max() >= len(self.rater_ids)):
+                bad = int(np.flatnonzero((r < -1) | (r >= len(self.rater_ids)))[0])
+                raise InputError(f"ResponseSet: row {bad}: rater_idx {int(r[bad])} outside -1..{len(self.rater_ids) - 1}")
+            object.__setattr__(self, "rater_idx", r.astype(np.int32, copy=False))
+        elif self.rater_ids:
+            raise InputError("ResponseSet: rater_ids given without rater_idx")
         if m.size:
             key = self.model_idx.astype(np.int64) * max(len(self.item_ids), 1) + self.item_idx
+            if self.rater_idx is not None:
+                key = key * (len(self.rater_ids) + 1) + (self.rater_idx + 1)
             order = np.argsort(key, kind="stable")
             dup = np.flatnonzero(np.diff(key[order]) == 0)
             if dup.size:
                 k = int(order[dup[0] + 1])
+                rater = "" if self.rater_idx is None else f", rater {self.rater_name(int(self.rater_idx[k]))!r}"
                 raise InputError(f"ResponseSet: row {k}: duplicate (model {self.model_ids[self.model_idx[k]]!r}, "
-                                 f"item {self.item_ids[self.item_idx[k]]!r})")
+                                 f"item {self.item_ids[self.item_idx[k]]!r}{rater})")
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
@@ -85,12 +108,20 @@ class ResponseSet:
     def __len__(self) -> int:
         return self.n_obs
 
+    @property
+    def has_raters(self) -> bool:
+        """True when some response was scored by a rater (a judge): the many-facet fitter's data."""
+        return self.rater_idx is not None and bool(np.any(self.rater_idx >= 0))
+
+    def rater_name(self, r: int) -> str:
+        return self.rater_ids[r] if r >= 0 else ""
+
     # -- derived views -------------------------------------------------------------------------
     def subset(self, mask: ArrayLike) -> ResponseSet:
         """The observations selected by a boolean mask or index array; the id tuples are kept."""
         sel = np.asarray(mask)
         return ResponseSet(self.model_idx[sel], self.item_idx[sel], self.score[sel], self.model_ids,
-                           self.item_ids)
+                           self.item_ids, None if self.rater_idx is None else self.rater_idx[sel], self.rater_ids)
 
     def counts_per_item(self) -> NDArray[np.int64]:
         return np.bincount(self.item_idx, minlength=self.n_items)
@@ -99,12 +130,15 @@ class ResponseSet:
         return np.bincount(self.model_idx, minlength=self.n_models)
 
     def to_frame(self) -> pd.DataFrame:
-        """Long frame ``model, item_id, score`` (for export and debugging)."""
-        return pd.DataFrame({
+        """Long frame ``model, item_id, score`` (for export and debugging), and ``rater`` ("" = none) with raters."""
+        out = pd.DataFrame({
             "model": np.asarray(self.model_ids, dtype=object)[self.model_idx],
             "item_id": np.asarray(self.item_ids, dtype=object)[self.item_idx],
             "score": self.score,
         })
+        if self.rater_idx is not None:
+            out["rater"] = np.asarray((*self.rater_ids, ""), dtype=object)[self.rater_idx]
+        return out
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -117,8 +151,12 @@ class ResponseSet:
     def from_frame(cls, df: pd.DataFrame, model_col: str = "model", item_col: str = "item_id",
                    score_col: str = "score", *, duplicates: Literal["mean", "error"] = "mean",
                    item_ids: Sequence[Any] | None = None,
-                   model_ids: Sequence[Any] | None = None) -> ResponseSet:
+                   model_ids: Sequence[Any] | None = None, rater_col: str | None = None) -> ResponseSet:
         """Build from a long frame with one row per response.
+
+        ``rater_col`` names the column of each response's rater (a judge); an empty or null rater is none
+        (-1: a rule score). The raters are its sorted distinct non-empty values; duplicates are then
+        (model, item, rater) triples.
 
         ``item_ids`` / ``model_ids`` fix the universe (and order) of ids, e.g. every item of the
         bank, so that items nobody answered are still reported by a calibration; ids in the frame
@@ -128,7 +166,7 @@ class ResponseSet:
         """
         if duplicates not in ("mean", "error"):
             raise InputError(f"duplicates must be 'mean' or 'error', got {duplicates!r}")
-        for col in (model_col, item_col, score_col):
+        for col in (model_col, item_col, score_col, *((rater_col,) if rater_col else ())):
             if col not in df.columns:
                 raise InputError(f"response frame has no column {col!r} (columns: {list(df.columns)})")
         labels = df.index
@@ -146,6 +184,13 @@ class ResponseSet:
         i_idx, i_ids = _encode(df[item_col], item_ids, item_col, labels)
 
         key = m_idx.astype(np.int64) * max(len(i_ids), 1) + i_idx
+        r_idx: NDArray[np.int32] | None = None
+        r_ids: tuple[str, ...] = ()
+        if rater_col:
+            raw_r = df[rater_col].fillna("").astype(str).to_numpy()
+            r_ids = tuple(sorted(set(raw_r) - {""}))
+            r_idx = (pd.Index(r_ids).get_indexer(raw_r)).astype(np.int32)   # "" -> -1
+            key = key * (len(r_ids) + 1) + (r_idx + 1)
         uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
         if uniq.size != key.size:
             if duplicates == "error":
@@ -154,9 +199,13 @@ class ResponseSet:
                                  f"({model_col}={m_ids[m_idx[first_dup]]!r}, {item_col}="
                                  f"{i_ids[i_idx[first_dup]]!r}) (duplicates='error')")
             s = np.bincount(inverse, weights=s, minlength=uniq.size) / counts
-            m_idx = (uniq // max(len(i_ids), 1)).astype(np.int32)
-            i_idx = (uniq % max(len(i_ids), 1)).astype(np.int32)
-        return cls(m_idx, i_idx, s, m_ids, i_ids)
+            cell = uniq
+            if r_idx is not None:
+                r_idx = (uniq % (len(r_ids) + 1) - 1).astype(np.int32)
+                cell = uniq // (len(r_ids) + 1)
+            m_idx = (cell // max(len(i_ids), 1)).astype(np.int32)
+            i_idx = (cell % max(len(i_ids), 1)).astype(np.int32)
+        return cls(m_idx, i_idx, s, m_ids, i_ids, r_idx, r_ids)
 
 
 def _check_scores(s: NDArray[np.float64], where: Any) -> None:

@@ -6,8 +6,9 @@ the CLI read instead of testing its name: the IRT models it fits (``irt_models``
 union), whether it can hold anchor items fixed (``holds_anchors``; ``--link fixed``), whether its
 ``converged`` means anything (``checks_convergence``) and what its ``n_iter`` counts (``steps``).
 
-Registered: ``mml`` (``calibration.mml``, marginal maximum likelihood, 1PL-4PL or ``auto``) and ``pyirt``
-(``calibration.pyirt_backend``, py-irt's 2PL for cross-checking). Targets are "package.module:Class"
+Registered: ``mml`` (``calibration.mml``, marginal maximum likelihood, 1PL-4PL or ``auto``), ``pyirt``
+(``calibration.pyirt_backend``, py-irt's 2PL for cross-checking) and ``facets`` (``calibration.facets``: the
+many-facet graded response model, judged items with rater severities beside binary 2PL items). Targets are "package.module:Class"
 strings resolved on first use (as in ``runners.registry``), so a fitter module imports this one, never
 the other way round. Adding a fitter: a module with a ``Fitter`` subclass, plus its line in ``_TARGETS``
 (or ``register_fitter(name, target)`` from outside the package); ``adt calibrate --method NAME`` then offers
@@ -54,6 +55,7 @@ class FitSettings:
     fixed: Mapping[str, tuple[float, float, float, float]] | None = None   # anchor items: (a, b, c, d)
     holdout_frac: float = 0.2                # irt "auto": share of responses held out
     epochs: int = 2000                       # fitters that run a fixed number of steps
+    n_levels: NDArray[np.int64] | None = None  # graded items: levels K per item (score k / (K - 1)); None = 2
 
 
 class Fitter(ABC):
@@ -66,6 +68,8 @@ class Fitter(ABC):
     holds_anchors: ClassVar[bool] = False          # honours ``FitSettings.fixed`` (``--link fixed``)
     checks_convergence: ClassVar[bool] = True      # False: a fixed number of steps, ``converged`` is False
     steps: ClassVar[str] = "EM steps"              # what the result's ``n_iter`` counts
+    family: ClassVar[str] = "4pl"                  # the item family of its params (``ItemModel.family``)
+    takes_raters: ClassVar[bool] = False           # fits each judge's verdicts (``ResponseSet.rater_idx``)
 
     @abstractmethod
     def fit(self, responses: ResponseSet, settings: FitSettings, *,
@@ -76,6 +80,7 @@ class Fitter(ABC):
 _TARGETS: dict[str, str] = {
     "mml": "calibration.mml.fitter:MMLFitter",
     "pyirt": "calibration.pyirt_backend:PyIrtFitter",
+    "facets": "calibration.facets:FacetsFitter",
 }
 
 

@@ -6,7 +6,7 @@ Moved out of ``calibration.mml`` (which re-exports these names) so that a fitter
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -82,3 +82,21 @@ def item_status(responses: ResponseSet) -> NDArray[np.str_]:
     status[(n > 0) & (zeros == n)] = "all_wrong"
     status[n == 0] = "unanswered"
     return status
+
+
+def four_pl_view(result: CalibrationResult) -> CalibrationResult:
+    """``result`` with its parameters as ``ItemParams`` for the consumers that read a, b, c, d (the store's
+    item table, difficulty bands, the predictive model, content priors): itself for a 4PL family; another
+    family's ``as_item_params()`` (the GRM: a and the mean threshold, exact for binary items) with the SEs
+    that carry over (a; b where an item has one threshold)."""
+    p = result.params
+    if isinstance(p, ItemParams):
+        return result
+    view = p.as_item_params()
+    n = len(view)
+    cols = p.columns()
+    one_threshold = np.sum([np.isfinite(v) for k, v in cols.items() if k != "a"], axis=0) == 1
+    se = {"a": np.asarray(result.se.get("a", np.full(n, np.nan)), dtype=float),
+          "b": np.where(one_threshold, result.se.get("b1", np.full(n, np.nan)), np.nan),
+          "c": np.full(n, np.nan), "d": np.full(n, np.nan)}
+    return replace(result, params=view, se=se)

@@ -31,9 +31,10 @@ from itembank import Bank
 
 from .ability import Prior
 from .data import ResponseSet
-from .irt import ItemParams
+from .irt import GradedParams, ItemModel, ItemParams
 from .mml import CalibrationResult
 from .predictive import PredictiveModel
+from .result import four_pl_view
 
 USABLE_STATUSES = ("calibrated", "fixed")
 KEPT_AT_PRIOR = ("unanswered", "all_correct", "all_wrong")
@@ -66,6 +67,13 @@ class StoredCalibration:
     # Content priors stored with it (migration 004): item_id, a, b, log_a_sd, b_sd, from_parent for the
     # non-retired items it does not calibrate; None when it stored none.
     content_prior: pd.DataFrame | None = None
+    # The family's own parameters where it is not the 4PL (migration 006: the many-facet GRM's thresholds
+    # and raters); ``params`` is then its 2PL view. None for a 4PL calibration.
+    item_model: ItemModel | None = None
+
+    def ability_params(self) -> ItemModel:
+        """What ability estimation reads: the family's own parameters, else the 4PL's."""
+        return self.item_model if self.item_model is not None else self.params
 
     @property
     def method(self) -> str:
@@ -191,6 +199,9 @@ def save_calibration(bank: Bank, result: CalibrationResult, *, responses: Respon
     One transaction writes every table; then, when ``push_difficulties``, ``Bank.set_difficulties``
     records the b of every usable item (calibrated or fixed) so difficulty bands follow this calibration.
     """
+    family = None if isinstance(result.params, ItemParams) else result.params
+    family_result = result
+    result = four_pl_view(result)      # calibration_items holds the 2PL view of another family
     p = result.params
     n_items = len(p)
     status = item_statuses(result)
@@ -259,6 +270,8 @@ def save_calibration(bank: Bank, result: CalibrationResult, *, responses: Respon
                      "FROM _cal_abil")
         bank.execute("INSERT INTO calibration_latent SELECT calibration_id, k, point, weight FROM _cal_latent")
         bank.execute("INSERT INTO calibration_runs SELECT calibration_id, run_id, n_responses FROM _cal_runs")
+        if family is not None:
+            _insert_family(bank, cal_id, family, family_result)
         if predictive is not None:
             _insert_predictive(bank, cal_id, predictive)
         if content_prior is not None and len(content_prior):
@@ -347,8 +360,50 @@ def load_calibration(bank: Bank, ref: str | None = None) -> StoredCalibration:
         item_status=items["status"].to_numpy().astype("<U11"),
         n_responses=items["n_responses"].to_numpy(dtype=float, na_value=np.nan),
         quad_points=np.asarray(latent["point"], dtype=float), quad_weights=np.asarray(latent["weight"], dtype=float),
-        abilities=abilities, run_ids=runs, content_prior=load_content_prior(bank, cal_id))
+        abilities=abilities, run_ids=runs, content_prior=load_content_prior(bank, cal_id),
+        item_model=load_family(bank, cal_id, str(info["irt_model"]), params.item_ids))
     return replace(stored, predictive=load_predictive(bank, stored))
+
+
+def _insert_family(bank: Bank, cal_id: str, family: ItemModel, result: CalibrationResult) -> None:
+    """Migration 006: the family's columns() (long, one row per item and column, NaN padding left out) and,
+    for a rater family, its raters."""
+    cols = family.columns()
+    ids = np.asarray(family.item_ids, dtype=object)
+    parts = []
+    for name, values in cols.items():
+        v = np.asarray(values, dtype=float)
+        keep = np.isfinite(v)
+        se = np.asarray(result.se.get(name, np.full(v.size, np.nan)), dtype=float)
+        parts.append(pd.DataFrame({"calibration_id": cal_id, "item_id": ids[keep], "name": name, "value": v[keep],
+                                   "se": se[keep]}))
+    frame = pd.concat(parts, ignore_index=True)
+    raters = pd.DataFrame({"calibration_id": cal_id, "rater_id": list(getattr(family, "rater_ids", ())),
+                           "severity": np.asarray(getattr(family, "severity", np.zeros(0)), dtype=float)})
+    rater_se = {r["rater"]: r for r in result.settings.get("raters", [])}
+    raters["se"] = [_num(rater_se.get(r, {}).get("se")) for r in raters["rater_id"]]
+    raters["n_responses"] = [int(rater_se.get(r, {}).get("n_responses", 0)) for r in raters["rater_id"]]
+    with bank.registered({"_cal_cols": frame, "_cal_raters": raters}):
+        bank.execute("INSERT INTO calibration_item_columns SELECT calibration_id, item_id, name, value, se "
+                     "FROM _cal_cols")
+        bank.execute("INSERT INTO calibration_raters SELECT calibration_id, rater_id, severity, se, n_responses "
+                     "FROM _cal_raters")
+
+
+def load_family(bank: Bank, cal_id: str, family: str, item_ids: Sequence[str]) -> ItemModel | None:
+    """A calibration's family parameters (migration 006) aligned with ``item_ids``; None for the 4PL."""
+    if family != GradedParams.family:
+        return None
+    cols = bank.execute("SELECT item_id, name, value FROM calibration_item_columns WHERE calibration_id = ?",
+                        [cal_id]).df()
+    wide = cols.pivot(index="item_id", columns="name", values="value").reindex(list(item_ids))
+    b_names = sorted((c for c in wide.columns if c.startswith("b")), key=lambda c: int(c[1:]))
+    t = wide[b_names].to_numpy(dtype=float, na_value=np.nan)
+    raters = bank.execute("SELECT rater_id, severity FROM calibration_raters WHERE calibration_id = ? "
+                          "ORDER BY rater_id", [cal_id]).df()
+    return GradedParams(tuple(item_ids), wide["a"].to_numpy(dtype=float, na_value=np.nan), t,
+                        np.isfinite(t).sum(axis=1) + 1, tuple(raters["rater_id"]),
+                        raters["severity"].to_numpy(dtype=float))
 
 
 CONTENT_PRIOR_COLUMNS = ("item_id", "a", "b", "log_a_sd", "b_sd", "from_parent")

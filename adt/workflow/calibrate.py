@@ -53,12 +53,15 @@ from calibration import (
     fit_content_prior,
     fixed_from_calibration,
     flag_items,
+    four_pl_view,
     get_fitter,
+    graded_response_set,
     irt_choices,
     item_fit,
     item_status,
     item_statuses,
     join_predictive,
+    judged_responses,
     link,
     load_calibration,
     mantel_haenszel_drift,
@@ -257,6 +260,8 @@ def _check_options(opts: CalibrateOptions) -> None:
     if irt not in fitter.irt_models:
         models = " / ".join(m.upper() for m in fitter.irt_models)
         raise InputError(f"--method {fitter.name} fits the {models} only (got --irt {irt})")
+    if link_method is not None and fitter.family != "4pl":
+        raise InputError(f"--link needs 4PL-family parameters; --method {fitter.name} fits the {fitter.family}")
     if link_method == "fixed" and not fitter.holds_anchors:
         raise InputError(f"--link fixed needs --method {' or '.join(anchoring_fitters())} "
                          f"({fitter.label} cannot hold anchor items fixed)")
@@ -273,6 +278,10 @@ class _Inputs:
     anchor: StoredCalibration | None
     n_choices: np.ndarray | None
     items: pd.DataFrame | None = None        # the non-retired items (content priors); None: not fitted
+    # A fitter that takes raters (--method facets): each judge's verdicts as responses (judged_inputs), the
+    # items' level counts; ``responses`` stays the bank's scores (the panel's for judged answers).
+    judged: ResponseSet | None = None
+    n_levels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -288,11 +297,26 @@ def _read_inputs(bank: Any, opts: CalibrateOptions) -> _Inputs:
     snapshot = bank.snapshot_id()
     rs, runs, dropped = read_responses(bank, opts.filters, opts.rounds, exclude_models=opts.exclude_models,
                                        models=opts.models)
+    judged, n_levels = judged_inputs(bank, rs, runs) if get_fitter(opts.method.lower()).takes_raters else (None, None)
     anchor = load_calibration(bank, opts.anchor_calibration) if _link_method(opts) else None
     k = _n_choices(bank, rs.item_ids) if opts.guessing == "choices" else None
     if opts.guessing == "auto" and _all_unguessable(bank, rs.item_ids):
         k = np.zeros(len(rs.item_ids))   # 3PL/4PL: c held at 0 (guessing_from_choices of no choices)
-    return _Inputs(snapshot, rs, runs, dropped, anchor, k, bank.items() if opts.content_prior else None)
+    return _Inputs(snapshot, rs, runs, dropped, anchor, k, bank.items() if opts.content_prior else None, judged,
+                   n_levels)
+
+
+def judged_inputs(bank: Any, rs: ResponseSet, runs: pd.DataFrame) -> tuple[ResponseSet | None, np.ndarray | None]:
+    """For a rater model: every judge's verdicts on the answers of the runs used (``Bank.judgments``; the shared
+    position rule first, ``calibration.judged_responses``) as one response per (model, item, judge), beside the
+    rule-scored answers of ``rs``; a judged item's panel score gives way to its verdicts. Level counts per item
+    (2 for items no judge scored). Same models and items as ``rs``, so the calibration stores as any other;
+    (None, None) when no judge scored any of them."""
+    frame = bank.judgments(run_ids=[str(r) for r in runs["run_id"]], item_ids=list(rs.item_ids))
+    frame = frame[frame["model"].isin(list(rs.model_ids))]
+    if frame.empty:
+        return None, None          # no judge has scored these answers: every item binary
+    return graded_response_set(judged_responses(frame), rs.to_frame(), item_ids=rs.item_ids, model_ids=rs.model_ids)
 
 
 # ---------------------------------------------------------------------------------------------- content priors
@@ -368,10 +392,11 @@ def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
     fixed = _anchors(anchor, rs) if link_method == "fixed" and anchor is not None else None
     settings = FitSettings(irt=opts.irt.lower(), seed=opts.seed, latent=opts.latent, max_iter=opts.max_iter,
                            n_choices=inputs.n_choices, fixed=fixed, holdout_frac=opts.holdout_frac,
-                           epochs=opts.epochs)
+                           epochs=opts.epochs, n_levels=inputs.n_levels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationConvergenceWarning)  # reported loudly by the caller
-        result = get_fitter(opts.method.lower()).fit(rs, settings, rng=rng)
+        fit_rs = inputs.judged if inputs.judged is not None else rs
+        result = get_fitter(opts.method.lower()).fit(fit_rs, settings, rng=rng)
     chosen = result.settings.get("selection")      # irt "auto": the candidates the fitter compared
     selection = pd.DataFrame(chosen["candidates"]) if chosen else None
     linking: dict[str, Any] | None = None
@@ -380,12 +405,13 @@ def _fit(inputs: _Inputs, opts: CalibrateOptions) -> _Fitted:
     elif link_method == "stocking_lord" and anchor is not None:
         result, linking = _stocking_lord(anchor, result, rng, opts.n_boot)
     cp = None
+    flat = four_pl_view(result)    # another family (facets' GRM) as the 2PL the consumers below read
     if inputs.items is not None:
-        status = item_statuses(result)
-        usable = np.isin(status, ("calibrated", "fixed")) & np.isfinite(result.params.a) & np.isfinite(result.params.b)
-        cp = fit_priors(inputs.items, result.params, usable, seed=opts.seed)
+        status = item_statuses(flat)
+        usable = np.isin(status, ("calibrated", "fixed")) & np.isfinite(flat.params.a) & np.isfinite(flat.params.b)
+        cp = fit_priors(inputs.items, flat.params, usable, seed=opts.seed)
     # What every estimate needs of this calibration, built once here (calibration.predictive).
-    return _Fitted(result, selection, linking, _build_predictive(result, rs), cp)
+    return _Fitted(result, selection, linking, _build_predictive(flat, rs), cp)
 
 
 def _store(bank: Any, inputs: _Inputs, fitted: _Fitted, opts: CalibrateOptions, t0: float) -> CalibrationOutcome:

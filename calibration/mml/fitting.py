@@ -86,6 +86,8 @@ def fit_mml(responses: ResponseSet, model: str = "2pl", *, rng: np.random.Genera
                 <= 10M cells); the results agree to rounding.
     """
     t0 = time.perf_counter()
+    if responses.has_raters:
+        raise InputError("the responses hold judges' verdicts (raters): a rater model fits them (--method facets)")
     model = model.lower()
     if model not in IRT_MODELS:
         raise InputError(f"unknown IRT model {model!r}; choose one of {', '.join(IRT_MODELS)}")

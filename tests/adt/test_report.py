@@ -162,6 +162,8 @@ def test_report_uses_the_stored_calibrations(demo_bank: tuple[Path, pd.DataFrame
     assert "loo" not in rep.honesty
     # no study stored: the honesty block says how to get one, and refits nothing
     assert rep.honesty["validation"] is None and "adt validate" in render_html(rep)
+    # no judge calibration stored: no judges section (it appears once `adt judge validate` stored one)
+    assert rep.honesty["judges"] is None and 'data-testid="judges-table"' not in render_html(rep)
     # a stored `adt validate` study is shown, with its id and date, instead of refitting
     from calibration.validation import SUMMARY_COLUMNS
     from calibration.validation_store import FORM_COLUMNS, save_validation

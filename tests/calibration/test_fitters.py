@@ -61,20 +61,21 @@ def responses(seed: int = 5) -> ResponseSet:
 
 
 def test_registry_names_the_fitters_and_what_they_can_do() -> None:
-    assert fitter_names() == ("mml", "pyirt")
-    mml, pyirt = get_fitter("mml"), get_fitter("pyirt")
+    assert fitter_names() == ("mml", "pyirt", "facets")
+    mml, pyirt, facets = get_fitter("mml"), get_fitter("pyirt"), get_fitter("facets")
+    assert facets.irt_models == ("2pl",) and facets.family == "grm" and not facets.holds_anchors
     assert mml.irt_models == IRT_CHOICES and mml.holds_anchors and mml.checks_convergence
     assert pyirt.irt_models == ("2pl",) and not pyirt.holds_anchors and not pyirt.checks_convergence
     assert irt_choices() == IRT_CHOICES and anchoring_fitters() == ("mml",)
     text = method_help()
     assert text.index("mml (--irt 1pl|2pl|3pl|4pl|auto): ") < text.index("pyirt (--irt 2pl): ")
-    assert mml.summary in text and pyirt.summary in text
+    assert mml.summary in text and pyirt.summary in text and "facets (--irt 2pl): " in text
 
 
 def test_unknown_method_gets_a_did_you_mean() -> None:
-    with pytest.raises(InputError, match=r"unknown calibration method 'mlm'; did you mean 'mml'\? \(known: mml, pyirt\)"):
+    with pytest.raises(InputError, match=r"unknown calibration method 'mlm'; did you mean 'mml'\? \(known: mml, pyirt, facets\)"):
         get_fitter("mlm")
-    with pytest.raises(InputError, match=r"unknown calibration method 'zzz' \(known: mml, pyirt\)"):
+    with pytest.raises(InputError, match=r"unknown calibration method 'zzz' \(known: mml, pyirt, facets\)"):
         get_fitter("zzz")
 
 
