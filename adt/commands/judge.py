@@ -73,7 +73,8 @@ def _ci(p: float, lo: float, hi: float) -> str:
 @judge.command("validate")
 @click.option("--gold", "gold", type=click.Path(path_type=Path), required=True,
               help="Gold/human labels: CSV, JSON or Parquet with item_id, optional run_id, and label in the verdict "
-                   "coding (1 candidate/output 1 better, 0 baseline better, 0.5 tie; pointwise level/(n-1)).")
+                   "coding (1 candidate/output 1 better, 0 baseline better, 0.5 tie; pointwise level/(n-1)); or "
+                   "'human': the humans' scores stored in the bank (adt judge score, the review page).")
 @click.option("--judge", "judge_names", multiple=True, help="Only this judge (repeatable; default: every judge).")
 @click.option("--verdicts", type=click.Path(path_type=Path), default=None,
               help="Verdicts in the judgments frame (CSV/JSON/Parquet) instead of the bank's stored judge calls.")

@@ -8,10 +8,9 @@ routing rules send to humans, less those a human has scored. Per answer (``panel
 mean), their spread (the SD of the judges' verdicts; an order-inconsistent pair counts as the tie the position
 rule makes it) and the inconsistent pairs. Routing (``route_cases``): half the budget (a share of the judged
 answers, default ``DEFAULT_BUDGET``) to the largest spreads (the judges disagree), half to the scores nearest the
-decision threshold 0.5 (a pass mark; a pairwise tie) among the rest, ``ceil(budget * n)`` in all. The rules are
-``calibration.judges.route``'s ("disagreement", "threshold") once that is on main; until then ``_route`` below is
-the one marked call site. The ranking is over every judged answer, human-scored ones included, so the queue does
-not refill as humans work through it.
+decision threshold 0.5 (a pass mark; a pairwise tie) among the rest, ``ceil(budget * n)`` in all, each ranking
+by ``calibration.judges.route`` ("disagreement", "threshold": the routing rules' one place). The ranking is over
+every judged answer, human-scored ones included, so the queue does not refill as humans work through it.
 
 A human score (``score_case``): a rubric level (pointwise) or 0 baseline better / 1 tie / 2 candidate better
 (pairwise), stored as a judgment row with judge ``human:<reviewer>``, template ``human``, order "" (the judgments
@@ -24,7 +23,6 @@ statistics and calibrations read the human rows from ``Bank.judgments`` as label
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +33,7 @@ import pandas as pd
 from adtbase.errors import InputError
 from adtbase.rubric import parse_judge_key
 from adtbase.verdicts import JUDGMENT_COLUMNS, PENDING, combine_orders, level_verdict, panel_score
+from calibration import judges
 
 HUMAN_TEMPLATE = "human"
 HUMAN_PREFIX = "human:"
@@ -89,18 +88,6 @@ def panel_view(judgments: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------ routing
 
-def _route(score: Sequence[float] | np.ndarray, budget: float, rule: str, *, threshold: float = THRESHOLD) -> np.ndarray:
-    """JUDGESTATS CALL SITE: ``calibration.judges.route`` once judgestats is on main (same signature and rules:
-    the ``budget`` share rounded up, ranked by spread for "disagreement", by |score - threshold| for "threshold",
-    NaN first, ties in case order). Replace this body with that call."""
-    s = np.asarray(score, dtype=float)
-    key = -s if rule == "disagreement" else np.abs(s - threshold)
-    key = np.where(np.isfinite(key), key, -np.inf)
-    out = np.zeros(len(s), dtype=bool)
-    out[np.argsort(key, kind="stable")[: int(np.ceil(budget * len(s) - 1e-9))]] = True
-    return out
-
-
 def route_cases(view: pd.DataFrame, budget: float = DEFAULT_BUDGET) -> pd.Series:
     """Why each answer goes to humans ("disagreement" or "threshold"; "" not routed): ``ceil(budget * n)``
     answers, the first half by the judges' spread (answers with two judges or more that differ), the rest by the
@@ -113,10 +100,10 @@ def route_cases(view: pd.DataFrame, budget: float = DEFAULT_BUDGET) -> pd.Series
     n_route = int(np.ceil(budget * n - 1e-9))
     # A single judge has no spread: NaN would rank first, so it ranks last (disagreement needs two judges).
     spread = view["spread"].fillna(-1.0).to_numpy(dtype=float)
-    by_spread = _route(spread, (n_route - n_route // 2) / n, "disagreement") & (spread > 0)
+    by_spread = judges.route(spread, (n_route - n_route // 2) / n, "disagreement") & (spread > 0)
     rest = n_route - int(by_spread.sum())
     score = np.where(by_spread, 1e9, view["score"].to_numpy(dtype=float))   # the ones taken rank last
-    by_threshold = _route(score, rest / n, "threshold") & ~by_spread
+    by_threshold = judges.route(score, rest / n, "threshold") & ~by_spread
     why = np.where(by_spread, "disagreement", np.where(by_threshold, "threshold", ""))
     return pd.Series(why, index=view.index, dtype=object)
 

@@ -5,6 +5,11 @@ Thin glue: read and check the inputs (every problem named with file, row and fie
 touched), compute with ``calibration.judges`` (pure), store with ``save_judge_calibration``. The panel's
 figures are out-of-fold (K-fold over the labelled cases, labels only from the training folds); the stored
 rater model is then fitted on every label, its temperature learned from an inner split.
+
+``--gold human`` takes the labels from the bank: the humans' scores (``adt judge score``, the review page's
+judged answers; ``adt.workflow.judge_queue.human_labels``: one label per case, the mean of its human verdicts),
+and the judges are the bank's judge calls less the humans' own rows. So each refit after more human scores
+re-learns the judges' reliabilities from them. (A gold file named ``human``: give it as ``./human``.)
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from adt.paramfile import read_table
 from adtbase.errors import InputError
 from calibration import judges, save_judge_calibration
 from itembank import Bank, file_sha256
+
+HUMAN_GOLD = Path("human")   # --gold human: the bank's human scores are the labels
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,9 @@ def read_inputs(opts: JudgeValidateOptions) -> tuple[pd.DataFrame, pd.DataFrame 
     """The gold labels, the --verdicts frame (None: from the bank) and the lengths, each checked."""
     if opts.folds < 2:
         raise InputError(f"--folds {opts.folds}: at least 2")
-    gold = judges.check_gold(read_table(opts.gold, "--gold"), f"--gold {opts.gold}")
+    # the bank's human scores are read in judge_validate (the bank is not open here): an empty frame stands in
+    gold = (pd.DataFrame(columns=list(judges.GOLD_COLUMNS)) if opts.gold == HUMAN_GOLD
+            else judges.check_gold(read_table(opts.gold, "--gold"), f"--gold {opts.gold}"))
     frame = None
     if opts.verdicts is not None:
         frame = judges.check_judgments(read_table(opts.verdicts, "--verdicts"), f"--verdicts {opts.verdicts}")
@@ -133,16 +142,31 @@ def judge_validate(bank: Bank, opts: JudgeValidateOptions,
     """Measure and store one judge calibration in ``bank`` (opened by the caller) from ``read_inputs(opts)``,
     read before the bank is opened, so a bad file leaves it untouched."""
     gold, frame, lengths = inputs
-    if opts.verdicts is None or frame is None:
-        frame, source, where = bank_judgments(bank, gold), "bank", "bank judgments"
+    machine = None
+    if opts.gold == HUMAN_GOLD:
+        from adt.workflow.judge_queue import human_labels
+
+        machine, labels = human_labels(bank.judgments())
+        if labels.empty:
+            raise InputError("--gold human: the bank holds no human scores yet (adt judge score, or the review page's "
+                             "judged answers)")
+        gold = judges.check_gold(labels, "the bank's human scores")
+        gold_source = f"bank: human scores of {len(gold)} cases"
     else:
+        gold_source = f"{opts.gold} sha256:{file_sha256(opts.gold)}"
+    if opts.verdicts is not None and frame is not None:
         source = f"{opts.verdicts} sha256:{file_sha256(opts.verdicts)}"
         where = f"--verdicts {opts.verdicts}"
+    elif machine is not None:   # the judges' calls, less the humans' own rows (they are the labels)
+        machine = machine[machine["item_id"].isin(set(gold["item_id"]))].reset_index(drop=True)
+        frame, source, where = judges.check_judgments(machine, "bank judgments"), "bank", "bank judgments"
+    else:
+        frame, source, where = bank_judgments(bank, gold), "bank", "bank judgments"
     frame = select_judges(frame, opts.judges, where)
     stats, panel, model, n_cases, n_gold, k, notes = evaluate(frame, gold, lengths, opts)
     jcal = save_judge_calibration(bank, stats=stats, panel=panel, rater_model=model,
                                   settings={**asdict(opts), "gold": str(opts.gold)},
-                                  gold_source=f"{opts.gold} sha256:{file_sha256(opts.gold)}", verdicts_source=source,
+                                  gold_source=gold_source, verdicts_source=source,
                                   n_cases=n_cases, n_gold=n_gold, n_classes=k)
     return JudgeValidation(jcal, stats, panel, n_cases, n_gold, k, tuple(notes))
 
