@@ -137,3 +137,29 @@ def test_humans_score_the_queued_cases_and_their_scores_stand(world: dict[str, A
         x = b.responses(scored=False)
     score = x[(x["run_id"] == run_id) & (x["item_id"] == item_id)]["score"].iloc[0]
     assert score == pytest.approx(0.5)
+
+
+def test_human_scores_refit_the_judges(world: dict[str, Any]) -> None:
+    """Humans (a simulated expert, the simulation's truth) score the queue; `adt judge validate --gold human`
+    measures the judges against those scores and stores the judge calibration."""
+    from adt.demo_judged import expert_levels
+
+    adt, bank = world["cli"], world["bank"]
+    queue = json.loads(adt(["judge", "queue", "--json", "--limit", "0", "--budget", "0.2"]))
+    with open_bank(bank) as b:
+        answers = b.judged_answers(scored_by=("panel", "human"))
+    truth = expert_levels(answers)
+    for c in queue["cases"]:
+        adt(["judge", "score", "--case", c["case"], "--level", str(int(truth.loc[tuple(c["case"].rsplit("/", 1))])),
+             "--reviewer", "expert"])
+    with open_bank(bank) as b:
+        humans = b.judgments()
+    scored = humans[humans["judge"].str.startswith("human:")][["run_id", "item_id"]].drop_duplicates()
+    # one judge keeps the test short (the statistics' intervals take a while per judge and template)
+    out = json.loads(adt(["judge", "validate", "--gold", "human", "--judge", "fair", "--folds", "2", "--types", "1",
+                          "--json"]))
+    assert out["n_gold"] == len(scored) >= len(queue["cases"]) > 10
+    assert {r["rater"].split("[")[0] for r in out["judges"]} == {"fair"} and out["judge_calibration_id"]
+    # the humans are the labels, not judges: their rows are not among the verdicts
+    assert "no verdicts of judge(s) ['human:expert']" in adt.fails("judge", "validate", "--gold", "human", "--judge",
+                                                                   "human:expert")
