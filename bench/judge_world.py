@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -169,6 +170,13 @@ def routing(invoke, bank: Path, answers: pd.DataFrame, queue: dict, rng: np.rand
           f"answers at the true level {before.mean():.3f} with no routing, {after.mean():.3f} routed by the queue's "
           f"rules, {np.mean(rand):.3f} (95% {np.quantile(rand, 0.025):.3f}-{np.quantile(rand, 0.975):.3f}) with as "
           f"many sent at random")
+    t = time.perf_counter()
+    val = json.loads(invoke(["judge", "validate", "--gold", "human", "--folds", "2", "--json"]))
+    print(f"\nadt judge validate --gold human (the expert's {val['n_gold']} scores as labels; the judges refitted on "
+          f"them, {time.perf_counter() - t:.0f} s):")
+    for r in val["judges"]:
+        print(f"  {r['rater']:<40} accuracy {r['acc']:.3f} [{r['acc_lo']:.3f}, {r['acc_hi']:.3f}]  "
+              f"first position {r['first_pref']:.3f}  longer answer {r['longer_pref']:.3f}")
 
 
 if __name__ == "__main__":
