@@ -340,6 +340,11 @@ def estimate_lines(est: dict[str, Any]) -> list[str]:
             lines.append(f"  the answered items are unlike the bank's (weight {_f(est['form_unlikeness'], 2)}): "
                          "the interval adds the misfit of reading the ability from one kind of item")
     lines.append("  interval holds: " + "; ".join(est["sources"]))
+    if est.get("raters"):
+        r = est["raters"]
+        lines.append(f"  ability with every judge's verdict ({r['family']}: {r['n_judge_verdicts']} verdicts at their "
+                     f"judges' severities): {_f(r['theta'])} +/- {_f(r['se'])}, 95% interval [{_f(r['lo'])}, "
+                     f"{_f(r['hi'])}] from {r['n_responses']} responses")
     for row in est.get("by") or []:
         key = est["by_key"]
         if row["refused"]:

@@ -61,9 +61,38 @@ def run(ctx: Context, judge_flags: tuple[str, ...], judges_file: Path | None, ba
         + (f", {report.n_errors} backend errors: re-run to retry them" if report.n_errors else "")
         + f"; {report.n_inconsistent} inconsistent pairs, {report.n_self_flagged} self-family judgments"
         + (f" ({report.n_self_excluded} left out)" if report.n_self_excluded else "")
-        + f"; {report.n_scored} answers scored, {report.n_pending} left pending in {report.seconds:.1f} s"))
+        + f"; {report.n_scored} answers scored ({report.panel_rule}), {report.n_pending} left pending in "
+        + f"{report.seconds:.1f} s"
+        + (f"\nnote: the stored rater model was not used: {report.rater_model_refused}"
+           if report.rater_model_refused else "")))
     if report.status == "failed":
         raise SystemExit(1)
+
+
+@judge.command("winrates")
+@click.option("--run", "run_ids", multiple=True, help="Only this run's answers (repeatable).")
+@click.option("--form", "form_name", default=None, help="Only the answers of the runs on this form.")
+@click.option("--round", "round_no", type=int, default=None, help="Only the answers of this round's runs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed of the intervals.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def winrates_cmd(ctx: Context, run_ids: tuple[str, ...], form_name: str | None, round_no: int | None, seed: int,
+                 as_json: bool) -> None:
+    """Each model's win rate on pairwise items against their baselines, raw and length-controlled (the verdict
+    regressed on the length difference, read at equal length), with 95% intervals."""
+    from adt.workflow.judge import win_rates
+
+    with ctx.bank("adt judge winrates") as bank:
+        frame = win_rates(bank, run_ids=run_ids or None, form_name=form_name, round_no=round_no, seed=seed)
+    if as_json:
+        emit(frame, True)
+        return
+    if frame.empty:
+        click.echo("no scored pairwise answers in scope (judge them first: adt judge run)")
+        return
+    for r in frame.itertuples(index=False):
+        click.echo(f"{r.model}: win rate {_ci(r.raw, r.raw_lo, r.raw_hi)}, length-controlled "
+                   f"{_ci(r.lc, r.lc_lo, r.lc_hi)} over {r.n} pairwise answers (length slope {r.slope:+.2f})")
 
 
 def _ci(p: float, lo: float, hi: float) -> str:

@@ -856,7 +856,24 @@ def estimate_model(bank: Any, model: str, *, calibration_id: str | None = None,
     if by:
         out["by_key"] = by
         out["by"] = subscores(pm, scores, subslices(bank, slice_ids, by), method=method, level=level, pos=pos, key=by)
+    if stored.item_model is not None:
+        out["raters"] = rater_ability(bank, model, scores, stored.item_model, method=method, level=level)
     return out
+
+
+def rater_ability(bank: Any, model: str, scores: pd.Series, item_model: Any, *, method: str = "eap",
+                  level: float = 0.95) -> dict[str, Any]:
+    """One model's ability under a rater family's calibration (``--method facets``): every judge's verdict its
+    own response at that judge's severity (``judged_inputs``), beside the rule-scored answers, so its interval
+    carries the judges' disagreement; the ability above reads the panel's score through the 2PL view."""
+    rs = ResponseSet(np.zeros(len(scores), dtype=np.int32), np.arange(len(scores), dtype=np.int32),
+                     scores.to_numpy(dtype=float), (model,), tuple(str(i) for i in scores.index))
+    runs = bank.runs()
+    judged, _ = judged_inputs(bank, rs, runs[runs["model"] == model])
+    est = abilities_for(judged if judged is not None else rs, item_model, method, level=level)[0]
+    n_judged = 0 if judged is None else int(np.sum(np.asarray(judged.rater_idx) >= 0))
+    return {"family": item_model.family, "theta": est.theta, "se": est.se, "lo": est.lo, "hi": est.hi,
+            "n_responses": est.n_items, "n_judge_verdicts": n_judged}
 
 
 def subslices(bank: Any, slice_ids: Sequence[str], key: str) -> dict[str, list[str]]:

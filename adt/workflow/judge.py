@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -39,7 +40,9 @@ from adtbase.errors import AdtError, BankBusy, InputError
 from adtbase.names import check_name
 from adtbase.rubric import parse_judge_key
 from adtbase.verdicts import JUDGMENT_COLUMNS, JUDGMENT_KEY, ORDERS, combine_orders, panel_score, same_family
-from itembank import DEFAULT_WAIT_S, open_bank, spool
+from calibration import judges, latest_judge_calibration
+from calibration.judges import RaterModel
+from itembank import DEFAULT_WAIT_S, Bank, open_bank, spool
 from runners import JudgeCall, JudgeCase, Runner, available, judge_cases, planned_calls
 
 DEFAULT_JUDGE_BATCH = 8          # answers per backend call (a pairwise answer is two calls)
@@ -209,12 +212,19 @@ class JudgeLoop(RunLoop):
 
 # -- scores ---------------------------------------------------------------------------------------
 
-def judge_scores(judgments: pd.DataFrame, *, exclude_self: bool = False) -> pd.DataFrame:
-    """Per answer (``run_id, item_id``): the panel's score by the rules of ``adtbase.verdicts`` (position rule
-    per judge, then the panel rule), with ``n_judges`` (judges that gave a verdict), ``n_inconsistent`` (judges
-    whose two orders disagreed) and ``n_self`` (judgments by a judge of the candidate's family; left out with
-    ``exclude_self``). Human rows (``template_id == 'human'``) are not the panel's."""
-    cols = ["run_id", "item_id", "score", "n_judges", "n_inconsistent", "n_self"]
+def judge_scores(judgments: pd.DataFrame, *, exclude_self: bool = False, rater_model: RaterModel | None = None,
+                 lengths: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per answer (``run_id, item_id``): the panel's ``score``, with ``n_judges`` (judges that gave a verdict),
+    ``n_inconsistent`` (judges whose two orders disagreed), ``n_self`` (judgments by a judge of the candidate's
+    family; left out with ``exclude_self``), ``confidence`` and ``rule``. Human rows (``template_id == 'human'``)
+    are not the panel's.
+
+    With ``rater_model`` (the latest judge calibration's, ``adt judge validate``) the score is its posterior
+    verdict and ``confidence`` its largest posterior probability (``rule`` "rater model"); where it does not
+    cover the judges (a judge it never saw, other levels or orders) the default rules of ``adtbase.verdicts``
+    stand (``rule`` "mean": position rule per judge, then the mean), without a confidence, and
+    ``attrs["rater_model_refused"]`` says why."""
+    cols = ["run_id", "item_id", "score", "n_judges", "n_inconsistent", "n_self", "confidence", "rule"]
     frame = judgments[judgments["template_id"] != "human"]
     if frame.empty:
         return pd.DataFrame(columns=cols)
@@ -234,8 +244,74 @@ def judge_scores(judgments: pd.DataFrame, *, exclude_self: bool = False) -> pd.D
             inconsistent += combined.status == "inconsistent"
             per_judge.append(combined.verdict)
         rows.append((run_id, item_id, panel_score(per_judge), sum(not math.isnan(v) for v in per_judge),
-                     inconsistent, n_self))
+                     inconsistent, n_self, math.nan, "mean"))
+    out = pd.DataFrame(rows, columns=cols)
+    if rater_model is None:
+        return out
+    counted = frame[~frame["_self"]] if exclude_self else frame
+    try:
+        post = judges.panel_posterior(counted.drop(columns="_self"), rater_model, lengths)
+    except InputError as exc:
+        out.attrs["rater_model_refused"] = str(exc)
+        return out
+    post = post.set_index(["run_id", "item_id"])
+    at = pd.MultiIndex.from_frame(out[["run_id", "item_id"]])
+    have = at.isin(post.index) & (out["n_judges"] > 0).to_numpy()
+    hit = post.reindex(at[have])
+    out.loc[have, "score"] = hit["score"].to_numpy()
+    out.loc[have, "confidence"] = hit["confidence"].to_numpy()
+    out.loc[have, "rule"] = "rater model"
+    return out
+
+
+def _rule_used(scores: pd.DataFrame, jcal_id: str | None) -> str:
+    n_model = int((scores["rule"] == "rater model").sum()) if len(scores) else 0
+    if not n_model:
+        return "mean"
+    rest = len(scores) - n_model
+    return f"rater model {jcal_id}" + (f" ({rest} answers by the mean)" if rest else "")
+
+
+def answer_lengths(answers: pd.DataFrame) -> pd.DataFrame:
+    """``run_id, item_id, len_candidate, len_baseline`` (characters) of the pairwise answers among ``answers``
+    (``Bank.judged_answers``): what a rater model's length term reads."""
+    rows = []
+    for r in answers.itertuples(index=False):
+        key = parse_judge_key(str(r.key))
+        if key.baseline is not None:
+            rows.append((str(r.run_id), str(r.item_id), len(str(r.answer)), len(key.baseline)))
+    return pd.DataFrame(rows, columns=["run_id", "item_id", "len_candidate", "len_baseline"])
+
+
+def win_rates(bank: Bank, *, run_ids: Sequence[str] | None = None, form_name: str | None = None,
+              round_no: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Per model, over its scored pairwise answers (the panel's or a human's score): the raw win rate against
+    the baselines (ties half) and the length-controlled one (``calibration.judges.length_controlled``: the
+    verdict regressed on the length difference, read at equal length), each with a bootstrap interval, and the
+    length slope (> 0: the longer answer is preferred)."""
+    answers = bank.judged_answers(list(run_ids) if run_ids else None, form_name=form_name, round_no=round_no,
+                                  scored_by=("panel", "human"))
+    cols = ["model", "n", "raw", "raw_lo", "raw_hi", "lc", "lc_lo", "lc_hi", "slope"]
+    lengths = answer_lengths(answers) if len(answers) else pd.DataFrame(columns=["run_id", "item_id"])
+    if lengths.empty:
+        return pd.DataFrame(columns=cols)
+    scored = bank.responses({"item_id": sorted(set(lengths["item_id"]))}, scored=True)
+    pairs = lengths.merge(scored[["run_id", "item_id", "model", "score"]], on=["run_id", "item_id"], how="inner")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model, g in pairs.groupby("model", sort=True):
+        lc = judges.length_controlled(g["score"].to_numpy(dtype=float),
+                                      (g["len_candidate"] - g["len_baseline"]).to_numpy(dtype=float), rng)
+        rows.append({"model": str(model), **{k: lc[k] for k in cols[1:]}})
     return pd.DataFrame(rows, columns=cols)
+
+
+def stored_rater_model(bank: Bank) -> tuple[str | None, RaterModel | None]:
+    """The latest judge calibration's id and rater model (None, None when the bank has none)."""
+    rec = latest_judge_calibration(bank)
+    if rec is None or not rec.get("rater_model"):
+        return None, None
+    return str(rec["judge_calibration_id"]), judges.RaterModel.from_dict(rec["rater_model"])
 
 
 # -- the judge run --------------------------------------------------------------------------------
@@ -256,6 +332,8 @@ class JudgeRunReport:
     n_inconsistent: int      # (judge, pair) with the two orders disagreeing
     n_scored: int            # answers given their panel score (now scored_by 'panel')
     n_pending: int           # answers left pending (no judge gave a verdict)
+    panel_rule: str          # how the scores were combined: "rater model <judge calibration id>" or "mean"
+    rater_model_refused: str | None  # why the stored rater model did not apply (None: it did, or there is none)
     batches: int
     seconds: float
 
@@ -352,7 +430,9 @@ def judge_run(bank_path: str | Path, judges: Sequence[JudgeSpec], *, run_ids: Se
             in_scope = set(zip(answers["run_id"], answers["item_id"], strict=True))
             keep = [(r, i) in in_scope for r, i in zip(frame["run_id"], frame["item_id"], strict=True)]
             frame = frame.loc[pd.Series(keep, index=frame.index, dtype=bool)]
-            scores = judge_scores(frame, exclude_self=exclude_self)
+            jcal_id, rater_model = stored_rater_model(bank)
+            scores = judge_scores(frame, exclude_self=exclude_self, rater_model=rater_model,
+                                  lengths=answer_lengths(answers))
             given = scores[scores["score"].notna()]
             n_scored = bank.set_judged_scores(given[["run_id", "item_id", "score"]]) if len(given) else 0
     return JudgeRunReport(
@@ -361,5 +441,6 @@ def judge_run(bank_path: str | Path, judges: Sequence[JudgeSpec], *, run_ids: Se
         n_unparseable=sum(loop.unparseable for loop in loops), n_errors=first.errors,
         n_self_flagged=int(scores["n_self"].sum()) if len(scores) else 0, n_self_excluded=excluded,
         n_inconsistent=int(scores["n_inconsistent"].sum()) if len(scores) else 0, n_scored=n_scored,
-        n_pending=len(answers) - n_scored, batches=sum(loop.batches for loop in loops),
+        n_pending=len(answers) - n_scored, panel_rule=_rule_used(scores, jcal_id),
+        rater_model_refused=scores.attrs.get("rater_model_refused"), batches=sum(loop.batches for loop in loops),
         seconds=time.perf_counter() - t_start)

@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from adt.paramfile import read_table
+from adt.workflow.judge import answer_lengths
 from adtbase.errors import InputError
+from adtbase.verdicts import SCORED_BY
 from calibration import judges, save_judge_calibration
 from itembank import Bank, file_sha256
 
@@ -157,11 +159,16 @@ def judge_validate(bank: Bank, opts: JudgeValidateOptions,
     if opts.verdicts is not None and frame is not None:
         source = f"{opts.verdicts} sha256:{file_sha256(opts.verdicts)}"
         where = f"--verdicts {opts.verdicts}"
-    elif machine is not None:   # the judges' calls, less the humans' own rows (they are the labels)
-        machine = machine[machine["item_id"].isin(set(gold["item_id"]))].reset_index(drop=True)
-        frame, source, where = judges.check_judgments(machine, "bank judgments"), "bank", "bank judgments"
     else:
-        frame, source, where = bank_judgments(bank, gold), "bank", "bank judgments"
+        if machine is not None:   # the judges' calls, less the humans' own rows (they are the labels)
+            machine = machine[machine["item_id"].isin(set(gold["item_id"]))].reset_index(drop=True)
+            frame, source, where = judges.check_judgments(machine, "bank judgments"), "bank", "bank judgments"
+        else:
+            frame, source, where = bank_judgments(bank, gold), "bank", "bank judgments"
+        if lengths is None:   # the bank has the answers: pairwise lengths for the length statistics and term
+            answers = bank.judged_answers(sorted(set(frame["run_id"]) - {""}), scored_by=SCORED_BY)
+            lengths = answer_lengths(answers) if len(answers) else None
+            lengths = lengths if lengths is not None and len(lengths) else None
     frame = select_judges(frame, opts.judges, where)
     stats, panel, model, n_cases, n_gold, k, notes = evaluate(frame, gold, lengths, opts)
     jcal = save_judge_calibration(bank, stats=stats, panel=panel, rater_model=model,

@@ -30,6 +30,7 @@ from .panel import (
                     RaterModel,
                     majority_vote,
                     one_coin_ds,
+                    panel_posterior,
                     posterior_verdict,
                     temper,
                     vote_distribution,
@@ -48,5 +49,5 @@ from .stats import (
 __all__ = ["CASE", "GOLD_COLUMNS", "JUDGMENT_COLUMNS", "LENGTH_COLUMNS", "ORDERS", "RULES", "STAT_COLUMNS",
            "OneCoin", "RaterModel", "Verdicts", "align", "check_gold", "check_judgments", "class_of", "cohen_kappa",
            "combine_orders", "credit", "cross_validate", "fit_panel", "expected_calibration_error", "fold_ids", "gold_classes",
-           "judge_stats", "length_controlled", "length_feature", "majority_vote", "one_coin_ds", "posterior_verdict",
+           "judge_stats", "length_controlled", "length_feature", "majority_vote", "one_coin_ds", "panel_posterior", "posterior_verdict",
            "reliability_bins", "route", "routing_gain", "temper", "verdicts", "vote_distribution"]

@@ -36,7 +36,7 @@ from scipy.special import log_softmax, logsumexp, softmax
 
 from adtbase.errors import InputError, NotFitted
 
-from .frame import Verdicts, class_of
+from .frame import CASE, Verdicts, align, check_judgments, class_of, verdicts
 from .stats import length_feature
 
 MODEL_VERSION = 1
@@ -388,4 +388,27 @@ def one_coin_ds(vd: Verdicts, n_classes: int, *, max_iter: int = 200, tol: float
     return OneCoin(vd.raters, acc, q, n_iter)
 
 
-__all__ = ["OneCoin", "RaterModel", "majority_vote", "one_coin_ds", "posterior_verdict", "temper", "vote_distribution"]
+def panel_posterior(judgments: pd.DataFrame, model: RaterModel, lengths: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A stored rater model's combined verdict per case (``run_id, item_id, score, confidence``): the posterior
+    mean on the verdict grid and the posterior's largest probability. The model must know every judge in the
+    frame with the same number of levels and orders it was fitted on; otherwise an InputError says what differs
+    (the caller then keeps the default panel rule). ``lengths`` (``len_candidate``, ``len_baseline`` per case)
+    feed the length term where the model has one."""
+    j = check_judgments(judgments, "judgments")
+    if j.empty:
+        return pd.DataFrame(columns=[*CASE, "score", "confidence"])
+    vd = verdicts(j)
+    model._check()
+    for r, lv in zip(vd.raters, vd.n_levels, strict=True):
+        if r in model.raters_ and int(model.n_levels_[model.raters_.index(r)]) != int(lv):
+            raise InputError(f"rater model: judge {r!r} gives {int(lv)} levels here, "
+                             f"{int(model.n_levels_[model.raters_.index(r)])} where it was fitted")
+    diff = (align(vd.cases, lengths, "len_candidate") - align(vd.cases, lengths, "len_baseline")
+            if (model.length and lengths is not None) else None)
+    proba = model.predict_proba(vd, diff)
+    return pd.DataFrame({"run_id": vd.cases.get_level_values(0), "item_id": vd.cases.get_level_values(1),
+                         "score": posterior_verdict(proba), "confidence": proba.max(axis=1)})
+
+
+__all__ = ["OneCoin", "RaterModel", "majority_vote", "one_coin_ds", "panel_posterior", "posterior_verdict", "temper",
+           "vote_distribution"]

@@ -157,3 +157,10 @@ def test_calibrate_facets_reads_the_judges_verdicts(tmp_path: Path) -> None:
     assert set(fam.n_levels[four]) == {4} and set(fam.n_levels[~four]) == {2}
     assert fam.severity[0] < -0.4 and fam.severity[1] > 0.4          # truth -0.8 / +0.8 at 60 models x 12 items
     assert cal["n_obs"] == n_models * 20 + 2 * n_models * 12
+    # adt estimate reads the same verdicts: each judge's at its severity, beside the rule-scored answers.
+    got = [cli_json(bank_path, "estimate", "--model", f"m{m}")["raters"] for m in range(12)]
+    assert all(r["family"] == "grm" and r["n_judge_verdicts"] == 24 and r["n_responses"] == 20 + 24 for r in got)
+    assert all(r["lo"] < r["theta"] < r["hi"] for r in got)
+    assert np.corrcoef([r["theta"] for r in got], theta[:12])[0, 1] > 0.8
+    text = CliRunner().invoke(cli, ["--bank", str(bank_path), "estimate", "--model", "m0"])
+    assert "ability with every judge's verdict (grm: 24 verdicts" in text.output, text.output

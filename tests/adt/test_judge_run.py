@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -26,6 +27,7 @@ from adt.workflow.judge import (
     judge_scores,
     parse_judge_flag,
     read_judges_file,
+    win_rates,
     with_backend_args,
 )
 from adt.workflow.run import run_form
@@ -134,6 +136,15 @@ def test_stub_judge_both_orders_stored_and_panel_scores_written(bank_path: Path,
     # Again: nothing pending, no call made.
     again = judge_run(bank_path, [judge], progress=False)
     assert (again.n_answers, again.n_calls) == (0, 0) and len(stub.prompts) == 18
+    # Win rates on the six pairwise items: raw = the mean of their panel scores; the length-controlled one is
+    # read at equal length, with intervals around both.
+    with open_bank(bank_path) as bank:
+        rates = win_rates(bank)
+    pairwise = resp[resp["item_type"] == "pairwise"]
+    assert list(rates["model"]) == [CANDIDATE] and rates.loc[0, "n"] == 6
+    assert rates.loc[0, "raw"] == pytest.approx(pairwise["score"].mean())
+    assert rates.loc[0, "raw_lo"] <= rates.loc[0, "raw"] <= rates.loc[0, "raw_hi"]
+    assert 0.0 < rates.loc[0, "lc"] < 1.0 and rates.loc[0, "lc_lo"] <= rates.loc[0, "lc_hi"]
 
 
 def test_self_family_judges_are_flagged_or_left_out(bank_path: Path, stub: JudgeStub) -> None:
@@ -243,3 +254,42 @@ def test_exclude_self_policy_from_the_bank_settings(bank_path: Path, stub: Judge
     out = judge_run(bank_path, [same], progress=False)
     assert out.n_self_excluded == 12 and out.n_calls == 0 and out.n_pending == 12 and not stub.prompts
     assert judge_run(bank_path, [same], exclude_self=False, progress=False).n_scored == 12   # the flag wins
+
+
+def test_a_stored_rater_model_combines_the_judges_where_it_covers_them() -> None:
+    # Three judges on 400 pairs: "sharp" right 90% of the time, "firsty" picks whatever is shown first 85% of the
+    # time, "coin" random. The mean rule lets the two weak judges pull the panel; a rater model fitted on the
+    # first 200 pairs' gold labels weighs them by what they are worth, and carries a confidence.
+    from calibration import judges
+
+    rng = np.random.default_rng(11)
+    n = 400
+    truth = rng.integers(0, 2, n).astype(float)
+    rows = []
+    for order in ("ab", "ba"):
+        first = 1.0 if order == "ab" else 0.0
+        for judge, v in (("sharp", np.where(rng.random(n) < 0.9, truth, 1 - truth)),
+                         ("firsty", np.where(rng.random(n) < 0.85, first, truth)),
+                         ("coin", rng.integers(0, 2, n).astype(float))):
+            rows.append(pd.DataFrame({"run_id": "r", "item_id": [f"i{k:03d}" for k in range(n)], "model": "m",
+                                      "judge": judge, "judge_model": judge, "template_id": "judge-pairwise-en@1",
+                                      "order": order, "verdict": v, "n_levels": 2}))
+    frame = pd.concat(rows, ignore_index=True)
+    gold = np.where(np.arange(n) < 200, truth, np.nan)
+    vd = judges.verdicts(frame)
+    model = judges.RaterModel(n_classes=2, length=False).fit(vd, gold)
+
+    mean = judge_scores(frame).set_index("item_id")
+    rated = judge_scores(frame, rater_model=model).set_index("item_id")
+    assert (rated["rule"] == "rater model").all() and (mean["rule"] == "mean").all()
+    assert rated["confidence"].between(0.5, 1.0).all() and mean["confidence"].isna().all()
+    held = [f"i{k:03d}" for k in range(200, n)]
+    right = pd.Series(truth, index=[f"i{k:03d}" for k in range(n)])[held]
+    acc_model = float(((rated.loc[held, "score"] > 0.5) == (right == 1)).mean())
+    acc_mean = float(((mean.loc[held, "score"] > 0.5) == (right == 1)).mean())
+    assert acc_model > acc_mean + 0.05 and acc_model > 0.85
+
+    stranger = frame.assign(judge=frame["judge"].replace("coin", "newcomer"))
+    fallback = judge_scores(stranger, rater_model=model)
+    assert (fallback["rule"] == "mean").all()
+    assert "newcomer" in fallback.attrs["rater_model_refused"]
