@@ -703,8 +703,8 @@ def render_judged_page(cases: Sequence[Any], total: int, budget: float, csrf: st
         '<form method="get" action="/judged" class="filters">'
         f'<label>Budget <input name="budget" data-testid="budget" value="{esc(budget)}" size="5"></label>'
         "<button>Show</button></form>",
-        '<p class="keys">j / k: next / previous · the share of judged answers routed to humans: half where the '
-        "judges disagree most, the rest with the panel's score nearest 0.5</p></header>",
+        '<p class="keys">j / k: next / previous · the share of judged answers routed to humans: half the least '
+        "confident (the rater model's) or where the judges disagree most, the rest nearest 0.5</p></header>",
     ]
     if notice is not None:
         done, message = notice

@@ -154,9 +154,9 @@ def judge_validate_cmd(ctx: Context, gold: Path, judge_names: tuple[str, ...], v
 # -- the human queue (adt.workflow.judge_queue holds the rules; the review page's /judged is the same queue) --
 
 _BUDGET = click.option("--budget", type=float, default=None,
-                       help="Share of the judged answers routed to humans, half by the judges' disagreement, the "
-                            "rest by the score's nearness to 0.5 (default: DEFAULT_BUDGET of adt.workflow.judge_queue, "
-                            "a tenth).")
+                       help="Share of the judged answers routed to humans: half the least confident by the judge "
+                            "calibration's rater model (else where the judges disagree most), the rest nearest 0.5 "
+                            "(default: DEFAULT_BUDGET of adt.workflow.judge_queue, a tenth).")
 
 
 @judge.command("queue")

@@ -7,10 +7,13 @@ routing rules send to humans, less those a human has scored. Per answer (``panel
 (the two orders combined by ``adtbase.verdicts.combine_orders``), the panel's score (``panel_score``: their
 mean), their spread (the SD of the judges' verdicts; an order-inconsistent pair counts as the tie the position
 rule makes it) and the inconsistent pairs. Routing (``route_cases``): half the budget (a share of the judged
-answers, default ``DEFAULT_BUDGET``) to the largest spreads (the judges disagree), half to the scores nearest the
-decision threshold 0.5 (a pass mark; a pairwise tie) among the rest, ``ceil(budget * n)`` in all, each ranking
-by ``calibration.judges.route`` ("disagreement", "threshold": the routing rules' one place). The ranking is over
-every judged answer, human-scored ones included, so the queue does not refill as humans work through it.
+answers, default ``DEFAULT_BUDGET``) to the least confident answers where a judge calibration's rater model
+covers the panel (``panel_confidence``: its largest posterior probability, as ``adt judge run`` scores with it),
+else to the largest spreads (the judges disagree); the rest to the scores nearest the decision threshold 0.5 (a
+pass mark; a pairwise tie) among those left, ``ceil(budget * n)`` in all, each ranking by
+``calibration.judges.route`` ("confidence", "disagreement", "threshold": the routing rules' one place). The
+ranking is over every judged answer, human-scored ones included, so the queue does not refill as humans work
+through it.
 
 A human score (``score_case``): a rubric level (pointwise) or 0 baseline better / 1 tie / 2 candidate better
 (pairwise), stored as a judgment row with judge ``human:<reviewer>``, template ``human``, order "" (the judgments
@@ -89,23 +92,43 @@ def panel_view(judgments: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ routing
 
 def route_cases(view: pd.DataFrame, budget: float = DEFAULT_BUDGET) -> pd.Series:
-    """Why each answer goes to humans ("disagreement" or "threshold"; "" not routed): ``ceil(budget * n)``
-    answers, the first half by the judges' spread (answers with two judges or more that differ), the rest by the
-    score's nearness to the threshold among those left."""
+    """Why each answer goes to humans ("confidence", "disagreement" or "threshold"; "" not routed):
+    ``ceil(budget * n)`` answers, the first half the least confident by the rater model where ``view`` has a
+    finite ``confidence`` (a judge calibration covers the panel), else the largest spreads (answers with two judges
+    or more that differ); the rest nearest the threshold among those left."""
     if not 0 <= budget <= 1:
         raise InputError(f"--budget {budget}: a share of the judged answers in [0, 1]")
     n = len(view)
     if n == 0:
         return pd.Series([], dtype=object)
     n_route = int(np.ceil(budget * n - 1e-9))
-    # A single judge has no spread: NaN would rank first, so it ranks last (disagreement needs two judges).
-    spread = view["spread"].fillna(-1.0).to_numpy(dtype=float)
-    by_spread = judges.route(spread, (n_route - n_route // 2) / n, "disagreement") & (spread > 0)
-    rest = n_route - int(by_spread.sum())
-    score = np.where(by_spread, 1e9, view["score"].to_numpy(dtype=float))   # the ones taken rank last
-    by_threshold = judges.route(score, rest / n, "threshold") & ~by_spread
-    why = np.where(by_spread, "disagreement", np.where(by_threshold, "threshold", ""))
+    first = n_route - n_route // 2
+    conf = view["confidence"].to_numpy(dtype=float) if "confidence" in view else np.full(n, np.nan)
+    if np.isfinite(conf).any():
+        rule = "confidence"
+        by_first = judges.route(conf, first / n, "confidence")   # an answer the model does not cover goes first
+    else:
+        rule = "disagreement"
+        # A single judge has no spread: NaN would rank first, so it ranks last (disagreement needs two judges).
+        spread = view["spread"].fillna(-1.0).to_numpy(dtype=float)
+        by_first = judges.route(spread, first / n, "disagreement") & (spread > 0)
+    rest = n_route - int(by_first.sum())
+    score = np.where(by_first, 1e9, view["score"].to_numpy(dtype=float))   # the ones taken rank last
+    by_threshold = judges.route(score, rest / n, "threshold") & ~by_first
+    why = np.where(by_first, rule, np.where(by_threshold, "threshold", ""))
     return pd.Series(why, index=view.index, dtype=object)
+
+
+def panel_confidence(bank: Any, judgments: pd.DataFrame, answers: pd.DataFrame) -> pd.Series | None:
+    """Per answer, the rater model's confidence in the panel's verdict (the latest judge calibration's, as ``adt
+    judge run`` scores with it); None without a judge calibration. NaN where the model does not cover the judges."""
+    from adt.workflow.judge import answer_lengths, judge_scores, stored_rater_model
+
+    _, model = stored_rater_model(bank)
+    if model is None:
+        return None
+    scores = judge_scores(judgments, rater_model=model, lengths=answer_lengths(answers))
+    return scores.set_index(["run_id", "item_id"])["confidence"].astype(float)
 
 
 @dataclass(frozen=True)
@@ -154,6 +177,9 @@ def human_queue(bank: Any, *, budget: float = DEFAULT_BUDGET, limit: int | None 
     judgments = bank.judgments(sorted(set(answers["run_id"])), sorted(set(answers["item_id"])))
     view = panel_view(judgments)
     view = view.merge(answers[["run_id", "item_id"]], on=["run_id", "item_id"])
+    conf = panel_confidence(bank, judgments, answers)
+    if conf is not None:
+        view["confidence"] = conf.reindex(pd.MultiIndex.from_frame(view[["run_id", "item_id"]])).to_numpy()
     view["why"] = route_cases(view, budget)
     queued = view[(view["why"] != "") & (view["humans"].map(len) == 0)].copy()
     queued["_rank"] = np.abs(queued["score"] - THRESHOLD) - queued["spread"].fillna(0.0)

@@ -41,6 +41,9 @@ def test_routing_takes_the_budget_by_disagreement_then_nearness_to_the_threshold
     assert (route_cases(view, budget=0.1) != "").sum() == 1          # rounded up: at least one
     with pytest.raises(InputError, match="--budget 1.5"):
         route_cases(view, budget=1.5)
+    # a rater model's confidence, where there is one, takes the first half's place (uncovered answers first)
+    sure = view.assign(confidence=[0.99, 0.6, math.nan, 0.95, 0.7, 0.99])
+    assert list(route_cases(sure, budget=4 / 6)) == ["threshold", "confidence", "confidence", "threshold", "", ""]
 
 
 def test_cases_and_levels() -> None:
