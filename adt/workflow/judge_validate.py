@@ -166,7 +166,9 @@ def judge_validate(bank: Bank, opts: JudgeValidateOptions,
         else:
             frame, source, where = bank_judgments(bank, gold), "bank", "bank judgments"
         if lengths is None:   # the bank has the answers: pairwise lengths for the length statistics and term
-            answers = bank.judged_answers(sorted(set(frame["run_id"]) - {""}), scored_by=SCORED_BY)
+            # judged answers only: a rule-scored answer has no judge key to read a length from
+            answers = bank.judged_answers(sorted(set(frame["run_id"]) - {""}),
+                                          scored_by=tuple(s for s in SCORED_BY if s != "rule"))
             lengths = answer_lengths(answers) if len(answers) else None
             lengths = lengths if lengths is not None and len(lengths) else None
     frame = select_judges(frame, opts.judges, where)
