@@ -171,7 +171,7 @@ def routing(invoke, bank: Path, answers: pd.DataFrame, queue: dict, rng: np.rand
           f"rules, {np.mean(rand):.3f} (95% {np.quantile(rand, 0.025):.3f}-{np.quantile(rand, 0.975):.3f}) with as "
           f"many sent at random")
     t = time.perf_counter()
-    val = json.loads(invoke(["judge", "validate", "--gold", "human", "--folds", "2", "--json"]))
+    val = json.loads(invoke(["judge", "validate", "--gold", "human", "--folds", "2", "--types", "1", "--json"]))
     print(f"\nadt judge validate --gold human (the expert's {val['n_gold']} scores as labels; the judges refitted on "
           f"them, {time.perf_counter() - t:.0f} s):")
     for r in val["judges"]:
