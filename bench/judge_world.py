@@ -174,9 +174,12 @@ def routing(invoke, bank: Path, answers: pd.DataFrame, queue: dict, rng: np.rand
     val = json.loads(invoke(["judge", "validate", "--gold", "human", "--folds", "2", "--types", "1", "--json"]))
     print(f"\nadt judge validate --gold human (the expert's {val['n_gold']} scores as labels; the judges refitted on "
           f"them, {time.perf_counter() - t:.0f} s):")
+    def num(v: Any) -> str:   # pointwise raters have no position or length figure (None)
+        return "-" if v is None or v != v else f"{v:.3f}"
+
     for r in val["judges"]:
-        print(f"  {r['rater']:<40} accuracy {r['acc']:.3f} [{r['acc_lo']:.3f}, {r['acc_hi']:.3f}]  "
-              f"first position {r['first_pref']:.3f}  longer answer {r['longer_pref']:.3f}")
+        print(f"  {r['rater']:<40} accuracy {num(r['acc'])} [{num(r['acc_lo'])}, {num(r['acc_hi'])}]  "
+              f"first position {num(r['first_pref'])}  longer answer {num(r['longer_pref'])}")
 
 
 if __name__ == "__main__":
