@@ -8,6 +8,11 @@ Decisions are ``Bank.set_review_state`` / ``Bank.edit_item`` (the states and mov
 filter is the one ``--filter`` grammar (``adt.flags.parse_filters``); QC flags, solver answers and
 near-duplicates are ``Bank.qc_flags`` (the QC contract: latest ``qc`` event per check).
 
+``/judged`` is the human queue of judged answers (issue 15; the rules and the store are
+``adt.workflow.judge_queue``): the answers where the judges' panel is uncertain, each with its question, the
+candidate's answer, the baseline or reference, the judges' verdicts and the levels to choose from; a human score
+is a POST to ``/score`` (same CSRF token and origin checks), stored as a judgment by ``human:<reviewer>``.
+
 Item and model text is untrusted. Every string reaches the page through ``esc`` (HTML-escaped text and
 attributes); the script gets its data from a ``<script type="application/json">`` block written by
 ``script_json`` (``<``, ``>``, ``&`` escaped), never from text spliced into code; the Content-Security-Policy
@@ -91,6 +96,7 @@ def is_loopback(host: str) -> bool:
 
 _TOKEN = re.compile(r"[A-Za-z0-9_~.-]{12,200}")   # URL- and cookie-safe, long enough not to be guessed
 _ITEM_ID = re.compile(r"it_[0-9a-f]{20}")
+_CASE_DOM = re.compile(r"case-[0-9a-f]{16}")   # a judged answer's element id (``case_dom_id``)
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -266,6 +272,31 @@ def edited_fields(rec: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, 
     return out
 
 
+def score_answer(bank: Bank, form: Mapping[str, str]) -> tuple[bool, str]:
+    """Store one human score posted by the judged-answers view: ``(done, message)``."""
+    from adt.workflow.judge_queue import score_case
+
+    case, level = form.get("case", "").strip(), form.get("level", "").strip()
+    if not re.fullmatch(r"\d{1,2}", level):
+        return False, f"{case}: choose a level"
+    try:
+        out = score_case(bank, case, int(level), form.get("reviewer", ""), form.get("note", "")[:2000])
+    except AdtError as exc:
+        return False, str(exc)
+    return True, (f"{out['case']}: level {out['level']} by {out['reviewer']}; the answer's score is now "
+                  f"{out['score']:.2f}")
+
+
+def _budget(query: Mapping[str, Sequence[str]]) -> float:
+    from adt.workflow.judge_queue import DEFAULT_BUDGET
+
+    try:
+        value = float((query.get("budget") or [""])[0])
+    except ValueError:
+        return DEFAULT_BUDGET
+    return value if 0.0 <= value <= 1.0 else DEFAULT_BUDGET
+
+
 # ------------------------------------------------------------------------------------------------
 # the application
 @dataclass(frozen=True)
@@ -328,7 +359,11 @@ class ReviewApp:
             resp = Response(204)   # no icon; a 404 would be a console error in every browser
         elif method == "POST" and url.path == "/decide":
             resp = self.post(headers, body)
-        elif url.path in ("/", "/decide") or url.path.startswith("/static/"):
+        elif method == "GET" and url.path == "/judged":
+            resp = self.judged_page(query)
+        elif method == "POST" and url.path == "/score":
+            resp = self.post(headers, body, score=True)
+        elif url.path in ("/", "/decide", "/judged", "/score") or url.path.startswith("/static/"):
             resp = _text(405, "method not allowed")
         else:
             resp = _text(404, "not found")
@@ -343,7 +378,18 @@ class ReviewApp:
         return Response(200, render_page(queue, self.csrf, notice).encode(),
                         (("Content-Type", "text/html; charset=utf-8"),))
 
-    def post(self, headers: Mapping[str, str], body: bytes) -> Response:
+    def judged_page(self, query: Mapping[str, Sequence[str]]) -> Response:
+        from adt.workflow.judge_queue import human_queue
+
+        budget = _budget(query)
+        with self._lock:
+            notice = self._notices.get((query.get("notice") or [""])[0])
+            with self.opener("adt review serve: judged answers") as bank:
+                cases, total = human_queue(bank, budget=budget, limit=PAGE_SIZE)
+        return Response(200, render_judged_page(cases, total, budget, self.csrf, notice).encode(),
+                        (("Content-Type", "text/html; charset=utf-8"),))
+
+    def post(self, headers: Mapping[str, str], body: bytes, score: bool = False) -> Response:
         if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return _text(415, "a form post (application/x-www-form-urlencoded) is expected")
         if len(body) > MAX_BODY:
@@ -354,11 +400,15 @@ class ReviewApp:
             return _text(403, "the form's CSRF token is missing or stale: reload the page")
         key = secrets.token_urlsafe(8)
         with self._lock:
-            with self.opener("adt review serve: decision") as bank:
-                done, message = decide(bank, fields)
+            with self.opener("adt review serve: " + ("human score" if score else "decision")) as bank:
+                done, message = score_answer(bank, fields) if score else decide(bank, fields)
             self._notices[key] = (done, message)
             while len(self._notices) > NOTICES:
                 self._notices.popitem(last=False)
+        if score:
+            after = f"#item-{fields['next']}" if _CASE_DOM.fullmatch(fields.get("next", "")) else ""
+            budget = _budget(urllib.parse.parse_qs(fields.get("back", "")))
+            return Response(303, b"", (("Location", f"/judged?budget={budget}&notice={key}{after}"),))
         back = Query.from_params(urllib.parse.parse_qs(fields.get("back", "")))
         after = f"#item-{fields['next']}" if _ITEM_ID.fullmatch(fields.get("next", "")) else ""
         return Response(303, b"", (("Location", f"/?{back.as_params()}&notice={key}{after}"),))
@@ -398,7 +448,7 @@ def render_page(queue: Queue, csrf: str, notice: tuple[bool, str] | None = None)
         "<title>adt review</title>",
         '<link rel="stylesheet" href="/static/review.css"><script src="/static/review.js" defer></script>',
         "</head><body>",
-        '<header><h1>adt review</h1>',
+        '<header><h1>adt review</h1><nav><a href="/judged" data-testid="judged-link">judged answers</a></nav>',
         '<label>Reviewer <input id="reviewer" data-testid="reviewer" autocomplete="name" maxlength="200" '
         'placeholder="your name"></label>',
         '<form method="get" action="/" data-testid="filter-form" class="filters">',
@@ -628,3 +678,84 @@ class ReviewServer(ThreadingHTTPServer):
 def make_server(opener: Opener, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                 quiet: bool = False) -> ReviewServer:
     return ReviewServer(opener, host, port, token, quiet)
+
+
+# ------------------------------------------------------------------------------------------------
+# the judged answers (the human queue)
+def case_dom_id(case: str) -> str:
+    """An element id for a case (its text holds ':' and '/', and is untrusted): a hash of it."""
+    import hashlib
+
+    return "case-" + hashlib.sha256(case.encode("utf-8")).hexdigest()[:16]
+
+
+def render_judged_page(cases: Sequence[Any], total: int, budget: float, csrf: str,
+                       notice: tuple[bool, str] | None = None) -> str:
+    parts = [
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>adt review: judged answers</title>",
+        '<link rel="stylesheet" href="/static/review.css"><script src="/static/review.js" defer></script>',
+        "</head><body>",
+        '<header><h1>adt review: judged answers</h1><nav><a href="/" data-testid="items-link">items</a></nav>',
+        '<label>Reviewer <input id="reviewer" data-testid="reviewer" autocomplete="name" maxlength="200" '
+        'placeholder="your name"></label>',
+        '<form method="get" action="/judged" class="filters">'
+        f'<label>Budget <input name="budget" data-testid="budget" value="{esc(budget)}" size="5"></label>'
+        "<button>Show</button></form>",
+        '<p class="keys">j / k: next / previous · the share of judged answers routed to humans: half the least '
+        "confident (the rater model's) or where the judges disagree most, the rest nearest 0.5</p></header>",
+    ]
+    if notice is not None:
+        done, message = notice
+        parts.append(f'<p class="notice {"done" if done else "refused"}" data-testid="notice" role="status">'
+                     f"{esc(message)}</p>")
+    more = f" (first {len(cases)})" if len(cases) < total else ""
+    parts.append(f'<p data-testid="count">{total} judged answers wait for a human{more}</p><main>')
+    back = urllib.parse.urlencode({"budget": budget})
+    for c in cases:
+        parts.append(_case_html(c, csrf, back))
+    parts.append("</main>")
+    data = {"items": [{"id": case_dom_id(c.case)} for c in cases], "state": "judged"}
+    parts.append(f'<script type="application/json" id="queue-data">{script_json(data)}</script>')
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _case_html(c: Any, csrf: str, back: str) -> str:
+    dom = case_dom_id(c.case)
+    spread = "-" if c.spread != c.spread else f"{c.spread:.2f}"
+    out = [f'<article class="item" id="item-{dom}" data-testid="case" data-item-id="{dom}" '
+           f'data-case="{esc(c.case)}" tabindex="-1">',
+           f'<h2><code data-testid="case-id">{esc(c.case)}</code> <span class="type">{esc(c.item_type)} · '
+           f'{esc(c.language)} · {esc(c.model)}</span> <span class="flag" data-testid="why">{esc(c.why)}</span></h2>',
+           f'<div class="question" data-testid="question" dir="auto">{text_html(c.question)}</div>',
+           '<div class="pair"><div><h3>the candidate\'s answer</h3>'
+           f'<div dir="auto" data-testid="answer">{text_html(c.answer)}</div></div>']
+    if c.baseline is not None:
+        out.append(f'<div><h3>the baseline answer</h3><div dir="auto" data-testid="baseline">{text_html(c.baseline)}'
+                   "</div></div>")
+    elif c.reference is not None:
+        out.append(f'<div><h3>the reference answer</h3><div dir="auto" data-testid="reference">'
+                   f"{text_html(c.reference)}</div></div>")
+    out.append("</div>")
+    rows = "".join(
+        f'<tr data-testid="verdict"><td>{esc(j["judge"])}</td><td>{esc(j["order"] or "-")}</td>'
+        f'<td>{esc("-" if j["level"] is None else j["level"])}</td>'
+        f'<td>{esc("-" if j["verdict"] is None else format(j["verdict"], ".2f"))}</td>'
+        f'<td>{esc(j["problem"] or "")}</td></tr>' for j in c.judgments)
+    out.append(f'<div class="qc"><table data-testid="verdicts"><caption>judges\' verdicts (panel {c.score:.2f}, '
+               f"spread {spread})</caption><tr><th>judge</th><th>order</th><th>level</th><th>verdict</th>"
+               f"<th>problem</th></tr>{rows}</table></div>")
+    levels = "".join(f'<label><input type="radio" name="level" value="{k}" data-testid="level-{k}" required> '
+                     f"{esc(label)}</label>" for k, label in enumerate(c.levels))
+    out.append('<div class="actions"><form method="post" action="/score" data-testid="score-form" class="score">'
+               f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+               f'<input type="hidden" name="case" value="{esc(c.case)}">'
+               f'<input type="hidden" name="back" value="{esc(back)}">'
+               '<input type="hidden" name="reviewer" value=""><input type="hidden" name="next" value="">'
+               f'<fieldset><legend>your score</legend>{levels}</fieldset>'
+               '<input name="note" data-testid="note" maxlength="2000" placeholder="why (optional)">'
+               '<button data-testid="score">Score</button></form></div>')
+    out.append("</article>")
+    return "\n".join(out)

@@ -49,11 +49,15 @@ _LAZY = {
     "HFRunner": "runners.hf",
     "ReplayRunner": "runners.replay",
     "build_tiny_model": "runners.testing",
+    "read_simulated_quality": "runners.simjudge",   # the simulated answers' quality marker (simjudge)
+    "write_simulated_answer": "runners.simjudge",
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for the type checker only (not in __all__: a star import stays light)
     from runners.hf import HFRunner as HFRunner
     from runners.replay import ReplayRunner as ReplayRunner
+    from runners.simjudge import read_simulated_quality as read_simulated_quality
+    from runners.simjudge import write_simulated_answer as write_simulated_answer
     from runners.testing import build_tiny_model as build_tiny_model
     from runners.vllm_backend import DEFAULT_WORKER_PYTHON as DEFAULT_WORKER_PYTHON
 

@@ -17,6 +17,7 @@ from runners.base import Runner
 _TARGETS: dict[str, str] = {
     "replay": "runners.replay:ReplayRunner",
     "simulated": "runners.simulated:SimulatedRunner",
+    "simjudge": "runners.simjudge:SimulatedJudge",   # a simulated judge of known bias (a simulation device)
     "hf": "runners.hf:HFRunner",
     "vllm": "runners.vllm_backend:VLLMRunner",
     "openai": "runners.openai_backend:OpenAIRunner",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 import click
@@ -101,7 +102,8 @@ def _ci(p: float, lo: float, hi: float) -> str:
 @judge.command("validate")
 @click.option("--gold", "gold", type=click.Path(path_type=Path), required=True,
               help="Gold/human labels: CSV, JSON or Parquet with item_id, optional run_id, and label in the verdict "
-                   "coding (1 candidate/output 1 better, 0 baseline better, 0.5 tie; pointwise level/(n-1)).")
+                   "coding (1 candidate/output 1 better, 0 baseline better, 0.5 tie; pointwise level/(n-1)); or "
+                   "'human': the humans' scores stored in the bank (adt judge score, the review page).")
 @click.option("--judge", "judge_names", multiple=True, help="Only this judge (repeatable; default: every judge).")
 @click.option("--verdicts", type=click.Path(path_type=Path), default=None,
               help="Verdicts in the judgments frame (CSV/JSON/Parquet) instead of the bank's stored judge calls.")
@@ -147,3 +149,67 @@ def judge_validate_cmd(ctx: Context, gold: Path, judge_names: tuple[str, ...], v
                      f"(random {p['routing_10pct']['acc_random']:.3f})")
     lines += [f"note: {n}" for n in result.notes]
     click.echo("\n".join(lines))
+
+
+# -- the human queue (adt.workflow.judge_queue holds the rules; the review page's /judged is the same queue) --
+
+_BUDGET = click.option("--budget", type=float, default=None,
+                       help="Share of the judged answers routed to humans: half the least confident by the judge "
+                            "calibration's rater model (else where the judges disagree most), the rest nearest 0.5 "
+                            "(default: DEFAULT_BUDGET of adt.workflow.judge_queue, a tenth).")
+
+
+@judge.command("queue")
+@_BUDGET
+@click.option("--limit", type=int, default=20, show_default=True, help="Cases shown (0: all).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def queue_cmd(ctx: Context, budget: float | None, limit: int, as_json: bool) -> None:
+    """Judged answers waiting for a human score, most uncertain first: the question, the answer (and baseline),
+    the judges' verdicts and the levels to choose from (score one with `adt judge score`)."""
+    from adt.workflow.judge_queue import DEFAULT_BUDGET, human_queue
+
+    budget = DEFAULT_BUDGET if budget is None else budget
+    with ctx.bank("adt judge queue") as b:
+        cases, total = human_queue(b, budget=budget, limit=limit or None)
+    if as_json:
+        emit({"total": total, "budget": budget, "cases": [c.as_dict() for c in cases]}, True)
+        return
+    lines = [f"{total} judged answers wait for a human" + (f" (first {len(cases)})" if len(cases) < total else "")]
+    for c in cases:
+        verdicts = ", ".join(f"{j['judge']}{('/' + j['order']) if j['order'] else ''}="
+                             f"{'?' if j['verdict'] is None else format(j['verdict'], '.2f')}" for j in c.judgments)
+        lines += [f"\n{c.case}  [{c.item_type}, {c.model}; panel {c.score:.2f}, spread "
+                  f"{'-' if c.spread != c.spread else format(c.spread, '.2f')}; {c.why}]",
+                  f"  question: {_short(c.question)}", f"  answer:   {_short(c.answer)}"]
+        if c.baseline is not None:
+            lines.append(f"  baseline: {_short(c.baseline)}")
+        if c.reference is not None:
+            lines.append(f"  reference: {_short(c.reference)}")
+        lines += [f"  judges:   {verdicts}", "  levels:   " + "; ".join(f"{k} = {d}" if not d.startswith(f"{k}")
+                                                                          else d for k, d in enumerate(c.levels))]
+    emit(None, False, "\n".join(lines))
+
+
+@judge.command("score")
+@click.option("--case", "case", required=True, metavar="RUN_ID/ITEM_ID", help="The case (see adt judge queue).")
+@click.option("--level", type=int, required=True,
+              help="Pairwise: 0 baseline better, 1 tie, 2 candidate better; otherwise the rubric level.")
+@click.option("--reviewer", default=None, help="Who scores (default: this machine's user name).")
+@click.option("--note", default="", help="Why, kept with the score.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def score_cmd(ctx: Context, case: str, level: int, reviewer: str | None, note: str, as_json: bool) -> None:
+    """A human score for one judged answer: stored as a judgment by human:REVIEWER; the answer's score becomes
+    the humans' (scored_by human), which later judge runs keep."""
+    from adt.workflow.judge_queue import score_case
+
+    with ctx.bank("adt judge score") as b:
+        out = score_case(b, case, level, reviewer or getpass.getuser(), note)
+    emit(out, as_json, f"{out['case']}: level {out['level']} of 0..{out['n_levels'] - 1} by {out['reviewer']}; "
+                       f"the answer's score is now {out['score']:.2f} ({out['n_humans']} human score(s))")
+
+
+def _short(text: str, width: int = 160) -> str:
+    one = " ".join(str(text).split())
+    return one if len(one) <= width else one[: width - 1] + "…"

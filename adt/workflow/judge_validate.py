@@ -5,6 +5,11 @@ Thin glue: read and check the inputs (every problem named with file, row and fie
 touched), compute with ``calibration.judges`` (pure), store with ``save_judge_calibration``. The panel's
 figures are out-of-fold (K-fold over the labelled cases, labels only from the training folds); the stored
 rater model is then fitted on every label, its temperature learned from an inner split.
+
+``--gold human`` takes the labels from the bank: the humans' scores (``adt judge score``, the review page's
+judged answers; ``adt.workflow.judge_queue.human_labels``: one label per case, the mean of its human verdicts),
+and the judges are the bank's judge calls less the humans' own rows. So each refit after more human scores
+re-learns the judges' reliabilities from them. (A gold file named ``human``: give it as ``./human``.)
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from adtbase.errors import InputError
 from adtbase.verdicts import SCORED_BY
 from calibration import judges, save_judge_calibration
 from itembank import Bank, file_sha256
+
+HUMAN_GOLD = Path("human")   # --gold human: the bank's human scores are the labels
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,9 @@ def read_inputs(opts: JudgeValidateOptions) -> tuple[pd.DataFrame, pd.DataFrame 
     """The gold labels, the --verdicts frame (None: from the bank) and the lengths, each checked."""
     if opts.folds < 2:
         raise InputError(f"--folds {opts.folds}: at least 2")
-    gold = judges.check_gold(read_table(opts.gold, "--gold"), f"--gold {opts.gold}")
+    # the bank's human scores are read in judge_validate (the bank is not open here): an empty frame stands in
+    gold = (pd.DataFrame(columns=list(judges.GOLD_COLUMNS)) if opts.gold == HUMAN_GOLD
+            else judges.check_gold(read_table(opts.gold, "--gold"), f"--gold {opts.gold}"))
     frame = None
     if opts.verdicts is not None:
         frame = judges.check_judgments(read_table(opts.verdicts, "--verdicts"), f"--verdicts {opts.verdicts}")
@@ -135,20 +144,38 @@ def judge_validate(bank: Bank, opts: JudgeValidateOptions,
     """Measure and store one judge calibration in ``bank`` (opened by the caller) from ``read_inputs(opts)``,
     read before the bank is opened, so a bad file leaves it untouched."""
     gold, frame, lengths = inputs
-    if opts.verdicts is None or frame is None:
-        frame, source, where = bank_judgments(bank, gold), "bank", "bank judgments"
-        if lengths is None:   # the bank has the answers: pairwise lengths for the length statistics and term
-            answers = bank.judged_answers(sorted(set(frame["run_id"]) - {""}), scored_by=SCORED_BY)
-            lengths = answer_lengths(answers) if len(answers) else None
-            lengths = lengths if lengths is not None and len(lengths) else None
+    machine = None
+    if opts.gold == HUMAN_GOLD:
+        from adt.workflow.judge_queue import human_labels
+
+        machine, labels = human_labels(bank.judgments())
+        if labels.empty:
+            raise InputError("--gold human: the bank holds no human scores yet (adt judge score, or the review page's "
+                             "judged answers)")
+        gold = judges.check_gold(labels, "the bank's human scores")
+        gold_source = f"bank: human scores of {len(gold)} cases"
     else:
+        gold_source = f"{opts.gold} sha256:{file_sha256(opts.gold)}"
+    if opts.verdicts is not None and frame is not None:
         source = f"{opts.verdicts} sha256:{file_sha256(opts.verdicts)}"
         where = f"--verdicts {opts.verdicts}"
+    else:
+        if machine is not None:   # the judges' calls, less the humans' own rows (they are the labels)
+            machine = machine[machine["item_id"].isin(set(gold["item_id"]))].reset_index(drop=True)
+            frame, source, where = judges.check_judgments(machine, "bank judgments"), "bank", "bank judgments"
+        else:
+            frame, source, where = bank_judgments(bank, gold), "bank", "bank judgments"
+        if lengths is None:   # the bank has the answers: pairwise lengths for the length statistics and term
+            # judged answers only: a rule-scored answer has no judge key to read a length from
+            answers = bank.judged_answers(sorted(set(frame["run_id"]) - {""}),
+                                          scored_by=tuple(s for s in SCORED_BY if s != "rule"))
+            lengths = answer_lengths(answers) if len(answers) else None
+            lengths = lengths if lengths is not None and len(lengths) else None
     frame = select_judges(frame, opts.judges, where)
     stats, panel, model, n_cases, n_gold, k, notes = evaluate(frame, gold, lengths, opts)
     jcal = save_judge_calibration(bank, stats=stats, panel=panel, rater_model=model,
                                   settings={**asdict(opts), "gold": str(opts.gold)},
-                                  gold_source=f"{opts.gold} sha256:{file_sha256(opts.gold)}", verdicts_source=source,
+                                  gold_source=gold_source, verdicts_source=source,
                                   n_cases=n_cases, n_gold=n_gold, n_classes=k)
     return JudgeValidation(jcal, stats, panel, n_cases, n_gold, k, tuple(notes))
 

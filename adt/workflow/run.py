@@ -137,8 +137,9 @@ def backend_kwargs(backend: str, args: Mapping[str, Any], model: str,
     return kw
 
 
-# Backends that take the model to load or call as their ``model`` argument.
-MODEL_BACKENDS = ("hf", "vllm", "openai")
+# Backends that take the model to load or call as their ``model`` argument (simjudge: its bias spec,
+# runners.simjudge).
+MODEL_BACKENDS = ("hf", "vllm", "openai", "simjudge")
 
 
 _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token", "authorization")

@@ -53,7 +53,7 @@ def test_registry_names_and_hints(monkeypatch: pytest.MonkeyPatch) -> None:
     from runners import registry
 
     monkeypatch.setattr(registry, "_TARGETS", dict(registry._TARGETS))  # registrations below stay local
-    assert available() == ("hf", "openai", "replay", "simulated", "vllm")
+    assert available() == ("hf", "openai", "replay", "simjudge", "simulated", "vllm")
     with pytest.raises(InputError, match="did you mean 'replay'"):
         create("replya")
     with pytest.raises(InputError, match="bad backend arguments"):
