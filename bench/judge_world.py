@@ -14,6 +14,17 @@ publish -> run every model -> calibrate (subjective answers still pending) -> ``
 - the panel's score against the answers' true quality (Spearman);
 - the leaderboard without and with the subjective items, each against the true abilities;
 - the human queue after the judge run (how many answers, why).
+
+Measured (2 shared cores, seed 2026, defaults, ``--final '--method facets'``; 16 models, 240 judged items,
+1,440 judged answers; four judges, true severity / position / length bias -> what the judgments show):
+  fair 0/0/0: level offset +0.005, many-facet severity -0.023, 133 of 640 pairs order-inconsistent, first 0.499
+  harsh 0.8/0/0: -0.104, +0.466, 129, 0.501;  lenient-first -0.6/1.0/0: +0.116, -0.449, 273, 0.694
+  long-lover 0.2/0/1.0: longer answer wins 0.672 (the truly better answer is the longer one in 0.564)
+  many-facet severities vs true: Pearson 0.994 (slope 0.64); panel score vs true quality: Spearman 0.946.
+  Leaderboard vs true ability: without subjective items Pearson 0.990 (mean SE 0.125); with them, facets 0.996
+  (mean SE 0.106); plain 2PL on the panel scores 0.992 (0.111).
+  Routing 144 of 1,440 answers to a simulated expert: share at the true level 0.834 -> 0.869 by the queue's
+  rules, 0.851 (0.845-0.857) sent at random.
 """
 
 from __future__ import annotations
