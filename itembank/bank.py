@@ -803,8 +803,9 @@ class Bank:
                 CAST(choice_logliks AS DOUBLE[]), tokens_in, tokens_out, latency_s, ?,
                 coalesce(CAST(scored_by AS VARCHAR), 'rule') FROM _resp_fresh""", [ts])
             self.conn.unregister("_resp_fresh")
-            history.append(self.conn, [Event("answered", i, r, {"score": sc}) for r, i, sc in zip(
-                fresh["run_id"].tolist(), fresh["item_id"].tolist(), fresh["score"].tolist(), strict=True)], ts)
+            # Lazily: five million responses must not become five million Event objects at once.
+            history.append(self.conn, (Event("answered", i, r, {"score": sc}) for r, i, sc in zip(
+                fresh["run_id"].tolist(), fresh["item_id"].tolist(), fresh["score"].tolist(), strict=True)), ts)
             return len(fresh)
         finally:
             self.conn.unregister("_resp_new")
