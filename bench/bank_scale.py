@@ -11,6 +11,12 @@ in-process query <= 1 s. The reference system's size (issue 16), 5.5 M items and
 <= 8 min, peak RSS <= 4 GiB, bank file <= 3x the Parquet source, stats and draw <= 0.5 s, the form
 <= 15 s, verify <= 2 min; a run above 1 M measures 1 M first, so both sizes print side by side.
 
+Measured 2026-12-06 (2 shared cores, load average 4-5.5; migration 005 in): 1 M: items 123 s (108 CPU-s with the
+responses), import peak 1.65 GiB, 446 MiB bank vs 58 MiB source (7.7x), stats 1.5 s, draw 0.64 s, form 7.8 s,
+verify 12 s. 5.5 M + 5 M responses: import 1,370 s (656 CPU-s), peak RSS over 3.8 GiB (seen with ps; ru_maxrss then
+still read the parent's 6.7 GiB), 2,707 MiB vs 319 MiB (8.5x), stats 9.6 s, draw 2.6 s, form 24.9 s (18 s of it
+reading the item frame of the slice), verify 39 s. Floors not met: import time and memory, size, stats, draw, form.
+
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000
 """
