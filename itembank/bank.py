@@ -738,9 +738,14 @@ class Bank:
                 self.conn.execute("""INSERT INTO runs SELECT run_id, model, 'import', NULL, ?, ?, NULL, ?, 'finished', ?, ?
                                      FROM _imp_runs WHERE run_id NOT IN (SELECT run_id FROM runs)""",
                                   [source, round_no, json.dumps({"file": str(path)}), ts, ts])
-                new_total = self._insert_responses(pd.DataFrame({
-                    "run_id": known["model"].map(run_of).to_numpy(), "item_id": known["item_id"].to_numpy(),
-                    "score": known["score"].to_numpy()}), ts)
+                # In slices of RESPONSE_CHUNK rows, in (run, item) order as one insert would write them: the
+                # events come out the same, and millions of responses are never all widened to every column.
+                fresh = pd.DataFrame({"run_id": known["model"].map(run_of).to_numpy(),
+                                      "item_id": known["item_id"].to_numpy(), "score": known["score"].to_numpy()})
+                del known
+                fresh = fresh.sort_values(["run_id", "item_id"], ignore_index=True)
+                new_total = sum(self._insert_responses(fresh.iloc[s:s + self.RESPONSE_CHUNK], ts)
+                                for s in range(0, len(fresh), self.RESPONSE_CHUNK))
         finally:
             self.conn.unregister("_imp_runs")
         return ResponsesReport(str(path), len(frame), len(frame) - len(unknown), len(unknown), examples, len(models),
@@ -777,6 +782,7 @@ class Bank:
                     self.conn.execute(f"UPDATE models SET {col} = ? WHERE name = ?",  # noqa: S608 - allow-list
                                       [str(value), name])
 
+    RESPONSE_CHUNK = 500_000   # rows of an imported response file inserted at a time (one transaction)
     RESPONSE_COLS = ("item_id", "score", "raw_output", "extracted", "template_id", "prompt_hash",
                      "choice_logliks", "tokens_in", "tokens_out", "latency_s", "scored_by")
 
@@ -803,8 +809,9 @@ class Bank:
                 CAST(choice_logliks AS DOUBLE[]), tokens_in, tokens_out, latency_s, ?,
                 coalesce(CAST(scored_by AS VARCHAR), 'rule') FROM _resp_fresh""", [ts])
             self.conn.unregister("_resp_fresh")
-            history.append(self.conn, [Event("answered", i, r, {"score": sc}) for r, i, sc in zip(
-                fresh["run_id"].tolist(), fresh["item_id"].tolist(), fresh["score"].tolist(), strict=True)], ts)
+            # Lazily: five million responses must not become five million Event objects at once.
+            history.append(self.conn, (Event("answered", i, r, {"score": sc}) for r, i, sc in zip(
+                fresh["run_id"].tolist(), fresh["item_id"].tolist(), fresh["score"].tolist(), strict=True)), ts)
             return len(fresh)
         finally:
             self.conn.unregister("_resp_new")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -90,26 +90,24 @@ def append(conn: duckdb.DuckDBPyConnection, events: Iterable[Event], ts: str, ch
         batch = list(islice(it, chunk))
         if not batch:
             break
-        seqs, payloads, hashes, prevs = [], [], [], []
+        seqs, payloads, hashes = [], [], []
         for ev in batch:
             n += 1
             body = canonical(ev.payload)
             h = event_hash(prev, n, ts, ev.kind, ev.item_id, ev.ref, body)
             seqs.append(n)
             payloads.append(body)
-            prevs.append(prev)
             hashes.append(h)
             prev = h
         table = pa.table({"seq": pa.array(seqs, pa.int64()), "ts": pa.array([ts] * len(seqs), pa.string()),
                           "kind": pa.array([e.kind for e in batch], pa.string()),
                           "item_id": pa.array([e.item_id for e in batch], pa.string()),
                           "ref": pa.array([e.ref for e in batch], pa.string()),
-                          "payload": pa.array(payloads, pa.string()), "prev_hash": pa.array(prevs, pa.string()),
-                          "hash": pa.array(hashes, pa.string())})
-        del batch, payloads, prevs
+                          "payload": pa.array(payloads, pa.string()), "hash": pa.array(hashes, pa.string())})
+        del batch, payloads
         conn.register("_new_events", table)
         try:
-            conn.execute("INSERT INTO events SELECT * FROM _new_events")
+            conn.execute("INSERT INTO events (seq, ts, kind, item_id, ref, payload, hash) SELECT * FROM _new_events")
         finally:
             conn.unregister("_new_events")
     return Head(n, prev)
@@ -119,13 +117,19 @@ def verify_rows(rows: Iterable[tuple[Any, ...]], expected: Head | None = None,
                 recorded: Sequence[Head] = ()) -> VerifyReport:
     """Walk the chain in stored order; name the first event that does not verify.
 
-    ``rows`` are (seq, ts, kind, item_id, ref, payload, prev_hash, hash) in storage order.
-    ``expected`` is a head recorded outside the bank; ``recorded`` are heads the bank noted itself,
-    which narrow down where a consistently re-hashed history was changed.
+    ``rows`` are (seq, ts, kind, item_id, ref, payload, prev_hash, hash) in storage order (the bank stores no
+    prev_hash: ``verify`` passes the previous row's hash). ``expected`` is a head recorded outside the bank;
+    ``recorded`` are heads the bank noted itself, which narrow down where a consistently re-hashed history was
+    changed. Rows are read once, as they come: only the hashes at the heads' counts are kept (a bank of ten
+    million events is verified in constant memory).
     """
     prev = GENESIS
     n = 0
-    hashes: list[str] = []
+    anchors = [h for h in (expected, *recorded) if h is not None]
+    wanted = {h.n_events for h in anchors if h.n_events > 0}
+    wanted_hashes = {h.hash for h in anchors if h.n_events < 0}
+    kept: dict[int, str] = {}            # event count -> the hash there, at the heads' counts
+    seen_hashes: set[str] = set()        # the hash-only heads found in the chain
     for seq, ts, kind, item_id, ref, payload, prev_hash, stored in rows:
         n += 1
         if seq != n:
@@ -140,15 +144,18 @@ def verify_rows(rows: Iterable[tuple[Any, ...]], expected: Head | None = None,
             return VerifyReport(False, n - 1, Head(n - 1, prev), n,
                                 f"event {n} ({kind}) was edited: its content does not match its hash")
         prev = stored
-        hashes.append(stored)
+        if n in wanted:
+            kept[n] = stored
+        if stored in wanted_hashes:
+            seen_hashes.add(stored)
     final = Head(n, prev)
 
     def mismatch(h: Head) -> str | None:
         if h.n_events < 0:
-            return None if h.hash in hashes else f"head {h.hash[:16]} is not in the chain"
+            return None if h.hash in seen_hashes else f"head {h.hash[:16]} is not in the chain"
         if h.n_events > n:
             return f"chain has {n} events but a head recorded {h.n_events}: events after {n} were deleted"
-        if h.n_events > 0 and hashes[h.n_events - 1] != h.hash:
+        if h.n_events > 0 and kept[h.n_events] != h.hash:
             return f"event {h.n_events} differs from the recorded head: history was rewritten at or before it"
         return None
 
@@ -173,11 +180,24 @@ def verify_rows(rows: Iterable[tuple[Any, ...]], expected: Head | None = None,
     return VerifyReport(True, n, final, None, None)
 
 
+def stored_rows(conn: duckdb.DuckDBPyConnection, batch: int = 100_000) -> Iterator[tuple[Any, ...]]:
+    """The bank's events as ``verify_rows`` reads them, in storage (seq) order, ``batch`` rows at a time; each
+    row's prev_hash is the previous row's stored hash (GENESIS first), as the chain rule reads it."""
+    cur = conn.cursor()   # its own cursor: the caller's connection stays free while the rows stream
+    try:
+        cur.execute("SELECT seq, ts, kind, item_id, ref, payload, hash FROM events ORDER BY seq")
+        prev = GENESIS
+        while rows := cur.fetchmany(batch):
+            for seq, ts, kind, item_id, ref, payload, stored in rows:
+                yield seq, ts, kind, item_id, ref, payload, prev, stored
+                prev = stored
+    finally:
+        cur.close()
+
+
 def verify(conn: duckdb.DuckDBPyConnection, expected: Head | None = None) -> VerifyReport:
-    rows = conn.execute("SELECT seq, ts, kind, item_id, ref, payload, prev_hash, hash FROM events "
-                        "ORDER BY seq").fetchall()
     recorded = [Head(int(n), str(h)) for n, h in
                 conn.execute("SELECT n_events, head_hash FROM history_heads ORDER BY n_events").fetchall()]
-    return verify_rows(rows, expected, recorded)
+    return verify_rows(stored_rows(conn), expected, recorded)
 
 

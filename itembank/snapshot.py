@@ -21,6 +21,10 @@ from . import migrate
 from .bank import Bank, open_bank
 
 MANIFEST = "manifest.json"
+# The events as exports carry them: each with its previous event's hash, as before migration 005.
+# (The first event's previous hash is history.GENESIS, 64 zeros.)
+EVENTS_EXPORT = ("SELECT seq, ts, kind, item_id, ref, payload, coalesce(lag(hash) OVER (ORDER BY seq), repeat('0', 64)) "
+                 "AS prev_hash, hash FROM events ORDER BY ALL")
 
 
 def file_sha256(path: Path) -> str:
@@ -49,8 +53,10 @@ def export(bank: Bank, out_dir: Path) -> dict[str, Any]:
     for table in bank_tables(bank):
         if table == "schema_migrations":
             continue
-        # Stable row order so the same bank exports the same bytes.
-        frame = bank.conn.sql(f"SELECT * FROM {table} ORDER BY ALL").to_arrow_table()  # noqa: S608 - catalogue name
+        # Stable row order so the same bank exports the same bytes. The bank stores no prev_hash (migration
+        # 005); the export keeps its columns as they were, so a chain checks with no bank (`adt audit verify`).
+        select = EVENTS_EXPORT if table == "events" else f"SELECT * FROM {table} ORDER BY ALL"  # noqa: S608 - catalogue name
+        frame = bank.conn.sql(select).to_arrow_table()
         path = out_dir / f"{table}.parquet"
         pq.write_table(frame, path)
         tables[table] = {"file": path.name, "rows": frame.num_rows, "sha256": file_sha256(path)}
@@ -109,7 +115,8 @@ def import_snapshot(folder: Path, bank_path: Path) -> dict[str, Any]:
                 for table, entry in sorted(manifest["tables"].items()):
                     if table not in known:
                         raise BankError(f"{folder}: table {table!r} is not part of this adt's bank")
-                    conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)",  # noqa: S608 - catalogue name
+                    drop = " EXCLUDE (prev_hash)" if table == "events" else ""   # derived (see EVENTS_EXPORT)
+                    conn.execute(f"INSERT INTO {table} BY NAME SELECT *{drop} FROM read_parquet(?)",  # noqa: S608 - catalogue name
                                  [str(folder / entry["file"])])
             got = bank.snapshot_id()
             if got != manifest["snapshot_id"]:

@@ -85,13 +85,13 @@ def test_reordered_events_are_named(bank_path: Path) -> None:
 def test_rehashed_history_is_caught_against_a_recorded_head(bank_path: Path) -> None:
     head = current_head(bank_path)
     conn = duckdb.connect(str(bank_path))
-    rows = conn.execute("SELECT seq, ts, kind, item_id, ref, payload, prev_hash FROM events ORDER BY seq").fetchall()
-    prev = rows[2][6]
+    rows = conn.execute("SELECT seq, ts, kind, item_id, ref, payload, hash FROM events ORDER BY seq").fetchall()
+    prev = rows[1][6]   # the hash of event 2 (the bank stores no prev_hash)
     conn.execute("UPDATE events SET payload = '{\"forged\":true}' WHERE seq = 3")
     for seq, ts, kind, item_id, ref, payload, _ in rows[2:]:
         payload = '{"forged":true}' if seq == 3 else payload
         h = event_hash(prev, seq, ts, kind, item_id, ref, payload)
-        conn.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", [prev, h, seq])
+        conn.execute("UPDATE events SET hash = ? WHERE seq = ?", [h, seq])
         prev = h
     conn.close()
     assert verify(bank_path).ok                      # internally consistent ...
@@ -108,12 +108,12 @@ def test_rehash_is_narrowed_by_heads_the_bank_recorded(bank_path: Path) -> None:
                        objectives={}, content_hash="h", n_uncalibrated=0)   # records the head at 11
         final = bank.head()
     conn = duckdb.connect(str(bank_path))
-    rows = conn.execute("SELECT seq, ts, kind, item_id, ref, payload, prev_hash FROM events ORDER BY seq").fetchall()
-    prev = rows[10][6]
+    rows = conn.execute("SELECT seq, ts, kind, item_id, ref, payload, hash FROM events ORDER BY seq").fetchall()
+    prev = rows[9][6]   # the hash of event 10
     for seq, ts, kind, item_id, ref, payload, _ in rows[10:]:
         payload = '{"forged":true}' if seq == 11 else payload
         h = event_hash(prev, seq, ts, kind, item_id, ref, payload)
-        conn.execute("UPDATE events SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?", [payload, prev, h, seq])
+        conn.execute("UPDATE events SET payload = ?, hash = ? WHERE seq = ?", [payload, h, seq])
         prev = h
     conn.close()
     report = verify(bank_path, final)
@@ -210,3 +210,37 @@ def test_cli_exit_codes_and_unchanged_bank_on_error(tmp_path: Path) -> None:
     tamper(bank, "DELETE FROM events WHERE seq = 8")
     out = adt("bank", "verify", "--head", head, bank=bank)
     assert out.returncode == 1 and "deleted" in out.stdout
+
+
+def test_a_bank_from_before_migration_005_keeps_its_chain_heads_and_snapshot_id(bank_path: Path) -> None:
+    """Migration 005 drops the stored prev_hash: an older bank (events with prev_hash) goes through it with the
+    same head and snapshot id, verifies, and an edit made before the upgrade is still caught after it."""
+    with open_bank(bank_path) as bank:
+        head, snap = bank.head(), bank.snapshot_id()
+    tamper(bank_path,  # the bank as adt wrote it before 005: prev_hash stored, 005 not applied
+           "ALTER TABLE events ADD COLUMN prev_hash VARCHAR",
+           "UPDATE events SET prev_hash = p.prev FROM (SELECT seq, coalesce(lag(hash) OVER (ORDER BY seq), "
+           "repeat('0', 64)) AS prev FROM events) p WHERE p.seq = events.seq",
+           "DELETE FROM schema_migrations WHERE room = 'itembank' AND version = 5")
+    old = bank_path.with_name("old.duckdb")
+    old.write_bytes(bank_path.read_bytes())
+    tamper(old, "UPDATE events SET payload = '{\"forged\":true}' WHERE seq = 4")
+    with open_bank(bank_path) as bank:
+        cols = [r[0] for r in bank.conn.execute("SELECT column_name FROM information_schema.columns "
+                                                "WHERE table_name = 'events'").fetchall()]
+        assert "prev_hash" not in cols
+        assert bank.head() == head and bank.snapshot_id() == snap
+        assert bank.verify(head).ok
+    with open_bank(old) as bank:
+        report = bank.verify()
+    assert not report.ok and report.first_bad_seq == 4 and "edited" in (report.problem or "")
+
+
+def test_verify_streams_and_keeps_only_the_heads_it_checks(bank_path: Path) -> None:
+    """A head given by hash alone (no count) is found in the chain while it streams; one not in it is named."""
+    with open_bank(bank_path) as bank:
+        mid = bank.head_at(3)
+        assert mid is not None
+        assert bank.verify(Head(-1, mid.hash)).ok
+        report = bank.verify(Head(-1, "f" * 64))
+    assert not report.ok and "is not in the chain" in (report.problem or "")
