@@ -65,7 +65,7 @@ class _EStepMixin(_ProblemBase):
             x = self.x[lo:hi]
             if self.plain:
                 logP, z = _log_logistic(p.a, p.b, x)
-                log1mP = logP - z
+                log1mP = np.subtract(logP, z, out=z)      # z is not needed again: no new array
                 P = np.exp(logP)
             else:
                 P = np.clip(prob(x, p.a[:, None], p.b[:, None], p.c[:, None], p.d[:, None]), EPS, 1.0 - EPS)
