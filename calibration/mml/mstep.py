@@ -74,8 +74,7 @@ class _MStepMixin(_ProblemBase):
             else:
                 Rx = R @ x01
             N = N[:, keep]
-            Fx = _node_sums(N, x01[keep])
-            Fx -= Rx
+            Fx = _node_sums(N, x01[keep]) - Rx             # (N may be one row shared by all items)
             P = e.P[rows, keep]
             objd = _sum_n(N, e.logP[rows, keep]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
         else:
