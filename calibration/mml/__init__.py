@@ -25,7 +25,10 @@ Speed.  The E-step runs on a node window where the posteriors are log-concave (s
 the M-step on the span of nodes carrying mass; posterior masses below 1e-250 are flushed to zero
 (subnormal numbers make every later product several times slower); the 2PL M-step checks each item's
 objective once after its Fisher steps and redoes only the items whose objective fell with a per-step
-line search.
+line search.  Many items (10^5-10^6, a few responses each): every items x nodes array is hundreds of MB,
+so the 2PL M-step runs on every row in reused scratch arrays rather than gathering the free rows into
+fresh ones, the E-step keeps no log(1 - P), tall-times-thin node sums run as their transpose (faster in
+OpenBLAS), and the SEs are computed in blocks of items (``se._SE_CHUNK``).
 """
 
 from ..result import STATUSES as STATUSES

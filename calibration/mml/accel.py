@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
-from .curves import _info_2pl
+from .curves import _info_2pl, _node_sums
 from .problem import _EStep, _Params, _ProblemBase
 
 if TYPE_CHECKING:
@@ -64,8 +64,13 @@ class _AccelMixin(_ProblemBase):
         # on the nodes both E-steps covered (beyond a window no model has mass worth a tolerance)
         (lo0, hi0, _), (lo1, hi1, _) = (e.nodes.indices(self.x.size) for e in (e0, e1))
         lo, hi = max(lo0, lo1), min(hi0, hi1)
-        items = (float(np.max(np.abs(e1.P[f, lo - lo1:hi - lo1] - e0.P[f, lo - lo0:hi - lo0])))
-                 if f.size and hi > lo else 0.0)
+        items = 0.0
+        if f.size and hi > lo:
+            # on every row, then the free ones: gathering the free rows first copies two big arrays
+            d = np.subtract(e1.P[:, lo - lo1:hi - lo1], e0.P[:, lo - lo0:hi - lo0])
+            np.abs(d, out=d)
+            dmax = d.max(axis=1)
+            items = float(np.max(dmax if f.size == self.n_items else dmax[f]))
         n_lat = self.x.size if self.latent == "empirical" else (2 if self.anchored else 0)
         if self.latent == "empirical":
             w0, w1 = (np.exp(v[-n_lat:] - logsumexp(v[-n_lat:])) for v in (v0, v1))
@@ -110,9 +115,12 @@ class _AccelMixin(_ProblemBase):
         pga, pna = self.priors.grad_nhess("a", a)
         pgb, pnb = self.priors.grad_nhess("b", b)
         G = np.array([m1.sum() - pgb.sum(), m2.sum() + (pga - b * pgb).sum()])
-        N = e.N if e.N.shape[0] == 1 else e.N[f]
-        W = N * e.P[f] * (1.0 - e.P[f])
-        iaa, iab, ibb = _info_2pl(a, b, W @ self._x012[e.nodes])
+        every = f.size == self.n_items                  # views rather than copies of the free rows
+        Pf = e.P if every else e.P[f]
+        N = e.N if e.N.shape[0] == 1 or every else e.N[f]
+        W = N * Pf
+        W *= 1.0 - Pf
+        iaa, iab, ibb = _info_2pl(a, b, _node_sums(W, self._x012[e.nodes]))
         iaa, ibb = iaa + pna, ibb + pnb
         J = np.array([[ibb.sum() - c11, (b * ibb - iab).sum() - c12],
                       [(b * ibb - iab).sum() - c12, (iaa - 2 * b * iab + b * b * ibb).sum() - c22]])

@@ -121,15 +121,27 @@ def _to_nat(col: str, u: NDArray) -> NDArray:
     return expit(u)
 
 
-def _log_logistic(a: NDArray, b: NDArray, x: NDArray) -> tuple[NDArray, NDArray]:
-    """log P and z = a (x - b) for the 1PL/2PL, exact (no EPS clip: log(1 - P) = log P - z holds)."""
-    z = x[None, :] - b[:, None]
+def _log_logistic(a: NDArray, b: NDArray, x: NDArray,
+                  out: tuple[NDArray, NDArray] | None = None) -> tuple[NDArray, NDArray]:
+    """log P and z = a (x - b) for the 1PL/2PL, exact (no EPS clip: log(1 - P) = log P - z holds).
+
+    ``out``: scratch arrays (items x nodes) for z and log P; at 10^6 items a fresh array costs more
+    in page faults than the arithmetic that fills it."""
+    z = np.subtract(x[None, :], b[:, None], out=None if out is None else out[0])
     z *= a[:, None]
-    np.clip(z, -_ZMAX, _ZMAX, out=z)
-    logP = np.exp(-z)                 # |z| <= _ZMAX keeps exp finite, so log1p(exp(-z)) is safe
+    if a.size and float(np.max(a)) * max(float(x[-1] - np.min(b)), float(np.max(b) - x[0])) > _ZMAX:
+        np.clip(z, -_ZMAX, _ZMAX, out=z)     # (a pass over the array; within range it changes nothing)
+    logP = np.negative(z, out=None if out is None else out[1])
+    np.exp(logP, out=logP)            # |z| <= _ZMAX keeps exp finite, so log1p(exp(-z)) is safe
     np.log1p(logP, out=logP)
     np.negative(logP, out=logP)
     return logP, z
+
+
+def _node_sums(A: NDArray, X: NDArray) -> NDArray:
+    """A @ X for a tall items x nodes A and a thin nodes x k X, computed as (X' A')': OpenBLAS runs
+    the tall-times-thin product two to three times slower than its transpose."""
+    return (X.T @ A.T).T
 
 
 def _info_2pl(a: NDArray, b: NDArray, w: NDArray) -> tuple[NDArray, NDArray, NDArray]:

@@ -65,7 +65,7 @@ class _EStepMixin(_ProblemBase):
             x = self.x[lo:hi]
             if self.plain:
                 logP, z = _log_logistic(p.a, p.b, x)
-                log1mP = logP - z
+                log1mP = np.subtract(logP, z, out=z)      # z is not needed again: no new array
                 P = np.exp(logP)
             else:
                 P = np.clip(prob(x, p.a[:, None], p.b[:, None], p.c[:, None], p.d[:, None]), EPS, 1.0 - EPS)
@@ -84,6 +84,7 @@ class _EStepMixin(_ProblemBase):
             lo, hi = 0, n_q
         if self.windowed:
             self._window = _support(L, mx, lo, n_q, self.has_obs)
+        del log1mP
         post = np.exp(L - mx)
         # Subnormal masses (far tails of sharp posteriors) change nothing but slow every later
         # product (BLAS and sparse kernels take a microcode path on them) by 3-5x: flush to zero.
@@ -95,6 +96,6 @@ class _EStepMixin(_ProblemBase):
         nodes = slice(lo, hi)
         if self.suff:
             Rx, N = self.ops.suff_counts(post, self._x01[nodes])
-            return _EStep(post, None, None, ll, ll + self.log_prior(p), P, logP, log1mP, Rx, N, nodes)
+            return _EStep(post, None, None, ll, ll + self.log_prior(p), P, logP, Rx, N, nodes)
         R, F = self.ops.counts(post)
-        return _EStep(post, R, F, ll, ll + self.log_prior(p), P, logP, log1mP, nodes=nodes)
+        return _EStep(post, R, F, ll, ll + self.log_prior(p), P, logP, nodes=nodes)

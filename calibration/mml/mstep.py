@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..irt import EPS, prob
-from .curves import _MAX_STEP, _PCOLS, _curves, _info_2pl, _log_logistic, _to_nat, _to_u
+from .curves import _MAX_STEP, _PCOLS, _curves, _info_2pl, _log_logistic, _node_sums, _to_nat, _to_u
 from .problem import _EStep, _Params, _ProblemBase
 
 _TRIM = 1e-16    # M-step drops nodes where every free item's expected mass is below this share of its count
@@ -45,9 +45,13 @@ class _MStepMixin(_ProblemBase):
         if f.size == 0:
             return q
         item_cols = tuple(c for c in self.cols if not (c == "a" and self.shared_a))
-        nat = {c: getattr(q, c)[f] for c in _PCOLS}
         plain_2pl = self.plain and item_cols == ("a", "b")
-        rows = slice(None) if f.size == self.n_items else f      # every item free: views, no copies
+        # every item free: views, no copies.  The 2PL path also runs on every row when some items are
+        # not free (rows are independent; the others' steps are dropped below): gathering the free
+        # rows of four items x nodes arrays costs more than the few extra rows.
+        every = f.size == self.n_items or (plain_2pl and e.R is None)
+        rows = slice(None) if every else f
+        nat = {c: getattr(q, c)[rows] for c in _PCOLS}
         if e.R is None:
             assert e.Rx is not None and e.N is not None
             N = e.N if e.N.shape[0] == 1 else e.N[rows]
@@ -70,7 +74,7 @@ class _MStepMixin(_ProblemBase):
             else:
                 Rx = R @ x01
             N = N[:, keep]
-            Fx = N @ x01[keep] - Rx
+            Fx = _node_sums(N, x01[keep]) - Rx             # (N may be one row shared by all items)
             P = e.P[rows, keep]
             objd = _sum_n(N, e.logP[rows, keep]) - nat["a"] * (Fx[:, 1] - nat["b"] * Fx[:, 0])
         else:
@@ -82,7 +86,7 @@ class _MStepMixin(_ProblemBase):
             if self.shared_a:
                 nat = self._newton_shared_a(nat, R, F, x)
         for c in _PCOLS:
-            getattr(q, c)[f] = nat[c]
+            getattr(q, c)[f] = nat[c][f] if every and f.size < self.n_items else nat[c]
         return q
 
     def _newton_items(self, nat: dict[str, NDArray], R: NDArray, F: NDArray,
@@ -126,17 +130,18 @@ class _MStepMixin(_ProblemBase):
         return out
 
     def _fisher_step_2pl(self, a: NDArray, b: NDArray, Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray,
-                         x: NDArray) -> tuple[NDArray, NDArray]:
+                         x: NDArray, buf: NDArray | None = None) -> tuple[NDArray, NDArray]:
         """Fisher-scoring step on (log a, b) for c = 0, d = 1, capped at _MAX_STEP per coordinate.
 
         With z = a (x - b) affine in the node x, every sum over nodes is a small matmul of a per-node
         array with [1, x, x^2].  ``x`` is the (trimmed) node set that ``N`` and ``P`` were taken on.
+        ``buf``: optional scratch of P's shape.
         """
         x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
-        NP = N * P                                      # N may be one row shared by all items
-        m_np = NP @ x012                                # sums over nodes of N P times 1, x, x^2
+        NP = np.multiply(N, P, out=buf)                 # N may be one row shared by all items
+        m_np = _node_sums(NP, x012)                     # sums over nodes of N P times 1, x, x^2
         NP *= P
-        iaa, iab, ibb = _info_2pl(a, b, m_np - NP @ x012)   # ... of W = N P (1 - P)
+        iaa, iab, ibb = _info_2pl(a, b, m_np - _node_sums(NP, x012))   # ... of W = N P (1 - P)
         r0, r1 = (Rx - m_np[:, :2]).T                   # ... of R - N P, and of x (R - N P)
         ga = a * (r1 - b * r0)
         gb = -a * r0
@@ -159,18 +164,19 @@ class _MStepMixin(_ProblemBase):
         """
         a0, b0 = nat["a"], nat["b"]
         a, b, Pk = a0, b0, P
+        bufs = (np.empty(P.shape), np.empty(P.shape))     # scratch, reused (page faults cost at 10^6 items)
         for k in range(self.n_newton):
-            sa, sb = self._fisher_step_2pl(a, b, Rx, N, Fx, Pk, x)
+            sa, sb = self._fisher_step_2pl(a, b, Rx, N, Fx, Pk, x, bufs[0])
             a, b = _to_nat("a", np.log(a) + sa), _to_nat("b", b + sb)
             if k + 1 < self.n_newton:
                 # logistic as 0.5 + 0.5 tanh(z / 2): twice as fast as expit, exact to 1e-16 absolute,
                 # which is all the Fisher step's weights N P (1 - P) need
-                Pk = x[None, :] - b[:, None]
+                Pk = np.subtract(x[None, :], b[:, None], out=bufs[1])
                 Pk *= 0.5 * a[:, None]
                 np.tanh(Pk, out=Pk)
                 Pk *= 0.5
                 Pk += 0.5
-        logP, _ = _log_logistic(a, b, x)
+        logP, _ = _log_logistic(a, b, x, out=bufs)
         od = _sum_n(N, logP) - a * (Fx[:, 1] - b * Fx[:, 0])
         obj0 = objd + self.priors.logp("a", a0) + self.priors.logp("b", b0)
         obj1 = od + self.priors.logp("a", a) + self.priors.logp("b", b)

@@ -44,8 +44,8 @@ class _EStep:
     loglik: float       # marginal log-likelihood
     logpost: float      # + log prior of the free parameters
     P: NDArray          # items x nodes response curves at the E-step's parameters
-    logP: NDArray
-    log1mP: NDArray
+    logP: NDArray       # (log(1 - P) is not kept: nothing after the E-step reads it, and at 10^6 items
+                        # each items x nodes array is half a GB)
     Rx: NDArray | None = None    # R @ [1, x] (items x 2)
     N: NDArray | None = None     # R + F (1 x nodes when the same for every item)
     nodes: slice = field(default_factory=lambda: slice(None))   # node window of the arrays above

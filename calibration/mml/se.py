@@ -19,6 +19,10 @@ from numpy.typing import NDArray
 from .curves import _PCOLS, _curves
 from .problem import _EStep, _Params, _ProblemBase
 
+# Free items per block of the SEs: bounds the items x nodes temporaries (a dozen of them, on the full
+# grid) to a few hundred MB however many items there are; each item's block is its own.
+_SE_CHUNK = 1 << 16
+
 
 class _StdErrMixin(_ProblemBase):
     def item_se(self, p: _Params, e: _EStep) -> dict[str, NDArray]:
@@ -27,12 +31,29 @@ class _StdErrMixin(_ProblemBase):
         if f.size == 0:
             return se
         cols = tuple(c for c in self.cols if not (c == "a" and self.shared_a))
+        R_all, F_all = self.full_counts(e)
+        R2_all = self.ops.sq_counts(e.post) if self.ops.fractional else None
+        for lo in range(0, f.size, _SE_CHUNK):
+            fc = f[lo:lo + _SE_CHUNK]
+            cov = _safe_inv(self._item_info(p, e.post, fc, cols, R_all, F_all, R2_all))
+            for i, col in enumerate(cols):
+                var = cov[:, i, i]
+                sd_u = np.where(var > 0, np.sqrt(np.abs(var)), np.nan)
+                nat = getattr(p, col)[fc]
+                jac = {"a": nat, "b": np.ones_like(nat), "c": nat * (1 - nat), "d": nat * (1 - nat)}[col]
+                se[col][fc] = sd_u * jac
+        if self.shared_a:
+            se["a"][f] = self._shared_a_se(p, e, f)
+        return se
+
+    def _item_info(self, p: _Params, post: NDArray, f: NDArray, cols: tuple[str, ...], R_all: NDArray,
+                   F_all: NDArray, R2_all: NDArray | None) -> NDArray:
+        """Louis' observed information (items x k x k, unconstrained scale) of the items ``f``."""
         a, b, c_, d = p.a[f], p.b[f], p.c[f], p.d[f]
         P, dP, d2P = _curves(a, b, c_, d, self.x, cols, second=True)
-        R_all, F_all = self.full_counts(e)
         R, F = R_all[f], F_all[f]
         N = R + F
-        R2 = self.ops.sq_counts(e.post)[f] if self.ops.fractional else R
+        R2 = R2_all[f] if R2_all is not None else R
         pq = P * (1.0 - P)
         w_a = R / P**2 + F / (1.0 - P) ** 2
         w_2 = R / P - F / (1.0 - P)
@@ -45,21 +66,12 @@ class _StdErrMixin(_ProblemBase):
                 val = ((w_a - w_b) * dP[ci] * dP[cj] - w_2 * d2P[(ci, cj)]).sum(axis=1)
                 info[:, i, j] = info[:, j, i] = val
         if self.plain and cols == ("a", "b"):
-            info += self._score_outer_2pl(e.post, P, a, b, f)
+            info += self._score_outer_2pl(post, P, a, b, f)
         else:
-            info += self._score_outer(e.post, P, dP, cols, f)
+            info += self._score_outer(post, P, dP, cols, f)
         for i, col in enumerate(cols):
             info[:, i, i] += self.priors.grad_nhess(col, getattr(p, col)[f])[1]
-        cov = _safe_inv(info)
-        for i, col in enumerate(cols):
-            var = cov[:, i, i]
-            sd_u = np.where(var > 0, np.sqrt(np.abs(var)), np.nan)
-            nat = getattr(p, col)[f]
-            jac = {"a": nat, "b": np.ones_like(nat), "c": nat * (1 - nat), "d": nat * (1 - nat)}[col]
-            se[col][f] = sd_u * jac
-        if self.shared_a:
-            se["a"][f] = self._shared_a_se(p, e, f)
-        return se
+        return info
 
     def _score_outer(self, post: NDArray, P: NDArray, dP: dict[str, NDArray], cols: tuple[str, ...],
                      f: NDArray) -> NDArray:

@@ -21,6 +21,7 @@ from calibration.mml import (
     select_model,
     simulate_responses,
 )
+from calibration.mml import se as se_mod
 
 
 def corr(u: np.ndarray, v: np.ndarray) -> float:
@@ -155,6 +156,48 @@ def test_backends_agree_with_constant_and_anchor_items(rng: np.random.Generator)
     np.testing.assert_array_equal(np.isfinite(d.se["a"]), free)
     for col in ("a", "b"):
         np.testing.assert_allclose(d.se[col][free], s.se[col][free], rtol=1e-8)
+
+
+def _many_thin_items() -> tuple[ResponseSet, np.ndarray]:
+    """400 models x 3,000 items at 97% missing (~12 responses per item, some constant): the shape of a
+    10^6-item bank in miniature."""
+    rng = np.random.default_rng(16)
+    n = 3000
+    truth = ItemParams(tuple(f"it{k}" for k in range(n)), np.exp(rng.normal(0, 0.3, n)), rng.normal(0, 1, n))
+    return simulate_responses(truth, rng.normal(size=400), rng, missing=0.97), np.cos(np.arange(n))
+
+
+def test_many_thin_items_match_the_fit_before_the_fast_path() -> None:
+    """Pinned figures of this case from the sparse 2PL before its 10^6-item speed-ups (the M-step on every
+    row with scratch buffers, transposed node sums, SEs in item blocks): the same fit to rounding."""
+    rs, w = _many_thin_items()
+    res = fit_mml(rs, "2pl", backend="sparse")
+    assert rs.n_obs == 36064 and int((res.item_status == "calibrated").sum()) == 2879
+    assert res.converged and res.n_iter == 31
+    assert res.loglik == pytest.approx(-17051.40298260015, rel=1e-11)
+    pinned = {   # finite values: count, sum, sum of squares, sum weighted by cos(item position)
+        "a": (res.params.a, 3000, 4024.6392900800083, 7173.874014032039, 21.80434294125057),
+        "b": (res.params.b, 3000, -23.328640071440184, 3226.0637124119257, 11.295664264913386),
+        "se_a": (res.se["a"], 2879, 2523.043661243533, 3156.5459347246224, 16.22794294009251),
+        "se_b": (res.se["b"], 2879, 2177.3791725991823, 1923.8781087698849, -5.604486110356243),
+        "theta": (res.theta, 400, 2.590390031900469, 478.1011727164205, 6.421198618685342),
+    }
+    for name, (v, count, total, squares, weighted) in pinned.items():
+        ok = np.isfinite(v)
+        assert int(ok.sum()) == count, name
+        got = (float(v[ok].sum()), float((v[ok] ** 2).sum()), float((w[: v.size][ok] * v[ok]).sum()))
+        assert got == pytest.approx((total, squares, weighted), rel=1e-9, abs=1e-8), name
+
+
+def test_item_se_blocks_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SEs computed in blocks of items (bounded memory at 10^6 items) equal the one-block SEs."""
+    rs, _ = _many_thin_items()
+    one = fit_mml(rs, "2pl", backend="sparse")
+    monkeypatch.setattr(se_mod, "_SE_CHUNK", 97)                  # 30 blocks, the last one short
+    blocks = fit_mml(rs, "2pl", backend="sparse")
+    for col in ("a", "b"):
+        np.testing.assert_array_equal(np.isfinite(one.se[col]), np.isfinite(blocks.se[col]))
+        np.testing.assert_allclose(blocks.se[col], one.se[col], rtol=1e-12)
 
 
 def test_node_window_changes_nothing(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
