@@ -35,7 +35,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from adt.workflow.run import INGEST_EVERY_S, INGEST_WAIT_S, RunLoop, _progress, backend_kwargs, make_runner
+from adt.workflow.run import (
+    INGEST_EVERY_S,
+    INGEST_WAIT_S,
+    ListFeed,
+    RunLoop,
+    _progress,
+    backend_kwargs,
+    make_runner,
+)
 from adtbase.errors import AdtError, BankBusy, InputError
 from adtbase.names import check_name
 from adtbase.rubric import parse_judge_key
@@ -138,21 +146,6 @@ def with_backend_args(judges: Sequence[JudgeSpec], args: Mapping[str, Any]) -> l
 
 
 # -- the loop -------------------------------------------------------------------------------------
-
-@dataclass
-class _Cases:
-    cases: Sequence[JudgeCase]
-    size: int
-    start: int = 0
-
-    def next_batch(self) -> Sequence[JudgeCase]:
-        batch = self.cases[self.start:self.start + self.size]
-        self.start += len(batch)
-        return batch
-
-    def record(self, batch: Sequence[Any], results: Sequence[Any]) -> None:
-        pass
-
 
 def calls_table(calls: Sequence[JudgeCall]) -> pa.Table:
     rows = [c.as_row() for c in calls]
@@ -419,7 +412,7 @@ def judge_run(bank_path: str | Path, judges: Sequence[JudgeSpec], *, run_ids: Se
             kwargs = backend_kwargs(spec.backend, spec.args, spec.model, None)
             with loop.marking_failed(), make_runner(spec.backend, kwargs) as runner, \
                     _progress(progress, len(todo), 0, f"judge {spec.name}") as advance:
-                loop.score(runner, _Cases(todo, batch_size), advance)
+                loop.score(runner, ListFeed(todo, batch_size), advance)
         # Every loop shares the spool folder: one finish stores all their calls.
         first.errors = sum(loop.errors for loop in loops)
         status, _ = first.finish(wait_s, on_wait)

@@ -283,19 +283,19 @@ class Feed(Protocol):
 
 
 @dataclass
-class _FormBatches:
-    """``adt run``'s feed: the form's requests, ``size`` at a time."""
+class ListFeed:
+    """A feed over a fixed list, ``size`` at a time: ``adt run``'s form requests, ``adt judge run``'s answers."""
 
-    requests: Sequence[Request]
+    rows: Sequence[Any]
     size: int
     start: int = 0
 
-    def next_batch(self) -> Sequence[Request]:
-        batch = self.requests[self.start:self.start + self.size]
+    def next_batch(self) -> Sequence[Any]:
+        batch = self.rows[self.start:self.start + self.size]
         self.start += len(batch)
         return batch
 
-    def record(self, batch: Sequence[Request], results: Sequence[Result]) -> None:
+    def record(self, batch: Sequence[Any], results: Sequence[Any]) -> None:
         pass
 
 
@@ -452,7 +452,7 @@ def run_items(bank_path: str | Path, select: Callable[[Bank], Sequence[str]], mo
         if job.requests:
             with loop.marking_failed(), make_runner(backend, job.kwargs) as runner, \
                     _progress(progress, job.n_items, job.n_before, f"{model} on {form_name or run_id}") as advance:
-                loop.score(runner, _FormBatches(job.requests, batch_size), advance)
+                loop.score(runner, ListFeed(job.requests, batch_size), advance)
         status, n_responses = loop.finish(wait_s, on_wait)
     return job.report(loop, status, n_responses, time.perf_counter() - t_start)
 
@@ -540,7 +540,7 @@ def score_job(bank_path: Path, job: RunJob) -> ScoreCounts:
     loop = RunLoop(bank_path, job.run_id, job.backend, ingest_every_s=float("inf"))
     if job.requests:
         with make_runner(job.backend, job.kwargs) as runner:
-            loop.score(runner, _FormBatches(job.requests, job.batch_size))
+            loop.score(runner, ListFeed(job.requests, job.batch_size))
     return ScoreCounts(loop.scored, loop.missing, loop.errors, loop.batches, loop.scoring_seconds)
 
 
