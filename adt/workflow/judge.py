@@ -349,7 +349,7 @@ def _cases(answers: pd.DataFrame) -> list[JudgeCase]:
     return out
 
 
-def _exclude_self_setting(settings: Mapping[str, str]) -> bool:
+def exclude_self_setting(settings: Mapping[str, str]) -> bool:
     value = settings.get(EXCLUDE_SELF_SETTING, "false").strip().lower()
     if value not in ("true", "false"):
         raise InputError(f"bank setting {EXCLUDE_SELF_SETTING}={value!r}: use true or false")
@@ -383,7 +383,7 @@ def judge_run(bank_path: str | Path, judges: Sequence[JudgeSpec], *, run_ids: Se
     with first.locked():
         with open_bank(bank_path, wait_s=wait_s, purpose=f"{command} {spool_id}: setup", on_wait=on_wait) as bank:
             if exclude_self is None:
-                exclude_self = _exclude_self_setting(bank.settings())
+                exclude_self = exclude_self_setting(bank.settings())
             if run_ids:
                 known = set(bank.runs()["run_id"])
                 unknown = [r for r in run_ids if r not in known]

@@ -35,7 +35,14 @@ import pandas as pd
 
 from adtbase.errors import InputError
 from adtbase.rubric import parse_judge_key
-from adtbase.verdicts import JUDGMENT_COLUMNS, PENDING, combine_orders, level_verdict, panel_score
+from adtbase.verdicts import (
+    JUDGMENT_COLUMNS,
+    PENDING,
+    combine_orders,
+    level_verdict,
+    panel_score,
+    same_family,
+)
 from calibration import judges
 
 HUMAN_TEMPLATE = "human"
@@ -89,6 +96,16 @@ def panel_view(judgments: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def panel_judgments(judgments: pd.DataFrame, exclude_self: bool) -> pd.DataFrame:
+    """The calls the panel's score counts: with ``exclude_self`` (the bank setting ``judge_exclude_self``, as ``adt
+    judge run`` scores) a judge's calls on its own family's answers are left out; humans' rows always stay."""
+    if not exclude_self or judgments.empty:
+        return judgments
+    own = [not is_human(j) and same_family(str(jm), str(m))
+           for j, jm, m in zip(judgments["judge"], judgments["judge_model"], judgments["model"], strict=True)]
+    return judgments[~np.asarray(own, dtype=bool)]
+
+
 # ------------------------------------------------------------------------------ routing
 
 def route_cases(view: pd.DataFrame, budget: float = DEFAULT_BUDGET) -> pd.Series:
@@ -119,7 +136,8 @@ def route_cases(view: pd.DataFrame, budget: float = DEFAULT_BUDGET) -> pd.Series
     return pd.Series(why, index=view.index, dtype=object)
 
 
-def panel_confidence(bank: Any, judgments: pd.DataFrame, answers: pd.DataFrame) -> pd.Series | None:
+def panel_confidence(bank: Any, judgments: pd.DataFrame, answers: pd.DataFrame,
+                     exclude_self: bool = False) -> pd.Series | None:
     """Per answer, the rater model's confidence in the panel's verdict (the latest judge calibration's, as ``adt
     judge run`` scores with it); None without a judge calibration. NaN where the model does not cover the judges."""
     from adt.workflow.judge import answer_lengths, judge_scores, stored_rater_model
@@ -127,7 +145,7 @@ def panel_confidence(bank: Any, judgments: pd.DataFrame, answers: pd.DataFrame) 
     _, model = stored_rater_model(bank)
     if model is None:
         return None
-    scores = judge_scores(judgments, rater_model=model, lengths=answer_lengths(answers))
+    scores = judge_scores(judgments, exclude_self=exclude_self, rater_model=model, lengths=answer_lengths(answers))
     return scores.set_index(["run_id", "item_id"])["confidence"].astype(float)
 
 
@@ -174,10 +192,13 @@ def human_queue(bank: Any, *, budget: float = DEFAULT_BUDGET, limit: int | None 
     answers = bank.judged_answers(scored_by=JUDGED)
     if answers.empty:
         return [], 0
+    from adt.workflow.judge import exclude_self_setting
+
     judgments = bank.judgments(sorted(set(answers["run_id"])), sorted(set(answers["item_id"])))
-    view = panel_view(judgments)
+    exclude_self = exclude_self_setting(bank.settings())
+    view = panel_view(panel_judgments(judgments, exclude_self))   # the reviewer still sees every call
     view = view.merge(answers[["run_id", "item_id"]], on=["run_id", "item_id"])
-    conf = panel_confidence(bank, judgments, answers)
+    conf = panel_confidence(bank, judgments, answers, exclude_self)
     if conf is not None:
         view["confidence"] = conf.reindex(pd.MultiIndex.from_frame(view[["run_id", "item_id"]])).to_numpy()
     view["why"] = route_cases(view, budget)

@@ -7,7 +7,14 @@ import math
 import pandas as pd
 import pytest
 
-from adt.workflow.judge_queue import human_labels, level_labels, panel_view, route_cases, split_case
+from adt.workflow.judge_queue import (
+    human_labels,
+    level_labels,
+    panel_judgments,
+    panel_view,
+    route_cases,
+    split_case,
+)
 from adtbase.errors import InputError
 from adtbase.rubric import JUDGE_FIELDS, build_judge_key
 
@@ -65,3 +72,16 @@ def test_human_labels_are_one_per_case_and_leave_the_judges_rows() -> None:
     judges, labels = human_labels(frame)
     assert list(judges["judge"]) == ["j1", "j1"]
     assert labels.to_dict("records") == [{"run_id": "f:m", "item_id": "it_a", "label": 0.75}]
+
+
+def test_the_panel_leaves_out_self_family_calls_when_the_bank_says_so() -> None:
+    """With judge_exclude_self the queue shows the score `adt judge run` stored: without the candidate's family."""
+    def by(judge: str, judge_model: str, verdict: float, order: str = "") -> dict:
+        return {**call("it_a", judge, order, verdict, "judge-rubric-en@1" if not order else "judge-pairwise-en@1"),
+                "model": "llama-3-8b", "judge_model": judge_model}
+
+    frame = pd.DataFrame([by("self", "llama-3-70b", 1.0), by("other", "qwen2-72b", 0.0),
+                          {**by("human:ana", "", 0.5), "template_id": "human"}])
+    assert panel_view(panel_judgments(frame, exclude_self=False)).iloc[0]["score"] == 0.5
+    kept = panel_view(panel_judgments(frame, exclude_self=True)).iloc[0]
+    assert kept["score"] == 0.0 and kept["verdicts"] == {"other": 0.0} and kept["humans"] == {"ana": 0.5}
