@@ -27,6 +27,16 @@ EVENTS_EXPORT = ("SELECT seq, ts, kind, item_id, ref, payload, coalesce(lag(hash
                  "AS prev_hash, hash FROM events ORDER BY ALL")
 
 
+BATCH_HISTORY = 6   # itembank's migration that gave rows the seq of the event that recorded them
+
+
+def backfill_seq(conn: Any) -> None:
+    """Give rows loaded from an export made before migration 006 their seq, by 006's own statements (its column
+    additions left out: the new bank has the columns)."""
+    mig = next(m for m in migrate.shipped_migrations() if m.room == "itembank" and m.version == BATCH_HISTORY)
+    conn.execute("\n".join(line for line in mig.sql.splitlines() if not line.startswith("ALTER TABLE")))
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -118,6 +128,8 @@ def import_snapshot(folder: Path, bank_path: Path) -> dict[str, Any]:
                     drop = " EXCLUDE (prev_hash)" if table == "events" else ""   # derived (see EVENTS_EXPORT)
                     conn.execute(f"INSERT INTO {table} BY NAME SELECT *{drop} FROM read_parquet(?)",  # noqa: S608 - catalogue name
                                  [str(folder / entry["file"])])
+                if not any(str(m[0]) == "itembank" and int(m[1]) >= BATCH_HISTORY for m in manifest["migrations"]):
+                    backfill_seq(conn)   # an export from before migration 006: its rows carry no seq
             got = bank.snapshot_id()
             if got != manifest["snapshot_id"]:
                 raise BankError(f"rebuilt bank has snapshot {got}, the export says {manifest['snapshot_id']}")

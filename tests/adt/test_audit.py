@@ -76,7 +76,8 @@ def test_item_trail_parent_and_broken_chain(bank_path: Path) -> None:
     with open_bank(bank_path) as bank:
         q1 = bank.resolve("toy:q1")
         # Edit an event of q2 in place: the chain breaks there; q1's own earlier events stay fine.
-        seq = int(bank.conn.execute("SELECT min(seq) FROM events WHERE kind = 'answered'").fetchone()[0])
+        seq = int(bank.conn.execute("SELECT min(seq) FROM events WHERE kind = 'batch' "
+                                    "AND payload LIKE '%\"responses\"%'").fetchone()[0])   # the first answers
         bank.conn.execute("UPDATE events SET payload = '{\"score\":0.5}' WHERE seq = ?", [seq])
         derived = audit.item_trail(bank, "toy:q3", calibration_rows=[])
         trail = audit.item_trail(bank, "toy:q1", calibration_rows=[])
