@@ -565,10 +565,14 @@ class Bank:
         if with_parent.empty:
             return {}
         local = dict(zip(rows["external_id"], rows["item_id"], strict=True))
+        # Parents from earlier imports looked up at once (item_aliases has no index to look them up one by one).
+        rest = {str(p) for p in with_parent["parent_external_id"]} - set(local)
+        earlier = self.items_for_aliases(rest, source)
+        known = set(self.known_items(rest - set(earlier)))
         out = {}
         for idx, item_id, parent in zip(with_parent.index, with_parent["item_id"], with_parent["parent_external_id"],
                                         strict=True):
-            pid = local.get(parent) or self.resolve_alias(source, parent) or self._known_item(parent)
+            pid = local.get(parent) or earlier.get(parent) or (parent if parent in known else None)
             if pid is None:
                 problems.add("an unknown parent_id", where[int(idx)], "parent_id", parent,
                              f"{parent!r} is not an item of source {source!r} nor an item id of the bank")
@@ -576,9 +580,10 @@ class Bank:
             out[item_id] = pid
         return out
 
-    def _known_item(self, item_id: str) -> str | None:
-        """``item_id`` when the bank has that item (a parent from another source, named by its item id)."""
-        return item_id if first(self.conn.execute("SELECT 1 FROM items WHERE item_id = ?", [item_id])) else None
+    def known_items(self, item_ids: Iterable[str]) -> list[str]:
+        """Those of ``item_ids`` the bank has (a parent from another source, named by its item id)."""
+        return [str(r[0]) for r in self.conn.execute(
+            "SELECT item_id FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [list(item_ids)]).fetchall()]
 
     def batch_items(self, batch_id: str) -> list[str]:
         """The items import batch ``batch_id`` created (``ImportReport.batch_id``), sorted; items the bank
@@ -1170,8 +1175,8 @@ class Bank:
         return Table.from_result(self._item_history(ref))
 
     def _item_history(self, ref: str) -> duckdb.DuckDBPyConnection:
-        # The item's own events, and its rows a batch event recorded, shown as that event under the per-item kind
-        # a row of that table stands for (created, aliased, tagged, answered), with the event's seq, ts and hash.
+        # The item's own events, and its rows a batch event recorded, shown as that event (its seq, ts, ref and hash)
+        # under the per-item kind a row of that table stands for (created, aliased, tagged, answered).
         item_id = self.resolve(ref)
         return self.conn.execute("""
             WITH b AS (SELECT seq, ts, ref, hash FROM events WHERE kind = ?)
@@ -1179,20 +1184,20 @@ class Bank:
               SELECT seq, ts, kind, ref, payload, hash FROM events WHERE item_id = ?
               UNION ALL
               SELECT b.seq, b.ts, 'created', b.ref,
-                     CAST(json_object('content_hash', i.content_hash, 'source', i.source, 'batch', b.seq) AS VARCHAR),
+                     CAST(json_object('content_hash', i.content_hash, 'source', i.source) AS VARCHAR),
                      b.hash FROM items i JOIN b USING (seq) WHERE i.item_id = ?
               UNION ALL
               SELECT b.seq, b.ts, 'aliased', b.ref,
-                     CAST(json_object('source', a.source, 'external_id', a.external_id, 'batch', b.seq) AS VARCHAR),
+                     CAST(json_object('source', a.source, 'external_id', a.external_id) AS VARCHAR),
                      b.hash FROM item_aliases a JOIN b USING (seq) WHERE a.item_id = ?
               UNION ALL
               SELECT b.seq, any_value(b.ts), 'tagged', any_value(b.ref),
-                     CAST(json_object('tags', string_agg(t.key || '=' || t.value, ';' ORDER BY t.key, t.value),
-                                      'batch', b.seq) AS VARCHAR), any_value(b.hash)
+                     CAST(json_object('tags', string_agg(t.key || '=' || t.value, ';' ORDER BY t.key, t.value))
+                          AS VARCHAR), any_value(b.hash)
               FROM item_tags t JOIN b USING (seq) WHERE t.item_id = ? GROUP BY b.seq
               UNION ALL
               SELECT b.seq, b.ts, 'answered', x.run_id,
-                     CAST(json_object('score', x.score, 'batch', b.seq) AS VARCHAR), b.hash
+                     CAST(json_object('score', x.score) AS VARCHAR), b.hash
               FROM responses x JOIN b USING (seq) WHERE x.item_id = ?)
             ORDER BY seq, CASE kind WHEN 'created' THEN 0 WHEN 'aliased' THEN 1 WHEN 'tagged' THEN 2 ELSE 3 END, ref""",
             [history.BATCH_KIND, *[item_id] * 5])

@@ -236,8 +236,10 @@ BATCH_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def batch_digest_sql(table: str) -> str:
     """(row count, digest) of ``table``'s rows carrying seq ``?``."""
     key, cols = BATCH_TABLES[table]
-    row = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\\N')" for c in cols)
-    return (f"SELECT count(*), sha256(coalesce(string_agg(sha256(concat_ws('|', {row})), '' "  # noqa: S608 - allow-list
+    # A row is the JSON array of its values as text (null for NULL): unambiguous, where joining them with a
+    # separator would let text move from one column to the next unseen.
+    row = ", ".join(f"CAST({c} AS VARCHAR)" for c in cols)
+    return (f"SELECT count(*), sha256(coalesce(string_agg(sha256(to_json([{row}])), '' "  # noqa: S608 - allow-list
             f"ORDER BY {', '.join(key)}), '')) FROM {table} WHERE seq = ?")
 
 

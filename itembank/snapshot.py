@@ -31,10 +31,18 @@ BATCH_HISTORY = 6   # itembank's migration that gave rows the seq of the event t
 
 
 def backfill_seq(conn: Any) -> None:
-    """Give rows loaded from an export made before migration 006 their seq, by 006's own statements (its column
-    additions left out: the new bank has the columns)."""
+    """Give rows loaded from an export made before migration 006 their seq, by 006's own UPDATE statements (the
+    new bank has its tables as 006 left them)."""
     mig = next(m for m in migrate.shipped_migrations() if m.room == "itembank" and m.version == BATCH_HISTORY)
-    conn.execute("\n".join(line for line in mig.sql.splitlines() if not line.startswith("ALTER TABLE")))
+    statements, lines = [], []
+    for line in mig.sql.splitlines():
+        if line.startswith("--"):
+            continue
+        lines.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(lines))
+            lines = []
+    conn.execute("\n".join(s for s in statements if s.lstrip().startswith("UPDATE ")))
 
 
 def file_sha256(path: Path) -> str:

@@ -3,10 +3,41 @@
 -- the event that recorded it, so as-of views read `seq <= head` and `bank verify` re-digests each batch's rows.
 -- Rows of an older bank point at the per-item event that recorded them (kept as they are: the chain, heads and
 -- as-of answers do not change); a row no event recorded gets 0, which `bank verify` names.
+-- item_aliases and responses lose their PRIMARY KEY: its index was a sixth of a million-item bank's file, and their
+-- writers keep the keys unique themselves (Bank._write_chunk and importer._drop_conflicts: an external id names one
+-- item; Bank._insert_responses: one response per run and item), as item_tags always did. Rebuilt, as DuckDB cannot
+-- drop a key in place; the items key stays (items are looked up by id one at a time).
+CREATE TABLE item_aliases_006 (
+    source      VARCHAR NOT NULL,
+    external_id VARCHAR NOT NULL,
+    item_id     VARCHAR NOT NULL,
+    seq         BIGINT
+);
+INSERT INTO item_aliases_006 SELECT source, external_id, item_id, NULL FROM item_aliases;
+DROP TABLE item_aliases;
+ALTER TABLE item_aliases_006 RENAME TO item_aliases;
+CREATE TABLE responses_006 (
+    run_id         VARCHAR NOT NULL,
+    item_id        VARCHAR NOT NULL,
+    score          DOUBLE NOT NULL,
+    raw_output     VARCHAR,
+    extracted      VARCHAR,
+    template_id    VARCHAR,
+    prompt_hash    VARCHAR,
+    choice_logliks DOUBLE[],
+    tokens_in      INTEGER,
+    tokens_out     INTEGER,
+    latency_s      DOUBLE,
+    answered_at    VARCHAR NOT NULL,
+    scored_by      VARCHAR DEFAULT 'rule',
+    seq            BIGINT
+);
+INSERT INTO responses_006 SELECT run_id, item_id, score, raw_output, extracted, template_id, prompt_hash, choice_logliks,
+    tokens_in, tokens_out, latency_s, answered_at, scored_by, NULL FROM responses;
+DROP TABLE responses;
+ALTER TABLE responses_006 RENAME TO responses;
 ALTER TABLE items ADD COLUMN seq BIGINT;
-ALTER TABLE item_aliases ADD COLUMN seq BIGINT;
 ALTER TABLE item_tags ADD COLUMN seq BIGINT;
-ALTER TABLE responses ADD COLUMN seq BIGINT;
 UPDATE items SET seq = e.seq FROM (
     SELECT item_id, min(seq) AS seq FROM events WHERE kind = 'created' GROUP BY item_id) e
 WHERE items.item_id = e.item_id;

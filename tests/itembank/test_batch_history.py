@@ -199,3 +199,23 @@ def test_an_export_from_before_006_imports_with_its_rows_seq_and_verifies(tmp_pa
         assert bank.conn.execute("SELECT count(*) FROM item_tags WHERE seq IS NULL OR seq = 0").fetchone() == (0,)
         for head, views in want["as_of"].items():
             assert _frame_json(bank.items(include_retired=True, as_of=Head.parse(head))) == views["items"], head
+
+
+def test_keys_stay_unique_without_their_index(bank_path: Path, tmp_path: Path) -> None:
+    """item_aliases and responses have no PRIMARY KEY since 006: their writers keep them unique."""
+    with open_bank(bank_path) as bank:
+        bank.start_run("r1", model="m3", kind="form")
+        ids = [bank.resolve("toy:q1"), bank.resolve("toy:q2")]
+        frame = pd.DataFrame({"item_id": [ids[0], ids[1], ids[0]], "score": [1.0, 0.0, 1.0]})
+        assert bank.ingest_responses("r1", frame) == 2        # one response per run and item ...
+        assert bank.ingest_responses("r1", frame) == 0        # ... and again: nothing stored twice
+        again = bank.import_items([_jsonl(tmp_path / "a.jsonl", ROWS)], ImportOptions(source="toy"), chunk_rows=10)
+        assert again.new_aliases == 0
+        clash = [{**ROWS[0], "question": "Another question?"}]   # q0 again, with other content: refused
+        with pytest.raises(Exception, match="seen before"):
+            bank.import_items([_jsonl(tmp_path / "c.jsonl", clash)], ImportOptions(source="toy"))
+        for table, key in (("item_aliases", "source, external_id"), ("responses", "run_id, item_id")):
+            dups = bank.conn.execute(f"SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1").fetchall()  # noqa: S608
+            assert dups == [], table
+        assert bank.conn.execute("SELECT count(*) FROM responses WHERE run_id = 'r1'").fetchone() == (2,)
+        assert bank.verify().ok
