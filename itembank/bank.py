@@ -233,9 +233,9 @@ class _ImportTally:
     new_tags: int = 0
     cross_source: int = 0
     taxonomy_changed: bool = False
-    seen: set[str] = field(default_factory=set)       # distinct items among the import's rows
-    existing: set[str] = field(default_factory=set)   # of those, items the bank had before the import
-    inserted: set[str] = field(default_factory=set)   # items this import created
+    # Items the bank had before the import, among its rows (few in a large import). The items it created are
+    # in the bank with its batch id: no set of millions of ids is kept (distinct items = new + existing).
+    existing: set[str] = field(default_factory=set)
     merged: list[dict[str, Any]] = field(default_factory=list)   # the rows merged into an earlier one
 
     @property
@@ -243,9 +243,10 @@ class _ImportTally:
         return bool(self.new_items or self.new_aliases or self.new_tags or self.taxonomy_changed)
 
     def report(self, files: list[str], batch: str) -> ImportReport:
-        return ImportReport(files=tuple(files), rows=self.rows, items_in_files=len(self.seen),
+        distinct = self.new_items + len(self.existing)
+        return ImportReport(files=tuple(files), rows=self.rows, items_in_files=distinct,
                             new_items=self.new_items, existing_items=len(self.existing),
-                            merged_within_files=self.rows - len(self.seen), merged_across_sources=self.cross_source,
+                            merged_within_files=self.rows - distinct, merged_across_sources=self.cross_source,
                             new_aliases=self.new_aliases, new_tags=self.new_tags,
                             batch_id=batch if self.changed else None, merged_rows=tuple(self.merged))
 
@@ -395,6 +396,10 @@ class Bank:
         try:
             shutil.copyfile(self.path, shadow)
             self.conn = _connect(shadow, 0)
+            # Fewer checkpoints while the chunks commit: each one rewrites the items key's index and the tables'
+            # last row groups, and the blocks they leave behind stay in the file as free space (40 MiB of a 1 M
+            # bank's 260). The copy's connection is closed (and checkpointed) before it replaces the bank.
+            self.conn.execute(f"SET checkpoint_threshold = '{self.IMPORT_CHECKPOINT}'")
             report = self._import(paths, opts, chunk_rows, commit_each_chunk=True)
             self.conn.close()
             if report.batch_id is not None:
@@ -472,9 +477,12 @@ class Bank:
         self._register("_in_ids", _strings(unique, ("item_id",)))
         self._register("_in_tags", _strings(prep.tags, ("item_id", "key", "value")))
         try:
-            found = {r[0] for r in conn.execute(
-                "SELECT item_id FROM items WHERE item_id IN (SELECT item_id FROM _in_ids)").fetchall()}
-            before_import = found - tally.inserted
+            found_rows = conn.execute("SELECT item_id, import_batch = ? FROM items "
+                                      "WHERE item_id IN (SELECT item_id FROM _in_ids)", [batch]).fetchall()
+            found = {r[0] for r in found_rows}
+            before_import = {i for i, ours in found_rows if not ours}
+            # Items of this chunk that an earlier row of the import already gave (created or found then).
+            earlier = {i for i, ours in found_rows if ours} | (before_import & tally.existing)
             cross_source = first(conn.execute("""
                 SELECT count(*) FROM _in_ids n WHERE n.item_id IN (SELECT item_id FROM items)
                 AND NOT EXISTS (SELECT 1 FROM item_aliases a WHERE a.item_id = n.item_id AND a.source = ?)""",
@@ -514,17 +522,13 @@ class Bank:
                     pass
         tally.rows += len(rows)
         # A row whose item an earlier row of this import already gave (same content) is merged into it.
-        # (Membership looked up row by row: isin would copy the whole set of items seen so far for every chunk.)
-        seen = tally.seen
-        dup = rows["item_id"].duplicated().to_numpy() | np.fromiter((i in seen for i in rows["item_id"]), bool, len(rows))
+        dup = rows["item_id"].duplicated().to_numpy() | rows["item_id"].isin(earlier).to_numpy()
         for i in np.flatnonzero(dup):
             path, label, number = where.locate(int(i))
             tally.merged.append({"row": f"{path}: {label} {number}", "file": path, label: number,
                                  "external_id": str(rows["external_id"].iat[i]), "item_id": str(rows["item_id"].iat[i])})
-        tally.seen.update(unique["item_id"])
         tally.existing.update(before_import)
         tally.cross_source += int(cross_source)
-        tally.inserted.update(new_items["item_id"])
         tally.new_items += len(new_items)
         tally.new_aliases += len(new_alias)
         tally.new_tags += len(new_tags)
@@ -759,6 +763,7 @@ class Bank:
                     self.conn.execute(f"UPDATE models SET {col} = ? WHERE name = ?",  # noqa: S608 - allow-list
                                       [str(value), name])
 
+    IMPORT_CHECKPOINT = "1GB"   # DuckDB's checkpoint_threshold while a large import writes its copy of the bank
     RESPONSE_CHUNK = 500_000   # rows of an imported response file inserted at a time (one transaction)
     RESPONSE_COLS = ("item_id", "score", "raw_output", "extracted", "template_id", "prompt_hash",
                      "choice_logliks", "tokens_in", "tokens_out", "latency_s", "scored_by")

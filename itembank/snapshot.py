@@ -45,6 +45,33 @@ def backfill_seq(conn: Any) -> None:
     conn.execute("\n".join(s for s in statements if s.lstrip().startswith("UPDATE ")))
 
 
+def verify_export_rows(folder: Path, manifest: dict[str, Any]) -> tuple[int, str] | None:
+    """(first bad seq, problem) when an export's bulk-written rows do not match the batch events it carries (the
+    check ``bank verify`` makes on a bank, ``history.verify_rows_against_batches``), else None. The tables are read
+    into a scratch in-memory DuckDB; an export from before migration 006 gets its rows' seq as 006 gives them."""
+    import duckdb
+
+    from . import history
+
+    entries = manifest.get("tables", {})
+    if any(t not in entries for t in ("events", *history.BATCH_TABLES)):
+        return None   # an export without these tables has no bulk-written rows to check
+    conn = duckdb.connect()
+    try:
+        for table in ("events", *history.BATCH_TABLES):
+            conn.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet(?)",  # noqa: S608 - allow-listed names
+                         [str(folder / str(entries[table]["file"]))])
+        cols = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_name = 'items'").fetchall()}
+        if "seq" not in cols:
+            for table in history.BATCH_TABLES:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN seq BIGINT")  # noqa: S608 - allow-listed names
+            backfill_seq(conn)
+        return history.verify_rows_against_batches(conn)
+    finally:
+        conn.close()
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
