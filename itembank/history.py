@@ -233,6 +233,15 @@ BATCH_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# Where a table's digested columns are read from, when not the table itself (a table keyed by an integer item key
+# reads its item ids through items: the digest stays the one its batch recorded).
+BATCH_RELATIONS: dict[str, str] = {}
+
+
+def batch_relation(table: str) -> str:
+    return BATCH_RELATIONS.get(table, table)
+
+
 def batch_digest_sql(table: str) -> str:
     """(row count, digest) of ``table``'s rows carrying seq ``?``."""
     key, cols = BATCH_TABLES[table]
@@ -240,7 +249,7 @@ def batch_digest_sql(table: str) -> str:
     # separator would let text move from one column to the next unseen.
     row = ", ".join(f"CAST({c} AS VARCHAR)" for c in cols)
     return (f"SELECT count(*), sha256(coalesce(string_agg(sha256(to_json([{row}])), '' "  # noqa: S608 - allow-list
-            f"ORDER BY {', '.join(key)}), '')) FROM {table} WHERE seq = ?")
+            f"ORDER BY {', '.join(key)}), '')) FROM {batch_relation(table)} WHERE seq = ?")
 
 
 def batch_payload(conn: duckdb.DuckDBPyConnection, seq: int, tables: Sequence[str], **extra: Any) -> dict[str, Any]:
@@ -297,7 +306,8 @@ def verify_rows_against_batches(conn: duckdb.DuckDBPyConnection) -> tuple[int, s
             break   # batches are read in seq order: the first found is the first bad batch
     for table in BATCH_TABLES:
         row = first(conn.execute(f"""
-            SELECT min(coalesce(t.seq, 0)), count(*) FROM {table} t LEFT JOIN events b ON b.seq = t.seq AND b.kind = ?
+            SELECT min(coalesce(t.seq, 0)), count(*) FROM {batch_relation(table)} t
+            LEFT JOIN events b ON b.seq = t.seq AND b.kind = ?
             WHERE b.seq IS NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = t.seq AND {_PER_ITEM_MATCH[table]})""",  # noqa: S608
             [BATCH_KIND]))
         if row is not None and row[1]:
