@@ -256,7 +256,8 @@ EVENT_COLUMNS = ["seq", "ts", "kind", "item_id", "ref", "payload", "prev_hash", 
 
 
 def verify_export(folder: Path) -> ExportCheck:
-    """Check an export with no bank: every file's sha256, then the history chain it carries.
+    """Check an export with no bank: every file's sha256, then the history chain it carries, then the rows its batch
+    events digest (``snapshot.verify_export_rows``).
 
     The chain in events.parquet is recomputed event by event and compared with the manifest's head,
     so an edited event is caught even when the file's sha256 in the manifest was updated to match.
@@ -304,5 +305,8 @@ def verify_export(folder: Path) -> ExportCheck:
                 if not report.ok:
                     first_bad = report.first_bad_seq
                     problems.append(f"{events_file.name}: history chain: {report.problem}")
+                elif not problems and (bad := snapshot.verify_export_rows(folder, manifest)) is not None:
+                    first_bad = bad[0]   # the chain holds, but rows a batch event digests were changed
+                    problems.append(f"rows against their batch events: {bad[1]}")
     return ExportCheck(not problems, len(tables), n_events, f"{expected.n_events}:{expected.hash}", bad_file,
                        first_bad, tuple(problems))

@@ -16,6 +16,10 @@ responses), import peak 1.65 GiB, 446 MiB bank vs 58 MiB source (7.7x), stats 1.
 verify 12 s. 5.5 M + 5 M responses: import 1,370 s (656 CPU-s), peak RSS over 3.8 GiB (seen with ps; ru_maxrss then
 still read the parent's 6.7 GiB), 2,707 MiB vs 319 MiB (8.5x), stats 9.6 s, draw 2.6 s, form 24.9 s (18 s of it
 reading the item frame of the slice), verify 39 s. Floors not met: import time and memory, size, stats, draw, form.
+Batch history (migration 006), 1 M, same machine, load 5, against the code before it in the same hour: bank 446.5 ->
+217.8 MiB (7.7x -> 3.8x; events 146 -> 0.5 MiB, aliases' and responses' key indexes gone), import 121.6 -> 123.4 s
+wall (94.8 -> 91.6 CPU-s; ~73% of it is the importer's per-row prepare()), peak 1.60 -> 1.59 GiB, verify 7.9 -> 20 s
+(12 CPU-s: every bulk-written row digested again).
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000

@@ -233,9 +233,9 @@ class _ImportTally:
     new_tags: int = 0
     cross_source: int = 0
     taxonomy_changed: bool = False
-    seen: set[str] = field(default_factory=set)       # distinct items among the import's rows
-    existing: set[str] = field(default_factory=set)   # of those, items the bank had before the import
-    inserted: set[str] = field(default_factory=set)   # items this import created
+    # Items the bank had before the import, among its rows (few in a large import). The items it created are
+    # in the bank with its batch id: no set of millions of ids is kept (distinct items = new + existing).
+    existing: set[str] = field(default_factory=set)
     merged: list[dict[str, Any]] = field(default_factory=list)   # the rows merged into an earlier one
 
     @property
@@ -243,9 +243,10 @@ class _ImportTally:
         return bool(self.new_items or self.new_aliases or self.new_tags or self.taxonomy_changed)
 
     def report(self, files: list[str], batch: str) -> ImportReport:
-        return ImportReport(files=tuple(files), rows=self.rows, items_in_files=len(self.seen),
+        distinct = self.new_items + len(self.existing)
+        return ImportReport(files=tuple(files), rows=self.rows, items_in_files=distinct,
                             new_items=self.new_items, existing_items=len(self.existing),
-                            merged_within_files=self.rows - len(self.seen), merged_across_sources=self.cross_source,
+                            merged_within_files=self.rows - distinct, merged_across_sources=self.cross_source,
                             new_aliases=self.new_aliases, new_tags=self.new_tags,
                             batch_id=batch if self.changed else None, merged_rows=tuple(self.merged))
 
@@ -395,6 +396,10 @@ class Bank:
         try:
             shutil.copyfile(self.path, shadow)
             self.conn = _connect(shadow, 0)
+            # Fewer checkpoints while the chunks commit: each one rewrites the items key's index and the tables'
+            # last row groups, and the blocks they leave behind stay in the file as free space (40 MiB of a 1 M
+            # bank's 260). The copy's connection is closed (and checkpointed) before it replaces the bank.
+            self.conn.execute(f"SET checkpoint_threshold = '{self.IMPORT_CHECKPOINT}'")
             report = self._import(paths, opts, chunk_rows, commit_each_chunk=True)
             self.conn.close()
             if report.batch_id is not None:
@@ -472,9 +477,12 @@ class Bank:
         self._register("_in_ids", _strings(unique, ("item_id",)))
         self._register("_in_tags", _strings(prep.tags, ("item_id", "key", "value")))
         try:
-            found = {r[0] for r in conn.execute(
-                "SELECT item_id FROM items WHERE item_id IN (SELECT item_id FROM _in_ids)").fetchall()}
-            before_import = found - tally.inserted
+            found_rows = conn.execute("SELECT item_id, import_batch = ? FROM items "
+                                      "WHERE item_id IN (SELECT item_id FROM _in_ids)", [batch]).fetchall()
+            found = {r[0] for r in found_rows}
+            before_import = {i for i, ours in found_rows if not ours}
+            # Items of this chunk that an earlier row of the import already gave (created or found then).
+            earlier = {i for i, ours in found_rows if ours} | (before_import & tally.existing)
             cross_source = first(conn.execute("""
                 SELECT count(*) FROM _in_ids n WHERE n.item_id IN (SELECT item_id FROM items)
                 AND NOT EXISTS (SELECT 1 FROM item_aliases a WHERE a.item_id = n.item_id AND a.source = ?)""",
@@ -495,10 +503,17 @@ class Bank:
             self._register("_new_items", items_frame)
             self._register("_new_alias", _strings(new_alias, ("external_id", "item_id")))
             self._register("_new_tags", _strings(new_tags, ("item_id", "key", "value")))
-            conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} FROM _new_items""")  # noqa: S608
-            conn.execute("INSERT INTO item_aliases SELECT ?, external_id, item_id FROM _new_alias", [opts.source])
-            conn.execute("INSERT INTO item_tags SELECT item_id, key, value FROM _new_tags")
-            history.append(conn, self._import_events(items_frame, new_alias, new_tags, opts, batch), ts)
+            # The chunk's rows carry the seq of the one batch event that records them (history.BATCH_TABLES).
+            seq = history.head(conn).n_events + 1
+            conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}, seq)
+                             SELECT {_ITEM_COLUMNS}, ? FROM _new_items""", [seq])  # noqa: S608
+            conn.execute("INSERT INTO item_aliases (source, external_id, item_id, seq) "
+                         "SELECT ?, external_id, item_id, ? FROM _new_alias", [opts.source, seq])
+            conn.execute("INSERT INTO item_tags (item_id, key, value, seq) SELECT item_id, key, value, ? FROM _new_tags",
+                         [seq])
+            if len(items_frame) or len(new_alias) or len(new_tags):
+                payload = history.batch_payload(conn, seq, ("items", "item_aliases", "item_tags"), source=opts.source)
+                history.append(conn, [Event(history.BATCH_KIND, None, batch, payload)], ts)
         finally:
             for name in ("_in_rows", "_in_ids", "_in_tags", "_new_items", "_new_alias", "_new_tags"):
                 try:
@@ -507,17 +522,13 @@ class Bank:
                     pass
         tally.rows += len(rows)
         # A row whose item an earlier row of this import already gave (same content) is merged into it.
-        # (Membership looked up row by row: isin would copy the whole set of items seen so far for every chunk.)
-        seen = tally.seen
-        dup = rows["item_id"].duplicated().to_numpy() | np.fromiter((i in seen for i in rows["item_id"]), bool, len(rows))
+        dup = rows["item_id"].duplicated().to_numpy() | rows["item_id"].isin(earlier).to_numpy()
         for i in np.flatnonzero(dup):
             path, label, number = where.locate(int(i))
             tally.merged.append({"row": f"{path}: {label} {number}", "file": path, label: number,
                                  "external_id": str(rows["external_id"].iat[i]), "item_id": str(rows["item_id"].iat[i])})
-        tally.seen.update(unique["item_id"])
         tally.existing.update(before_import)
         tally.cross_source += int(cross_source)
-        tally.inserted.update(new_items["item_id"])
         tally.new_items += len(new_items)
         tally.new_aliases += len(new_alias)
         tally.new_tags += len(new_tags)
@@ -558,10 +569,14 @@ class Bank:
         if with_parent.empty:
             return {}
         local = dict(zip(rows["external_id"], rows["item_id"], strict=True))
+        # Parents from earlier imports looked up at once (item_aliases has no index to look them up one by one).
+        rest = {str(p) for p in with_parent["parent_external_id"]} - set(local)
+        earlier = self.items_for_aliases(rest, source)
+        known = set(self.known_items(rest - set(earlier)))
         out = {}
         for idx, item_id, parent in zip(with_parent.index, with_parent["item_id"], with_parent["parent_external_id"],
                                         strict=True):
-            pid = local.get(parent) or self.resolve_alias(source, parent) or self._known_item(parent)
+            pid = local.get(parent) or earlier.get(parent) or (parent if parent in known else None)
             if pid is None:
                 problems.add("an unknown parent_id", where[int(idx)], "parent_id", parent,
                              f"{parent!r} is not an item of source {source!r} nor an item id of the bank")
@@ -569,44 +584,10 @@ class Bank:
             out[item_id] = pid
         return out
 
-    def _import_events(self, items_frame: pd.DataFrame, new_alias: pd.DataFrame, new_tags: pd.DataFrame,
-                       opts: ImportOptions, batch: str) -> Iterator[Event]:
-        """Events of an import, generated lazily: a million items must not become a million dicts at once."""
-        enc = history.encode_string
-        self._register("_ev_items", _strings(items_frame, ("item_id", "content_hash")))
-        self._register("_ev_alias", _strings(new_alias, ("external_id", "item_id")))
-        self._register("_ev_tags", _strings(new_tags, ("item_id", "key", "value")))
-        try:
-            created = self.conn.execute("""
-                WITH t AS (SELECT item_id, string_agg(key || '=' || value, ';' ORDER BY key, value) AS tags
-                           FROM _ev_tags GROUP BY item_id),
-                     a AS (SELECT item_id, min(external_id) AS external_id FROM _ev_alias GROUP BY item_id)
-                SELECT i.item_id, i.content_hash, a.external_id, coalesce(t.tags, '') AS tags
-                FROM _ev_items i LEFT JOIN a USING (item_id) LEFT JOIN t USING (item_id)
-                ORDER BY i.item_id""").fetchnumpy()
-            aliased = self.conn.execute("""SELECT external_id, item_id FROM _ev_alias
-                WHERE item_id NOT IN (SELECT item_id FROM _ev_items) ORDER BY item_id, external_id""").fetchall()
-            tagged = self.conn.execute("""SELECT item_id, string_agg(key || '=' || value, ';' ORDER BY key, value)
-                FROM _ev_tags WHERE item_id NOT IN (SELECT item_id FROM _ev_items) GROUP BY item_id
-                ORDER BY item_id""").fetchall()
-        finally:
-            for name in ("_ev_items", "_ev_alias", "_ev_tags"):
-                self.conn.unregister(name)
-        source = enc(opts.source)
-        for iid, digest, ext, tags in zip(created["item_id"], created["content_hash"], created["external_id"],
-                                          created["tags"], strict=True):
-            # The canonical JSON of {"content_hash", "external_id", "source", "tags"}, written directly.
-            payload = (f'{{"content_hash":"{digest}","external_id":{"null" if ext is None else enc(ext)},'
-                       f'"source":{source},"tags":{enc(tags)}}}')
-            yield Event("created", iid, batch, payload)
-        for ext, iid in aliased:
-            yield Event("aliased", iid, batch, {"source": opts.source, "external_id": ext})
-        for iid, text in tagged:
-            yield Event("tagged", iid, batch, {"tags": text})
-
-    def _known_item(self, item_id: str) -> str | None:
-        """``item_id`` when the bank has that item (a parent from another source, named by its item id)."""
-        return item_id if first(self.conn.execute("SELECT 1 FROM items WHERE item_id = ?", [item_id])) else None
+    def known_items(self, item_ids: Iterable[str]) -> list[str]:
+        """Those of ``item_ids`` the bank has (a parent from another source, named by its item id)."""
+        return [str(r[0]) for r in self.conn.execute(
+            "SELECT item_id FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [list(item_ids)]).fetchall()]
 
     def batch_items(self, batch_id: str) -> list[str]:
         """The items import batch ``batch_id`` created (``ImportReport.batch_id``), sorted; items the bank
@@ -782,6 +763,7 @@ class Bank:
                     self.conn.execute(f"UPDATE models SET {col} = ? WHERE name = ?",  # noqa: S608 - allow-list
                                       [str(value), name])
 
+    IMPORT_CHECKPOINT = "1GB"   # DuckDB's checkpoint_threshold while a large import writes its copy of the bank
     RESPONSE_CHUNK = 500_000   # rows of an imported response file inserted at a time (one transaction)
     RESPONSE_COLS = ("item_id", "score", "raw_output", "extracted", "template_id", "prompt_hash",
                      "choice_logliks", "tokens_in", "tokens_out", "latency_s", "scored_by")
@@ -803,15 +785,18 @@ class Bank:
                 return 0
             fresh["choice_logliks"] = fresh["choice_logliks"].astype(object)
             self._register("_resp_fresh", fresh)
+            # One batch event records them all (history.BATCH_TABLES); each response carries its seq.
+            seq = history.head(self.conn).n_events + 1
             self.conn.execute("""INSERT INTO responses (run_id, item_id, score, raw_output, extracted, template_id,
-                prompt_hash, choice_logliks, tokens_in, tokens_out, latency_s, answered_at, scored_by)
+                prompt_hash, choice_logliks, tokens_in, tokens_out, latency_s, answered_at, scored_by, seq)
                 SELECT run_id, item_id, score, raw_output, extracted, template_id, prompt_hash,
                 CAST(choice_logliks AS DOUBLE[]), tokens_in, tokens_out, latency_s, ?,
-                coalesce(CAST(scored_by AS VARCHAR), 'rule') FROM _resp_fresh""", [ts])
+                coalesce(CAST(scored_by AS VARCHAR), 'rule'), ? FROM _resp_fresh""", [ts, seq])
             self.conn.unregister("_resp_fresh")
-            # Lazily: five million responses must not become five million Event objects at once.
-            history.append(self.conn, (Event("answered", i, r, {"score": sc}) for r, i, sc in zip(
-                fresh["run_id"].tolist(), fresh["item_id"].tolist(), fresh["score"].tolist(), strict=True)), ts)
+            runs = sorted(fresh["run_id"].unique().tolist())
+            payload = history.batch_payload(self.conn, seq, ("responses",))
+            history.append(self.conn, [Event(history.BATCH_KIND, None, runs[0] if len(runs) == 1 else None, payload)],
+                           ts)
             return len(fresh)
         finally:
             self.conn.unregister("_resp_new")
@@ -915,7 +900,8 @@ class Bank:
                      min(pb.published_at) ft, max(pb.published_at) lt
               FROM publications pb JOIN form_items fi USING (form_name) GROUP BY fi.item_id),"""
         else:
-            # The items table as of the head: items created later left out; a review state (and retire
+            # The items table as of the head: items created later left out (each row carries the seq of the event
+            # that recorded it, a batch or a per-item one; migration 006); a review state (and retire
             # reason) changed later rolled back to the last state event at or before the head, else to the
             # state the first later event moved it from (its payload's "from"; events written before "from"
             # existed fall back to 'approved', the import default).
@@ -940,10 +926,10 @@ class Bank:
                    arg_max(json_extract_string(payload, '$.reason'), seq) FILTER (WHERE seq <= ? AND kind = 'retired') AS reason
             FROM events WHERE kind IN ({_STATE_KINDS_SQL}) AND item_id IS NOT NULL
             GROUP BY item_id HAVING max(seq) > ?) st USING (item_id)
-          WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.kind = 'created' AND e.seq > ? AND e.item_id = i.item_id)),
-        r AS (SELECT e.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr, min(e.ts) ft, max(e.ts) lt
-              FROM events e LEFT JOIN runs ru ON ru.run_id = e.ref
-              WHERE e.kind = 'answered' AND e.seq <= ? GROUP BY e.item_id),
+          WHERE i.seq <= ?),
+        r AS (SELECT x.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr,
+                     min(x.answered_at) ft, max(x.answered_at) lt
+              FROM responses x LEFT JOIN runs ru USING (run_id) WHERE x.seq <= ? GROUP BY x.item_id),
         p AS (SELECT item_id, count(*) n, min(CAST(json_extract_string(payload, '$.round') AS INTEGER)) fr,
                      max(CAST(json_extract_string(payload, '$.round') AS INTEGER)) lr, min(ts) ft, max(ts) lt
               FROM events WHERE kind = 'published' AND seq <= ? GROUP BY item_id),"""  # noqa: S608 (the kinds: adtbase.review.STATES)
@@ -965,7 +951,7 @@ class Bank:
         sql = f"""{exposure}
         cuts AS (SELECT {cuts[0]} AS lo, {cuts[1]} AS hi),
         iv AS (
-          SELECT i.* REPLACE (CASE WHEN i.review_state = 'retired' THEN 'retired' ELSE i.stage END AS stage),
+          SELECT i.* EXCLUDE (seq) REPLACE (CASE WHEN i.review_state = 'retired' THEN 'retired' ELSE i.stage END AS stage),
                  coalesce(r.n, 0) AS exposure_runs, coalesce(p.n, 0) AS exposure_publications,
                  CASE WHEN r.fr IS NULL THEN p.fr WHEN p.fr IS NULL THEN r.fr ELSE least(r.fr, p.fr) END AS first_exposure_round,
                  CASE WHEN r.lr IS NULL THEN p.lr WHEN p.lr IS NULL THEN r.lr ELSE greatest(r.lr, p.lr) END AS last_exposure_round,
@@ -983,16 +969,10 @@ class Bank:
     @staticmethod
     def _tags_sql(as_of: int | None) -> tuple[str, str, list[Any]]:
         """(CTE text or "", relation name, params) of the item tags, as of ``as_of`` when given: tags are
-        never removed, so those of ``tagged`` events after the head come off (``key=value;...`` payloads)."""
+        never removed, so those recorded by an event after the head (the row's seq) come off."""
         if as_of is None:
             return "", "item_tags", []
-        return """asof_tags AS (
-          SELECT t.item_id, t.key, t.value FROM item_tags t WHERE NOT EXISTS (
-            SELECT 1 FROM (SELECT item_id, unnest(string_split(json_extract_string(payload, '$.tags'), ';')) AS pair
-                           FROM events WHERE kind = 'tagged' AND seq > ?) l
-            WHERE l.item_id = t.item_id AND split_part(l.pair, '=', 1) = t.key
-              AND (CASE WHEN strpos(l.pair, '=') = 0 THEN '' ELSE substr(l.pair, strpos(l.pair, '=') + 1) END) = t.value))""", \
-            "asof_tags", [as_of]
+        return "asof_tags AS (SELECT item_id, key, value FROM item_tags WHERE seq <= ?)", "asof_tags", [as_of]
 
     def _where(self, filters: Mapping[str, Sequence[str]] | None, include_retired: bool,
                tags: str = "item_tags") -> tuple[str, list[Any]]:
@@ -1200,9 +1180,32 @@ class Bank:
         return Table.from_result(self._item_history(ref))
 
     def _item_history(self, ref: str) -> duckdb.DuckDBPyConnection:
+        # The item's own events, and its rows a batch event recorded, shown as that event (its seq, ts, ref and hash)
+        # under the per-item kind a row of that table stands for (created, aliased, tagged, answered).
         item_id = self.resolve(ref)
-        return self.conn.execute("""SELECT seq, ts, kind, ref, payload, hash FROM events
-                                    WHERE item_id = ? ORDER BY seq""", [item_id])
+        return self.conn.execute("""
+            WITH b AS (SELECT seq, ts, ref, hash FROM events WHERE kind = ?)
+            SELECT seq, ts, kind, ref, payload, hash FROM (
+              SELECT seq, ts, kind, ref, payload, hash FROM events WHERE item_id = ?
+              UNION ALL
+              SELECT b.seq, b.ts, 'created', b.ref,
+                     CAST(json_object('content_hash', i.content_hash, 'source', i.source) AS VARCHAR),
+                     b.hash FROM items i JOIN b USING (seq) WHERE i.item_id = ?
+              UNION ALL
+              SELECT b.seq, b.ts, 'aliased', b.ref,
+                     CAST(json_object('source', a.source, 'external_id', a.external_id) AS VARCHAR),
+                     b.hash FROM item_aliases a JOIN b USING (seq) WHERE a.item_id = ?
+              UNION ALL
+              SELECT b.seq, any_value(b.ts), 'tagged', any_value(b.ref),
+                     CAST(json_object('tags', string_agg(t.key || '=' || t.value, ';' ORDER BY t.key, t.value))
+                          AS VARCHAR), any_value(b.hash)
+              FROM item_tags t JOIN b USING (seq) WHERE t.item_id = ? GROUP BY b.seq
+              UNION ALL
+              SELECT b.seq, b.ts, 'answered', x.run_id,
+                     CAST(json_object('score', x.score) AS VARCHAR), b.hash
+              FROM responses x JOIN b USING (seq) WHERE x.item_id = ?)
+            ORDER BY seq, CASE kind WHEN 'created' THEN 0 WHEN 'aliased' THEN 1 WHEN 'tagged' THEN 2 ELSE 3 END, ref""",
+            [history.BATCH_KIND, *[item_id] * 5])
 
     # -- curation -----------------------------------------------------------------------------------
     def retire(self, refs: Sequence[str], reason: str, *, rule: str | None = None) -> int:
@@ -1322,26 +1325,31 @@ class Bank:
         return {str(i): str(s) for i, s in rows}
 
     def runs_since_stage_move(self) -> dict[str, int]:
-        """Runs that exposed each item since its last stage move (``answered`` events after its last ``stage``
+        """Runs that exposed each item since its last stage move (responses recorded after its last ``stage``
         event), for the items that have moved: the lifecycle's resting clock (an unmoved item's is all its runs)."""
         rows = self.conn.execute("""
             WITH last AS (SELECT item_id, max(seq) AS seq FROM events WHERE kind = 'stage' AND item_id IS NOT NULL
                           GROUP BY item_id)
-            SELECT l.item_id, count(e.seq) FROM last l
-            LEFT JOIN events e ON e.kind = 'answered' AND e.item_id = l.item_id AND e.seq > l.seq
+            SELECT l.item_id, count(x.seq) FROM last l
+            LEFT JOIN responses x ON x.item_id = l.item_id AND x.seq > l.seq
             GROUP BY l.item_id""").fetchall()
         return {str(i): int(n) for i, n in rows}
 
     def events_by_round(self, kinds: Sequence[str]) -> pd.DataFrame:
         """How many events of ``kinds`` fell in each round: ``round_no, kind, from, to, rule, n``. An event belongs to
         the latest round opened (``publish``) at or before it; round 0 is before the first. ``from``, ``to`` and
-        ``rule`` come from the payload (stage moves, retirements)."""
+        ``rule`` come from the payload (stage moves, retirements). Items a batch event created count as ``created``
+        (one each, at the batch's time)."""
         return self.conn.execute("""
+            WITH e AS (SELECT ts, kind, payload FROM events
+                       WHERE kind IN (SELECT unnest(?::VARCHAR[])) AND item_id IS NOT NULL
+                       UNION ALL
+                       SELECT b.ts, 'created', '{}' FROM items i JOIN events b ON b.seq = i.seq AND b.kind = ?
+                       WHERE list_contains(?::VARCHAR[], 'created'))
             SELECT coalesce((SELECT max(r.round_no) FROM rounds r WHERE r.opened_at <= e.ts), 0) AS round_no,
                    e.kind, json_extract_string(e.payload, '$.from') AS "from", json_extract_string(e.payload, '$.to') AS "to",
                    json_extract_string(e.payload, '$.rule') AS rule, count(*) AS n
-            FROM events e WHERE e.kind IN (SELECT unnest(?::VARCHAR[])) AND e.item_id IS NOT NULL
-            GROUP BY ALL ORDER BY ALL""", [list(kinds)]).df()
+            FROM e GROUP BY ALL ORDER BY ALL""", [list(kinds), history.BATCH_KIND, list(kinds)]).df()
 
     def latest_round(self) -> int | None:
         """The latest round a form was published in (``publish``), None before any."""
@@ -1429,13 +1437,15 @@ class Bank:
         ts, batch = now(), "edit_" + uuid.uuid4().hex[:12]
         tag_text = ";".join(f"{k}={v}" for k in sorted(new_tags) for v in new_tags[k])
         with self.transaction():
-            self.conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}) SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
-                license, origin, generator, generator_params, item_id, ?, declared_band, ?, ?, NULL
+            seq = self.head().n_events + 1   # the new item and its tags carry its 'created' event's seq
+            self.conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}, seq) SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
+                license, origin, generator, generator_params, item_id, ?, declared_band, ?, ?, NULL, ?
                 FROM items WHERE item_id = ?""",  # noqa: S608 - fixed column list
-                              [new_id, q, ch or None, key, digest, review.DRAFT, batch, ts, old_id])
+                              [new_id, q, ch or None, key, digest, review.DRAFT, batch, ts, seq, old_id])
             for k, values in new_tags.items():
                 for v in values:
-                    self.conn.execute("INSERT INTO item_tags VALUES (?, ?, ?)", [new_id, k, v])
+                    self.conn.execute("INSERT INTO item_tags (item_id, key, value, seq) VALUES (?, ?, ?, ?)",
+                                      [new_id, k, v, seq])
             self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [review.REJECTED, old_id])
             created = {"content_hash": digest, "external_id": None, "source": source,
                        "tags": tag_text, "parent": old_id, "reviewer": who, **({"reason": why} if why else {})}
@@ -1504,8 +1514,10 @@ class Bank:
             taxonomy.extend(self.conn, new_keys, new_values)
             fresh = [i for i in ids if not first(self.conn.execute(
                 "SELECT 1 FROM item_tags WHERE item_id = ? AND key = ? AND value = ?", [i, key, value]))]
-            for item_id in fresh:
-                self.conn.execute("INSERT INTO item_tags VALUES (?, ?, ?)", [item_id, key, value])
+            start = self.head().n_events + 1   # each tag carries the seq of its item's 'tagged' event
+            for n, item_id in enumerate(fresh):
+                self.conn.execute("INSERT INTO item_tags (item_id, key, value, seq) VALUES (?, ?, ?, ?)",
+                                  [item_id, key, value, start + n])
             history.append(self.conn, [Event("tagged", i, None, {"tags": f"{key}={value}"}) for i in fresh], now())
         return len(fresh)
 

@@ -196,8 +196,121 @@ def stored_rows(conn: duckdb.DuckDBPyConnection, batch: int = 100_000) -> Iterat
 
 
 def verify(conn: duckdb.DuckDBPyConnection, expected: Head | None = None) -> VerifyReport:
+    """The chain (``verify_rows``), then the rows of the bulk-written tables against the events they carry."""
     recorded = [Head(int(n), str(h)) for n, h in
                 conn.execute("SELECT n_events, head_hash FROM history_heads ORDER BY n_events").fetchall()]
-    return verify_rows(stored_rows(conn), expected, recorded)
+    report = verify_rows(stored_rows(conn), expected, recorded)
+    if not report.ok:
+        return report
+    bad = verify_rows_against_batches(conn)
+    if bad is None:
+        return report
+    return VerifyReport(False, report.n_events, report.head, bad[0], bad[1])
 
 
+
+
+# -- batch events: one event covers the rows a bulk write added -------------------------------------------------
+# An import chunk or a response batch writes ONE ``batch`` event; every row it adds carries that event's seq, and
+# the event's payload records, per table, how many rows carry it and a digest of exactly those rows. The digest is
+# sha256 over the rows' sha256s in key order (order-defined: no xor of row hashes, which a pair of edits cancels).
+# Columns a later, evented operation changes (review state, stage; a judge's score) are left out of it.
+BATCH_KIND = "batch"
+# table -> (key columns, digested columns); identifiers from this allow-list only.
+BATCH_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "items": (("item_id",), ("item_id", "question", "choices", "answer", "item_type", "language", "content_hash",
+                             "source", "source_version", "license", "origin", "generator", "generator_params",
+                             "parent_item_id", "declared_band", "import_batch", "created_at")),
+    "item_aliases": (("source", "external_id"), ("source", "external_id", "item_id")),
+    "item_tags": (("item_id", "key", "value"), ("item_id", "key", "value")),
+    # A rule's score is fixed; a judge-scored one ('judge:pending' -> panel/human) changes by design, so it is
+    # digested as 'judged' (turning a rule's score into a judged one changes the digest).
+    "responses": (("run_id", "item_id"), ("run_id", "item_id", "raw_output", "extracted", "template_id",
+                                          "prompt_hash", "choice_logliks", "tokens_in", "tokens_out", "latency_s",
+                                          "answered_at",
+                                          "CASE WHEN scored_by = 'rule' THEN 'rule:' || CAST(score AS VARCHAR) "
+                                          "ELSE 'judged' END")),
+}
+
+
+# Where a table's digested columns are read from, when not the table itself (a table keyed by an integer item key
+# reads its item ids through items: the digest stays the one its batch recorded).
+BATCH_RELATIONS: dict[str, str] = {}
+
+
+def batch_relation(table: str) -> str:
+    return BATCH_RELATIONS.get(table, table)
+
+
+def batch_digest_sql(table: str) -> str:
+    """(row count, digest) of ``table``'s rows carrying seq ``?``."""
+    key, cols = BATCH_TABLES[table]
+    # A row is the JSON array of its values as text (null for NULL): unambiguous, where joining them with a
+    # separator would let text move from one column to the next unseen.
+    row = ", ".join(f"CAST({c} AS VARCHAR)" for c in cols)
+    return (f"SELECT count(*), sha256(coalesce(string_agg(sha256(to_json([{row}])), '' "  # noqa: S608 - allow-list
+            f"ORDER BY {', '.join(key)}), '')) FROM {batch_relation(table)} WHERE seq = ?")
+
+
+def batch_payload(conn: duckdb.DuckDBPyConnection, seq: int, tables: Sequence[str], **extra: Any) -> dict[str, Any]:
+    """The payload of batch event ``seq``: each table's rows carrying it, counted and digested (tables where the
+    batch added no row are left out)."""
+    rows = {}
+    for table in tables:
+        n, digest = first(conn.execute(batch_digest_sql(table), [seq]))  # type: ignore[misc]
+        if n:
+            rows[table] = {"n": int(n), "sha256": str(digest)}
+    return {**extra, "rows": rows}
+
+
+# Rows whose seq is a per-item event (small operations, and every row of a bank from before batch events) must
+# match that event: its item, and what its payload records of the row.
+_PER_ITEM_MATCH = {
+    "items": "e.kind = 'created' AND e.item_id = t.item_id "
+             "AND json_extract_string(e.payload, '$.content_hash') = t.content_hash",
+    # (Further ids one import merged into a new item were recorded by no event of their own: its 'created' one.)
+    "item_aliases": "e.item_id = t.item_id AND e.kind IN ('created', 'aliased') "
+                    "AND json_extract_string(e.payload, '$.source') = t.source "
+                    "AND (e.kind = 'created' OR json_extract_string(e.payload, '$.external_id') = t.external_id)",
+    "item_tags": "e.item_id = t.item_id AND e.kind IN ('created', 'tagged') AND list_contains("
+                 "string_split(json_extract_string(e.payload, '$.tags'), ';'), t.key || '=' || t.value)",
+    "responses": "e.kind = 'answered' AND e.item_id = t.item_id AND e.ref = t.run_id "
+                 "AND (t.scored_by <> 'rule' OR TRY_CAST(json_extract_string(e.payload, '$.score') AS DOUBLE) = t.score)",
+}
+
+
+def verify_rows_against_batches(conn: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
+    """(first bad seq, problem) when a table's rows do not match the events they point at, else None.
+
+    Each batch event's rows are counted and digested again (the rows of one event lie together: rows are appended
+    with their event's seq, so ``WHERE seq = ?`` reads only their row groups); a row pointing at no event, or at a
+    per-item event that does not record it, is named by its seq (0: before any event)."""
+    problems: list[tuple[int, str]] = []
+    batches = conn.execute("SELECT seq, json_extract(payload, '$.rows') FROM events WHERE kind = ? ORDER BY seq",
+                           [BATCH_KIND]).fetchall()
+    for seq, rows_json in batches:
+        recorded = json.loads(rows_json) if rows_json else {}
+        for table in BATCH_TABLES:
+            want = recorded.get(table, {"n": 0, "sha256": None})
+            n, digest = first(conn.execute(batch_digest_sql(table), [seq]))  # type: ignore[misc]
+            if int(n) != want["n"]:
+                what = "deleted from" if int(n) < want["n"] else "added to"
+                problems.append((int(seq), f"event {seq} (batch): {table} has {n} rows of it, the event recorded "
+                                           f"{want['n']}: rows were {what} it"))
+                break
+            if n and digest != want["sha256"]:
+                problems.append((int(seq), f"event {seq} (batch): {table} rows of it were edited (their digest "
+                                           f"does not match the event's)"))
+                break
+        if problems:
+            break   # batches are read in seq order: the first found is the first bad batch
+    for table in BATCH_TABLES:
+        row = first(conn.execute(f"""
+            SELECT min(coalesce(t.seq, 0)), count(*) FROM {batch_relation(table)} t
+            LEFT JOIN events b ON b.seq = t.seq AND b.kind = ?
+            WHERE b.seq IS NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = t.seq AND {_PER_ITEM_MATCH[table]})""",  # noqa: S608
+            [BATCH_KIND]))
+        if row is not None and row[1]:
+            problems.append((int(row[0]), f"{table}: {row[1]} row(s) recorded by no event that matches them (first "
+                                          f"at event {row[0]}): rows were added or edited outside the history"))
+    return min(problems) if problems else None

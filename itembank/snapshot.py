@@ -27,6 +27,51 @@ EVENTS_EXPORT = ("SELECT seq, ts, kind, item_id, ref, payload, coalesce(lag(hash
                  "AS prev_hash, hash FROM events ORDER BY ALL")
 
 
+BATCH_HISTORY = 6   # itembank's migration that gave rows the seq of the event that recorded them
+
+
+def backfill_seq(conn: Any) -> None:
+    """Give rows loaded from an export made before migration 006 their seq, by 006's own UPDATE statements (the
+    new bank has its tables as 006 left them)."""
+    mig = next(m for m in migrate.shipped_migrations() if m.room == "itembank" and m.version == BATCH_HISTORY)
+    statements, lines = [], []
+    for line in mig.sql.splitlines():
+        if line.startswith("--"):
+            continue
+        lines.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(lines))
+            lines = []
+    conn.execute("\n".join(s for s in statements if s.lstrip().startswith("UPDATE ")))
+
+
+def verify_export_rows(folder: Path, manifest: dict[str, Any]) -> tuple[int, str] | None:
+    """(first bad seq, problem) when an export's bulk-written rows do not match the batch events it carries (the
+    check ``bank verify`` makes on a bank, ``history.verify_rows_against_batches``), else None. The tables are read
+    into a scratch in-memory DuckDB; an export from before migration 006 gets its rows' seq as 006 gives them."""
+    import duckdb
+
+    from . import history
+
+    entries = manifest.get("tables", {})
+    if any(t not in entries for t in ("events", *history.BATCH_TABLES)):
+        return None   # an export without these tables has no bulk-written rows to check
+    conn = duckdb.connect()
+    try:
+        for table in ("events", *history.BATCH_TABLES):
+            conn.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet(?)",  # noqa: S608 - allow-listed names
+                         [str(folder / str(entries[table]["file"]))])
+        cols = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_name = 'items'").fetchall()}
+        if "seq" not in cols:
+            for table in history.BATCH_TABLES:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN seq BIGINT")  # noqa: S608 - allow-listed names
+            backfill_seq(conn)
+        return history.verify_rows_against_batches(conn)
+    finally:
+        conn.close()
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -118,6 +163,8 @@ def import_snapshot(folder: Path, bank_path: Path) -> dict[str, Any]:
                     drop = " EXCLUDE (prev_hash)" if table == "events" else ""   # derived (see EVENTS_EXPORT)
                     conn.execute(f"INSERT INTO {table} BY NAME SELECT *{drop} FROM read_parquet(?)",  # noqa: S608 - catalogue name
                                  [str(folder / entry["file"])])
+                if not any(str(m[0]) == "itembank" and int(m[1]) >= BATCH_HISTORY for m in manifest["migrations"]):
+                    backfill_seq(conn)   # an export from before migration 006: its rows carry no seq
             got = bank.snapshot_id()
             if got != manifest["snapshot_id"]:
                 raise BankError(f"rebuilt bank has snapshot {got}, the export says {manifest['snapshot_id']}")

@@ -76,7 +76,8 @@ def test_item_trail_parent_and_broken_chain(bank_path: Path) -> None:
     with open_bank(bank_path) as bank:
         q1 = bank.resolve("toy:q1")
         # Edit an event of q2 in place: the chain breaks there; q1's own earlier events stay fine.
-        seq = int(bank.conn.execute("SELECT min(seq) FROM events WHERE kind = 'answered'").fetchone()[0])
+        seq = int(bank.conn.execute("SELECT min(seq) FROM events WHERE kind = 'batch' "
+                                    "AND payload LIKE '%\"responses\"%'").fetchone()[0])   # the first answers
         bank.conn.execute("UPDATE events SET payload = '{\"score\":0.5}' WHERE seq = ?", [seq])
         derived = audit.item_trail(bank, "toy:q3", calibration_rows=[])
         trail = audit.item_trail(bank, "toy:q1", calibration_rows=[])
@@ -226,3 +227,26 @@ def test_verify_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code != 0
     with pytest.raises(Exception, match="manifest.json"):
         audit.verify_export(tmp_path)
+
+
+def test_an_edited_row_with_its_sha256_re_recorded_is_caught_by_its_batch_digest(bank_path: Path,
+                                                                                  tmp_path: Path) -> None:
+    """A forger who edits items.parquet and re-records its sha256 in the manifest: the chain holds, the digest of
+    the batch event that recorded the row does not."""
+    export(bank_path, tmp_path / "exp")
+    target = tmp_path / "exp" / "items.parquet"
+    frame = pq.read_table(target).to_pandas()
+    frame.loc[0, "answer"] = "Z"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), target)
+    manifest_path = tmp_path / "exp" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["tables"]["items"]["sha256"] = snapshot.file_sha256(target)
+    manifest_path.write_text(json.dumps(manifest))
+    code, report = verify(tmp_path / "exp")
+    assert code == 1 and report["bad_file"] is None and report["first_bad_event"] == int(frame.loc[0, "seq"])
+    assert "items rows of it were edited" in " ".join(report["problems"])
+
+
+def test_an_export_from_before_batch_events_verifies_offline() -> None:
+    code, report = verify(Path(__file__).resolve().parents[1] / "data" / "pre006_bank" / "export")
+    assert code == 0 and report["ok"], report

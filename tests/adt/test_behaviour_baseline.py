@@ -17,7 +17,9 @@ change meant to alter one of them re-records it in the same commit and says why.
 five forms' content hashes (issue 13: a new form's spec records review_states [approved], the new default,
 where it recorded [approved, draft]; the demo bank has no drafts, so the items are the same); and again (issue 14:
 a new form's spec records its stages, [operational], and its pretest part, none; the demo's items are all in the
-pretest stage, so the young-bank rule lets them all stand in and the items are the same).
+pretest stage, so the young-bank rule lets them all stand in and the items are the same); and the snapshot id and
+the five forms' content hashes again (issue 16: an import chunk and a response batch write one batch event, not one
+event per row, so the history head in the snapshot id differs; the items drawn are the same).
 """
 
 from __future__ import annotations

@@ -152,8 +152,8 @@ def test_responses_import_exposure_and_tiers(bank_path: Path, tmp_path: Path) ->
 
 def test_a_response_file_inserted_in_slices_writes_what_one_insert_writes(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large response files go in RESPONSE_CHUNK rows at a time: the same responses and the same events, in the
-    same order, as one insert (the file's rows shuffled, so the order is the bank's, not the file's)."""
+    """Large response files go in RESPONSE_CHUNK rows at a time: the same responses as one insert (the file's rows
+    shuffled, so the order is the bank's, not the file's), one batch event per slice recording its rows."""
     src = write_jsonl(tmp_path / "a.jsonl", ROWS)
     resp = pd.DataFrame({"model": ["m2", "m1", "m1", "m2", "m1", "m2"], "qid": ["q3", "q2", "q1", "q1", "q3", "q2"],
                          "score": [1.0, 0.0, 0.5, 1.0, 0.0, 1.0]})
@@ -167,10 +167,12 @@ def test_a_response_file_inserted_in_slices_writes_what_one_insert_writes(tmp_pa
             rep = bank.import_responses(resp_path, source="toy", model_col="model", item_col="qid", score_col="score")
             assert rep.new_responses == 6
             assert bank.verify().ok
-            written.append((bank.conn.execute("SELECT kind, item_id, ref, payload FROM events WHERE kind = 'answered' "
-                                              "ORDER BY seq").fetchall(),
-                            bank.conn.execute("SELECT run_id, item_id, score FROM responses ORDER BY ALL").fetchall()))
-    assert written[0] == written[1] == written[2] and len(written[0][0]) == 6
+            batches = [json.loads(p)["rows"]["responses"]["n"] for (p,) in bank.conn.execute(
+                "SELECT payload FROM events WHERE kind = 'batch' AND payload LIKE '%\"responses\"%' ORDER BY seq"
+            ).fetchall()]
+            assert batches == [min(chunk, 6 - s) for s in range(0, 6, chunk)]
+            written.append(bank.conn.execute("SELECT run_id, item_id, score FROM responses ORDER BY ALL").fetchall())
+    assert written[0] == written[1] == written[2] and len(written[0]) == 6
 
 
 def test_publication_exposes_and_bands_follow_calibration(bank_path: Path, tmp_path: Path) -> None:

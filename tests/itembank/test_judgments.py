@@ -16,7 +16,7 @@ from adtbase.verdicts import JUDGMENT_COLUMNS
 from itembank import ImportOptions, migrate, open_bank
 
 
-def _bank(path: Path, tmp_path: Path) -> list[str]:
+def _bank(path: Path, tmp_path: Path, pending: tuple[str, ...] = ("judge:pending", "judge:pending", "rule")) -> list[str]:
     rows = [{"id": "p", "question": "Tips for sleep?", "type": "pairwise", "baseline": "Sleep early."},
             {"id": "r", "question": "Explain tides.", "type": "open", "reference": "The moon pulls water."},
             {"id": "x", "question": "Capital of France?", "type": "open", "answer": "Paris"}]
@@ -26,7 +26,6 @@ def _bank(path: Path, tmp_path: Path) -> list[str]:
         bank.import_items([src], ImportOptions(source="toy"))
         ids = bank.items(None).set_index("question")["item_id"]
         bank.start_run("r1", model="m1", kind="form", form_name=None)
-        pending = ("judge:pending", "judge:pending", "rule")
         frame = pd.DataFrame({"item_id": [ids["Tips for sleep?"], ids["Explain tides."], ids["Capital of France?"]],
                               "score": [0.0, 0.0, 1.0], "raw_output": ["a", "b", "Paris"],
                               "extracted": ["a", "b", "Paris"], "scored_by": list(pending)})
@@ -93,7 +92,8 @@ def test_pending_answers_are_no_scores_until_judged_and_rules_are_never_overwrit
 
 def test_a_bank_from_before_judgments_migrates(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
-    _, _, plain = _bank(path, tmp_path)
+    # A bank from before 004 had no judge-scored answers: every response is its rule's (the batch digest says so).
+    _, _, plain = _bank(path, tmp_path, pending=("rule", "rule", "rule"))
     # Undo migration 004 as a bank written before it would be (table and column absent, not recorded).
     conn = duckdb.connect(str(path))
     conn.execute("DROP TABLE judgments")

@@ -1,0 +1,23 @@
+CREATE TABLE events(seq BIGINT NOT NULL, ts VARCHAR NOT NULL, kind VARCHAR NOT NULL, item_id VARCHAR, "ref" VARCHAR, payload VARCHAR NOT NULL, hash VARCHAR NOT NULL);
+CREATE TABLE forms("name" VARCHAR PRIMARY KEY, spec VARCHAR NOT NULL, strategy VARCHAR NOT NULL, seed BIGINT, snapshot_id VARCHAR NOT NULL, calibration_id VARCHAR, objectives VARCHAR, content_hash VARCHAR NOT NULL, n_items INTEGER NOT NULL, n_uncalibrated INTEGER NOT NULL, created_at VARCHAR NOT NULL, n_stand_in INTEGER DEFAULT(0));
+CREATE TABLE form_items(form_name VARCHAR, "position" INTEGER, item_id VARCHAR NOT NULL, pretest BOOLEAN DEFAULT(false), PRIMARY KEY(form_name, "position"));
+CREATE TABLE history_heads(n_events BIGINT NOT NULL, head_hash VARCHAR NOT NULL, purpose VARCHAR NOT NULL, recorded_at VARCHAR NOT NULL);
+CREATE TABLE import_batches(batch_id VARCHAR PRIMARY KEY, "source" VARCHAR NOT NULL, files VARCHAR NOT NULL, n_rows BIGINT NOT NULL, n_new_items BIGINT NOT NULL, created_at VARCHAR NOT NULL);
+CREATE TABLE items(item_id VARCHAR PRIMARY KEY, question VARCHAR NOT NULL, choices VARCHAR[], answer VARCHAR, item_type VARCHAR NOT NULL, "language" VARCHAR NOT NULL, content_hash VARCHAR NOT NULL, "source" VARCHAR NOT NULL, source_version VARCHAR, license VARCHAR, origin VARCHAR NOT NULL, generator VARCHAR, generator_params VARCHAR, parent_item_id VARCHAR, review_state VARCHAR NOT NULL, declared_band VARCHAR, import_batch VARCHAR NOT NULL, created_at VARCHAR NOT NULL, retired_reason VARCHAR, stage VARCHAR DEFAULT('pretest'), rest_until_round INTEGER);
+CREATE TABLE item_aliases("source" VARCHAR, external_id VARCHAR, item_id VARCHAR NOT NULL, PRIMARY KEY("source", external_id));
+CREATE TABLE item_difficulty(item_id VARCHAR PRIMARY KEY, calibration_id VARCHAR NOT NULL, b DOUBLE NOT NULL);
+CREATE TABLE item_tags(item_id VARCHAR NOT NULL, "key" VARCHAR NOT NULL, "value" VARCHAR NOT NULL);
+CREATE TABLE judgments(run_id VARCHAR, item_id VARCHAR, model VARCHAR NOT NULL, judge VARCHAR, judge_model VARCHAR NOT NULL, template_id VARCHAR, "order" VARCHAR, prompt_hash VARCHAR, raw_output VARCHAR, verdict DOUBLE, "level" INTEGER, n_levels INTEGER NOT NULL, problem VARCHAR, judged_at VARCHAR NOT NULL, PRIMARY KEY(run_id, item_id, judge, template_id, "order"));
+CREATE TABLE models("name" VARCHAR PRIMARY KEY, "family" VARCHAR, size VARCHAR, release_date VARCHAR, created_at VARCHAR NOT NULL);
+CREATE TABLE near_dup_bands(band_key BIGINT NOT NULL, item_id VARCHAR NOT NULL);
+CREATE TABLE near_dup_items(item_id VARCHAR NOT NULL, text_key BIGINT NOT NULL, question_key BIGINT, scheme VARCHAR NOT NULL);
+CREATE TABLE publications(form_name VARCHAR, round_no INTEGER, published_at VARCHAR NOT NULL, PRIMARY KEY(form_name, round_no));
+CREATE TABLE responses(run_id VARCHAR, item_id VARCHAR, score DOUBLE NOT NULL, raw_output VARCHAR, extracted VARCHAR, template_id VARCHAR, prompt_hash VARCHAR, choice_logliks DOUBLE[], tokens_in INTEGER, tokens_out INTEGER, latency_s DOUBLE, answered_at VARCHAR NOT NULL, scored_by VARCHAR DEFAULT('rule'), PRIMARY KEY(run_id, item_id));
+CREATE TABLE rounds(round_no INTEGER PRIMARY KEY, opened_at VARCHAR NOT NULL, note VARCHAR);
+CREATE TABLE runs(run_id VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, kind VARCHAR NOT NULL, form_name VARCHAR, "source" VARCHAR, round_no INTEGER, backend VARCHAR, config VARCHAR, status VARCHAR NOT NULL, created_at VARCHAR NOT NULL, finished_at VARCHAR);
+CREATE TABLE schema_migrations(room VARCHAR, "version" INTEGER, "name" VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, applied_at VARCHAR NOT NULL, PRIMARY KEY(room, "version"));
+CREATE TABLE settings("key" VARCHAR PRIMARY KEY, "value" VARCHAR NOT NULL);
+CREATE TABLE sources("name" VARCHAR PRIMARY KEY, "version" VARCHAR, license VARCHAR, first_imported_at VARCHAR NOT NULL);
+CREATE TABLE taxonomy_keys("key" VARCHAR PRIMARY KEY, closed BOOLEAN NOT NULL, description VARCHAR);
+CREATE TABLE taxonomy_values("key" VARCHAR, "value" VARCHAR, PRIMARY KEY("key", "value"));
+
