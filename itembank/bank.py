@@ -182,7 +182,13 @@ def _upgrade(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise BankError(f"{path} is a DuckDB file but not an adt bank (no schema_migrations table)")
     todo = migrate.pending(conn)
     if todo:
-        migrate.apply(conn, todo)
+        migrate.apply(conn, todo, after=_derive)
+
+
+def _derive(conn: duckdb.DuckDBPyConnection, applied: list[migrate.Migration]) -> None:
+    """Fill the derived tables an upgrade just created (in its transaction): 007's per-item exposure."""
+    if any(m.room == "itembank" and m.version == 7 for m in applied):
+        refresh_exposure(conn)
 
 
 # The event kinds that set a review state (each is one of adtbase.review's states: literals from an allow-list).
@@ -211,7 +217,7 @@ def _digest_sql(table: str, cols: Sequence[str]) -> str:
 SNAPSHOT_TABLES: dict[str, tuple[str, ...]] = {
     "items": ("item_id", "content_hash", "review_state", "declared_band", "retired_reason"),
     "item_aliases": ("source", "external_id", "item_id"),
-    "item_tags": ("item_id", "key", "value"),
+    "item_tags": ("item_id", "key", "value"),   # by item id (SNAPSHOT_RELATIONS), not by the integer key
     "taxonomy_values": ("key", "value"),
     "taxonomy_keys": ("key", "closed"),
     "responses": ("run_id", "item_id", "score"),
@@ -221,6 +227,48 @@ SNAPSHOT_TABLES: dict[str, tuple[str, ...]] = {
     "item_difficulty": ("item_id", "calibration_id", "b"),
     "settings": ("key", "value"),
 }
+
+
+# Relations digested in place of a table: tags carry integer item keys (migration 007) and are digested by item
+# id, so a tag moved to another item is another snapshot and the ids of banks from before 007 stay as they were.
+SNAPSHOT_RELATIONS = {"item_tags": "(SELECT i.item_id, t.key, t.value FROM item_tags t JOIN items i USING (item_key))"}
+# The next free item key (items get one at insert: migration 007); no sequence, so an imported export continues it.
+_NEXT_KEY = "(SELECT coalesce(max(item_key), 0) + 1 FROM items)"
+# Exposure (the one place it is aggregated): per item, the responses of every run (rounds from the runs) and the
+# publications of every form holding it. ``{only}``: an optional relation of item ids to restrict it to.
+_EXPOSURE_SQL = """
+    WITH r AS (SELECT x.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr,
+                      min(x.answered_at) ft, max(x.answered_at) lt
+               FROM responses x JOIN runs ru USING (run_id) {r_only} GROUP BY x.item_id),
+         p AS (SELECT fi.item_id, count(*) n, min(pb.round_no) fr, max(pb.round_no) lr,
+                      min(pb.published_at) ft, max(pb.published_at) lt
+               FROM publications pb JOIN form_items fi USING (form_name) {p_only} GROUP BY fi.item_id)
+    SELECT i.item_key, coalesce(r.n, 0) AS runs, r.fr AS runs_first_round, r.lr AS runs_last_round,
+           r.ft AS runs_first_at, r.lt AS runs_last_at, coalesce(p.n, 0) AS pubs, p.fr AS pubs_first_round,
+           p.lr AS pubs_last_round, p.ft AS pubs_first_at, p.lt AS pubs_last_at
+    FROM r FULL OUTER JOIN p USING (item_id) JOIN items i USING (item_id)"""
+
+
+def exposure_sql(only: str | None = None) -> str:
+    """The per-item exposure rows (``item_exposure``'s columns), of the items whose ids ``only`` (a relation name
+    with an ``item_id`` column) lists, or of every exposed item."""
+    if only is None:
+        return _EXPOSURE_SQL.format(r_only="", p_only="")
+    if not only.isidentifier():
+        raise ValueError(f"exposure_sql: {only!r} is not a relation name")
+    return _EXPOSURE_SQL.format(r_only=f"WHERE x.item_id IN (SELECT item_id FROM {only})",  # noqa: S608 - a name
+                                p_only=f"WHERE fi.item_id IN (SELECT item_id FROM {only})")  # noqa: S608
+
+
+def refresh_exposure(conn: duckdb.DuckDBPyConnection, only: str | None = None) -> None:
+    """Recompute ``item_exposure`` for the items ``only`` lists (all of them when None), inside the caller's
+    transaction: every write that adds responses or publications calls it for the items it touched."""
+    if only is None:
+        conn.execute("DELETE FROM item_exposure")
+    else:
+        conn.execute(f"DELETE FROM item_exposure WHERE item_key IN "  # noqa: S608 - a registered relation's name
+                     f"(SELECT i.item_key FROM items i WHERE i.item_id IN (SELECT item_id FROM {only}))")
+    conn.execute(f"INSERT INTO item_exposure BY NAME {exposure_sql(only)}")  # noqa: S608
 
 
 @dataclass
@@ -360,7 +408,7 @@ class Bank:
 
         parts = [str(self.head())]
         for table, cols in SNAPSHOT_TABLES.items():
-            count, digest = first(self.conn.execute(_digest_sql(table, cols)))  # type: ignore[misc]
+            count, digest = first(self.conn.execute(_digest_sql(SNAPSHOT_RELATIONS.get(table, table), cols)))  # type: ignore[misc]
             parts.append(f"{table}:{count}:{digest}")
         return "snap_" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
@@ -484,8 +532,9 @@ class Bank:
                 WHERE NOT EXISTS (SELECT 1 FROM item_aliases a WHERE a.source = ? AND a.external_id = r.external_id)""",
                 [opts.source]).df()
             new_tags = conn.execute("""
-                SELECT DISTINCT t.* FROM _in_tags t WHERE NOT EXISTS (SELECT 1 FROM item_tags x
-                WHERE x.item_id = t.item_id AND x.key = t.key AND x.value = t.value)""").df()
+                SELECT DISTINCT t.item_id, t.key, t.value FROM _in_tags t LEFT JOIN items i USING (item_id)
+                WHERE i.item_key IS NULL OR NOT EXISTS (SELECT 1 FROM item_tags x
+                WHERE x.item_key = i.item_key AND x.key = t.key AND x.value = t.value)""").df()
             new_items = unique[~unique["item_id"].isin(found)]
             parent_map = self._parent_ids(rows, opts.source, where, problems)
             items_frame = new_items.drop(columns=["external_id", "parent_external_id"]).assign(
@@ -495,9 +544,11 @@ class Bank:
             self._register("_new_items", items_frame)
             self._register("_new_alias", _strings(new_alias, ("external_id", "item_id")))
             self._register("_new_tags", _strings(new_tags, ("item_id", "key", "value")))
-            conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} FROM _new_items""")  # noqa: S608
+            conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}, item_key)
+                SELECT {_ITEM_COLUMNS}, {_NEXT_KEY} - 1 + row_number() OVER () FROM _new_items""")  # noqa: S608
             conn.execute("INSERT INTO item_aliases SELECT ?, external_id, item_id FROM _new_alias", [opts.source])
-            conn.execute("INSERT INTO item_tags SELECT item_id, key, value FROM _new_tags")
+            conn.execute("""INSERT INTO item_tags (item_key, key, value) SELECT i.item_key, t.key, t.value
+                            FROM _new_tags t JOIN items i USING (item_id) ORDER BY i.item_key""")
             history.append(conn, self._import_events(items_frame, new_alias, new_tags, opts, batch), ts)
         finally:
             for name in ("_in_rows", "_in_ids", "_in_tags", "_new_items", "_new_alias", "_new_tags"):
@@ -808,6 +859,7 @@ class Bank:
                 SELECT run_id, item_id, score, raw_output, extracted, template_id, prompt_hash,
                 CAST(choice_logliks AS DOUBLE[]), tokens_in, tokens_out, latency_s, ?,
                 coalesce(CAST(scored_by AS VARCHAR), 'rule') FROM _resp_fresh""", [ts])
+            refresh_exposure(self.conn, "_resp_fresh")
             self.conn.unregister("_resp_fresh")
             # Lazily: five million responses must not become five million Event objects at once.
             history.append(self.conn, (Event("answered", i, r, {"score": sc}) for r, i, sc in zip(
@@ -906,20 +958,18 @@ class Bank:
         s = {**self.settings(), **{str(k): str(v) for k, v in (settings or {}).items()}}
         params: list[Any] = []
         if as_of is None:
-            base = "items"
+            # Live: the exposure kept per item (``item_exposure``, aggregated by ``exposure_sql``), joined by the
+            # integer key, not every response aggregated again on each call.
+            base, key = "items", "item_key"
             exposure = """
-        r AS (SELECT x.item_id, count(*) n, min(ru.round_no) fr, max(ru.round_no) lr,
-                     min(x.answered_at) ft, max(x.answered_at) lt
-              FROM responses x JOIN runs ru USING (run_id) GROUP BY x.item_id),
-        p AS (SELECT fi.item_id, count(*) n, min(pb.round_no) fr, max(pb.round_no) lr,
-                     min(pb.published_at) ft, max(pb.published_at) lt
-              FROM publications pb JOIN form_items fi USING (form_name) GROUP BY fi.item_id),"""
+        x AS (SELECT item_key, runs AS rn, runs_first_round AS rfr, runs_last_round AS rlr, runs_first_at AS rft,
+                     runs_last_at AS rlt, pubs AS pn, pubs_first_round AS pfr, pubs_last_round AS plr,
+                     pubs_first_at AS pft, pubs_last_at AS plt FROM item_exposure),"""
         else:
             # The items table as of the head: items created later left out; a review state (and retire
             # reason) changed later rolled back to the last state event at or before the head, else to the
             # state the first later event moved it from (its payload's "from"; events written before "from"
             # existed fall back to 'approved', the import default).
-            base = "asof_items"
             exposure = f"""
         asof_items AS (
           SELECT i.* REPLACE (
@@ -948,6 +998,11 @@ class Bank:
                      max(CAST(json_extract_string(payload, '$.round') AS INTEGER)) lr, min(ts) ft, max(ts) lt
               FROM events WHERE kind = 'published' AND seq <= ? GROUP BY item_id),"""  # noqa: S608 (the kinds: adtbase.review.STATES)
             params += [as_of] * 11
+            # The events' counts in the live view's shape (one row per exposed item).
+            base, key = "asof_items", "item_id"
+            exposure += """
+        x AS (SELECT item_id, r.n AS rn, r.fr AS rfr, r.lr AS rlr, r.ft AS rft, r.lt AS rlt,
+                     p.n AS pn, p.fr AS pfr, p.lr AS plr, p.ft AS pft, p.lt AS plt FROM r FULL OUTER JOIN p USING (item_id)),"""
         if s["band_cuts"] == "terciles":
             cuts = ("(SELECT quantile_cont(b, 1.0/3) FROM item_difficulty)",
                     "(SELECT quantile_cont(b, 2.0/3) FROM item_difficulty)")
@@ -966,17 +1021,15 @@ class Bank:
         cuts AS (SELECT {cuts[0]} AS lo, {cuts[1]} AS hi),
         iv AS (
           SELECT i.* REPLACE (CASE WHEN i.review_state = 'retired' THEN 'retired' ELSE i.stage END AS stage),
-                 coalesce(r.n, 0) AS exposure_runs, coalesce(p.n, 0) AS exposure_publications,
-                 CASE WHEN r.fr IS NULL THEN p.fr WHEN p.fr IS NULL THEN r.fr ELSE least(r.fr, p.fr) END AS first_exposure_round,
-                 CASE WHEN r.lr IS NULL THEN p.lr WHEN p.lr IS NULL THEN r.lr ELSE greatest(r.lr, p.lr) END AS last_exposure_round,
-                 CASE WHEN r.ft IS NULL THEN p.ft WHEN p.ft IS NULL THEN r.ft ELSE least(r.ft, p.ft) END AS first_exposed_at,
-                 CASE WHEN r.lt IS NULL THEN p.lt WHEN p.lt IS NULL THEN r.lt ELSE greatest(r.lt, p.lt) END AS last_exposed_at,
-                 CASE WHEN coalesce(p.n, 0) = 0 AND coalesce(r.n, 0) <= ? THEN 'low'
-                      WHEN coalesce(r.n, 0) > ? OR coalesce(p.n, 0) > ? THEN 'high' ELSE 'medium' END AS frequency_tier,
+                 coalesce(x.rn, 0) AS exposure_runs, coalesce(x.pn, 0) AS exposure_publications,
+                 least(x.rfr, x.pfr) AS first_exposure_round, greatest(x.rlr, x.plr) AS last_exposure_round,
+                 least(x.rft, x.pft) AS first_exposed_at, greatest(x.rlt, x.plt) AS last_exposed_at,
+                 CASE WHEN coalesce(x.pn, 0) = 0 AND coalesce(x.rn, 0) <= ? THEN 'low'
+                      WHEN coalesce(x.rn, 0) > ? OR coalesce(x.pn, 0) > ? THEN 'high' ELSE 'medium' END AS frequency_tier,
                  CASE WHEN d.b IS NULL THEN coalesce(i.declared_band, 'unknown')
                       WHEN d.b >= cuts.hi THEN 'hard' WHEN d.b < cuts.lo THEN 'easy' ELSE 'medium' END AS difficulty_band,
                  d.b AS calibrated_b, len(i.choices) AS n_choices
-          FROM {base} i LEFT JOIN r USING (item_id) LEFT JOIN p USING (item_id)
+          FROM {base} i LEFT JOIN x USING ({key})
                LEFT JOIN item_difficulty d USING (item_id) CROSS JOIN cuts)"""  # noqa: S608 - fixed text
         return sql, params
 
@@ -987,10 +1040,10 @@ class Bank:
         if as_of is None:
             return "", "item_tags", []
         return """asof_tags AS (
-          SELECT t.item_id, t.key, t.value FROM item_tags t WHERE NOT EXISTS (
+          SELECT t.item_key, t.key, t.value FROM item_tags t JOIN items i USING (item_key) WHERE NOT EXISTS (
             SELECT 1 FROM (SELECT item_id, unnest(string_split(json_extract_string(payload, '$.tags'), ';')) AS pair
                            FROM events WHERE kind = 'tagged' AND seq > ?) l
-            WHERE l.item_id = t.item_id AND split_part(l.pair, '=', 1) = t.key
+            WHERE l.item_id = i.item_id AND split_part(l.pair, '=', 1) = t.key
               AND (CASE WHEN strpos(l.pair, '=') = 0 THEN '' ELSE substr(l.pair, strpos(l.pair, '=') + 1) END) = t.value))""", \
             "asof_tags", [as_of]
 
@@ -1016,7 +1069,7 @@ class Bank:
                 tax = tax or self.taxonomy()
                 if key not in tax.keys:
                     raise self.unknown_key("--filter", key, tax)
-                clauses.append(f"iv.item_id IN (SELECT item_id FROM {tags} WHERE key = ? AND value IN ({marks}))")  # noqa: S608 - placeholders only
+                clauses.append(f"iv.item_key IN (SELECT item_key FROM {tags} WHERE key = ? AND value IN ({marks}))")  # noqa: S608 - placeholders only
                 params.append(key)
             params.extend(values)
         return (" AND ".join(clauses) or "TRUE"), params
@@ -1102,6 +1155,8 @@ class Bank:
         force then (default: today's), and ``difficulty_band`` / ``calibrated_b`` are today's. A ``Head``
         must be one of this history's (BankError otherwise).
         """
+        import pandas as pd
+
         n = self._as_of(as_of)
         cte, cparams = self._item_view_sql(n, settings)
         tags_cte, tags, tparams = self._tags_sql(n)
@@ -1111,20 +1166,23 @@ class Bank:
                                   cparams + tparams + wparams).df()
         if frame.empty:
             self.check_filter_values(filters)  # an empty slice from a misspelt value is an error, not a result
+        keys = frame.pop("item_key")  # the bank's internal join key, not part of the item frame
         if not with_tags or frame.empty:
             return frame
-        self._register("_sel_ids", frame[["item_id"]])
+        self._register("_sel_keys", keys.to_frame())
         try:
             tags_frame = self.conn.execute(f"""{'WITH ' + tags_cte if tags_cte else ''}
-                SELECT t.item_id, t.key, string_agg(t.value, '|' ORDER BY t.value) AS value
-                FROM {tags} t JOIN _sel_ids s USING (item_id) GROUP BY t.item_id, t.key""", tparams).df()  # noqa: S608
+                SELECT t.item_key, t.key, string_agg(t.value, '|' ORDER BY t.value) AS value
+                FROM {tags} t JOIN _sel_keys s USING (item_key) GROUP BY t.item_key, t.key""", tparams).df()  # noqa: S608
         finally:
-            self.conn.unregister("_sel_ids")
+            self.conn.unregister("_sel_keys")
         if tags_frame.empty:
             return frame
-        wide = tags_frame.pivot(index="item_id", columns="key", values="value")
+        wide = tags_frame.pivot(index="item_key", columns="key", values="value")
         wide = wide.drop(columns=[c for c in wide.columns if c in frame.columns])
-        return frame.merge(wide, left_on="item_id", right_index=True, how="left")
+        wide = wide.reindex(keys.to_numpy())
+        wide.index, wide.columns.name = frame.index, None
+        return pd.concat([frame, wide], axis=1)
 
     def stats(self, by: Sequence[str] = (), filters: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
         """Item counts and frequency-tier counts (``freq_tier_low|medium|high``) grouped by built-in keys or tag keys;
@@ -1148,7 +1206,7 @@ class Bank:
             if key in COLUMN_KEYS:
                 cols.append(f"iv.{key} AS {key}")
             elif key in tax.keys:
-                joins.append(f"LEFT JOIN item_tags t{n} ON t{n}.item_id = iv.item_id AND t{n}.key = ?")
+                joins.append(f"LEFT JOIN item_tags t{n} ON t{n}.item_key = iv.item_key AND t{n}.key = ?")
                 jparams.append(key)
                 cols.append(f"t{n}.value AS \"{key}\"")
             else:
@@ -1183,9 +1241,14 @@ class Bank:
             "SELECT DISTINCT form_name FROM form_items WHERE item_id = ? ORDER BY 1", [item_id]).fetchall()]
         return rec
 
+    def _insert_tag(self, item_id: str, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO item_tags (item_key, key, value) SELECT item_key, ?, ? FROM items WHERE item_id = ?",
+                          [key, value, item_id])
+
     def _tags_of(self, item_id: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for key, value in self.conn.execute("SELECT key, value FROM item_tags WHERE item_id = ?", [item_id]).fetchall():
+        for key, value in self.conn.execute(
+                "SELECT t.key, t.value FROM item_tags t JOIN items i USING (item_key) WHERE i.item_id = ?", [item_id]).fetchall():
             out.setdefault(key, []).append(value)
         return out
 
@@ -1429,13 +1492,13 @@ class Bank:
         ts, batch = now(), "edit_" + uuid.uuid4().hex[:12]
         tag_text = ";".join(f"{k}={v}" for k in sorted(new_tags) for v in new_tags[k])
         with self.transaction():
-            self.conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}) SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
-                license, origin, generator, generator_params, item_id, ?, declared_band, ?, ?, NULL
+            self.conn.execute(f"""INSERT INTO items ({_ITEM_COLUMNS}, item_key) SELECT ?, ?, ?, ?, item_type, language, ?, source, source_version,
+                license, origin, generator, generator_params, item_id, ?, declared_band, ?, ?, NULL, {_NEXT_KEY}
                 FROM items WHERE item_id = ?""",  # noqa: S608 - fixed column list
                               [new_id, q, ch or None, key, digest, review.DRAFT, batch, ts, old_id])
             for k, values in new_tags.items():
                 for v in values:
-                    self.conn.execute("INSERT INTO item_tags VALUES (?, ?, ?)", [new_id, k, v])
+                    self._insert_tag(new_id, k, v)
             self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [review.REJECTED, old_id])
             created = {"content_hash": digest, "external_id": None, "source": source,
                        "tags": tag_text, "parent": old_id, "reviewer": who, **({"reason": why} if why else {})}
@@ -1503,9 +1566,10 @@ class Bank:
         with self.transaction():
             taxonomy.extend(self.conn, new_keys, new_values)
             fresh = [i for i in ids if not first(self.conn.execute(
-                "SELECT 1 FROM item_tags WHERE item_id = ? AND key = ? AND value = ?", [i, key, value]))]
+                "SELECT 1 FROM item_tags t JOIN items i USING (item_key) WHERE i.item_id = ? AND t.key = ? AND t.value = ?",
+                [i, key, value]))]
             for item_id in fresh:
-                self.conn.execute("INSERT INTO item_tags VALUES (?, ?, ?)", [item_id, key, value])
+                self._insert_tag(item_id, key, value)
             history.append(self.conn, [Event("tagged", i, None, {"tags": f"{key}={value}"}) for i in fresh], now())
         return len(fresh)
 
@@ -1575,6 +1639,10 @@ class Bank:
             self.conn.execute("INSERT INTO rounds SELECT ?, ?, NULL WHERE NOT EXISTS "
                               "(SELECT 1 FROM rounds WHERE round_no = ?)", [round_no, ts, round_no])
             self.conn.execute("INSERT INTO publications VALUES (?, ?, ?)", [name, round_no, ts])
+            self.conn.execute("CREATE OR REPLACE TEMP TABLE _pub_items AS SELECT DISTINCT item_id FROM form_items "
+                              "WHERE form_name = ?", [name])
+            refresh_exposure(self.conn, "_pub_items")
+            self.conn.execute("DROP TABLE _pub_items")
             history.append(self.conn, [Event("published", i, name, {"round": round_no}) for i in form["item_ids"]], ts)
 
     # -- near duplicates (itembank.neardup) ------------------------------------------------------
