@@ -76,6 +76,9 @@ LIFECYCLE_SETTINGS = {
 # Filter keys that are columns (or computed columns) of the item view; anything else is a tag key.
 COLUMN_KEYS = ("item_id", "language", "item_type", "review_state", "stage", "origin", "source", "generator",
                "frequency_tier", "difficulty_band")
+# The item view's computed columns (``Bank._item_view_sql``), beside the items table's own.
+VIEW_COLUMNS = ("exposure_runs", "exposure_publications", "first_exposure_round", "last_exposure_round",
+                "first_exposed_at", "last_exposed_at", "frequency_tier", "difficulty_band", "calibrated_b", "n_choices")
 # Column keys whose values are fixed (computed by the bank, or a closed state): a filter value outside them is
 # a typo; within them it may match no item yet (no 'high' tier before any run) and that is no error.
 FIXED_VALUES = {"frequency_tier": ("low", "medium", "high"), "difficulty_band": ("hard", "medium", "easy", "unknown"),
@@ -1142,8 +1145,11 @@ class Bank:
 
     def items(self, filters: Mapping[str, Sequence[str]] | None = None, *, include_retired: bool = False,
               with_tags: bool = True, as_of: Head | int | None = None,
-              settings: Mapping[str, Any] | None = None) -> pd.DataFrame:
+              settings: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The item frame of DESIGN.md: columns, exposure, tier, band and one column per tag key.
+
+        ``columns``: only these columns of the item view (``item_id`` always; tag columns per ``with_tags``), so a
+        caller that needs no item text (a form's pool) does not read it for millions of items.
 
         ``as_of`` (a ``Head``, or an event count): the frame as the bank gave it when its history had that
         many events, rebuilt from the history: items created later are left out, tags added later come off
@@ -1162,27 +1168,93 @@ class Bank:
         tags_cte, tags, tparams = self._tags_sql(n)
         where, wparams = self._where(filters, include_retired, tags)
         with_sql = ", ".join(x for x in (cte.strip(), tags_cte) if x)
-        frame = self.conn.execute(f"WITH {with_sql} SELECT * FROM iv WHERE {where} ORDER BY item_id",  # noqa: S608
-                                  cparams + tparams + wparams).df()
+        sql = f"WITH {with_sql} SELECT {{}} FROM iv WHERE {where} ORDER BY item_id"  # noqa: S608
+        if columns is None:
+            frame = self.conn.execute(sql.format("*"), cparams + tparams + wparams).df()
+        else:  # scalar columns only: through Arrow, which makes one Python string per distinct value (3x faster)
+            frame = self.conn.sql(sql.format(", ".join(self._view_columns(columns))),
+                                  params=cparams + tparams + wparams).to_arrow_table().to_pandas()
         if frame.empty:
             self.check_filter_values(filters)  # an empty slice from a misspelt value is an error, not a result
         keys = frame.pop("item_key")  # the bank's internal join key, not part of the item frame
         if not with_tags or frame.empty:
             return frame
-        self._register("_sel_keys", keys.to_frame())
+        wide = self._tag_columns(keys.to_numpy(), tags_cte, tags, tparams, whole=not filters)
+        wide = {k: v for k, v in wide.items() if k not in frame.columns}
+        return pd.concat([frame, pd.DataFrame(wide, index=frame.index)], axis=1) if wide else frame
+
+    def _tag_columns(self, keys: np.ndarray, tags_cte: str, tags: str, tparams: list[Any],
+                     whole: bool) -> dict[str, np.ndarray]:
+        """One column per tag key (sorted) for the items ``keys`` lists, in that order: the item's values joined
+        by ``|`` in value order, NaN where it has none. The rows come as integer codes into the (small) set of
+        distinct (key, value) pairs, so millions of tag rows make no Python strings; ``whole``: ``keys`` is
+        (nearly) every item, so every row is read rather than joined to them."""
+        import numpy as np
+        import pandas as pd
+
+        with_cte = f"WITH {tags_cte}," if tags_cte else "WITH"
+        pairs = self.conn.execute(f"""{with_cte} d AS (SELECT DISTINCT key, value FROM {tags})
+            SELECT key, value FROM d ORDER BY key, value""", tparams).fetchall()  # noqa: S608 - relation names
+        if not pairs:
+            return {}
+        self._register("_tag_pairs", pd.DataFrame({"key": [k for k, _ in pairs], "value": [v for _, v in pairs],
+                                                   "code": np.arange(len(pairs), dtype=np.int64)}))
+        sel = "" if whole else "JOIN _sel_keys s USING (item_key)"
+        if not whole:
+            self._register("_sel_keys", pd.DataFrame({"item_key": keys}))
         try:
-            tags_frame = self.conn.execute(f"""{'WITH ' + tags_cte if tags_cte else ''}
-                SELECT t.item_key, t.key, string_agg(t.value, '|' ORDER BY t.value) AS value
-                FROM {tags} t JOIN _sel_keys s USING (item_key) GROUP BY t.item_key, t.key""", tparams).df()  # noqa: S608
+            rows = self.conn.execute(f"""{with_cte} r AS (SELECT t.item_key, t.key, t.value FROM {tags} t {sel})
+                SELECT r.item_key, p.code FROM r JOIN _tag_pairs p USING (key, value)""", tparams).fetchnumpy()  # noqa: S608
         finally:
-            self.conn.unregister("_sel_keys")
-        if tags_frame.empty:
-            return frame
-        wide = tags_frame.pivot(index="item_key", columns="key", values="value")
-        wide = wide.drop(columns=[c for c in wide.columns if c in frame.columns])
-        wide = wide.reindex(keys.to_numpy())
-        wide.index, wide.columns.name = frame.index, None
-        return pd.concat([frame, wide], axis=1)
+            self.conn.unregister("_tag_pairs")
+            if not whole:
+                self.conn.unregister("_sel_keys")
+        item, code = np.asarray(rows["item_key"], dtype=np.int64), np.asarray(rows["code"], dtype=np.int64)
+        key_of = np.array([k for k, _ in pairs], dtype=object)
+        value_of = np.array([v for _, v in pairs], dtype=object)
+        pos = pd.Index(keys).get_indexer(item)
+        keep = pos >= 0
+        item, code, pos = item[keep], code[keep], pos[keep]
+        out: dict[str, np.ndarray] = {}
+        key_names, key_no = np.unique(key_of, return_inverse=True)
+        row_key = key_no[code]
+        for j, key in enumerate(key_names.tolist()):
+            mine = row_key == j
+            k_item, k_code, k_pos = item[mine], code[mine], pos[mine]
+            if not len(k_item):   # no selected item has the key: no column (as before: the keys the items have)
+                continue
+            order = np.lexsort((k_code, k_item))              # by item, then by value (codes follow value order)
+            k_item, k_code, k_pos = k_item[order], k_code[order], k_pos[order]
+            col = np.full(len(keys), np.nan, dtype=object)
+            first = np.r_[True, k_item[1:] != k_item[:-1]]
+            single = first & np.r_[first[1:], True]
+            col[k_pos[single]] = value_of[k_code[single]]
+            # Items with several values of the key: grouped by their count of values, each distinct combination
+            # of codes joined once.
+            starts = np.flatnonzero(first)
+            sizes = np.diff(np.r_[starts, len(k_item)])
+            for n_vals in np.unique(sizes[sizes > 1]).tolist():
+                at = starts[sizes == n_vals]
+                codes = k_code[at[:, None] + np.arange(n_vals)]
+                if len(pairs) ** n_vals < 2**62:  # one integer per combination: a 1-D unique (an axis=0 one is slow)
+                    _, at_first, which = np.unique(codes @ (len(pairs) ** np.arange(n_vals)), return_index=True,
+                                                   return_inverse=True)
+                    combos = codes[at_first]
+                else:
+                    combos, which = np.unique(codes, axis=0, return_inverse=True)
+                texts = np.array(["|".join(value_of[c]) for c in combos], dtype=object)
+                col[k_pos[at]] = texts[which.ravel()]
+            out[key] = col
+        return out
+
+    def _view_columns(self, columns: Sequence[str]) -> list[str]:
+        """``item_id``, ``item_key`` and ``columns``, checked against the item view's columns (identifiers reach SQL)."""
+        known = {str(r[0]) for r in self.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'items'").fetchall()} | set(VIEW_COLUMNS)
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise InputError(f"item columns {unknown}: not columns of the item view")
+        return ["item_id", "item_key", *dict.fromkeys(c for c in columns if c not in ("item_id", "item_key"))]
 
     def stats(self, by: Sequence[str] = (), filters: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
         """Item counts and frequency-tier counts (``freq_tier_low|medium|high``) grouped by built-in keys or tag keys;

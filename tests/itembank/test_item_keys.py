@@ -139,3 +139,31 @@ def test_edits_and_tags_written_by_key(exposed_bank: Path) -> None:
         new = bank.conn.execute("SELECT item_id, item_key FROM items WHERE parent_item_id = ?", [q1]).fetchone()
         assert new[1] == 13 and bank.item(new[0])["tags"] == bank.item(q1)["tags"]
         assert bank.items({"domain": ["extra"]}, include_retired=True)["item_id"].tolist() == sorted([q1, new[0]])
+
+
+def test_tag_columns_are_the_sorted_values_joined_live_as_of_and_for_a_slice(tmp_path: Path) -> None:
+    """Tag columns are built from integer codes (``Bank._tag_columns``): the same text as joining each item's
+    values in value order, for many-valued keys (1-4 values), items without the key, the whole bank and a slice,
+    and as of an earlier head (tags added since come off)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    values = ["b", "a", "c", "zz", "m"]
+    rows = [{"id": f"t{i}", "question": f"Tagged {i}?", "choices": ["x", "y"], "answer": "A",
+             "tags": {"skill": sorted(rng.choice(values, size=rng.integers(1, 5), replace=False).tolist()),
+                      **({"domain": ["d1", "d2"][i % 2]} if i % 3 else {})}} for i in range(60)]
+    src = tmp_path / "t.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with open_bank(tmp_path / "b.duckdb", create=True) as bank:
+        bank.import_items([src], ImportOptions(source="toy", extend_taxonomy=True))
+        head = bank.head()
+        bank.tag([bank.resolve("toy:t0")], "skill", "aa", extend_taxonomy=True)
+        expect = {bank.resolve(f"toy:{r['id']}"): r["tags"] for r in rows}
+        for frame, at_head in ((bank.items(), False), (bank.items(as_of=head), True),
+                               (bank.items({"domain": ["d1"]}), False)):
+            assert len(frame) in (60, 20)
+            for item_id, skill, domain in zip(frame["item_id"], frame["skill"], frame["domain"], strict=True):
+                tags = expect[item_id]
+                want = sorted(tags["skill"] + (["aa"] if item_id == bank.resolve("toy:t0") and not at_head else []))
+                assert skill == "|".join(want)
+                assert domain == tags["domain"] if "domain" in tags else pd.isna(domain)
