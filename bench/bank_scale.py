@@ -16,6 +16,9 @@ responses), import peak 1.65 GiB, 446 MiB bank vs 58 MiB source (7.7x), stats 1.
 verify 12 s. 5.5 M + 5 M responses: import 1,370 s (656 CPU-s), peak RSS over 3.8 GiB (seen with ps; ru_maxrss then
 still read the parent's 6.7 GiB), 2,707 MiB vs 319 MiB (8.5x), stats 9.6 s, draw 2.6 s, form 24.9 s (18 s of it
 reading the item frame of the slice), verify 39 s. Floors not met: import time and memory, size, stats, draw, form.
+After migration 007 (integer tag keys, the item_exposure table) and the lean pool, 1 M on the same machine the same
+hour (load average 4.4-4.6; before -> after): stats 2.35 -> 0.43 s, draw 0.47 -> 0.06 s, pool 4.43 -> 0.78 s,
+form 8.14 -> 1.16 s, CLI stats 5.1 -> 0.73 s, bank 446 -> 401 MiB (7.7x -> 6.9x), import CPU 104 s both.
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000
