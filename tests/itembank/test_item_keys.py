@@ -167,3 +167,21 @@ def test_tag_columns_are_the_sorted_values_joined_live_as_of_and_for_a_slice(tmp
                 want = sorted(tags["skill"] + (["aa"] if item_id == bank.resolve("toy:t0") and not at_head else []))
                 assert skill == "|".join(want)
                 assert domain == tags["domain"] if "domain" in tags else pd.isna(domain)
+
+
+def test_responses_added_slice_by_slice_keep_the_exposure_table_exact(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A response file inserted one response at a time (each slice merged into item_exposure by add_answered)
+    leaves the same table as aggregating every response at once."""
+    monkeypatch.setattr("itembank.bank.Bank.RESPONSE_CHUNK", 1)
+    src = tmp_path / "items.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    resp = tmp_path / "r.parquet"
+    pd.DataFrame({"model": ["m1", "m2", "m3", "m1", "m2"], "qid": ["q0", "q0", "q0", "q1", "q2"],
+                  "score": [1.0, 0.0, 1.0, 0.0, 1.0]}).to_parquet(resp)
+    with open_bank(tmp_path / "b.duckdb", create=True) as bank:
+        bank.import_items([src], ImportOptions(source="toy"))
+        assert bank.import_responses(resp, source="toy", model_col="model", item_col="qid",
+                                     score_col="score").new_responses == 5
+        assert stored_exposure(bank.conn) == recomputed_exposure(bank.conn)
+        assert sorted(r[1] for r in stored_exposure(bank.conn)) == [1, 1, 3]
