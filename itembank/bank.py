@@ -1195,8 +1195,13 @@ class Bank:
         if columns is None:
             frame = self.conn.execute(sql.format("*"), cparams + tparams + wparams).df()
         else:  # scalar columns only: through Arrow, which makes one Python string per distinct value (3x faster)
-            frame = self.conn.sql(sql.format(", ".join(self._view_columns(columns))),
-                                  params=cparams + tparams + wparams).to_arrow_table().to_pandas()
+            table = self.conn.sql(sql.format(", ".join(self._view_columns(columns))),
+                                  params=cparams + tparams + wparams).to_arrow_table()
+            frame = table.to_pandas()
+            for name, col in zip(table.column_names, table.columns, strict=True):
+                kind = str(col.type)   # an integer column with NULLs: pandas' Int32, UInt8, ... as .df() gives it
+                if col.null_count and kind.startswith(("int", "uint")):
+                    frame[name] = frame[name].astype("U" + kind[1:].capitalize() if kind[0] == "u" else kind.capitalize())
         if frame.empty:
             self.check_filter_values(filters)  # an empty slice from a misspelt value is an error, not a result
         keys = frame.pop("item_key")  # the bank's internal join key, not part of the item frame

@@ -185,3 +185,23 @@ def test_responses_added_slice_by_slice_keep_the_exposure_table_exact(tmp_path: 
                                      score_col="score").new_responses == 5
         assert stored_exposure(bank.conn) == recomputed_exposure(bank.conn)
         assert sorted(r[1] for r in stored_exposure(bank.conn)) == [1, 1, 3]
+
+
+def test_items_with_columns_is_the_full_frame_cut_to_them(tmp_path: Path) -> None:
+    """``items(columns=...)`` (fetched through Arrow) gives the full frame's values and dtypes for those columns,
+    NULLs included (an open item has no n_choices; an item without a tag key has NaN there)."""
+    rows = [*ROWS[:4], {"id": "open1", "question": "Explain.", "type": "open", "answer": "because"}]
+    src = tmp_path / "items.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cols = ["question", "n_choices", "item_type", "language", "origin", "source", "review_state", "stage",
+            "exposure_runs", "exposure_publications", "frequency_tier", "difficulty_band", "first_exposure_round",
+            "generator", "rest_until_round", "calibrated_b"]
+    with open_bank(tmp_path / "b.duckdb", create=True) as bank:
+        bank.import_items([src], ImportOptions(source="toy"))
+        full = bank.items()
+        lean = bank.items(columns=cols)
+        assert list(lean.columns) == ["item_id", *cols, "domain", "scenario"]
+        pd.testing.assert_frame_equal(lean, full[list(lean.columns)])
+        assert lean["n_choices"].isna().sum() == 1
+        with pytest.raises(Exception, match="not columns of the item view"):
+            bank.items(columns=["question; DROP TABLE items"])
