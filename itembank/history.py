@@ -235,7 +235,8 @@ BATCH_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 # Where a table's digested columns are read from, when not the table itself (a table keyed by an integer item key
 # reads its item ids through items: the digest stays the one its batch recorded).
-BATCH_RELATIONS: dict[str, str] = {}
+BATCH_RELATIONS: dict[str, str] = {
+    "item_tags": "(SELECT i.item_id, t.key, t.value, t.seq FROM item_tags t JOIN items i USING (item_key))"}
 
 
 def batch_relation(table: str) -> str:

@@ -19,7 +19,7 @@ import hashlib
 import importlib
 import importlib.util
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -115,8 +115,10 @@ def pending(conn: duckdb.DuckDBPyConnection) -> list[Migration]:
     return [m for key, m in shipped.items() if key not in done]
 
 
-def apply(conn: duckdb.DuckDBPyConnection, migrations: list[Migration]) -> None:
-    """Apply ``migrations`` (and create the bookkeeping table) in one transaction."""
+def apply(conn: duckdb.DuckDBPyConnection, migrations: list[Migration],
+          after: Callable[[duckdb.DuckDBPyConnection, list[Migration]], None] | None = None) -> None:
+    """Apply ``migrations`` (and create the bookkeeping table) in one transaction; ``after`` runs in it last (a
+    room fills derived data a migration created from its own rules, which SQL files do not repeat)."""
     if not migrations:
         return
     now = datetime.now(UTC).isoformat()
@@ -129,6 +131,8 @@ def apply(conn: duckdb.DuckDBPyConnection, migrations: list[Migration]) -> None:
             conn.execute(mig.sql)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?, ?, ?)",
                          [mig.room, mig.version, mig.name, mig.sha256, now])
+        if after is not None:
+            after(conn, migrations)
         conn.execute("COMMIT")
     except Exception as exc:
         conn.execute("ROLLBACK")

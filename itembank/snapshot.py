@@ -28,14 +28,18 @@ EVENTS_EXPORT = ("SELECT seq, ts, kind, item_id, ref, payload, coalesce(lag(hash
 
 
 BATCH_HISTORY = 6   # itembank's migration that gave rows the seq of the event that recorded them
+ITEM_KEYS = 7       # itembank's migration that keyed item_tags by an integer item key
+
+
+def _itembank_migration(version: int) -> str:
+    return next(m.sql for m in migrate.shipped_migrations() if m.room == "itembank" and m.version == version)
 
 
 def backfill_seq(conn: Any) -> None:
     """Give rows loaded from an export made before migration 006 their seq, by 006's own UPDATE statements (the
-    new bank has its tables as 006 left them)."""
-    mig = next(m for m in migrate.shipped_migrations() if m.room == "itembank" and m.version == BATCH_HISTORY)
+    scratch tables have seq columns added)."""
     statements, lines = [], []
-    for line in mig.sql.splitlines():
+    for line in _itembank_migration(BATCH_HISTORY).splitlines():
         if line.startswith("--"):
             continue
         lines.append(line)
@@ -61,15 +65,20 @@ def verify_export_rows(folder: Path, manifest: dict[str, Any]) -> tuple[int, str
         for table in ("events", *history.BATCH_TABLES):
             conn.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet(?)",  # noqa: S608 - allow-listed names
                          [str(folder / str(entries[table]["file"]))])
-        cols = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
-                                           "WHERE table_name = 'items'").fetchall()}
-        if "seq" not in cols:
+        if "seq" not in _columns(conn, "items"):
             for table in history.BATCH_TABLES:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN seq BIGINT")  # noqa: S608 - allow-listed names
             backfill_seq(conn)
+        if "item_key" not in _columns(conn, "item_tags"):
+            conn.execute(_itembank_migration(ITEM_KEYS))   # an export from before 007: tags keyed as 007 keys them
         return history.verify_rows_against_batches(conn)
     finally:
         conn.close()
+
+
+def _columns(conn: Any, table: str) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                       [table]).fetchall()}
 
 
 def file_sha256(path: Path) -> str:
@@ -151,8 +160,11 @@ def import_snapshot(folder: Path, bank_path: Path) -> dict[str, Any]:
                             f"ship unchanged; use the adt version {manifest.get('adt_version')}")
     if bank_path.exists():
         raise BankError(f"{bank_path} already exists; import a snapshot into a new bank path")
+    # Built at the export's migrations, then upgraded by the next open: an old export goes through the migrations
+    # an old bank goes through (006 gives its rows their seq, 007 its item keys and exposure), no second copy of them.
+    schema = {(str(m[0]), int(m[1])) for m in manifest["migrations"]}
     try:
-        with open_bank(bank_path, create=True, purpose="bank import-snapshot") as bank:
+        with open_bank(bank_path, create=True, purpose="bank import-snapshot", schema=schema) as bank:
             known = set(bank_tables(bank))
             with bank.transaction() as conn:
                 for table in ("taxonomy_keys", "taxonomy_values", "settings"):
@@ -160,11 +172,11 @@ def import_snapshot(folder: Path, bank_path: Path) -> dict[str, Any]:
                 for table, entry in sorted(manifest["tables"].items()):
                     if table not in known:
                         raise BankError(f"{folder}: table {table!r} is not part of this adt's bank")
-                    drop = " EXCLUDE (prev_hash)" if table == "events" else ""   # derived (see EVENTS_EXPORT)
+                    # prev_hash is derived (see EVENTS_EXPORT); a bank before migration 005 still stores it.
+                    drop = " EXCLUDE (prev_hash)" if table == "events" and "prev_hash" not in _columns(conn, table) else ""
                     conn.execute(f"INSERT INTO {table} BY NAME SELECT *{drop} FROM read_parquet(?)",  # noqa: S608 - catalogue name
                                  [str(folder / entry["file"])])
-                if not any(str(m[0]) == "itembank" and int(m[1]) >= BATCH_HISTORY for m in manifest["migrations"]):
-                    backfill_seq(conn)   # an export from before migration 006: its rows carry no seq
+        with open_bank(bank_path, purpose="bank import-snapshot") as bank:
             got = bank.snapshot_id()
             if got != manifest["snapshot_id"]:
                 raise BankError(f"rebuilt bank has snapshot {got}, the export says {manifest['snapshot_id']}")

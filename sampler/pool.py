@@ -24,7 +24,15 @@ from adtbase.errors import InputError, QuotaInfeasible
 from calibration import guessing_from_choices, item_information
 
 from .enemies import enemy_lists, find_enemy_pairs
-from .quotas import CellModel, build_cells, quota_counts, quota_labels, solve_cell_counts, split_values
+from .quotas import (
+    CellModel,
+    build_cells,
+    map_distinct,
+    quota_counts,
+    quota_labels,
+    solve_cell_counts,
+    split_values,
+)
 from .spec import FormSpec
 
 # Pool columns that are not tag keys (everything else of text dtype is a tag key).
@@ -167,8 +175,7 @@ def _fills(frame: pd.DataFrame, spec: FormSpec, size: int | None) -> bool:
 def _has_any(pool: pd.DataFrame, key: str, values: set[str], field: str) -> NDArray[np.bool_]:
     if key not in pool.columns:
         raise InputError(f"form spec field '{field}.{key}': the pool has no column {key!r}")
-    col = pool[key].to_numpy(dtype=object)
-    return np.fromiter((bool(values.intersection(split_values(v))) for v in col), bool, len(col))
+    return map_distinct(pool[key].to_numpy(dtype=object), lambda v: bool(values.intersection(split_values(v))), bool)
 
 
 def prepare(pool: pd.DataFrame, spec: FormSpec, *, size: int | None = None,
@@ -219,12 +226,7 @@ def prepare(pool: pd.DataFrame, spec: FormSpec, *, size: int | None = None,
 def first_values(values: NDArray[np.object_]) -> list[str | None]:
     """Each cell's first tag value (``split_values(v)[0]``, None where it has none), splitting each
     distinct cell once (tag columns repeat a few values over many items)."""
-    try:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    except TypeError:  # unhashable cells (lists): one by one
-        return [next(iter(split_values(v)), None) for v in values]
-    firsts = [next(iter(split_values(u)), None) for u in uniques]
-    return [None if c < 0 else firsts[c] for c in codes.tolist()]
+    return map_distinct(values, lambda v: next(iter(split_values(v)), None)).tolist()
 
 
 def default_coverage_keys(frame: pd.DataFrame, spec: FormSpec) -> tuple[str, ...]:
@@ -246,8 +248,10 @@ def enemy_pairs(frame: pd.DataFrame, spec: FormSpec, ids: NDArray[np.object_]) -
     found = np.zeros((0, 2), dtype=np.int64)
     if spec.enemy_threshold is not None and "question" in frame.columns and len(frame) > 1:
         found = find_enemy_pairs(frame["question"].fillna("").astype(str).tolist(), spec.enemy_threshold)
-    pos = {i: k for k, i in enumerate(ids)}
-    extra = [(pos[x], pos[y]) for x, y in spec.enemy_pairs if x in pos and y in pos]
+    extra: list[tuple[int, int]] = []
+    if spec.enemy_pairs:   # (an index of a million ids only when there are pairs to place)
+        pos = {i: k for k, i in enumerate(ids)}
+        extra = [(pos[x], pos[y]) for x, y in spec.enemy_pairs if x in pos and y in pos]
     if "parent_item_id" in frame.columns:
         extra += family_pairs(ids, frame["parent_item_id"].to_numpy(dtype=object))
     if extra:

@@ -20,8 +20,9 @@ met, required vs available, and the cells that starve it (full at the slack opti
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,21 +95,24 @@ def proportional_quota(values: Sequence[object], key: str) -> dict[str, float]:
     return {v: n / 1e4 for v, n in units.items()}
 
 
+def map_distinct(values: NDArray[np.object_], fn: Callable[[object], Any], dtype: Any = object) -> NDArray:
+    """``fn`` of every cell, called once per distinct cell (a pool column repeats a few tag values over millions of
+    items; missing cells share one call); cell by cell where cells are unhashable (lists)."""
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:
+        return np.array([fn(v) for v in values], dtype=dtype)
+    mapped = np.array([fn(u) for u in uniques] + [fn(None)], dtype=dtype)
+    return mapped[codes]   # code -1 (missing) takes the last entry
+
+
 def quota_labels(column: pd.Series, quota: Quota) -> NDArray[np.object_]:
     """Each item's value for this quota: its first value that the quota lists, else OTHER."""
     listed = {v for v, _ in quota.amounts}
     if quota.key == "difficulty_band":
         listed.discard("unknown")
-    out = np.empty(len(column), dtype=object)
-    cache: dict[object, str] = {}
-    for i, cell in enumerate(column.to_numpy(dtype=object)):
-        key = cell if isinstance(cell, str) or cell is None else repr(cell)
-        lab = cache.get(key)
-        if lab is None:
-            lab = next((v for v in split_values(cell) if v in listed), OTHER)
-            cache[key] = lab
-        out[i] = lab
-    return out
+    return map_distinct(column.to_numpy(dtype=object),
+                        lambda cell: next((v for v in split_values(cell) if v in listed), OTHER))
 
 
 # Pool columns that are never quota keys: the item's text and numbers (DESIGN.md, the item frame).
@@ -127,12 +131,7 @@ def check_quota_values(column: pd.Series, quota: Quota) -> None:
     if quota.key in CLOSED_KEYS:
         return
     present: set[str] = set()
-    cells: set[object] = set()
-    for cell in column.to_numpy(dtype=object):
-        key = cell if isinstance(cell, str) or cell is None else repr(cell)
-        if key not in cells:
-            cells.add(key)
-            present.update(split_values(cell))
+    map_distinct(column.to_numpy(dtype=object), lambda cell: present.update(split_values(cell)))
     for value, _ in quota.amounts:
         if value not in present:
             values = sorted(present)
@@ -287,5 +286,5 @@ def marginal_counts(model: CellModel, selected_cells: Sequence[int] | NDArray) -
     return out
 
 
-__all__ = ["OTHER", "CellModel", "build_cells", "diagnose", "largest_remainder", "marginal_counts",
+__all__ = ["OTHER", "CellModel", "build_cells", "diagnose", "largest_remainder", "map_distinct", "marginal_counts",
            "quota_counts", "quota_labels", "solve_cell_counts", "split_values"]

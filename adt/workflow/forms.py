@@ -60,6 +60,9 @@ STATIC_COLUMNS = ("item_id", "question", "n_choices", "item_type", "language", "
 # Filter keys whose values change with the bank's state: applied on the reconstructed pool, not in SQL.
 DYNAMIC_KEYS = frozenset({"review_state", "frequency_tier", "difficulty_band"})
 PARAM_COLUMNS = ("a", "b", "c", "d")
+# The item view's columns a pool is built from (tags besides): read alone, not the item text of every item.
+POOL_COLUMNS = (*STATIC_COLUMNS, "review_state", "stage", "exposure_runs", "exposure_publications", "frequency_tier",
+                "difficulty_band")
 # Diagnostics kept with the objectives (the Pareto set itself is not stored).
 KEPT_DIAGNOSTICS = ("n_eligible", "n_enemy_pairs", "n_cells_used", "dropped_enemies", "algorithm", "generations",
                     "evaluations", "pareto_size", "hypervolume", "hypervolume_first_population", "weights",
@@ -208,7 +211,7 @@ def pool_at(bank: Bank, settings: PoolSettings, spec: FormSpec, params: pd.DataF
     frame = bank.items(prefilter(spec), include_retired=True, as_of=min(settings.head_n, bank.head().n_events),
                        settings={"tier_high_runs": settings.tier_high_runs,
                                  "tier_high_publications": settings.tier_high_publications,
-                                 "tier_low_runs": settings.tier_low_runs})
+                                 "tier_low_runs": settings.tier_low_runs}, columns=POOL_COLUMNS)
     if frame.empty:
         raise InputError("no items match the form's filters" + (f" {prefilter(spec)}" if prefilter(spec) else ""))
     tag_cols = tag_columns(frame, set(bank.taxonomy().keys))

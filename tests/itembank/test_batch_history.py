@@ -87,11 +87,11 @@ def test_a_chunk_writes_one_event_whose_rows_carry_its_seq(bank_path: Path) -> N
      "responses rows of it were edited"),
     ("UPDATE responses SET scored_by = 'panel' WHERE score = 0.0 AND run_id LIKE '%:m1:%'", 4,
      "responses rows of it were edited"),
-    ("INSERT INTO item_tags SELECT item_id, 'domain', 'history', 2 FROM items WHERE seq = 3 LIMIT 1", 2,
+    ("INSERT INTO item_tags (item_key, key, value, seq) SELECT item_key, 'domain', 'history', 2 FROM items WHERE seq = 3 LIMIT 1", 2,
      "rows were added to it"),
-    ("INSERT INTO item_tags SELECT item_id, 'domain', 'history', NULL FROM items LIMIT 1", 0,
+    ("INSERT INTO item_tags (item_key, key, value, seq) SELECT item_key, 'domain', 'history', NULL FROM items LIMIT 1", 0,
      "recorded by no event"),
-    ("INSERT INTO item_tags SELECT item_id, 'domain', 'history', 99 FROM items LIMIT 1", 99,
+    ("INSERT INTO item_tags (item_key, key, value, seq) SELECT item_key, 'domain', 'history', 99 FROM items LIMIT 1", 99,
      "recorded by no event"),
 ])
 def test_edited_deleted_or_added_rows_name_their_batch(bank_path: Path, sql: str, bad_seq: int, words: str) -> None:
@@ -112,7 +112,8 @@ def test_evented_changes_after_a_batch_keep_it_verifying(bank_path: Path) -> Non
         assert bank.set_judged_scores(pd.DataFrame({"run_id": ["r1"], "item_id": [bank.resolve("toy:q7")],
                                                     "score": [1.0]})) == 1
         assert bank.verify().ok
-        tag_seq = bank.conn.execute("SELECT seq FROM item_tags WHERE item_id = ? AND value = 'trivia'",
+        tag_seq = bank.conn.execute("SELECT t.seq FROM item_tags t JOIN items i USING (item_key) "
+                                    "WHERE i.item_id = ? AND t.value = 'trivia'",
                                     [bank.resolve("toy:q6")]).fetchone()
         assert tag_seq is not None and bank.conn.execute("SELECT kind FROM events WHERE seq = ?",
                                                          tag_seq).fetchone() == ("tagged",)
@@ -157,7 +158,7 @@ def test_a_bank_from_before_006_upgrades_with_the_same_heads_views_and_history(t
 @pytest.mark.parametrize(("sql", "words"), [
     ("UPDATE responses SET score = 0.25 WHERE run_id = 'run1'", "responses: "),
     ("UPDATE items SET content_hash = 'forged' WHERE item_id = (SELECT min(item_id) FROM items)", "items: "),
-    ("INSERT INTO item_tags SELECT item_id, 'domain', 'forged', seq FROM items LIMIT 1", "item_tags: "),
+    ("INSERT INTO item_tags (item_key, key, value, seq) SELECT item_key, 'domain', 'forged', seq FROM items LIMIT 1", "item_tags: "),
 ])
 def test_an_upgraded_bank_catches_edits_of_its_old_rows(tmp_path: Path, sql: str, words: str) -> None:
     path = tmp_path / "old.duckdb"
