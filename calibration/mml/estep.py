@@ -48,6 +48,19 @@ def _support(L: NDArray, mx: NDArray, lo: int, n_q: int, rows: NDArray) -> tuple
 
 
 class _EStepMixin(_ProblemBase):
+    def _log_logistic(self, p: _Params, x: NDArray) -> tuple[NDArray, NDArray]:
+        """log P and z at ``p`` on the nodes ``x``: from the M-step's cache where it was computed at the same
+        point (a plain EM step after another), recomputing only the rows whose a or b differ (bit for bit)."""
+        c, self._curves = self._curves, None
+        if c is None or c.x.shape != x.shape or not np.array_equal(c.x, x) or c.a.size != p.a.size:
+            return _log_logistic(p.a, p.b, x)
+        moved = np.flatnonzero((c.a != p.a) | (c.b != p.b))
+        if moved.size > p.a.size // 2:
+            return _log_logistic(p.a, p.b, x)
+        if moved.size:
+            c.logP[moved], c.z[moved] = _log_logistic(p.a[moved], p.b[moved], x)
+        return c.logP, c.z
+
     def estep(self, p: _Params, full: bool = False) -> _EStep:
         """Posteriors, log-likelihood and expected counts at ``p``.
 
@@ -64,7 +77,7 @@ class _EStepMixin(_ProblemBase):
         while True:
             x = self.x[lo:hi]
             if self.plain:
-                logP, z = _log_logistic(p.a, p.b, x)
+                logP, z = self._log_logistic(p, x)
                 log1mP = np.subtract(logP, z, out=z)      # z is not needed again: no new array
                 P = np.exp(logP)
             else:
