@@ -11,6 +11,11 @@ Node window.  Where the posteriors are log-concave (c = 0, d = 1, normal latent)
 nodes near some model's posterior mode (``_support``), kept only while ``_window_holds``; posterior
 masses below 1e-250 are flushed to zero (subnormal numbers make every later product several times
 slower).
+
+Curve cache.  The 2PL M-step ends by evaluating log P at its new parameters (its objective check); a
+plain EM step's next E-step is at that same point, so it takes those curves (``_log_logistic``),
+recomputing only rows whose a or b differ bit for bit (the pack/unpack round trip, items not free):
+the same numbers, one items x nodes exp/log1p pass fewer.
 """
 
 from __future__ import annotations
