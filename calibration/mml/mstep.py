@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from ..irt import EPS, prob
 from .curves import _MAX_STEP, _PCOLS, _curves, _info_2pl, _log_logistic, _node_sums, _to_nat, _to_u
-from .problem import _EStep, _Params, _ProblemBase
+from .problem import _CurveCache, _EStep, _Params, _ProblemBase
 
 _TRIM = 1e-16    # M-step drops nodes where every free item's expected mass is below this share of its count
 
@@ -176,7 +176,10 @@ class _MStepMixin(_ProblemBase):
                 np.tanh(Pk, out=Pk)
                 Pk *= 0.5
                 Pk += 0.5
-        logP, _ = _log_logistic(a, b, x, out=bufs)
+        logP, z = _log_logistic(a, b, x, out=bufs)
+        if self.windowed or x.size == self.x.size:
+            # (copies: the line search below moves some items' a and b in place)
+            self._curves = _CurveCache(a.copy(), b.copy(), x, logP, z)
         od = _sum_n(N, logP) - a * (Fx[:, 1] - b * Fx[:, 0])
         obj0 = objd + self.priors.logp("a", a0) + self.priors.logp("b", b0)
         obj1 = od + self.priors.logp("a", a) + self.priors.logp("b", b)

@@ -51,6 +51,15 @@ class _EStep:
     nodes: slice = field(default_factory=lambda: slice(None))   # node window of the arrays above
 
 
+@dataclass
+class _CurveCache:
+    a: NDArray          # the parameters (every row) log P and z were computed at
+    b: NDArray
+    x: NDArray          # ... and the nodes
+    logP: NDArray
+    z: NDArray
+
+
 class _ProblemBase:
     def __init__(self, rs: ResponseSet, model: str, x: NDArray, latent: str, priors: _Priors,
                  free_items: NDArray, used_items: NDArray, cols: tuple[str, ...], shared_a: bool,
@@ -69,6 +78,9 @@ class _ProblemBase:
         self.ops = _make_ops(m, i, s, rs.n_models, rs.n_items, backend)
         self.has_obs = np.bincount(m, minlength=rs.n_models) > 0
         self._window = (0, x.size)
+        # log P and z = a (x - b) that the 2PL M-step's objective check computed at its new parameters,
+        # with those parameters and nodes: the next E-step is usually at the same point (``_CurveCache``)
+        self._curves: _CurveCache | None = None
         self.n_used_models = int(self.has_obs.sum())
         self.n_obs = int(s.size)
 

@@ -200,6 +200,26 @@ def test_item_se_blocks_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         np.testing.assert_allclose(blocks.se[col], one.se[col], rtol=1e-12)
 
 
+def test_curve_cache_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The E-step reuses the M-step's curves on most steps, and the fit is bit for bit the one that
+    recomputes them every time."""
+    rs, _ = _many_thin_items()
+    full_passes: list[int] = []
+    recompute = estep._log_logistic
+    monkeypatch.setattr(estep, "_log_logistic",
+                        lambda a, b, x, *r: full_passes.append(a.size == rs.n_items) or recompute(a, b, x, *r))
+    cached = fit_mml(rs, "2pl", backend="sparse")
+    assert cached.n_iter - sum(full_passes) >= cached.n_iter // 3     # after PX-EM, two steps in three hit
+    monkeypatch.setattr(problem._ProblemBase, "_curves", property(lambda self: None, lambda self, v: None),
+                        raising=False)     # nothing is ever cached
+    fresh = fit_mml(rs, "2pl", backend="sparse")
+    assert fresh.n_iter == cached.n_iter
+    for col in ("a", "b"):
+        np.testing.assert_array_equal(getattr(cached.params, col), getattr(fresh.params, col))
+        np.testing.assert_array_equal(cached.se[col], fresh.se[col])
+    np.testing.assert_array_equal(cached.theta, fresh.theta)
+
+
 def test_node_window_changes_nothing(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
     """The E-step's node window (log-concave posteriors) gives the full-grid fit to rounding."""
     items = make_items(rng, 800)
