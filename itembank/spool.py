@@ -81,7 +81,11 @@ class SpoolWriter:
         meta = self.folder / "run.json"
         if not meta.exists():
             body = {"run_id": self.run_id} | ({"kind": self.kind} if self.kind != "responses" else {})
-            meta.write_text(json.dumps(body))
+            # Atomically, as the batches: the driver lists spool folders while workers start (a reader that
+            # opened run.json between its creation and its write read an empty file).
+            tmp = meta.with_name(f"run.json.{uuid.uuid4().hex[:8]}.tmp")
+            tmp.write_text(json.dumps(body))
+            os.replace(tmp, meta)
         elif _kind_of(json.loads(meta.read_text())) != self.kind:
             raise InputError(f"spool of {self.run_id!r} holds another kind of rows than {self.kind}; "
                              "pick another run name")
