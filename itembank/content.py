@@ -20,12 +20,12 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 def content_hash(question: str, choices: Sequence[str] | None, answer: str | None) -> str:
     """sha256 of the normalised (question, choices, answer key); the answer key is a letter for MC.
 
-    The hashed text is ``_ENCODER``'s JSON of ``[question, [choices...], answer]``. For strings (every import) it is
+    The hashed text is ``_ENCODER``'s JSON of ``[question, [choices...], answer]``. For a text key (every import) it is
     written here with the encoder's own string quoting, which gives the same text without the encoder's per-call
     set-up (a third of an import's hashing); anything else goes through the encoder."""
     answer = answer or ""
     choices = choices or ()
-    if type(question) is str and type(answer) is str and all(type(c) is str for c in choices):
+    if type(answer) is str:   # normalise() always gives a str (or fails, as the encoder's path would)
         body = (f"[{_quote(normalise(question))},[{','.join([_quote(normalise(c)) for c in choices])}],"
                 f"{_quote(answer)}]")
     else:

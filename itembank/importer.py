@@ -341,7 +341,7 @@ def _as_list(value: Any, col: str) -> list[str]:
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"expected a list of choices, got {type(value).__name__}")
     out = [v if isinstance(v, str) else ("" if _blank(v) else str(v)) for v in value]
-    if not all(v.strip() for v in out):
+    if not all(map(str.strip, out)):
         raise ValueError("a choice is empty")
     return out
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from adtbase.errors import InputError
+from itembank import ImportOptions, open_bank
 from itembank.content import _ENCODER, content_hash, normalise
 from itembank.importer import _loads, _parse_tags, _TagsProblem
 
@@ -93,3 +97,63 @@ def test_parse_tags_matches_the_row_loop():
             assert str(got.value) == str(value)
         else:
             assert got == triples
+
+
+def _rows(n: int) -> pd.DataFrame:
+    """n distinct MC items, English and Chinese, 1-4 tags each (an ability list on some), as a Parquet file has them."""
+    abilities = [[], ["reasoning"], ["reasoning", "knowledge"]]
+    return pd.DataFrame({
+        "id": [f"r{i}" for i in range(n)],
+        "question": [f"第{i}题：{i}加1等于多少？" if i % 3 == 0 else f"Item {i}:  what is {i} plus 1?" for i in range(n)],
+        "choices": [[str(i + 1), str(i), f" {i + 2} ", "ｆｕｌｌ"] for i in range(n)],
+        "answer": ["A", "B", "C", "D"] * (n // 4) + ["A"] * (n % 4),
+        "type": "mc",
+        "tags": [json.dumps({"domain": "math", "scenario": ["general", "industry"][i % 2],
+                             **({"ability": abilities[i % 3]} if i % 5 else {})}) for i in range(n)],
+        "difficulty_band": [["easy", "medium", "hard", None][i % 4] for i in range(n)],
+    })
+
+
+def _contents(bank_path: Path) -> tuple[pd.DataFrame, list[tuple[str, str | None]]]:
+    with open_bank(bank_path) as bank:
+        items = bank.items().drop(columns=["created_at", "import_batch"], errors="ignore")
+        aliases = [(f"r{i}", bank.resolve_alias("s", f"r{i}")) for i in range(40)]
+    return items.sort_values("item_id").reset_index(drop=True), aliases
+
+
+def test_chunks_give_the_bank_one_chunk_gives(tmp_path: Path) -> None:
+    """Tags parsed a column at a time per chunk: chunks of 7 rows give the bank one chunk gives (with and without
+    extend_taxonomy, here with nothing to extend)."""
+    src = tmp_path / "items.parquet"
+    _rows(40).to_parquet(src, index=False)
+    got = []
+    for name, chunk_rows, extend in (("one", 100_000, False), ("chunks", 7, False), ("extend", 7, True)):
+        path = tmp_path / f"{name}.duckdb"
+        with open_bank(path, create=True) as bank:
+            rep = bank.import_items([src], ImportOptions(source="s", extend_taxonomy=extend), chunk_rows=chunk_rows)
+        assert (rep.new_items, rep.new_aliases) == (40, 40)
+        got.append(_contents(path))
+    for items, aliases in got[1:]:
+        pd.testing.assert_frame_equal(items, got[0][0])
+        assert aliases == got[0][1]
+    assert set(got[0][0]["scenario"]) == {"general", "industry"}
+
+
+def test_problems_in_several_chunks_fail_the_import_with_all_of_them(tmp_path: Path) -> None:
+    rows = _rows(30)
+    rows.loc[4, "answer"] = "F"          # chunk 1
+    rows.loc[20, "tags"] = "{not json"   # chunk 3
+    rows.loc[29, "choices"] = ["only one"]
+    src = tmp_path / "bad.parquet"
+    rows.to_parquet(src, index=False)
+    path = tmp_path / "b.duckdb"
+    with open_bank(path, create=True) as bank, pytest.raises(InputError) as err:
+        bank.import_items([src], ImportOptions(source="s"), chunk_rows=7)
+    text = str(err.value)
+    assert text.startswith(f"3 problems in {src}")
+    for message in (f"{src}: row 4: field 'answer': answer 'F' is not among the 4 choices (A-D)",
+                    f"{src}: row 20: field 'tags': not a JSON object",
+                    f"{src}: row 29: multiple-choice item has 1 choices (needs 2 to 26)"):
+        assert message in text
+    with open_bank(path) as bank:
+        assert len(bank.items()) == 0
