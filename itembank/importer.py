@@ -397,7 +397,7 @@ class _TagsProblem:
 
 
 _JSON_SPACE = " \t\n\r"
-_scan_json = json.JSONDecoder().scan_once   # json.loads without its per-call wrapper
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json.loads without its wrapper
 
 
 def _loads(text: str) -> Any:
@@ -596,7 +596,7 @@ def prepare(frame: pd.DataFrame, path: Path, label: str, opts: ImportOptions, ta
             row_tags.extend((tkey, v, col) for v in _tag_values(values[i]))
         if parsed_tags is not None:
             found = parsed_tags[i]
-            if type(found) is _TagsProblem:
+            if isinstance(found, _TagsProblem):
                 log.add(found.kind, at, "tags", found.value, found.message)
             else:
                 row_tags.extend(found)
