@@ -25,6 +25,10 @@ hour (load average 4.4-4.6; before -> after): stats 2.35 -> 0.43 s, draw 0.47 ->
 form 8.14 -> 1.16 s, CLI stats 5.1 -> 0.73 s, bank 446 -> 401 MiB (7.7x -> 6.9x), import CPU 104 s both.
 2 M items + 2 M responses (load 5.7): stats 0.85 s, draw 0.11 s, form 2.25 s (200 k slice), verify 20 s: linear,
 so about 2.3 s, 0.3 s and 6 s at 5.5 M (stats over its 0.5 s floor).
+Import speed-ups (tags column parsed in one pass, content hash without the encoder's per-call set-up), 1 M, same
+machine, against main in the same half hour: items 134.0 -> 112.0 s wall, items + responses 144.0 -> 122.7 s
+(103.5 -> 86.2 CPU-s; load 4.7 / 3.7); prepare() per 200 k rows 4.8-7.6 -> 4.4-5.0 CPU-s (4 paired runs; CPU-s
+move by 25% with the load here); a 200 k bank the same row for row (items, aliases, tags).
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000
