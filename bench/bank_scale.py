@@ -29,6 +29,11 @@ Import speed-ups (tags column parsed in one pass, content hash without the encod
 machine, against main in the same half hour: items 134.0 -> 112.0 s wall, items + responses 144.0 -> 122.7 s
 (103.5 -> 86.2 CPU-s; load 4.7 / 3.7); prepare() per 200 k rows 4.8-7.6 -> 4.4-5.0 CPU-s (4 paired runs; CPU-s
 move by 25% with the load here); a 200 k bank the same row for row (items, aliases, tags).
+All of the above merged (before the import speed-ups), 2026-12-06 18:27-18:50, one run, load average 1-2 at the
+end: 5.5 M + 5 M responses: import 729 s wall (660 CPU-s; floor 480 s), peak 4.40 GiB (floor 4), 1,074 MiB vs
+319 MiB = 3.37x (floor 3; PRAGMA database_size: 923 MiB of it in use = 2.90x, 151 MiB free blocks left by the import's
+checkpoints), stats 1.25 s (floor 0.5), draw 0.20 s, form 5.4 s (550 k slice), verify 80 s; 1 M in the same run:
+items 78.7 s, 1.68 GiB, 2.97x, stats 0.35 s, draw 0.06 s, form 1.1 s, verify 13 s (every 1 M floor met).
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000
