@@ -34,6 +34,10 @@ end: 5.5 M + 5 M responses: import 729 s wall (660 CPU-s; floor 480 s), peak 4.4
 319 MiB = 3.37x (floor 3; PRAGMA database_size: 923 MiB of it in use = 2.90x, 151 MiB free blocks left by the import's
 checkpoints), stats 1.25 s (floor 0.5), draw 0.20 s, form 5.4 s (550 k slice), verify 80 s; 1 M in the same run:
 items 78.7 s, 1.68 GiB, 2.97x, stats 0.35 s, draw 0.06 s, form 1.1 s, verify 13 s (every 1 M floor met).
+Then the import speed-ups and a chunk of items new to the bank skipping the alias and tag existence checks (main at
+634a91b), one run 19:00-19:19 beside the test suite (load average 2.6-3.1): 5.5 M + 5 M responses: import 439 s wall
+(427 CPU-s; floor 480 s met), peak 4.50 GiB (floor 4), 3.37x (floor 3), stats 2.04 s (floor 0.5), draw 0.31 s, form
+8.1 s, verify 82 s; 1 M: items 60.5 s, 1.56 GiB, 2.96x, stats 0.34 s, draw 0.05 s, form 0.9 s, verify 14 s.
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000
