@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from test_history_and_locks import tamper  # tests/itembank/test_history_and_locks.py
 
 from itembank import Head, ImportOptions, open_bank
 
@@ -21,13 +22,6 @@ ROWS = [{"id": f"q{i}", "question": f"What is {i} times {i}?", "choices": [str(i
 def _jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
-
-
-def _tamper(path: Path, *sql: str) -> None:
-    conn = duckdb.connect(str(path))
-    for stmt in sql:
-        conn.execute(stmt)
-    conn.close()
 
 
 def _verify(path: Path):
@@ -95,7 +89,7 @@ def test_a_chunk_writes_one_event_whose_rows_carry_its_seq(bank_path: Path) -> N
      "recorded by no event"),
 ])
 def test_edited_deleted_or_added_rows_name_their_batch(bank_path: Path, sql: str, bad_seq: int, words: str) -> None:
-    _tamper(bank_path, sql)
+    tamper(bank_path, sql)
     report = _verify(bank_path)
     assert not report.ok and report.first_bad_seq == bad_seq and words in (report.problem or "")
 
@@ -117,7 +111,7 @@ def test_evented_changes_after_a_batch_keep_it_verifying(bank_path: Path) -> Non
                                     [bank.resolve("toy:q6")]).fetchone()
         assert tag_seq is not None and bank.conn.execute("SELECT kind FROM events WHERE seq = ?",
                                                          tag_seq).fetchone() == ("tagged",)
-    _tamper(bank_path, "UPDATE item_tags SET value = 'history' WHERE seq = (SELECT max(seq) FROM events "
+    tamper(bank_path, "UPDATE item_tags SET value = 'history' WHERE seq = (SELECT max(seq) FROM events "
                        "WHERE kind = 'tagged')")
     report = _verify(bank_path)
     assert not report.ok and "recorded by no event that matches them" in (report.problem or "")
@@ -165,7 +159,7 @@ def test_an_upgraded_bank_catches_edits_of_its_old_rows(tmp_path: Path, sql: str
     _load_fixture(path)
     with open_bank(path) as bank:
         assert bank.verify().ok
-    _tamper(path, sql)
+    tamper(path, sql)
     report = _verify(path)
     assert not report.ok and words in (report.problem or "")
 
@@ -173,7 +167,7 @@ def test_an_upgraded_bank_catches_edits_of_its_old_rows(tmp_path: Path, sql: str
 def test_an_edit_before_the_upgrade_and_of_new_batch_rows_after_it_are_caught(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     _load_fixture(path)
-    _tamper(path, "UPDATE events SET payload = '{\"forged\":true}' WHERE seq = 5")   # before 006
+    tamper(path, "UPDATE events SET payload = '{\"forged\":true}' WHERE seq = 5")   # before 006
     report = _verify(path)
     assert not report.ok and report.first_bad_seq == 5 and "edited" in (report.problem or "")
 
@@ -184,7 +178,7 @@ def test_an_edit_before_the_upgrade_and_of_new_batch_rows_after_it_are_caught(tm
         seq = bank.head().n_events
         assert bank.conn.execute("SELECT kind FROM events WHERE seq = ?", [seq]).fetchone() == ("batch",)
         assert bank.verify().ok
-    _tamper(path2, f"UPDATE items SET question = 'forged' WHERE seq = {int(seq)}")  # noqa: S608 - an int
+    tamper(path2, f"UPDATE items SET question = 'forged' WHERE seq = {int(seq)}")  # noqa: S608 - an int
     report = _verify(path2)
     assert not report.ok and report.first_bad_seq == seq and "edited" in (report.problem or "")
 
