@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from chromium import needs_chromium, start_chromium  # tests/adt/chromium.py
+from chromium import needs_chromium  # tests/adt/chromium.py
 from click.testing import CliRunner
-from test_review_page import HOST, opener_for
+from review_serving import HOST, opener_for
 
 from adt.cli import cli
 from adt.demo_judged import PANEL, RUBRIC
-from adt.review_page import ReviewApp, case_dom_id, make_server
+from adt.review_page import ReviewApp, case_dom_id
 from itembank import open_bank
 from runners import write_simulated_answer as write_answer
 
@@ -105,23 +103,6 @@ def test_a_score_needs_the_csrf_token_and_this_origin(world: dict[str, Any]) -> 
     resp = _score(app, {**fields, "csrf": app.csrf})
     assert resp.status == 303 and dict(resp.headers)["Location"].startswith("/judged?budget=")
     assert list(_humans(world)["judge"]) == ["human:mallory"]
-
-
-@pytest.fixture()
-def driver(tmp_path_factory: pytest.TempPathFactory):
-    drv = start_chromium(tmp_path_factory.mktemp("chromium-profile"), "1280,1400")
-    yield drv
-    drv.quit()
-
-
-@pytest.fixture()
-def served(world: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    server = make_server(opener_for(world["path"]), port=0, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {**world, "url": server.url}
-    server.shutdown()
-    server.server_close()
 
 
 @needs_chromium

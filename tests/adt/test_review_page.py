@@ -13,19 +13,18 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import needs_chromium, start_chromium  # tests/adt/chromium.py
+from chromium import needs_chromium  # tests/adt/chromium.py
 from click.testing import CliRunner
+from review_serving import HOST, opener_for
 
 from adt.cli import cli
 from adt.review_page import ReviewApp, make_server, script_json
 from adtbase.errors import InputError
-from itembank import Bank, open_bank
+from itembank import open_bank
 
 HOSTILE_Q = ('<script>window.__pwned = 1; alert(1)</script><img src=x onerror="window.__pwned = 2">'
              '</script><b id="injected">bold</b> "double" \'single\' & \u202eevil RTL\u202c \u200fמה? '
@@ -65,22 +64,10 @@ def world(tmp_path: Path) -> dict[str, Any]:
     return {"path": path, "ids": ids}
 
 
-def opener_for(path: Path):
-    @contextmanager
-    def opener(purpose: str) -> Iterator[Bank]:
-        import calibration  # noqa: F401  (its migrations, as the CLI's Context.bank)
-
-        with open_bank(path, purpose=purpose) as bank:
-            yield bank
-
-    return opener
-
-
 def _app(world: dict[str, Any], **kw: Any) -> ReviewApp:
     return ReviewApp(opener_for(world["path"]), host=kw.pop("host", "127.0.0.1"), port=8765, **kw)
 
 
-HOST = {"Host": "127.0.0.1:8765"}
 
 
 def _post(app: ReviewApp, fields: dict[str, str], headers: dict[str, str] | None = None):
@@ -238,23 +225,6 @@ def test_the_server_answers_over_http(world: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------------
 # headless Chromium
-@pytest.fixture()
-def driver(tmp_path_factory: pytest.TempPathFactory):
-    drv = start_chromium(tmp_path_factory.mktemp("chromium-profile"), "1280,1400")
-    yield drv
-    drv.quit()
-
-
-@pytest.fixture()
-def served(world: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    server = make_server(opener_for(world["path"]), port=0, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {**world, "url": server.url}
-    server.shutdown()
-    server.server_close()
-
-
 def _shot_dir(tmp: Path) -> Path:
     return Path(os.environ["ADT_SCREENSHOTS"]) if os.environ.get("ADT_SCREENSHOTS") else tmp
 
