@@ -1365,9 +1365,12 @@ class Bank:
         span = self._key_range()
         if span is None:
             return False
+        # key = ? OR ...: constant filters the scan applies itself (IN a list parameter is a join; 5.5 M items,
+        # two keys: 0.54 -> 0.37 CPU-s).
+        keys = list(dict.fromkeys(by))
         counts = dict(self.conn.execute(
-            "SELECT key, count(DISTINCT value) FROM item_tags WHERE key IN (SELECT unnest(?::VARCHAR[])) GROUP BY key",
-            [list(dict.fromkeys(by))]).fetchall())
+            f"SELECT key, count(DISTINCT value) FROM item_tags WHERE {' OR '.join('key = ?' for _ in keys)} GROUP BY key",  # noqa: S608 - placeholders
+            keys).fetchall())
         sizes = [int(counts.get(k, 0)) + 1 for k in by]   # + the items without the key
         combos = 3 * math.prod(sizes)                     # the last level's rows: tier x one value per key
         held = 3 + sum(sizes) + sum(3 * math.prod(sizes[:n]) for n in range(1, len(sizes)))
