@@ -121,6 +121,7 @@ def test_tier_low_runs_counts_exposed_items_as_low(bank_path: Path, tmp_path: Pa
 def test_a_key_of_too_many_values_takes_the_join(bank_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with open_bank(bank_path) as bank:
         assert bank._bitsets_fit(["domain", "scenario"])
+        assert not bank._bitsets_fit(["domain", "ability", "domain"])   # 3 x 7 x 5 x 7 combinations > 512
         monkeypatch.setattr(bank_mod, "STATS_BITSET_BYTES", 1000)
         assert not bank._bitsets_fit(["domain", "scenario"])
         pd.testing.assert_frame_equal(bank.stats(["domain", "scenario"]),
