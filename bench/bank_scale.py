@@ -38,6 +38,20 @@ Then the import speed-ups and a chunk of items new to the bank skipping the alia
 634a91b), one run 19:00-19:19 beside the test suite (load average 2.6-3.1): 5.5 M + 5 M responses: import 439 s wall
 (427 CPU-s; floor 480 s met), peak 4.50 GiB (floor 4), 3.37x (floor 3), stats 2.04 s (floor 0.5), draw 0.31 s, form
 8.1 s, verify 82 s; 1 M: items 60.5 s, 1.56 GiB, 2.96x, stats 0.34 s, draw 0.05 s, form 0.9 s, verify 14 s.
+`stats --by` tag keys as per-value item bitsets (bitstring_agg / AND / popcount, no join of the tag rows to the
+items; branch bankstats), 2026-12-06 21:08-21:35, `--phase query` on copies of the same banks, main (61a889b) then
+the branch, one after the other (the machine shared with two other sessions and their runs, load average 3.5-7):
+5.5 M + 5 M responses, two pairs (load 4.0-5.0): stats 9.02 / 9.22 -> 3.47 / 2.90 s wall, draw 1.26 / 0.71 ->
+0.81 / 1.03 s, pool 11.5 / 10.6 -> 11.9 / 11.0 s, form 14.5 / 13.4 -> 14.6 / 13.4 s, verify 152 / 147 -> 147 / 151 s,
+query peak 1.74 / 1.66 -> 1.77 / 1.79 GB (the bitsets: up to 512 MiB, STATS_BITSET_BYTES; 280 MB here); the stats
+call alone, CPU seconds, median of 3 processes alternating (load 4.3): 3.88 -> 1.98 CPU-s (wall 6.2 -> 3.2 s). Floor
+(0.5 s) NOT met: two scans of the 22 M tag rows (one per key, ~0.5 CPU-s each) and the value count guarding the
+bitsets' memory (0.37 CPU-s) are most of it; item_tags sorted by (key, item_key) (a copy re-sorted by hand) brings
+the same call to 1.27-1.29 CPU-s (main's join: 3.78, no gain). 1 M: four pairs (load 3.6-7): stats 0.66 / 1.73 /
+0.98 / 0.70 -> 0.85 / 0.19 / 0.51 / 0.66 s wall, draw 0.15 / 0.28 / 0.17 / 0.12 -> 0.25 / 0.04 / 0.10 / 0.14 s, form 2.7 / 3.0 / 2.3 / 2.0 -> 3.9 /
+1.1 / 2.1 / 2.1 s, verify 29 / 19 / 25 / 23 -> 47 / 16 / 24 / 24 s (wall figures swing 2-9x with the load here); the
+stats call alone: 0.56 -> 0.41 CPU-s (median of 5 alternating, load 3.9). Answers the same (tests/itembank/test_stats.py;
+`adt bank stats` text and JSON byte for byte on the 1 M bank).
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000
