@@ -620,9 +620,11 @@ class Bank:
                          "SELECT ?, external_id, item_id, ? FROM _new_alias", [opts.source, seq])
             # Keys of the chunk's new items (they carry this seq) without reading every item, unless tags go to
             # items the bank had.
+            # Written in (key, item_key) order: a chunk's rows of one key then fill whole row groups, whose zone
+            # maps let a read of one key (stats, a tag filter) skip the other keys' rows.
             keyed = "items" if found else "(SELECT item_id, item_key FROM items WHERE seq = ?)"
             conn.execute(f"""INSERT INTO item_tags (item_key, key, value, seq) SELECT i.item_key, t.key, t.value, ?
-                             FROM _new_tags t JOIN {keyed} i USING (item_id) ORDER BY i.item_key""",  # noqa: S608
+                             FROM _new_tags t JOIN {keyed} i USING (item_id) ORDER BY t.key, i.item_key""",  # noqa: S608
                          [seq] if found else [seq, seq])
             if len(items_frame) or len(new_alias) or len(new_tags):
                 payload = history.batch_payload(conn, seq, ("items", "item_aliases", "item_tags"), source=opts.source)
