@@ -767,7 +767,12 @@ class Bank:
                              f"{frame[score_col].iat[i]!r} is not a score in [0, 1]")
         src = pd.DataFrame({"model": frame[model_col].astype(str), "external_id": frame[item_col].astype(str),
                             "score": scores.astype(float), "line": frame["__line__"]})
+        # Each frame of the file's rows is let go once the next is made: at 5 M responses each is hundreds of MB,
+        # and they would otherwise all be held while the slices are inserted.
+        n_rows = len(frame)
+        del frame, scores, bad
         self._register("_resp_src", src)
+        del src
         try:
             mapped = self.conn.execute("""
                 SELECT s.model, s.external_id, a.item_id, s.score, s.line FROM _resp_src s
@@ -780,6 +785,7 @@ class Bank:
             raise InputError(f"{path}: {label} {unknown['line'].iat[0]}: field {item_col!r}: "
                              f"{len(unknown)} rows name items unknown to source {source!r} (e.g. {', '.join(examples)})")
         known = mapped.dropna(subset=["item_id"])
+        del mapped
         # The same row twice with two scores is a conflict in the file ...
         conflicts = known.groupby(["model", "external_id"])["score"].nunique()
         if (conflicts > 1).any():
@@ -822,7 +828,7 @@ class Bank:
                                 for s in range(0, len(fresh), self.RESPONSE_CHUNK))
         finally:
             self.conn.unregister("_imp_runs")
-        return ResponsesReport(str(path), len(frame), len(frame) - len(unknown), len(unknown), examples, len(models),
+        return ResponsesReport(str(path), n_rows, n_rows - len(unknown), len(unknown), examples, len(models),
                                new_total, merged)
 
     def _ensure_model(self, name: str, ts: str, family: str | None = None, size: str | None = None,
