@@ -52,6 +52,16 @@ the same call to 1.27-1.29 CPU-s (main's join: 3.78, no gain). 1 M: four pairs (
 1.1 / 2.1 / 2.1 s, verify 29 / 19 / 25 / 23 -> 47 / 16 / 24 / 24 s (wall figures swing 2-9x with the load here); the
 stats call alone: 0.56 -> 0.41 CPU-s (median of 5 alternating, load 3.9). Answers the same (tests/itembank/test_stats.py;
 `adt bank stats` text and JSON byte for byte on the 1 M bank).
+Items imported in chunks of DuckDB's row group (each commit written into the file, not the WAL: no rows held in
+memory until a checkpoint, no checkpoint rewriting the key index mid-import) and the response import letting go of
+the file's frames, one run 21:12-21:41 beside two other helpers (load average 4.3 at the 5.5 M, 2.8 at the 1 M):
+5.5 M + 5 M responses: import 872 s wall (585 CPU-s; floor 480 s not met at this load), peak 3.31 GiB (floor 4 met;
+the item phase ~2.4 GiB, the responses ~3.3 GiB: sampled), 934 MiB vs 319 MiB = 2.93x (floor 3 met), stats 6.1 s,
+draw 0.81 s, form 16.4 s, verify 149 s (the query figures 2-3x the 19:00 run's, at a higher load); 1 M: items 98 s,
+1.41 GiB, 3.00x, stats 0.50 s, draw 0.06 s, form 1.1 s, verify 23 s. Main at 1 M in the same half hour (load 2.6):
+items 86 s, 1.61 GiB, 2.96x, stats 0.54 s, draw 0.07 s, form 1.2 s, verify 16 s. The 1 M import alone, main and
+this alternated (ABAB, load 2.3-5): items 120.8, 82.8 -> 91.2, 76.2 s wall, 88.2, 89.7 -> 81.7, 84.6 CPU-s, peak
+1.56, 1.70 -> 1.39, 1.45 GiB.
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000

@@ -477,7 +477,7 @@ class Bank:
 
     # -- import -----------------------------------------------------------------------------------
     def import_items(self, paths: Sequence[str | Path], opts: ImportOptions,
-                     chunk_rows: int = 100_000) -> ImportReport:
+                     chunk_rows: int | None = None) -> ImportReport:
         """Import item files all or nothing, streaming them in chunks of rows.
 
         Every chunk is validated before it is written. A small import is one transaction. A large one
@@ -487,6 +487,7 @@ class Bank:
         """
         from .importer import count_rows
 
+        chunk_rows = chunk_rows or self.IMPORT_CHUNK
         if sum(count_rows(Path(p)) for p in paths) <= chunk_rows:
             return self._import(paths, opts, chunk_rows, commit_each_chunk=False)
         shadow = self.path.with_name(self.path.name + ".importing")
@@ -789,7 +790,12 @@ class Bank:
                              f"{frame[score_col].iat[i]!r} is not a score in [0, 1]")
         src = pd.DataFrame({"model": frame[model_col].astype(str), "external_id": frame[item_col].astype(str),
                             "score": scores.astype(float), "line": frame["__line__"]})
+        # Each frame of the file's rows is let go once the next is made: at 5 M responses each is hundreds of MB,
+        # and they would otherwise all be held while the slices are inserted.
+        n_rows = len(frame)
+        del frame, scores, bad
         self._register("_resp_src", src)
+        del src
         try:
             mapped = self.conn.execute("""
                 SELECT s.model, s.external_id, a.item_id, s.score, s.line FROM _resp_src s
@@ -802,6 +808,7 @@ class Bank:
             raise InputError(f"{path}: {label} {unknown['line'].iat[0]}: field {item_col!r}: "
                              f"{len(unknown)} rows name items unknown to source {source!r} (e.g. {', '.join(examples)})")
         known = mapped.dropna(subset=["item_id"])
+        del mapped
         # The same row twice with two scores is a conflict in the file ...
         conflicts = known.groupby(["model", "external_id"])["score"].nunique()
         if (conflicts > 1).any():
@@ -844,7 +851,7 @@ class Bank:
                                 for s in range(0, len(fresh), self.RESPONSE_CHUNK))
         finally:
             self.conn.unregister("_imp_runs")
-        return ResponsesReport(str(path), len(frame), len(frame) - len(unknown), len(unknown), examples, len(models),
+        return ResponsesReport(str(path), n_rows, n_rows - len(unknown), len(unknown), examples, len(models),
                                new_total, merged)
 
     def _ensure_model(self, name: str, ts: str, family: str | None = None, size: str | None = None,
@@ -879,6 +886,12 @@ class Bank:
                                       [str(value), name])
 
     IMPORT_CHECKPOINT = "1GB"   # DuckDB's checkpoint_threshold while a large import writes its copy of the bank
+    # Rows of an item file read, checked and committed at a time: DuckDB's row group (122,880 rows). A commit
+    # that appends a full row group is written straight into the file (DuckDB's optimistic write), not into the
+    # WAL: rows committed through the WAL stay in memory until a checkpoint (880 MB at 2 M items in chunks of
+    # 100,000), and each checkpoint in the middle of an import rewrote the items key's index, whose old blocks
+    # stayed in the file as free space (151 MiB of the 5.5 M-item bank).
+    IMPORT_CHUNK = 122_880
     RESPONSE_CHUNK = 500_000   # rows of an imported response file inserted at a time (one transaction)
     RESPONSE_COLS = ("item_id", "score", "raw_output", "extracted", "template_id", "prompt_hash",
                      "choice_logliks", "tokens_in", "tokens_out", "latency_s", "scored_by")

@@ -13,6 +13,7 @@ import pytest
 
 from adtbase.errors import InputError
 from itembank import ImportOptions, open_bank
+from itembank.bank import Bank
 from itembank.content import _ENCODER, content_hash, normalise
 from itembank.importer import _loads, _parse_tags, _TagsProblem
 
@@ -157,3 +158,23 @@ def test_problems_in_several_chunks_fail_the_import_with_all_of_them(tmp_path: P
         assert message in text
     with open_bank(path) as bank:
         assert len(bank.items()) == 0
+
+
+@pytest.mark.parametrize(("rows", "through_wal"), [(Bank.IMPORT_CHUNK, False), (Bank.IMPORT_CHUNK - 1, True)])
+def test_a_chunks_commit_skips_the_wal(tmp_path: Path, rows: int, through_wal: bool) -> None:
+    """Bank.IMPORT_CHUNK is DuckDB's row group: a commit of that many rows is written into the file, not the WAL
+    (whose rows would stay in memory until a checkpoint); one row fewer goes through the WAL."""
+    import duckdb
+
+    path = tmp_path / "t.duckdb"
+    conn = duckdb.connect(str(path))
+    conn.execute("SET checkpoint_threshold = '1GB'")
+    conn.execute("CREATE TABLE t (k BIGINT, v VARCHAR)")
+    conn.execute("CHECKPOINT")
+    conn.execute("BEGIN TRANSACTION")
+    conn.execute("INSERT INTO t SELECT i, 'item text ' || i FROM range(?) r(i)", [rows])
+    conn.execute("COMMIT")
+    wal = path.with_name(path.name + ".wal")
+    wal_bytes = wal.stat().st_size if wal.exists() else 0
+    conn.close()
+    assert (wal_bytes > 1_000_000) is through_wal, wal_bytes
