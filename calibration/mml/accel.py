@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
-from .curves import _info_2pl, _node_sums
+from .curves import _info_2pl, _np_sums
 from .problem import _EStep, _Params, _ProblemBase
 
 if TYPE_CHECKING:
@@ -118,9 +118,8 @@ class _AccelMixin(_ProblemBase):
         every = f.size == self.n_items                  # views rather than copies of the free rows
         Pf = e.P if every else e.P[f]
         N = e.N if e.N.shape[0] == 1 or every else e.N[f]
-        W = N * Pf
-        W *= 1.0 - Pf
-        iaa, iab, ibb = _info_2pl(a, b, _node_sums(W, self._x012[e.nodes]))
+        m_np, m_npp = _np_sums(N, Pf, x, a, b)          # of W = N P (1 - P)
+        iaa, iab, ibb = _info_2pl(a, b, m_np - m_npp)
         iaa, ibb = iaa + pna, ibb + pnb
         J = np.array([[ibb.sum() - c11, (b * ibb - iab).sum() - c12],
                       [(b * ibb - iab).sum() - c12, (iaa - 2 * b * iab + b * b * ibb).sum() - c22]])
