@@ -9,6 +9,18 @@ convergence, recovery against the seeded truth, and the peak resident memory of 
 materialised: the 5M size is simulated in row blocks, the 20M size as (model, item) pairs drawn
 uniformly without repeats.
 
+Figures (this 2-core machine, shared with other work; CPU seconds are steadier than wall).
+Before (main at 61a889b): large 905.8 s wall / 669.6 CPU-s at load ~3, 126 EM steps, SEs 47.7 s,
+peak 7.40 GiB, recovery corr a/b/theta 0.370/0.839/0.998; small 56.3 s wall / 59.5 CPU-s (2026-12-06
+21:48 UTC, load 1.4-2.0), 80 EM steps.
+After (branch calband, 2PL curves with one exp and one log per cell, row-blocked sums; 2026-12-06):
+large 1553.9 s wall / 969.3 CPU-s at load 3-7 (beside two other benchmarks and, for 6 minutes, a
+test run of this branch), 126 EM steps, SEs 36.8 s, peak 7.65 GiB, recovery 0.370/0.839/0.998:
+floor NOT met, and not comparable with the figure before (other load); small 47.4 s wall / 49.3
+CPU-s (21:49 UTC, load 2.0-2.2), 80 EM steps, recovery 0.726/0.951/0.998.  Same-conditions A/B
+(both started together, load 2.4-4.8): 2,000 x 100,000 items, 2 M responses: main 188.8 CPU-s,
+calband 163.3 CPU-s, 216 EM steps each.
+
     .venv/bin/python bench/calibration_scale.py                   # both sizes (5M, then 20M)
     .venv/bin/python bench/calibration_scale.py --only small      # 5M only
     .venv/bin/python bench/calibration_scale.py --models 2000 --items 1000000 --responses 20000000 --only large

@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
-from .curves import _info_2pl, _node_sums
+from .curves import _BLOCK, _info_2pl, _np_sums
 from .problem import _EStep, _Params, _ProblemBase
 
 if TYPE_CHECKING:
@@ -67,9 +67,7 @@ class _AccelMixin(_ProblemBase):
         items = 0.0
         if f.size and hi > lo:
             # on every row, then the free ones: gathering the free rows first copies two big arrays
-            d = np.subtract(e1.P[:, lo - lo1:hi - lo1], e0.P[:, lo - lo0:hi - lo0])
-            np.abs(d, out=d)
-            dmax = d.max(axis=1)
+            dmax = _row_max_abs_diff(e1.P[:, lo - lo1:hi - lo1], e0.P[:, lo - lo0:hi - lo0])
             items = float(np.max(dmax if f.size == self.n_items else dmax[f]))
         n_lat = self.x.size if self.latent == "empirical" else (2 if self.anchored else 0)
         if self.latent == "empirical":
@@ -118,9 +116,8 @@ class _AccelMixin(_ProblemBase):
         every = f.size == self.n_items                  # views rather than copies of the free rows
         Pf = e.P if every else e.P[f]
         N = e.N if e.N.shape[0] == 1 or every else e.N[f]
-        W = N * Pf
-        W *= 1.0 - Pf
-        iaa, iab, ibb = _info_2pl(a, b, _node_sums(W, self._x012[e.nodes]))
+        m_np, m_npp = _np_sums(N, Pf, x, a, b)          # of W = N P (1 - P)
+        iaa, iab, ibb = _info_2pl(a, b, m_np - m_npp)
         iaa, ibb = iaa + pna, ibb + pnb
         J = np.array([[ibb.sum() - c11, (b * ibb - iab).sum() - c12],
                       [(b * ibb - iab).sum() - c12, (iaa - 2 * b * iab + b * b * ibb).sum() - c22]])
@@ -128,6 +125,18 @@ class _AccelMixin(_ProblemBase):
             return None
         d = np.linalg.solve(J, G)
         return d * min(1.0, 0.5 / max(float(np.abs(d).max()), 1e-300))
+
+
+def _row_max_abs_diff(A: NDArray, B: NDArray) -> NDArray:
+    """max_j |A_ij - B_ij| per row, in row blocks (no items x nodes temporary)."""
+    out = np.empty(A.shape[0])
+    step = max(1, _BLOCK // max(A.shape[1], 1))
+    buf = np.empty((min(step, A.shape[0]), A.shape[1]))
+    for lo in range(0, A.shape[0], step):
+        d = np.subtract(A[lo:lo + step], B[lo:lo + step], out=buf[:min(step, A.shape[0] - lo)])
+        np.abs(d, out=d)
+        out[lo:lo + step] = d.max(axis=1)
+    return out
 
 
 def _project(T: NDArray, r: NDArray) -> NDArray:

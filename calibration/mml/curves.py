@@ -121,21 +121,80 @@ def _to_nat(col: str, u: NDArray) -> NDArray:
     return expit(u)
 
 
-def _log_logistic(a: NDArray, b: NDArray, x: NDArray,
-                  out: tuple[NDArray, NDArray] | None = None) -> tuple[NDArray, NDArray]:
-    """log P and z = a (x - b) for the 1PL/2PL, exact (no EPS clip: log(1 - P) = log P - z holds).
+_BLOCK = 1 << 15   # elements per row block of the items x nodes passes below (their temporaries stay in cache)
 
-    ``out``: scratch arrays (items x nodes) for z and log P; at 10^6 items a fresh array costs more
-    in page faults than the arithmetic that fills it."""
-    z = np.subtract(x[None, :], b[:, None], out=None if out is None else out[0])
-    z *= a[:, None]
-    if a.size and float(np.max(a)) * max(float(x[-1] - np.min(b)), float(np.max(b) - x[0])) > _ZMAX:
-        np.clip(z, -_ZMAX, _ZMAX, out=z)     # (a pass over the array; within range it changes nothing)
-    logP = np.negative(z, out=None if out is None else out[1])
-    np.exp(logP, out=logP)            # |z| <= _ZMAX keeps exp finite, so log1p(exp(-z)) is safe
-    np.log1p(logP, out=logP)
-    np.negative(logP, out=logP)
-    return logP, z
+
+def _log_logistic(a: NDArray, b: NDArray, x: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """log P, z = a (x - b) and P for the 1PL/2PL, exact (no EPS clip: log(1 - P) = log P - z holds).
+
+    With t = e^-z and u = 1 + t: P = 1 / u and log P = -log1p(t), where log1p(t) = log(u) - ((u - 1) - t) / u
+    (the rounding of 1 + t corrected to first order: within a few ulp of log1p, for any t >= 0).  One exp
+    and one log per cell: libm's log1p (and the tanh of a logistic) cost twice an exp, and at 10^6 items
+    these passes are most of an EM step.  Computed in row blocks, so the temporaries stay in cache."""
+    shape = (a.size, x.size)
+    z, logP, P = np.empty(shape), np.empty(shape), np.empty(shape)
+    clip = bool(a.size) and float(np.max(a)) * max(float(x[-1] - np.min(b)), float(np.max(b) - x[0])) > _ZMAX
+    step = max(1, _BLOCK // max(x.size, 1))
+    u, w = np.empty((min(step, a.size), x.size)), np.empty((min(step, a.size), x.size))
+    for lo in range(0, a.size, step):
+        rows = slice(lo, lo + step)
+        zb, tb, pb = z[rows], logP[rows], P[rows]
+        ub, wb = u[:zb.shape[0]], w[:zb.shape[0]]
+        np.subtract(x[None, :], b[rows, None], out=zb)
+        zb *= a[rows, None]
+        if clip:
+            np.clip(zb, -_ZMAX, _ZMAX, out=zb)     # keeps e^-z finite; beyond it log P is 0 or -|z| anyway
+        np.negative(zb, out=tb)
+        np.exp(tb, out=tb)                         # t = e^-z, in log P's rows until the end
+        np.add(tb, 1.0, out=ub)
+        np.reciprocal(ub, out=pb)
+        np.subtract(ub, 1.0, out=wb)
+        wb -= tb
+        wb /= ub
+        np.log(ub, out=ub)
+        ub -= wb
+        np.negative(ub, out=tb)
+    return logP, z, P
+
+
+def _logistic(a: NDArray, b: NDArray, x: NDArray, out: NDArray | None = None) -> NDArray:
+    """P = 1 / (1 + e^-z), z = a (x - b), in row blocks (one exp per cell; see ``_log_logistic``)."""
+    P = np.empty((a.size, x.size)) if out is None else out
+    step = max(1, _BLOCK // max(x.size, 1))
+    for lo in range(0, a.size, step):
+        rows = slice(lo, lo + step)
+        pb = np.subtract(b[rows, None], x[None, :], out=P[rows])     # -z
+        pb *= a[rows, None]
+        np.minimum(pb, _ZMAX, out=pb)
+        np.exp(pb, out=pb)
+        pb += 1.0
+        np.reciprocal(pb, out=pb)
+    return P
+
+
+def _np_sums(N: NDArray, P: NDArray | None, x: NDArray, a: NDArray, b: NDArray) -> tuple[NDArray, NDArray]:
+    """Per item, the sums over nodes of N P and of N P^2, each times 1, x and x^2 (items x 3 each).
+
+    ``N`` is one row per item or one row shared by all; ``P`` None: the 2PL curves at (a, b), computed
+    here.  In row blocks, so that N P and N P^2 never exist as items x nodes arrays (at 10^6 items each
+    pass over one is a trip to memory)."""
+    x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
+    m_np, m_npp = np.empty((a.size, 3)), np.empty((a.size, 3))
+    step = max(1, _BLOCK // max(x.size, 1))
+    NP = np.empty((min(step, a.size), x.size))
+    Pb = np.empty(NP.shape) if P is None else None
+    for lo in range(0, a.size, step):
+        rows = slice(lo, lo + step)
+        k = min(step, a.size - lo)
+        if Pb is None:
+            Pr = P[rows]  # type: ignore[index]
+        else:
+            Pr = _logistic(a[rows], b[rows], x, out=Pb[:k])
+        NPb = np.multiply(N if N.shape[0] == 1 else N[rows], Pr, out=NP[:k])
+        m_np[rows] = _node_sums(NPb, x012)
+        NPb *= Pr
+        m_npp[rows] = _node_sums(NPb, x012)
+    return m_np, m_npp
 
 
 def _node_sums(A: NDArray, X: NDArray) -> NDArray:

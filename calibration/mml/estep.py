@@ -15,7 +15,7 @@ slower).
 Curve cache.  The 2PL M-step ends by evaluating log P at its new parameters (its objective check); a
 plain EM step's next E-step is at that same point, so it takes those curves (``_log_logistic``),
 recomputing only rows whose a or b differ bit for bit (the pack/unpack round trip, items not free):
-the same numbers, one items x nodes exp/log1p pass fewer.
+the same numbers, one items x nodes exp/log pass fewer.
 """
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ def _support(L: NDArray, mx: NDArray, lo: int, n_q: int, rows: NDArray) -> tuple
 
 
 class _EStepMixin(_ProblemBase):
-    def _log_logistic(self, p: _Params, x: NDArray) -> tuple[NDArray, NDArray]:
-        """log P and z at ``p`` on the nodes ``x``: from the M-step's cache where it was computed at the same
-        point (a plain EM step after another), recomputing only the rows whose a or b differ (bit for bit)."""
+    def _log_logistic(self, p: _Params, x: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+        """log P, z and P at ``p`` on the nodes ``x``: from the M-step's cache where it was computed at the
+        same point (a plain EM step after another), recomputing only the rows whose a or b differ (bit for
+        bit)."""
         c, self._curves = self._curves, None
         if c is None or c.x.shape != x.shape or not np.array_equal(c.x, x) or c.a.size != p.a.size:
             return _log_logistic(p.a, p.b, x)
@@ -63,8 +64,8 @@ class _EStepMixin(_ProblemBase):
         if moved.size > p.a.size // 2:
             return _log_logistic(p.a, p.b, x)
         if moved.size:
-            c.logP[moved], c.z[moved] = _log_logistic(p.a[moved], p.b[moved], x)
-        return c.logP, c.z
+            c.logP[moved], c.z[moved], c.P[moved] = _log_logistic(p.a[moved], p.b[moved], x)
+        return c.logP, c.z, c.P
 
     def estep(self, p: _Params, full: bool = False) -> _EStep:
         """Posteriors, log-likelihood and expected counts at ``p``.
@@ -82,9 +83,8 @@ class _EStepMixin(_ProblemBase):
         while True:
             x = self.x[lo:hi]
             if self.plain:
-                logP, z = self._log_logistic(p, x)
+                logP, z, P = self._log_logistic(p, x)
                 log1mP = np.subtract(logP, z, out=z)      # z is not needed again: no new array
-                P = np.exp(logP)
             else:
                 P = np.clip(prob(x, p.a[:, None], p.b[:, None], p.c[:, None], p.d[:, None]), EPS, 1.0 - EPS)
                 logP, log1mP = np.log(P), np.log1p(-P)

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..irt import EPS, prob
-from .curves import _MAX_STEP, _PCOLS, _curves, _info_2pl, _log_logistic, _node_sums, _to_nat, _to_u
+from .curves import _MAX_STEP, _PCOLS, _curves, _info_2pl, _log_logistic, _node_sums, _np_sums, _to_nat, _to_u
 from .problem import _CurveCache, _EStep, _Params, _ProblemBase
 
 _TRIM = 1e-16    # M-step drops nodes where every free item's expected mass is below this share of its count
@@ -129,19 +129,16 @@ class _MStepMixin(_ProblemBase):
             t[todo] *= 0.5
         return out
 
-    def _fisher_step_2pl(self, a: NDArray, b: NDArray, Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray,
-                         x: NDArray, buf: NDArray | None = None) -> tuple[NDArray, NDArray]:
+    def _fisher_step_2pl(self, a: NDArray, b: NDArray, Rx: NDArray, N: NDArray, Fx: NDArray, P: NDArray | None,
+                         x: NDArray) -> tuple[NDArray, NDArray]:
         """Fisher-scoring step on (log a, b) for c = 0, d = 1, capped at _MAX_STEP per coordinate.
 
         With z = a (x - b) affine in the node x, every sum over nodes is a small matmul of a per-node
-        array with [1, x, x^2].  ``x`` is the (trimmed) node set that ``N`` and ``P`` were taken on.
-        ``buf``: optional scratch of P's shape.
+        array with [1, x, x^2].  ``x`` is the (trimmed) node set that ``N`` and ``P`` were taken on;
+        ``P`` None: the curves at (a, b), computed here (``_np_sums``).
         """
-        x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
-        NP = np.multiply(N, P, out=buf)                 # N may be one row shared by all items
-        m_np = _node_sums(NP, x012)                     # sums over nodes of N P times 1, x, x^2
-        NP *= P
-        iaa, iab, ibb = _info_2pl(a, b, m_np - _node_sums(NP, x012))   # ... of W = N P (1 - P)
+        m_np, m_npp = _np_sums(N, P, x, a, b)           # sums over nodes of N P and N P^2 times 1, x, x^2
+        iaa, iab, ibb = _info_2pl(a, b, m_np - m_npp)   # ... of W = N P (1 - P)
         r0, r1 = (Rx - m_np[:, :2]).T                   # ... of R - N P, and of x (R - N P)
         ga = a * (r1 - b * r0)
         gb = -a * r0
@@ -163,23 +160,16 @@ class _MStepMixin(_ProblemBase):
         item's objective still rises (a generalised EM).
         """
         a0, b0 = nat["a"], nat["b"]
-        a, b, Pk = a0, b0, P
-        bufs = (np.empty(P.shape), np.empty(P.shape))     # scratch, reused (page faults cost at 10^6 items)
-        for k in range(self.n_newton):
-            sa, sb = self._fisher_step_2pl(a, b, Rx, N, Fx, Pk, x, bufs[0])
+        a, b = a0, b0
+        Pk: NDArray | None = P
+        for _ in range(self.n_newton):
+            sa, sb = self._fisher_step_2pl(a, b, Rx, N, Fx, Pk, x)
             a, b = _to_nat("a", np.log(a) + sa), _to_nat("b", b + sb)
-            if k + 1 < self.n_newton:
-                # logistic as 0.5 + 0.5 tanh(z / 2): twice as fast as expit, exact to 1e-16 absolute,
-                # which is all the Fisher step's weights N P (1 - P) need
-                Pk = np.subtract(x[None, :], b[:, None], out=bufs[1])
-                Pk *= 0.5 * a[:, None]
-                np.tanh(Pk, out=Pk)
-                Pk *= 0.5
-                Pk += 0.5
-        logP, z = _log_logistic(a, b, x, out=bufs)
+            Pk = None                                   # the next step's curves: computed in its blocks
+        logP, z, Pn = _log_logistic(a, b, x)
         if self.windowed or x.size == self.x.size:
             # (copies: the line search below moves some items' a and b in place)
-            self._curves = _CurveCache(a.copy(), b.copy(), x, logP, z)
+            self._curves = _CurveCache(a.copy(), b.copy(), x, logP, z, Pn)
         od = _sum_n(N, logP) - a * (Fx[:, 1] - b * Fx[:, 0])
         obj0 = objd + self.priors.logp("a", a0) + self.priors.logp("b", b0)
         obj1 = od + self.priors.logp("a", a) + self.priors.logp("b", b)
@@ -209,16 +199,16 @@ class _MStepMixin(_ProblemBase):
         for _ in range(12):
             ca = _to_nat("a", la[todo] + t[todo] * sa[todo])
             cb = _to_nat("b", b[todo] + t[todo] * sb[todo])
-            logP, z = _log_logistic(ca, cb, x)
+            logP, _, Pn = _log_logistic(ca, cb, x)
             # sum_q R log P + F log(1 - P) = sum_q N log P - sum_q F z, and sum_q F z is affine in x
             od = _sum_n(N if N.shape[0] == 1 else N[todo], logP) - ca * (Fx[todo, 1] - cb * F0[todo])
             obj1 = od + self.priors.logp("a", ca) + self.priors.logp("b", cb)
             ok = obj1 >= obj0[todo] - 1e-10 * np.abs(obj0[todo])
             if todo.size == a.size and ok.all():      # the usual full step: no gathers
-                return dict(nat, a=ca, b=cb), np.exp(logP), od
+                return dict(nat, a=ca, b=cb), Pn, od
             acc = todo[ok]
             out_a[acc], out_b[acc], out_objd[acc] = ca[ok], cb[ok], od[ok]
-            out_P[acc] = np.exp(logP[ok])
+            out_P[acc] = Pn[ok]
             todo = todo[~ok]
             if todo.size == 0:
                 break

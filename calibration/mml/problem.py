@@ -58,6 +58,7 @@ class _CurveCache:
     x: NDArray          # ... and the nodes
     logP: NDArray
     z: NDArray
+    P: NDArray
 
 
 class _ProblemBase:
@@ -70,7 +71,6 @@ class _ProblemBase:
         self.plain = model in ("1pl", "2pl")   # c = 0, d = 1 everywhere: log-logistic fast paths
         self.suff = False                       # set by fit_mml: complete dense 2PL data
         self._x01 = np.stack([np.ones_like(x), x], axis=1)
-        self._x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
         self.n_items, self.n_models = rs.n_items, rs.n_models
         self.free = np.flatnonzero(free_items)
         keep = used_items[rs.item_idx]

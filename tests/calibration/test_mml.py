@@ -13,6 +13,7 @@ from calibration.data import ResponseSet
 from calibration.irt import ItemParams
 from calibration.mml import (
     CalibrationConvergenceWarning,
+    accel,
     curves,
     estep,
     fit_mml,
@@ -487,3 +488,47 @@ def test_capped_fits_warn_quietly_when_asked(rng: np.random.Generator) -> None:
         warnings.simplefilter("error")
         res = fit_mml(rs, "2pl", max_iter=2, warn=False)
     assert not res.converged
+
+
+def test_log_logistic_matches_libm(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One exp and one log per cell (log1p by the corrected log of 1 + e^-z) agrees with libm's log1p to
+    a few ulp over the whole range of a and b, including the clipped tails; P = 1 / (1 + e^-z) agrees
+    with exp(log P); the row blocks change nothing."""
+    n = 3000
+    a = np.exp(rng.uniform(np.log(0.01), np.log(50.0), n))
+    b = rng.uniform(-15.0, 15.0, n)
+    a[:4], b[:4] = 50.0, [-15.0, 15.0, 0.0, 1e-9]          # |z| up to 1,050: the clip to +-700 engages
+    x = np.linspace(-6.0, 6.0, 61)
+    logP, z, P = curves._log_logistic(a, b, x)
+    z_ref = np.clip(a[:, None] * (x[None, :] - b[:, None]), -curves._ZMAX, curves._ZMAX)
+    np.testing.assert_array_equal(z, z_ref)
+    ref = -np.log1p(np.exp(-z_ref))
+    assert np.all(np.abs(logP - ref) <= 4 * np.finfo(float).eps * np.abs(ref))
+    np.testing.assert_allclose(P, np.exp(ref), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(curves._logistic(a, b, x), P, rtol=1e-14, atol=0)
+    monkeypatch.setattr(curves, "_BLOCK", 61 * 7)          # blocks of 7 rows, the last one short
+    for got, want in zip(curves._log_logistic(a, b, x), (logP, z, P), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_np_sums_blocks(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Fisher step's sums of N P and N P^2 over nodes, in row blocks (curves given, or computed in
+    the block), equal the whole-array products; N one row per item or one shared row."""
+    n, x = 1001, np.linspace(-4.0, 4.0, 23)
+    a, b = np.exp(rng.normal(0, 0.5, n)), rng.normal(0, 1.5, n)
+    P = 1.0 / (1.0 + np.exp(-a[:, None] * (x[None, :] - b[:, None])))
+    x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
+    monkeypatch.setattr(curves, "_BLOCK", 23 * 50)
+    for N in (rng.uniform(0, 3, (n, x.size)), rng.uniform(0, 3, (1, x.size))):
+        want = (N * P) @ x012, (N * P * P) @ x012
+        for given in (P, None):
+            got = curves._np_sums(N, given, x, a, b)
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_row_max_abs_diff_blocks(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The convergence measure's per-item max |P1 - P0|, in row blocks, is the whole-array one."""
+    A, B = rng.normal(size=(997, 17)), rng.normal(size=(997, 17))
+    monkeypatch.setattr(accel, "_BLOCK", 17 * 40)
+    np.testing.assert_array_equal(accel._row_max_abs_diff(A, B), np.abs(A - B).max(axis=1))
