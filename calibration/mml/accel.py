@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
-from .curves import _BLOCK, _info_2pl, _np_sums
+from .curves import _BLOCK, _by_rows, _info_2pl, _np_sums
 from .problem import _EStep, _Params, _ProblemBase
 
 if TYPE_CHECKING:
@@ -128,14 +128,19 @@ class _AccelMixin(_ProblemBase):
 
 
 def _row_max_abs_diff(A: NDArray, B: NDArray) -> NDArray:
-    """max_j |A_ij - B_ij| per row, in row blocks (no items x nodes temporary)."""
+    """max_j |A_ij - B_ij| per row, in row blocks (no items x nodes temporary), rows shared among the cores."""
     out = np.empty(A.shape[0])
     step = max(1, _BLOCK // max(A.shape[1], 1))
-    buf = np.empty((min(step, A.shape[0]), A.shape[1]))
-    for lo in range(0, A.shape[0], step):
-        d = np.subtract(A[lo:lo + step], B[lo:lo + step], out=buf[:min(step, A.shape[0] - lo)])
-        np.abs(d, out=d)
-        out[lo:lo + step] = d.max(axis=1)
+
+    def rows_of(start: int, stop: int) -> None:
+        buf = np.empty((min(step, stop - start), A.shape[1]))
+        for lo in range(start, stop, step):
+            hi = min(lo + step, stop)
+            d = np.subtract(A[lo:hi], B[lo:hi], out=buf[:hi - lo])
+            np.abs(d, out=d)
+            out[lo:hi] = d.max(axis=1)
+
+    _by_rows(A.shape[0], A.shape[1], rows_of)
     return out
 
 

@@ -9,7 +9,9 @@ gives P with its first and second derivatives on that scale.  The 1PL/2PL use th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,30 +132,35 @@ def _log_logistic(a: NDArray, b: NDArray, x: NDArray) -> tuple[NDArray, NDArray,
     With t = e^-z and u = 1 + t: P = 1 / u and log P = -log1p(t), where log1p(t) = log(u) - ((u - 1) - t) / u
     (the rounding of 1 + t corrected to first order: within a few ulp of log1p, for any t >= 0).  One exp
     and one log per cell: libm's log1p (and the tanh of a logistic) cost twice an exp, and at 10^6 items
-    these passes are most of an EM step.  Computed in row blocks, so the temporaries stay in cache."""
+    these passes are most of an EM step.  Computed in row blocks, so the temporaries stay in cache, and the
+    rows shared among the cores (``_by_rows``)."""
     shape = (a.size, x.size)
     z, logP, P = np.empty(shape), np.empty(shape), np.empty(shape)
     clip = bool(a.size) and float(np.max(a)) * max(float(x[-1] - np.min(b)), float(np.max(b) - x[0])) > _ZMAX
     step = max(1, _BLOCK // max(x.size, 1))
-    u, w = np.empty((min(step, a.size), x.size)), np.empty((min(step, a.size), x.size))
-    for lo in range(0, a.size, step):
-        rows = slice(lo, lo + step)
-        zb, tb, pb = z[rows], logP[rows], P[rows]
-        ub, wb = u[:zb.shape[0]], w[:zb.shape[0]]
-        np.subtract(x[None, :], b[rows, None], out=zb)
-        zb *= a[rows, None]
-        if clip:
-            np.clip(zb, -_ZMAX, _ZMAX, out=zb)     # keeps e^-z finite; beyond it log P is 0 or -|z| anyway
-        np.negative(zb, out=tb)
-        np.exp(tb, out=tb)                         # t = e^-z, in log P's rows until the end
-        np.add(tb, 1.0, out=ub)
-        np.reciprocal(ub, out=pb)
-        np.subtract(ub, 1.0, out=wb)
-        wb -= tb
-        wb /= ub
-        np.log(ub, out=ub)
-        ub -= wb
-        np.negative(ub, out=tb)
+
+    def rows_of(start: int, stop: int) -> None:
+        u, w = np.empty((min(step, stop - start), x.size)), np.empty((min(step, stop - start), x.size))
+        for lo in range(start, stop, step):
+            rows = slice(lo, min(lo + step, stop))
+            zb, tb, pb = z[rows], logP[rows], P[rows]
+            ub, wb = u[:zb.shape[0]], w[:zb.shape[0]]
+            np.subtract(x[None, :], b[rows, None], out=zb)
+            zb *= a[rows, None]
+            if clip:
+                np.clip(zb, -_ZMAX, _ZMAX, out=zb)     # keeps e^-z finite; beyond it log P is 0 or -|z| anyway
+            np.negative(zb, out=tb)
+            np.exp(tb, out=tb)                         # t = e^-z, in log P's rows until the end
+            np.add(tb, 1.0, out=ub)
+            np.reciprocal(ub, out=pb)
+            np.subtract(ub, 1.0, out=wb)
+            wb -= tb
+            wb /= ub
+            np.log(ub, out=ub)
+            ub -= wb
+            np.negative(ub, out=tb)
+
+    _by_rows(a.size, x.size, rows_of)
     return logP, z, P
 
 
@@ -177,24 +184,53 @@ def _np_sums(N: NDArray, P: NDArray | None, x: NDArray, a: NDArray, b: NDArray) 
 
     ``N`` is one row per item or one row shared by all; ``P`` None: the 2PL curves at (a, b), computed
     here.  In row blocks, so that N P and N P^2 never exist as items x nodes arrays (at 10^6 items each
-    pass over one is a trip to memory)."""
+    pass over one is a trip to memory), the rows shared among the cores (``_by_rows``)."""
     x012 = np.stack([np.ones_like(x), x, x * x], axis=1)
     m_np, m_npp = np.empty((a.size, 3)), np.empty((a.size, 3))
     step = max(1, _BLOCK // max(x.size, 1))
-    NP = np.empty((min(step, a.size), x.size))
-    Pb = np.empty(NP.shape) if P is None else None
-    for lo in range(0, a.size, step):
-        rows = slice(lo, lo + step)
-        k = min(step, a.size - lo)
-        if Pb is None:
-            Pr = P[rows]  # type: ignore[index]
-        else:
-            Pr = _logistic(a[rows], b[rows], x, out=Pb[:k])
-        NPb = np.multiply(N if N.shape[0] == 1 else N[rows], Pr, out=NP[:k])
-        m_np[rows] = _node_sums(NPb, x012)
-        NPb *= Pr
-        m_npp[rows] = _node_sums(NPb, x012)
+
+    def rows_of(start: int, stop: int) -> None:
+        NP = np.empty((min(step, stop - start), x.size))
+        Pb = np.empty(NP.shape) if P is None else None
+        for lo in range(start, stop, step):
+            rows = slice(lo, min(lo + step, stop))
+            k = rows.stop - lo
+            if Pb is None:
+                Pr = P[rows]  # type: ignore[index]
+            else:
+                Pr = _logistic(a[rows], b[rows], x, out=Pb[:k])
+            NPb = np.multiply(N if N.shape[0] == 1 else N[rows], Pr, out=NP[:k])
+            m_np[rows] = _node_sums(NPb, x012)
+            NPb *= Pr
+            m_npp[rows] = _node_sums(NPb, x012)
+
+    _by_rows(a.size, x.size, rows_of)
     return m_np, m_npp
+
+
+# Threads for the items x nodes passes: numpy releases the GIL inside each block's ufunc loops, so the row
+# ranges run on separate cores; results are the same bit for bit (no row's arithmetic depends on another's).
+_THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+_PARALLEL_CELLS = 1 << 20   # below this many cells a pass is done in the calling thread (hand-off costs more)
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _by_rows(n_rows: int, n_cols: int, fn: Callable[[int, int], None]) -> None:
+    """fn(start, stop) over contiguous row ranges covering 0..n_rows: one per core for a large pass.  The ranges
+    start on the callers' row blocks (``_BLOCK`` cells), so every block is the one a single thread would do (a
+    BLAS product of another shape may round differently)."""
+    global _POOL
+    step = max(1, _BLOCK // max(n_cols, 1))
+    n_blocks = -(-n_rows // step)
+    parts = min(_THREADS, n_blocks) if n_rows * n_cols >= _PARALLEL_CELLS else 1
+    if parts <= 1:
+        fn(0, n_rows)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_THREADS, thread_name_prefix="adt-mml")
+    cuts = [min(n_rows, n_blocks * k // parts * step) for k in range(parts + 1)]
+    for f in [_POOL.submit(fn, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)]:
+        f.result()
 
 
 def _node_sums(A: NDArray, X: NDArray) -> NDArray:

@@ -532,3 +532,28 @@ def test_row_max_abs_diff_blocks(rng: np.random.Generator, monkeypatch: pytest.M
     A, B = rng.normal(size=(997, 17)), rng.normal(size=(997, 17))
     monkeypatch.setattr(accel, "_BLOCK", 17 * 40)
     np.testing.assert_array_equal(accel._row_max_abs_diff(A, B), np.abs(A - B).max(axis=1))
+
+
+def test_row_passes_are_the_same_on_several_threads(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The items x nodes passes give the same numbers bit for bit whether their rows run in the calling thread or
+    are shared among threads (three here: uneven row ranges, blocks cut short at each range's end)."""
+    n, x = 2003, np.linspace(-4.0, 4.0, 29)
+    a, b = np.exp(rng.normal(0, 0.5, n)), rng.normal(0, 1.5, n)
+    N = rng.uniform(0, 3, (n, x.size))
+    A, B = rng.normal(size=(n, x.size)), rng.normal(size=(n, x.size))
+    monkeypatch.setattr(curves, "_BLOCK", 29 * 37)
+
+    def passes() -> list[np.ndarray]:
+        logP, z, P = curves._log_logistic(a, b, x)
+        return [logP, z, P, *curves._np_sums(N, P, x, a, b), *curves._np_sums(N[:1], None, x, a, b),
+                accel._row_max_abs_diff(A, B)]
+
+    monkeypatch.setattr(curves, "_PARALLEL_CELLS", 10**12)
+    alone = passes()
+    monkeypatch.setattr(curves, "_PARALLEL_CELLS", 1)
+    monkeypatch.setattr(curves, "_THREADS", 3)
+    monkeypatch.setattr(curves, "_POOL", None)
+    shared = passes()
+    assert curves._POOL is not None and curves._POOL._max_workers == 3
+    for got, want in zip(shared, alone, strict=True):
+        np.testing.assert_array_equal(got, want)
