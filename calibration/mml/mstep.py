@@ -23,15 +23,35 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..irt import EPS, prob
-from .curves import _MAX_STEP, _PCOLS, _curves, _info_2pl, _log_logistic, _node_sums, _np_sums, _to_nat, _to_u
+from .curves import (
+    _MAX_STEP,
+    _PCOLS,
+    _by_rows,
+    _curves,
+    _info_2pl,
+    _log_logistic,
+    _node_sums,
+    _np_sums,
+    _to_nat,
+    _to_u,
+)
 from .problem import _CurveCache, _EStep, _Params, _ProblemBase
 
 _TRIM = 1e-16    # M-step drops nodes where every free item's expected mass is below this share of its count
 
 
 def _sum_n(N: NDArray, logP: NDArray) -> NDArray:
-    """Per-item sum over nodes of N * log P (N is one shared row or one row per item)."""
-    return logP @ N[0] if N.shape[0] == 1 else np.einsum("iq,iq->i", N, logP)
+    """Per-item sum over nodes of N * log P (N is one shared row or one row per item; rows shared among the
+    cores: ``_by_rows``)."""
+    if N.shape[0] == 1:
+        return logP @ N[0]
+    out = np.empty(logP.shape[0])
+
+    def rows_of(start: int, stop: int) -> None:
+        out[start:stop] = np.einsum("iq,iq->i", N[start:stop], logP[start:stop])
+
+    _by_rows(logP.shape[0], logP.shape[1], rows_of)
+    return out
 
 
 def _item_objective(P: NDArray, R: NDArray, F: NDArray) -> NDArray:

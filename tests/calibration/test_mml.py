@@ -18,6 +18,7 @@ from calibration.mml import (
     estep,
     fit_mml,
     fitting,
+    mstep,
     problem,
     select_model,
     simulate_responses,
@@ -546,7 +547,7 @@ def test_row_passes_are_the_same_on_several_threads(rng: np.random.Generator, mo
     def passes() -> list[np.ndarray]:
         logP, z, P = curves._log_logistic(a, b, x)
         return [logP, z, P, *curves._np_sums(N, P, x, a, b), *curves._np_sums(N[:1], None, x, a, b),
-                accel._row_max_abs_diff(A, B)]
+                accel._row_max_abs_diff(A, B), mstep._sum_n(N, logP)]
 
     monkeypatch.setattr(curves, "_PARALLEL_CELLS", 10**12)
     alone = passes()
@@ -557,3 +558,4 @@ def test_row_passes_are_the_same_on_several_threads(rng: np.random.Generator, mo
     assert curves._POOL is not None and curves._POOL._max_workers == 3
     for got, want in zip(shared, alone, strict=True):
         np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(alone[-1], np.einsum("iq,iq->i", N, alone[0]))   # as the whole array
