@@ -62,6 +62,14 @@ draw 0.81 s, form 16.4 s, verify 149 s (the query figures 2-3x the 19:00 run's, 
 items 86 s, 1.61 GiB, 2.96x, stats 0.54 s, draw 0.07 s, form 1.2 s, verify 16 s. The 1 M import alone, main and
 this alternated (ABAB, load 2.3-5): items 120.8, 82.8 -> 91.2, 76.2 s wall, 88.2, 89.7 -> 81.7, 84.6 CPU-s, peak
 1.56, 1.70 -> 1.39, 1.45 GiB.
+All three merged, with a chunk's tags written in (key, item_key) order (main at 55a0417), one run 21:51-22:06 on a
+quiet machine (nothing else running; load average 1.1-1.3): 5.5 M + 5 M responses: import 520.8 s wall (items 435.7 s;
+550 CPU-s; floor 480 s NOT met), peak 3.38 GiB (floor 4 met), 923 MiB vs 319 MiB = 2.90x (floor 3 met), stats
+0.73 s (floor 0.5 NOT met), draw 0.19 s, pool 3.0 s, form 4.4 s, verify 88 s, CLI stats 2.3 s (all met but stats);
+1 M in the same run: items 73.1 s, 1.40 GiB, 2.97x, stats 0.16 s, draw 0.03 s, form 0.9 s, verify 13 s (every 1 M
+floor met). The 439 s of the 19:00 run was not reproduced; the import alone at 2 M items + 2 M responses, the code
+before this session (61a889b) then this, same files, quiet (22:07-22:13): items 155.6 -> 147.3 s, total 183.3 ->
+175.7 s, 197.2 -> 186.7 CPU-s, peak 2.11 -> 1.67 GiB: no slower than before, and linear (80 s a million items).
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000
