@@ -20,6 +20,11 @@ floor NOT met, and not comparable with the figure before (other load); small 47.
 CPU-s (21:49 UTC, load 2.0-2.2), 80 EM steps, recovery 0.726/0.951/0.998.  Same-conditions A/B
 (both started together, load 2.4-4.8): 2,000 x 100,000 items, 2 M responses: main 188.8 CPU-s,
 calband 163.3 CPU-s, 216 EM steps each.
+Then the items x nodes passes on both cores (curves._by_rows: rows of the curves, the Fisher step's sums, the
+per-item N log P sums and the convergence measure in threads, the same numbers bit for bit), main at 50871ee, on a
+quiet machine (nothing else running, load average 1.45, 2026-12-06 22:13-22:25): large 640.9 s wall / 890.5 CPU-s
+(1.39 cores busy on average: the E-step's sparse products stay on one), 126 EM steps, SEs 30.9 s, peak 7.66 GiB,
+recovery 0.370/0.839/0.998: floor (600 s) NOT met, by 7%.
 
     .venv/bin/python bench/calibration_scale.py                   # both sizes (5M, then 20M)
     .venv/bin/python bench/calibration_scale.py --only small      # 5M only
