@@ -357,6 +357,51 @@ def _strings(frame: pd.DataFrame, cols: Sequence[str]) -> pa.Table:
     return pa.table({c: pa.array(frame[c].tolist() if c in frame.columns else [], pa.string()) for c in cols})
 
 
+class _ChunksAhead:
+    """The import files' chunks, each read and checked (``importer.prepare``) one chunk ahead in a worker thread
+    while the caller writes the one before: the check is Python that holds the GIL, DuckDB's write lets go of it,
+    so the two share the cores.  Yields ``(path, frame, label, read problems, prepared or None, the taxonomy it was
+    checked against)``; the caller sets ``taxonomy`` to the bank's current one before taking the next chunk, and
+    checks a chunk again if it was checked against an older one (an earlier chunk extended the taxonomy).  An empty
+    frame is not checked ahead (the caller decides, knowing every problem so far).  Reading problems go to a log of
+    the file's own, handed over with its first chunk, so no log is written by two threads."""
+
+    def __init__(self, paths: Sequence[str | Path], chunk_rows: int, opts: ImportOptions, tax: Taxonomy) -> None:
+        self.paths, self.chunk_rows, self.opts = paths, chunk_rows, opts
+        self.taxonomy = tax
+
+    def _frames(self) -> Iterator[tuple[str | Path, pd.DataFrame, str, Any]]:
+        from .importer import ProblemLog, read_chunks
+
+        for p in self.paths:
+            log: Any = ProblemLog()
+            for frame, label in read_chunks(Path(p), self.chunk_rows, log):
+                yield p, frame, label, log
+                log = ProblemLog()
+
+    def __iter__(self) -> Iterator[tuple[str | Path, pd.DataFrame, str, Any, Any, Taxonomy]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .importer import prepare
+
+        frames = self._frames()
+
+        def ahead(tax: Taxonomy) -> tuple | None:
+            got = next(frames, None)
+            if got is None:
+                return None
+            p, frame, label, log = got
+            prep = None if frame.empty else prepare(frame, Path(p), label, self.opts, tax)
+            return p, frame, label, log, prep, tax
+
+        with ThreadPoolExecutor(1, thread_name_prefix="adt-import") as pool:
+            job = pool.submit(ahead, self.taxonomy)
+            while (got := job.result()) is not None:
+                job = pool.submit(ahead, self.taxonomy)
+                held, got = [got], None
+                yield held.pop()   # (not kept in this frame while the caller writes: the memory of a chunk)
+
+
 class Bank:
     """An open bank. Construct it through ``open_bank``."""
 
@@ -515,7 +560,7 @@ class Bank:
 
     def _import(self, paths: Sequence[str | Path], opts: ImportOptions, chunk_rows: int,
                 commit_each_chunk: bool) -> ImportReport:
-        from .importer import ProblemLog, prepare, read_chunks
+        from .importer import ProblemLog, prepare
 
         tax = self.taxonomy()
         files = [str(p) for p in paths]
@@ -525,27 +570,29 @@ class Bank:
         problems = ProblemLog()   # every problem of every file; the import fails once, at the end, with all
         self.conn.execute("BEGIN TRANSACTION")
         try:
-            for p in paths:
-                for frame, label in read_chunks(Path(p), chunk_rows, problems):
-                    if frame.empty and problems:
-                        continue   # every line of the file was a problem (not JSON)
+            chunks = _ChunksAhead(paths, chunk_rows, opts, tax)
+            for p, frame, label, read_problems, prep, checked_with in chunks:
+                problems.merge(read_problems)
+                if frame.empty and problems:
+                    continue   # every line of the file was a problem (not JSON)
+                if prep is None or checked_with is not tax:   # (the taxonomy an earlier chunk extended)
                     prep = prepare(frame, Path(p), label, opts, tax)
-                    del frame
-                    problems.merge(prep.problems)
-                    if prep.new_keys or prep.new_values:
-                        if not opts.extend_taxonomy:  # prepare() reports these itself; this is a backstop
-                            if problems:
-                                continue
-                            raise TaxonomyError(f"{p}: unknown tags {sorted(prep.new_values or prep.new_keys)[:3]}")
-                        taxonomy.extend(self.conn, prep.new_keys, prep.new_values)
-                        tax = self.taxonomy()
-                        tally.taxonomy_changed = True
-                    # Good rows are written even after a problem (into the transaction, or the copy, that is
-                    # dropped): the checks against the bank and earlier chunks then see the whole import.
-                    self._write_chunk(prep, opts, batch, ts, tally, problems)
-                    if commit_each_chunk:
-                        self.conn.execute("COMMIT")
-                        self.conn.execute("BEGIN TRANSACTION")
+                del frame
+                problems.merge(prep.problems)
+                if prep.new_keys or prep.new_values:
+                    if not opts.extend_taxonomy:  # prepare() reports these itself; this is a backstop
+                        if problems:
+                            continue
+                        raise TaxonomyError(f"{p}: unknown tags {sorted(prep.new_values or prep.new_keys)[:3]}")
+                    taxonomy.extend(self.conn, prep.new_keys, prep.new_values)
+                    tax = chunks.taxonomy = self.taxonomy()
+                    tally.taxonomy_changed = True
+                # Good rows are written even after a problem (into the transaction, or the copy, that is
+                # dropped): the checks against the bank and earlier chunks then see the whole import.
+                self._write_chunk(prep, opts, batch, ts, tally, problems)
+                if commit_each_chunk:
+                    self.conn.execute("COMMIT")
+                    self.conn.execute("BEGIN TRANSACTION")
             if problems:
                 raise problems.error(files)
             report = tally.report(files, batch)

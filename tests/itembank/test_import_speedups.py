@@ -178,3 +178,20 @@ def test_a_chunks_commit_skips_the_wal(tmp_path: Path, rows: int, through_wal: b
     wal_bytes = wal.stat().st_size if wal.exists() else 0
     conn.close()
     assert (wal_bytes > 1_000_000) is through_wal, wal_bytes
+
+
+def test_a_key_one_chunk_adds_is_known_to_the_chunks_checked_ahead(tmp_path: Path) -> None:
+    """Chunks are checked one ahead of the write (itembank.bank._ChunksAhead): a key the first chunk adds with
+    --extend-taxonomy was unknown when the second was checked, so the second is checked again; the key is added
+    once and every chunk's tags are stored."""
+    rows = _rows(21)
+    for i in (2, 9, 10, 20):   # chunks of 7: the key arrives in the first chunk, comes back in the second and third
+        rows.loc[i, "tags"] = json.dumps({**json.loads(rows.loc[i, "tags"]), "newkey": "x"})
+    src = tmp_path / "new_key.parquet"
+    rows.to_parquet(src, index=False)
+    with open_bank(tmp_path / "b.duckdb", create=True) as bank:
+        rep = bank.import_items([src], ImportOptions(source="s", extend_taxonomy=True), chunk_rows=7)
+        assert rep.new_items == 21
+        assert bank.conn.execute("SELECT count(*) FROM taxonomy_keys WHERE key = 'newkey'").fetchone() == (1,)
+        tagged = bank.item_ids({"newkey": ["x"]})
+        assert sorted(tagged) == sorted(bank.resolve_alias("s", f"r{i}") for i in (2, 9, 10, 20))
