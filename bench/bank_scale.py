@@ -70,6 +70,10 @@ quiet machine (nothing else running; load average 1.1-1.3): 5.5 M + 5 M response
 floor met). The 439 s of the 19:00 run was not reproduced; the import alone at 2 M items + 2 M responses, the code
 before this session (61a889b) then this, same files, quiet (22:07-22:13): items 155.6 -> 147.3 s, total 183.3 ->
 175.7 s, 197.2 -> 186.7 CPU-s, peak 2.11 -> 1.67 GiB: no slower than before, and linear (80 s a million items).
+Then each chunk checked in a worker thread while DuckDB writes the one before (main at ed25049), the same 5.5 M
+files, quiet (22:26-22:36, load average under 1.5): import 376.1 s wall (items 298.6 s; 543 CPU-s; floor 480 s met),
+peak 3.45 GiB (floor 4 met), the bank file the same 923 MiB (2.90x; floor 3 met); `--phase query` on it: stats 0.84 s
+(floor 0.5 NOT met), draw 0.24 s, pool 4.6 s, form 6.1 s, verify 76 s (met).
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000
