@@ -11,8 +11,6 @@ import sys
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +18,17 @@ from click.testing import CliRunner
 
 from adt.cli import cli
 from adt.review_page import make_server
-from itembank import Bank, open_bank
+from itembank import open_bank
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_stub import stub_server  # noqa: E402
+from review_serving import opener_for  # noqa: E402
 
 
 def _ok(bank: Path, *args: str) -> Any:
     res = CliRunner().invoke(cli, ["--bank", str(bank), *args, "--json"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     return json.loads(res.output)
-
-
-def _opener(path: Path):
-    @contextmanager
-    def opener(purpose: str) -> Iterator[Bank]:
-        import calibration  # noqa: F401  (its migrations, as the CLI's Context.bank)
-
-        with open_bank(path, purpose=purpose) as bank:
-            yield bank
-    return opener
 
 
 def test_generate_qc_review_page_sample_audit(tmp_path: Path) -> None:
@@ -81,7 +70,7 @@ def test_generate_qc_review_page_sample_audit(tmp_path: Path) -> None:
     assert flags[copied[0]]["leakage"]["detail"]["matches"][0]["source"] == "seed"
     assert qc["flags"]["near_duplicate"] == 1 and qc["flags"]["leak"] == 1
 
-    server = make_server(_opener(bank), port=0, quiet=True)
+    server = make_server(opener_for(bank), port=0, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
