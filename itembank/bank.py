@@ -89,6 +89,10 @@ STATS_BITSET_BYTES = 512 * 2**20
 # ... and the most combinations (tier x a value, or none, of each key) it ANDs and counts: each costs a pass over
 # a set, so many (``--by domain --by domain``: 1,300) cost more than the join (1 M items: 0.5 vs 0.18 CPU-s).
 STATS_BITSET_COMBOS = 512
+# ... and the fewest items (the span of their keys) for which it is worth loading numpy (0.1 s) for them: below it the
+# join takes less (100 k items: ~0.05 s) and `adt bank stats` loads DuckDB alone.
+STATS_BITSET_MIN_ITEMS = 250_000
+_BITSET_BLOCK_WORDS = 1024
 FIXED_VALUES = {"frequency_tier": ("low", "medium", "high"), "difficulty_band": ("hard", "medium", "easy", "unknown"),
                 "review_state": review.STATES, "stage": lifecycle.STAGES}
 
@@ -297,6 +301,15 @@ def refresh_exposure(conn: duckdb.DuckDBPyConnection, only: str | None = None) -
         conn.execute(f"DELETE FROM item_exposure WHERE item_key IN "  # noqa: S608 - a registered relation's name
                      f"(SELECT i.item_key FROM items i WHERE i.item_id IN (SELECT item_id FROM {only}))")
     conn.execute(f"INSERT INTO item_exposure BY NAME {exposure_sql(only)}")  # noqa: S608
+
+
+def note_tag_values(conn: duckdb.DuckDBPyConnection, pairs: str, params: Sequence[Any] = ()) -> None:
+    """Add to ``tag_values`` the (key, value) pairs it lacks among ``pairs`` (SQL giving ``key, value`` columns: a
+    registered relation or bound values), inside the caller's transaction: every writer of ``item_tags`` calls it with
+    what it writes (migration 008)."""
+    conn.execute(f"""INSERT INTO tag_values SELECT DISTINCT p.key, p.value FROM ({pairs}) p(key, value)
+                     WHERE NOT EXISTS (SELECT 1 FROM tag_values v WHERE v.key = p.key AND v.value = p.value)""",  # noqa: S608 - callers' fixed text
+                 list(params))
 
 
 def add_answered(conn: duckdb.DuckDBPyConnection, fresh: str, ts: str) -> None:
@@ -674,6 +687,7 @@ class Bank:
             conn.execute(f"""INSERT INTO item_tags (item_key, key, value, seq) SELECT i.item_key, t.key, t.value, ?
                              FROM _new_tags t JOIN {keyed} i USING (item_id) ORDER BY t.key, i.item_key""",  # noqa: S608
                          [seq] if found else [seq, seq])
+            note_tag_values(conn, "SELECT key, value FROM item_tags WHERE seq = ?", [seq])   # the rows just written
             if len(items_frame) or len(new_alias) or len(new_tags):
                 payload = history.batch_payload(conn, seq, ("items", "item_aliases", "item_tags"), source=opts.source)
                 history.append(conn, [Event(history.BATCH_KIND, None, batch, payload)], ts)
@@ -1232,7 +1246,7 @@ class Bank:
                     f"SELECT DISTINCT {key} FROM items WHERE {key} IN (SELECT unnest(?::VARCHAR[]))", [todo]).fetchall()}  # noqa: S608 - key from COLUMN_KEYS
             else:
                 known = set(self.taxonomy().closed.get(key, ())) | {str(r[0]) for r in self.conn.execute(
-                    "SELECT DISTINCT value FROM item_tags WHERE key = ? AND value IN (SELECT unnest(?::VARCHAR[]))",
+                    "SELECT value FROM tag_values WHERE key = ? AND value IN (SELECT unnest(?::VARCHAR[]))",
                     [key, todo]).fetchall()}
             for value in todo:
                 if value not in known:
@@ -1393,7 +1407,7 @@ class Bank:
                 raise self.unknown_key("--by", key, tax)
         tags_only = bool(by) and not any(k in COLUMN_KEYS for k in by)
         if bitsets is None:
-            bitsets = tags_only and self._bitsets_fit(by)
+            bitsets = tags_only and self._bitsets_fit(by, min_items=STATS_BITSET_MIN_ITEMS)
         elif bitsets and not tags_only:
             raise ValueError("stats bitsets: by tag keys only")
         keys = {*by, *(filters or {})}
@@ -1424,18 +1438,15 @@ class Bank:
         lo, hi = self.conn.execute("SELECT min(item_key), max(item_key) FROM items").fetchone() or (None, None)
         return None if lo is None else (int(lo), int(hi))
 
-    def _bitsets_fit(self, by: Sequence[str]) -> bool:
+    def _bitsets_fit(self, by: Sequence[str], min_items: int = 1) -> bool:
         """Whether ``_stats_bitsets`` over ``by`` keeps within ``STATS_BITSET_BYTES``: a bitset of every item per
-        tag value, tier and combination (a key of thousands of values would need thousands)."""
+        tag value, tier and combination (a key of thousands of values would need thousands); and the bank spans
+        ``min_items`` item keys or more."""
         span = self._key_range()
-        if span is None:
+        if span is None or span[1] - span[0] + 1 < min_items:
             return False
-        # key = ? OR ...: constant filters the scan applies itself (IN a list parameter is a join; 5.5 M items,
-        # two keys: 0.54 -> 0.37 CPU-s).
-        keys = list(dict.fromkeys(by))
-        counts = dict(self.conn.execute(
-            f"SELECT key, count(DISTINCT value) FROM item_tags WHERE {' OR '.join('key = ?' for _ in keys)} GROUP BY key",  # noqa: S608 - placeholders
-            keys).fetchall())
+        counts = dict(self.conn.execute("SELECT key, count(*) FROM tag_values WHERE key IN (SELECT unnest(?::VARCHAR[])) "
+                                        "GROUP BY key", [list(dict.fromkeys(by))]).fetchall())
         sizes = [int(counts.get(k, 0)) + 1 for k in by]   # + the items without the key
         combos = 3 * math.prod(sizes)                     # the last level's rows: tier x one value per key
         held = 3 + sum(sizes) + sum(3 * math.prod(sizes[:n]) for n in range(1, len(sizes)))
@@ -1444,48 +1455,77 @@ class Bank:
 
     def _stats_bitsets(self, by: Sequence[str], cte: str, cparams: list[Any], where: str,
                        wparams: list[Any]) -> duckdb.DuckDBPyConnection:
-        """``stats`` by tag keys without joining millions of tag rows to the items: one bitset over the item keys
-        per tag value (``bitstring_agg``), per frequency tier (from ``item_exposure``, no join to the items) and of
-        the selected items; each combination's count is the popcount of their AND. An item with several values of
-        a key is in each value's set, so it counts once per value (as the join does); the items without the key
-        are the complement of the key's sets. 2026-12-06, the whole ``stats(["domain", "scenario"])`` call (load ~4):
-        5.5 M items 3.88 -> 1.98 CPU-s, 1 M 0.56 -> 0.41 (bench/bank_scale.py)."""
+        """``stats`` by tag keys without joining millions of tag rows to the items: DuckDB builds one bitset over the
+        item keys (``bitstring_agg``) of the selected items, of each frequency tier's exposed items (from
+        ``item_exposure``, no join to the items) and of each tag value's items; numpy ANDs them and counts the bits of
+        each combination. An item with several values of a key is in each value's set, so it counts once per value
+        (as the join does); the items without the key are the complement of the key's sets. The counts come back
+        through the same GROUP BY as the join's, so both ways give the same columns and types.
+        ANDs and counts in numpy rather than DuckDB: 5.5 M items, two keys (``bench/bank_scale.py``), DuckDB's cross
+        product of 300 combinations copied and ANDed 0.4 GB of bitstrings (0.6 of the 0.73 s)."""
+        import numpy as np
+
         span = self._key_range()
         assert span is not None   # noqa: S101 - _bitsets_fit checked it
         lo, hi = span
+        n_bytes = (hi - lo) // 8 + 1
+        # A bitstring read as BLOB: ceil(n / 8) bytes, the first byte's unused high bits zero; as uint64 words
+        # (zero-padded) for numpy's popcount.
+        words = -(-n_bytes // 8)
+
+        def bitsets(sql: str, params: list[Any]) -> tuple[list[Any], np.ndarray]:
+            rows = self.conn.execute(sql, params).fetchall()
+            out = np.zeros((len(rows), words), np.uint64)
+            raw = out.view(np.uint8)
+            for n, (_, blob) in enumerate(rows):
+                if blob is not None:   # (no row selected: bitstring_agg is NULL)
+                    raw[n, :n_bytes] = np.frombuffer(blob, np.uint8)
+            return [r[0] for r in rows], out
+
         s = self.settings()
-        zero = "(sel.bs & ~sel.bs)"
-        ctes = [f"""sel AS MATERIALIZED (SELECT bitstring_agg(iv.item_key, ?, ?) AS bs FROM iv WHERE {where})""",  # noqa: S608 - fixed text
-                f"""ex AS MATERIALIZED (SELECT {tier_sql('runs', 'pubs')} AS tier, bitstring_agg(item_key, ?, ?) AS bs
-                     FROM item_exposure WHERE item_key BETWEEN ? AND ? GROUP BY 1)""",  # noqa: S608 - fixed text
-                # Each tier's selected items: those whose exposure row has it, and the unexposed items in the tier
-                # of no exposure.
-                f"""tiers AS MATERIALIZED (
-                     SELECT t.tier, sel.bs & (coalesce(ex.bs, {zero}) | CASE WHEN t.tier = {tier_sql('0', '0')}
-                            THEN ~coalesce((SELECT bit_or(bs) FROM ex), {zero}) ELSE {zero} END) AS bs
-                     FROM (VALUES ('low'), ('medium'), ('high')) t(tier) LEFT JOIN ex USING (tier) CROSS JOIN sel)"""]  # noqa: S608 - fixed text
-        params: list[Any] = [*cparams, lo, hi, *wparams, *tier_params(s), lo, hi, lo, hi, *tier_params(s)]
-        prev, cols = "tiers", ["tier"]
-        for n, key in enumerate(by):
-            ctes.append(f"""b{n}r AS MATERIALIZED (SELECT value AS v, bitstring_agg(item_key, ?, ?) AS bs FROM item_tags
-                              WHERE key = ? AND item_key BETWEEN ? AND ? GROUP BY value)""")  # noqa: S608 - fixed text
-            ctes.append(f"""b{n} AS (SELECT v, bs FROM b{n}r UNION ALL
-                              SELECT NULL, ~coalesce((SELECT bit_or(bs) FROM b{n}r), {zero}) FROM sel)""")  # noqa: S608 - fixed text
-            params += [lo, hi, key, lo, hi]
-            # Combinations no selected item has are dropped before the next key multiplies them.
-            keep = f"WHERE bit_count({prev}.bs) > 0" if n else ""
-            ctes.append(f"""c{n} AS (SELECT {', '.join(f'{prev}.{c}' for c in cols)}, b{n}.v AS v{n},
-                              {prev}.bs & b{n}.bs AS bs FROM {prev} CROSS JOIN b{n} {keep})""")  # noqa: S608 - fixed text
-            prev, cols = f"c{n}", [*cols, f"v{n}"]
+        selected = f"WITH {cte.strip()} SELECT NULL, bitstring_agg(iv.item_key, ?, ?)::BLOB FROM iv WHERE {where}"  # noqa: S608 - fixed text, values bound
+        _, sel = bitsets(selected, [*cparams, lo, hi, *wparams])
+        exposed, ex = bitsets(f"""SELECT {tier_sql('runs', 'pubs')}, bitstring_agg(item_key, ?, ?)::BLOB
+                                  FROM item_exposure WHERE item_key BETWEEN ? AND ? GROUP BY 1""",  # noqa: S608
+                              [*tier_params(s), lo, hi, lo, hi])
+        # Each tier's selected items: those whose exposure row has it, and the unexposed items in the tier of no
+        # exposure.
+        unexposed = first(self.conn.execute(f"SELECT {tier_sql('0', '0')}", tier_params(s)))[0]  # noqa: S608
+        labels: list[tuple[Any, ...]] = [(t,) for t in ("low", "medium", "high")]
+        level = np.zeros((3, words), np.uint64)
+        for n, (tier,) in enumerate(labels):
+            if tier in exposed:
+                level[n] = ex[exposed.index(tier)]
+            if tier == unexposed:
+                level[n] |= ~np.bitwise_or.reduce(ex, axis=0)   # (no exposed item: every bit)
+        level &= sel
+        key_sets = []
+        for key in by:
+            values, sets = bitsets("""SELECT value, bitstring_agg(item_key, ?, ?)::BLOB FROM item_tags
+                                      WHERE key = ? AND item_key BETWEEN ? AND ? GROUP BY value""", [lo, hi, key, lo, hi])
+            # + the items without the key (its complement's bits outside the selection are ANDed away)
+            key_sets.append(([*values, None], np.concatenate([sets, ~np.bitwise_or.reduce(sets, axis=0, keepdims=True)])))
+        for values, _ in key_sets:
+            labels = [(*lab, v) for lab in labels for v in values]
+        # Every combination's AND, a block of words at a time: the block's combinations (at most
+        # STATS_BITSET_COMBOS x 8 KiB) stay in the cache instead of passing through memory once per key.
+        counts = np.zeros(len(labels), np.int64)
+        for w in range(0, words, _BITSET_BLOCK_WORDS):
+            block = level[:, w:w + _BITSET_BLOCK_WORDS]
+            for _, sets in key_sets:
+                block = (block[:, None, :] & sets[None, :, w:w + _BITSET_BLOCK_WORDS]).reshape(-1, block.shape[-1])
+            counts += np.bitwise_count(block).sum(axis=1, dtype=np.int64)
+        rows = [(*lab, int(c)) for lab, c in zip(labels, counts.tolist(), strict=True) if c]
+        cols = list(zip(*rows, strict=True)) if rows else [()] * (len(by) + 2)
         names = ", ".join(f'v{n} AS "{key}"' for n, key in enumerate(by))
         group = ", ".join(str(i + 1) for i in range(len(by)))
         tiers = ", ".join(f"coalesce(sum(n) FILTER (WHERE tier = '{t}'), 0)::BIGINT AS freq_tier_{t}"
                           for t in ("low", "medium", "high"))
-        sql = f"""WITH {cte.strip()}, {', '.join(ctes)}
-                  SELECT {names}, sum(n)::BIGINT AS items, {tiers}
-                  FROM (SELECT *, bit_count(bs) AS n FROM {prev}) GROUP BY {group} HAVING sum(n) > 0
-                  ORDER BY {group}"""  # noqa: S608 - keys are bound; names quoted as the join query quotes them
-        return self.conn.execute(sql, params)
+        unnest = ", ".join(["unnest(?::VARCHAR[]) AS tier", *(f"unnest(?::VARCHAR[]) AS v{n}" for n in range(len(by))),
+                            "unnest(?::BIGINT[]) AS n"])
+        sql = f"""SELECT {names}, sum(n)::BIGINT AS items, {tiers} FROM (SELECT {unnest})
+                  GROUP BY {group} HAVING sum(n) > 0 ORDER BY {group}"""  # noqa: S608 - keys are bound; names quoted as the join query quotes them
+        return self.conn.execute(sql, [list(c) for c in cols])
 
     def item(self, ref: str) -> dict[str, Any]:
         """Everything the bank knows about one item."""
@@ -1511,6 +1551,7 @@ class Bank:
         """One tag row, carrying ``seq``: the per-item event that records it."""
         self.conn.execute("INSERT INTO item_tags (item_key, key, value, seq) SELECT item_key, ?, ?, ? FROM items "
                           "WHERE item_id = ?", [key, value, seq, item_id])
+        note_tag_values(self.conn, "SELECT ?, ?", [key, value])
 
     def _tags_of(self, item_id: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

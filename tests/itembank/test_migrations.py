@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_rooms_register_in_dependency_order_and_a_new_bank_gets_every_migration(tmp_path: Path) -> None:
     assert migrate.registered_rooms() == ("itembank", "calibration")
     shipped = [(m.room, m.version, m.name) for m in migrate.shipped_migrations()]
-    assert shipped[:7] == [("itembank", 1, "001_core.sql"), ("itembank", 2, "002_near_dup_index.sql"),
+    assert shipped[:8] == [("itembank", 1, "001_core.sql"), ("itembank", 2, "002_near_dup_index.sql"),
                            ("itembank", 3, "003_item_stage.sql"), ("itembank", 4, "004_judgments.sql"),
                            ("itembank", 5, "005_compact_history.sql"), ("itembank", 6, "006_batch_history.sql"),
-                           ("itembank", 7, "007_item_keys_exposure.sql")]
+                           ("itembank", 7, "007_item_keys_exposure.sql"), ("itembank", 8, "008_tag_values.sql")]
     n_own = sum(r == "itembank" for r, *_ in shipped)
-    assert n_own == 7
+    assert n_own == 8
     assert [r for r, *_ in shipped] == ["itembank"] * n_own + ["calibration"] * (len(shipped) - n_own)
     with open_bank(tmp_path / "b.duckdb", create=True) as bank:
         rows = bank.conn.execute("SELECT room, version, name FROM schema_migrations").fetchall()

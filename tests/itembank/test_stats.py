@@ -128,3 +128,62 @@ def test_a_key_of_too_many_values_takes_the_join(bank_path: Path, monkeypatch: p
                                       bank._stats(["domain", "scenario"], None, bitsets=True).df())
         with pytest.raises(ValueError, match="tag keys only"):
             bank._stats(["domain", "language"], None, bitsets=True)
+
+
+def test_tag_values_hold_the_distinct_pairs_of_the_tags(bank_path: Path, tmp_path: Path) -> None:
+    """Migration 008's derived table, kept by every writer of tags (import, tag, edit), rebuilt by the upgrade of a
+    bank from before it and carried by a snapshot; `stats --by` sizes its bitsets and a filter's values are
+    checked from it."""
+    import duckdb
+
+    from adtbase.errors import TaxonomyError
+    from itembank.snapshot import export, import_snapshot
+
+    path = tmp_path / "copy.duckdb"
+    path.write_bytes(bank_path.read_bytes())
+
+    def pairs(conn: duckdb.DuckDBPyConnection) -> tuple[list, list]:
+        kept = conn.execute("SELECT key, value FROM tag_values ORDER BY ALL").fetchall()
+        return kept, conn.execute("SELECT DISTINCT key, value FROM item_tags ORDER BY ALL").fetchall()
+
+    with open_bank(path) as bank:
+        kept, tags = pairs(bank.conn)
+        assert kept == tags and ("domain", "history") in kept   # history: a value tag() added after the import
+        q1 = bank.resolve("toy:q1")
+        assert bank.tag([q1, bank.resolve("toy:q2")], "industry", "energy", extend_taxonomy=True) == 2
+        bank.set_review_state([q1], "draft", reason="to edit")
+        bank.edit_item(q1, reviewer="ann", question="Item 1, edited?")   # the new item's tags: pairs already kept
+        kept, tags = pairs(bank.conn)
+        assert kept == tags and kept.count(("industry", "energy")) == 1
+        assert bank.stats([], {"industry": ["energy"]})["items"].tolist() == [3]   # q1 (now rejected), q2, q1's edit
+        with pytest.raises(TaxonomyError, match="energi"):
+            bank.stats(["domain"], {"industry": ["energi"]})
+        out = tmp_path / "export"
+        export(bank, out)
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    import_snapshot(out, rebuilt)
+    with open_bank(rebuilt) as bank:
+        assert pairs(bank.conn) == (kept, tags)
+    conn = duckdb.connect(str(path))   # the bank as adt wrote it before 008
+    conn.execute("DROP TABLE tag_values")
+    conn.execute("DELETE FROM schema_migrations WHERE room = 'itembank' AND version = 8")
+    conn.close()
+    with open_bank(path) as bank:
+        assert pairs(bank.conn) == (kept, tags)
+
+
+def test_a_large_bank_takes_the_bitsets_a_small_one_the_join(bank_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = bank_mod.Bank._stats_bitsets
+
+    def spy(self: bank_mod.Bank, *args: object) -> object:
+        calls.append("bitsets")
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bank_mod.Bank, "_stats_bitsets", spy)
+    with open_bank(bank_path) as bank:
+        small = bank.stats(["domain", "scenario"])
+        assert calls == []                                   # 240 items: under STATS_BITSET_MIN_ITEMS
+        monkeypatch.setattr(bank_mod, "STATS_BITSET_MIN_ITEMS", 240)
+        pd.testing.assert_frame_equal(bank.stats(["domain", "scenario"]), small)
+        assert calls == ["bitsets"]
