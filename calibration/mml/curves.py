@@ -219,18 +219,28 @@ def _by_rows(n_rows: int, n_cols: int, fn: Callable[[int, int], None]) -> None:
     """fn(start, stop) over contiguous row ranges covering 0..n_rows: one per core for a large pass.  The ranges
     start on the callers' row blocks (``_BLOCK`` cells), so every block is the one a single thread would do (a
     BLAS product of another shape may round differently)."""
-    global _POOL
     step = max(1, _BLOCK // max(n_cols, 1))
     n_blocks = -(-n_rows // step)
     parts = min(_THREADS, n_blocks) if n_rows * n_cols >= _PARALLEL_CELLS else 1
-    if parts <= 1:
-        fn(0, n_rows)
+    _in_parts([min(n_rows, n_blocks * k // parts * step) for k in range(parts + 1)], fn)
+
+
+def _in_parts(cuts: Sequence[int], fn: Callable[[int, int], None]) -> None:
+    """fn(cuts[k], cuts[k + 1]) for each k, on the pool's threads (one part: in the calling thread)."""
+    global _POOL
+    if len(cuts) <= 2:
+        fn(cuts[0], cuts[-1])
         return
     if _POOL is None:
         _POOL = ThreadPoolExecutor(_THREADS, thread_name_prefix="adt-mml")
-    cuts = [min(n_rows, n_blocks * k // parts * step) for k in range(parts + 1)]
     for f in [_POOL.submit(fn, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)]:
         f.result()
+
+
+def _even_cuts(n: int, work: int) -> list[int]:
+    """Cuts of 0..n into one range per core when ``work`` (cells, or stored entries times columns) is large."""
+    parts = min(_THREADS, n) if work >= _PARALLEL_CELLS else 1
+    return [n * k // max(parts, 1) for k in range(max(parts, 1) + 1)]
 
 
 def _node_sums(A: NDArray, X: NDArray) -> NDArray:

@@ -17,7 +17,47 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from .curves import _even_cuts, _in_parts
+
 _CHUNK = 1 << 17   # observations per chunk when gathering per-observation quantities
+
+try:   # scipy's CSR kernel (what ``A @ X`` runs), called on row ranges into one output (``_csr_times``)
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:   # pragma: no cover - a scipy without it: the plain product, on one core
+    _csr_matvecs = None
+
+
+def _csr_times(A: sparse.csr_array, X: NDArray) -> NDArray:
+    """A @ X for a CSR A and a dense X, A's rows shared among the cores (``curves._in_parts``; scipy's kernel
+    lets go of the GIL). Each row's sum is formed as the one-core product forms it: the same numbers bit for bit."""
+    cuts = _even_cuts(A.shape[0], A.nnz * X.shape[1])
+    if _csr_matvecs is None or len(cuts) <= 2 or X.dtype != np.float64 or A.data.dtype != np.float64:
+        return A @ X
+    X = np.ascontiguousarray(X)
+    out = np.zeros((A.shape[0], X.shape[1]))
+    flat = X.reshape(-1)
+
+    def rows(lo: int, hi: int) -> None:
+        _csr_matvecs(hi - lo, A.shape[1], X.shape[1], A.indptr[lo:hi + 1], A.indices, A.data, flat,
+                     out[lo:hi].reshape(-1))
+
+    _in_parts(cuts, rows)
+    return out
+
+
+def _csr_t_times(A: sparse.csr_array, X: NDArray) -> NDArray:
+    """A.T @ X for a CSR A and a dense X, X's columns shared among the cores: each output column is the one-core
+    product's, bit for bit (A's rows are summed in the same order whatever the columns beside it)."""
+    cuts = _even_cuts(X.shape[1], A.nnz * X.shape[1])
+    if len(cuts) <= 2:
+        return A.T @ X
+    out = np.empty((A.shape[1], X.shape[1]))
+
+    def cols(lo: int, hi: int) -> None:
+        out[:, lo:hi] = A.T @ np.ascontiguousarray(X[:, lo:hi])
+
+    _in_parts(cuts, cols)
+    return out
 
 
 class _SparseOps:
@@ -40,7 +80,7 @@ class _SparseOps:
         self._IT: sparse.csr_array | None = None
 
     def node_loglik(self, logP: NDArray, log1mP: NDArray) -> NDArray:
-        return self.S1T.T @ logP + self.S0T.T @ log1mP
+        return _csr_t_times(self.S1T, logP) + _csr_t_times(self.S0T, log1mP)
 
     def model_totals(self) -> tuple[NDArray, NDArray]:
         """Responses and total score per model."""
@@ -57,7 +97,7 @@ class _SparseOps:
                      for w in (None, self.s, s2, tm, tm * tm, self.s * tm))
 
     def counts(self, post: NDArray) -> tuple[NDArray, NDArray]:
-        return self.S1T @ post, self.S0T @ post
+        return _csr_times(self.S1T, post), _csr_times(self.S0T, post)
 
     def sq_counts(self, post: NDArray) -> NDArray:
         pos = self.s > 0
@@ -71,7 +111,7 @@ class _SparseOps:
             self._S = sparse.csr_array((self.s[pos], (self.m[pos], self.i[pos])), shape=self.shape)
             self._IT = sparse.csr_array((np.ones(self.s.size), (self.i, self.m)), shape=self.shape[::-1])
         S, IT = self._S, self._IT
-        return np.outer(S @ a, x) - (S @ ab)[:, None] + IT.T @ log1mP
+        return np.outer(S @ a, x) - (S @ ab)[:, None] + _csr_t_times(IT, log1mP)
 
     def obs_dots(self, post: NDArray, A: NDArray, pos_of: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:
         """post_m . A_i[:, j] for every observation (m, i) on a free item: (m, item position, s, dots)."""
@@ -103,12 +143,12 @@ class _SparseOps:
     def suff_counts(self, post: NDArray, x01: NDArray) -> tuple[NDArray, NDArray]:
         """R @ [1, x] and N = R + F without forming R and F."""
         assert self._S is not None and self._IT is not None
-        return self._S.T @ (post @ x01), self._IT @ post
+        return _csr_t_times(self._S, post @ x01), _csr_times(self._IT, post)
 
     def theta_score(self, a: NDArray, aP: NDArray) -> NDArray:
         """Per model and node, d/dtheta of the 2PL log-likelihood: sum over its items of a_i (s - P_i)."""
         assert self._S is not None and self._IT is not None
-        return (self._S @ a)[:, None] - self._IT.T @ aP
+        return (self._S @ a)[:, None] - _csr_t_times(self._IT, aP)
 
     def model_sums(self, A: NDArray, B: NDArray) -> NDArray:
         """sum over each model's items of (s * A_i - B_i) at every node."""

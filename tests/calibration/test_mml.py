@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from adtbase.errors import InputError
 from calibration.data import ResponseSet
@@ -19,6 +20,7 @@ from calibration.mml import (
     fit_mml,
     fitting,
     mstep,
+    ops,
     problem,
     select_model,
     simulate_responses,
@@ -542,12 +544,17 @@ def test_row_passes_are_the_same_on_several_threads(rng: np.random.Generator, mo
     a, b = np.exp(rng.normal(0, 0.5, n)), rng.normal(0, 1.5, n)
     N = rng.uniform(0, 3, (n, x.size))
     A, B = rng.normal(size=(n, x.size)), rng.normal(size=(n, x.size))
+    # the E-step's sparse products: an items x models matrix (5% stored) times models x nodes, and its transpose
+    # times items x nodes
+    IT = sparse.random_array((n, 301), density=0.05, format="csr", rng=rng)
+    post = rng.uniform(size=(301, x.size))
     monkeypatch.setattr(curves, "_BLOCK", 29 * 37)
 
     def passes() -> list[np.ndarray]:
         logP, z, P = curves._log_logistic(a, b, x)
         return [logP, z, P, *curves._np_sums(N, P, x, a, b), *curves._np_sums(N[:1], None, x, a, b),
-                accel._row_max_abs_diff(A, B), mstep._sum_n(N, logP)]
+                accel._row_max_abs_diff(A, B), mstep._sum_n(N, logP), ops._csr_times(IT, post),
+                ops._csr_t_times(IT, A)]
 
     monkeypatch.setattr(curves, "_PARALLEL_CELLS", 10**12)
     alone = passes()
@@ -558,4 +565,6 @@ def test_row_passes_are_the_same_on_several_threads(rng: np.random.Generator, mo
     assert curves._POOL is not None and curves._POOL._max_workers == 3
     for got, want in zip(shared, alone, strict=True):
         np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(alone[-1], np.einsum("iq,iq->i", N, alone[0]))   # as the whole array
+    np.testing.assert_array_equal(alone[-3], np.einsum("iq,iq->i", N, alone[0]))   # as the whole array
+    np.testing.assert_array_equal(shared[-2], IT @ post)       # as scipy's own product, bit for bit
+    np.testing.assert_array_equal(shared[-1], IT.T @ A)
