@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..irt import EPS, prob
-from .curves import _log_logistic
+from .curves import _by_rows, _log_logistic
 from .problem import _EStep, _Params, _ProblemBase
 
 _TINY = 1e-250   # posterior masses below this are flushed to zero (see _Problem.estep)
@@ -50,6 +50,15 @@ def _support(L: NDArray, mx: NDArray, lo: int, n_q: int, rows: NDArray) -> tuple
     if near.size == 0:
         return 0, n_q
     return max(0, lo + int(near[0]) - _WIN_PAD), min(n_q, lo + int(near[-1]) + 1 + _WIN_PAD)
+
+
+def _log1m(logP: NDArray, z: NDArray) -> NDArray:
+    """log(1 - P) = log P - z, written over z (not needed again: no new array), the rows on every core."""
+    def rows_of(lo: int, hi: int) -> None:
+        np.subtract(logP[lo:hi], z[lo:hi], out=z[lo:hi])
+
+    _by_rows(z.shape[0], z.shape[1], rows_of)
+    return z
 
 
 class _EStepMixin(_ProblemBase):
@@ -84,7 +93,7 @@ class _EStepMixin(_ProblemBase):
             x = self.x[lo:hi]
             if self.plain:
                 logP, z, P = self._log_logistic(p, x)
-                log1mP = np.subtract(logP, z, out=z)      # z is not needed again: no new array
+                log1mP = _log1m(logP, z)
             else:
                 P = np.clip(prob(x, p.a[:, None], p.b[:, None], p.c[:, None], p.d[:, None]), EPS, 1.0 - EPS)
                 logP, log1mP = np.log(P), np.log1p(-P)

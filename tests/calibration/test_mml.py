@@ -553,8 +553,8 @@ def test_row_passes_are_the_same_on_several_threads(rng: np.random.Generator, mo
     def passes() -> list[np.ndarray]:
         logP, z, P = curves._log_logistic(a, b, x)
         return [logP, z, P, *curves._np_sums(N, P, x, a, b), *curves._np_sums(N[:1], None, x, a, b),
-                accel._row_max_abs_diff(A, B), mstep._sum_n(N, logP), ops._csr_times(IT, post),
-                ops._csr_t_times(IT, A)]
+                estep._log1m(logP, z.copy()), accel._row_max_abs_diff(A, B), mstep._sum_n(N, logP),
+                ops._csr_times(IT, post), ops._csr_t_times(IT, A)]
 
     monkeypatch.setattr(curves, "_PARALLEL_CELLS", 10**12)
     alone = passes()
@@ -566,5 +566,6 @@ def test_row_passes_are_the_same_on_several_threads(rng: np.random.Generator, mo
     for got, want in zip(shared, alone, strict=True):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(alone[-3], np.einsum("iq,iq->i", N, alone[0]))   # as the whole array
+    np.testing.assert_array_equal(alone[-5], alone[0] - alone[1])             # log(1 - P) = log P - z
     np.testing.assert_array_equal(shared[-2], IT @ post)       # as scipy's own product, bit for bit
     np.testing.assert_array_equal(shared[-1], IT.T @ A)
