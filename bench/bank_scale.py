@@ -9,7 +9,7 @@ separately (Python start-up and opening the bank included).
 Floors (2-core machine). 1 M items, 500 k responses: item import <= 90 s, peak RSS <= 3 GiB, each
 in-process query <= 1 s. The reference system's size (issue 16), 5.5 M items and 5 M responses: import
 <= 8 min, peak RSS <= 4 GiB, bank file <= 3x the Parquet source, stats and draw <= 0.5 s, the form
-<= 15 s, verify <= 2 min; a run above 1 M measures 1 M first, so both sizes print side by side.
+<= 15 s, verify <= 2 min; a run above 1 M then measures 1 M too, so both sizes print side by side.
 
 Measured 2026-12-06 (2 shared cores, load average 4-5.5; migration 005 in): 1 M: items 123 s (108 CPU-s with the
 responses), import peak 1.65 GiB, 446 MiB bank vs 58 MiB source (7.7x), stats 1.5 s, draw 0.64 s, form 7.8 s,
@@ -74,6 +74,14 @@ Then each chunk checked in a worker thread while DuckDB writes the one before (m
 files, quiet (22:26-22:36, load average under 1.5): import 376.1 s wall (items 298.6 s; 543 CPU-s; floor 480 s met),
 peak 3.45 GiB (floor 4 met), the bank file the same 923 MiB (2.90x; floor 3 met); `--phase query` on it: stats 0.84 s
 (floor 0.5 NOT met), draw 0.24 s, pool 4.6 s, form 6.1 s, verify 76 s (met).
+Then `stats --by` tag keys with numpy ANDing and counting the per-value bitsets a block of words at a time (DuckDB's
+cross product of the combinations had copied and ANDed 0.4 GB of bitstrings) and the values per key read from
+tag_values (migration 008) instead of a scan of the tag rows (main at 0790ea8), 2026-12-07 00:39-00:53, one run
+on a quiet machine (load average 1.3-1.4): 5.5 M + 5 M responses: import 384.4 s wall (items 303.1 s; 553 CPU-s;
+floor 480 s met), peak 3.28 GiB (floor 4 met), 923 MiB vs 319 MiB = 2.90x (floor 3 met), stats 0.38 s (floor 0.5
+met), draw 0.22 s, pool 3.4 s, form 5.5 s, verify 78 s, CLI stats 0.98 s: every floor met; 1 M in the same run:
+items 56.8 s, 1.46 GiB, 2.97x, stats 0.08 s, draw 0.05 s, form 1.0 s, verify 14 s (every 1 M floor met). The stats
+call alone on the 5.5 M bank, in process, 9 calls: 0.26-0.33 s (before: 0.72-0.99 s, 5 calls, the same bank).
 
     python bench/bank_scale.py [--items 1000000] [--responses N] [--workdir DIR]
     python bench/bank_scale.py --items 5500000 --responses 5000000

@@ -25,6 +25,14 @@ per-item N log P sums and the convergence measure in threads, the same numbers b
 quiet machine (nothing else running, load average 1.45, 2026-12-06 22:13-22:25): large 640.9 s wall / 890.5 CPU-s
 (1.39 cores busy on average: the E-step's sparse products stay on one), 126 EM steps, SEs 30.9 s, peak 7.66 GiB,
 recovery 0.370/0.839/0.998: floor (600 s) NOT met, by 7%.
+Then the E-step's sparse products on both cores too (ops._csr_times: items x models times the posteriors, rows
+shared through scipy's own CSR kernel; ops._csr_t_times: its transpose times the curves, node columns shared; the
+same numbers bit for bit; 20 EM steps 119.2 -> 96.6 s wall, parameters identical), main at 0790ea8, quiet machine
+(2026-12-07 00:28-00:39, load average 1.1-1.9): large 566.5 s wall / 912.1 CPU-s (1.61 cores), 126 EM steps, SEs
+24.2 s, peak 7.66 GiB, recovery 0.370/0.839/0.998: floor met. With log(1 - P) on both cores as well (3442171;
+00:54-01:04, load average 1.3-1.7): 596.3 s wall / 955.1 CPU-s, SEs 30.0 s (the SE code unchanged: the machine
+ran ~5-20% slower than in the run before), 7.67 GiB: floor met, with a thin margin. What stays on one core: the
+Python between the passes and the one-off set-up (the CSR matrices from the triplets, the item moments: ~6 s).
 
     .venv/bin/python bench/calibration_scale.py                   # both sizes (5M, then 20M)
     .venv/bin/python bench/calibration_scale.py --only small      # 5M only
