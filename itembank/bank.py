@@ -1548,10 +1548,10 @@ class Bank:
         return rec
 
     def _insert_tag(self, item_id: str, key: str, value: str, seq: int) -> None:
-        """One tag row, carrying ``seq``: the per-item event that records it."""
+        """One tag row, carrying ``seq``: the per-item event that records it. The caller notes the values it wrote
+        (``note_tag_values``) once, after its rows: a query a row made ``bank tag`` of 1,000 items 39% slower."""
         self.conn.execute("INSERT INTO item_tags (item_key, key, value, seq) SELECT item_key, ?, ?, ? FROM items "
                           "WHERE item_id = ?", [key, value, seq, item_id])
-        note_tag_values(self.conn, "SELECT ?, ?", [key, value])
 
     def _tags_of(self, item_id: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -1836,6 +1836,7 @@ class Bank:
             for k, values in new_tags.items():
                 for v in values:
                     self._insert_tag(new_id, k, v, seq)
+            note_tag_values(self.conn, "SELECT key, value FROM item_tags WHERE seq = ?", [seq])   # the rows just written
             self.conn.execute("UPDATE items SET review_state = ? WHERE item_id = ?", [review.REJECTED, old_id])
             created = {"content_hash": digest, "external_id": None, "source": source,
                        "tags": tag_text, "parent": old_id, "reviewer": who, **({"reason": why} if why else {})}
@@ -1908,6 +1909,8 @@ class Bank:
             start = self.head().n_events + 1   # each tag carries the seq of its item's 'tagged' event
             for n, item_id in enumerate(fresh):
                 self._insert_tag(item_id, key, value, start + n)
+            if fresh:
+                note_tag_values(self.conn, "SELECT ?, ?", [key, value])
             history.append(self.conn, [Event("tagged", i, None, {"tags": f"{key}={value}"}) for i in fresh], now())
         return len(fresh)
 

@@ -152,9 +152,10 @@ def test_tag_values_hold_the_distinct_pairs_of_the_tags(bank_path: Path, tmp_pat
         q1 = bank.resolve("toy:q1")
         assert bank.tag([q1, bank.resolve("toy:q2")], "industry", "energy", extend_taxonomy=True) == 2
         bank.set_review_state([q1], "draft", reason="to edit")
-        bank.edit_item(q1, reviewer="ann", question="Item 1, edited?")   # the new item's tags: pairs already kept
+        # the new item's tags: its other pairs already kept, and a value no item had
+        bank.edit_item(q1, reviewer="ann", question="Item 1, edited?", tags={"industry": ["energy", "mining"]})
         kept, tags = pairs(bank.conn)
-        assert kept == tags and kept.count(("industry", "energy")) == 1
+        assert kept == tags and kept.count(("industry", "energy")) == 1 and ("industry", "mining") in kept
         assert bank.stats([], {"industry": ["energy"]})["items"].tolist() == [3]   # q1 (now rejected), q2, q1's edit
         with pytest.raises(TaxonomyError, match="energi"):
             bank.stats(["domain"], {"industry": ["energi"]})
