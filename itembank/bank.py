@@ -1491,7 +1491,7 @@ class Bank:
         # Each tier's selected items: those whose exposure row has it, and the unexposed items in the tier of no
         # exposure.
         unexposed = first(self.conn.execute(f"SELECT {tier_sql('0', '0')}", tier_params(s)))[0]  # noqa: S608
-        labels: list[tuple[Any, ...]] = [(t,) for t in ("low", "medium", "high")]
+        labels: list[tuple[Any, ...]] = [(t,) for t in FIXED_VALUES["frequency_tier"]]
         level = np.zeros((3, words), np.uint64)
         for n, (tier,) in enumerate(labels):
             if tier in exposed:
@@ -1520,7 +1520,7 @@ class Bank:
         names = ", ".join(f'v{n} AS "{key}"' for n, key in enumerate(by))
         group = ", ".join(str(i + 1) for i in range(len(by)))
         tiers = ", ".join(f"coalesce(sum(n) FILTER (WHERE tier = '{t}'), 0)::BIGINT AS freq_tier_{t}"
-                          for t in ("low", "medium", "high"))
+                          for t in FIXED_VALUES["frequency_tier"])
         unnest = ", ".join(["unnest(?::VARCHAR[]) AS tier", *(f"unnest(?::VARCHAR[]) AS v{n}" for n in range(len(by))),
                             "unnest(?::BIGINT[]) AS n"])
         sql = f"""SELECT {names}, sum(n)::BIGINT AS items, {tiers} FROM (SELECT {unnest})
